@@ -1,0 +1,159 @@
+"""In-memory job queue (asyncio): the embedded default and the reference for the queue contract.
+
+Messages are kept encoded, exactly as they would travel on Kafka, so the codec, dead letters and
+redelivery behave the same way as on the real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from domain.codec import UndecodableMessage, decode_event, decode_job, encode_event, encode_job
+from domain.models import Event, Job
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class DeadLetter:
+    stream: str
+    raw: bytes
+    reason: str
+
+
+@dataclass
+class _Entry:
+    seq: int
+    raw: bytes
+    deliveries: int = 0
+
+
+@dataclass
+class MemoryDelivery(Generic[T]):
+    _message: T
+    _entry: _Entry
+    _stream: "_Stream"
+    attempt: int = 1
+    done: bool = field(default=False)
+
+    @property
+    def message(self) -> T:
+        return self._message
+
+    async def ack(self) -> None:
+        if not self.done:
+            self.done = True
+            self._stream.in_flight.pop(self._entry.seq, None)
+
+    async def release(self) -> None:
+        if not self.done:
+            self.done = True
+            self._stream.requeue(self._entry)
+
+
+class _Stream:
+    """One topic with a single consumer group: pending entries and entries in flight."""
+
+    def __init__(self, name: str, decode: Callable[[bytes], Any], dead: list[DeadLetter]) -> None:
+        self.name = name
+        self.decode = decode
+        self.dead = dead
+        self.pending: deque[_Entry] = deque()
+        self.in_flight: dict[int, _Entry] = {}
+        self.wakeup = asyncio.Condition()
+        self._seq = itertools.count()
+
+    async def put(self, raw: bytes) -> None:
+        async with self.wakeup:
+            self.pending.append(_Entry(next(self._seq), raw))
+            self.wakeup.notify_all()
+
+    def requeue(self, entry: _Entry) -> None:
+        self.in_flight.pop(entry.seq, None)
+        self.pending.appendleft(entry)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.wakeup:
+            self.wakeup.notify_all()
+
+    async def take(self, limit: int, timeout: float) -> list[MemoryDelivery[Any]]:
+        out: list[MemoryDelivery[Any]] = []
+        async with self.wakeup:
+            if not self.pending:
+                try:
+                    await asyncio.wait_for(self.wakeup.wait_for(lambda: bool(self.pending)), timeout)
+                except TimeoutError:
+                    return out
+            while self.pending and len(out) < limit:
+                entry = self.pending.popleft()
+                try:
+                    message = self.decode(entry.raw)
+                except UndecodableMessage as exc:
+                    log.warning("set aside an undecodable message on %s: %s", self.name, exc.reason)
+                    self.dead.append(DeadLetter(self.name, entry.raw, exc.reason))
+                    continue
+                entry.deliveries += 1
+                self.in_flight[entry.seq] = entry
+                out.append(MemoryDelivery(message, entry, self, attempt=entry.deliveries))
+        return out
+
+    def abandon_in_flight(self) -> int:
+        """What the broker does when a consumer dies: everything unacked is owed again."""
+        entries = sorted(self.in_flight.values(), key=lambda e: e.seq)
+        self.in_flight.clear()
+        self.pending.extendleft(reversed(entries))
+        return len(entries)
+
+
+class MemoryJobQueue:
+    """asyncio queue of jobs and events within one process (``--role all``)."""
+
+    def __init__(self) -> None:
+        self.dead_letters: list[DeadLetter] = []
+        self.jobs = _Stream("requests", decode_job, self.dead_letters)
+        self.events = _Stream("results", decode_event, self.dead_letters)
+        self._ready = False
+
+    async def start(self) -> None:
+        self._ready = True
+
+    async def stop(self) -> None:
+        self._ready = False
+        self.jobs.abandon_in_flight()
+        self.events.abandon_in_flight()
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    async def publish_job(self, job: Job) -> None:
+        await self.jobs.put(encode_job(job))
+
+    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[MemoryDelivery[Job]]:
+        return await self.jobs.take(max_jobs, timeout)
+
+    async def publish_event(self, event: Event) -> None:
+        await self.events.put(encode_event(event))
+
+    async def receive_events(self, max_events: int, timeout: float) -> list[MemoryDelivery[Event]]:
+        return await self.events.take(max_events, timeout)
+
+    async def backlog(self) -> int:
+        return len(self.jobs.pending) + len(self.jobs.in_flight)
+
+    # Test and operations hooks -------------------------------------------------------------
+    async def publish_raw_job(self, raw: bytes) -> None:
+        await self.jobs.put(raw)
+
+    async def publish_raw_event(self, raw: bytes) -> None:
+        await self.events.put(raw)
+
+    def abandon_consumers(self) -> int:
+        return self.jobs.abandon_in_flight() + self.events.abandon_in_flight()

@@ -1,0 +1,102 @@
+"""Settings from environment variables and an optional ``.env`` file.
+
+Every field is documented in the README's settings table (``tests/test_readme.py`` checks that the
+table and this class agree). Names are the environment variables, upper-cased.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QueueBackend(StrEnum):
+    MEMORY = "memory"
+    KAFKA = "kafka"
+
+
+class StorageBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class GeneratorBackend(StrEnum):
+    FAKE = "fake"
+    TINY = "tiny"
+    WUERSTCHEN = "wuerstchen"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- process
+    log_level: str = "INFO"
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    shutdown_grace_s: float = Field(60.0, description="how long in-flight work may finish on stop")
+    worker_id: str = Field("", description="worker name; default: host name and pid")
+
+    # --- queue
+    queue_backend: QueueBackend = QueueBackend.MEMORY
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_requests_topic: str = "p2p.requests"
+    kafka_results_topic: str = "p2p.results"
+    kafka_dead_letter_topic: str = "p2p.dead-letters"
+    kafka_partitions: int = 12
+    kafka_replication_factor: int = 1
+    kafka_worker_group: str = "p2p-workers"
+    kafka_bot_group: str = "p2p-bots"
+    kafka_max_poll_interval_ms: int = 900_000
+    kafka_session_timeout_ms: int = 30_000
+    kafka_max_deliveries: int = 5
+
+    # --- storage
+    storage_backend: StorageBackend = StorageBackend.LOCAL
+    local_storage_dir: Path = Path("data/images")
+    public_base_url: str = Field("", description="public URL of this app's HTTP endpoint")
+    link_ttl_s: int = 7 * 24 * 3600
+    link_signing_key: SecretStr = SecretStr("")
+    s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""
+    s3_bucket: str = "prompt2pic"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    s3_connect_timeout_s: float = 5.0
+    s3_read_timeout_s: float = 30.0
+    s3_max_attempts: int = 3
+    s3_expire_days: int = Field(0, description="delete images after N days (0: keep)")
+    storage_attempts: int = 3
+
+    # --- generator
+    generator: GeneratorBackend = GeneratorBackend.FAKE
+    wuerstchen_prior: str = "warp-ai/wuerstchen-prior"
+    wuerstchen_decoder: str = "warp-ai/wuerstchen"
+    tiny_model_dir: Path = Path("data/tiny-wuerstchen")
+    generator_device: str = "auto"
+    generator_dtype: str = "auto"
+    generator_threads: int = 0
+    generator_compile: bool = False
+    compile_cache_dir: Path = Path("data/compile-cache")
+    max_batch: int = 8
+    batch_wait_s: float = 0.05
+    default_quality: str = "quality"
+
+    # --- limits
+    max_prompt_chars: int = 1000
+    default_width: int = 1024
+    default_height: int = 1024
+    min_side: int = 256
+    max_side: int = 1536
+
+    # --- telegram
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_api_url: str = "https://api.telegram.org"
+
+    @field_validator("telegram_api_url", "public_base_url", "s3_endpoint_url", "s3_public_endpoint_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")

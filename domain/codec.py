@@ -1,0 +1,77 @@
+"""How messages travel on the queue: versioned JSON envelopes checked against the models' schema.
+
+``{"v": 1, "type": "job" | "progress" | "result", "data": {...}}``. A message of an unknown version
+or type, or one that fails validation, raises ``UndecodableMessage`` with the reason: consumers set
+it aside (dead letters) and go on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from domain.errors import DomainError
+from domain.models import Event, Job, Progress, Result
+
+VERSION = 1
+_events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
+
+
+class UndecodableMessage(DomainError):
+    code = "undecodable_message"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason)
+        self.reason = reason
+
+
+def _envelope(kind: str, data: dict[str, Any]) -> bytes:
+    return json.dumps({"v": VERSION, "type": kind, "data": data}, ensure_ascii=False).encode()
+
+
+def _open(raw: bytes, kinds: tuple[str, ...]) -> tuple[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        raise UndecodableMessage(f"not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(doc, dict):
+        raise UndecodableMessage("not an envelope object")
+    if doc.get("v") != VERSION:
+        raise UndecodableMessage(f"unsupported version {doc.get('v')!r}")
+    if doc.get("type") not in kinds:
+        raise UndecodableMessage(f"unexpected type {doc.get('type')!r}")
+    return doc["type"], doc.get("data")
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+    return f"invalid {where}: {first.get('msg')}"
+
+
+def encode_job(job: Job) -> bytes:
+    return _envelope("job", job.model_dump(mode="json"))
+
+
+def decode_job(raw: bytes) -> Job:
+    _, data = _open(raw, ("job",))
+    try:
+        return Job.model_validate(data)
+    except ValidationError as exc:
+        raise UndecodableMessage(_reason(exc)) from None
+
+
+def encode_event(event: Progress | Result) -> bytes:
+    return _envelope(event.kind, event.model_dump(mode="json"))
+
+
+def decode_event(raw: bytes) -> Progress | Result:
+    kind, data = _open(raw, ("progress", "result"))
+    if not isinstance(data, dict):
+        raise UndecodableMessage("data is not an object")
+    try:
+        return _events.validate_python({**data, "kind": kind})
+    except ValidationError as exc:
+        raise UndecodableMessage(_reason(exc)) from None

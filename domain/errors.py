@@ -1,0 +1,70 @@
+"""Typed errors of the domain. Each carries a stable ``code`` and parameters, so that every front
+(Telegram, HTTP) can say what went wrong in the user's own language."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, **params: object) -> None:
+        self.params = params
+        super().__init__(f"{self.code}: {params}" if params else self.code)
+
+
+class InvalidRequest(DomainError):
+    """The user's request cannot be accepted as it is; nothing was queued."""
+
+    code = "invalid_request"
+
+
+class EmptyPrompt(InvalidRequest):
+    code = "empty_prompt"
+
+
+class PromptTooLong(InvalidRequest):
+    code = "prompt_too_long"  # params: length, limit
+
+
+class PromptControlCharacters(InvalidRequest):
+    code = "prompt_control_characters"
+
+
+class PromptNoContent(InvalidRequest):
+    """Only emoji, punctuation or symbols: nothing the model can draw from."""
+
+    code = "prompt_no_content"
+
+
+class UnsupportedSize(InvalidRequest):
+    code = "unsupported_size"  # params: width, height, min_side, max_side, multiple
+
+
+class InvalidSeed(InvalidRequest):
+    code = "invalid_seed"  # params: value, max
+
+
+class QueueUnavailable(DomainError):
+    """The job could not be handed to the queue; the user is told to try again."""
+
+    code = "queue_unavailable"
+
+
+class StorageError(DomainError):
+    code = "storage_error"
+
+
+class GenerationError(DomainError):
+    code = "generation_error"
+
+
+class ModelNotFound(GenerationError):
+    """The model weights are neither in the local folder nor reachable on the hub."""
+
+    code = "model_not_found"
+
+
+class RecipientGone(DomainError):
+    """The user cannot be reached any more (blocked the bot, left the chat): do not retry."""
+
+    code = "recipient_gone"

@@ -1,0 +1,183 @@
+"""Entities and messages of Prompt2Pic.
+
+These are the messages that travel on the queue (jobs, progress events and results) and the values
+the use cases pass around. They are pydantic models so that every message that crosses a process
+boundary is validated on the way in; the domain still knows nothing of Kafka, S3, diffusers or
+Telegram.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Quality(StrEnum):
+    """What the user asked for. ``AUTO`` lets the service choose from its load."""
+
+    AUTO = "auto"
+    FAST = "fast"
+    BALANCED = "balanced"
+    QUALITY = "quality"
+
+
+class Locale(StrEnum):
+    EN = "en"
+    RU = "ru"
+
+    @classmethod
+    def from_language_code(cls, code: str | None) -> "Locale":
+        """Telegram gives IETF tags such as ``ru``, ``ru-RU``, ``en-GB``; anything else gets English."""
+        if code and code.split("-")[0].lower() in ("ru", "uk", "be", "kk"):
+            return cls.RU
+        return cls.EN
+
+
+class JobStatus(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ErrorCode(StrEnum):
+    """Why a job failed; the chat front turns it into a message in the user's language."""
+
+    GENERATION_FAILED = "generation_failed"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    INVALID_JOB = "invalid_job"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    CANCELLED = "cancelled"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    return time.time()
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Job(_Message):
+    """One accepted prompt: what a worker needs to make the picture and the bot to deliver it."""
+
+    job_id: str = Field(default_factory=new_job_id, min_length=1, max_length=64)
+    user_id: int
+    chat_id: int
+    prompt: str = Field(min_length=1)
+    negative_prompt: str = ""
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    seed: int = Field(ge=0, le=2**32 - 1)
+    quality: Quality = Quality.AUTO
+    locale: Locale = Locale.EN
+    created_at: float = Field(default_factory=now)
+    attempt: int = Field(default=0, ge=0)
+    # The chat message the bot edits with live status ("queued", "generating 40%"); optional.
+    status_message_id: int | None = None
+
+
+class Timings(_Message):
+    queue_wait_s: float = 0.0
+    generation_s: float = 0.0
+    upload_s: float = 0.0
+    total_s: float = 0.0
+
+
+class Progress(_Message):
+    """A worker's report on a running job, for the bot's live status."""
+
+    kind: Literal["progress"] = "progress"
+    job_id: str
+    user_id: int
+    chat_id: int
+    locale: Locale = Locale.EN
+    status_message_id: int | None = None
+    stage: Literal["started", "generating", "uploading"]
+    step: int = 0
+    total_steps: int = 0
+    worker_id: str = ""
+    at: float = Field(default_factory=now)
+
+
+class Result(_Message):
+    """The outcome of a job: an image with its link, or an honest error."""
+
+    kind: Literal["result"] = "result"
+    job_id: str
+    user_id: int
+    chat_id: int
+    locale: Locale = Locale.EN
+    status: JobStatus
+    prompt: str = ""
+    seed: int = 0
+    width: int = 0
+    height: int = 0
+    status_message_id: int | None = None
+    image_key: str | None = None
+    image_url: str | None = None
+    profile: str | None = None
+    profile_reason: str | None = None
+    timings: Timings = Field(default_factory=Timings)
+    error_code: ErrorCode | None = None
+    worker_id: str = ""
+    finished_at: float = Field(default_factory=now)
+
+    @classmethod
+    def failure(cls, job: Job, code: ErrorCode, **extra: object) -> "Result":
+        return cls(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            locale=job.locale,
+            status=JobStatus.FAILED,
+            prompt=job.prompt,
+            seed=job.seed,
+            width=job.width,
+            height=job.height,
+            status_message_id=job.status_message_id,
+            error_code=code,
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+Event = Annotated[Progress | Result, Field(discriminator="kind")]
+
+
+class GenerationRequest(_Message):
+    """What a generator is asked for: one image of one prompt."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int
+    height: int
+    seed: int
+    prior_steps: int = 29
+    decoder_steps: int = 12
+    prior_guidance: float = 4.0
+    decoder_guidance: float = 0.0
+
+
+class GeneratedImage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    png: bytes
+    width: int
+    height: int
+
+
+class StoredImage(_Message):
+    key: str
+    url: str
+
+
+def image_key(job_id: str) -> str:
+    """The storage key of a job's image: derived from the job id, so a redelivered job overwrites
+    the same object instead of making a second one."""
+    return f"images/{job_id}.png"

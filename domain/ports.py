@@ -1,0 +1,120 @@
+"""The ports: what the use cases need from the outside world, as ``typing.Protocol``s.
+
+Each port has a real adapter (Kafka, S3, Würstchen, Telegram) and an embedded one (memory, local
+folder, Pillow); one contract test suite in ``tests/contract`` runs against every adapter of a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from domain.models import Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+@runtime_checkable
+class Delivery(Protocol, Generic[T_co]):
+    """A message handed to a consumer. The consumer must ``ack`` it once its work is durable
+    (for a job: once its result is published), or ``release`` it to have it delivered again.
+    A delivery neither acked nor released when its consumer dies is delivered again."""
+
+    @property
+    def message(self) -> T_co: ...
+
+    async def ack(self) -> None: ...
+
+    async def release(self) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Requests flow from bots to workers; events (progress and results) flow back.
+
+    Delivery contract, the same for every adapter:
+    - a published job is delivered to one worker of the group; it stays owed until acked;
+    - an unacked job is delivered again after ``release`` or when its consumer goes away;
+    - a message that cannot be decoded is set aside (dead letters) and never stops a consumer;
+    - any bot instance may receive any event; events are at least once, so the bot deduplicates
+      results by job id.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def is_ready(self) -> bool: ...
+
+    async def publish_job(self, job: Job) -> None: ...
+
+    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[Delivery[Job]]: ...
+
+    async def publish_event(self, event: Event) -> None: ...
+
+    async def receive_events(self, max_events: int, timeout: float) -> list[Delivery[Event]]: ...
+
+    async def backlog(self) -> int:
+        """Jobs published and not yet acked by the worker group (consumer lag), best effort."""
+        ...
+
+
+ProgressCallback = Callable[[int, int], Awaitable[None] | None]
+"""Called on the event loop with (step, total_steps) while a batch is generated."""
+
+
+class Generator(Protocol):
+    """Makes images. ``generate`` must not block the event loop: heavy work runs off it."""
+
+    name: str
+    max_batch: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressCallback | None = None
+    ) -> list[GeneratedImage]: ...
+
+
+class Storage(Protocol):
+    """Keeps images and hands out links users can open."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str]
+    ) -> StoredImage:
+        """Store ``data`` under ``key``, replacing what was there; return the key and a link."""
+        ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def link(self, key: str) -> str: ...
+
+
+class Notifier(Protocol):
+    """The chat front as the deliver-results use case sees it."""
+
+    async def progress(self, event: object) -> None: ...
+
+    async def deliver(self, result: Result) -> None:
+        """Send the result to the user. Raises ``RecipientGone`` when the user cannot be reached
+        (blocked the bot); any other error means 'try again later'."""
+        ...
+
+
+class DeliveryLog(Protocol):
+    """Remembers which results were delivered, so a redelivered result is not sent twice."""
+
+    async def first_delivery(self, job_id: str) -> bool:
+        """Claim the delivery of ``job_id``: True the first time, False afterwards."""
+        ...
+
+    async def forget(self, job_id: str) -> None:
+        """Give the claim back (the delivery failed and will be tried again)."""
+        ...

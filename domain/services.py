@@ -1,0 +1,442 @@
+"""The use cases: submit a prompt (bot), process jobs (worker), deliver results (bot)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from domain.errors import DomainError, QueueUnavailable, RecipientGone
+from domain.models import (
+    ErrorCode,
+    GeneratedImage,
+    Job,
+    JobStatus,
+    Locale,
+    Progress,
+    Quality,
+    Result,
+    Timings,
+    image_key,
+)
+from domain.ports import Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
+from domain.quality import DEFAULT_PROFILES, QualityProfile
+from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- submit (bot side)
+
+
+@dataclass
+class SubmitPrompt:
+    """Validate a user's request and put it on the queue. Nothing invalid is queued."""
+
+    queue: JobQueue
+    limits: Limits = Limits()
+    default_width: int = 1024
+    default_height: int = 1024
+    seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
+
+    def prepare(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        prompt: str,
+        negative_prompt: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        quality: Quality = Quality.AUTO,
+        locale: Locale = Locale.EN,
+    ) -> Job:
+        """Check everything and build the job; raises ``InvalidRequest`` subclasses."""
+        prompt = clean_prompt(prompt, self.limits)
+        negative_prompt = clean_negative_prompt(negative_prompt, self.limits)
+        width, height = check_size(
+            width or self.default_width, height or self.default_height, self.limits
+        )
+        seed = check_seed(self.seed_source() if seed is None else seed)
+        return Job(
+            user_id=user_id,
+            chat_id=chat_id,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=width,
+            height=height,
+            seed=seed,
+            quality=quality,
+            locale=locale,
+        )
+
+    async def publish(self, job: Job) -> Job:
+        try:
+            await self.queue.publish_job(job)
+        except Exception as exc:  # the broker is down or refused: the user must know
+            log.warning("could not queue job %s: %s", job.job_id, type(exc).__name__)
+            raise QueueUnavailable(job_id=job.job_id) from exc
+        log.info("job %s queued user=%s", job.job_id, job.user_id)
+        return job
+
+    async def __call__(self, **request: object) -> Job:
+        return await self.publish(self.prepare(**request))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- process (worker side)
+
+
+class QualityPolicy(Protocol):
+    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+        """Pick the profile for a job and say why (shown in the caption)."""
+        ...
+
+
+@dataclass
+class FixedPolicy:
+    """Honour the user's preference; ``auto`` gets the default profile."""
+
+    profiles: dict[str, QualityProfile]
+    default: str = Quality.QUALITY
+
+    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+        if requested != Quality.AUTO and requested in self.profiles:
+            return self.profiles[requested], "requested"
+        return self.profiles[self.default], "default"
+
+
+class WorkerMetrics(Protocol):
+    def job_finished(self, result: Result, batch_size: int) -> None: ...
+
+    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
+
+
+class _NoMetrics:
+    def job_finished(self, result: Result, batch_size: int) -> None:
+        pass
+
+    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None:
+        pass
+
+
+def _prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ProcessJobs:
+    """The worker: take jobs from the queue, make their images, store them, publish results.
+
+    A job is acked only after its result is published. Every step is idempotent by job id: the
+    image key derives from the job id, and an image already stored (a redelivered job whose
+    result was lost) is not generated again.
+    """
+
+    queue: JobQueue
+    generator: Generator
+    storage: Storage
+    policy: QualityPolicy | None = None
+    worker_id: str = "worker"
+    model_name: str = "fake"
+    max_batch: int = 4
+    batch_wait_s: float = 0.05
+    poll_timeout_s: float = 1.0
+    storage_attempts: int = 3
+    storage_backoff_s: float = 0.5
+    publish_backoff_s: float = 0.5
+    progress_interval_s: float = 1.0
+    metrics: WorkerMetrics = _NoMetrics()
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = FixedPolicy(DEFAULT_PROFILES)
+        self.busy = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; the batch in hand is finished before returning."""
+        log.info("worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                deliveries = await self.take_batch()
+            except Exception:
+                log.exception("receiving jobs failed; retrying")
+                await asyncio.sleep(self.publish_backoff_s)
+                continue
+            if not deliveries:
+                continue
+            self.busy = True
+            try:
+                await self.process(deliveries)
+            finally:
+                self.busy = False
+        log.info("worker %s stopped", self.worker_id)
+
+    async def take_batch(self) -> list[Delivery[Job]]:
+        limit = max(1, min(self.max_batch, self.generator.max_batch))
+        deliveries = await self.queue.receive_jobs(limit, self.poll_timeout_s)
+        if deliveries and len(deliveries) < limit and self.batch_wait_s > 0:
+            deliveries += await self.queue.receive_jobs(limit - len(deliveries), self.batch_wait_s)
+        return deliveries
+
+    async def process(self, deliveries: Sequence[Delivery[Job]]) -> None:
+        backlog = await self._backlog()
+        groups: dict[tuple[str, int, int], list[tuple[Delivery[Job], QualityProfile, str]]] = {}
+        assert self.policy is not None
+        for delivery in deliveries:
+            job = delivery.message
+            profile, reason = self.policy.choose(job.quality, backlog)
+            width, height = profile.fit_size(job.width, job.height)
+            groups.setdefault((profile.name, width, height), []).append((delivery, profile, reason))
+        for group in groups.values():
+            await self._process_group(group)
+
+    async def _backlog(self) -> int:
+        try:
+            return await self.queue.backlog()
+        except Exception:
+            return 0
+
+    async def _process_group(
+        self, group: list[tuple[Delivery[Job], QualityProfile, str]]
+    ) -> None:
+        started = time.time()
+        profile = group[0][1]
+        todo: list[tuple[Delivery[Job], str]] = []
+        for delivery, _, reason in group:
+            job = delivery.message
+            key = image_key(job.job_id)
+            if await self._already_stored(key):
+                # A redelivered job whose image was stored before: only the result is missing.
+                link = await self.storage.link(key)
+                result = self._done(job, key, link, profile, reason, started, 0.0, 0.0, len(group))
+                await self._finish(delivery, result, len(group))
+            else:
+                todo.append((delivery, reason))
+        if not todo:
+            return
+        jobs = [d.message for d, _ in todo]
+        for job in jobs:
+            await self._progress(job, "started")
+        gen_started = time.time()
+        last_report = [0.0]
+
+        async def on_step(step: int, total: int) -> None:
+            if time.time() - last_report[0] >= self.progress_interval_s or step == total:
+                last_report[0] = time.time()
+                for job in jobs:
+                    await self._progress(job, "generating", step, total)
+
+        try:
+            images = await self.generator.generate([profile.request(j) for j in jobs], on_step)
+        except Exception as exc:
+            log.exception("generation failed for %d job(s)", len(jobs))
+            for delivery, reason in todo:
+                await self._finish(
+                    delivery,
+                    Result.failure(
+                        delivery.message,
+                        ErrorCode.GENERATION_FAILED,
+                        profile=profile.name,
+                        worker_id=self.worker_id,
+                    ),
+                    len(group),
+                )
+            del exc
+            return
+        gen_s = time.time() - gen_started
+        self.metrics.batch_generated(profile.name, len(jobs), gen_s)
+        for (delivery, reason), image in zip(todo, images, strict=True):
+            job = delivery.message
+            await self._progress(job, "uploading")
+            up_started = time.time()
+            result = await self._store(job, image, profile, reason, started, gen_s, len(group))
+            if result.status == JobStatus.DONE:
+                result = result.model_copy(
+                    update={
+                        "timings": result.timings.model_copy(
+                            update={"upload_s": time.time() - up_started}
+                        )
+                    }
+                )
+            await self._finish(delivery, result, len(group))
+
+    async def _already_stored(self, key: str) -> bool:
+        try:
+            return await self.storage.exists(key)
+        except Exception:
+            return False
+
+    async def _store(
+        self,
+        job: Job,
+        image: GeneratedImage,
+        profile: QualityProfile,
+        reason: str,
+        started: float,
+        gen_s: float,
+        batch: int,
+    ) -> Result:
+        key = image_key(job.job_id)
+        metadata = {
+            "job-id": job.job_id,
+            "prompt-sha256": _prompt_hash(job.prompt),
+            "seed": str(job.seed),
+            "model": self.model_name,
+            "profile": profile.name,
+        }
+        for attempt in range(1, self.storage_attempts + 1):
+            try:
+                stored = await self.storage.put(key, image.png, "image/png", metadata)
+                return self._done(
+                    job, stored.key, stored.url, profile, reason, started, gen_s, 0.0, batch,
+                    image.width, image.height,
+                )
+            except Exception as exc:
+                log.warning(
+                    "storing job %s failed (attempt %d/%d): %s",
+                    job.job_id, attempt, self.storage_attempts, type(exc).__name__,
+                )
+                if attempt < self.storage_attempts:
+                    await asyncio.sleep(self.storage_backoff_s * 2 ** (attempt - 1))
+        return Result.failure(
+            job, ErrorCode.STORAGE_UNAVAILABLE, profile=profile.name, worker_id=self.worker_id
+        )
+
+    def _done(
+        self,
+        job: Job,
+        key: str,
+        url: str,
+        profile: QualityProfile,
+        reason: str,
+        started: float,
+        gen_s: float,
+        upload_s: float,
+        batch: int,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> Result:
+        w, h = profile.fit_size(job.width, job.height)
+        return Result(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            locale=job.locale,
+            status=JobStatus.DONE,
+            prompt=job.prompt,
+            seed=job.seed,
+            width=width or w,
+            height=height or h,
+            status_message_id=job.status_message_id,
+            image_key=key,
+            image_url=url,
+            profile=profile.name,
+            profile_reason=reason,
+            timings=Timings(
+                queue_wait_s=max(0.0, started - job.created_at),
+                generation_s=gen_s,
+                upload_s=upload_s,
+            ),
+            worker_id=self.worker_id,
+        )
+
+    async def _progress(self, job: Job, stage: str, step: int = 0, total: int = 0) -> None:
+        event = Progress(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            locale=job.locale,
+            status_message_id=job.status_message_id,
+            stage=stage,  # type: ignore[arg-type]
+            step=step,
+            total_steps=total,
+            worker_id=self.worker_id,
+        )
+        try:
+            await self.queue.publish_event(event)
+        except Exception as exc:  # progress is best effort; the result is what matters
+            log.debug("progress for %s not published: %s", job.job_id, type(exc).__name__)
+
+    async def _finish(self, delivery: Delivery[Job], result: Result, batch: int) -> None:
+        """Publish the result, then ack the job: never the other way round."""
+        job = delivery.message
+        total = max(0.0, time.time() - job.created_at)
+        result = result.model_copy(
+            update={"timings": result.timings.model_copy(update={"total_s": total})}
+        )
+        delay = self.publish_backoff_s
+        while True:
+            try:
+                await self.queue.publish_event(result)
+                break
+            except Exception as exc:
+                log.warning(
+                    "publishing result of %s failed: %s; retrying", job.job_id, type(exc).__name__
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        await delivery.ack()
+        self.metrics.job_finished(result, batch)
+        log.info(
+            "job %s %s profile=%s total=%.2fs",
+            job.job_id, result.status, result.profile, total,
+        )
+
+
+# --------------------------------------------------------------------------- deliver (bot side)
+
+
+@dataclass
+class DeliverResults:
+    """The bot's consumer of events: progress goes to the live status, results to the user,
+    exactly once per job id."""
+
+    queue: JobQueue
+    notifier: Notifier
+    delivery_log: DeliveryLog
+    batch: int = 64
+    poll_timeout_s: float = 1.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                deliveries = await self.queue.receive_events(self.batch, self.poll_timeout_s)
+            except Exception:
+                log.exception("receiving events failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if deliveries:
+                await asyncio.gather(*(self.handle(d) for d in deliveries))
+
+    async def handle(self, delivery: Delivery[object]) -> None:
+        event = delivery.message
+        if isinstance(event, Progress):
+            try:
+                await self.notifier.progress(event)
+            except Exception as exc:  # a lost progress edit is harmless
+                log.debug("progress of %s not shown: %s", event.job_id, type(exc).__name__)
+            await delivery.ack()
+            return
+        assert isinstance(event, Result)
+        if not await self.delivery_log.first_delivery(event.job_id):
+            log.info("result %s already delivered; skipped", event.job_id)
+            await delivery.ack()
+            return
+        try:
+            await self.notifier.deliver(event)
+        except RecipientGone:
+            log.info("user %s cannot be reached; result %s dropped", event.user_id, event.job_id)
+        except DomainError as exc:
+            log.warning("result %s not delivered: %s", event.job_id, exc.code)
+        except Exception as exc:
+            log.warning("result %s not delivered (%s); will retry", event.job_id, type(exc).__name__)
+            await self.delivery_log.forget(event.job_id)
+            await delivery.release()
+            return
+        await delivery.ack()

@@ -1,0 +1,156 @@
+"""The job-queue contract, run against every adapter (memory, Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from domain.models import Job, JobStatus, Progress, Result
+
+
+def make_job(n: int = 0, **kw) -> Job:
+    return Job(user_id=100 + n, chat_id=200 + n, prompt=f"prompt {n}", width=256, height=256, seed=n, **kw)
+
+
+async def drain_jobs(queue, want: int, timeout: float = 20.0, ack: bool = True):
+    got = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < want and asyncio.get_running_loop().time() < deadline:
+        for d in await queue.receive_jobs(want - len(got), 0.5):
+            got.append(d)
+            if ack:
+                await d.ack()
+    return got
+
+
+async def drain_events(queue, want: int, timeout: float = 20.0):
+    got = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < want and asyncio.get_running_loop().time() < deadline:
+        for d in await queue.receive_events(want - len(got), 0.5):
+            got.append(d.message)
+            await d.ack()
+    return got
+
+
+async def test_published_jobs_arrive_intact(queue_harness):
+    queue = await queue_harness.new_queue()
+    jobs = [make_job(i, negative_prompt="blurry") for i in range(5)]
+    for job in jobs:
+        await queue.publish_job(job)
+    got = await drain_jobs(queue, 5)
+    assert sorted((d.message for d in got), key=lambda j: j.seed) == jobs
+
+
+async def test_receive_returns_empty_after_timeout(queue_harness):
+    queue = await queue_harness.new_queue()
+    started = asyncio.get_running_loop().time()
+    assert await queue.receive_jobs(4, 0.3) == []
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_receive_respects_max(queue_harness):
+    queue = await queue_harness.new_queue()
+    for i in range(6):
+        await queue.publish_job(make_job(i))
+    await asyncio.sleep(0.5)
+    first = []
+    for _ in range(20):
+        first = await queue.receive_jobs(2, 1.0)
+        if first:
+            break
+    assert 1 <= len(first) <= 2
+    for d in first:
+        await d.ack()
+    rest = await drain_jobs(queue, 6 - len(first))
+    assert len(rest) == 6 - len(first)
+
+
+async def test_released_job_is_delivered_again(queue_harness):
+    queue = await queue_harness.new_queue()
+    job = make_job(1)
+    await queue.publish_job(job)
+    [first] = await drain_jobs(queue, 1, ack=False)
+    await first.release()
+    [again] = await drain_jobs(queue, 1)
+    assert again.message == job
+
+
+async def test_unacked_job_survives_a_crashed_consumer(queue_harness):
+    doomed = await queue_harness.new_queue()
+    job = make_job(7)
+    await doomed.publish_job(job)
+    [taken] = await drain_jobs(doomed, 1, ack=False)
+    assert taken.message == job
+    await queue_harness.crash(doomed)
+    survivor = await queue_harness.new_queue()
+    [again] = await drain_jobs(survivor, 1, timeout=60)
+    assert again.message == job
+
+
+async def test_acked_job_is_not_delivered_again(queue_harness):
+    queue = await queue_harness.new_queue()
+    await queue.publish_job(make_job(3))
+    assert len(await drain_jobs(queue, 1)) == 1
+    assert await drain_jobs(queue, 1, timeout=1.5) == []
+
+
+async def test_events_carry_progress_and_results(queue_harness):
+    queue = await queue_harness.new_queue()
+    job = make_job(4)
+    progress = Progress(job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, stage="generating", step=3, total_steps=12)
+    result = Result(
+        job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, status=JobStatus.DONE,
+        image_key="images/x.png", image_url="http://example.invalid/x.png", profile="fast",
+    )
+    await queue.publish_event(progress)
+    await queue.publish_event(result)
+    got = await drain_events(queue, 2)
+    assert progress in got and result in got
+
+
+async def test_garbage_job_is_set_aside_and_the_next_job_arrives(queue_harness):
+    queue = await queue_harness.new_queue()
+    await queue_harness.inject_raw_job(b"\x00\xffnot json at all")
+    await queue_harness.inject_raw_job(b'{"v": 99, "type": "job", "data": {}}')
+    await queue_harness.inject_raw_job(b'{"v": 1, "type": "job", "data": {"prompt": ""}}')
+    job = make_job(9)
+    await queue.publish_job(job)
+    got = await drain_jobs(queue, 1, timeout=30)
+    assert [d.message for d in got] == [job]
+    reasons = await queue_harness.dead_letters(at_least=3, timeout=20)
+    assert len(reasons) >= 3
+    assert any("not JSON" in r for r in reasons)
+    assert any("version" in r for r in reasons)
+    assert any("invalid" in r for r in reasons)
+
+
+async def test_garbage_event_is_set_aside(queue_harness):
+    queue = await queue_harness.new_queue()
+    await queue_harness.inject_raw_event(b"[1, 2, 3]")
+    job = make_job(5)
+    result = Result(job_id=job.job_id, user_id=1, chat_id=1, status=JobStatus.FAILED)
+    await queue.publish_event(result)
+    assert await drain_events(queue, 1, timeout=30) == [result]
+    assert any("envelope" in r for r in await queue_harness.dead_letters(at_least=1, timeout=20))
+
+
+async def test_backlog_counts_unfinished_jobs(queue_harness):
+    queue = await queue_harness.new_queue()
+    for i in range(3):
+        await queue.publish_job(make_job(i))
+    deadline = asyncio.get_running_loop().time() + 20
+    backlog = 0
+    while asyncio.get_running_loop().time() < deadline:
+        backlog = await queue.backlog()
+        if backlog >= 3:
+            break
+        await asyncio.sleep(0.3)
+    assert backlog == 3
+    await drain_jobs(queue, 3)
+    deadline = asyncio.get_running_loop().time() + 20
+    while asyncio.get_running_loop().time() < deadline:
+        backlog = await queue.backlog()
+        if backlog == 0:
+            break
+        await asyncio.sleep(0.3)
+    assert backlog == 0
