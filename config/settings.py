@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # --- queue
     queue_backend: QueueBackend = QueueBackend.MEMORY
+    memory_queue_file: Path = Field(
+        Path("data/queue.json"), description="where the in-memory queue keeps owed work across restarts"
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_requests_topic: str = "p2p.requests"
     kafka_results_topic: str = "p2p.results"

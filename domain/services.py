@@ -402,6 +402,7 @@ class DeliverResults:
     delivery_log: DeliveryLog
     batch: int = 64
     poll_timeout_s: float = 1.0
+    retry_delay_s: float = 2.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -437,6 +438,7 @@ class DeliverResults:
         except Exception as exc:
             log.warning("result %s not delivered (%s); will retry", event.job_id, type(exc).__name__)
             await self.delivery_log.forget(event.job_id)
+            await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
             await delivery.release()
             return
         await delivery.ack()

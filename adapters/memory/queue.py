@@ -7,11 +7,14 @@ redelivery behave the same way as on the real broker.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from domain.codec import UndecodableMessage, decode_event, decode_job, encode_event, encode_job
@@ -114,21 +117,46 @@ class _Stream:
 
 
 class MemoryJobQueue:
-    """asyncio queue of jobs and events within one process (``--role all``)."""
+    """asyncio queue of jobs and events within one process (``--role all``).
 
-    def __init__(self) -> None:
+    With a ``state_file``, what is still owed when the process stops (queued jobs, jobs in
+    flight, undelivered results) is written there and queued again on the next start, so a
+    restart of the embedded service loses no accepted prompt.
+    """
+
+    def __init__(self, state_file: str | Path | None = None) -> None:
+        self.state_file = Path(state_file) if state_file else None
         self.dead_letters: list[DeadLetter] = []
         self.jobs = _Stream("requests", decode_job, self.dead_letters)
         self.events = _Stream("results", decode_event, self.dead_letters)
         self._ready = False
 
     async def start(self) -> None:
+        if self.state_file and self.state_file.is_file():
+            saved = json.loads(self.state_file.read_text())
+            for stream in (self.jobs, self.events):
+                for raw in saved.get(stream.name, []):
+                    await stream.put(base64.b64decode(raw))
+            self.state_file.unlink()
+            log.info("restored %d job(s) and %d event(s) from %s",
+                     len(self.jobs.pending), len(self.events.pending), self.state_file)
         self._ready = True
 
     async def stop(self) -> None:
         self._ready = False
         self.jobs.abandon_in_flight()
         self.events.abandon_in_flight()
+        if self.state_file and (self.jobs.pending or self.events.pending):
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            saved = {
+                s.name: [base64.b64encode(e.raw).decode() for e in s.pending]
+                for s in (self.jobs, self.events)
+            }
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(saved))
+            tmp.replace(self.state_file)
+            log.info("saved %d job(s) and %d event(s) to %s",
+                     len(self.jobs.pending), len(self.events.pending), self.state_file)
 
     def is_ready(self) -> bool:
         return self._ready

@@ -1,0 +1,92 @@
+"""The app's small HTTP endpoint (aiohttp): liveness, readiness, metrics, and signed links to
+images of the local-folder storage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], bool]
+
+
+class HttpEndpoint:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        readiness: dict[str, Check] | None = None,
+        metrics: Callable[[], tuple[bytes, str]] | None = None,
+        files: object | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.readiness = readiness or {}
+        self.metrics = metrics
+        self.files = files  # a LocalFolderStorage, when links point here
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/readyz", self.readyz)
+        self.app.router.add_get("/metrics", self.metrics_handler)
+        self.app.router.add_get("/files/{key:.+}", self.file_handler)
+        self._runner: web.AppRunner | None = None
+
+    def add_route(self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self.app.router.add_route(method, path, handler)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:  # tests ask for any free port
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("HTTP endpoint on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks = {}
+        for name, check in self.readiness.items():
+            try:
+                checks[name] = bool(check())
+            except Exception:
+                checks[name] = False
+        ready = all(checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "unready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        body, content_type = self.metrics()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def file_handler(self, request: web.Request) -> web.StreamResponse:
+        storage = self.files
+        if storage is None:
+            raise web.HTTPNotFound()
+        key = request.match_info["key"]
+        try:
+            expires = int(request.query.get("exp", ""))
+        except ValueError:
+            raise web.HTTPForbidden(text="invalid link") from None
+        if not storage.verify(key, expires, request.query.get("sig", "")):  # type: ignore[attr-defined]
+            raise web.HTTPForbidden(text="invalid or expired link")
+        try:
+            data = await storage.get(key)  # type: ignore[attr-defined]
+        except (KeyError, Exception):
+            raise web.HTTPNotFound() from None
+        return web.Response(body=data, content_type="image/png")

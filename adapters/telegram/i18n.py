@@ -1,0 +1,42 @@
+"""Translations with Project Fluent: one ``.ftl`` catalogue per language under ``locales/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fluent.runtime import FluentBundle, FluentResource
+
+from domain.models import Locale
+
+LOCALES_DIR = Path(__file__).parent / "locales"
+
+
+class MissingTranslation(KeyError):
+    pass
+
+
+class Translator:
+    def __init__(self, directory: Path = LOCALES_DIR, fallback: Locale = Locale.EN) -> None:
+        self.fallback = fallback
+        self.bundles: dict[Locale, FluentBundle] = {}
+        for locale in Locale:
+            # Isolation marks (U+2068/U+2069) would show up as stray characters in Telegram.
+            bundle = FluentBundle([locale.value], use_isolating=False)
+            for path in sorted((directory / locale.value).glob("*.ftl")):
+                bundle.add_resource(FluentResource(path.read_text(encoding="utf-8")))
+            self.bundles[locale] = bundle
+
+    def keys(self, locale: Locale) -> set[str]:
+        return set(self.bundles[locale]._messages)  # noqa: SLF001 - fluent has no public listing
+
+    def __call__(self, locale: Locale | str, key: str, **args: Any) -> str:
+        locale = Locale(locale) if locale in set(Locale) else self.fallback
+        for candidate in (locale, self.fallback):
+            bundle = self.bundles[candidate]
+            if bundle.has_message(key):
+                text, errors = bundle.format_pattern(bundle.get_message(key).value, args)
+                if errors:
+                    raise MissingTranslation(f"{candidate}:{key}: {errors[0]}")
+                return text
+        raise MissingTranslation(f"{locale}:{key}")

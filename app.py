@@ -1,0 +1,227 @@
+"""Prompt2Pic entry point.
+
+    python app.py [--role bot|worker|all]        run the service (default: all, in one process)
+    python app.py generate "prompt" -o out.png   make one picture in-process and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROLES = ("bot", "worker", "all")
+
+log = logging.getLogger("prompt2pic")
+
+
+def setup_logging(level: str, token: str = "") -> None:
+    from adapters.telegram.bot import TokenRedactor
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(TokenRedactor(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "botocore", "aiobotocore", "aiogram.event"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+async def _start(component: Any, started: list[Any]) -> Any:
+    await component.start()
+    started.append(component)
+    return component
+
+
+async def serve(role: str, container: Any, stop: asyncio.Event | None = None) -> int:
+    """Run ``role`` until SIGINT/SIGTERM, then stop without losing accepted work:
+    intake stops first, the worker finishes the batch in hand, results still owed are delivered
+    (or stay on the queue), and only then do the adapters close."""
+    from adapters.http.server import HttpEndpoint
+    from domain.errors import ModelNotFound
+
+    settings = container.settings()
+    loop = asyncio.get_running_loop()
+    stop_intake = stop or asyncio.Event()
+    if stop is None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_intake.set)
+
+    started: list[Any] = []
+    workers: list[asyncio.Task[Any]] = []
+    telegram = None
+    try:
+        queue = await _start(container.queue(), started)
+        storage = await _start(container.storage(), started)
+        readiness = {"queue": queue.is_ready}
+        if role in ("worker", "all"):
+            try:
+                await _start(container.generator(), started)
+            except ModelNotFound as exc:
+                log.error("%s", exc.params.get("message", exc))
+                return 2
+            worker = container.worker()
+            workers.append(asyncio.create_task(worker.run(stop_intake), name="worker"))
+        http = HttpEndpoint(
+            settings.http_host,
+            settings.http_port,
+            readiness=readiness,
+            files=storage if settings.storage_backend == "local" else None,
+        )
+        if role in ("bot", "all"):
+            if settings.telegram_bot_token.get_secret_value():
+                from adapters.telegram.runtime import TelegramRuntime
+
+                telegram = TelegramRuntime(
+                    settings,
+                    queue=queue,
+                    storage=storage,
+                    submit=container.submit(),
+                    delivery_log=container.delivery_log(),
+                    translator=container.translator(),
+                    http=http,
+                )
+            elif role == "bot":
+                log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")
+                return 2
+            else:
+                log.warning("TELEGRAM_BOT_TOKEN is not set: running without the Telegram front")
+        if telegram is not None:
+            await telegram.start()
+        await _start(http, started)
+        log.info("prompt2pic running as %s", role)
+
+        await stop_intake.wait()
+        log.info("stopping: no new prompts are accepted")
+        if telegram is not None:
+            await telegram.stop_intake()
+        if workers:
+            done, pending = await asyncio.wait(workers, timeout=settings.shutdown_grace_s)
+            for task in pending:
+                log.warning("in-flight work did not finish in time; it goes back to the queue")
+                task.cancel()
+        if telegram is not None:
+            if role == "all":
+                await asyncio.sleep(1.0)  # one more poll, for results the worker just published
+            await telegram.stop()
+            telegram = None
+        return 0
+    finally:
+        for task in workers:
+            task.cancel()
+        if telegram is not None:
+            await telegram.stop()
+        for component in reversed(started):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(component).__name__)
+        log.info("prompt2pic stopped")
+
+
+async def generate_once(container: Any, args: argparse.Namespace) -> int:
+    """One picture, in-process, through the same use cases as the service."""
+    from adapters.memory.queue import MemoryJobQueue
+    from adapters.memory.storage import LocalFolderStorage
+    from dependency_injector import providers
+    from domain.errors import InvalidRequest, ModelNotFound
+    from domain.models import JobStatus, Quality
+
+    with tempfile.TemporaryDirectory(prefix="p2p-") as tmp:
+        container.queue.override(providers.Object(MemoryJobQueue()))
+        container.storage.override(providers.Object(LocalFolderStorage(tmp)))
+        started: list[Any] = []
+        try:
+            queue = await _start(container.queue(), started)
+            storage = await _start(container.storage(), started)
+            try:
+                await _start(container.generator(), started)
+            except ModelNotFound as exc:
+                print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
+                return 2
+            try:
+                job = await container.submit()(
+                    user_id=0,
+                    chat_id=0,
+                    prompt=args.prompt,
+                    negative_prompt=args.negative or "",
+                    width=args.width,
+                    height=args.height,
+                    seed=args.seed,
+                    quality=Quality(args.quality),
+                )
+            except InvalidRequest as exc:
+                from adapters.telegram.i18n import Translator
+
+                print(f"error: {Translator()('en', 'error-' + exc.code, **exc.params)}", file=sys.stderr)
+                return 2
+            worker = container.worker()
+            await worker.process(await queue.receive_jobs(1, 5.0))
+            [delivery] = await queue.receive_events(1, 5.0) or [None]
+            while delivery is not None and delivery.message.kind != "result":
+                await delivery.ack()
+                [delivery] = await queue.receive_events(1, 5.0) or [None]
+            if delivery is None or delivery.message.status != JobStatus.DONE:
+                code = delivery.message.error_code if delivery else "no result"
+                print(f"error: generation failed ({code})", file=sys.stderr)
+                return 1
+            result = delivery.message
+            out = Path(args.output)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(await storage.get(result.image_key))
+            print(
+                f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
+                f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job.job_id}"
+            )
+            return 0
+        finally:
+            for component in reversed(started):
+                await component.stop()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    if argv[:1] == ["generate"]:
+        p = argparse.ArgumentParser(prog="app.py generate", description="Make one picture and exit.")
+        p.add_argument("prompt")
+        p.add_argument("-o", "--output", required=True, help="PNG file to write")
+        p.add_argument("--negative", help="negative prompt")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--width", type=int)
+        p.add_argument("--height", type=int)
+        p.add_argument("--quality", default="auto", choices=["auto", "fast", "balanced", "quality"])
+        p.add_argument("--generator", choices=["fake", "tiny", "wuerstchen"], help="overrides GENERATOR")
+        args = p.parse_args(argv[1:])
+        args.command = "generate"
+        return args
+    p = argparse.ArgumentParser(prog="app.py", description="Prompt2Pic: text to image for Telegram.")
+    p.add_argument("--role", choices=ROLES, default="all")
+    args = p.parse_args(argv)
+    args.command = "serve"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from config.container import Container
+    from config.settings import Settings
+
+    overrides = {"generator": args.generator} if getattr(args, "generator", None) else {}
+    settings = Settings(**overrides)
+    setup_logging(settings.log_level, settings.telegram_bot_token.get_secret_value())
+    container = Container()
+    from dependency_injector import providers
+
+    container.settings.override(providers.Object(settings))
+    if args.command == "generate":
+        return asyncio.run(generate_once(container, args))
+    return asyncio.run(serve(args.role, container))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

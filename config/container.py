@@ -1,0 +1,197 @@
+"""The composition root: the one place that knows which adapter serves which port.
+
+Adapters are imported inside their factories, so a bot-only process never imports torch,
+diffusers or any adapter it does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from config.settings import Settings
+from domain.quality import DEFAULT_PROFILES
+from domain.services import FixedPolicy, ProcessJobs, SubmitPrompt
+from domain.validation import Limits
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() or None if value is not None else None
+
+
+def default_worker_id(settings: Settings) -> str:
+    return settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+# --- queue -------------------------------------------------------------------------------------
+
+
+def memory_queue(settings: Settings) -> Any:
+    from adapters.memory.queue import MemoryJobQueue
+
+    return MemoryJobQueue(settings.memory_queue_file)
+
+
+def kafka_queue(settings: Settings) -> Any:
+    from adapters.kafka.queue import KafkaJobQueue
+
+    return KafkaJobQueue(
+        settings.kafka_bootstrap_servers,
+        requests_topic=settings.kafka_requests_topic,
+        results_topic=settings.kafka_results_topic,
+        dead_letter_topic=settings.kafka_dead_letter_topic,
+        partitions=settings.kafka_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        worker_group=settings.kafka_worker_group,
+        bot_group=settings.kafka_bot_group,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        max_deliveries=settings.kafka_max_deliveries,
+        client_id=f"prompt2pic-{default_worker_id(settings)}",
+        # Static membership: a restarted worker with the same WORKER_ID gets its partitions back
+        # without a rebalance of the whole group.
+        group_instance_id=settings.worker_id or None,
+    )
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+def local_storage(settings: Settings) -> Any:
+    from adapters.memory.storage import LocalFolderStorage
+
+    key = settings.link_signing_key.get_secret_value().encode() or None
+    return LocalFolderStorage(
+        settings.local_storage_dir,
+        public_base_url=settings.public_base_url or None,
+        link_ttl_s=settings.link_ttl_s,
+        signing_key=key,
+    )
+
+
+def s3_storage(settings: Settings) -> Any:
+    from adapters.s3.storage import S3Storage
+
+    return S3Storage(
+        settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url or None,
+        public_endpoint_url=settings.s3_public_endpoint_url or None,
+        region=settings.s3_region,
+        access_key_id=_secret(settings.s3_access_key_id),
+        secret_access_key=_secret(settings.s3_secret_access_key),
+        link_ttl_s=settings.link_ttl_s,
+        connect_timeout_s=settings.s3_connect_timeout_s,
+        read_timeout_s=settings.s3_read_timeout_s,
+        max_attempts=settings.s3_max_attempts,
+        expire_days=settings.s3_expire_days,
+    )
+
+
+# --- generator ---------------------------------------------------------------------------------
+
+
+def fake_generator(settings: Settings) -> Any:
+    from adapters.memory.generator import FakeGenerator
+
+    return FakeGenerator(max_batch=settings.max_batch)
+
+
+def wuerstchen_generator(settings: Settings, tiny: bool = False) -> Any:
+    from adapters.wuerstchen.generator import WuerstchenGenerator
+
+    prior, decoder = settings.wuerstchen_prior, settings.wuerstchen_decoder
+    if tiny:
+        from adapters.wuerstchen.tiny import ensure_tiny_model
+
+        prior_dir, decoder_dir = ensure_tiny_model(settings.tiny_model_dir)
+        prior, decoder = str(prior_dir), str(decoder_dir)
+    return WuerstchenGenerator(
+        prior,
+        decoder,
+        device=settings.generator_device,
+        dtype=settings.generator_dtype,
+        threads=settings.generator_threads,
+        compile=settings.generator_compile,
+        compile_cache_dir=settings.compile_cache_dir,
+        max_batch=settings.max_batch,
+    )
+
+
+def model_name(settings: Settings) -> str:
+    if settings.generator == "wuerstchen":
+        return f"wuerstchen-v2:{settings.wuerstchen_decoder}"
+    return settings.generator.value
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(
+        max_prompt_chars=settings.max_prompt_chars,
+        min_side=settings.min_side,
+        max_side=settings.max_side,
+    )
+
+
+def memory_delivery_log() -> Any:
+    from adapters.memory.delivery_log import MemoryDeliveryLog
+
+    return MemoryDeliveryLog()
+
+
+def translator() -> Any:
+    from adapters.telegram.i18n import Translator
+
+    return Translator()
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+
+    queue = providers.Selector(
+        providers.Callable(lambda s: s.queue_backend.value, settings),
+        memory=providers.Singleton(memory_queue, settings),
+        kafka=providers.Singleton(kafka_queue, settings),
+    )
+    storage = providers.Selector(
+        providers.Callable(lambda s: s.storage_backend.value, settings),
+        local=providers.Singleton(local_storage, settings),
+        s3=providers.Singleton(s3_storage, settings),
+    )
+    generator = providers.Selector(
+        providers.Callable(lambda s: s.generator.value, settings),
+        fake=providers.Singleton(fake_generator, settings),
+        tiny=providers.Singleton(wuerstchen_generator, settings, tiny=True),
+        wuerstchen=providers.Singleton(wuerstchen_generator, settings),
+    )
+
+    limits = providers.Singleton(limits, settings)
+    policy = providers.Singleton(
+        FixedPolicy,
+        profiles=providers.Object(DEFAULT_PROFILES),
+        default=providers.Callable(lambda s: s.default_quality, settings),
+    )
+
+    submit = providers.Singleton(
+        SubmitPrompt,
+        queue=queue,
+        limits=limits,
+        default_width=providers.Callable(lambda s: s.default_width, settings),
+        default_height=providers.Callable(lambda s: s.default_height, settings),
+    )
+    worker = providers.Singleton(
+        ProcessJobs,
+        queue=queue,
+        generator=generator,
+        storage=storage,
+        policy=policy,
+        worker_id=providers.Callable(default_worker_id, settings),
+        model_name=providers.Callable(model_name, settings),
+        max_batch=providers.Callable(lambda s: s.max_batch, settings),
+        batch_wait_s=providers.Callable(lambda s: s.batch_wait_s, settings),
+        storage_attempts=providers.Callable(lambda s: s.storage_attempts, settings),
+    )
+
+    delivery_log = providers.Singleton(memory_delivery_log)
+    translator = providers.Singleton(translator)
