@@ -1,0 +1,56 @@
+"""The domain knows nothing of frameworks or adapters; the bot role never loads torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = {"adapters", "config", "app", "aiogram", "aiokafka", "aioboto3", "aiobotocore", "botocore",
+             "boto3", "diffusers", "torch", "transformers", "aiohttp", "PIL", "opentelemetry",
+             "dependency_injector", "fluent"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_domain_imports_no_framework_or_adapter():
+    files = sorted((ROOT / "domain").rglob("*.py"))
+    assert files
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(imported_roots(f) & FORBIDDEN)
+        for f in files
+        if imported_roots(f) & FORBIDDEN
+    }
+    assert offenders == {}
+
+
+def test_importing_the_domain_loads_no_framework():
+    code = (
+        "import sys, domain.services, domain.codec, domain.quality, domain.ports;"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r});"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_bot_role_does_not_import_torch_or_diffusers():
+    code = (
+        "import sys, app, config.container, adapters.telegram.runtime, adapters.http.server;"
+        "from config.container import Container;"
+        "c = Container(); c.queue(); c.storage(); c.submit();"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

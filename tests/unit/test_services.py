@@ -1,0 +1,231 @@
+"""The use cases on the in-memory adapters: assertions on state, not on mock calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.memory.delivery_log import MemoryDeliveryLog
+from adapters.memory.generator import FakeGenerator
+from adapters.memory.queue import MemoryJobQueue
+from adapters.memory.storage import LocalFolderStorage
+from domain.errors import QueueUnavailable, RecipientGone, StorageError
+from domain.models import ErrorCode, JobStatus, Progress, Quality, Result, image_key
+from domain.services import DeliverResults, ProcessJobs, SubmitPrompt
+
+
+class CountingGenerator(FakeGenerator):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+        self.fail = fail
+
+    async def generate(self, requests, progress=None):
+        self.calls.append(len(requests))
+        if self.fail:
+            raise RuntimeError("CUDA out of memory")
+        return await super().generate(requests, progress)
+
+
+class FlakyStorage(LocalFolderStorage):
+    def __init__(self, root, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    async def put(self, key, data, content_type, metadata):
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageError(reason="connection refused")
+        return await super().put(key, data, content_type, metadata)
+
+
+async def results_of(queue: MemoryJobQueue) -> list[Result]:
+    out = []
+    for d in await queue.receive_events(1000, 0.1):
+        if isinstance(d.message, Result):
+            out.append(d.message)
+        await d.ack()
+    return out
+
+
+@pytest.fixture
+async def parts(tmp_path):
+    queue = MemoryJobQueue()
+    storage = LocalFolderStorage(tmp_path / "img")
+    await queue.start()
+    await storage.start()
+    submit = SubmitPrompt(queue, default_width=256, default_height=256, seed_source=lambda: 5)
+    return queue, storage, submit
+
+
+async def test_worker_makes_stores_and_reports_each_job(parts):
+    queue, storage, submit = parts
+    generator = CountingGenerator()
+    worker = ProcessJobs(queue, generator, storage, max_batch=8, batch_wait_s=0.01)
+    jobs = [await submit(user_id=i, chat_id=i, prompt=f"cat {i}", quality=Quality.FAST) for i in range(3)]
+    await worker.process(await worker.take_batch())
+    results = await results_of(queue)
+    assert {r.job_id for r in results} == {j.job_id for j in jobs}
+    assert all(r.status == JobStatus.DONE and r.profile == "fast" for r in results)
+    assert generator.calls == [3]  # one batch for compatible jobs
+    for job in jobs:
+        assert await storage.exists(image_key(job.job_id))
+        meta = await storage.metadata(image_key(job.job_id))
+        assert meta["seed"] == "5" and meta["content-type"] == "image/png"
+        assert "cat" not in meta["prompt-sha256"]
+    assert await queue.backlog() == 0  # all acked
+
+
+async def test_incompatible_jobs_are_split_into_batches(parts):
+    queue, storage, submit = parts
+    generator = CountingGenerator()
+    worker = ProcessJobs(queue, generator, storage, max_batch=8)
+    await submit(user_id=1, chat_id=1, prompt="a", quality=Quality.FAST)
+    await submit(user_id=2, chat_id=2, prompt="b", quality=Quality.QUALITY)
+    await submit(user_id=3, chat_id=3, prompt="c", quality=Quality.FAST, width=512, height=256)
+    await worker.process(await worker.take_batch())
+    assert sorted(generator.calls) == [1, 1, 1]
+    assert len(await results_of(queue)) == 3
+
+
+async def test_redelivered_job_with_stored_image_is_not_generated_again(parts):
+    queue, storage, submit = parts
+    generator = CountingGenerator()
+    job = await submit(user_id=1, chat_id=1, prompt="fox")
+    await storage.put(image_key(job.job_id), b"png", "image/png", {})
+    await ProcessJobs(queue, generator, storage).process(await queue.receive_jobs(1, 1))
+    [result] = await results_of(queue)
+    assert result.status == JobStatus.DONE and result.image_key == image_key(job.job_id)
+    assert generator.calls == []
+
+
+async def test_generation_failure_is_an_honest_error_and_the_job_is_acked(parts):
+    queue, storage, submit = parts
+    job = await submit(user_id=1, chat_id=1, prompt="fox")
+    await ProcessJobs(queue, CountingGenerator(fail=True), storage).process(await queue.receive_jobs(1, 1))
+    [result] = await results_of(queue)
+    assert (result.job_id, result.status, result.error_code) == (job.job_id, JobStatus.FAILED, ErrorCode.GENERATION_FAILED)
+    assert await queue.backlog() == 0
+
+
+async def test_storage_is_retried_then_fails_honestly(parts, tmp_path):
+    queue, _, submit = parts
+    flaky = FlakyStorage(tmp_path / "flaky", failures=2)
+    worker = ProcessJobs(queue, FakeGenerator(), flaky, storage_attempts=3, storage_backoff_s=0.01)
+    await submit(user_id=1, chat_id=1, prompt="fox")
+    await worker.process(await queue.receive_jobs(1, 1))
+    [ok] = await results_of(queue)
+    assert ok.status == JobStatus.DONE
+
+    flaky.failures = 10
+    await submit(user_id=1, chat_id=1, prompt="owl")
+    await worker.process(await queue.receive_jobs(1, 1))
+    [failed] = await results_of(queue)
+    assert failed.status == JobStatus.FAILED and failed.error_code == ErrorCode.STORAGE_UNAVAILABLE
+    assert flaky.failures == 7  # three attempts, then the job failed and the worker moved on
+
+
+async def test_worker_reports_progress(parts):
+    queue, storage, submit = parts
+    await submit(user_id=1, chat_id=1, prompt="fox", quality=Quality.FAST)
+    worker = ProcessJobs(queue, FakeGenerator(), storage, progress_interval_s=0)
+    await worker.process(await queue.receive_jobs(1, 1))
+    events = [d.message for d in await queue.receive_events(100, 0.1)]
+    stages = [e.stage for e in events if isinstance(e, Progress)]
+    assert stages[0] == "started" and "generating" in stages and stages[-1] == "uploading"
+    assert isinstance(events[-1], Result)
+
+
+async def test_worker_run_stops_after_finishing_its_batch(parts):
+    queue, storage, submit = parts
+    worker = ProcessJobs(queue, FakeGenerator(step_delay_s=0.05), storage, poll_timeout_s=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await submit(user_id=1, chat_id=1, prompt="fox", quality=Quality.FAST)
+    while not worker.busy:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    [result] = await results_of(queue)
+    assert result.status == JobStatus.DONE
+
+
+async def test_submit_refuses_when_the_queue_is_down():
+    class DownQueue(MemoryJobQueue):
+        async def publish_job(self, job):
+            raise ConnectionError("broker unreachable")
+
+    with pytest.raises(QueueUnavailable):
+        await SubmitPrompt(DownQueue())(user_id=1, chat_id=1, prompt="fox")
+
+
+async def test_memory_queue_keeps_owed_work_across_a_restart(tmp_path):
+    state = tmp_path / "queue.json"
+    first = MemoryJobQueue(state)
+    await first.start()
+    submit = SubmitPrompt(first, default_width=256, default_height=256)
+    a = await submit(user_id=1, chat_id=1, prompt="a")
+    b = await submit(user_id=2, chat_id=2, prompt="b")
+    [taken] = await first.receive_jobs(1, 1)  # in flight when the process stops
+    await first.stop()
+    second = MemoryJobQueue(state)
+    await second.start()
+    got = {d.message.job_id for d in await second.receive_jobs(10, 1)}
+    assert got == {a.job_id, b.job_id} and taken.message.job_id in got
+    assert not state.exists()
+
+
+class RecordingNotifier:
+    def __init__(self, gone: set[int] = frozenset(), flaky: int = 0) -> None:
+        self.delivered: list[str] = []
+        self.progress_seen: list[str] = []
+        self.gone = gone
+        self.flaky = flaky
+
+    async def progress(self, event):
+        self.progress_seen.append(event.stage)
+
+    async def deliver(self, result):
+        if result.chat_id in self.gone:
+            raise RecipientGone()
+        if self.flaky:
+            self.flaky -= 1
+            raise ConnectionError("telegram down")
+        self.delivered.append(result.job_id)
+
+
+def result(job_id: str, chat: int = 1) -> Result:
+    return Result(job_id=job_id, user_id=chat, chat_id=chat, status=JobStatus.DONE, image_key="k")
+
+
+async def test_deliver_sends_each_result_once():
+    queue = MemoryJobQueue()
+    notifier = RecordingNotifier()
+    deliver = DeliverResults(queue, notifier, MemoryDeliveryLog(), poll_timeout_s=0.05)
+    for job_id in ("a", "b", "a", "a"):
+        await queue.publish_event(result(job_id))
+    await queue.publish_event(Progress(job_id="b", user_id=1, chat_id=1, stage="started"))
+    for d in await queue.receive_events(10, 0.1):
+        await deliver.handle(d)
+    assert sorted(notifier.delivered) == ["a", "b"]
+    assert notifier.progress_seen == ["started"]
+    assert await queue.receive_events(10, 0.05) == []
+
+
+async def test_deliver_retries_a_failed_send_and_drops_unreachable_users():
+    queue = MemoryJobQueue()
+    notifier = RecordingNotifier(gone={9}, flaky=1)
+    deliver = DeliverResults(queue, notifier, MemoryDeliveryLog(), poll_timeout_s=0.05, retry_delay_s=0.01)
+    await queue.publish_event(result("x"))
+    await queue.publish_event(result("gone", chat=9))
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliver.run(stop))
+    for _ in range(100):
+        if notifier.delivered:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await task
+    assert notifier.delivered == ["x"]
+    assert await queue.receive_events(10, 0.05) == []  # the unreachable user's result is not retried
