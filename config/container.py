@@ -14,7 +14,8 @@ from dependency_injector import containers, providers
 
 from config.settings import Settings
 from domain.quality import DEFAULT_PROFILES
-from domain.services import FixedPolicy, ProcessJobs, SubmitPrompt
+from domain.policy import FixedPolicy
+from domain.services import ProcessJobs, SubmitPrompt
 from domain.validation import Limits
 
 

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.errors import DomainError, QueueUnavailable, RecipientGone
@@ -25,7 +25,10 @@ from domain.models import (
     image_key,
 )
 from domain.ports import Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
+from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
+from domain.scheduling import pick_batch
+from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
 from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
 
 log = logging.getLogger(__name__)
@@ -97,32 +100,9 @@ class QualityPolicy(Protocol):
         """Pick the profile for a job and say why (shown in the caption)."""
         ...
 
-
-@dataclass
-class FixedPolicy:
-    """Honour the user's preference; ``auto`` gets the default profile."""
-
-    profiles: dict[str, QualityProfile]
-    default: str = Quality.QUALITY
-
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        if requested != Quality.AUTO and requested in self.profiles:
-            return self.profiles[requested], "requested"
-        return self.profiles[self.default], "default"
-
-
-class WorkerMetrics(Protocol):
-    def job_finished(self, result: Result, batch_size: int) -> None: ...
-
-    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
-
-
-class _NoMetrics:
-    def job_finished(self, result: Result, batch_size: int) -> None:
-        pass
-
-    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None:
-        pass
+    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
+        """Learn from a finished batch how fast a profile runs."""
+        ...
 
 
 def _prompt_hash(prompt: str) -> str:
@@ -130,12 +110,26 @@ def _prompt_hash(prompt: str) -> str:
 
 
 @dataclass
+class _Planned:
+    delivery: Delivery[Job]
+    profile: QualityProfile
+    reason: str
+    size: tuple[int, int]
+
+    @property
+    def job(self) -> Job:
+        return self.delivery.message
+
+
+@dataclass
 class ProcessJobs:
     """The worker: take jobs from the queue, make their images, store them, publish results.
 
-    A job is acked only after its result is published. Every step is idempotent by job id: the
-    image key derives from the job id, and an image already stored (a redelivered job whose
-    result was lost) is not generated again.
+    Jobs are gathered for up to ``batch_wait_s`` and compatible ones (same profile and size) run
+    as one generator call; users take turns within a batch. A job is acked only after its
+    result is published. Every step is idempotent by job id: the image key derives from the job
+    id, and an image already stored (a redelivered job whose result was lost) is not generated
+    again.
     """
 
     queue: JobQueue
@@ -146,55 +140,105 @@ class ProcessJobs:
     model_name: str = "fake"
     max_batch: int = 4
     batch_wait_s: float = 0.05
+    lookahead: int = 4  # jobs held in hand, in batches, to choose fair batches from
     poll_timeout_s: float = 1.0
     storage_attempts: int = 3
     storage_backoff_s: float = 0.5
     publish_backoff_s: float = 0.5
     progress_interval_s: float = 1.0
-    metrics: WorkerMetrics = _NoMetrics()
+    metrics: Metrics = field(default_factory=NoMetrics)
+    tracer: Tracer = field(default_factory=NoTracer)
 
     def __post_init__(self) -> None:
         if self.policy is None:
             self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
+        self._held: list[Delivery[Job]] = []
+
+    @property
+    def batch_limit(self) -> int:
+        return max(1, min(self.max_batch, self.generator.max_batch))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process until ``stop`` is set; the batch in hand is finished before returning."""
+        """Process until ``stop`` is set; the batch in hand is finished before returning, and
+        jobs held but not started go back to the queue."""
         log.info("worker %s started", self.worker_id)
-        while not stop.is_set():
-            try:
-                deliveries = await self.take_batch()
-            except Exception:
-                log.exception("receiving jobs failed; retrying")
-                await asyncio.sleep(self.publish_backoff_s)
-                continue
-            if not deliveries:
-                continue
-            self.busy = True
-            try:
-                await self.process(deliveries)
-            finally:
-                self.busy = False
-        log.info("worker %s stopped", self.worker_id)
+        try:
+            while not stop.is_set():
+                try:
+                    batch = await self.next_batch()
+                except Exception:
+                    log.exception("receiving jobs failed; retrying")
+                    await asyncio.sleep(self.publish_backoff_s)
+                    continue
+                if batch:
+                    await self._run_batch(batch)
+        finally:
+            held, self._held = self._held, []
+            for delivery in held:
+                await delivery.release()
+            log.info("worker %s stopped; %d held job(s) returned to the queue", self.worker_id, len(held))
 
-    async def take_batch(self) -> list[Delivery[Job]]:
-        limit = max(1, min(self.max_batch, self.generator.max_batch))
-        deliveries = await self.queue.receive_jobs(limit, self.poll_timeout_s)
-        if deliveries and len(deliveries) < limit and self.batch_wait_s > 0:
-            deliveries += await self.queue.receive_jobs(limit - len(deliveries), self.batch_wait_s)
-        return deliveries
+    async def run_once(self) -> int:
+        """Take and process one batch; returns how many jobs it had."""
+        batch = await self.next_batch()
+        if batch:
+            await self._run_batch(batch)
+        return len(batch)
+
+    async def _run_batch(self, batch: list[_Planned]) -> None:
+        self.busy = True
+        try:
+            await self._process_group(batch)
+        finally:
+            self.busy = False
+
+    async def _receive(self, timeout: float) -> None:
+        room = self.batch_limit * self.lookahead - len(self._held)
+        if room > 0:
+            self._held += await self.queue.receive_jobs(room, timeout)
+
+    async def next_batch(self) -> list[_Planned]:
+        """The next fair batch of compatible jobs from those in hand (receiving more first)."""
+        await self._receive(0.0 if self._held else self.poll_timeout_s)
+        if not self._held:
+            return []
+        planned = await self._plan(self._held)
+        head = (planned[0].profile.name, planned[0].size)
+        compatible = sum(1 for p in planned if (p.profile.name, p.size) == head)
+        if compatible < self.batch_limit and self.batch_wait_s > 0:
+            await self._receive(self.batch_wait_s)
+            planned = await self._plan(self._held)
+        batch, rest = pick_batch(
+            planned,
+            group=lambda p: (p.profile.name, p.size),
+            user=lambda p: p.job.user_id,
+            limit=self.batch_limit,
+        )
+        self._held = [p.delivery for p in rest]
+        return batch
+
+    async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[_Planned]:
+        backlog = await self._backlog()
+        assert self.policy is not None
+        out = []
+        for delivery in deliveries:
+            profile, reason = self.policy.choose(delivery.message.quality, backlog)
+            size = profile.fit_size(delivery.message.width, delivery.message.height)
+            out.append(_Planned(delivery, profile, reason, size))
+        return out
 
     async def process(self, deliveries: Sequence[Delivery[Job]]) -> None:
-        backlog = await self._backlog()
-        groups: dict[tuple[str, int, int], list[tuple[Delivery[Job], QualityProfile, str]]] = {}
-        assert self.policy is not None
-        for delivery in deliveries:
-            job = delivery.message
-            profile, reason = self.policy.choose(job.quality, backlog)
-            width, height = profile.fit_size(job.width, job.height)
-            groups.setdefault((profile.name, width, height), []).append((delivery, profile, reason))
-        for group in groups.values():
-            await self._process_group(group)
+        """Process the given jobs now, in as many batches as their profiles and sizes need."""
+        planned = await self._plan(deliveries)
+        while planned:
+            batch, planned = pick_batch(
+                planned,
+                group=lambda p: (p.profile.name, p.size),
+                user=lambda p: p.job.user_id,
+                limit=self.batch_limit,
+            )
+            await self._process_group(batch)
 
     async def _backlog(self) -> int:
         try:
@@ -202,28 +246,34 @@ class ProcessJobs:
         except Exception:
             return 0
 
-    async def _process_group(
-        self, group: list[tuple[Delivery[Job], QualityProfile, str]]
-    ) -> None:
+    async def _process_group(self, group: list[_Planned]) -> None:
         started = time.time()
-        profile = group[0][1]
-        todo: list[tuple[Delivery[Job], str]] = []
-        for delivery, _, reason in group:
-            job = delivery.message
-            key = image_key(job.job_id)
-            if await self._already_stored(key):
-                # A redelivered job whose image was stored before: only the result is missing.
-                link = await self.storage.link(key)
-                result = self._done(job, key, link, profile, reason, started, 0.0, 0.0, len(group))
-                await self._finish(delivery, result, len(group))
-            else:
-                todo.append((delivery, reason))
-        if not todo:
-            return
-        jobs = [d.message for d, _ in todo]
+        profile = group[0].profile
+        self.metrics.jobs_in_flight(len(group))
+        try:
+            todo: list[_Planned] = []
+            for item in group:
+                self.metrics.profile_selected(profile.name, item.reason)
+                key = image_key(item.job.job_id)
+                if await self._already_stored(key):
+                    # A redelivered job whose image was stored before: only the result is missing.
+                    with self.tracer.span("job.reuse_stored", carrier=carrier_of(item.delivery)):
+                        link = await self.storage.link(key)
+                        result = self._done(item, key, link, started, 0.0, 0.0)
+                        await self._finish(item.delivery, result, len(group))
+                else:
+                    todo.append(item)
+            if todo:
+                await self._generate_and_store(todo, profile, started, len(group))
+        finally:
+            self.metrics.jobs_in_flight(-len(group))
+
+    async def _generate_and_store(
+        self, todo: list[_Planned], profile: QualityProfile, started: float, batch: int
+    ) -> None:
+        jobs = [item.job for item in todo]
         for job in jobs:
             await self._progress(job, "started")
-        gen_started = time.time()
         last_report = [0.0]
 
         async def on_step(step: int, total: int) -> None:
@@ -232,39 +282,34 @@ class ProcessJobs:
                 for job in jobs:
                     await self._progress(job, "generating", step, total)
 
+        gen_started = time.time()
+        links = [c for c in (carrier_of(i.delivery) for i in todo) if c]
         try:
-            images = await self.generator.generate([profile.request(j) for j in jobs], on_step)
-        except Exception as exc:
+            with self.tracer.span(
+                "generate",
+                links=links,
+                attributes={"batch.size": len(todo), "profile": profile.name, "worker": self.worker_id},
+            ):
+                images = await self.generator.generate([profile.request(j) for j in jobs], on_step)
+        except Exception:
             log.exception("generation failed for %d job(s)", len(jobs))
-            for delivery, reason in todo:
-                await self._finish(
-                    delivery,
-                    Result.failure(
-                        delivery.message,
-                        ErrorCode.GENERATION_FAILED,
-                        profile=profile.name,
-                        worker_id=self.worker_id,
-                    ),
-                    len(group),
+            for item in todo:
+                failure = Result.failure(
+                    item.job, ErrorCode.GENERATION_FAILED, profile=profile.name, worker_id=self.worker_id
                 )
-            del exc
+                await self._finish(item.delivery, failure, batch)
             return
         gen_s = time.time() - gen_started
         self.metrics.batch_generated(profile.name, len(jobs), gen_s)
-        for (delivery, reason), image in zip(todo, images, strict=True):
-            job = delivery.message
-            await self._progress(job, "uploading")
-            up_started = time.time()
-            result = await self._store(job, image, profile, reason, started, gen_s, len(group))
-            if result.status == JobStatus.DONE:
-                result = result.model_copy(
-                    update={
-                        "timings": result.timings.model_copy(
-                            update={"upload_s": time.time() - up_started}
-                        )
-                    }
-                )
-            await self._finish(delivery, result, len(group))
+        assert self.policy is not None
+        self.policy.observe(profile.name, len(jobs), gen_s)
+        for item, image in zip(todo, images, strict=True):
+            with self.tracer.span(
+                "job.store_and_report", carrier=carrier_of(item.delivery), attributes={"job.id": item.job.job_id}
+            ):
+                await self._progress(item.job, "uploading")
+                result = await self._store(item, image, started, gen_s)
+                await self._finish(item.delivery, result, batch)
 
     async def _already_stored(self, key: str) -> bool:
         try:
@@ -272,32 +317,26 @@ class ProcessJobs:
         except Exception:
             return False
 
-    async def _store(
-        self,
-        job: Job,
-        image: GeneratedImage,
-        profile: QualityProfile,
-        reason: str,
-        started: float,
-        gen_s: float,
-        batch: int,
-    ) -> Result:
+    async def _store(self, item: _Planned, image: GeneratedImage, started: float, gen_s: float) -> Result:
+        job = item.job
         key = image_key(job.job_id)
         metadata = {
             "job-id": job.job_id,
             "prompt-sha256": _prompt_hash(job.prompt),
             "seed": str(job.seed),
             "model": self.model_name,
-            "profile": profile.name,
+            "profile": item.profile.name,
         }
+        up_started = time.time()
         for attempt in range(1, self.storage_attempts + 1):
             try:
                 stored = await self.storage.put(key, image.png, "image/png", metadata)
                 return self._done(
-                    job, stored.key, stored.url, profile, reason, started, gen_s, 0.0, batch,
-                    image.width, image.height,
+                    item, stored.key, stored.url, started, gen_s, time.time() - up_started,
+                    (image.width, image.height),
                 )
             except Exception as exc:
+                self.metrics.storage_error()
                 log.warning(
                     "storing job %s failed (attempt %d/%d): %s",
                     job.job_id, attempt, self.storage_attempts, type(exc).__name__,
@@ -305,24 +344,21 @@ class ProcessJobs:
                 if attempt < self.storage_attempts:
                     await asyncio.sleep(self.storage_backoff_s * 2 ** (attempt - 1))
         return Result.failure(
-            job, ErrorCode.STORAGE_UNAVAILABLE, profile=profile.name, worker_id=self.worker_id
+            job, ErrorCode.STORAGE_UNAVAILABLE, profile=item.profile.name, worker_id=self.worker_id
         )
 
     def _done(
         self,
-        job: Job,
+        item: _Planned,
         key: str,
         url: str,
-        profile: QualityProfile,
-        reason: str,
         started: float,
         gen_s: float,
         upload_s: float,
-        batch: int,
-        width: int | None = None,
-        height: int | None = None,
+        size: tuple[int, int] | None = None,
     ) -> Result:
-        w, h = profile.fit_size(job.width, job.height)
+        job = item.job
+        width, height = size or item.size
         return Result(
             job_id=job.job_id,
             user_id=job.user_id,
@@ -331,13 +367,13 @@ class ProcessJobs:
             status=JobStatus.DONE,
             prompt=job.prompt,
             seed=job.seed,
-            width=width or w,
-            height=height or h,
+            width=width,
+            height=height,
             status_message_id=job.status_message_id,
             image_key=key,
             image_url=url,
-            profile=profile.name,
-            profile_reason=reason,
+            profile=item.profile.name,
+            profile_reason=item.reason,
             timings=Timings(
                 queue_wait_s=max(0.0, started - job.created_at),
                 generation_s=gen_s,
@@ -384,8 +420,8 @@ class ProcessJobs:
         await delivery.ack()
         self.metrics.job_finished(result, batch)
         log.info(
-            "job %s %s profile=%s total=%.2fs",
-            job.job_id, result.status, result.profile, total,
+            "job %s %s profile=%s batch=%d total=%.2fs",
+            job.job_id, result.status, result.profile, batch, total,
         )
 
 

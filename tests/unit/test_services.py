@@ -64,7 +64,7 @@ async def test_worker_makes_stores_and_reports_each_job(parts):
     generator = CountingGenerator()
     worker = ProcessJobs(queue, generator, storage, max_batch=8, batch_wait_s=0.01)
     jobs = [await submit(user_id=i, chat_id=i, prompt=f"cat {i}", quality=Quality.FAST) for i in range(3)]
-    await worker.process(await worker.take_batch())
+    await worker.run_once()
     results = await results_of(queue)
     assert {r.job_id for r in results} == {j.job_id for j in jobs}
     assert all(r.status == JobStatus.DONE and r.profile == "fast" for r in results)
@@ -84,9 +84,41 @@ async def test_incompatible_jobs_are_split_into_batches(parts):
     await submit(user_id=1, chat_id=1, prompt="a", quality=Quality.FAST)
     await submit(user_id=2, chat_id=2, prompt="b", quality=Quality.QUALITY)
     await submit(user_id=3, chat_id=3, prompt="c", quality=Quality.FAST, width=512, height=256)
-    await worker.process(await worker.take_batch())
-    assert sorted(generator.calls) == [1, 1, 1]
+    assert [await worker.run_once() for _ in range(4)] == [1, 1, 1, 0]
+    assert generator.calls == [1, 1, 1]
     assert len(await results_of(queue)) == 3
+
+
+async def test_one_users_burst_does_not_starve_others(parts):
+    queue, storage, submit = parts
+    generator = CountingGenerator()
+    worker = ProcessJobs(queue, generator, storage, max_batch=4, lookahead=4, batch_wait_s=0)
+    burst = [await submit(user_id=1, chat_id=1, prompt=f"spam {i}", quality=Quality.FAST) for i in range(10)]
+    others = [await submit(user_id=u, chat_id=u, prompt="mine", quality=Quality.FAST) for u in (2, 3)]
+    assert await worker.run_once() == 4
+    first = {r.job_id: r for r in await results_of(queue)}
+    # The first batch serves every user in turn: both later users are in it.
+    assert {o.job_id for o in others} <= set(first)
+    assert sum(1 for b in burst if b.job_id in first) == 2
+    while await worker.run_once():
+        pass
+    assert len(await results_of(queue)) == 8  # the other 8 of the burst, none lost
+
+
+async def test_stopping_returns_held_jobs_to_the_queue(parts):
+    queue, storage, submit = parts
+    worker = ProcessJobs(queue, FakeGenerator(step_delay_s=0.05), storage, max_batch=1, lookahead=8, poll_timeout_s=0.05)
+    for i in range(5):
+        await submit(user_id=i, chat_id=i, prompt="x", quality=Quality.FAST)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    while not worker.busy:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    done = len(await results_of(queue))
+    assert done >= 1
+    assert await queue.backlog() == 5 - done  # the rest is owed again, none lost
 
 
 async def test_redelivered_job_with_stored_image_is_not_generated_again(parts):

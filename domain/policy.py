@@ -1,0 +1,105 @@
+"""Adaptive quality: full quality when the service is quiet, faster profiles when it is busy.
+
+A pure function of measured load (queue backlog, workers, measured seconds per image of each
+profile) against a wait target, with hysteresis so that it does not flap. The worker feeds it
+its measurements; the simulation in ``bench/simulate_quality.py`` runs the same class.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from domain.models import Quality
+from domain.quality import DEFAULT_PROFILES, LADDER, QualityProfile
+
+# Reasons, shown (translated) in the caption.
+REASON_REQUESTED = "requested"  # the user's own choice, and the load allows it
+REASON_QUIET = "quiet"  # automatic, and the service is quiet enough for it
+REASON_BUSY = "busy"  # a faster profile than wanted, because of the load
+
+
+@dataclass
+class AdaptivePolicy:
+    """Chooses the best profile whose expected wait meets ``target_wait_s``.
+
+    expected wait (profile p) = backlog x seconds_per_image(p) / workers
+
+    Downgrades at once when the current level misses the target; upgrades only when the better
+    level would meet ``upgrade_margin`` x target and ``min_dwell_s`` has passed since the last
+    change (hysteresis).
+    """
+
+    seconds_per_image: dict[str, float]
+    target_wait_s: float = 60.0
+    profiles: dict[str, QualityProfile] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    ladder: Sequence[str] = LADDER
+    workers: int = 1
+    upgrade_margin: float = 0.6
+    min_dwell_s: float = 10.0
+    smoothing: float = 0.3
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        missing = [p for p in self.ladder if p not in self.seconds_per_image]
+        if missing:
+            raise ValueError(f"no service time estimate for profiles {missing}")
+        self.level = 0  # index into the ladder: 0 is the best quality
+        self._changed_at = -float("inf")
+
+    # --- measurements ----------------------------------------------------------------------
+    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
+        """A batch of ``batch_size`` images of ``profile`` took ``seconds``."""
+        if batch_size <= 0 or seconds <= 0 or profile not in self.seconds_per_image:
+            return
+        per_image = seconds / batch_size
+        old = self.seconds_per_image[profile]
+        self.seconds_per_image[profile] = old + self.smoothing * (per_image - old)
+
+    def expected_wait(self, profile: str, backlog: int) -> float:
+        return backlog * self.seconds_per_image[profile] / max(1, self.workers)
+
+    # --- decision -------------------------------------------------------------------------
+    def allowed_level(self, backlog: int) -> int:
+        """The best ladder level the load allows now (updates the hysteresis state)."""
+        now = self.clock()
+        fits = [self.expected_wait(p, backlog) <= self.target_wait_s for p in self.ladder]
+        best = next((i for i, ok in enumerate(fits) if ok), len(self.ladder) - 1)
+        if best > self.level:  # too slow for the load: degrade at once
+            self.level, self._changed_at = best, now
+        elif best < self.level and now - self._changed_at >= self.min_dwell_s:
+            # Quieter: step up only to a level that meets the target with room to spare.
+            for i in range(best, self.level):
+                wait = self.expected_wait(self.ladder[i], backlog)
+                if wait <= self.upgrade_margin * self.target_wait_s:
+                    self.level, self._changed_at = i, now
+                    break
+        return self.level
+
+    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+        level = self.allowed_level(backlog)
+        allowed = self.ladder[level]
+        if requested != Quality.AUTO and requested in self.ladder:
+            wanted = self.ladder.index(requested)
+            if wanted >= level:  # as fast or faster than the load needs: honour it
+                return self.profiles[requested], REASON_REQUESTED
+            return self.profiles[allowed], REASON_BUSY
+        return self.profiles[allowed], REASON_QUIET if level == 0 else REASON_BUSY
+
+
+@dataclass
+class FixedPolicy:
+    """One profile for everything (the baselines of the simulation), or the user's choice."""
+
+    profiles: dict[str, QualityProfile]
+    default: str = Quality.QUALITY
+    honour_requests: bool = True
+
+    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
+        pass
+
+    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+        if self.honour_requests and requested != Quality.AUTO and requested in self.profiles:
+            return self.profiles[requested], REASON_REQUESTED
+        return self.profiles[self.default], REASON_QUIET

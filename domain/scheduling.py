@@ -1,0 +1,41 @@
+"""Which jobs a worker runs together: compatible jobs, oldest first, users served in turn."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def pick_batch(
+    items: Sequence[T],
+    *,
+    group: Callable[[T], Hashable],
+    user: Callable[[T], Hashable],
+    limit: int,
+) -> tuple[list[T], list[T]]:
+    """Split ``items`` (in arrival order) into one batch and the rest.
+
+    The batch is the group (same size and profile) of the oldest item, so no group starves;
+    within it, users take turns in order of their first job, so one user's burst of prompts
+    does not push everyone else's back.
+    """
+    if not items or limit <= 0:
+        return [], list(items)
+    head = group(items[0])
+    queues: OrderedDict[Hashable, deque[int]] = OrderedDict()
+    for index, item in enumerate(items):
+        if group(item) == head:
+            queues.setdefault(user(item), deque()).append(index)
+    chosen: list[int] = []
+    while len(chosen) < limit and queues:
+        for key in list(queues):
+            chosen.append(queues[key].popleft())
+            if not queues[key]:
+                del queues[key]
+            if len(chosen) == limit:
+                break
+    taken = set(chosen)
+    return [items[i] for i in chosen], [item for i, item in enumerate(items) if i not in taken]

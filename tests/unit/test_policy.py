@@ -1,0 +1,105 @@
+"""The adaptive quality policy and fair batching: pure functions, unit-tested."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.models import Quality
+from domain.policy import REASON_BUSY, REASON_QUIET, REASON_REQUESTED, AdaptivePolicy, FixedPolicy
+from domain.quality import DEFAULT_PROFILES, QualityProfile
+from domain.scheduling import pick_batch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def policy(clock: Clock, **kw) -> AdaptivePolicy:
+    # seconds per image: quality 10, balanced 4, fast 1; target 60 s; one worker
+    return AdaptivePolicy({"quality": 10.0, "balanced": 4.0, "fast": 1.0}, target_wait_s=60, clock=clock, **kw)
+
+
+def test_quiet_service_gets_full_quality():
+    p = policy(Clock())
+    profile, reason = p.choose(Quality.AUTO, backlog=2)
+    assert (profile.name, reason) == ("quality", REASON_QUIET)
+
+
+@pytest.mark.parametrize(("backlog", "expected"), [(5, "quality"), (6, "quality"), (7, "balanced"), (15, "balanced"), (16, "fast"), (500, "fast")])
+def test_busier_service_gets_faster_profiles(backlog, expected):
+    assert policy(Clock()).choose(Quality.AUTO, backlog)[0].name == expected
+
+
+def test_hysteresis_upgrades_only_with_room_and_after_dwell():
+    clock = Clock()
+    p = policy(clock, min_dwell_s=10, upgrade_margin=0.6)
+    assert p.choose(Quality.AUTO, 20)[0].name == "fast"
+    clock.now = 5
+    assert p.choose(Quality.AUTO, 5)[0].name == "fast"  # dwell not over yet
+    clock.now = 20
+    # balanced would wait 5*4 = 20 s <= 36 s; quality 50 s > 36 s: one step up, not two
+    assert p.choose(Quality.AUTO, 5)[0].name == "balanced"
+    clock.now = 40
+    assert p.choose(Quality.AUTO, 3)[0].name == "quality"  # 30 s <= 36 s
+    assert p.choose(Quality.AUTO, 7)[0].name == "balanced"  # degrade at once: 70 s > 60 s
+
+
+def test_no_flapping_around_the_threshold():
+    clock = Clock()
+    p = policy(clock, min_dwell_s=0)
+    names = []
+    for t, backlog in enumerate([7, 6, 7, 6, 7, 6]):
+        clock.now = t
+        names.append(p.choose(Quality.AUTO, backlog)[0].name)
+    assert names == ["balanced"] * 6
+
+
+def test_user_preference_is_honoured_within_the_policy():
+    p = policy(Clock())
+    assert p.choose(Quality.FAST, 0) == (DEFAULT_PROFILES["fast"], REASON_REQUESTED)
+    assert p.choose(Quality.QUALITY, 0) == (DEFAULT_PROFILES["quality"], REASON_REQUESTED)
+    assert p.choose(Quality.QUALITY, 10) == (DEFAULT_PROFILES["balanced"], REASON_BUSY)
+    assert p.choose(Quality.FAST, 10) == (DEFAULT_PROFILES["fast"], REASON_REQUESTED)
+
+
+def test_measurements_move_the_estimate():
+    p = policy(Clock(), smoothing=0.5)
+    p.observe("quality", batch_size=4, seconds=8.0)  # 2 s/image measured
+    assert p.seconds_per_image["quality"] == pytest.approx(6.0)
+    p.observe("quality", batch_size=0, seconds=1.0)  # ignored
+    assert p.seconds_per_image["quality"] == pytest.approx(6.0)
+    assert p.choose(Quality.AUTO, 9)[0].name == "quality"  # 54 s now fits
+
+
+def test_more_workers_share_the_backlog():
+    assert policy(Clock(), workers=3).choose(Quality.AUTO, 15)[0].name == "quality"
+
+
+def test_missing_estimates_are_refused():
+    with pytest.raises(ValueError):
+        AdaptivePolicy({"quality": 1.0})
+
+
+def test_fixed_policy():
+    fixed = FixedPolicy(DEFAULT_PROFILES, default="fast", honour_requests=False)
+    assert fixed.choose(Quality.QUALITY, 0)[0].name == "fast"
+    assert FixedPolicy(DEFAULT_PROFILES).choose(Quality.BALANCED, 99)[0].name == "balanced"
+
+
+def test_fit_size_keeps_aspect_and_multiples():
+    fast = QualityProfile("fast", 8, 4, max_side=512)
+    assert fast.fit_size(1024, 1024) == (512, 512)
+    assert fast.fit_size(1536, 640) == (512, 128)
+    assert fast.fit_size(384, 256) == (384, 256)
+
+
+def test_pick_batch_takes_the_oldest_group_and_rotates_users():
+    items = [("A", 1), ("B", 2), ("A", 1), ("A", 1), ("A", 2), ("A", 3), ("B", 1)]
+    batch, rest = pick_batch(items, group=lambda x: x[0], user=lambda x: x[1], limit=3)
+    assert batch == [("A", 1), ("A", 2), ("A", 3)]
+    assert rest == [("B", 2), ("A", 1), ("A", 1), ("B", 1)]
+    assert pick_batch([], group=len, user=len, limit=3) == ([], [])
