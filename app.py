@@ -20,11 +20,23 @@ ROLES = ("bot", "worker", "all")
 log = logging.getLogger("prompt2pic")
 
 
-def setup_logging(level: str, token: str = "") -> None:
+def setup_logging(level: str, token: str = "", fmt: str = "text") -> None:
+    """Text or JSON lines (with ``job_id`` where a record has one); the bot token is scrubbed
+    from every record. Prompts are user data: they are logged at debug level only."""
     from adapters.telegram.bot import TokenRedactor
 
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"levelname": "level", "name": "logger", "asctime": "time"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(TokenRedactor(token))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -57,6 +69,8 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
     workers: list[asyncio.Task[Any]] = []
     telegram = None
     try:
+        metrics = await _start(container.metrics(), started)
+        await _start(container.tracer(), started)
         queue = await _start(container.queue(), started)
         storage = await _start(container.storage(), started)
         readiness = {"queue": queue.is_ready}
@@ -72,6 +86,7 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
             settings.http_host,
             settings.http_port,
             readiness=readiness,
+            metrics=getattr(metrics, "prometheus", None),
             files=storage if settings.storage_backend == "local" else None,
         )
         if role in ("bot", "all"):
@@ -213,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {"generator": args.generator} if getattr(args, "generator", None) else {}
     settings = Settings(**overrides)
-    setup_logging(settings.log_level, settings.telegram_bot_token.get_secret_value())
+    setup_logging(settings.log_level, settings.telegram_bot_token.get_secret_value(), settings.log_format)
     container = Container()
     from dependency_injector import providers
 
     container.settings.override(providers.Object(settings))
+    container.role.override(providers.Object(getattr(args, "role", "generate")))
     if args.command == "generate":
         return asyncio.run(generate_once(container, args))
     return asyncio.run(serve(args.role, container))

@@ -14,7 +14,12 @@ from dependency_injector import containers, providers
 
 from config.settings import Settings
 from domain.quality import DEFAULT_PROFILES
-from domain.policy import FixedPolicy
+from dataclasses import replace
+
+from domain.models import Quality
+from domain.policy import AdaptivePolicy, FixedPolicy
+from domain.quality import QualityProfile
+from domain.telemetry import NoMetrics, NoTracer
 from domain.services import ProcessJobs, SubmitPrompt
 from domain.validation import Limits
 
@@ -127,6 +132,38 @@ def model_name(settings: Settings) -> str:
     return settings.generator.value
 
 
+def profiles(settings: Settings) -> dict[str, QualityProfile]:
+    out = dict(DEFAULT_PROFILES)
+    for name, override in settings.quality_profiles.items():
+        base = out.get(name, DEFAULT_PROFILES[Quality.QUALITY])
+        fields = {k: (int(v) if k in ("prior_steps", "decoder_steps", "max_side") else float(v)) for k, v in override.items()}
+        out[name] = replace(base, name=name, **fields)
+    return out
+
+
+def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> Any:
+    if settings.quality_policy == "fixed":
+        return FixedPolicy(profiles, default=settings.default_quality)
+    return AdaptivePolicy(
+        dict(settings.seconds_per_image),
+        target_wait_s=settings.target_wait_s,
+        profiles=profiles,
+        workers=settings.policy_workers,
+    )
+
+
+def otel_metrics(settings: Settings, role: str) -> Any:
+    from adapters.otel.metrics import OtelMetrics
+
+    return OtelMetrics(role=role, otlp_endpoint=settings.otlp_endpoint)
+
+
+def otel_tracer(settings: Settings, role: str) -> Any:
+    from adapters.otel.tracing import OtelTracer
+
+    return OtelTracer(role=role, otlp_endpoint=settings.otlp_endpoint, set_global=True)
+
+
 def limits(settings: Settings) -> Limits:
     return Limits(
         max_prompt_chars=settings.max_prompt_chars,
@@ -167,11 +204,19 @@ class Container(containers.DeclarativeContainer):
         wuerstchen=providers.Singleton(wuerstchen_generator, settings),
     )
 
+    role = providers.Object("all")
     limits = providers.Singleton(limits, settings)
-    policy = providers.Singleton(
-        FixedPolicy,
-        profiles=providers.Object(DEFAULT_PROFILES),
-        default=providers.Callable(lambda s: s.default_quality, settings),
+    profiles = providers.Singleton(profiles, settings)
+    policy = providers.Singleton(quality_policy, settings, profiles)
+    metrics = providers.Selector(
+        providers.Callable(lambda s: "otel" if s.metrics_enabled else "none", settings),
+        otel=providers.Singleton(otel_metrics, settings, role),
+        none=providers.Singleton(NoMetrics),
+    )
+    tracer = providers.Selector(
+        providers.Callable(lambda s: "otel" if s.otlp_endpoint else "none", settings),
+        otel=providers.Singleton(otel_tracer, settings, role),
+        none=providers.Singleton(NoTracer),
     )
 
     submit = providers.Singleton(
@@ -180,6 +225,7 @@ class Container(containers.DeclarativeContainer):
         limits=limits,
         default_width=providers.Callable(lambda s: s.default_width, settings),
         default_height=providers.Callable(lambda s: s.default_height, settings),
+        tracer=tracer,
     )
     worker = providers.Singleton(
         ProcessJobs,
@@ -192,6 +238,8 @@ class Container(containers.DeclarativeContainer):
         max_batch=providers.Callable(lambda s: s.max_batch, settings),
         batch_wait_s=providers.Callable(lambda s: s.batch_wait_s, settings),
         storage_attempts=providers.Callable(lambda s: s.storage_attempts, settings),
+        metrics=metrics,
+        tracer=tracer,
     )
 
     delivery_log = providers.Singleton(memory_delivery_log)

@@ -127,6 +127,7 @@ class Result(_Message):
     timings: Timings = Field(default_factory=Timings)
     error_code: ErrorCode | None = None
     worker_id: str = ""
+    accepted_at: float = 0.0  # when the bot accepted the job (for end-to-end latency)
     finished_at: float = Field(default_factory=now)
 
     @classmethod
@@ -142,6 +143,7 @@ class Result(_Message):
             width=job.width,
             height=job.height,
             status_message_id=job.status_message_id,
+            accepted_at=job.created_at,
             error_code=code,
             **extra,  # type: ignore[arg-type]
         )

@@ -46,6 +46,7 @@ class SubmitPrompt:
     default_width: int = 1024
     default_height: int = 1024
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
+    tracer: Tracer = field(default_factory=NoTracer)
 
     def prepare(
         self,
@@ -80,12 +81,14 @@ class SubmitPrompt:
         )
 
     async def publish(self, job: Job) -> Job:
-        try:
-            await self.queue.publish_job(job)
-        except Exception as exc:  # the broker is down or refused: the user must know
-            log.warning("could not queue job %s: %s", job.job_id, type(exc).__name__)
-            raise QueueUnavailable(job_id=job.job_id) from exc
-        log.info("job %s queued user=%s", job.job_id, job.user_id)
+        # The job's trace starts here; the queue adapter carries its context to the worker.
+        with self.tracer.span("job.accept", attributes={"job.id": job.job_id, "user.id": job.user_id}):
+            try:
+                await self.queue.publish_job(job)
+            except Exception as exc:  # the broker is down or refused: the user must know
+                log.warning("could not queue job %s: %s", job.job_id, type(exc).__name__)
+                raise QueueUnavailable(job_id=job.job_id) from exc
+        log.info("job %s queued user=%s", job.job_id, job.user_id, extra={"job_id": job.job_id})
         return job
 
     async def __call__(self, **request: object) -> Job:
@@ -220,6 +223,7 @@ class ProcessJobs:
 
     async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[_Planned]:
         backlog = await self._backlog()
+        self.metrics.consumer_lag(backlog)
         assert self.policy is not None
         out = []
         for delivery in deliveries:
@@ -372,6 +376,7 @@ class ProcessJobs:
             status_message_id=job.status_message_id,
             image_key=key,
             image_url=url,
+            accepted_at=job.created_at,
             profile=item.profile.name,
             profile_reason=item.reason,
             timings=Timings(
@@ -422,6 +427,7 @@ class ProcessJobs:
         log.info(
             "job %s %s profile=%s batch=%d total=%.2fs",
             job.job_id, result.status, result.profile, batch, total,
+            extra={"job_id": job.job_id},
         )
 
 
@@ -439,6 +445,8 @@ class DeliverResults:
     batch: int = 64
     poll_timeout_s: float = 1.0
     retry_delay_s: float = 2.0
+    metrics: Metrics = field(default_factory=NoMetrics)
+    tracer: Tracer = field(default_factory=NoTracer)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -465,16 +473,24 @@ class DeliverResults:
             log.info("result %s already delivered; skipped", event.job_id)
             await delivery.ack()
             return
-        try:
-            await self.notifier.deliver(event)
-        except RecipientGone:
-            log.info("user %s cannot be reached; result %s dropped", event.user_id, event.job_id)
-        except DomainError as exc:
-            log.warning("result %s not delivered: %s", event.job_id, exc.code)
-        except Exception as exc:
-            log.warning("result %s not delivered (%s); will retry", event.job_id, type(exc).__name__)
-            await self.delivery_log.forget(event.job_id)
-            await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
-            await delivery.release()
-            return
+        with self.tracer.span(
+            "job.deliver", carrier=carrier_of(delivery), attributes={"job.id": event.job_id}
+        ):
+            try:
+                await self.notifier.deliver(event)
+            except RecipientGone:
+                self.metrics.delivery_error("recipient_gone")
+                log.info("user %s cannot be reached; result %s dropped", event.user_id, event.job_id)
+            except DomainError as exc:
+                self.metrics.delivery_error(exc.code)
+                log.warning("result %s not delivered: %s", event.job_id, exc.code)
+            except Exception as exc:
+                self.metrics.delivery_error(type(exc).__name__)
+                log.warning("result %s not delivered (%s); will retry", event.job_id, type(exc).__name__)
+                await self.delivery_log.forget(event.job_id)
+                await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
+                await delivery.release()
+                return
+        if event.accepted_at:
+            self.metrics.result_delivered(event, max(0.0, time.time() - event.accepted_at))
         await delivery.ack()

@@ -24,12 +24,20 @@ class Metrics(Protocol):
 
     def jobs_in_flight(self, delta: int) -> None: ...
 
+    def consumer_lag(self, jobs: int) -> None: ...
+
     def result_delivered(self, result: Result, end_to_end_s: float) -> None: ...
 
     def delivery_error(self, kind: str) -> None: ...
 
 
 class NoMetrics:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
     def profile_selected(self, profile: str, reason: str) -> None:
         pass
 
@@ -43,6 +51,9 @@ class NoMetrics:
         pass
 
     def jobs_in_flight(self, delta: int) -> None:
+        pass
+
+    def consumer_lag(self, jobs: int) -> None:
         pass
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None:
@@ -67,6 +78,12 @@ class Tracer(Protocol):
 
 
 class NoTracer:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
     @contextlib.contextmanager
     def span(
         self,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import propagate
+
 from domain.codec import UndecodableMessage, decode_event, decode_job, encode_event, encode_job
 from domain.models import Event, Job
 
@@ -35,6 +37,7 @@ class DeadLetter:
 class _Entry:
     seq: int
     raw: bytes
+    headers: dict[str, str] = field(default_factory=dict)
     deliveries: int = 0
 
 
@@ -49,6 +52,11 @@ class MemoryDelivery(Generic[T]):
     @property
     def message(self) -> T:
         return self._message
+
+    @property
+    def carrier(self) -> dict[str, str]:
+        """The trace context the message was published with."""
+        return self._entry.headers
 
     async def ack(self) -> None:
         if not self.done:
@@ -73,9 +81,9 @@ class _Stream:
         self.wakeup = asyncio.Condition()
         self._seq = itertools.count()
 
-    async def put(self, raw: bytes) -> None:
+    async def put(self, raw: bytes, headers: dict[str, str] | None = None) -> None:
         async with self.wakeup:
-            self.pending.append(_Entry(next(self._seq), raw))
+            self.pending.append(_Entry(next(self._seq), raw, headers or {}))
             self.wakeup.notify_all()
 
     def requeue(self, entry: _Entry) -> None:
@@ -161,14 +169,20 @@ class MemoryJobQueue:
     def is_ready(self) -> bool:
         return self._ready
 
+    @staticmethod
+    def _context() -> dict[str, str]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier
+
     async def publish_job(self, job: Job) -> None:
-        await self.jobs.put(encode_job(job))
+        await self.jobs.put(encode_job(job), self._context())
 
     async def receive_jobs(self, max_jobs: int, timeout: float) -> list[MemoryDelivery[Job]]:
         return await self.jobs.take(max_jobs, timeout)
 
     async def publish_event(self, event: Event) -> None:
-        await self.events.put(encode_event(event))
+        await self.events.put(encode_event(event), self._context())
 
     async def receive_events(self, max_events: int, timeout: float) -> list[MemoryDelivery[Event]]:
         return await self.events.take(max_events, timeout)

@@ -1,0 +1,125 @@
+"""In-memory user store: the reference adapter of ``UserStore`` (tests, throwaway runs).
+
+Every method runs without awaiting anything, so each is atomic on the event loop: ``admit``'s check
+and insert cannot interleave with another call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from domain.users import (
+    ACTIVE_STATES,
+    JobRecord,
+    JobState,
+    Outcome,
+    StoreStats,
+    UserLimits,
+    UserPrefs,
+    apply_outcome,
+    check_admission,
+)
+
+
+class MemoryUserStore:
+    def __init__(self) -> None:
+        self.prefs: dict[int, UserPrefs] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.blocked: dict[int, float] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def get_prefs(self, user_id: int) -> UserPrefs:
+        return self.prefs.get(user_id) or UserPrefs(user_id)
+
+    async def save_prefs(self, prefs: UserPrefs) -> None:
+        self.prefs[prefs.user_id] = prefs
+
+    async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
+        if not records:
+            return
+        user_id = records[0].user_id
+        mine = [r for r in self.jobs.values() if r.user_id == user_id]
+        check_admission(
+            limits,
+            now=now,
+            active_created=[r.created_at for r in mine if r.state in ACTIVE_STATES],
+            recent_created=[r.created_at for r in mine if now - r.created_at < limits.window_s],
+            requested=len(records),
+        )
+        for record in records:
+            self.jobs[record.job_id] = record
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
+
+    async def set_status_message(self, job_id: str, message_id: int) -> None:
+        if job_id in self.jobs:
+            self.jobs[job_id] = replace(self.jobs[job_id], status_message_id=message_id)
+
+    async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
+        record = self.jobs.get(job_id)
+        if record is not None and record.state == JobState.QUEUED:
+            record = self.jobs[job_id] = replace(
+                record, state=JobState.RUNNING, started_at=at, worker_id=worker_id
+            )
+        return record
+
+    async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
+        record = self.jobs.get(job_id)
+        if record is None:
+            return None
+        record = self.jobs[job_id] = apply_outcome(record, outcome)
+        return record
+
+    async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
+        record = self.jobs.get(job_id)
+        if record is None or record.user_id != user_id or record.state not in ACTIVE_STATES:
+            return None
+        record = self.jobs[job_id] = replace(record, state=JobState.CANCELLED, finished_at=at)
+        return record
+
+    async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
+        found = [
+            r for r in self.jobs.values()
+            if r.state in ACTIVE_STATES and r.created_at >= since
+            and (user_id is None or r.user_id == user_id)
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.job_id))
+
+    async def history(self, user_id: int, limit: int) -> list[JobRecord]:
+        done = [r for r in self.jobs.values() if r.user_id == user_id and r.state == JobState.DONE]
+        done.sort(key=lambda r: (r.finished_at or 0.0, r.created_at), reverse=True)
+        return done[:limit]
+
+    async def mark_blocked(self, user_id: int, at: float) -> None:
+        self.blocked.setdefault(user_id, at)
+
+    async def unblock(self, user_id: int) -> None:
+        self.blocked.pop(user_id, None)
+
+    async def is_blocked(self, user_id: int) -> bool:
+        return user_id in self.blocked
+
+    async def stats(self, since: float) -> StoreStats:
+        recent = [r for r in self.jobs.values() if r.created_at >= since]
+        workers: dict[str, float] = {}
+        for r in self.jobs.values():
+            seen = r.finished_at if r.state in (JobState.DONE, JobState.FAILED) else r.started_at
+            if r.worker_id and seen is not None and seen >= since:
+                workers[r.worker_id] = max(workers.get(r.worker_id, 0.0), seen)
+        return StoreStats(
+            submitted=len(recent),
+            done=sum(r.state == JobState.DONE for r in recent),
+            failed=sum(r.state == JobState.FAILED for r in recent),
+            cancelled=sum(r.state == JobState.CANCELLED for r in recent),
+            active=sum(r.state in ACTIVE_STATES for r in self.jobs.values()),
+            users=len({r.user_id for r in recent}),
+            blocked_users=len(self.blocked),
+            workers=workers,
+        )

@@ -1,0 +1,172 @@
+"""OpenTelemetry metrics: the service's own numbers plus process and system CPU and network
+packets per second. Exported in Prometheus format on the app's ``/metrics`` and, when an OTLP
+endpoint is set, pushed over OTLP/HTTP as well."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+import psutil
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from domain.models import Result
+
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+class _Rates:
+    """CPU and network readings for the observable gauges (psutil)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process(os.getpid())
+        self.process.cpu_percent(None)
+        psutil.cpu_percent(None)
+        self.cores = psutil.cpu_count() or 1
+        self._net = self._packets()
+        self._net_at = time.monotonic()
+
+    @staticmethod
+    def _packets() -> int:
+        counters = psutil.net_io_counters()
+        return counters.packets_sent + counters.packets_recv if counters else 0
+
+    def process_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.process.cpu_percent(None) / 100.0 / self.cores)
+
+    def system_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(psutil.cpu_percent(None) / 100.0)
+
+    def packets_per_second(self, options: CallbackOptions) -> Iterable[Observation]:
+        now, packets = time.monotonic(), self._packets()
+        elapsed = max(1e-6, now - self._net_at)
+        rate = max(0, packets - self._net) / elapsed
+        self._net, self._net_at = packets, now
+        yield Observation(rate)
+
+
+class OtelMetrics:
+    """Implements the domain's ``Metrics`` port with OpenTelemetry instruments."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str = "prompt2pic",
+        role: str = "all",
+        extra_readers: Iterable[MetricReader] = (),
+        otlp_endpoint: str = "",
+        system_metrics: bool = True,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        readers: list[MetricReader] = [PrometheusMetricReader(registry=self.registry), *extra_readers]
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+            readers.append(
+                PeriodicExportingMetricReader(
+                    OTLPMetricExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/metrics")
+                )
+            )
+        views = [
+            View(instrument_name="p2p.batch.size", aggregation=ExplicitBucketHistogramAggregation(BATCH_BUCKETS)),
+            *(
+                View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS))
+                for name in ("p2p.generation.duration", "p2p.queue.wait", "p2p.end_to_end")
+            ),
+        ]
+        self.provider = MeterProvider(
+            metric_readers=readers,
+            views=views,
+            resource=Resource.create({"service.name": service_name, "service.role": role}),
+        )
+        meter = self.provider.get_meter("prompt2pic")
+        self.generation = meter.create_histogram(
+            "p2p.generation.duration", unit="s", description="generator call duration per batch"
+        )
+        self.queue_wait = meter.create_histogram(
+            "p2p.queue.wait", unit="s", description="time from acceptance to the start of work"
+        )
+        self.end_to_end = meter.create_histogram(
+            "p2p.end_to_end", unit="s", description="time from acceptance to delivery to the user"
+        )
+        self.batch_size = meter.create_histogram("p2p.batch.size", unit="{image}", description="images per generator call")
+        self.jobs = meter.create_counter("p2p.jobs", description="finished jobs by outcome and profile")
+        self.selected = meter.create_counter(
+            "p2p.quality.profile.selected", description="quality profile chosen per job, with the reason"
+        )
+        self.storage_errors = meter.create_counter("p2p.storage.errors", description="failed storage attempts")
+        self.telegram_errors = meter.create_counter("p2p.telegram.errors", description="failed Bot API calls by kind")
+        self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
+        self._lag = 0
+        meter.create_observable_gauge(
+            "p2p.consumer.lag", callbacks=[self._observe_lag], unit="{job}", description="jobs queued and not finished"
+        )
+        if system_metrics:
+            rates = _Rates()
+            meter.create_observable_gauge(
+                "p2p.process.cpu.utilization", callbacks=[rates.process_cpu], unit="1",
+                description="this process's CPU use, share of all cores",
+            )
+            meter.create_observable_gauge(
+                "p2p.system.cpu.utilization", callbacks=[rates.system_cpu], unit="1",
+                description="the machine's CPU use",
+            )
+            meter.create_observable_gauge(
+                "p2p.network.packets_per_second", callbacks=[rates.packets_per_second], unit="{packet}/s",
+                description="network packets sent and received per second",
+            )
+
+    def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._lag)
+
+    # --- the Metrics port -----------------------------------------------------------------
+    def profile_selected(self, profile: str, reason: str) -> None:
+        self.selected.add(1, {"profile": profile, "reason": reason})
+
+    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None:
+        self.generation.record(seconds, {"profile": profile, "batch_size": batch_size})
+        self.batch_size.record(batch_size, {"profile": profile})
+
+    def job_finished(self, result: Result, batch_size: int) -> None:
+        attrs = {"outcome": result.status.value, "profile": result.profile or "none"}
+        if result.error_code:
+            attrs["error"] = result.error_code.value
+        self.jobs.add(1, attrs)
+        if result.timings.queue_wait_s:
+            self.queue_wait.record(result.timings.queue_wait_s, {"profile": result.profile or "none"})
+
+    def storage_error(self) -> None:
+        self.storage_errors.add(1)
+
+    def jobs_in_flight(self, delta: int) -> None:
+        self.in_flight.add(delta)
+
+    def consumer_lag(self, jobs: int) -> None:
+        self._lag = jobs
+
+    def result_delivered(self, result: Result, end_to_end_s: float) -> None:
+        self.end_to_end.record(end_to_end_s, {"outcome": result.status.value, "profile": result.profile or "none"})
+
+    def delivery_error(self, kind: str) -> None:
+        self.telegram_errors.add(1, {"kind": kind})
+
+    # --- export ----------------------------------------------------------------------------
+    def prometheus(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.shutdown()
+

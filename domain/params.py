@@ -1,0 +1,191 @@
+"""Prompt parameters in the style users know from image bots: ``--ar 16:9``, ``--no <negative>``,
+``--seed N``, ``--q fast|balanced|quality``.
+
+Pure functions: ``parse_prompt`` splits a message into the prompt and its parameters, raising a
+typed error (an ``InvalidRequest``) that names the valid choices when something is wrong, so the
+front can say so in the user's language and queue nothing. ``size_for_aspect`` maps an aspect ratio
+to a size the model supports (multiples of 128 within ``Limits``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from domain.errors import InvalidRequest, InvalidSeed
+from domain.models import Quality
+from domain.validation import MAX_SEED, Limits
+
+PARAMETERS = ("--ar", "--no", "--seed", "--q")
+VALID_PARAMETERS = ", ".join(PARAMETERS)
+QUALITIES = (Quality.FAST, Quality.BALANCED, Quality.QUALITY, Quality.AUTO)
+VALID_QUALITIES = ", ".join(q.value for q in QUALITIES)
+# The ratios offered on buttons; any W:H within the limits is accepted in a message.
+COMMON_RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
+
+# Phones turn "--" into an en or em dash as you type: "—ar 16:9" means "--ar 16:9".
+_FLAG = re.compile(r"^(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)$")
+_RATIO = re.compile(r"^(\d{1,4})\s*[:x×/]\s*(\d{1,4})$")
+
+
+class UnknownParameter(InvalidRequest):
+    code = "unknown_parameter"  # params: name, valid
+
+
+class MissingParameterValue(InvalidRequest):
+    code = "missing_parameter_value"  # params: name, example
+
+
+class InvalidAspectRatio(InvalidRequest):
+    code = "invalid_aspect_ratio"  # params: value, low, high, examples
+
+
+class InvalidQuality(InvalidRequest):
+    code = "invalid_quality"  # params: value, valid
+
+
+@dataclass(frozen=True)
+class AspectRatio:
+    width: int
+    height: int
+
+    @property
+    def ratio(self) -> float:
+        return self.width / self.height
+
+    def __str__(self) -> str:
+        return f"{self.width}:{self.height}"
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    """A message split into its prompt and the parameters given (``None``: not given)."""
+
+    prompt: str
+    negative_prompt: str = ""
+    aspect: AspectRatio | None = None
+    seed: int | None = None
+    quality: Quality | None = None
+
+
+def max_ratio(limits: Limits) -> int:
+    """The widest ratio a size within the limits can have (1536/256 = 6 by default)."""
+    return max(1, limits.max_side // max(limits.min_side, 1))
+
+
+def parse_aspect(value: str, limits: Limits) -> AspectRatio:
+    high = max_ratio(limits)
+    match = _RATIO.match(value.strip())
+    error = InvalidAspectRatio(
+        value=value, low=f"1:{high}", high=f"{high}:1", examples=", ".join(COMMON_RATIOS)
+    )
+    if not match:
+        raise error
+    w, h = int(match.group(1)), int(match.group(2))
+    if w <= 0 or h <= 0 or w / h > high or h / w > high:
+        raise error
+    divisor = math.gcd(w, h)
+    return AspectRatio(w // divisor, h // divisor)
+
+
+def parse_seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise InvalidSeed(value=value, max=MAX_SEED) from None
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidSeed(value=value, max=MAX_SEED)
+    return seed
+
+
+def parse_quality(value: str) -> Quality:
+    try:
+        return Quality(value.strip().lower())
+    except ValueError:
+        raise InvalidQuality(value=value, valid=VALID_QUALITIES) from None
+
+
+_EXAMPLES = {"--ar": "--ar 16:9", "--no": "--no text, blur", "--seed": "--seed 42", "--q": "--q fast"}
+
+
+def _flag_name(token: str) -> str | None:
+    match = _FLAG.match(token)
+    return f"--{match.group(1).lower()}" if match else None
+
+
+def parse_prompt(text: str | None, limits: Limits = Limits()) -> PromptParams:
+    """Split ``text`` into the prompt and its parameters; raise an ``InvalidRequest`` naming the
+    valid parameters or values when one is unknown or wrong.
+
+    Parameters may stand anywhere; ``--no`` takes every word up to the next parameter. A token such
+    as ``-3`` or ``--`` alone is text, not a parameter. The prompt itself is returned as written
+    (without the parameters); ``validation.clean_prompt`` checks it afterwards.
+    """
+    tokens = (text or "").split()
+    words: list[str] = []
+    negative: list[str] = []
+    aspect: AspectRatio | None = None
+    seed: int | None = None
+    quality: Quality | None = None
+    i = 0
+    while i < len(tokens):
+        name = _flag_name(tokens[i])
+        if name is None:
+            words.append(tokens[i])
+            i += 1
+            continue
+        if name not in PARAMETERS:
+            raise UnknownParameter(name=tokens[i], valid=VALID_PARAMETERS)
+        if name == "--no":
+            j = i + 1
+            while j < len(tokens) and _flag_name(tokens[j]) is None:
+                negative.append(tokens[j])
+                j += 1
+            if j == i + 1:
+                raise MissingParameterValue(name=name, example=_EXAMPLES[name])
+            i = j
+            continue
+        if i + 1 >= len(tokens) or _flag_name(tokens[i + 1]) is not None:
+            raise MissingParameterValue(name=name, example=_EXAMPLES[name])
+        value = tokens[i + 1]
+        if name == "--ar":
+            aspect = parse_aspect(value, limits)
+        elif name == "--seed":
+            seed = parse_seed(value)
+        else:
+            quality = parse_quality(value)
+        i += 2
+    return PromptParams(
+        prompt=" ".join(words),
+        negative_prompt=" ".join(negative),
+        aspect=aspect,
+        seed=seed,
+        quality=quality,
+    )
+
+
+def _multiples(limits: Limits) -> list[int]:
+    m = limits.size_multiple
+    first = -(-limits.min_side // m) * m
+    return list(range(first, limits.max_side + 1, m))
+
+
+def size_for_aspect(aspect: AspectRatio, limits: Limits, area: int = 1024 * 1024) -> tuple[int, int]:
+    """The supported size closest to ``aspect`` with about ``area`` pixels.
+
+    Candidates are all pairs of multiples of ``size_multiple`` within the limits; the ratio matters
+    four times as much as the area (both compared on a log scale, so 2x too big and 2x too small
+    count the same)."""
+    sides = _multiples(limits)
+    if not sides:
+        raise InvalidAspectRatio(value=str(aspect), low="1:1", high="1:1", examples="1:1")
+    target = math.log(aspect.ratio)
+    best: tuple[float, int, int] | None = None
+    for w in sides:
+        for h in sides:
+            score = abs(math.log(w / h) - target) + 0.25 * abs(math.log(w * h / area))
+            if best is None or score < best[0] - 1e-12:
+                best = (score, w, h)
+    assert best is not None
+    return best[1], best[2]

@@ -1,0 +1,312 @@
+"""Users of the chat front: their preferences, their jobs (live ones and history), and the limits
+that keep one user from flooding the service.
+
+Pure rules and values here; ``UserStore`` is the port that keeps them (in memory for tests, SQLite
+on a volume by default). The store applies ``check_admission`` inside one transaction with the
+insert of the new jobs, so two messages of one user handled at the same time (or by two bot
+instances sharing the database) cannot both slip under the cap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+from domain.errors import DomainError
+from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
+
+
+class SendAs(StrEnum):
+    PHOTO = "photo"  # Telegram recompresses photos; the original PNG is one button away
+    DOCUMENT = "document"  # the PNG itself, byte for byte
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class UserPrefs:
+    user_id: int
+    locale: Locale | None = None  # None: follow the Telegram client's language
+    aspect: str | None = None  # "16:9"; None: the service's default size
+    quality: Quality = Quality.AUTO
+    send_as: SendAs = SendAs.PHOTO
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What the front remembers of a job: enough to show it live, repeat it, and list it later."""
+
+    job_id: str
+    user_id: int
+    chat_id: int
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int
+    quality: Quality
+    locale: Locale
+    created_at: float
+    state: JobState = JobState.QUEUED
+    status_message_id: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    image_key: str | None = None
+    image_url: str | None = None
+    profile: str | None = None
+    profile_reason: str | None = None
+    worker_id: str = ""
+    error_code: str | None = None
+    total_s: float = 0.0
+
+    @classmethod
+    def from_job(cls, job: Job) -> "JobRecord":
+        return cls(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            width=job.width,
+            height=job.height,
+            seed=job.seed,
+            quality=job.quality,
+            locale=job.locale,
+            created_at=job.created_at,
+            status_message_id=job.status_message_id,
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job's result as the store keeps it."""
+
+    state: JobState
+    finished_at: float
+    worker_id: str = ""
+    image_key: str | None = None
+    image_url: str | None = None
+    profile: str | None = None
+    profile_reason: str | None = None
+    error_code: str | None = None
+    total_s: float = 0.0
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def from_result(cls, result: Result) -> "Outcome":
+        done = result.status == JobStatus.DONE and bool(result.image_key)
+        code = result.error_code.value if isinstance(result.error_code, ErrorCode) else result.error_code
+        return cls(
+            state=JobState.DONE if done else JobState.FAILED,
+            finished_at=result.finished_at,
+            worker_id=result.worker_id,
+            image_key=result.image_key,
+            image_url=result.image_url,
+            profile=result.profile,
+            profile_reason=result.profile_reason,
+            error_code=None if done else (code or ErrorCode.GENERATION_FAILED.value),
+            total_s=result.timings.total_s,
+            width=result.width or None,
+            height=result.height or None,
+        )
+
+
+def apply_outcome(record: JobRecord, outcome: Outcome) -> JobRecord:
+    """The record after its result: a cancelled job stays cancelled (its picture is not shown)."""
+    state = JobState.CANCELLED if record.state == JobState.CANCELLED else outcome.state
+    return replace(
+        record,
+        state=state,
+        finished_at=outcome.finished_at,
+        worker_id=outcome.worker_id or record.worker_id,
+        image_key=outcome.image_key,
+        image_url=outcome.image_url,
+        profile=outcome.profile,
+        profile_reason=outcome.profile_reason,
+        error_code=outcome.error_code,
+        total_s=outcome.total_s,
+        width=outcome.width or record.width,
+        height=outcome.height or record.height,
+    )
+
+
+# --------------------------------------------------------------------------- limits
+
+
+class LimitExceeded(DomainError):
+    """The user asked for more than the limits allow right now; nothing was queued."""
+
+    code = "limit_exceeded"
+
+
+class TooManyJobsInFlight(LimitExceeded):
+    code = "too_many_in_flight"  # params: limit, in_flight, requested
+
+
+class RateLimited(LimitExceeded):
+    code = "rate_limited"  # params: limit, retry_after (whole seconds)
+
+
+class AccessDenied(DomainError):
+    code = "access_denied"
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    max_in_flight: int = 3  # jobs queued or running per user (0: no cap)
+    per_minute: int = 10  # jobs accepted per user in any 60 s (0: no cap)
+    window_s: float = 60.0
+    # A job with no result after this long stops holding a slot (its result may have been lost).
+    expiry_s: float = 3600.0
+
+
+def check_admission(
+    limits: UserLimits,
+    *,
+    now: float,
+    active_created: Sequence[float],
+    recent_created: Sequence[float],
+    requested: int = 1,
+) -> None:
+    """Raise ``LimitExceeded`` unless ``requested`` more jobs fit the user's limits.
+
+    ``active_created``: creation times of the user's queued or running jobs;
+    ``recent_created``: creation times of all the user's jobs (any state) in the rate window.
+    """
+    in_flight = sum(1 for t in active_created if now - t < limits.expiry_s)
+    if limits.max_in_flight and in_flight + requested > limits.max_in_flight:
+        raise TooManyJobsInFlight(limit=limits.max_in_flight, in_flight=in_flight, requested=requested)
+    if limits.per_minute:
+        window = sorted(t for t in recent_created if now - t < limits.window_s)
+        if len(window) + requested > limits.per_minute:
+            # The oldest jobs must leave the window until the requested ones fit.
+            must_leave = len(window) + requested - limits.per_minute
+            if must_leave > len(window):  # asks for more than the whole budget
+                retry = limits.window_s
+            else:
+                retry = window[must_leave - 1] + limits.window_s - now
+            raise RateLimited(limit=limits.per_minute, retry_after=max(1, math.ceil(retry)))
+
+
+# --------------------------------------------------------------------------- waiting estimates
+
+
+@dataclass
+class WaitEstimator:
+    """Estimates how long a queued job waits, from the results seen lately.
+
+    Per job it takes the smaller of the mean service time (generation + upload) and the interval
+    between recent completions (which is shorter when workers run batches or there are several);
+    with no results yet it uses ``default_s``.
+    """
+
+    default_s: float = 15.0
+    keep: int = 50
+    horizon_s: float = 600.0
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (finished_at, service_s)
+
+    def observe(self, finished_at: float, service_s: float) -> None:
+        self.samples.append((finished_at, max(0.0, service_s)))
+        self.samples.sort()
+        del self.samples[: -self.keep]
+
+    def per_job_s(self, now: float) -> float:
+        recent = [s for s in self.samples if now - s[0] < self.horizon_s] or self.samples[-3:]
+        if not recent:
+            return self.default_s
+        mean = sum(s for _, s in recent) / len(recent)
+        if len(recent) >= 3:
+            span = recent[-1][0] - recent[0][0]
+            if span > 0:
+                return max(0.1, min(mean, span / (len(recent) - 1)))
+        return max(0.1, mean)
+
+    def wait_s(self, position: int, now: float) -> int:
+        """Seconds until a job at ``position`` (1 = next) is done, rounded up."""
+        return max(1, math.ceil(max(1, position) * self.per_job_s(now)))
+
+
+# --------------------------------------------------------------------------- stats and the port
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    submitted: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    active: int = 0
+    users: int = 0
+    blocked_users: int = 0
+    workers: dict[str, float] = field(default_factory=dict)  # worker id -> last seen
+
+
+class UserStore(Protocol):
+    """Keeps users' preferences and jobs. Every method is safe to call concurrently."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def get_prefs(self, user_id: int) -> UserPrefs:
+        """The user's preferences (the defaults for a user never seen)."""
+        ...
+
+    async def save_prefs(self, prefs: UserPrefs) -> None: ...
+
+    async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
+        """Atomically check ``check_admission`` for the records' user and add the records;
+        raises ``LimitExceeded`` and adds nothing when they do not fit."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def set_status_message(self, job_id: str, message_id: int) -> None: ...
+
+    async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
+        """Queued -> running (no change in any other state); the record, or None if unknown."""
+        ...
+
+    async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
+        """Record the job's result (see ``apply_outcome``); the record, or None if unknown."""
+        ...
+
+    async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
+        """Cancel one of ``user_id``'s active jobs; the cancelled record, or None when there is
+        no such active job."""
+        ...
+
+    async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
+        """Queued or running jobs created at or after ``since``, oldest first (all users: None)."""
+        ...
+
+    async def history(self, user_id: int, limit: int) -> list[JobRecord]:
+        """The user's finished pictures (state done), newest first."""
+        ...
+
+    async def mark_blocked(self, user_id: int, at: float) -> None: ...
+
+    async def unblock(self, user_id: int) -> None: ...
+
+    async def is_blocked(self, user_id: int) -> bool: ...
+
+    async def stats(self, since: float) -> StoreStats:
+        """Counts of jobs created since ``since``; workers seen finishing jobs since then."""
+        ...

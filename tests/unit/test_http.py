@@ -1,0 +1,64 @@
+"""The app's HTTP endpoint: liveness, readiness, and the local storage's signed, expiring links."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+import pytest
+
+from adapters.http.server import HttpEndpoint
+from adapters.memory.storage import LocalFolderStorage
+
+
+@pytest.fixture
+async def endpoint(tmp_path):
+    state = {"queue": True}
+    storage = LocalFolderStorage(tmp_path, public_base_url="http://placeholder", link_ttl_s=60)
+    await storage.start()
+    http = HttpEndpoint("127.0.0.1", 0, readiness={"queue": lambda: state["queue"]}, files=storage)
+    await http.start()
+    storage.public_base_url = f"http://127.0.0.1:{http.port}"
+    async with aiohttp.ClientSession() as session:
+        yield http, storage, state, session
+    await http.stop()
+
+
+async def test_liveness_and_readiness(endpoint):
+    http, _, state, session = endpoint
+    base = f"http://127.0.0.1:{http.port}"
+    async with session.get(f"{base}/healthz") as r:
+        assert r.status == 200
+    async with session.get(f"{base}/readyz") as r:
+        assert r.status == 200 and (await r.json())["checks"] == {"queue": True}
+    state["queue"] = False
+    async with session.get(f"{base}/readyz") as r:
+        assert r.status == 503 and (await r.json())["status"] == "unready"
+    async with session.get(f"{base}/metrics") as r:
+        assert r.status == 404  # no metrics wired here
+
+
+async def test_signed_link_opens_the_image_until_it_expires(endpoint):
+    http, storage, _, session = endpoint
+    stored = await storage.put("images/job1.png", b"\x89PNG fake", "image/png", {})
+    async with session.get(stored.url) as r:
+        assert r.status == 200 and await r.read() == b"\x89PNG fake"
+    query = parse_qs(urlparse(stored.url).query)
+    base = stored.url.split("?")[0]
+    async with session.get(f"{base}?exp={query['exp'][0]}&sig={'0' * 64}") as r:
+        assert r.status == 403  # forged signature
+    async with session.get(base) as r:
+        assert r.status == 403  # no signature at all
+    past = int(time.time()) - 1
+    async with session.get(f"{base}?exp={past}&sig={storage.sign('images/job1.png', past)}") as r:
+        assert r.status == 403  # genuine but expired
+    async with session.get(f"http://127.0.0.1:{http.port}/files/../../etc/passwd?exp=1&sig=x") as r:
+        assert r.status in (403, 404)
+
+
+async def test_link_without_public_url_is_a_file_uri(tmp_path):
+    storage = LocalFolderStorage(tmp_path)
+    stored = await storage.put("images/a.png", b"data", "image/png", {})
+    assert stored.url.startswith("file://")
+    assert open(urlparse(stored.url).path, "rb").read() == b"data"

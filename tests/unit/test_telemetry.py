@@ -1,0 +1,117 @@
+"""Metrics and traces of a job, read back through the OpenTelemetry SDK's in-memory reader and
+exporter; and the Prometheus text on the app's /metrics."""
+
+from __future__ import annotations
+
+import aiohttp
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from adapters.http.server import HttpEndpoint
+from adapters.memory.delivery_log import MemoryDeliveryLog
+from adapters.memory.generator import FakeGenerator
+from adapters.memory.queue import MemoryJobQueue
+from adapters.memory.storage import LocalFolderStorage
+from adapters.otel.metrics import OtelMetrics
+from adapters.otel.tracing import OtelTracer
+from domain.models import Quality
+from domain.services import DeliverResults, ProcessJobs, SubmitPrompt
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self.delivered = []
+
+    async def progress(self, event):
+        pass
+
+    async def deliver(self, result):
+        self.delivered.append(result)
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, list]:
+    out: dict[str, list] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                out.setdefault(metric.name, []).extend(metric.data.data_points)
+    return out
+
+
+async def run_two_jobs(tmp_path, metrics, tracer):
+    queue = MemoryJobQueue()
+    storage = LocalFolderStorage(tmp_path)
+    await queue.start()
+    await storage.start()
+    submit = SubmitPrompt(queue, default_width=256, default_height=256, tracer=tracer)
+    jobs = [await submit(user_id=u, chat_id=u, prompt="a fox", quality=Quality.FAST) for u in (1, 2)]
+    worker = ProcessJobs(queue, FakeGenerator(), storage, max_batch=4, metrics=metrics, tracer=tracer)
+    assert await worker.run_once() == 2
+    notifier = Notifier()
+    deliver = DeliverResults(queue, notifier, MemoryDeliveryLog(), metrics=metrics, tracer=tracer)
+    for d in await queue.receive_events(100, 0.2):
+        await deliver.handle(d)
+    assert len(notifier.delivered) == 2
+    return jobs
+
+
+async def test_a_job_leaves_its_numbers(tmp_path):
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader])
+    await run_two_jobs(tmp_path, metrics, OtelTracer())
+    got = points(reader)
+    [generation] = got["p2p.generation.duration"]
+    assert generation.count == 1 and generation.sum > 0
+    assert dict(generation.attributes) == {"profile": "fast", "batch_size": 2}
+    [batch] = got["p2p.batch.size"]
+    assert batch.sum == 2
+    jobs = {tuple(sorted(p.attributes.items())): p.value for p in got["p2p.jobs"]}
+    assert jobs == {(("outcome", "done"), ("profile", "fast")): 2}
+    assert sum(p.count for p in got["p2p.queue.wait"]) == 2
+    assert sum(p.count for p in got["p2p.end_to_end"]) == 2
+    assert all(p.sum > 0 for p in got["p2p.end_to_end"])
+    [selected] = got["p2p.quality.profile.selected"]
+    assert selected.value == 2 and dict(selected.attributes) == {"profile": "fast", "reason": "requested"}
+    assert [p.value for p in got["p2p.jobs.in_flight"]] == [0]
+    assert [p.value for p in got["p2p.consumer.lag"]] == [2]  # two jobs were waiting when planned
+    for name in ("p2p.process.cpu.utilization", "p2p.system.cpu.utilization", "p2p.network.packets_per_second"):
+        [point] = got[name]
+        assert point.value >= 0
+    assert 0 <= got["p2p.system.cpu.utilization"][0].value <= 1
+
+
+async def test_one_trace_per_job_from_acceptance_to_delivery(tmp_path):
+    exporter = InMemorySpanExporter()
+    tracer = OtelTracer(exporter=exporter)
+    jobs = await run_two_jobs(tmp_path, OtelMetrics(system_metrics=False), tracer)
+    spans = exporter.get_finished_spans()
+    accepts = {s.attributes["job.id"]: s for s in spans if s.name == "job.accept"}
+    assert set(accepts) == {j.job_id for j in jobs}
+    for job in jobs:
+        trace_id = accepts[job.job_id].context.trace_id
+        names = {s.name for s in spans if s.context.trace_id == trace_id}
+        assert {"job.accept", "job.store_and_report", "job.deliver"} <= names
+    [generate] = [s for s in spans if s.name == "generate"]
+    assert {link.context.trace_id for link in generate.links} == {s.context.trace_id for s in accepts.values()}
+
+
+async def test_metrics_endpoint_serves_prometheus_text(tmp_path):
+    metrics = OtelMetrics()
+    await run_two_jobs(tmp_path, metrics, OtelTracer())
+    http = HttpEndpoint("127.0.0.1", 0, metrics=metrics.prometheus)
+    await http.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{http.port}/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+    finally:
+        await http.stop()
+    for name in (
+        "p2p_generation_duration_seconds_bucket", "p2p_queue_wait_seconds_count", "p2p_end_to_end_seconds_sum",
+        "p2p_batch_size_bucket", "p2p_jobs_total", "p2p_consumer_lag", "p2p_jobs_in_flight",
+        "p2p_quality_profile_selected_total", "p2p_process_cpu_utilization", "p2p_system_cpu_utilization",
+        "p2p_network_packets_per_second",
+    ):
+        assert name in text, name
