@@ -20,31 +20,6 @@ ROLES = ("bot", "worker", "all")
 log = logging.getLogger("prompt2pic")
 
 
-def setup_logging(level: str, token: str = "", fmt: str = "text") -> None:
-    """Text or JSON lines (with ``job_id`` where a record has one); the bot token is scrubbed
-    from every record. Prompts are user data: they are logged at debug level only."""
-    from adapters.telegram.bot import TokenRedactor
-
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"levelname": "level", "name": "logger", "asctime": "time"},
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(TokenRedactor(token))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("aiokafka", "botocore", "aiobotocore", "aiogram.event"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
-
 async def _start(component: Any, started: list[Any]) -> Any:
     await component.start()
     started.append(component)
@@ -68,24 +43,15 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
     started: list[Any] = []
     workers: list[asyncio.Task[Any]] = []
     telegram = None
+    ready = {"started": False}
     try:
         metrics = await _start(container.metrics(), started)
         await _start(container.tracer(), started)
-        queue = await _start(container.queue(), started)
-        storage = await _start(container.storage(), started)
-        readiness = {"queue": queue.is_ready}
-        if role in ("worker", "all"):
-            try:
-                await _start(container.generator(), started)
-            except ModelNotFound as exc:
-                log.error("%s", exc.params.get("message", exc))
-                return 2
-            worker = container.worker()
-            workers.append(asyncio.create_task(worker.run(stop_intake), name="worker"))
+        queue, storage = container.queue(), container.storage()
         http = HttpEndpoint(
             settings.http_host,
             settings.http_port,
-            readiness=readiness,
+            readiness={"started": lambda: ready["started"], "queue": queue.is_ready},
             metrics=getattr(metrics, "prometheus", None),
             files=storage if settings.storage_backend == "local" else None,
         )
@@ -106,11 +72,26 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
                 log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")
                 return 2
             else:
-                log.warning("TELEGRAM_BOT_TOKEN is not set: running without the Telegram front")
+                log.warning(
+                    "TELEGRAM_BOT_TOKEN is not set: running without the Telegram front "
+                    "(the worker and the HTTP endpoint run; see README)"
+                )
+        # Liveness first: a model that loads for minutes must not look like a dead container.
+        await _start(http, started)
+        await _start(queue, started)
+        await _start(storage, started)
+        if role in ("worker", "all"):
+            try:
+                await _start(container.generator(), started)
+            except ModelNotFound as exc:
+                log.error("%s", exc.params.get("message", exc))
+                return 2
+            worker = container.worker()
+            workers.append(asyncio.create_task(worker.run(stop_intake), name="worker"))
         if telegram is not None:
             await telegram.start()
-        await _start(http, started)
-        log.info("prompt2pic running as %s", role)
+        ready["started"] = True
+        log.info("prompt2pic running as %s on port %d", role, http.port)
 
         await stop_intake.wait()
         log.info("stopping: no new prompts are accepted")
@@ -221,14 +202,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def secrets_of(settings: Any) -> list[str]:
+    from pydantic import SecretStr
+
+    return [
+        value.get_secret_value()
+        for value in (getattr(settings, name) for name in type(settings).model_fields)
+        if isinstance(value, SecretStr)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from config.container import Container
+    from config.logging import setup_logging
     from config.settings import Settings
 
     overrides = {"generator": args.generator} if getattr(args, "generator", None) else {}
     settings = Settings(**overrides)
-    setup_logging(settings.log_level, settings.telegram_bot_token.get_secret_value(), settings.log_format)
+    setup_logging(settings.log_level, secrets_of(settings), settings.log_format)
     container = Container()
     from dependency_injector import providers
 
