@@ -26,7 +26,7 @@ def test_secrets_are_scrubbed_from_messages_and_tracebacks():
         log.exception("request failed")
     text = stream.getvalue()
     assert TOKEN not in text and "s3-secret-key-xyz" not in text
-    assert text.count("<redacted>") == 3
+    assert text.count("<redacted>") >= 3
     assert "RuntimeError" in text  # the traceback itself is kept
 
 
