@@ -53,86 +53,102 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- process
-    log_level: str = "INFO"
-    http_host: str = "0.0.0.0"
-    http_port: int = 8080
-    shutdown_grace_s: float = Field(60.0, description="how long in-flight work may finish on stop")
-    worker_id: str = Field("", description="worker name; default: host name and pid")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR (prompts appear only at DEBUG)")
+    log_format: str = Field("text", pattern="^(text|json)$", description="text, or json lines with job ids")
+    http_host: str = Field("0.0.0.0", description="address of the HTTP endpoint (/healthz, /readyz, /metrics, /files)")
+    http_port: int = Field(8080, description="port of the HTTP endpoint")
+    shutdown_grace_s: float = Field(60.0, description="how long in-flight work may finish on SIGTERM")
+    worker_id: str = Field(
+        "", description="stable worker name (Kafka static membership); default: host name and pid"
+    )
 
     # --- queue
-    queue_backend: QueueBackend = QueueBackend.MEMORY
+    queue_backend: QueueBackend = Field(QueueBackend.MEMORY, description="memory (one process) or kafka")
     memory_queue_file: Path = Field(
         Path("data/queue.json"), description="where the in-memory queue keeps owed work across restarts"
     )
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_requests_topic: str = "p2p.requests"
-    kafka_results_topic: str = "p2p.results"
-    kafka_dead_letter_topic: str = "p2p.dead-letters"
-    kafka_partitions: int = 12
-    kafka_replication_factor: int = 1
-    kafka_worker_group: str = "p2p-workers"
-    kafka_bot_group: str = "p2p-bots"
-    kafka_max_poll_interval_ms: int = 900_000
-    kafka_session_timeout_ms: int = 30_000
-    kafka_max_deliveries: int = 5
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated")
+    kafka_requests_topic: str = Field("p2p.requests", description="topic of jobs, bot to workers")
+    kafka_results_topic: str = Field("p2p.results", description="topic of progress and results, workers to bots")
+    kafka_dead_letter_topic: str = Field(
+        "p2p.dead-letters", description="topic of messages set aside, with the reason in a header"
+    )
+    kafka_partitions: int = Field(12, description="partitions of topics the app creates (bounds worker parallelism)")
+    kafka_replication_factor: int = Field(1, description="replication of topics the app creates")
+    kafka_worker_group: str = Field("p2p-workers", description="consumer group of the workers")
+    kafka_bot_group: str = Field("p2p-bots", description="consumer group of the bots (results)")
+    kafka_max_poll_interval_ms: int = Field(
+        900_000, description="longest time between polls before a worker is dropped: above the longest batch"
+    )
+    kafka_session_timeout_ms: int = Field(30_000, description="how soon a dead worker's jobs move to another")
+    kafka_max_deliveries: int = Field(5, description="deliveries of one job before it fails honestly")
 
     # --- storage
-    storage_backend: StorageBackend = StorageBackend.LOCAL
-    local_storage_dir: Path = Path("data/images")
-    public_base_url: str = Field("", description="public URL of this app's HTTP endpoint")
-    link_ttl_s: int = 7 * 24 * 3600
-    link_signing_key: SecretStr = SecretStr("")
-    s3_endpoint_url: str = ""
-    s3_public_endpoint_url: str = ""
-    s3_bucket: str = "prompt2pic"
-    s3_region: str = "us-east-1"
-    s3_access_key_id: SecretStr = SecretStr("")
-    s3_secret_access_key: SecretStr = SecretStr("")
-    s3_connect_timeout_s: float = 5.0
-    s3_read_timeout_s: float = 30.0
-    s3_max_attempts: int = 3
-    s3_expire_days: int = Field(0, description="delete images after N days (0: keep)")
-    storage_attempts: int = 3
+    storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="local (a folder) or s3")
+    local_storage_dir: Path = Field(Path("data/images"), description="folder of the local storage")
+    public_base_url: str = Field(
+        "", description="public URL of this app's HTTP endpoint, for local-storage links (empty: file paths)"
+    )
+    link_ttl_s: int = Field(7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)")
+    link_signing_key: SecretStr = Field(
+        SecretStr(""), description="key signing local-storage links (empty: a random key per process)"
+    )
+    s3_endpoint_url: str = Field("", description="S3 endpoint the workers write to (empty: AWS)")
+    s3_public_endpoint_url: str = Field(
+        "", description="S3 endpoint users' browsers reach; links are signed for it (empty: the same)"
+    )
+    s3_bucket: str = Field("prompt2pic", description="bucket of images (created private if missing)")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    s3_access_key_id: SecretStr = Field(SecretStr(""), description="S3 access key id")
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="S3 secret key")
+    s3_connect_timeout_s: float = Field(5.0, description="S3 connect timeout")
+    s3_read_timeout_s: float = Field(30.0, description="S3 read timeout")
+    s3_max_attempts: int = Field(3, description="attempts of one S3 call (botocore standard retries)")
+    s3_expire_days: int = Field(0, description="delete images after N days by a bucket lifecycle rule (0: keep)")
+    storage_attempts: int = Field(3, description="attempts to store an image before the job fails honestly")
 
     # --- generator
-    generator: GeneratorBackend = GeneratorBackend.FAKE
-    wuerstchen_prior: str = "warp-ai/wuerstchen-prior"
-    wuerstchen_decoder: str = "warp-ai/wuerstchen"
-    tiny_model_dir: Path = Path("data/tiny-wuerstchen")
-    generator_device: str = "auto"
-    generator_dtype: str = "auto"
-    generator_threads: int = 0
-    generator_compile: bool = False
-    compile_cache_dir: Path = Path("data/compile-cache")
-    max_batch: int = 8
-    batch_wait_s: float = 0.05
-    default_quality: str = "quality"
+    generator: GeneratorBackend = Field(
+        GeneratorBackend.FAKE, description="fake (Pillow drawing), tiny (random-weight Würstchen) or wuerstchen"
+    )
+    wuerstchen_prior: str = Field("warp-ai/wuerstchen-prior", description="prior: hub id or local folder")
+    wuerstchen_decoder: str = Field("warp-ai/wuerstchen", description="decoder: hub id or local folder")
+    tiny_model_dir: Path = Field(Path("data/tiny-wuerstchen"), description="where the tiny model is built once")
+    generator_device: str = Field("auto", description="auto (CUDA when present), cuda, cuda:N or cpu")
+    generator_dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
+    generator_threads: int = Field(0, description="CPU threads for torch (0: physical cores)")
+    generator_compile: bool = Field(False, description="torch.compile on GPU, warmed up at start")
+    compile_cache_dir: Path = Field(Path("data/compile-cache"), description="persistent torch.compile cache")
+    max_batch: int = Field(8, ge=1, description="most images per generator call")
+    batch_wait_s: float = Field(0.05, description="how long a worker waits to fill a batch")
+    default_quality: str = Field("quality", description="profile of the fixed policy for automatic jobs")
 
     # --- quality policy and observability
-    quality_policy: str = Field("adaptive", pattern="^(adaptive|fixed)$")
-    target_wait_s: float = 60.0
+    quality_policy: str = Field("adaptive", pattern="^(adaptive|fixed)$", description="adaptive or fixed")
+    target_wait_s: float = Field(60.0, description="queue wait the adaptive policy aims to keep under")
     policy_workers: int = Field(1, ge=1, description="workers sharing the queue, for the wait estimate")
     quality_profiles: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description='JSON overrides, e.g. {"fast": {"prior_steps": 6}}'
+        default_factory=dict, description='JSON overrides of profiles, e.g. {"fast": {"prior_steps": 6}}'
     )
     seconds_per_image: dict[str, float] = Field(
         default_factory=lambda: {"quality": 0.55, "balanced": 0.32, "fast": 0.04},
-        description="starting estimates (H200 figures); measured values replace them",
+        description="starting estimates per profile (H200 figures); measured values replace them",
     )
-    log_format: str = Field("text", pattern="^(text|json)$")
-    otlp_endpoint: str = ""
-    metrics_enabled: bool = True
+    otlp_endpoint: str = Field("", description="OTLP/HTTP collector for metrics and traces (empty: off)")
+    metrics_enabled: bool = Field(True, description="OpenTelemetry metrics on /metrics")
 
     # --- limits
-    max_prompt_chars: int = 1000
-    default_width: int = 1024
-    default_height: int = 1024
-    min_side: int = 256
-    max_side: int = 1536
+    max_prompt_chars: int = Field(1000, description="longest prompt accepted")
+    default_width: int = Field(1024, description="image width when the user gives no aspect ratio")
+    default_height: int = Field(1024, description="image height when the user gives no aspect ratio")
+    min_side: int = Field(256, description="smallest side allowed (multiples of 128)")
+    max_side: int = Field(1536, description="largest side allowed (multiples of 128)")
 
     # --- telegram
-    telegram_bot_token: SecretStr = SecretStr("")
-    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_token: SecretStr = Field(SecretStr(""), description="the bot's token from @BotFather")
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Bot API server (a self-hosted telegram-bot-api server works)"
+    )
 
     @field_validator("telegram_api_url", "public_base_url", "s3_endpoint_url", "s3_public_endpoint_url")
     @classmethod
