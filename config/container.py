@@ -106,30 +106,27 @@ def fake_generator(settings: Settings) -> Any:
 
 
 def wuerstchen_generator(settings: Settings, tiny: bool = False) -> Any:
-    from adapters.wuerstchen.generator import WuerstchenGenerator
+    from adapters.wuerstchen.generator import WuerstchenGenerator, parse_warmup
 
-    prior, decoder = settings.wuerstchen_prior, settings.wuerstchen_decoder
-    if tiny:
-        from adapters.wuerstchen.tiny import ensure_tiny_model
-
-        prior_dir, decoder_dir = ensure_tiny_model(settings.tiny_model_dir)
-        prior, decoder = str(prior_dir), str(decoder_dir)
-    return WuerstchenGenerator(
-        prior,
-        decoder,
+    options: dict[str, Any] = dict(
         device=settings.generator_device,
         dtype=settings.generator_dtype,
         threads=settings.generator_threads,
         compile=settings.generator_compile,
         compile_cache_dir=settings.compile_cache_dir,
         max_batch=settings.max_batch,
+        warmup=parse_warmup(settings.generator_warmup),
     )
+    if tiny:  # built on the generation thread at start(), never on the event loop
+        return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
+    return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
 
 
 def model_name(settings: Settings) -> str:
+    """What the image metadata names as the model."""
     if settings.generator == "wuerstchen":
-        return f"wuerstchen-v2:{settings.wuerstchen_decoder}"
-    return settings.generator.value
+        return f"wuerstchen-v2:{settings.wuerstchen_prior}+{settings.wuerstchen_decoder}"
+    return {"tiny": "tiny-wuerstchen"}.get(settings.generator.value, settings.generator.value)
 
 
 def profiles(settings: Settings) -> dict[str, QualityProfile]:

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     generator_threads: int = Field(0, description="CPU threads for torch (0: physical cores)")
     generator_compile: bool = Field(False, description="torch.compile on GPU, warmed up at start")
     compile_cache_dir: Path = Field(Path("data/compile-cache"), description="persistent torch.compile cache")
+    generator_warmup: str = Field(
+        "", description='batch x width x height combinations compiled at start, e.g. "1x1024x1024,8x1024x1024"'
+    )
     max_batch: int = Field(8, ge=1, description="most images per generator call")
     batch_wait_s: float = Field(0.05, description="how long a worker waits to fill a batch")
     default_quality: str = Field("quality", description="profile of the fixed policy for automatic jobs")

@@ -49,3 +49,20 @@ def test_generate_refuses_bad_input_clearly(tmp_path):
     assert done.returncode == 2
     assert "The prompt is empty" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_generate_with_the_tiny_wuerstchen_model_offline(tmp_path):
+    out = tmp_path / "fox.png"
+    done = subprocess.run(
+        [sys.executable, "app.py", "generate", "a red fox in the snow", "-o", str(out),
+         "--generator", "tiny", "--width", "256", "--height", "256", "--quality", "fast"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+             "TINY_MODEL_DIR": str(tmp_path / "tiny"), "GENERATOR_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (256, 256)
+    assert "profile fast" in done.stdout

@@ -1,0 +1,66 @@
+"""The benchmark script: its tiny mode runs, and its FLOP count (on the meta device) equals what
+FlopCounterMode sees when the real pipelines run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "wuerstchen_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("wuerstchen_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_mode_runs_and_reports(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    data = bench.main(
+        ["--tiny", "--threads", "1", "--sizes", "128", "--batches", "1,2", "--repeats", "1",
+         "--prior-steps", "4", "--decoder-steps", "2", "--json", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "s/image" in printed and "images/s" in printed and "FLOPs per image 128x128" in printed
+    rows = data["rows"]
+    assert [(r["mode"], r["size"], r["batch"]) for r in rows] == [("eager", 128, 1), ("eager", 128, 2)]
+    assert all(r["s_per_image"] > 0 and r["images_per_s"] > 0 for r in rows)
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows, default=str))
+
+
+def test_parse_ints(bench):
+    assert bench.parse_ints("1-4,8,16") == [1, 2, 3, 4, 8, 16]
+    assert bench.parse_ints("1024,512") == [1024, 512]
+
+
+@pytest.mark.slow
+def test_real_architecture_sizes_and_flops(bench):
+    """The real configs give the hub models' parameter counts and DESIGN.md's 103.6 TFLOP/image."""
+    import torch
+
+    counts = bench.param_counts(bench.build_models(bench.REAL, "meta", torch.float32))
+    for name, expected in bench.REAL.expected_params_m.items():
+        assert counts[name] == pytest.approx(expected, rel=0.002), name
+    flops = bench.count_flops(bench.REAL, 1024, 1024, 29, 12)
+    assert flops["total"] / 1e12 == pytest.approx(103.6, rel=0.002)
+
+
+async def test_meta_flop_count_matches_the_running_pipeline(bench, tiny_generator):
+    """Counting one forward per model on meta tensors gives the FLOPs of a real generation."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from domain.models import GenerationRequest
+
+    request = GenerationRequest(prompt="a cat", width=256, height=128, seed=1, prior_steps=5, decoder_steps=3)
+    with FlopCounterMode(display=False) as counter:
+        tiny_generator.denoise([request])
+    counted = bench.count_flops(bench.TINY, 256, 128, 5, 3)["total"]
+    assert counter.get_total_flops() == pytest.approx(counted, rel=0.01)
