@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from domain.errors import DomainError
-from domain.models import Event, Job, Progress, Result
+from domain.models import Cancel, Event, Job, Progress, Result
 
 VERSION = 1
 _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
@@ -59,6 +59,20 @@ def decode_job(raw: bytes) -> Job:
     _, data = _open(raw, ("job",))
     try:
         return Job.model_validate(data)
+    except ValidationError as exc:
+        raise UndecodableMessage(_reason(exc)) from None
+
+
+def encode_cancel(cancel: Cancel) -> bytes:
+    return _envelope("cancel", cancel.model_dump(mode="json"))
+
+
+def decode_request(raw: bytes) -> Job | Cancel:
+    """What travels on the requests stream: a job, or the cancellation of one."""
+    kind, data = _open(raw, ("job", "cancel"))
+    model = Job if kind == "job" else Cancel
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         raise UndecodableMessage(_reason(exc)) from None
 

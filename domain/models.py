@@ -83,6 +83,19 @@ class Job(_Message):
     status_message_id: int | None = None
 
 
+class Cancel(_Message):
+    """A user withdrew a queued job. It travels on the requests stream with the job's key, so it
+    reaches the worker that holds the job; a job already generating still finishes."""
+
+    kind: Literal["cancel"] = "cancel"
+    job_id: str
+    user_id: int
+    at: float = Field(default_factory=now)
+
+
+Request = Job | Cancel
+
+
 class Timings(_Message):
     queue_wait_s: float = 0.0
     generation_s: float = 0.0

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from domain.errors import InvalidRequest, InvalidSeed
+from domain.errors import InvalidRequest, InvalidSeed, PromptControlCharacters
 from domain.models import Quality
 from domain.validation import MAX_SEED, Limits
 
@@ -114,7 +115,10 @@ def _flag_name(token: str) -> str | None:
     return f"--{match.group(1).lower()}" if match else None
 
 
-def parse_prompt(text: str | None, limits: Limits = Limits()) -> PromptParams:
+_DEFAULT_LIMITS = Limits()
+
+
+def parse_prompt(text: str | None, limits: Limits = _DEFAULT_LIMITS) -> PromptParams:
     """Split ``text`` into the prompt and its parameters; raise an ``InvalidRequest`` naming the
     valid parameters or values when one is unknown or wrong.
 
@@ -122,7 +126,10 @@ def parse_prompt(text: str | None, limits: Limits = Limits()) -> PromptParams:
     as ``-3`` or ``--`` alone is text, not a parameter. The prompt itself is returned as written
     (without the parameters); ``validation.clean_prompt`` checks it afterwards.
     """
-    tokens = (text or "").split()
+    text = text or ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
+        raise PromptControlCharacters(field="prompt")  # refused, not silently dropped by split()
+    tokens = text.split()
     words: list[str] = []
     negative: list[str] = []
     aspect: AspectRatio | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from domain.models import Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
+from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -47,7 +47,11 @@ class JobQueue(Protocol):
 
     async def publish_job(self, job: Job) -> None: ...
 
-    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[Delivery[Job]]: ...
+    async def publish_cancel(self, cancel: Cancel) -> None:
+        """Withdraw a queued job; it travels behind the job, to the worker that holds it."""
+        ...
+
+    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[Delivery[Job | Cancel]]: ...
 
     async def publish_event(self, event: Event) -> None: ...
 

@@ -7,12 +7,14 @@ import hashlib
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.errors import DomainError, QueueUnavailable, RecipientGone
 from domain.models import (
+    Cancel,
     ErrorCode,
     GeneratedImage,
     Job,
@@ -157,6 +159,7 @@ class ProcessJobs:
             self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
         self._held: list[Delivery[Job]] = []
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
 
     @property
     def batch_limit(self) -> int:
@@ -199,7 +202,33 @@ class ProcessJobs:
     async def _receive(self, timeout: float) -> None:
         room = self.batch_limit * self.lookahead - len(self._held)
         if room > 0:
-            self._held += await self.queue.receive_jobs(room, timeout)
+            self._held += await self._jobs_only(await self.queue.receive_jobs(room, timeout))
+        await self._drop_cancelled()
+
+    async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:
+        """Note the cancellations among ``deliveries`` and return the jobs."""
+        jobs: list[Delivery[Job]] = []
+        for delivery in deliveries:
+            if isinstance(delivery.message, Cancel):
+                self._cancelled[delivery.message.job_id] = None
+                while len(self._cancelled) > 10_000:
+                    self._cancelled.popitem(last=False)
+                await delivery.ack()
+            else:
+                jobs.append(delivery)  # type: ignore[arg-type]
+        return jobs
+
+    async def _drop_cancelled(self) -> None:
+        """Jobs withdrawn before they started: an honest 'cancelled' result instead of a picture."""
+        keep = []
+        for delivery in self._held:
+            job = delivery.message
+            if job.job_id in self._cancelled:
+                log.info("job %s cancelled before it started", job.job_id, extra={"job_id": job.job_id})
+                await self._finish(delivery, Result.failure(job, ErrorCode.CANCELLED, worker_id=self.worker_id), 0)
+            else:
+                keep.append(delivery)
+        self._held = keep
 
     async def next_batch(self) -> list[_Planned]:
         """The next fair batch of compatible jobs from those in hand (receiving more first)."""
@@ -232,9 +261,12 @@ class ProcessJobs:
             out.append(_Planned(delivery, profile, reason, size))
         return out
 
-    async def process(self, deliveries: Sequence[Delivery[Job]]) -> None:
+    async def process(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> None:
         """Process the given jobs now, in as many batches as their profiles and sizes need."""
-        planned = await self._plan(deliveries)
+        self._held += await self._jobs_only(deliveries)
+        await self._drop_cancelled()
+        planned = await self._plan(self._held)
+        self._held = []
         while planned:
             batch, planned = pick_batch(
                 planned,

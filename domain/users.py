@@ -42,6 +42,9 @@ class UserPrefs:
     aspect: str | None = None  # "16:9"; None: the service's default size
     quality: Quality = Quality.AUTO
     send_as: SendAs = SendAs.PHOTO
+    # State, not a preference: the user blocked the bot (read with the prefs in one go; set by
+    # ``mark_blocked``/``unblock``, left alone by ``save_prefs``).
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,6 @@ class Outcome:
     profile_reason: str | None = None
     error_code: str | None = None
     total_s: float = 0.0
-    width: int | None = None
-    height: int | None = None
 
     @classmethod
     def from_result(cls, result: Result) -> "Outcome":
@@ -123,13 +124,12 @@ class Outcome:
             profile_reason=result.profile_reason,
             error_code=None if done else (code or ErrorCode.GENERATION_FAILED.value),
             total_s=result.timings.total_s,
-            width=result.width or None,
-            height=result.height or None,
         )
 
 
 def apply_outcome(record: JobRecord, outcome: Outcome) -> JobRecord:
-    """The record after its result: a cancelled job stays cancelled (its picture is not shown)."""
+    """The record after its result: a cancelled job stays cancelled (its picture is not shown).
+    The record keeps the size that was asked for, so that "new seed" asks for it again."""
     state = JobState.CANCELLED if record.state == JobState.CANCELLED else outcome.state
     return replace(
         record,
@@ -142,8 +142,6 @@ def apply_outcome(record: JobRecord, outcome: Outcome) -> JobRecord:
         profile_reason=outcome.profile_reason,
         error_code=outcome.error_code,
         total_s=outcome.total_s,
-        width=outcome.width or record.width,
-        height=outcome.height or record.height,
     )
 
 
@@ -266,7 +264,7 @@ class UserStore(Protocol):
     async def stop(self) -> None: ...
 
     async def get_prefs(self, user_id: int) -> UserPrefs:
-        """The user's preferences (the defaults for a user never seen)."""
+        """The user's preferences (the defaults for a user never seen), with ``blocked``."""
         ...
 
     async def save_prefs(self, prefs: UserPrefs) -> None: ...

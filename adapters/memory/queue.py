@@ -19,8 +19,8 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry import propagate
 
-from domain.codec import UndecodableMessage, decode_event, decode_job, encode_event, encode_job
-from domain.models import Event, Job
+from domain.codec import UndecodableMessage, decode_event, decode_request, encode_cancel, encode_event, encode_job
+from domain.models import Cancel, Event, Job
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class MemoryJobQueue:
     def __init__(self, state_file: str | Path | None = None) -> None:
         self.state_file = Path(state_file) if state_file else None
         self.dead_letters: list[DeadLetter] = []
-        self.jobs = _Stream("requests", decode_job, self.dead_letters)
+        self.jobs = _Stream("requests", decode_request, self.dead_letters)
         self.events = _Stream("results", decode_event, self.dead_letters)
         self._ready = False
 
@@ -178,7 +178,10 @@ class MemoryJobQueue:
     async def publish_job(self, job: Job) -> None:
         await self.jobs.put(encode_job(job), self._context())
 
-    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[MemoryDelivery[Job]]:
+    async def publish_cancel(self, cancel: Cancel) -> None:
+        await self.jobs.put(encode_cancel(cancel), self._context())
+
+    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[MemoryDelivery[Job | Cancel]]:
         return await self.jobs.take(max_jobs, timeout)
 
     async def publish_event(self, event: Event) -> None:
@@ -188,6 +191,7 @@ class MemoryJobQueue:
         return await self.events.take(max_events, timeout)
 
     async def backlog(self) -> int:
+        """Jobs owed (a pending cancellation counts too: it is work the worker has to do)."""
         return len(self.jobs.pending) + len(self.jobs.in_flight)
 
     # Test and operations hooks -------------------------------------------------------------

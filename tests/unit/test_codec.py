@@ -60,3 +60,15 @@ def test_unknown_fields_are_refused():
 def test_event_data_must_be_an_object():
     with pytest.raises(UndecodableMessage):
         decode_event(b'{"v": 1, "type": "progress", "data": 5}')
+
+
+def test_requests_stream_carries_jobs_and_cancellations():
+    from domain.codec import decode_request, encode_cancel
+    from domain.models import Cancel
+
+    original = job()
+    cancel = Cancel(job_id=original.job_id, user_id=1)
+    assert decode_request(encode_job(original)) == original
+    assert decode_request(encode_cancel(cancel)) == cancel
+    with pytest.raises(UndecodableMessage):
+        decode_request(b'{"v": 1, "type": "cancel", "data": {"job_id": 5}}')

@@ -261,3 +261,23 @@ async def test_deliver_retries_a_failed_send_and_drops_unreachable_users():
     await task
     assert notifier.delivered == ["x"]
     assert await queue.receive_events(10, 0.05) == []  # the unreachable user's result is not retried
+
+
+async def test_a_cancelled_job_gets_an_honest_result_and_no_picture(parts):
+    from domain.models import Cancel
+
+    queue, storage, submit = parts
+    generator = CountingGenerator()
+    keep = await submit(user_id=1, chat_id=1, prompt="keep me", quality=Quality.FAST)
+    drop = await submit(user_id=2, chat_id=2, prompt="drop me", quality=Quality.FAST)
+    await queue.publish_cancel(Cancel(job_id=drop.job_id, user_id=2))
+    worker = ProcessJobs(queue, generator, storage, max_batch=4)
+    while await worker.run_once():
+        pass
+    results = {r.job_id: r for r in await results_of(queue)}
+    assert results[keep.job_id].status == JobStatus.DONE
+    assert results[drop.job_id].status == JobStatus.FAILED
+    assert results[drop.job_id].error_code == ErrorCode.CANCELLED
+    assert generator.calls == [1]
+    assert not await storage.exists(image_key(drop.job_id))
+    assert await queue.backlog() == 0
