@@ -67,6 +67,8 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
                     delivery_log=container.delivery_log(),
                     translator=container.translator(),
                     http=http,
+                    metrics=metrics,
+                    tracer=container.tracer(),
                 )
             elif role == "bot":
                 log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")

@@ -187,7 +187,9 @@ class Settings(BaseSettings):
         default_factory=set, description="comma-separated user ids that may use /stats"
     )
     send_rate_global: float = Field(30.0, description="outgoing messages per second, all chats together")
-    send_burst_global: int = Field(30, description="messages that may go out at once before the rate applies")
+    send_burst_global: int = Field(
+        40, description="messages that may go out at once after a quiet spell, before the rate applies"
+    )
     send_rate_per_chat: float = Field(1.0, description="outgoing messages per second to one chat")
     send_max_attempts: int = Field(5, description="tries of one Bot API call on network and server errors")
     send_backoff_s: float = Field(0.5, description="first wait before retrying a failed call (doubles)")

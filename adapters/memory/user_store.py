@@ -35,10 +35,11 @@ class MemoryUserStore:
         pass
 
     async def get_prefs(self, user_id: int) -> UserPrefs:
-        return self.prefs.get(user_id) or UserPrefs(user_id)
+        prefs = self.prefs.get(user_id) or UserPrefs(user_id)
+        return replace(prefs, blocked=user_id in self.blocked)
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
-        self.prefs[prefs.user_id] = prefs
+        self.prefs[prefs.user_id] = replace(prefs, blocked=False)
 
     async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
         if not records:

@@ -30,6 +30,10 @@ class Translator:
     def keys(self, locale: Locale) -> set[str]:
         return set(self.bundles[locale]._messages)  # noqa: SLF001 - fluent has no public listing
 
+    def has(self, key: str, locale: Locale | str = Locale.EN) -> bool:
+        locale = Locale(locale) if locale in set(Locale) else self.fallback
+        return self.bundles[locale].has_message(key) or self.bundles[self.fallback].has_message(key)
+
     def __call__(self, locale: Locale | str, key: str, **args: Any) -> str:
         locale = Locale(locale) if locale in set(Locale) else self.fallback
         for candidate in (locale, self.fallback):

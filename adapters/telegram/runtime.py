@@ -1,19 +1,106 @@
 """The Telegram front as one component the app starts and stops: the bot, its dispatcher (long
-polling), and the consumer that delivers results and progress to chats."""
+polling, or a webhook route on the app's HTTP endpoint), the user store, the one outbound sender,
+and the consumer that delivers results and progress to chats.
+
+Everything it needs beyond the ports is built here from ``settings``: the user store (SQLite by
+default, or memory), the SQLite delivery log next to it (so bot instances sharing the file never
+send one result twice), the sender's limits and the per-user limits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from typing import Any
 
-from adapters.telegram.bot import BotFront, TelegramNotifier, build_bot, build_dispatcher
+from aiohttp import web
+
+from adapters.telegram.bot import build_bot, build_dispatcher
+from adapters.telegram.commands import set_menus
+from adapters.telegram.front import Front, FrontConfig
 from adapters.telegram.i18n import Translator
+from adapters.telegram.notifier import TelegramNotifier
+from adapters.telegram.sender import Sender
+from adapters.telegram.status import StatusBoard
 from domain.ports import DeliveryLog, JobQueue, Storage
 from domain.services import DeliverResults, SubmitPrompt
+from domain.users import UserLimits, UserStore
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 5.0
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class CombinedDeliveryLog:
+    """A delivery is the first only if it is the first in every log (the process's own and the
+    shared durable one)."""
+
+    def __init__(self, *logs: DeliveryLog) -> None:
+        self.logs = logs
+
+    async def first_delivery(self, job_id: str) -> bool:
+        for delivery_log in self.logs:
+            if not await delivery_log.first_delivery(job_id):
+                return False
+        return True
+
+    async def forget(self, job_id: str) -> None:
+        for delivery_log in self.logs:
+            await delivery_log.forget(job_id)
+
+
+class _StoppableEvents:
+    """The queue as DeliverResults sees it: a wait for events ends as soon as the runtime stops
+    (instead of at the poll timeout). Events taken but not handled are not acked: the queue owes
+    them still."""
+
+    def __init__(self, queue: JobQueue, stop: asyncio.Event) -> None:
+        self._queue = queue
+        self._stop = stop
+
+    async def receive_events(self, max_events: int, timeout: float) -> list[Any]:
+        if self._stop.is_set():
+            return []
+        receive = asyncio.ensure_future(self._queue.receive_events(max_events, timeout))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not receive.done():
+            receive.cancel()
+        try:
+            return await receive
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _setting(settings: Any, name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def build_user_store(settings: Any) -> tuple[UserStore, DeliveryLog | None]:
+    """The user store the settings ask for, and the durable delivery log that goes with it."""
+    backend = _setting(settings, "user_store", "memory")
+    if str(getattr(backend, "value", backend)) == "sqlite":
+        from adapters.sqlite.db import SqliteDatabase
+        from adapters.sqlite.delivery_log import SqliteDeliveryLog
+        from adapters.sqlite.user_store import SCHEMA, SqliteUserStore
+
+        db = SqliteDatabase(settings.sqlite_path, SCHEMA)
+        return SqliteUserStore(db), SqliteDeliveryLog(db)
+    from adapters.memory.user_store import MemoryUserStore
+
+    return MemoryUserStore(), None
 
 
 class TelegramRuntime:
@@ -27,39 +114,150 @@ class TelegramRuntime:
         delivery_log: DeliveryLog,
         translator: Translator | None = None,
         http: Any = None,
+        metrics: Any = None,
+        tracer: Any = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.storage = storage
         self.submit = submit
-        self.delivery_log = delivery_log
         self.t = translator or Translator()
         self.http = http
         self._stop_delivery = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self.bot = build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
-        self.notifier = TelegramNotifier(self.bot, storage, self.t)
-        self.dispatcher = build_dispatcher(BotFront(submit, queue, self.t))
-        self.deliver = DeliverResults(queue, self.notifier, delivery_log)
+        self._accepting = False
+        mode = _setting(settings, "telegram_mode", "polling")
+        self.mode = str(getattr(mode, "value", mode))
 
+        self.bot = build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
+        self.store, self._durable_log = build_user_store(settings)
+        self.delivery_log: DeliveryLog = (
+            CombinedDeliveryLog(delivery_log, self._durable_log) if self._durable_log else delivery_log
+        )
+        self.sender = Sender(
+            self.bot,
+            rate=_setting(settings, "send_rate_global", 30.0),
+            burst=_setting(settings, "send_burst_global", 40),
+            rate_per_chat=_setting(settings, "send_rate_per_chat", 1.0),
+            max_attempts=_setting(settings, "send_max_attempts", 5),
+            backoff_s=_setting(settings, "send_backoff_s", 0.5),
+            on_blocked=self._blocked,
+        )
+        self.board = StatusBoard(self.sender, _setting(settings, "status_edit_interval_s", 2.0))
+        config = FrontConfig(
+            limits=UserLimits(
+                max_in_flight=_setting(settings, "max_jobs_in_flight_per_user", 3),
+                per_minute=_setting(settings, "user_rate_per_minute", 10),
+                expiry_s=_setting(settings, "user_job_expiry_s", 3600.0),
+            ),
+            admins=frozenset(_setting(settings, "admin_ids", set())),
+            allowed=frozenset(_setting(settings, "allowed_user_ids", set())),
+            variations=_setting(settings, "variations", 3),
+            history_size=_setting(settings, "history_size", 10),
+        )
+        self.front = Front(
+            submit=submit, queue=queue, storage=storage, store=self.store, sender=self.sender,
+            t=self.t, board=self.board, config=config,
+        )
+        self.notifier = TelegramNotifier(self.front)
+        self.notifier.delivery_log = self.delivery_log
+        self.dispatcher = build_dispatcher(self.front)
+        extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
+        self.deliver = DeliverResults(
+            _StoppableEvents(queue, self._stop_delivery),  # type: ignore[arg-type]
+            self.notifier,
+            self.delivery_log,
+            **extra,
+        )
+        self._webhook: Any = None
+        if self.mode == "webhook":
+            self._setup_webhook()
+
+    # --- webhook ------------------------------------------------------------------------------------
+    def _setup_webhook(self) -> None:
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+
+        s = self.settings
+        secret = s.telegram_webhook_secret.get_secret_value()
+        if not s.telegram_webhook_url:
+            raise ValueError("TELEGRAM_WEBHOOK_URL must be set in webhook mode")
+        if not _SECRET.match(secret):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be set in webhook mode (1-256 characters A-Z a-z 0-9 _ -)"
+            )
+        if self.http is None:
+            raise ValueError("webhook mode needs the app's HTTP endpoint")
+        self._webhook = SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret)
+        self.http.add_route("POST", s.telegram_webhook_path, self._on_webhook)
+
+    async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
+        if not self._accepting:  # stopping: Telegram sends it again, to another instance
+            return web.Response(status=503, text="not accepting updates")
+        return await self._webhook.handle(request)
+
+    async def _blocked(self, chat_id: int) -> None:
+        await self.store.mark_blocked(chat_id, time.time())
+
+    # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.store.start()
+        if self._durable_log is not None:
+            await self._durable_log.start()  # type: ignore[attr-defined]
         self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
+        self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
+        allowed = self.dispatcher.resolve_used_update_types()
+        self._accepting = True
+        if self.mode == "webhook":
+            s = self.settings
+            await self.sender.call(
+                0,
+                lambda: self.bot.set_webhook(
+                    s.telegram_webhook_url,
+                    secret_token=s.telegram_webhook_secret.get_secret_value(),
+                    allowed_updates=allowed,
+                    drop_pending_updates=False,
+                ),
+                paced=False,
+            )
+            log.info("Telegram webhook mode: updates arrive on %s", s.telegram_webhook_path)
+            return
+        with contextlib.suppress(Exception):  # a webhook left set would make getUpdates fail
+            await self.sender.call(
+                0, lambda: self.bot.delete_webhook(drop_pending_updates=False), paced=False, attempts=2
+            )
         self._tasks.append(
             asyncio.create_task(
-                self.dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False),
+                self.dispatcher.start_polling(
+                    self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
+                ),
                 name="polling",
             )
         )
 
     async def stop_intake(self) -> None:
         """Accept no more prompts; results keep being delivered."""
-        with contextlib.suppress(RuntimeError):  # polling was not running
-            await self.dispatcher.stop_polling()
+        self._accepting = False
+        if self.mode != "webhook":
+            with contextlib.suppress(RuntimeError):  # polling was not running
+                await self.dispatcher.stop_polling()
 
     async def stop(self) -> None:
+        self._accepting = False
         self._stop_delivery.set()
         if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            # Deliveries in hand get a few seconds; one still retrying then is cut short: it is
+            # not acked, so the queue delivers it again after the restart.
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
             for task in pending:
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+            self._tasks.clear()
+        for task in list(self.front.background):
+            task.cancel()
+        await self.board.stop()
+        self.sender.close()
+        if self._durable_log is not None:
+            await self._durable_log.stop()  # type: ignore[attr-defined]
+        await self.store.stop()
         await self.bot.session.close()

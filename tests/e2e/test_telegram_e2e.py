@@ -36,6 +36,7 @@ async def service(telegram, tmp_path):
         http_port=0,
         local_storage_dir=tmp_path / "images",
         memory_queue_file=tmp_path / "queue.json",
+        sqlite_path=tmp_path / "prompt2pic.sqlite3",
         default_width=512,
         default_height=384,
     )

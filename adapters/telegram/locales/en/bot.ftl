@@ -1,33 +1,175 @@
+## Prompt2Pic bot, English. Every text the bot sends is here; keys match locales/ru/bot.ftl.
+
+## Commands and menus
+
 start =
     Hi, { $name }! I turn a text prompt into a picture.
     Send me a description, for example: a mountain landscape at dawn
-    /help shows the details.
+    Add parameters if you like: a lighthouse in a storm --ar 16:9 --q fast
+    /help shows everything I can do, /settings your defaults.
 help =
-    Send a prompt as a message, or use /txt2img <prompt>.
+    How to get a picture: send a prompt as a message, or /txt2img <prompt>.
     Examples:
     • a mountain landscape at dawn
-    • a lighthouse in a storm, oil painting
-    Prompts can be up to { $limit } characters. You get the picture and a link to the full-size file.
-queued = Queued: position { $position }. I'll send the picture as soon as it is ready.
-progress-started = Generating your picture…
-progress-generating = Generating your picture… { $percent }%
-progress-uploading = Almost done: saving your picture…
-result-caption =
+    • a lighthouse in a storm, oil painting --ar 16:9
+    • a cat astronaut --no text, blur --seed 42 --q quality
+
+    Parameters (anywhere in the prompt):
+    --ar W:H — aspect ratio from { $low } to { $high }, e.g. { $ratios }
+    --no words — what should not be in the picture
+    --seed N — a whole number from 0 to 4294967295: the same seed and prompt give the same picture
+    --q { $qualities } — speed or quality (auto: the service decides by its load)
+
+    Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }), 📄 the original PNG, 🔗 the full-size link.
+    Commands:
+    /settings — default aspect ratio, quality, language, photo or document
+    /queue — your pictures in progress and their places in line
+    /cancel — cancel a picture that is not ready yet
+    /history — your last pictures with links
+    Prompts can be up to { $limit } characters. At most { $max_in_flight } pictures in progress and { $per_minute } per minute per user.
+cmd-txt2img = Draw a picture from a prompt
+cmd-settings = Aspect ratio, quality, language
+cmd-queue = Your pictures in progress
+cmd-cancel = Cancel a picture in progress
+cmd-history = Your last pictures
+cmd-help = Examples and parameters
+cmd-start = Start
+cmd-stats = Service statistics (admins)
+
+## Live status
+
+status-queued =
+    ⏳ Queued: position { $position }, about { $eta }.
     { $prompt }
-    Seed { $seed } · { $width }×{ $height } · quality: { $profile } · { $seconds } s
-button-link = Open full size
-failed = Sorry, I could not make that picture: { $reason }
-    You can send the prompt again.
+status-started =
+    🎨 Drawing your picture…
+    { $prompt }
+status-generating =
+    🎨 Drawing your picture… { $percent }%
+    { $bar }
+    { $prompt }
+status-uploading =
+    💾 Almost done: saving your picture…
+    { $prompt }
+status-cancelled =
+    ✖ Cancelled.
+    { $prompt }
+duration-seconds = { $n } s
+duration-minutes = { $n } min
+
+## Results
+
+result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ quality: { $profile } ({ $reason }) · ⏱ { $seconds } s
+result-negative = 🚫 without: { $negative }
+quality-reason-requested = as you asked
+quality-reason-default = the service default
+quality-reason-busy = the service is busy, so a faster profile
+quality-reason-quiet = the service is quiet enough for it
+quality-auto = auto
+quality-fast = fast
+quality-balanced = balanced
+quality-quality = quality
+original-caption = The original PNG, byte for byte.
+failed =
+    Sorry, I could not make that picture: { $reason }
+    { $prompt }
+    You can try again with the button or send the prompt again.
 reason-generation_failed = the generator failed
 reason-storage_unavailable = the image storage is unavailable right now
 reason-invalid_job = the request was invalid
 reason-too_many_attempts = it failed several times
 reason-cancelled = it was cancelled
+
+## Buttons
+
+button-new-seed = 🔁 New seed
+button-variations = 🎲 Variations ×{ $count }
+button-png = 📄 Original PNG
+button-link = 🔗 Open full size
+button-retry = 🔁 Try again
+button-cancel = ✖ Cancel
+button-cancel-one = ✖ { $n }. { $prompt }
+button-cancel-all = ✖ Cancel all
+button-history-link = 🔗 { $n }
+answer-new-seed = 🔁 A new seed: queued
+answer-variations = 🎲 { $count } variations: queued
+answer-png = 📄 Sending the original PNG…
+
+## /settings
+
+settings =
+    ⚙️ Your settings
+    Aspect ratio: { $aspect }
+    Quality: { $quality }
+    Language: { $language }
+    Send pictures as: { $send_as }
+    Tap a button to change. Parameters in a prompt (--ar, --q) win over these.
+settings-aspect-auto = default
+settings-aspect-default = default ({ $width }×{ $height })
+settings-language-auto = from Telegram ({ $language })
+settings-saved = ✓ Saved
+language-auto = 🌐 From Telegram
+language-en = English
+language-ru = Русский
+send-as-photo = 🖼 Photo
+send-as-document = 📄 File (PNG)
+
+## /queue, /cancel, /history
+
+queue-empty = You have no pictures in progress. Jobs in the service's queue: { $depth }.
+queue-header = Your pictures in progress: { $count } (jobs in the service's queue: { $depth })
+queue-line = { $n }. { $prompt } — { $state }
+queue-waiting = queued, position { $position }, about { $eta }
+queue-started = drawing
+queue-running = drawing, { $percent }%
+queue-uploading = saving
+cancel-nothing = You have no pictures in progress to cancel.
+cancel-choose = You have { $count } pictures in progress. Which one should I cancel?
+cancel-done =
+    { $count ->
+        [1] ✖ Cancelled: { $prompt }
+       *[other] ✖ Cancelled { $count } pictures.
+    }
+cancel-answer = ✖ Cancelling…
+cancel-too-late = This picture is already finished or cancelled.
+history-empty = You have no pictures yet. Send a prompt to make one.
+history-header = Your last { $count } pictures (links open the full size):
+history-line = { $n }. { $prompt } — seed { $seed }, { $width }×{ $height }
+
+## /stats
+
+stats =
+    📊 Today (UTC)
+    Queue depth: { $depth } · in progress: { $in_flight }
+    Jobs: { $submitted } submitted, { $done } done, { $failed } failed, { $cancelled } cancelled
+    Users: { $users } · blocked the bot: { $blocked }
+    Messages sent by this instance: { $sent } (retries: { $retried })
+    Workers seen: { $workers }
+stats-worker = • { $worker } — { $ago } ago
+stats-no-workers = • none yet
+
+## Errors: nothing was queued
+
+error-invalid_request = I could not accept that request. See /help for examples.
 error-empty_prompt = The prompt is empty. Write what to draw, for example: /txt2img a sunset over the ocean
 error-prompt_too_long = The prompt is too long: { $length } characters, at most { $limit }. Please shorten it.
 error-prompt_control_characters = The prompt contains control characters. Please send plain text.
 error-prompt_no_content = The prompt has no words to draw from. Please describe the picture in words.
 error-unsupported_size = Size { $width }×{ $height } is not supported: each side must be { $min_side }–{ $max_side } and a multiple of { $multiple }.
-error-invalid_seed = The seed must be a whole number from 0 to { $max }.
+error-invalid_seed = The seed must be a whole number from 0 to 4294967295, not “{ $value }”. Example: --seed 42
+error-unknown_parameter = I don't know the parameter { $name }. Valid parameters: { $valid }. See /help.
+error-missing_parameter_value = The parameter { $name } needs a value, for example: { $example }
+error-invalid_aspect_ratio = The aspect ratio “{ $value }” is not supported: use W:H from { $low } to { $high }, for example { $examples }.
+error-invalid_quality = Unknown quality “{ $value }”. Valid values: { $valid }.
+error-too_many_in_flight = You already have { $in_flight } pictures in progress (at most { $limit }{ $requested ->
+        [1] {""}
+       *[other] {""}; this asks for { $requested } more
+    }). Try again when one is ready, in about { $wait }. /queue shows them.
+error-rate_limited = That's more than { $limit } pictures a minute. Try again in { $wait }.
+error-access_denied = Sorry, this bot is private. Ask its owner to add your id: { $user_id }
+error-admins_only = /stats is for the bot's admins.
+error-unknown_command = I don't know the command { $command }. See /help.
+error-job_forgotten = I no longer have the details of that picture. Please send the prompt again.
+error-original_gone = The original of that picture is no longer stored.
 error-queue_unavailable = The service is busy right now and could not accept the prompt. Please try again in a minute.
 error-not_text = I understand text prompts only. Describe the picture in words.

@@ -1,33 +1,175 @@
+## Бот Prompt2Pic, русский. Здесь все тексты бота; ключи совпадают с locales/en/bot.ftl.
+
+## Команды и меню
+
 start =
     Привет, { $name }! Я превращаю текстовое описание в картинку.
-    Пришлите описание, например: Закат над океаном
-    /help — подробности.
+    Пришлите описание, например: горный пейзаж на рассвете
+    Можно добавить параметры: маяк во время шторма --ar 16:9 --q fast
+    /help — всё, что я умею, /settings — ваши настройки.
 help =
-    Пришлите описание сообщением или командой /txt2img <описание>.
+    Как получить картинку: пришлите описание сообщением или командой /txt2img <описание>.
     Примеры:
     • горный пейзаж на рассвете
-    • маяк во время шторма, масляная живопись
-    Описание — до { $limit } символов. Вы получите картинку и ссылку на полноразмерный файл.
-queued = В очереди: место { $position }. Пришлю картинку, как только она будет готова.
-progress-started = Рисую вашу картинку…
-progress-generating = Рисую вашу картинку… { $percent }%
-progress-uploading = Почти готово: сохраняю картинку…
-result-caption =
+    • маяк во время шторма, масляная живопись --ar 16:9
+    • кот-космонавт --no текст, размытие --seed 42 --q quality
+
+    Параметры (в любом месте описания):
+    --ar Ш:В — соотношение сторон от { $low } до { $high }, например { $ratios }
+    --no слова — чего не должно быть на картинке
+    --seed N — целое число от 0 до 4294967295: тот же seed и описание дают ту же картинку
+    --q { $qualities } — скорость или качество (auto: сервис решает сам по нагрузке)
+
+    Под каждой картинкой: 🔁 новый seed, 🎲 варианты (×{ $variations }), 📄 оригинал PNG, 🔗 ссылка на полный размер.
+    Команды:
+    /settings — соотношение сторон, качество, язык, фото или файл
+    /queue — ваши картинки в работе и их места в очереди
+    /cancel — отменить картинку, которая ещё не готова
+    /history — ваши последние картинки со ссылками
+    Описание — до { $limit } символов. Не больше { $max_in_flight } картинок в работе и { $per_minute } в минуту на человека.
+cmd-txt2img = Нарисовать картинку по описанию
+cmd-settings = Соотношение сторон, качество, язык
+cmd-queue = Ваши картинки в работе
+cmd-cancel = Отменить картинку в работе
+cmd-history = Ваши последние картинки
+cmd-help = Примеры и параметры
+cmd-start = Начало
+cmd-stats = Статистика сервиса (для админов)
+
+## Живой статус
+
+status-queued =
+    ⏳ В очереди: место { $position }, примерно { $eta }.
     { $prompt }
-    Seed { $seed } · { $width }×{ $height } · качество: { $profile } · { $seconds } с
-button-link = Открыть в полном размере
-failed = Не удалось сделать картинку: { $reason }
-    Можно отправить описание ещё раз.
+status-started =
+    🎨 Рисую вашу картинку…
+    { $prompt }
+status-generating =
+    🎨 Рисую вашу картинку… { $percent }%
+    { $bar }
+    { $prompt }
+status-uploading =
+    💾 Почти готово: сохраняю картинку…
+    { $prompt }
+status-cancelled =
+    ✖ Отменено.
+    { $prompt }
+duration-seconds = { $n } с
+duration-minutes = { $n } мин
+
+## Результаты
+
+result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ качество: { $profile } ({ $reason }) · ⏱ { $seconds } с
+result-negative = 🚫 без: { $negative }
+quality-reason-requested = как вы просили
+quality-reason-default = по умолчанию сервиса
+quality-reason-busy = сервис загружен, поэтому быстрее
+quality-reason-quiet = сервис достаточно свободен
+quality-auto = авто
+quality-fast = быстро
+quality-balanced = сбалансированно
+quality-quality = максимум
+original-caption = Оригинал PNG, байт в байт.
+failed =
+    Не удалось сделать картинку: { $reason }
+    { $prompt }
+    Попробуйте ещё раз кнопкой или пришлите описание снова.
 reason-generation_failed = сбой генератора
 reason-storage_unavailable = хранилище изображений сейчас недоступно
 reason-invalid_job = запрос некорректен
 reason-too_many_attempts = несколько попыток закончились ошибкой
 reason-cancelled = задача отменена
+
+## Кнопки
+
+button-new-seed = 🔁 Новый seed
+button-variations = 🎲 Варианты ×{ $count }
+button-png = 📄 Оригинал PNG
+button-link = 🔗 Открыть в полном размере
+button-retry = 🔁 Попробовать снова
+button-cancel = ✖ Отменить
+button-cancel-one = ✖ { $n }. { $prompt }
+button-cancel-all = ✖ Отменить все
+button-history-link = 🔗 { $n }
+answer-new-seed = 🔁 Новый seed: в очереди
+answer-variations = 🎲 Варианты ({ $count }): в очереди
+answer-png = 📄 Отправляю оригинал PNG…
+
+## /settings
+
+settings =
+    ⚙️ Ваши настройки
+    Соотношение сторон: { $aspect }
+    Качество: { $quality }
+    Язык: { $language }
+    Присылать картинки: { $send_as }
+    Нажмите кнопку, чтобы изменить. Параметры в описании (--ar, --q) важнее этих настроек.
+settings-aspect-auto = по умолчанию
+settings-aspect-default = по умолчанию ({ $width }×{ $height })
+settings-language-auto = как в Telegram ({ $language })
+settings-saved = ✓ Сохранено
+language-auto = 🌐 Как в Telegram
+language-en = English
+language-ru = Русский
+send-as-photo = 🖼 Фото
+send-as-document = 📄 Файлом (PNG)
+
+## /queue, /cancel, /history
+
+queue-empty = У вас нет картинок в работе. Задач в очереди сервиса: { $depth }.
+queue-header = Ваши картинки в работе: { $count } (задач в очереди сервиса: { $depth })
+queue-line = { $n }. { $prompt } — { $state }
+queue-waiting = в очереди, место { $position }, примерно { $eta }
+queue-started = рисую
+queue-running = рисую, { $percent }%
+queue-uploading = сохраняю
+cancel-nothing = У вас нет картинок в работе, отменять нечего.
+cancel-choose = У вас в работе картинок: { $count }. Какую отменить?
+cancel-done =
+    { $count ->
+        [1] ✖ Отменено: { $prompt }
+       *[other] ✖ Отменено картинок: { $count }.
+    }
+cancel-answer = ✖ Отменяю…
+cancel-too-late = Эта картинка уже готова или отменена.
+history-empty = У вас пока нет картинок. Пришлите описание, чтобы сделать первую.
+history-header = Ваши последние картинки ({ $count }), ссылки открывают полный размер:
+history-line = { $n }. { $prompt } — seed { $seed }, { $width }×{ $height }
+
+## /stats
+
+stats =
+    📊 Сегодня (UTC)
+    Очередь: { $depth } · в работе: { $in_flight }
+    Задачи: принято { $submitted }, готово { $done }, ошибок { $failed }, отменено { $cancelled }
+    Пользователей: { $users } · заблокировали бота: { $blocked }
+    Сообщений отправлено этим экземпляром: { $sent } (повторов: { $retried })
+    Воркеров замечено: { $workers }
+stats-worker = • { $worker } — { $ago } назад
+stats-no-workers = • пока ни одного
+
+## Ошибки: ничего не поставлено в очередь
+
+error-invalid_request = Не получилось принять запрос. Примеры — в /help.
 error-empty_prompt = Описание пустое. Напишите, что нарисовать, например: /txt2img закат над океаном
 error-prompt_too_long = Описание слишком длинное: { $length } символов, можно не больше { $limit }. Сократите его, пожалуйста.
 error-prompt_control_characters = В описании есть управляющие символы. Пришлите обычный текст.
 error-prompt_no_content = В описании нет слов, из которых можно нарисовать картинку. Опишите её словами.
 error-unsupported_size = Размер { $width }×{ $height } не поддерживается: каждая сторона от { $min_side } до { $max_side } и кратна { $multiple }.
-error-invalid_seed = Seed должен быть целым числом от 0 до { $max }.
+error-invalid_seed = Seed должен быть целым числом от 0 до 4294967295, а не «{ $value }». Пример: --seed 42
+error-unknown_parameter = Я не знаю параметр { $name }. Допустимые параметры: { $valid }. Подробнее — в /help.
+error-missing_parameter_value = У параметра { $name } нет значения, например: { $example }
+error-invalid_aspect_ratio = Соотношение сторон «{ $value }» не поддерживается: укажите Ш:В от { $low } до { $high }, например { $examples }.
+error-invalid_quality = Неизвестное качество «{ $value }». Допустимые значения: { $valid }.
+error-too_many_in_flight = У вас уже { $in_flight } в работе (не больше { $limit }{ $requested ->
+        [1] {""}
+       *[other] {""}; здесь просят ещё { $requested }
+    }). Попробуйте снова, когда одна будет готова, примерно через { $wait }. Список — в /queue.
+error-rate_limited = Это больше { $limit } картинок в минуту. Попробуйте снова через { $wait }.
+error-access_denied = Извините, это закрытый бот. Попросите владельца добавить ваш id: { $user_id }
+error-admins_only = /stats — только для админов бота.
+error-unknown_command = Я не знаю команду { $command }. Список — в /help.
+error-job_forgotten = Я больше не помню подробностей этой картинки. Пришлите описание ещё раз.
+error-original_gone = Оригинала этой картинки больше нет в хранилище.
 error-queue_unavailable = Сервис сейчас перегружен и не смог принять описание. Попробуйте ещё раз через минуту.
 error-not_text = Я понимаю только текстовые описания. Опишите картинку словами.

@@ -1,0 +1,279 @@
+"""SQLite user store: preferences and jobs in one file on a volume (the durable default).
+
+Several bot processes on one host may share the file (WAL, busy timeout, ``BEGIN IMMEDIATE`` around
+``admit``, so per-user limits hold across them). Across hosts, use a server database with the same
+port (Postgres: the same tables, ``SELECT ... FOR UPDATE`` on the user's row in ``admit``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+from adapters.sqlite.db import SqliteDatabase
+from domain.models import Locale, Quality
+from domain.users import (
+    ACTIVE_STATES,
+    JobRecord,
+    JobState,
+    Outcome,
+    SendAs,
+    StoreStats,
+    UserLimits,
+    UserPrefs,
+    apply_outcome,
+    check_admission,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id INTEGER PRIMARY KEY,
+    locale TEXT,
+    aspect TEXT,
+    quality TEXT NOT NULL DEFAULT 'auto',
+    send_as TEXT NOT NULL DEFAULT 'photo',
+    blocked_at REAL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    prompt TEXT NOT NULL,
+    negative_prompt TEXT NOT NULL DEFAULT '',
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    quality TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    status_message_id INTEGER,
+    started_at REAL,
+    finished_at REAL,
+    image_key TEXT,
+    image_url TEXT,
+    profile TEXT,
+    profile_reason TEXT,
+    worker_id TEXT NOT NULL DEFAULT '',
+    error_code TEXT,
+    total_s REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
+CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    job_id TEXT PRIMARY KEY,
+    claimed_at REAL NOT NULL
+)
+"""
+
+_COLUMNS = [f.name for f in fields(JobRecord)]
+_ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    data = {name: row[name] for name in _COLUMNS}
+    data["quality"] = Quality(data["quality"])
+    data["locale"] = Locale(data["locale"])
+    data["state"] = JobState(data["state"])
+    return JobRecord(**data)
+
+
+def _values(record: JobRecord) -> tuple[object, ...]:
+    out = []
+    for name in _COLUMNS:
+        value = getattr(record, name)
+        out.append(value.value if hasattr(value, "value") else value)
+    return tuple(out)
+
+
+_INSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+class SqliteUserStore:
+    def __init__(self, path: str | Path | SqliteDatabase) -> None:
+        self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path, SCHEMA)
+        if not self.db.schema:
+            self.db.schema = SCHEMA
+
+    async def start(self) -> None:
+        await self.db.start()
+
+    async def stop(self) -> None:
+        await self.db.stop()
+
+    # --- preferences --------------------------------------------------------------------------
+    async def get_prefs(self, user_id: int) -> UserPrefs:
+        rows = await self.db.read(
+            "SELECT locale, aspect, quality, send_as, blocked_at FROM users WHERE user_id = ?", (user_id,)
+        )
+        if not rows:
+            return UserPrefs(user_id)
+        row = rows[0]
+        return UserPrefs(
+            user_id=user_id,
+            locale=Locale(row["locale"]) if row["locale"] in set(Locale) else None,
+            aspect=row["aspect"],
+            quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
+            send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
+            blocked=row["blocked_at"] is not None,
+        )
+
+    async def save_prefs(self, prefs: UserPrefs) -> None:
+        await self.db.write(
+            "INSERT INTO users (user_id, locale, aspect, quality, send_as) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
+            "quality = excluded.quality, send_as = excluded.send_as",
+            (
+                prefs.user_id,
+                prefs.locale.value if prefs.locale else None,
+                prefs.aspect,
+                prefs.quality.value,
+                prefs.send_as.value,
+            ),
+        )
+
+    # --- jobs ---------------------------------------------------------------------------------
+    async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
+        if not records:
+            return
+        user_id = records[0].user_id
+
+        def tx(conn: sqlite3.Connection) -> None:
+            active = [
+                r[0] for r in conn.execute(
+                    f"SELECT created_at FROM jobs WHERE user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
+                    (user_id, *_ACTIVE),
+                )
+            ]
+            recent = [
+                r[0] for r in conn.execute(
+                    "SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ?",
+                    (user_id, now - limits.window_s),
+                )
+            ]
+            check_admission(
+                limits, now=now, active_created=active, recent_created=recent, requested=len(records)
+            )
+            conn.executemany(_INSERT, [_values(r) for r in records])
+
+        await self.db.run(self.db.transaction, tx)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        rows = await self.db.read("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return _record(rows[0]) if rows else None
+
+    async def set_status_message(self, job_id: str, message_id: int) -> None:
+        await self.db.write(
+            "UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id)
+        )
+
+    async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
+        def tx(conn: sqlite3.Connection) -> JobRecord | None:
+            conn.execute(
+                "UPDATE jobs SET state = ?, started_at = ?, worker_id = ? WHERE job_id = ? AND state = ?",
+                (JobState.RUNNING.value, at, worker_id, job_id, JobState.QUEUED.value),
+            )
+            row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            return _record(row) if row else None
+
+        return await self.db.run(self.db.transaction, tx)
+
+    async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
+        def tx(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            record = apply_outcome(_record(row), outcome)
+            conn.execute(_INSERT, _values(record))
+            return record
+
+        return await self.db.run(self.db.transaction, tx)
+
+    async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
+        def tx(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute(
+                f"SELECT * FROM jobs WHERE job_id = ? AND user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
+                (job_id, user_id, *_ACTIVE),
+            ).fetchone()
+            if row is None:
+                return None
+            record = replace(_record(row), state=JobState.CANCELLED, finished_at=at)
+            conn.execute(_INSERT, _values(record))
+            return record
+
+        return await self.db.run(self.db.transaction, tx)
+
+    async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
+        sql = f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(_ACTIVE))}) AND created_at >= ?"
+        params: tuple[object, ...] = (*_ACTIVE, since)
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params += (user_id,)
+        rows = await self.db.read(sql + " ORDER BY created_at, job_id", params)
+        return [_record(r) for r in rows]
+
+    async def history(self, user_id: int, limit: int) -> list[JobRecord]:
+        rows = await self.db.read(
+            "SELECT * FROM jobs WHERE user_id = ? AND state = ? "
+            "ORDER BY finished_at DESC, created_at DESC LIMIT ?",
+            (user_id, JobState.DONE.value, limit),
+        )
+        return [_record(r) for r in rows]
+
+    # --- blocked users --------------------------------------------------------------------------
+    async def mark_blocked(self, user_id: int, at: float) -> None:
+        await self.db.write(
+            "INSERT INTO users (user_id, blocked_at) VALUES (?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET blocked_at = COALESCE(users.blocked_at, excluded.blocked_at)",
+            (user_id, at),
+        )
+
+    async def unblock(self, user_id: int) -> None:
+        await self.db.write("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
+
+    async def is_blocked(self, user_id: int) -> bool:
+        rows = await self.db.read(
+            "SELECT 1 FROM users WHERE user_id = ? AND blocked_at IS NOT NULL", (user_id,)
+        )
+        return bool(rows)
+
+    async def stats(self, since: float) -> StoreStats:
+        def read(conn: sqlite3.Connection) -> StoreStats:
+            counts = dict(
+                conn.execute(
+                    "SELECT state, COUNT(*) FROM jobs WHERE created_at >= ? GROUP BY state", (since,)
+                ).fetchall()
+            )
+            active = conn.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE state IN ({', '.join('?' * len(_ACTIVE))})", _ACTIVE
+            ).fetchone()[0]
+            users = conn.execute(
+                "SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= ?", (since,)
+            ).fetchone()[0]
+            blocked = conn.execute(
+                "SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL"
+            ).fetchone()[0]
+            workers = dict(
+                conn.execute(
+                    "SELECT worker_id, MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
+                    "ELSE started_at END) AS seen FROM jobs WHERE worker_id != '' "
+                    "GROUP BY worker_id HAVING seen >= ?",
+                    (since,),
+                ).fetchall()
+            )
+            return StoreStats(
+                submitted=sum(counts.values()),
+                done=counts.get(JobState.DONE.value, 0),
+                failed=counts.get(JobState.FAILED.value, 0),
+                cancelled=counts.get(JobState.CANCELLED.value, 0),
+                active=active,
+                users=users,
+                blocked_users=blocked,
+                workers=workers,
+            )
+
+        return await self.db.run(lambda: read(self.db.conn))

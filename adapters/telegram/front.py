@@ -1,0 +1,309 @@
+"""The Telegram front's service object: what the handlers do, independent of how an update came in
+(polling or webhook) and of which handler caught it. Handlers get it from the dispatcher's
+workflow data as ``front``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram.types import BufferedInputFile
+
+from adapters.telegram.i18n import Translator
+from adapters.telegram.keyboards import cancel_keyboard, short
+from adapters.telegram.sender import Priority, Sender
+from adapters.telegram.status import StatusBoard, progress_bar
+from domain.errors import DomainError, InvalidRequest, QueueUnavailable, RecipientGone
+from domain.models import Cancel, Job, Locale, Quality
+from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
+from domain.ports import JobQueue, Storage
+from domain.services import SubmitPrompt
+from domain.users import (
+    JobRecord,
+    JobState,
+    LimitExceeded,
+    Outcome,
+    SendAs,
+    TooManyJobsInFlight,
+    UserLimits,
+    UserPrefs,
+    UserStore,
+    WaitEstimator,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    limits: UserLimits = UserLimits()
+    admins: frozenset[int] = frozenset()
+    allowed: frozenset[int] = frozenset()  # empty: everyone
+    variations: int = 3
+    history_size: int = 10
+
+
+@dataclass
+class Front:
+    submit: SubmitPrompt
+    queue: JobQueue
+    storage: Storage
+    store: UserStore
+    sender: Sender
+    t: Translator
+    board: StatusBoard
+    config: FrontConfig = FrontConfig()
+    estimator: WaitEstimator = field(default_factory=WaitEstimator)
+    clock: Callable[[], float] = time.time
+    seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
+    workers_seen: dict[str, float] = field(default_factory=dict)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background (kept referenced until it ends)."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    # --- who may do what ----------------------------------------------------------------------
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.config.admins
+
+    def is_allowed(self, user_id: int) -> bool:
+        return not self.config.allowed or user_id in self.config.allowed or self.is_admin(user_id)
+
+    # --- texts ----------------------------------------------------------------------------------
+    def duration(self, locale: Locale, seconds: float) -> str:
+        seconds = max(1, round(seconds))
+        if seconds < 90:
+            return self.t(locale, "duration-seconds", n=seconds)
+        return self.t(locale, "duration-minutes", n=-(-seconds // 60))
+
+    def error_text(self, locale: Locale, exc: DomainError) -> str:
+        params = dict(exc.params)
+        if isinstance(exc, TooManyJobsInFlight):
+            params["wait"] = self.duration(locale, self.estimator.wait_s(1, self.clock()))
+        if "retry_after" in params:
+            params["wait"] = self.duration(locale, float(params["retry_after"]))  # type: ignore[arg-type]
+        if "value" in params:
+            params["value"] = str(params["value"])
+        key = f"error-{exc.code}"
+        if not self.t.has(key, locale):
+            key = "error-invalid_request"
+        return self.t(locale, key, **params)
+
+    def queued_text(self, locale: Locale, prompt: str, position: int) -> str:
+        eta = self.duration(locale, self.estimator.wait_s(position, self.clock()))
+        return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
+
+    def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
+        prompt = short(prompt, 200)
+        if stage == "generating" and total:
+            percent = max(0, min(100, int(100 * step / total)))
+            return self.t(locale, "status-generating", percent=percent, bar=progress_bar(percent), prompt=prompt), percent
+        key = {"started": "status-started", "uploading": "status-uploading"}.get(stage, "status-started")
+        return self.t(locale, key, prompt=prompt), 100 if stage == "uploading" else 0
+
+    # --- making jobs ------------------------------------------------------------------------------
+    def size_for(self, aspect: AspectRatio | None) -> tuple[int | None, int | None]:
+        if aspect is None:
+            return None, None
+        area = self.submit.default_width * self.submit.default_height
+        return size_for_aspect(aspect, self.submit.limits, area)
+
+    def prefs_aspect(self, prefs: UserPrefs) -> AspectRatio | None:
+        if not prefs.aspect:
+            return None
+        with contextlib.suppress(InvalidRequest):
+            return parse_aspect(prefs.aspect, self.submit.limits)
+        return None
+
+    def build_job(self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str) -> Job:
+        """Parse the message's parameters and check everything; raises ``InvalidRequest``."""
+        params = parse_prompt(text, self.submit.limits)
+        width, height = self.size_for(params.aspect or self.prefs_aspect(prefs))
+        quality = params.quality or prefs.quality or Quality.AUTO
+        return self.submit.prepare(
+            user_id=user_id,
+            chat_id=chat_id,
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            width=width,
+            height=height,
+            seed=params.seed,
+            quality=quality,
+            locale=locale,
+        )
+
+    def repeat_jobs(self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int) -> list[Job]:
+        """The same prompt, size and quality with ``count`` new seeds."""
+        seeds: list[int] = []
+        while len(seeds) < count:
+            seed = self.seed_source()
+            if seed != record.seed and seed not in seeds:
+                seeds.append(seed)
+        return [
+            self.submit.prepare(
+                user_id=user_id,
+                chat_id=chat_id,
+                prompt=record.prompt,
+                negative_prompt=record.negative_prompt,
+                width=record.width,
+                height=record.height,
+                seed=seed,
+                quality=record.quality,
+                locale=locale,
+            )
+            for seed in seeds
+        ]
+
+    async def answer(self, query: Any, text: str | None = None, *, alert: bool = False) -> None:
+        """Answer a callback query at once; a query too old to answer does not stop the work."""
+        with contextlib.suppress(Exception):
+            await query.answer(text, show_alert=alert)
+
+    # --- the flow ----------------------------------------------------------------------------------
+    async def reply(self, chat_id: int, text: str, *, reply_to: int | None = None, markup: Any = None) -> None:
+        with contextlib.suppress(RecipientGone):
+            await self.sender.send_message(chat_id, text, reply_to=reply_to, reply_markup=markup)
+
+    async def accept_text(
+        self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
+        reply_to: int | None = None,
+    ) -> list[Job]:
+        """A prompt message: parse, check, admit, reply with the live status, queue."""
+        try:
+            job = self.build_job(user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text)
+        except InvalidRequest as exc:
+            await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
+            return []
+        return await self.enqueue([job], locale=locale, reply_to=reply_to)
+
+    async def enqueue(self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None) -> list[Job]:
+        """Admit ``jobs`` (all of one user) against the limits, then for each: the status reply,
+        then the queue. Returns the jobs queued."""
+        if not jobs:
+            return []
+        chat_id = jobs[0].chat_id
+        now = self.clock()
+        jobs = [job.model_copy(update={"created_at": now}) for job in jobs]
+        try:
+            await self.store.admit([JobRecord.from_job(j) for j in jobs], self.config.limits, now)
+        except LimitExceeded as exc:
+            await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
+            return []
+        try:
+            backlog = await self.queue.backlog()
+        except Exception:
+            backlog = 0
+        queued: list[Job] = []
+        for i, job in enumerate(jobs):
+            text = self.queued_text(locale, job.prompt, backlog + i + 1)
+            message_id: int | None = None
+            try:
+                status = await self.sender.send_message(
+                    chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, locale, job.job_id)
+                )
+                message_id = status.message_id
+                self.board.opened(job.job_id, chat_id, message_id, text)
+                await self.store.set_status_message(job.job_id, message_id)
+                job = job.model_copy(update={"status_message_id": message_id})
+            except RecipientGone:
+                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
+                continue
+            except Exception as exc:  # no status message: the job still goes ahead
+                log.warning("status reply for %s failed: %s", job.job_id, type(exc).__name__)
+            try:
+                await self.submit.publish(job)
+            except QueueUnavailable as exc:
+                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code=exc.code))
+                self.board.close(job.job_id)
+                if message_id is not None:
+                    with contextlib.suppress(Exception):
+                        await self.sender.edit_text(chat_id, message_id, self.error_text(locale, exc),
+                                                    priority=Priority.INTERACTIVE)
+                else:
+                    await self.reply(chat_id, self.error_text(locale, exc))
+                continue
+            queued.append(job)
+        return queued
+
+    async def cancel(self, record: JobRecord, user_id: int, locale: Locale) -> bool:
+        cancelled = await self.store.cancel(record.job_id, user_id, self.clock())
+        if cancelled is None:
+            return False
+        self.board.close(record.job_id)
+        # The worker holding the job answers with a 'cancelled' result instead of a picture; if it
+        # already started, the picture it makes is discarded by the notifier (the store says
+        # cancelled). A queue that cannot take the message now changes nothing for the user.
+        try:
+            await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))
+        except Exception as exc:
+            log.warning("cancellation of %s not queued: %s", record.job_id, type(exc).__name__)
+        if record.status_message_id is not None:
+            with contextlib.suppress(Exception):
+                await self.sender.edit_text(
+                    record.chat_id, record.status_message_id,
+                    self.t(locale, "status-cancelled", prompt=short(record.prompt, 200)),
+                    priority=Priority.INTERACTIVE,
+                )
+        return True
+
+    async def send_original(self, job_id: str, image_key: str, chat_id: int, locale: Locale, reply_to: int | None) -> None:
+        """The PNG exactly as stored (a document: Telegram does not recompress documents)."""
+        try:
+            png = await self.storage.get(image_key)
+        except KeyError:
+            await self.reply(chat_id, self.t(locale, "error-original_gone"), reply_to=reply_to)
+            return
+        upload = BufferedInputFile(png, filename=f"prompt2pic-{job_id[:12]}.png")
+        with contextlib.suppress(RecipientGone):
+            async with self.sender.chat_action(chat_id, "upload_document"):
+                await self.sender.send_document(
+                    chat_id, upload, reply_to=reply_to, priority=Priority.INTERACTIVE,
+                    caption=self.t(locale, "original-caption"),
+                )
+
+    # --- reports ----------------------------------------------------------------------------------
+    async def positions(self, records: Sequence[JobRecord]) -> dict[str, int]:
+        """Each job's place in line among everyone's queued or running jobs (1 = next)."""
+        now = self.clock()
+        everyone = await self.store.active_jobs(None, since=now - self.config.limits.expiry_s)
+        order = {r.job_id: i + 1 for i, r in enumerate(everyone)}
+        return {r.job_id: order.get(r.job_id, 1) for r in records}
+
+    def today_start(self) -> float:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    def observe_result(self, finished_at: float, service_s: float, worker_id: str) -> None:
+        self.estimator.observe(finished_at, service_s)
+        if worker_id:
+            self.workers_seen[worker_id] = max(self.workers_seen.get(worker_id, 0.0), finished_at)
+
+    def prefs_with(self, prefs: UserPrefs, field_name: str, value: str) -> UserPrefs:
+        """``prefs`` with one setting changed from a settings button; unknown values change nothing."""
+        if field_name == "ar":
+            aspect = value.replace("x", ":")
+            if aspect == "auto":
+                return replace(prefs, aspect=None)
+            with contextlib.suppress(InvalidRequest):
+                return replace(prefs, aspect=str(parse_aspect(aspect, self.submit.limits)))
+        elif field_name == "q" and value in set(Quality):
+            return replace(prefs, quality=Quality(value))
+        elif field_name == "lang":
+            if value == "auto":
+                return replace(prefs, locale=None)
+            if value in set(Locale):
+                return replace(prefs, locale=Locale(value))
+        elif field_name == "as":
+            if value in set(SendAs):
+                return replace(prefs, send_as=SendAs(value))
+        return prefs

@@ -1,0 +1,125 @@
+"""Inline keyboards and their callback data (aiogram ``CallbackData`` factories).
+
+Callback data must fit in 64 bytes: a one-letter prefix, a short action and a 32-character job id.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from adapters.telegram.i18n import Translator
+from domain.models import Locale, Quality
+from domain.params import COMMON_RATIOS
+from domain.users import JobRecord, SendAs, UserPrefs
+
+
+class ResultAction(CallbackData, prefix="r"):
+    """A button under a finished picture: ``new`` seed, ``var`` (variations), ``png`` original."""
+
+    action: str
+    job: str
+
+
+class CancelJob(CallbackData, prefix="c"):
+    job: str  # a job id, or "all"
+
+
+class SetPref(CallbackData, prefix="s"):
+    field: str  # ar | q | lang | as
+    value: str
+
+
+def is_web_link(url: str | None) -> bool:
+    return bool(url) and url.lower().startswith(("https://", "http://"))  # type: ignore[union-attr]
+
+
+def result_keyboard(
+    t: Translator, locale: Locale, job_id: str, url: str | None, *, with_png: bool = True,
+    variations: int = 3,
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t(locale, "button-new-seed"), callback_data=ResultAction(action="new", job=job_id))
+    kb.button(
+        text=t(locale, "button-variations", count=variations),
+        callback_data=ResultAction(action="var", job=job_id),
+    )
+    sizes = [2]
+    row: list[int] = []
+    if with_png:
+        kb.button(text=t(locale, "button-png"), callback_data=ResultAction(action="png", job=job_id))
+        row.append(1)
+    if is_web_link(url):
+        kb.button(text=t(locale, "button-link"), url=url)
+        row.append(1)
+    if row:
+        sizes.append(len(row))
+    kb.adjust(*sizes)
+    return kb.as_markup()
+
+
+def retry_keyboard(t: Translator, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t(locale, "button-retry"), callback_data=ResultAction(action="new", job=job_id))
+    return kb.as_markup()
+
+
+def cancel_keyboard(t: Translator, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t(locale, "button-cancel"), callback_data=CancelJob(job=job_id))
+    return kb.as_markup()
+
+
+def cancel_choice_keyboard(t: Translator, locale: Locale, jobs: list[JobRecord]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for i, job in enumerate(jobs, 1):
+        kb.button(
+            text=t(locale, "button-cancel-one", n=i, prompt=short(job.prompt, 40)),
+            callback_data=CancelJob(job=job.job_id),
+        )
+    kb.button(text=t(locale, "button-cancel-all"), callback_data=CancelJob(job="all"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def history_keyboard(t: Translator, locale: Locale, links: list[tuple[int, str]]) -> InlineKeyboardMarkup | None:
+    kb = InlineKeyboardBuilder()
+    for n, url in links:
+        if is_web_link(url):
+            kb.button(text=t(locale, "button-history-link", n=n), url=url)
+    if not kb.buttons:
+        return None
+    kb.adjust(5)
+    return kb.as_markup()
+
+
+ASPECTS = ("auto", *COMMON_RATIOS)
+QUALITY_CHOICES = (Quality.AUTO, Quality.FAST, Quality.BALANCED, Quality.QUALITY)
+LANGUAGES = ("auto", Locale.EN.value, Locale.RU.value)
+SEND_AS = (SendAs.PHOTO.value, SendAs.DOCUMENT.value)
+
+
+def settings_keyboard(t: Translator, locale: Locale, prefs: UserPrefs) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+
+    def mark(label: str, chosen: bool) -> str:
+        return f"✓ {label}" if chosen else label
+
+    current_aspect = prefs.aspect or "auto"
+    for value in ASPECTS:
+        label = t(locale, "settings-aspect-auto") if value == "auto" else value
+        kb.button(text=mark(label, value == current_aspect), callback_data=SetPref(field="ar", value=value.replace(":", "x")))
+    for q in QUALITY_CHOICES:
+        kb.button(text=mark(t(locale, f"quality-{q.value}"), prefs.quality == q), callback_data=SetPref(field="q", value=q.value))
+    current_lang = prefs.locale.value if prefs.locale else "auto"
+    for value in LANGUAGES:
+        kb.button(text=mark(t(locale, f"language-{value}"), value == current_lang), callback_data=SetPref(field="lang", value=value))
+    for value in SEND_AS:
+        kb.button(text=mark(t(locale, f"send-as-{value}"), prefs.send_as.value == value), callback_data=SetPref(field="as", value=value))
+    kb.adjust(4, 4, 4, 3, 2)
+    return kb.as_markup()
+
+
+def short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,53 @@
+"""Runs before every handler: who the user is, in which language to answer, and whether they may
+use the bot at all (the allowlist)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from adapters.telegram.front import Front
+from domain.models import Locale
+
+log = logging.getLogger(__name__)
+
+
+def telegram_locale(user: User | None) -> Locale:
+    return Locale.from_language_code(user.language_code if user else None)
+
+
+class UserContext(BaseMiddleware):
+    """Puts ``prefs`` and ``locale`` into the handler data; turns away users not on the allowlist."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or user.is_bot:
+            return None
+        front = self.front
+        prefs = await front.store.get_prefs(user.id)
+        locale = prefs.locale or telegram_locale(user)
+        if not front.is_allowed(user.id):
+            log.info("user %s is not on the allowlist", user.id)
+            text = front.t(locale, "error-access_denied", user_id=str(user.id))
+            if isinstance(event, CallbackQuery):
+                await front.answer(event, text, alert=True)
+            elif isinstance(event, Message):
+                await front.reply(event.chat.id, text)
+            return None
+        if prefs.blocked:
+            await front.store.unblock(user.id)  # they write to us again: they unblocked the bot
+        data["prefs"] = prefs
+        data["locale"] = locale
+        return await handler(event, data)

@@ -1,0 +1,328 @@
+"""The one way out to Telegram: every message, edit, photo and document the bot sends goes
+through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
+
+- Overall: a token bucket of ``rate`` messages/s with ``burst`` tokens (Telegram allows about 30/s;
+  the burst lets 50 users who write at once all get their "queued" reply within a second, while
+  any longer stretch stays at ``rate``).
+  Waiting calls are served by priority: replies to what a user just did first, then results, then
+  live-status edits (which the status board coalesces anyway).
+- Per chat: calls to one chat go one at a time, the next no sooner than ``1/rate_per_chat`` seconds
+  after the previous one *finished* (so the server sees them at least that far apart).
+- ``TelegramRetryAfter``: the chat waits ``retry_after`` seconds, then the call is tried again.
+- Network errors, 5xx and undecodable answers: retried with exponential backoff, up to
+  ``max_attempts`` tries (never sooner than the chat's interval).
+- ``TelegramForbiddenError`` (the user blocked the bot, or left): recorded through ``on_blocked``
+  and raised as ``domain.errors.RecipientGone``; never retried.
+- Other errors (bad request, entity too large...) are raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InputFile, Message, ReplyParameters
+
+from domain.errors import RecipientGone
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _reply(message_id: int) -> ReplyParameters:
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
+
+
+class Priority(IntEnum):
+    INTERACTIVE = 0  # the answer to a message or a button the user just sent
+    RESULT = 1  # finished pictures and failures
+    STATUS = 2  # live-status edits, clean-up
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; waiters served by priority, then
+    in arrival order."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = max(rate, 0.001)
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.updated = clock()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._drainer: asyncio.Task[None] | None = None
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def acquire(self, priority: int = Priority.INTERACTIVE) -> None:
+        self._refill()
+        if not self._waiters and self.tokens >= 1:
+            self.tokens -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="send-bucket")
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.tokens += 1  # granted but not used: give it back
+            raise
+
+    async def _drain(self) -> None:
+        while self._waiters:
+            self._refill()
+            if self.tokens >= 1:
+                _, _, future = heapq.heappop(self._waiters)
+                if future.done():  # its caller was cancelled
+                    continue
+                self.tokens -= 1
+                future.set_result(None)
+                continue
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+    def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+
+
+class _Chat:
+    __slots__ = ("lock", "next_at")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.next_at = 0.0
+
+
+class Sender:
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        rate: float = 30.0,
+        burst: int = 40,
+        rate_per_chat: float = 1.0,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        on_blocked: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.bot = bot
+        self.bucket = TokenBucket(rate, burst)
+        self.chat_interval = 1.0 / rate_per_chat if rate_per_chat > 0 else 0.0
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.on_blocked = on_blocked
+        self._chats: dict[int, _Chat] = {}
+        self.sent = 0  # calls that went through, for /stats and tests
+        self.retried = 0
+
+    def close(self) -> None:
+        self.bucket.close()
+
+    # --- the core --------------------------------------------------------------------------------
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            if len(self._chats) > 10_000:  # forget idle chats
+                now = time.monotonic()
+                for key in [k for k, c in self._chats.items() if not c.lock.locked() and c.next_at < now]:
+                    del self._chats[key]
+            chat = self._chats[chat_id] = _Chat()
+        return chat
+
+    async def call(
+        self,
+        chat_id: int,
+        make_call: Callable[[], Awaitable[T]],
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        paced: bool = True,
+        attempts: int | None = None,
+    ) -> T:
+        """Run one Bot API call for ``chat_id`` under the limits, retrying what can be retried.
+
+        ``paced=False``: not a message (chat actions, deletions): skips the chat's queue but still
+        counts against the overall rate."""
+        attempts = attempts or self.max_attempts
+        chat = self._chat(chat_id)
+        guard = chat.lock if paced else contextlib.nullcontext()
+        async with guard:  # type: ignore[attr-defined]
+            delay = self.backoff_s
+            for attempt in range(1, attempts + 1):
+                if paced:
+                    wait = chat.next_at - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await self.bucket.acquire(priority)
+                pause = 0.0
+                try:
+                    result = await make_call()
+                    self.sent += 1
+                    return result
+                except asyncio.CancelledError:
+                    # It may still reach Telegram a little later: keep a margin.
+                    pause = self.chat_interval + 1.0
+                    raise
+                except TelegramRetryAfter as exc:
+                    pause = float(exc.retry_after)
+                    log.info("flood control on chat %s: waiting %.0fs", chat_id, pause)
+                    if attempt == attempts:
+                        raise
+                except TelegramForbiddenError as exc:
+                    log.info("chat %s cannot be reached: %s", chat_id, exc.message)
+                    if self.on_blocked is not None:
+                        with contextlib.suppress(Exception):
+                            await self.on_blocked(chat_id)
+                    raise RecipientGone(chat_id=chat_id) from exc
+                except TelegramEntityTooLarge:
+                    raise  # sending it again will not make it smaller
+                except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as exc:
+                    pause = delay
+                    delay = min(delay * 2, self.max_backoff_s)
+                    log.info(
+                        "Bot API call for chat %s failed (%s, try %d/%d)",
+                        chat_id, type(exc).__name__, attempt, attempts,
+                    )
+                    if attempt == attempts:
+                        raise
+                finally:
+                    if paced:
+                        chat.next_at = time.monotonic() + max(self.chat_interval, pause)
+                self.retried += 1
+                if not paced and pause:
+                    await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- what the bot sends ------------------------------------------------------------------------
+    async def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: Any = None,
+        reply_to: int | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+    ) -> Message:
+        kwargs: dict[str, Any] = {"reply_markup": reply_markup}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
+        return await self.call(
+            chat_id,
+            lambda: self.bot.send_message(chat_id, text[:4096], **kwargs),
+            priority=priority,
+        )
+
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: Any = None,
+        priority: Priority = Priority.STATUS,
+        attempts: int | None = None,
+    ) -> bool:
+        """Edit a message's text; False when the message is gone or already says that."""
+        try:
+            await self.call(
+                chat_id,
+                lambda: self.bot.edit_message_text(
+                    text=text[:4096], chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
+                ),
+                priority=priority,
+                attempts=attempts,
+            )
+            return True
+        except TelegramBadRequest as exc:
+            log.debug("edit of %s/%s skipped: %s", chat_id, message_id, exc.message)
+            return False
+
+    async def send_photo(
+        self, chat_id: int, photo: InputFile, *, caption: str, reply_markup: Any = None,
+        priority: Priority = Priority.RESULT,
+    ) -> Message:
+        return await self.call(
+            chat_id,
+            lambda: self.bot.send_photo(chat_id, photo, caption=caption[:1024], reply_markup=reply_markup),
+            priority=priority,
+        )
+
+    async def send_document(
+        self, chat_id: int, document: InputFile, *, caption: str = "", reply_markup: Any = None,
+        reply_to: int | None = None, priority: Priority = Priority.RESULT,
+    ) -> Message:
+        kwargs: dict[str, Any] = {}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
+        return await self.call(
+            chat_id,
+            lambda: self.bot.send_document(
+                chat_id, document, caption=caption[:1024] or None, reply_markup=reply_markup,
+                disable_content_type_detection=True, **kwargs,
+            ),
+            priority=priority,
+        )
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        """Best effort: a message already gone is fine."""
+        with contextlib.suppress(TelegramBadRequest, RecipientGone):
+            await self.call(
+                chat_id,
+                lambda: self.bot.delete_message(chat_id, message_id),
+                priority=Priority.STATUS,
+                paced=False,
+                attempts=2,
+            )
+
+    async def chat_action_once(self, chat_id: int, action: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.call(
+                chat_id,
+                lambda: self.bot.send_chat_action(chat_id, action),
+                priority=Priority.RESULT,
+                paced=False,
+                attempts=1,
+            )
+
+    @contextlib.asynccontextmanager
+    async def chat_action(self, chat_id: int, action: str, every_s: float = 4.5) -> AsyncIterator[None]:
+        """Show ``action`` ("upload_photo"...) in the chat while the block runs (Telegram shows an
+        action for 5 s or until the next message, so it is repeated)."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                await self.chat_action_once(chat_id, action)
+
+        await self.chat_action_once(chat_id, action)  # out before the upload starts
+        task = asyncio.create_task(keep(), name=f"chat-action-{chat_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

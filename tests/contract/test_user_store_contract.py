@@ -1,0 +1,234 @@
+"""The user store's contract, run against every adapter (memory, SQLite), plus the delivery log's
+and what only a durable store can show (a restart, two processes sharing the file)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from adapters.memory.delivery_log import MemoryDeliveryLog
+from adapters.memory.user_store import MemoryUserStore
+from adapters.sqlite.db import SqliteDatabase
+from adapters.sqlite.delivery_log import SqliteDeliveryLog
+from adapters.sqlite.user_store import SCHEMA, SqliteUserStore
+from domain.models import Locale, Quality
+from domain.users import (
+    JobRecord,
+    JobState,
+    Outcome,
+    RateLimited,
+    SendAs,
+    TooManyJobsInFlight,
+    UserLimits,
+    UserPrefs,
+)
+
+NOW = 1_700_000_000.0
+
+
+def record(job_id: str, user_id: int = 1, created_at: float = NOW, **extra) -> JobRecord:
+    return JobRecord(
+        job_id=job_id, user_id=user_id, chat_id=user_id, prompt=f"prompt {job_id}", negative_prompt="",
+        width=512, height=512, seed=7, quality=Quality.AUTO, locale=Locale.EN, created_at=created_at,
+        **extra,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request, tmp_path):
+    s = MemoryUserStore() if request.param == "memory" else SqliteUserStore(tmp_path / "users.db")
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def delivery_log(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryDeliveryLog()
+        return
+    log = SqliteDeliveryLog(tmp_path / "deliveries.db")
+    await log.start()
+    yield log
+    await log.stop()
+
+
+async def test_prefs_default_then_saved(store):
+    assert await store.get_prefs(5) == UserPrefs(5)
+    prefs = UserPrefs(5, locale=Locale.RU, aspect="16:9", quality=Quality.FAST, send_as=SendAs.DOCUMENT)
+    await store.save_prefs(prefs)
+    assert await store.get_prefs(5) == prefs
+    await store.save_prefs(UserPrefs(5, locale=None))
+    assert await store.get_prefs(5) == UserPrefs(5)
+
+
+async def test_admit_adds_jobs_and_caps_jobs_in_flight(store):
+    limits = UserLimits(max_in_flight=2, per_minute=0)
+    await store.admit([record("a")], limits, NOW)
+    await store.admit([record("b", created_at=NOW + 1)], limits, NOW + 1)
+    with pytest.raises(TooManyJobsInFlight) as err:
+        await store.admit([record("c", created_at=NOW + 2)], limits, NOW + 2)
+    assert err.value.params == {"limit": 2, "in_flight": 2, "requested": 1}
+    assert await store.get_job("c") is None
+    assert [r.job_id for r in await store.active_jobs(1)] == ["a", "b"]
+    # other users are not affected
+    await store.admit([record("x", user_id=2)], limits, NOW)
+    # a finished job frees its slot
+    await store.finish("a", Outcome(JobState.DONE, finished_at=NOW + 3, image_key="k"))
+    await store.admit([record("c", created_at=NOW + 4)], limits, NOW + 4)
+    # several at once (variations) are all or nothing
+    await store.finish("b", Outcome(JobState.FAILED, finished_at=NOW + 5, error_code="x"))
+    with pytest.raises(TooManyJobsInFlight):
+        await store.admit([record("d", created_at=NOW + 6), record("e", created_at=NOW + 6)], limits, NOW + 6)
+    assert await store.get_job("d") is None
+
+
+async def test_rate_limit_says_when_to_try_again(store):
+    limits = UserLimits(max_in_flight=0, per_minute=3, window_s=60)
+    for i in range(3):
+        await store.admit([record(f"r{i}", created_at=NOW + 10 * i)], limits, NOW + 10 * i)
+        await store.cancel(f"r{i}", 1, NOW + 10 * i)  # cancelled jobs still count toward the rate
+    with pytest.raises(RateLimited) as err:
+        await store.admit([record("r3", created_at=NOW + 25)], limits, NOW + 25)
+    assert err.value.params == {"limit": 3, "retry_after": 35}
+    await store.admit([record("r3", created_at=NOW + 61)], limits, NOW + 61)
+
+
+async def test_stale_jobs_stop_holding_a_slot(store):
+    limits = UserLimits(max_in_flight=1, per_minute=0, expiry_s=100)
+    await store.admit([record("old")], limits, NOW)
+    with pytest.raises(TooManyJobsInFlight):
+        await store.admit([record("n1", created_at=NOW + 50)], limits, NOW + 50)
+    await store.admit([record("n2", created_at=NOW + 101)], limits, NOW + 101)
+
+
+async def test_concurrent_admits_never_pass_the_cap(store):
+    limits = UserLimits(max_in_flight=3, per_minute=0)
+    outcomes = await asyncio.gather(
+        *(store.admit([record(f"c{i}")], limits, NOW) for i in range(10)), return_exceptions=True
+    )
+    assert sum(o is None for o in outcomes) == 3
+    assert all(isinstance(o, TooManyJobsInFlight) for o in outcomes if o is not None)
+
+
+async def test_job_lifecycle_and_history(store):
+    limits = UserLimits(max_in_flight=0, per_minute=0)
+    for i in range(4):
+        await store.admit([record(f"h{i}", created_at=NOW + i)], limits, NOW + i)
+    await store.set_status_message("h0", 99)
+    assert (await store.get_job("h0")).status_message_id == 99
+    started = await store.mark_started("h0", NOW + 5, "w1")
+    assert started.state == JobState.RUNNING and started.worker_id == "w1"
+    assert (await store.mark_started("h0", NOW + 6, "w2")).worker_id == "w1"  # only once
+    assert await store.mark_started("nope", NOW, "w") is None
+    for i, state in ((0, JobState.DONE), (1, JobState.DONE), (2, JobState.FAILED)):
+        done = await store.finish(
+            f"h{i}",
+            Outcome(state, finished_at=NOW + 10 + i, worker_id="w1", image_key=f"images/h{i}.png",
+                    image_url=f"https://x/h{i}", profile="fast", profile_reason="requested",
+                    total_s=1.5),
+        )
+        assert done.state == state
+    assert (await store.get_job("h1")).total_s == 1.5
+    assert await store.finish("nope", Outcome(JobState.DONE, finished_at=NOW)) is None
+    history = await store.history(1, 10)
+    assert [r.job_id for r in history] == ["h1", "h0"]
+    assert history[0].image_url == "https://x/h1" and history[0].profile == "fast"
+    assert [r.job_id for r in await store.history(1, 1)] == ["h1"]
+    assert [r.job_id for r in await store.active_jobs()] == ["h3"]
+
+
+async def test_cancel_only_own_active_jobs_and_results_do_not_undo_it(store):
+    limits = UserLimits(max_in_flight=0, per_minute=0)
+    await store.admit([record("k1")], limits, NOW)
+    await store.admit([record("k2", user_id=2)], limits, NOW)
+    assert await store.cancel("k2", 1, NOW) is None  # someone else's
+    cancelled = await store.cancel("k1", 1, NOW + 1)
+    assert cancelled.state == JobState.CANCELLED
+    assert await store.cancel("k1", 1, NOW + 2) is None  # already
+    after = await store.finish("k1", Outcome(JobState.DONE, finished_at=NOW + 3, image_key="i"))
+    assert after.state == JobState.CANCELLED
+    assert await store.history(1, 10) == []
+    assert await store.active_jobs(1) == []
+
+
+async def test_blocked_users(store):
+    assert not await store.is_blocked(9)
+    await store.save_prefs(UserPrefs(9, locale=Locale.RU))
+    await store.mark_blocked(9, NOW)
+    assert await store.is_blocked(9)
+    assert (await store.get_prefs(9)).locale == Locale.RU  # prefs survive
+    assert (await store.get_prefs(9)).blocked
+    await store.save_prefs(UserPrefs(9, locale=Locale.EN))  # saving prefs does not unblock
+    assert await store.is_blocked(9)
+    await store.unblock(9)
+    assert not await store.is_blocked(9) and not (await store.get_prefs(9)).blocked
+
+
+async def test_stats(store):
+    limits = UserLimits(max_in_flight=0, per_minute=0)
+    await store.admit([record("s0", created_at=NOW - 100)], limits, NOW - 100)  # before "today"
+    for i, user in enumerate((1, 1, 2, 3)):
+        await store.admit([record(f"s{i + 1}", user_id=user, created_at=NOW + i)], limits, NOW + i)
+    await store.finish("s1", Outcome(JobState.DONE, finished_at=NOW + 10, worker_id="gpu-1", image_key="k"))
+    await store.finish("s2", Outcome(JobState.FAILED, finished_at=NOW + 11, worker_id="gpu-2"))
+    await store.cancel("s3", 2, NOW + 12)
+    await store.mark_started("s4", NOW + 13, "gpu-3")
+    await store.mark_blocked(3, NOW)
+    stats = await store.stats(NOW)
+    assert (stats.submitted, stats.done, stats.failed, stats.cancelled) == (4, 1, 1, 1)
+    assert stats.active == 2  # s0 (older) and s4
+    assert stats.users == 3
+    assert stats.blocked_users == 1
+    assert stats.workers == {"gpu-1": NOW + 10, "gpu-2": NOW + 11, "gpu-3": NOW + 13}
+
+
+async def test_delivery_log_claims_once(delivery_log):
+    assert await delivery_log.first_delivery("j1")
+    assert not await delivery_log.first_delivery("j1")
+    await delivery_log.forget("j1")
+    assert await delivery_log.first_delivery("j1")
+    results = await asyncio.gather(*(delivery_log.first_delivery("j2") for _ in range(5)))
+    assert results.count(True) == 1
+
+
+# --- durable only -----------------------------------------------------------------------------
+
+
+async def test_sqlite_store_survives_a_restart(tmp_path):
+    path = tmp_path / "p2p.db"
+    first = SqliteUserStore(path)
+    await first.start()
+    await first.save_prefs(UserPrefs(1, locale=Locale.RU, aspect="3:2", send_as=SendAs.DOCUMENT))
+    await first.admit([record("d1")], UserLimits(), time.time())
+    await first.stop()
+    second = SqliteUserStore(path)
+    await second.start()
+    try:
+        assert (await second.get_prefs(1)).aspect == "3:2"
+        assert (await second.get_job("d1")).prompt == "prompt d1"
+    finally:
+        await second.stop()
+
+
+async def test_two_processes_sharing_the_file_keep_the_limits_and_dedup(tmp_path):
+    """Two bot instances on one host: separate connections (as separate processes would have)."""
+    path = tmp_path / "shared.db"
+    a, b = SqliteUserStore(path), SqliteUserStore(path)
+    la, lb = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA)), SqliteDeliveryLog(SqliteDatabase(path, SCHEMA))
+    for component in (a, b, la, lb):
+        await component.start()
+    try:
+        limits = UserLimits(max_in_flight=2, per_minute=0)
+        outcomes = await asyncio.gather(
+            *(s.admit([record(f"p{i}")], limits, NOW) for i, s in enumerate([a, b] * 4)),
+            return_exceptions=True,
+        )
+        assert sum(o is None for o in outcomes) == 2
+        claims = await asyncio.gather(*(log.first_delivery("job") for log in [la, lb] * 3))
+        assert claims.count(True) == 1
+    finally:
+        for component in (a, b, la, lb):
+            await component.stop()

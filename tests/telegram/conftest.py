@@ -1,0 +1,86 @@
+"""Run the real service (``app.serve``, role all) against the local fake Bot API server, with the
+in-memory queue, the fake generator and local-folder storage, and settings short enough for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+import app
+from config.container import Container
+from config.settings import Settings
+from tests.fake_telegram import FakeBotAPI
+
+
+@dataclass
+class Service:
+    telegram: FakeBotAPI
+    container: Container
+    settings: Settings
+    task: asyncio.Task[int]
+    stop: asyncio.Event
+
+    @property
+    def queue(self) -> Any:
+        return self.container.queue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def telegram():
+    server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def start_service(telegram, tmp_path):
+    """``await start_service(**settings)`` runs the service; it is stopped after the test."""
+    running: list[Service] = []
+
+    async def start(*, generator: Any = None, **overrides: Any) -> Service:
+        values: dict[str, Any] = dict(
+            _env_file=None,
+            telegram_bot_token=telegram.token,
+            telegram_api_url=telegram.base_url,
+            http_host="127.0.0.1",
+            http_port=0,
+            local_storage_dir=tmp_path / "images",
+            memory_queue_file=tmp_path / "queue.json",
+            sqlite_path=tmp_path / "p2p.sqlite3",
+            default_width=512,
+            default_height=384,
+            status_edit_interval_s=0.3,
+            send_backoff_s=0.1,
+        )
+        values.update(overrides)
+        settings = Settings(**values)
+        container = Container()
+        container.settings.override(providers.Object(settings))
+        if generator is not None:
+            container.generator.override(providers.Object(generator))
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.serve("all", container, stop))
+        service = Service(telegram, container, settings, task, stop)
+        running.append(service)
+        # ready when the bot polls (or, in webhook mode, has set its webhook)
+        await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=15)
+        if service.settings.telegram_mode == "polling":
+            await telegram.wait_polling()
+        return service
+
+    yield start
+    for service in running:
+        service.stop.set()
+        assert await asyncio.wait_for(service.task, 30) == 0

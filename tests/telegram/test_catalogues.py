@@ -1,0 +1,90 @@
+"""Russian and English for everything the bot says: the same keys, every key the code uses, every
+error the domain can raise, and each message formats with its arguments."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import domain.errors
+import domain.params
+import domain.users
+from adapters.telegram.i18n import LOCALES_DIR, Translator
+from domain.models import ErrorCode, Locale, Quality
+
+ROOT = Path(__file__).resolve().parents[2] / "adapters" / "telegram"
+t = Translator()
+
+
+def test_both_languages_have_the_same_keys():
+    assert t.keys(Locale.EN) == t.keys(Locale.RU)
+
+
+def literal_keys() -> set[str]:
+    keys = set()
+    for path in ROOT.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        keys |= set(re.findall(r"""\bt\(\s*[\w.]+,\s*f?["']([a-z0-9_-]+)["']""", source))
+        keys |= set(re.findall(r"""["']((?:error|status|cmd|queue|cancel|history|answer|button|settings|stats|result|quality|language|send-as|duration)-[a-z0-9_-]+)["']""", source))
+    return keys
+
+
+def test_every_key_the_code_names_exists():
+    missing = {k for k in literal_keys() if not t.has(k, Locale.EN) or not t.has(k, Locale.RU)}
+    assert not missing
+
+
+def domain_error_codes() -> set[str]:
+    codes = set()
+    for module in (domain.errors, domain.params, domain.users):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, domain.errors.DomainError):
+                codes.add(value.code)
+    return codes
+
+
+@pytest.mark.parametrize("locale", list(Locale))
+def test_every_user_facing_error_and_choice_is_translated(locale):
+    internal = {"error", "storage_error", "generation_error", "model_not_found", "recipient_gone",
+                "limit_exceeded", "undecodable_message"}
+    for code in domain_error_codes() - internal:
+        assert t.has(f"error-{code}", locale), code
+    for code in ErrorCode:
+        assert t.has(f"reason-{code.value}", locale)
+    for q in Quality:
+        assert t.has(f"quality-{q.value}", locale)
+    from adapters.telegram.commands import ADMIN_COMMANDS, COMMANDS
+
+    for name in COMMANDS + ADMIN_COMMANDS:
+        description = t(locale, f"cmd-{name}")
+        assert 3 <= len(description) <= 256
+
+
+def variables(node) -> set[str]:
+    """The names of the variables a Fluent AST node uses."""
+    from fluent.syntax import ast
+
+    found = set()
+    if isinstance(node, ast.VariableReference):
+        found.add(node.id.name)
+    if isinstance(node, ast.BaseNode):
+        for value in vars(node).values():
+            for child in value if isinstance(value, list) else [value]:
+                found |= variables(child)
+    return found
+
+
+@pytest.mark.parametrize("locale", list(Locale))
+def test_every_message_formats(locale):
+    from fluent.syntax import ast, parse
+
+    for path in (LOCALES_DIR / locale.value).glob("*.ftl"):
+        for entry in parse(path.read_text(encoding="utf-8")).body:
+            assert not isinstance(entry, ast.Junk), entry.content
+            if not isinstance(entry, ast.Message):
+                continue
+            args = {name: 1 if name in ("count", "requested", "n") else "x" for name in variables(entry)}
+            text = t(locale, entry.id.name, **args)
+            assert text.strip() and "{" not in text, entry.id.name

@@ -1,0 +1,126 @@
+"""The rest of the front through the real stack: webhook mode with its secret token, the
+allowlist, users who block the bot, pictures too large for a photo."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+
+import aiohttp
+from PIL import Image
+
+from adapters.memory.generator import FakeGenerator
+from domain.models import GeneratedImage
+from tests.telegram.conftest import free_port
+from tests.telegram.helpers import Chat, png_size
+
+SECRET = "s3cret-Token_for-tests"
+
+
+async def test_webhook_mode_checks_the_secret_token(start_service, telegram):
+    port = free_port()
+    service = await start_service(
+        telegram_mode="webhook",
+        telegram_webhook_url="https://bot.example.com/tg/hook",
+        telegram_webhook_path="/tg/hook",
+        telegram_webhook_secret=SECRET,
+        http_port=port,
+    )
+    [hook] = telegram.calls_of("setWebhook")
+    assert hook.params["url"] == "https://bot.example.com/tg/hook"
+    assert hook.params["secret_token"] == SECRET
+    assert set(hook.params["allowed_updates"]) == {"message", "callback_query"}
+    assert telegram.calls_of("deleteWebhook") == []
+    url = f"http://127.0.0.1:{port}/tg/hook"
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+            update = telegram.text_update(31, "a forged prompt")
+            async with http.post(url, json=update, headers=headers) as response:
+                assert response.status == 401
+        update = telegram.text_update(32, "a lighthouse at night")
+        async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
+            assert response.status == 200
+        [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 32, timeout=15)
+        assert "a lighthouse at night" in photo.text
+        assert [c.text for c in telegram.calls_of("sendMessage", 32)][0].startswith("⏳ Queued")
+        await asyncio.sleep(0.3)
+        assert telegram.calls_of("sendMessage", 31) == []  # the forged ones did nothing
+        assert await service.queue.backlog() == 0
+
+        # stopping: updates are turned away (Telegram sends them again, to another instance)
+        service.stop.set()
+        await asyncio.sleep(0.2)
+        update = telegram.text_update(33, "too late")
+        async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
+            assert response.status == 503
+
+
+async def test_allowlist(start_service, telegram):
+    await start_service(allowed_user_ids="41", admin_ids="43")
+    outsider, member, admin = Chat(telegram, 42), Chat(telegram, 41), Chat(telegram, 43, "ru")
+    reply = await outsider.ask("a forbidden fruit")
+    assert "this bot is private" in reply and "42" in reply
+    outsider.press(12345, "r:new:" + "0" * 32)
+    await telegram.wait_for(lambda c: c.method == "answerCallbackQuery" and c.params.get("show_alert") in (True, "true"))
+    assert "⏳ Queued" in await member.ask("an allowed apple")
+    assert "В очереди" in await admin.ask("яблоко админа")
+    await asyncio.sleep(0.3)
+    assert [c for c in telegram.calls if c.chat_id == 42 and c.method != "sendMessage"] == []
+
+
+async def test_blocked_users_are_recorded_and_forgiven(start_service, telegram):
+    await start_service(admin_ids="51", send_rate_per_chat=20)
+    telegram.send_text(50, "a red fox")
+    await telegram.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 50)
+    telegram.blocked_chats.add(50)
+    attempts = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 50, timeout=15)
+    admin = Chat(telegram, 51)
+    await asyncio.sleep(0.5)
+    assert "blocked the bot: 1" in await admin.ask("/stats")
+    assert len(telegram.calls_of("sendPhoto", 50)) == len(attempts) == 1  # not retried
+    telegram.blocked_chats.discard(50)  # unblocks and writes again
+    assert "Hi, Ann" in await Chat(telegram, 50).ask("/start")
+    assert "blocked the bot: 0" in await admin.ask("/stats")
+
+
+class HugeGenerator(FakeGenerator):
+    """Pictures of noise stored without compression: over Telegram's 10 MB photo limit."""
+
+    async def generate(self, requests, progress=None):  # type: ignore[no-untyped-def]
+        out = []
+        for _ in requests:
+            w, h = 1920, 1920
+            image = Image.frombytes("RGB", (w, h), os.urandom(w * h * 3))
+            buf = io.BytesIO()
+            image.save(buf, format="PNG", compress_level=0)
+            out.append(GeneratedImage(png=buf.getvalue(), width=w, height=h))
+        return out
+
+
+async def test_too_large_for_a_photo_goes_as_a_document(start_service, telegram):
+    await start_service(generator=HugeGenerator())
+    telegram.send_text(60, "the whole sky, every star")
+    [sent] = await telegram.wait_for(lambda c: c.method in ("sendPhoto", "sendDocument") and c.chat_id == 60, timeout=20)
+    assert sent.method == "sendDocument"
+    data = sent.files["document"]
+    assert len(data) > 10 * 1024 * 1024 and png_size(data) == (1920, 1920)
+    assert "the whole sky, every star" in sent.text and "1920×1920" in sent.text
+    texts = [b["text"] for b in sent.buttons()]
+    assert "📄 Original PNG" not in texts and "🔁 New seed" in texts  # it is the original already
+
+
+async def test_a_photo_telegram_refuses_goes_as_a_document_and_refusals_do_not_loop(start_service, telegram):
+    await start_service()
+    telegram.fail("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    telegram.send_text(61, "an odd little picture")
+    [doc] = await telegram.wait_for(lambda c: c.method == "sendDocument" and c.chat_id == 61 and c.ok, timeout=15)
+    assert "an odd little picture" in doc.text
+    assert [c.params.get("_failed") for c in telegram.calls_of("sendPhoto", 61)] == [400]
+
+    telegram.fail("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    telegram.fail("sendDocument", 400, "Bad Request: wrong file identifier")
+    telegram.send_text(62, "a picture nobody will take")
+    await telegram.wait_for(lambda c: c.method == "sendDocument" and c.chat_id == 62, timeout=15)
+    await asyncio.sleep(3.0)  # DeliverResults would retry after 2 s if it were told to
+    assert len(telegram.calls_of("sendPhoto", 62)) == 1 and len(telegram.calls_of("sendDocument", 62)) == 1

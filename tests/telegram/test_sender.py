@@ -1,0 +1,134 @@
+"""The one outbound sender: overall rate with priorities, per-chat pacing, flood control,
+retries with backoff, blocked users."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import SendMessage
+
+from adapters.telegram.notifier import fits_photo
+from adapters.telegram.sender import Priority, Sender, TokenBucket
+from domain.errors import RecipientGone
+
+METHOD = SendMessage(chat_id=1, text="x")
+
+
+def make_sender(**kwargs) -> Sender:
+    return Sender(bot=None, **kwargs)  # type: ignore[arg-type]
+
+
+class Script:
+    """A Bot API call that fails as scripted, then succeeds; records when it was tried."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.tried: list[float] = []
+
+    async def __call__(self) -> str:
+        self.tried.append(time.monotonic())
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+async def test_bucket_serves_by_priority_then_order():
+    bucket = TokenBucket(rate=50, burst=1)
+    await bucket.acquire()  # empties it
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await bucket.acquire(priority)
+        order.append(name)
+
+    tasks = [asyncio.create_task(take(n, p)) for n, p in (
+        ("status-1", Priority.STATUS), ("result-1", Priority.RESULT), ("reply-1", Priority.INTERACTIVE),
+        ("reply-2", Priority.INTERACTIVE), ("status-2", Priority.STATUS),
+    )]
+    await asyncio.sleep(0)  # all waiting before the first token comes back
+    await asyncio.gather(*tasks)
+    assert order == ["reply-1", "reply-2", "result-1", "status-1", "status-2"]
+    bucket.close()
+
+
+async def test_bucket_keeps_the_rate_after_the_burst():
+    bucket = TokenBucket(rate=40, burst=5)
+    started = time.monotonic()
+    for _ in range(25):
+        await bucket.acquire()
+    elapsed = time.monotonic() - started
+    assert 0.45 <= elapsed < 0.8  # 5 at once, then 20 at 40/s
+    bucket.close()
+
+
+async def test_per_chat_pacing_and_other_chats_unaffected():
+    sender = make_sender(rate=1000, burst=100, rate_per_chat=5)  # 0.2 s per chat
+    calls = {chat: Script() for chat in (1, 2)}
+    started = time.monotonic()
+    await asyncio.gather(*(sender.call(chat, calls[chat]) for chat in (1, 1, 1, 2)))
+    one = calls[1].tried
+    assert all(b - a >= 0.2 for a, b in zip(one, one[1:]))
+    assert calls[2].tried[0] - started < 0.1
+    sender.close()
+
+
+async def test_retry_after_is_waited_out():
+    sender = make_sender(rate_per_chat=100)
+    call = Script(TelegramRetryAfter(method=METHOD, message="Too Many Requests", retry_after=1))
+    assert await sender.call(1, call) == "ok"
+    assert call.tried[1] - call.tried[0] >= 1.0
+    sender.close()
+
+
+async def test_server_and_network_errors_back_off_then_give_up():
+    sender = make_sender(rate_per_chat=1000, max_attempts=3, backoff_s=0.05)
+    call = Script(TelegramServerError(method=METHOD, message="Bad Gateway"),
+                  TelegramNetworkError(method=METHOD, message="reset"))
+    assert await sender.call(1, call) == "ok"
+    gaps = [b - a for a, b in zip(call.tried, call.tried[1:])]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # doubling
+    failing = Script(*[TelegramServerError(method=METHOD, message="Bad Gateway")] * 5)
+    with pytest.raises(TelegramServerError):
+        await sender.call(1, failing)
+    assert len(failing.tried) == 3
+    sender.close()
+
+
+async def test_blocked_user_is_recorded_and_not_retried():
+    blocked: list[int] = []
+
+    async def on_blocked(chat_id: int) -> None:
+        blocked.append(chat_id)
+
+    sender = make_sender(on_blocked=on_blocked)
+    call = Script(TelegramForbiddenError(method=METHOD, message="Forbidden: bot was blocked by the user"))
+    with pytest.raises(RecipientGone):
+        await sender.call(7, call)
+    assert len(call.tried) == 1 and blocked == [7]
+    sender.close()
+
+
+async def test_bad_request_is_not_retried():
+    sender = make_sender()
+    call = Script(TelegramBadRequest(method=METHOD, message="Bad Request: chat not found"))
+    with pytest.raises(TelegramBadRequest):
+        await sender.call(1, call)
+    assert len(call.tried) == 1
+    sender.close()
+
+
+def test_photo_limits():
+    assert fits_photo(1024, 1024, 2_000_000)
+    assert not fits_photo(1024, 1024, 10 * 1024 * 1024)  # 10 MB
+    assert not fits_photo(6000, 4100, 1000)  # width + height over 10000
+    assert not fits_photo(2100, 100, 1000)  # ratio over 20
+    assert fits_photo(2000, 100, 1000)
