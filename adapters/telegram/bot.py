@@ -1,11 +1,10 @@
 """Building the aiogram pieces: the ``Bot`` (pointed at Telegram or a self-hosted Bot API server),
-the ``Dispatcher`` with the feature routers, and the log filter that keeps the token out of logs."""
+and the ``Dispatcher`` with the feature routers. (The token is kept out of logs by
+``config.logging.SecretRedactor``.)"""
 
 from __future__ import annotations
 
 import logging
-import re
-import traceback
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
@@ -43,23 +42,3 @@ def build_dispatcher(front: "Front") -> Dispatcher:
     dispatcher.callback_query.outer_middleware(context)
     dispatcher.include_routers(*routers())
     return dispatcher
-
-
-class TokenRedactor(logging.Filter):
-    """Scrubs the bot token from every log record (aiogram's URLs contain it)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.pattern = re.compile(re.escape(token)) if token else None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.pattern is None:
-            return True
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + "".join(traceback.format_exception(*record.exc_info))
-            record.exc_info = None
-            record.exc_text = None
-        record.msg = self.pattern.sub("<bot-token>", message)
-        record.args = ()
-        return True

@@ -674,7 +674,7 @@ class WuerstchenGenerator:
 
     def _assemble(self, prior_repo: _Repo, decoder_repo: _Repo, dtype: Any) -> tuple[Any, Any]:
         from diffusers import DDPMWuerstchenScheduler
-        from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel, WuerstchenDiffNeXt, WuerstchenPrior
+        from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel, WuerstchenPrior
         from transformers import CLIPTextModel, CLIPTokenizer
 
         return make_pipelines(
@@ -695,8 +695,6 @@ class WuerstchenGenerator:
         )
 
     def _compile(self) -> None:
-        import torch
-
         if self.device.type != "cuda":
             log.warning("torch.compile asked for on %s: it is meant for GPUs and may take minutes", self.device)
         if self.compile_cache_dir is not None:

@@ -1,0 +1,5 @@
+"""Apache Kafka adapters (aiokafka)."""
+
+from adapters.kafka.queue import KafkaDelivery, KafkaJobQueue
+
+__all__ = ["KafkaDelivery", "KafkaJobQueue"]
