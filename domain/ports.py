@@ -116,7 +116,12 @@ class DeliveryLog(Protocol):
     """Remembers which results were delivered, so a redelivered result is not sent twice."""
 
     async def first_delivery(self, job_id: str) -> bool:
-        """Claim the delivery of ``job_id``: True the first time, False afterwards."""
+        """Claim the delivery of ``job_id``: True the first time, False afterwards (a durable log
+        may hand over a claim that was never confirmed, after a lease, to survive a crash)."""
+        ...
+
+    async def confirm(self, job_id: str) -> None:
+        """The result of ``job_id`` reached the user (or never can): the claim is final."""
         ...
 
     async def forget(self, job_id: str) -> None:

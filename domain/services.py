@@ -523,6 +523,7 @@ class DeliverResults:
                 await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
                 await delivery.release()
                 return
+        await self.delivery_log.confirm(event.job_id)
         if event.accepted_at:
             self.metrics.result_delivered(event, max(0.0, time.time() - event.accepted_at))
         await delivery.ack()

@@ -18,5 +18,8 @@ class MemoryDeliveryLog:
             self._seen.popitem(last=False)
         return True
 
+    async def confirm(self, job_id: str) -> None:
+        """Nothing to do: a claim in memory dies with the process that made it."""
+
     async def forget(self, job_id: str) -> None:
         self._seen.pop(job_id, None)

@@ -66,7 +66,8 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT PRIMARY KEY,
-    claimed_at REAL NOT NULL
+    claimed_at REAL NOT NULL,
+    delivered_at REAL
 )
 """
 

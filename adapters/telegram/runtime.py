@@ -48,6 +48,10 @@ class CombinedDeliveryLog:
                 return False
         return True
 
+    async def confirm(self, job_id: str) -> None:
+        for delivery_log in self.logs:
+            await delivery_log.confirm(job_id)
+
     async def forget(self, job_id: str) -> None:
         for delivery_log in self.logs:
             await delivery_log.forget(job_id)

@@ -192,6 +192,27 @@ async def test_delivery_log_claims_once(delivery_log):
     assert await delivery_log.first_delivery("j1")
     results = await asyncio.gather(*(delivery_log.first_delivery("j2") for _ in range(5)))
     assert results.count(True) == 1
+    await delivery_log.confirm("j2")
+    assert not await delivery_log.first_delivery("j2")
+
+
+async def test_sqlite_claim_of_a_crashed_process_is_taken_over_after_its_lease(tmp_path):
+    path = tmp_path / "lease.db"
+    crashed = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA), lease_s=0.2)
+    survivor = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA), lease_s=0.2)
+    for log in (crashed, survivor):
+        await log.start()
+    try:
+        assert await crashed.first_delivery("lost")  # claimed, then the process died unconfirmed
+        assert not await survivor.first_delivery("lost")  # the lease still holds
+        await asyncio.sleep(0.3)
+        assert await survivor.first_delivery("lost")  # taken over: the picture is not lost
+        await survivor.confirm("lost")
+        await asyncio.sleep(0.3)
+        assert not await crashed.first_delivery("lost")  # confirmed claims are final
+    finally:
+        for log in (crashed, survivor):
+            await log.stop()
 
 
 # --- durable only -----------------------------------------------------------------------------
