@@ -52,11 +52,12 @@ except ImportError:  # pragma: no cover - the bot-only install has it too; toler
 from domain.codec import (
     UndecodableMessage,
     decode_event,
-    decode_job,
+    decode_request,
+    encode_cancel,
     encode_event,
     encode_job,
 )
-from domain.models import Event, Job, Result
+from domain.models import Cancel, ErrorCode, Event, Job, Result
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -249,14 +250,14 @@ class _Stream(ConsumerRebalanceListener):
         self._closed = True
         if self._committer:
             self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._committer
+            await asyncio.wait({self._committer})  # (a cancellation of the caller still propagates)
             self._committer = None
         if self.consumer is None:
             return
         if commit:
             try:
-                await asyncio.wait_for(self._commit(), self.queue.stop_timeout_s)
+                async with asyncio.timeout(self.queue.stop_timeout_s):
+                    await self._commit()
             except Exception as exc:
                 log.warning("final commit of %s failed: %s", self.group, _describe(exc))
         for part in self.parts.values():
@@ -264,7 +265,8 @@ class _Stream(ConsumerRebalanceListener):
         self.parts.clear()
         self.ready.clear()
         try:
-            await asyncio.wait_for(self.consumer.stop(), self.queue.stop_timeout_s)
+            async with asyncio.timeout(self.queue.stop_timeout_s):
+                await self.consumer.stop()
         except Exception as exc:
             log.warning("closing the %s consumer: %s", self.role, _describe(exc))
         self.consumer = None
@@ -364,6 +366,13 @@ class _Stream(ConsumerRebalanceListener):
             log.warning("set aside %s[%d]@%d: %s", record.part.tp.topic, record.part.tp.partition,
                         record.offset, reason)
             await self._dead_letter(record, reason)
+            if isinstance(record.message, Job):
+                # The user is owed an honest answer, not silence: a failure result goes out too.
+                failure = Result.failure(record.message, ErrorCode.TOO_MANY_ATTEMPTS, worker_id="kafka")
+                try:
+                    await self.queue.publish_event(failure)
+                except Exception as exc:
+                    log.warning("could not report %s as failed: %s", record.message.job_id, type(exc).__name__)
             return None
         record.state = _IN_FLIGHT
         delivery = KafkaDelivery(record.message, record, self, record.attempts)
@@ -481,7 +490,8 @@ class _Stream(ConsumerRebalanceListener):
                 await asyncio.sleep(interval)
             self._commit_wanted.clear()
             try:
-                await asyncio.wait_for(self._commit(), self.queue.request_timeout_ms / 1000)
+                async with asyncio.timeout(self.queue.request_timeout_ms / 1000):
+                    await self._commit()
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
@@ -500,7 +510,8 @@ class _Stream(ConsumerRebalanceListener):
         parts = [self.parts[tp] for tp in revoked if tp in self.parts]
         if parts:
             try:
-                await asyncio.wait_for(self._commit(parts), self.queue.request_timeout_ms / 1000)
+                async with asyncio.timeout(self.queue.request_timeout_ms / 1000):
+                    await self._commit(parts)
             except Exception as exc:
                 log.warning("commit before rebalance of %s failed: %s", self.group, _describe(exc))
         for part in parts:
@@ -523,12 +534,10 @@ class _Stream(ConsumerRebalanceListener):
         first message of a newly assigned partition is taken (records can arrive before the
         assignment callback has run, so this is done here)."""
         try:
-            committed = await asyncio.wait_for(
-                self.queue._admin_call(
+            async with asyncio.timeout(5.0):
+                committed = await self.queue._admin_call(
                     lambda admin: admin.list_consumer_group_offsets(self.group, partitions=[p.tp for p in parts])
-                ),
-                5.0,
-            )
+                )
         except Exception as exc:
             log.info("could not read the delivery counts of %s: %s", self.group, _describe(exc))
             committed = {}
@@ -718,15 +727,15 @@ class KafkaJobQueue:
         self._connected = False
         if self._monitor:
             self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._monitor
+            await asyncio.wait({self._monitor})
             self._monitor = None
         pending = [f for f in (*self._confirming, *self._unconfirmed.values()) if not f.done()]
         if commit and pending:
-            try:  # let the results on their way arrive, so that their jobs can be committed
-                await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), self.stop_timeout_s)
-            except Exception as exc:
-                log.warning("waiting for %d result(s) to be confirmed: %s", len(pending), _describe(exc))
+            # Let the results on their way arrive, so that their jobs can be committed.
+            _, late = await asyncio.wait(pending, timeout=self.stop_timeout_s)
+            await asyncio.sleep(0)  # run the confirmation callbacks
+            if late:
+                log.warning("%d result(s) not confirmed on stop: their jobs will come again", len(late))
         for stream in (self._jobs, self._events):
             if stream is not None:
                 await stream.close(commit=commit)
@@ -746,7 +755,8 @@ class KafkaJobQueue:
         ):
             if closer is not None:
                 try:
-                    await asyncio.wait_for(closer(), self.stop_timeout_s)
+                    async with asyncio.timeout(self.stop_timeout_s):
+                        await closer()
                 except Exception as exc:
                     log.warning("closing a Kafka client: %s", _describe(exc))
         self._producer = self._offsets = self._admin = None
@@ -770,10 +780,8 @@ class KafkaJobQueue:
         while True:
             await asyncio.sleep(self.health_interval_s)
             try:
-                await asyncio.wait_for(
-                    self._admin_call(lambda admin: admin.describe_topics([self.requests_topic])),
-                    max(1.0, self.health_interval_s * 3),
-                )
+                async with asyncio.timeout(max(1.0, self.health_interval_s * 3)):
+                    await self._admin_call(lambda admin: admin.describe_topics([self.requests_topic]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -832,6 +840,11 @@ class KafkaJobQueue:
         # id would pin one busy user's jobs to one partition (one worker) and leave others idle.
         await self._send(self.requests_topic, encode_job(job), job.job_id.encode(), wait=True)
 
+    async def publish_cancel(self, cancel: Cancel) -> None:
+        # Key: the job id, as the job's own: the cancellation lands on the job's partition, behind
+        # the job, so it reaches the worker that holds (or will take) the job.
+        await self._send(self.requests_topic, encode_cancel(cancel), cancel.job_id.encode(), wait=True)
+
     async def publish_event(self, event: Event) -> None:
         # Key: the job id too. A job's progress events and its result land on one partition, so
         # the bot sees them in order (never "generating 40%" after the picture), and each job's
@@ -868,8 +881,7 @@ class KafkaJobQueue:
 
     def _result_confirmation(self, message: Any) -> asyncio.Future[Any] | None:
         """The pending (or failed) send of the result of the job ``message``, if any."""
-        job_id = getattr(message, "job_id", None)
-        return self._unconfirmed.pop(job_id, None) if job_id is not None else None
+        return self._unconfirmed.pop(message.job_id, None) if isinstance(message, Job) else None
 
     # ------------------------------------------------------------------ consuming
     def _stream(self, role: str) -> _Stream:
@@ -878,7 +890,7 @@ class KafkaJobQueue:
         if role == "jobs":
             if self._jobs is None:
                 self._jobs = _Stream(self, role="worker", topic=self.requests_topic, group=self.worker_group,
-                                     decode=decode_job, max_deliveries=self.max_deliveries,
+                                     decode=decode_request, max_deliveries=self.max_deliveries,
                                      group_instance_id=self.group_instance_id)
             return self._jobs
         if self._events is None:
@@ -889,7 +901,7 @@ class KafkaJobQueue:
                                    else f"{self.group_instance_id}-bot")
         return self._events
 
-    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[KafkaDelivery[Job]]:
+    async def receive_jobs(self, max_jobs: int, timeout: float) -> list[KafkaDelivery[Job | Cancel]]:
         return await self._stream("jobs").receive(max_jobs, timeout)
 
     async def receive_events(self, max_events: int, timeout: float) -> list[KafkaDelivery[Event]]:
@@ -905,7 +917,8 @@ class KafkaJobQueue:
         delay = 0.1
         for attempt in range(6):
             try:
-                value = await asyncio.wait_for(self._lag(), 5.0)
+                async with asyncio.timeout(5.0):
+                    value = await self._lag()
                 self._backlog = (time.monotonic(), value)
                 return value
             except Exception as exc:

@@ -11,7 +11,7 @@ import pytest
 from tests.harness import MemoryQueueHarness
 
 
-@pytest.fixture(params=["memory", "kafka"])
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def queue_harness(request):
     if request.param == "memory":
         harness = MemoryQueueHarness()

@@ -1,0 +1,440 @@
+#!/usr/bin/env python3
+"""Run a real single-node Apache Kafka broker (KRaft) on 127.0.0.1 for tests, CI and benchmarks.
+
+    python scripts/kafka_broker.py fetch                 # resolve the jars with Maven, once
+    python scripts/kafka_broker.py start [--port P] [--data-dir D]
+    python scripts/kafka_broker.py status
+    python scripts/kafka_broker.py stop [--keep-data] [--kill]
+
+``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
+``mvn dependency:copy-dependencies`` (scripts/kafka/pom.xml) into
+``$KAFKA_CACHE_DIR/<version>/libs`` (default ``.cache/kafka/<version>/libs``), only when they are not
+there yet. ``start`` fetches if needed, formats the KRaft storage of a data folder (a new temporary
+one unless ``--data-dir`` is given; an already formatted one is reused as it is, so a broker can be
+stopped and started again with its data), launches ``kafka.Kafka`` with a small heap, waits until
+the broker answers a metadata request, records its address and pid in a state file and prints
+``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT`` on stdout (``eval "$(... start)"`` style, or read it).
+``stop`` ends that broker (SIGTERM, then SIGKILL after a grace period; ``--kill`` at once, as a
+crash) and removes a temporary data folder unless ``--keep-data``.
+
+The same functions are used by the test fixtures (tests/fixtures/kafka.py) through ``Broker``.
+Environment: KAFKA_VERSION (default 4.1.1), KAFKA_CACHE_DIR, KAFKA_HEAP (default 512m),
+KAFKA_JVM_OPTS (extra JVM options), JAVA (the java binary), MVN (the mvn binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = REPO / "scripts" / "kafka"
+DEFAULT_VERSION = os.environ.get("KAFKA_VERSION", "4.1.1")
+DEFAULT_STATE_FILE = REPO / ".cache" / "kafka" / "broker.json"
+MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"  # kafka-storage.sh's class in 4.x (Scala, in kafka_2.13)
+
+
+def say(*parts: object) -> None:
+    print("kafka_broker:", *parts, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def cache_root() -> Path:
+    env = os.environ.get("KAFKA_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else REPO / ".cache" / "kafka"
+
+
+def libs_dir(version: str = DEFAULT_VERSION) -> Path:
+    return cache_root() / version / "libs"
+
+
+def fetch(version: str = DEFAULT_VERSION) -> Path:
+    """Resolve the broker's jars once; return the folder that holds them."""
+    libs = libs_dir(version)
+    done = libs / ".complete"
+    if done.exists():
+        return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with open(libs.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test sessions starting at once fetch only once
+        if done.exists():
+            return libs
+        tmp = libs.parent / f"libs.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        mvn = os.environ.get("MVN") or shutil.which("mvn")
+        if not mvn:
+            raise RuntimeError("Maven (mvn) is not on PATH: it is needed once to fetch Kafka")
+        cmd = [
+            mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={version}",
+            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+        ]
+        say(f"fetching Apache Kafka {version} with Maven into {libs}")
+        started = time.monotonic()
+        proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+        if proc.returncode != 0 or not (tmp / f"kafka_2.13-{version}.jar").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(
+                f"mvn could not resolve org.apache.kafka:kafka_2.13:{version} "
+                f"(exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+        shutil.rmtree(libs, ignore_errors=True)
+        tmp.rename(libs)
+        done.write_text(f"{version}\n")
+        say(f"fetched {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - started:.0f}s")
+    return libs
+
+
+# --------------------------------------------------------------------------- start / stop
+
+
+def free_port(avoid: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it when it is our child (no zombie)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_broker(pid: int, data_dir: Path) -> bool:
+    """Guard against a recycled pid: the process must be kafka.Kafka on this data folder."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return MAIN_CLASS.encode() in cmdline and any(str(data_dir).encode() in a for a in cmdline)
+
+
+def _run_sync(make_coro) -> object:
+    """Run a coroutine to completion from sync code, also when called under a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+def answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when the broker answers a metadata request and lists itself as a live broker."""
+    try:
+        from aiokafka.admin import AIOKafkaAdminClient
+    except ImportError:  # no client library: a listening socket is the best we can check
+        host, port = bootstrap.rsplit(":", 1)
+        return port_open(int(port), host)
+
+    async def check() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+            cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+            return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) != -1
+        except Exception:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    return bool(_run_sync(check))
+
+
+def warm_up(bootstrap: str, timeout: float = 30.0) -> bool:
+    """Ask for a group coordinator until one answers: the broker creates its offsets topic on the
+    first such request, so the first consumer group of a test does not wait for that."""
+    try:
+        from aiokafka.admin import AIOKafkaAdminClient
+    except ImportError:
+        return False
+
+    async def go() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        deadline = time.monotonic() + timeout
+        try:
+            await admin.start()
+            while time.monotonic() < deadline:
+                try:
+                    await admin.find_coordinator("p2p-warm-up")
+                    return True
+                except Exception:
+                    await asyncio.sleep(0.2)
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    return bool(_run_sync(go))
+
+
+@dataclass
+class Broker:
+    pid: int
+    port: int
+    controller_port: int
+    data_dir: str
+    version: str
+    temporary: bool
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.data_dir) / "broker.log"
+
+    def alive(self) -> bool:
+        return _alive(self.pid) and _is_our_broker(self.pid, Path(self.data_dir))
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no broker log)"
+
+
+def _write_properties(data_dir: Path, port: int, controller_port: int) -> Path:
+    props = data_dir / "server.properties"
+    base = (HERE / "server.properties").read_text()
+    props.write_text(
+        base
+        + "\n# ---- added by scripts/kafka_broker.py for this data folder\n"
+        + "node.id=1\n"
+        + f"controller.quorum.voters=1@127.0.0.1:{controller_port}\n"
+        + f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n"
+        + f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
+        + f"log.dirs={data_dir / 'logs'}\n"
+    )
+    return props
+
+
+def _java() -> str:
+    java = os.environ.get("JAVA") or shutil.which("java")
+    if not java:
+        raise RuntimeError("java is not on PATH (Java 17 runs Kafka 4.x)")
+    return java
+
+
+def start(
+    *,
+    version: str = DEFAULT_VERSION,
+    port: int | None = None,
+    data_dir: str | Path | None = None,
+    heap: str | None = None,
+    timeout: float = 120.0,
+) -> Broker:
+    """Start a broker and wait until it answers. Raises RuntimeError when it does not."""
+    libs = fetch(version)
+    temporary = data_dir is None
+    folder = Path(data_dir or tempfile.mkdtemp(prefix="p2p-kafka-")).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    known = folder / "broker.json"
+    previous = json.loads(known.read_text()) if known.exists() else {}
+    if previous.get("pid") and _alive(previous["pid"]) and _is_our_broker(previous["pid"], folder):
+        raise RuntimeError(f"a broker already runs on {folder} (pid {previous['pid']})")
+    port = port or previous.get("port") or free_port()
+    controller_port = previous.get("controller_port") or free_port({port})
+    for p in (port, controller_port):
+        if port_open(p):
+            raise RuntimeError(f"port {p} on 127.0.0.1 is already in use")
+    props = _write_properties(folder, port, controller_port)
+    java = _java()
+    classpath = str(libs / "*")  # java expands the wildcard itself
+    log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
+    if not (folder / "logs" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = subprocess.run(
+            [java, "-Xmx256m", log4j, "-cp", classpath, STORAGE_TOOL, "format",
+             "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True,
+        )
+        if fmt.returncode != 0:
+            raise RuntimeError(f"formatting KRaft storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+    heap = heap or os.environ.get("KAFKA_HEAP", "512m")
+    jvm = [
+        f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", log4j,
+        *os.environ.get("KAFKA_JVM_OPTS", "").split(),
+    ]
+    with open(folder / "broker.log", "ab") as out:
+        proc = subprocess.Popen(
+            [java, *jvm, "-cp", classpath, MAIN_CLASS, str(props)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=folder, start_new_session=True,  # outlives this script; not hit by its Ctrl-C
+        )
+    broker = Broker(proc.pid, port, controller_port, str(folder), version, temporary)
+    known.write_text(json.dumps(asdict(broker)))
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"the Kafka broker exited with {proc.returncode} while starting; log:\n{broker.log_tail()}"
+            )
+        if port_open(port) and answers(broker.bootstrap):
+            if not warm_up(broker.bootstrap):
+                say("the group coordinator is not available yet (consumers will wait for it)")
+            return broker
+        if time.monotonic() > deadline:
+            stop(broker, kill=True, keep_data=not temporary)
+            raise RuntimeError(f"the Kafka broker did not answer within {timeout:.0f}s; log:\n{broker.log_tail()}")
+        time.sleep(0.3)
+
+
+def min_heap(heap: str) -> str:
+    return "128m" if heap.lower().endswith("m") and int(heap[:-1]) > 128 else heap
+
+
+def stop(broker: Broker, *, kill: bool = False, keep_data: bool = False, grace: float = 30.0) -> None:
+    """Stop the broker (SIGTERM: controlled shutdown; ``kill``: SIGKILL, as a crash)."""
+    if broker.alive():
+        os.kill(broker.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _alive(broker.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(broker.pid):
+            say(f"broker pid {broker.pid} ignored SIGTERM for {grace:.0f}s; killing it")
+            os.kill(broker.pid, signal.SIGKILL)
+            while _alive(broker.pid):
+                time.sleep(0.05)
+    deadline = time.monotonic() + 10  # the OS frees the port a moment after the process is gone
+    while port_open(broker.port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if broker.temporary and not keep_data:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- state file / CLI
+
+
+def save_state(broker: Broker, state_file: Path) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({**asdict(broker), "bootstrap": broker.bootstrap}, indent=2))
+
+
+def load_state(state_file: Path) -> Broker | None:
+    try:
+        raw = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    raw.pop("bootstrap", None)
+    return Broker(**raw)
+
+
+def _state_for(args: argparse.Namespace) -> Path:
+    if getattr(args, "state_file", None):
+        return Path(args.state_file)
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir).resolve() / "broker.json"
+    return DEFAULT_STATE_FILE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fetch = sub.add_parser("fetch", help="resolve the broker's jars with Maven (once)")
+    p_start = sub.add_parser("start", help="start a broker and wait until it answers")
+    p_stop = sub.add_parser("stop", help="stop the broker of the state file")
+    p_status = sub.add_parser("status", help="say whether the broker runs and answers")
+    for p in (p_fetch, p_start):
+        p.add_argument("--version", default=DEFAULT_VERSION, help="Kafka version (default %(default)s)")
+    for p in (p_start, p_stop, p_status):
+        p.add_argument("--state-file", help=f"where the broker is recorded (default {DEFAULT_STATE_FILE})")
+        p.add_argument("--data-dir", help="the broker's data folder (default: a new temporary one)")
+    p_start.add_argument("--port", type=int, help="client port (default: a free one, or the folder's last)")
+    p_start.add_argument("--heap", help="JVM heap, e.g. 512m (default $KAFKA_HEAP or 512m)")
+    p_start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
+    p_stop.add_argument("--keep-data", action="store_true", help="keep a temporary data folder")
+    p_stop.add_argument("--kill", action="store_true", help="SIGKILL at once (a crash)")
+    args = parser.parse_args(argv)
+
+    if args.command == "fetch":
+        print(fetch(args.version))
+        return 0
+    state_file = _state_for(args)
+    current = load_state(state_file)
+    if args.command == "start":
+        if current and current.alive():
+            say(f"already running (pid {current.pid})")
+            print(f"KAFKA_BOOTSTRAP_SERVERS={current.bootstrap}")
+            return 0
+        try:
+            broker = start(version=args.version, port=args.port, data_dir=args.data_dir,
+                           heap=args.heap, timeout=args.timeout)
+        except RuntimeError as exc:
+            say(str(exc))
+            return 1
+        save_state(broker, state_file)
+        say(f"broker pid {broker.pid} on {broker.bootstrap}, data in {broker.data_dir}")
+        print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+        return 0
+    if args.command == "stop":
+        if not current:
+            say(f"no broker recorded in {state_file}")
+            return 0
+        stop(current, kill=args.kill, keep_data=args.keep_data)
+        if state_file.resolve() != (Path(current.data_dir) / "broker.json").resolve():
+            state_file.unlink(missing_ok=True)
+        say(f"stopped broker pid {current.pid}")
+        return 0
+    if args.command == "status":
+        if not current or not current.alive():
+            print("stopped")
+            return 3
+        ok = answers(current.bootstrap)
+        print(f"{'running' if ok else 'not answering'} pid={current.pid} KAFKA_BOOTSTRAP_SERVERS={current.bootstrap}")
+        return 0 if ok else 4
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
