@@ -37,7 +37,7 @@ from domain.models import Job, JobStatus, Quality  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402
 from domain.quality import QualityProfile  # noqa: E402
 from domain.services import DeliverResults, ProcessJobs  # noqa: E402
-from bench.queue_bench import load_broker_script  # noqa: E402
+from bench.queue_bench import run_on_broker  # noqa: E402
 
 
 class Arrivals:
@@ -143,18 +143,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = kb = None
-    if not bootstrap:
-        kb = load_broker_script()
-        print("starting a Kafka broker (scripts/kafka_broker.py) ...", file=sys.stderr)
-        broker = kb.start()
-        bootstrap = broker.bootstrap
-    try:
-        results = asyncio.run(main_async(args, bootstrap))
-    finally:
-        if broker is not None:
-            kb.stop(broker)
+    results = run_on_broker(lambda bootstrap: main_async(args, bootstrap))
     print(f"tiny Würstchen, {args.size}x{args.size}, {args.prior_steps}+{args.decoder_steps} steps, "
           f"{args.jobs} jobs from {args.users} users, {args.threads} torch threads, real Kafka broker")
     for r in results:

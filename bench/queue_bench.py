@@ -260,6 +260,21 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     }
 
 
+def run_on_broker(run):  # type: ignore[no-untyped-def]
+    """``asyncio.run(run(bootstrap))`` on the broker at KAFKA_BOOTSTRAP_SERVERS, or on one this
+    starts (scripts/kafka_broker.py) and stops afterwards."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        return asyncio.run(run(bootstrap))
+    kb = load_broker_script()
+    print("starting a Kafka broker (scripts/kafka_broker.py) ...", file=sys.stderr)
+    broker = kb.start()
+    try:
+        return asyncio.run(run(broker.bootstrap))
+    finally:
+        kb.stop(broker)
+
+
 def load_broker_script():
     spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "scripts" / "kafka_broker.py")
     module = importlib.util.module_from_spec(spec)
@@ -308,18 +323,7 @@ def main() -> int:
         asyncio.run(serve_worker(bootstrap, options, worker_id))
         return 0
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not bootstrap:
-        kb = load_broker_script()
-        print("starting a Kafka broker (scripts/kafka_broker.py) ...", file=sys.stderr)
-        broker = kb.start()
-        bootstrap = broker.bootstrap
-    try:
-        results = asyncio.run(main_async(args, bootstrap))
-    finally:
-        if broker is not None:
-            kb.stop(broker)
+    results = run_on_broker(lambda bootstrap: main_async(args, bootstrap))
     for r in results:
         if args.json:
             print(json.dumps(r))

@@ -1,4 +1,17 @@
 """Fixtures that start real services (the Kafka broker, moto's S3 server) live in
 tests/fixtures; a service that cannot start fails its tests, it never skips them."""
 
+import pytest
+
+from tests.fake_telegram import FakeBotAPI
+
 pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3"]
+
+
+@pytest.fixture
+async def telegram():
+    """The local fake Bot API server, for the real aiogram stack to talk to."""
+    server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()

@@ -15,15 +15,7 @@ from PIL import Image
 import app
 from config.container import Container
 from config.settings import Settings
-from tests.fake_telegram import FakeBotAPI
 
-
-@pytest.fixture
-async def telegram():
-    server = FakeBotAPI()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -36,13 +36,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-async def telegram():
-    server = FakeBotAPI()
-    await server.start()
-    yield server
-    await server.stop()
-
 
 @pytest.fixture
 async def start_service(telegram, tmp_path):
