@@ -26,6 +26,25 @@ async def _start(component: Any, started: list[Any]) -> Any:
     return component
 
 
+async def _start_when_reachable(component: Any, started: list[Any], stop: asyncio.Event) -> bool:
+    """Start a component that talks to a service (the broker, the object store), retrying with
+    backoff while that service is unreachable; readiness stays false meanwhile. False when the
+    process was asked to stop first."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await _start(component, started)
+            return True
+        except Exception as exc:
+            log.warning("%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)
+    return False
+
+
 async def serve(role: str, container: Any, stop: asyncio.Event | None = None) -> int:
     """Run ``role`` until SIGINT/SIGTERM, then stop without losing accepted work:
     intake stops first, the worker finishes the batch in hand, results still owed are delivered
@@ -80,8 +99,9 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
                 )
         # Liveness first: a model that loads for minutes must not look like a dead container.
         await _start(http, started)
-        await _start(queue, started)
-        await _start(storage, started)
+        for component in (queue, storage):
+            if not await _start_when_reachable(component, started, stop_intake):
+                return 0
         if role in ("worker", "all"):
             try:
                 await _start(container.generator(), started)
