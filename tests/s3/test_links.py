@@ -2,8 +2,9 @@
 
 moto serves a presigned URL without checking its signature or expiry, so each link is also
 checked here against the SigV4 specification (``tests/s3/sigv4.py``): signed with the
-credentials, for the public host, valid for the configured time and not after. Whether the
-server itself refuses an expired link cannot be shown on moto: that test is a strict xfail.
+credentials, for the public host, valid for the configured time and not after. That a server
+refuses an expired link is shown on s3rver, a second S3 server that checks expiry; on moto that
+check stays a strict xfail (it starts failing the day moto enforces it).
 """
 
 from __future__ import annotations
@@ -92,6 +93,20 @@ async def test_server_refuses_an_expired_link(s3_endpoint, s3_bucket):
     assert check_presigned_url(stored.url, s3_endpoint.secret_access_key) == "expired"
     status, _ = await _fetch(stored.url)
     assert status == 403
+
+
+async def test_link_works_until_it_expires_and_not_after_on_a_server_that_checks(s3rver_endpoint):
+    storage = s3rver_endpoint.storage("p2p-expiry", link_ttl_s=2)
+    await storage.start()
+    try:
+        stored = await storage.put(image_key("expiring"), b"fresh picture", "image/png", {"seed": "1"})
+    finally:
+        await storage.stop()
+    assert urlsplit(stored.url).netloc == urlsplit(s3rver_endpoint.public_url).netloc
+    assert await _fetch(stored.url) == (200, b"fresh picture")
+    await asyncio.sleep(max(0.0, expires_at(stored.url) + 1.1 - time.time()))
+    status, body = await _fetch(stored.url)
+    assert status == 403 and b"expired" in body
 
 
 def test_link_ttl_is_bounded_by_sigv4():
