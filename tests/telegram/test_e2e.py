@@ -9,36 +9,13 @@ import io
 import logging
 
 import pytest
-from dependency_injector import providers
 from PIL import Image
-
-import app
-from config.container import Container
-from config.settings import Settings
-
 
 
 @pytest.fixture
-async def service(telegram, tmp_path):
-    settings = Settings(
-        _env_file=None,
-        telegram_bot_token=telegram.token,
-        telegram_api_url=telegram.base_url,
-        http_host="127.0.0.1",
-        http_port=0,
-        local_storage_dir=tmp_path / "images",
-        memory_queue_file=tmp_path / "queue.json",
-        sqlite_path=tmp_path / "prompt2pic.sqlite3",
-        default_width=512,
-        default_height=384,
-    )
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.serve("all", container, stop))
-    yield container
-    stop.set()
-    assert await asyncio.wait_for(task, 30) == 0
+async def service(start_service):
+    """The real ``app.serve`` (role all) on the embedded adapters, talking to the fake server."""
+    return (await start_service()).container
 
 
 def png_size(data: bytes) -> tuple[int, int]:
