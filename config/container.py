@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from typing import Any
 
 from dependency_injector import containers, providers
+from pydantic import SecretStr
 
 from config.settings import Settings
-from domain.quality import DEFAULT_PROFILES
-from dataclasses import replace
-
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
-from domain.quality import QualityProfile
-from domain.telemetry import NoMetrics, NoTracer
+from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.services import ProcessJobs, SubmitPrompt
+from domain.telemetry import NoMetrics, NoTracer
 from domain.validation import Limits
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() or None if value is not None else None
+def _secret(value: SecretStr) -> str | None:
+    return value.get_secret_value() or None
 
 
 def default_worker_id(settings: Settings) -> str:

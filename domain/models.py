@@ -93,8 +93,6 @@ class Cancel(_Message):
     at: float = Field(default_factory=now)
 
 
-Request = Job | Cancel
-
 
 class Timings(_Message):
     queue_wait_s: float = 0.0

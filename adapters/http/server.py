@@ -87,6 +87,6 @@ class HttpEndpoint:
             raise web.HTTPForbidden(text="invalid or expired link")
         try:
             data = await storage.get(key)  # type: ignore[attr-defined]
-        except (KeyError, Exception):
+        except Exception:  # missing (KeyError) or unreadable: nothing to serve
             raise web.HTTPNotFound() from None
         return web.Response(body=data, content_type="image/png")
