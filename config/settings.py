@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     generator_dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
     generator_threads: int = Field(0, description="CPU threads for torch (0: physical cores)")
     generator_compile: bool = Field(False, description="torch.compile on GPU, warmed up at start")
+    generator_compile_mode: str = Field(
+        "reduce-overhead",
+        description="torch.compile mode: reduce-overhead (CUDA graphs), default, max-autotune-no-cudagraphs ...",
+    )
+    generator_channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="channels-last layout for the prior and decoder: auto (on GPU only), on or off"
+    )
+    generator_png_threads: int = Field(0, ge=0, description="threads encoding PNGs in parallel (0: cores, at most 16)")
     compile_cache_dir: Path = Field(Path("data/compile-cache"), description="persistent torch.compile cache")
     generator_warmup: str = Field(
         "", description='batch x width x height combinations compiled at start, e.g. "1x1024x1024,8x1024x1024"'

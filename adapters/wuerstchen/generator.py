@@ -14,8 +14,9 @@ asked when that misses and hub access is allowed (``local_files_only`` / ``HF_HU
 the weights cannot be found a one-line :class:`domain.errors.ModelNotFound` says what was looked
 for, where, and how to fix it.
 
-Running. Everything torch does (loading, warm-up, generation, PNG encoding) runs on one dedicated
-thread, so the event loop never waits on the model; progress is reported on the event loop through
+Running. Everything torch does (loading, warm-up, generation) runs on one dedicated thread, so the
+event loop never waits on the model; PNGs are encoded on a small pool of threads (Pillow releases
+the GIL), a group's while the next group is denoised; progress is reported on the event loop through
 the caller's callback, with (step, total) counted over the prior and decoder steps of the whole call.
 
 Batching. Requests of different users go through the pipelines together: each request keeps its
@@ -31,7 +32,11 @@ otherwise, with as many threads as physical cores. Attention runs through PyTorc
 ``scaled_dot_product_attention``. ``compile=True`` wraps the prior and the decoder in
 ``torch.compile`` (static shapes), warms up over the given (batch, width, height) combinations,
 and keeps the compiled artefacts in ``compile_cache_dir`` (``TORCHINDUCTOR_CACHE_DIR`` and
-``torch.compiler.save_cache_artifacts``) so that a restart reuses them instead of compiling again.
+``torch.compiler.save_cache_artifacts``) so that a restart reuses them instead of compiling again
+(on an H200: 76 s for the first compile of a shape, 16 s after a restart). The service's mode,
+``reduce-overhead`` (``GENERATOR_COMPILE_MODE``), adds CUDA graphs. On GPUs the prior's and
+decoder's weights are kept in the channels-last layout (``channels_last``), which suits their
+depth-wise convolutions and the channel-wise layers that follow them. Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -522,6 +527,10 @@ class WuerstchenGenerator:
         local_files_only: never ask the hub; None follows ``HF_HUB_OFFLINE``.
         cache_dir: the Hugging Face cache folder; None: the usual one (``HF_HOME``/``HF_HUB_CACHE``).
         compile_mode, compile_backend: passed to ``torch.compile``.
+        channels_last: keep the prior's and decoder's convolution weights (and so their
+            activations) in the channels-last layout; None: on CUDA only.
+        png_threads: threads that encode the PNGs, in parallel and while the next group of a
+            call is denoised (Pillow's encoder releases the GIL); 0: the usable cores, at most 16.
         name: the generator's name (metrics and image metadata).
     """
 
@@ -541,6 +550,8 @@ class WuerstchenGenerator:
         cache_dir: str | Path | None = None,
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
+        channels_last: bool | None = None,
+        png_threads: int = 0,
         name: str = "wuerstchen",
     ) -> None:
         if max_batch < 1:
@@ -567,6 +578,9 @@ class WuerstchenGenerator:
         self.cache_dir = cache_dir
         self.compile_mode = compile_mode
         self.compile_backend = compile_backend
+        self.channels_last = channels_last
+        self.png_threads = png_threads or min(16, default_threads())
+        self._png_pool: ThreadPoolExecutor | None = None
         self.device: Any = None
         self.dtype: Any = None
         self.load_seconds = 0.0
@@ -605,6 +619,9 @@ class WuerstchenGenerator:
         if executor is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, lambda: executor.shutdown(wait=True))
+        pool, self._png_pool = self._png_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
         self._prior_pipe = self._decoder_pipe = None
         try:
             import torch
@@ -797,24 +814,46 @@ class WuerstchenGenerator:
             counter[0] += 1
             step_done(counter[0])
 
-        out: list[GeneratedImage | None] = [None] * count
-        with torch.inference_mode():
-            for group in groups:
-                for index, image in zip(group.indices, self._run_group(group, on_step, cancel), strict=True):
-                    out[index] = image
+        # Each group's PNGs are encoded on the PNG threads while the next group is denoised.
+        pending: list[tuple[list[int], list[Future[GeneratedImage]]]] = []
+        try:
+            with torch.inference_mode():
+                for group in groups:
+                    pixels = self._denoise_group(group, on_step, cancel)
+                    pending.append((group.indices, self._encode_later(group.requests, pixels)))
+            out: list[GeneratedImage | None] = [None] * count
+            for indices, futures in pending:
+                for index, future in zip(indices, futures, strict=True):
+                    out[index] = future.result()
+        finally:
+            for _, futures in pending:
+                for future in futures:
+                    future.cancel()
         return [image for image in out if image is not None]
+
+    def _denoise_group(self, group: _Group, on_step: Callable[[], None], cancel: threading.Event):
+        """One pipeline call (generation thread): the group's pixels, padding dropped."""
+        return self._denoise(self.padded_batch(group.requests), on_step, cancel)[: len(group.requests)]
+
+    def _encode_later(self, requests: Sequence[GenerationRequest], pixels) -> list[Future[GeneratedImage]]:
+        if self._png_pool is None:
+            self._png_pool = ThreadPoolExecutor(max_workers=self.png_threads, thread_name_prefix="png")
+
+        def encode(r: GenerationRequest, array) -> GeneratedImage:
+            return GeneratedImage(png=encode_png(array, r.width, r.height), width=r.width, height=r.height)
+
+        return [self._png_pool.submit(encode, r, array) for r, array in zip(requests, pixels, strict=True)]
 
     def _run_group(
         self, group: _Group, on_step: Callable[[], None], cancel: threading.Event
     ) -> list[GeneratedImage]:
-        """One pipeline call and its PNGs (generation thread)."""
-        requests = group.requests
-        padded = self.padded_batch(requests)
-        pixels = self._denoise(padded, on_step, cancel)[: len(requests)]
-        return [
-            GeneratedImage(png=encode_png(array, r.width, r.height), width=r.width, height=r.height)
-            for r, array in zip(requests, pixels, strict=True)
-        ]
+        """One pipeline call and its PNGs, encoded in parallel (generation thread)."""
+        pixels = self._denoise_group(group, on_step, cancel)
+        return [future.result() for future in self._encode_later(group.requests, pixels)]
+
+    def encode_pngs(self, requests: Sequence[GenerationRequest], pixels) -> list[GeneratedImage]:
+        """The PNGs of ``pixels`` (from ``denoise``) as ``generate`` makes them: on the PNG threads."""
+        return [future.result() for future in self._encode_later(requests, pixels)]
 
     def batch_limit(self, width: int, height: int) -> int:
         """The largest batch one pipeline call makes at this size: ``max_batch``, or with
@@ -917,7 +956,10 @@ class WuerstchenGenerator:
         return gen
 
     def prepare(self) -> None:
-        """Compile (if asked) and warm up, on the calling thread. ``start()`` does this itself."""
+        """Set the memory layout, compile (if asked) and warm up, on the calling thread. ``start()``
+        does this itself."""
+        channels_last = self.channels_last if self.channels_last is not None else self.device.type == "cuda"
+        set_channels_last(channels_last, self._prior_pipe.prior, self._decoder_pipe.decoder)
         if self.compile:
             self._compile()
         if self.warmup:
@@ -954,6 +996,19 @@ def use_fused_attention(*models: Any) -> None:
         for module in model.modules():
             if isinstance(module, Attention):
                 module.set_processor(AttnProcessor2_0())
+
+
+def set_channels_last(enabled: bool, *models: Any) -> None:
+    """Put the models' 4-D weights in the channels-last (NHWC) layout, or back to the usual one.
+
+    Convolutions with channels-last weights give channels-last outputs, so the Würstchen blocks'
+    ``permute(0, 2, 3, 1)`` before each channel-wise linear layer (and the layer norms) read
+    contiguous memory instead of copying, and cuDNN picks its NHWC kernels."""
+    import torch
+
+    layout = torch.channels_last if enabled else torch.contiguous_format
+    for model in models:
+        torch.nn.Module.to(model, memory_format=layout)
 
 
 @contextmanager

@@ -228,3 +228,97 @@ async def test_the_tiny_generator_builds_its_model_on_start(tmp_path):
         assert image.png
     finally:
         await gen.stop()
+
+
+async def test_channels_last_layout_computes_the_same_function(tiny_model):
+    """The channels-last layout (the default on GPUs) changes memory order, not results: one
+    forward of the prior and of the decoder agrees to float32 rounding, and whole images (where
+    29 guided steps amplify rounding) stay far closer than another seed's image."""
+    import torch
+
+    from adapters.wuerstchen.generator import set_channels_last
+
+    prior, decoder = tiny_model
+    requests = [req("a red cat", seed=5), req("a blue dog", seed=6)]
+    images = {}
+    for channels_last in (False, True):
+        gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, channels_last=channels_last)
+        await gen.start()
+        try:
+            # weights whose layouts differ (a channel or pixel axis of 1 is the same in both)
+            conv_weights = [
+                m.weight for m in gen._decoder_pipe.decoder.modules()
+                if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight.shape[-2:] != (1, 1)
+            ]
+            assert conv_weights
+            assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in conv_weights)
+            images[channels_last] = await gen.generate(requests + [req("a red cat", seed=7)])
+            if channels_last:
+                p, d = gen._prior_pipe.prior, gen._decoder_pipe.decoder
+                g = torch.Generator().manual_seed(0)
+                r = torch.rand(2, generator=g)
+                prior_in = (torch.randn(2, p.config.c_in, 3, 3, generator=g), r,
+                            torch.randn(2, 77, p.config.c_cond, generator=g))
+                decoder_in = (torch.randn(2, 4, 32, 32, generator=g), r,
+                              torch.randn(2, p.config.c_in, 3, 3, generator=g),
+                              torch.randn(2, 77, d.config.clip_embd, generator=g))
+                with torch.inference_mode():
+                    outs = [(p(*prior_in), d(*decoder_in))]
+                    set_channels_last(False, p, d)
+                    outs.append((p(*prior_in), d(*decoder_in)))
+                for last, plain in zip(*outs):
+                    assert float((last - plain).norm() / plain.norm()) < 1e-4
+        finally:
+            await gen.stop()
+    other_seed = mean_diff(images[False][0], images[False][2])
+    assert other_seed > 10
+    for plain, last in zip(images[False], images[True]):
+        assert mean_diff(plain, last) < other_seed / 5
+
+
+def test_channels_last_defaults_to_gpus_only(tiny_model):
+    prior, decoder = tiny_model
+    assert WuerstchenGenerator(prior, decoder).channels_last is None  # auto: decided at start
+    assert WuerstchenGenerator(prior, decoder, png_threads=3).png_threads == 3
+    assert WuerstchenGenerator(prior, decoder).png_threads >= 1
+
+
+async def test_pngs_are_encoded_on_their_own_threads_while_the_next_group_denoises(tiny_model, monkeypatch):
+    """The generation thread only denoises: each group's PNGs are made on the PNG threads, the
+    first group's already while the second group is denoised, and the order is kept."""
+    import threading
+
+    import adapters.wuerstchen.generator as module
+
+    prior, decoder = tiny_model
+    gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, max_batch=2, png_threads=2)
+    events: list[tuple[str, str]] = []
+    encode, denoise = module.encode_png, gen._denoise
+    first_png_started = threading.Event()
+
+    def traced_encode(array, width, height):
+        events.append(("png", threading.current_thread().name))
+        first_png_started.set()
+        return encode(array, width, height)
+
+    def traced_denoise(requests, *args, **kwargs):
+        if events:  # a later group: wait until an earlier group's PNG is under way
+            assert first_png_started.wait(10)
+        events.append(("denoise", threading.current_thread().name))
+        return denoise(requests, *args, **kwargs)
+
+    monkeypatch.setattr(module, "encode_png", traced_encode)
+    monkeypatch.setattr(gen, "_denoise", traced_denoise)
+    await gen.start()
+    try:
+        requests = [req(f"prompt {i}", seed=i) for i in range(3)]  # groups of 2 and 1
+        images = await gen.generate(requests)
+    finally:
+        await gen.stop()
+    assert [name for kind, name in events if kind == "denoise"] == ["wuerstchen_0", "wuerstchen_0"]
+    png_threads = {name for kind, name in events if kind == "png"}
+    assert len([1 for kind, _ in events if kind == "png"]) == 3
+    assert png_threads and all(name.startswith("png") for name in png_threads)
+    assert events.index(("denoise", "wuerstchen_0"), 1) > next(i for i, e in enumerate(events) if e[0] == "png")
+    assert [(i.width, i.height) for i in images] == [(128, 128)] * 3
+    assert gen._png_pool is None  # stop() let the PNG threads go

@@ -166,3 +166,30 @@ async def test_bfloat16_runs_end_to_end(tiny_model):
     with Image.open(io.BytesIO(image.png)) as decoded:
         assert decoded.size == (128, 128)
         assert np.asarray(decoded).std() > 1
+
+
+def test_settings_reach_the_generator(monkeypatch):
+    """The composition root passes the generator settings through, and rejects a bad layout value."""
+    import pydantic
+
+    from config.container import wuerstchen_generator
+    from config.settings import Settings
+
+    monkeypatch.setenv("GENERATOR_COMPILE", "true")
+    monkeypatch.setenv("GENERATOR_COMPILE_MODE", "max-autotune-no-cudagraphs")
+    monkeypatch.setenv("GENERATOR_PNG_THREADS", "3")
+    monkeypatch.setenv("GENERATOR_WARMUP", "1x1024x1024,8x1024x1024")
+    expected = {"auto": None, "on": True, "off": False}
+    for value, channels_last in expected.items():
+        monkeypatch.setenv("GENERATOR_CHANNELS_LAST", value)
+        gen = wuerstchen_generator(Settings())
+        assert gen.channels_last is channels_last
+        assert (gen.compile, gen.compile_mode, gen.png_threads) == (True, "max-autotune-no-cudagraphs", 3)
+        assert gen.warmup == [(1, 1024, 1024), (8, 1024, 1024)]
+        assert gen.batch_limit(1024, 1024) == 8
+    monkeypatch.setenv("GENERATOR_CHANNELS_LAST", "sometimes")
+    with pytest.raises(pydantic.ValidationError, match="generator_channels_last"):
+        Settings()
+    monkeypatch.delenv("GENERATOR_CHANNELS_LAST")
+    monkeypatch.delenv("GENERATOR_COMPILE_MODE")
+    assert wuerstchen_generator(Settings()).compile_mode == "reduce-overhead"
