@@ -84,6 +84,9 @@ TINY = Arch(
 )
 
 
+MODES = ("eager", "eager-cl", "compiled", "compiled-cl")
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -266,8 +269,6 @@ def time_call(gen, requests, device) -> tuple[float, Any]:
 def measure(gen, mode: str, size: int, batch: int, args, device, flops: dict[int, float]) -> dict:
     import torch
 
-    from adapters.wuerstchen.generator import encode_png
-
     requests = requests_for(batch, size, args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -277,8 +278,8 @@ def measure(gen, mode: str, size: int, batch: int, args, device, flops: dict[int
     times = [time_call(gen, requests, device)[0] for _ in range(max(1, args.repeats))]
     seconds = statistics.median(times)
     png_started = time.perf_counter()
-    encode_png(pixels[0], size, size)
-    png_s = time.perf_counter() - png_started
+    gen.encode_pngs(requests, pixels)  # the batch's PNGs on the generator's PNG threads
+    png_s = (time.perf_counter() - png_started) / batch
     row = {
         "mode": mode,
         "size": size,
@@ -288,7 +289,8 @@ def measure(gen, mode: str, size: int, batch: int, args, device, flops: dict[int
         "images_per_s": batch / seconds,
         "first_call_s": first,
         "runs_s": times,
-        "png_s_per_image": png_s,
+        "png_s_per_image": png_s,  # wall time of the batch's PNGs over the batch, in parallel
+        "png_threads": gen.png_threads,
         "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
     if size in flops:
@@ -305,7 +307,7 @@ def flops_text(value: float, unit: str = "FLOP") -> str:
 
 def format_row(row: dict) -> str:
     text = (
-        f"{row['mode']:>8} {row['size']:>5}x{row['size']:<5} batch {row['batch']:>2}: "
+        f"{row['mode']:>11} {row['size']:>5}x{row['size']:<5} batch {row['batch']:>2}: "
         f"{row['s_per_image']:8.3f} s/image {row['images_per_s']:8.2f} images/s "
         f"(call {row['s_per_call']:.3f}s, first {row['first_call_s']:.1f}s, png {row['png_s_per_image'] * 1000:.0f} ms"
     )
@@ -405,7 +407,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: physical cores)")
     parser.add_argument("--sizes", default=None, help="square sizes, e.g. 1024,512 (tiny: 256,128)")
     parser.add_argument("--batches", default=None, help="e.g. 1-16 or 1,2,4,8,16 (tiny: 1,2,4)")
-    parser.add_argument("--modes", default=None, help="eager,compiled (tiny: eager)")
+    parser.add_argument(
+        "--modes", default=None,
+        help="in order, of eager, eager-cl, compiled, compiled-cl (-cl: channels-last layout); "
+             "default eager,compiled (tiny: eager)",
+    )
     parser.add_argument("--compile-sizes", default=None, help="sizes to compile for (default: the first size)")
     parser.add_argument("--compile-batches", default="1,8", help="batches to compile for (each costs minutes)")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
@@ -431,7 +437,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.compile_sizes = parse_ints(args.compile_sizes) if args.compile_sizes else args.sizes[:1]
     args.compile_batches = parse_ints(args.compile_batches)
     for mode in args.modes:
-        if mode not in ("eager", "compiled"):
+        if mode not in MODES:
             parser.error(f"unknown mode {mode!r}")
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     for part in args.parts:
@@ -507,10 +513,16 @@ def main(argv: list[str] | None = None) -> dict:
     def out_of_time() -> bool:
         return bool(args.max_seconds) and time.perf_counter() - started > args.max_seconds
 
+    from adapters.wuerstchen.generator import set_channels_last
+
+    compiled = False
     for mode in args.modes:
-        if mode == "compiled":
-            t0 = time.perf_counter()
-            gen._compile()
+        # "-cl": the prior's and decoder's weights (and so activations) in the channels-last layout
+        set_channels_last(mode.endswith("-cl"), gen._prior_pipe.prior, gen._decoder_pipe.decoder)
+        if mode.startswith("compiled"):
+            if not compiled:
+                gen._compile()
+                compiled = True
             log(f"compiling with backend={args.compile_backend} mode={args.compile_mode or 'default'} "
                 f"(cache {args.compile_cache_dir}); each new shape compiles on its first call")
             sizes, batches = args.compile_sizes, args.compile_batches
@@ -525,12 +537,12 @@ def main(argv: list[str] | None = None) -> dict:
                     row = measure(gen, mode, size, batch, args, device, flops)
                 except torch.cuda.OutOfMemoryError:
                     torch.cuda.empty_cache()
-                    log(f"{mode:>8} {size:>5}x{size:<5} batch {batch:>2}: out of GPU memory")
+                    log(f"{mode:>11} {size:>5}x{size:<5} batch {batch:>2}: out of GPU memory")
                     report.add("rows", {"mode": mode, "size": size, "batch": batch, "error": "oom"})
                     continue
                 log(format_row(row))
                 report.add("rows", row)
-        if mode == "compiled" and args.compile_cache_dir:
+        if mode.startswith("compiled") and args.compile_cache_dir:
             from adapters.wuerstchen.generator import save_compile_cache
 
             save_compile_cache(Path(args.compile_cache_dir))
