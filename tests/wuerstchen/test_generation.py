@@ -322,3 +322,54 @@ async def test_pngs_are_encoded_on_their_own_threads_while_the_next_group_denois
     assert events.index(("denoise", "wuerstchen_0"), 1) > next(i for i, e in enumerate(events) if e[0] == "png")
     assert [(i.width, i.height) for i in images] == [(128, 128)] * 3
     assert gen._png_pool is None  # stop() let the PNG threads go
+
+
+RESTART_PROBE = """
+import asyncio, json, sys
+from adapters.wuerstchen.generator import WuerstchenGenerator
+
+async def main():
+    gen = WuerstchenGenerator(sys.argv[1], sys.argv[2], device="cpu", threads=1, compile=True,
+                              compile_cache_dir=sys.argv[3], warmup=[(1, 128, 128)])
+    await gen.start()
+    from torch._dynamo.utils import counters
+    print(json.dumps(dict(counters["inductor"])))
+    await gen.stop()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_a_restart_reuses_the_compile_cache(tiny_model, tmp_path):
+    """Two worker processes one after the other with the same COMPILE_CACHE_DIR, Inductor on the
+    CPU: the first compiles the prior and the decoder (cache misses) and saves its artefacts, the
+    second finds every compiled graph in the cache (hits, no misses)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from adapters.wuerstchen.generator import COMPILE_ARTIFACTS
+
+    prior, decoder = tiny_model
+    cache = tmp_path / "compile-cache"
+    root = Path(__file__).resolve().parents[2]
+
+    def start_worker(n: int) -> dict:
+        # a fresh default cache per process: only COMPILE_CACHE_DIR can carry the compiled graphs over
+        env = {**os.environ, "PYTHONPATH": str(root), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / f"default-{n}")}
+        done = subprocess.run(
+            [sys.executable, "-c", RESTART_PROBE, str(prior), str(decoder), str(cache)],
+            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = start_worker(1)
+    assert first.get("fxgraph_cache_miss", 0) >= 2 and first.get("fxgraph_cache_hit", 0) == 0
+    assert (cache / COMPILE_ARTIFACTS).is_file() and any((cache / "inductor").iterdir())
+    second = start_worker(2)
+    assert second.get("fxgraph_cache_miss", 0) == 0
+    assert second.get("fxgraph_cache_hit", 0) >= first["fxgraph_cache_miss"]
