@@ -734,7 +734,7 @@ class WuerstchenGenerator:
                 )
                 for i in range(batch)
             ]
-            self._run_group(_Group(list(range(batch)), requests), lambda: None, threading.Event())
+            self._denoise(requests)  # a warmed-up shape: no padding, and no PNGs to make
             log.info("warm-up batch=%d %dx%d took %.1fs", batch, width, height, time.perf_counter() - t0)
         self.warmup_seconds = time.perf_counter() - started
 
@@ -806,8 +806,6 @@ class WuerstchenGenerator:
         step_done: Callable[[int], None],
         cancel: threading.Event,
     ) -> list[GeneratedImage]:
-        import torch
-
         counter = [0]
 
         def on_step() -> None:
@@ -815,21 +813,15 @@ class WuerstchenGenerator:
             step_done(counter[0])
 
         # Each group's PNGs are encoded on the PNG threads while the next group is denoised.
-        pending: list[tuple[list[int], list[Future[GeneratedImage]]]] = []
+        pending: dict[int, Future[GeneratedImage]] = {}  # request index -> its PNG
         try:
-            with torch.inference_mode():
-                for group in groups:
-                    pixels = self._denoise_group(group, on_step, cancel)
-                    pending.append((group.indices, self._encode_later(group.requests, pixels)))
-            out: list[GeneratedImage | None] = [None] * count
-            for indices, futures in pending:
-                for index, future in zip(indices, futures, strict=True):
-                    out[index] = future.result()
+            for group in groups:
+                pixels = self._denoise_group(group, on_step, cancel)
+                pending.update(zip(group.indices, self._encode_later(group.requests, pixels), strict=True))
+            return [pending[index].result() for index in range(count)]
         finally:
-            for _, futures in pending:
-                for future in futures:
-                    future.cancel()
-        return [image for image in out if image is not None]
+            for future in pending.values():
+                future.cancel()
 
     def _denoise_group(self, group: _Group, on_step: Callable[[], None], cancel: threading.Event):
         """One pipeline call (generation thread): the group's pixels, padding dropped."""
@@ -843,13 +835,6 @@ class WuerstchenGenerator:
             return GeneratedImage(png=encode_png(array, r.width, r.height), width=r.width, height=r.height)
 
         return [self._png_pool.submit(encode, r, array) for r, array in zip(requests, pixels, strict=True)]
-
-    def _run_group(
-        self, group: _Group, on_step: Callable[[], None], cancel: threading.Event
-    ) -> list[GeneratedImage]:
-        """One pipeline call and its PNGs, encoded in parallel (generation thread)."""
-        pixels = self._denoise_group(group, on_step, cancel)
-        return [future.result() for future in self._encode_later(group.requests, pixels)]
 
     def encode_pngs(self, requests: Sequence[GenerationRequest], pixels) -> list[GeneratedImage]:
         """The PNGs of ``pixels`` (from ``denoise``) as ``generate`` makes them: on the PNG threads."""
@@ -966,18 +951,6 @@ class WuerstchenGenerator:
             self._warm_up()
             if self.compile:
                 self._save_compile_cache()
-
-    def run_batch(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
-        """Generate on the calling thread, blocking. For scripts and benchmarks, never from a
-        coroutine (use ``generate`` there)."""
-        import torch
-
-        images: list[GeneratedImage | None] = [None] * len(requests)
-        with torch.inference_mode():
-            for group in plan_groups(list(requests), self.max_batch, self.batch_limit):
-                for index, image in zip(group.indices, self._run_group(group, lambda: None, threading.Event())):
-                    images[index] = image
-        return [image for image in images if image is not None]
 
     def denoise(self, requests: Sequence[GenerationRequest]):
         """The pipelines only (no PNG), blocking, for benchmarks: (N, H, W, 3) uint8."""
