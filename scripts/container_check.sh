@@ -362,18 +362,21 @@ ok "the secret is not in the log"
 podman rm -f "$ctr" > /dev/null
 
 # --------------------------------------------------------------------------- 5. one prompt
-step "prompt: start Kafka (scripts/kafka_broker.py) and moto's S3 server on 127.0.0.1"
+step "prompt: start the Kafka broker on 127.0.0.1 (scripts/kafka_broker.py)"
 kafka_out="$(timeout 180 python3 scripts/kafka_broker.py start --state-file "$kafka_state")" \
     || fail "the Kafka broker did not start"
 kafka_started=1
 bootstrap="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' <<< "$kafka_out")"
 [ -n "$bootstrap" ] || fail "scripts/kafka_broker.py start printed no KAFKA_BOOTSTRAP_SERVERS"
 ok "Kafka at $bootstrap"
+step "prompt: start moto's S3 server on 127.0.0.1"
+mkdir -p "$work/run-${run_id}"
 s3_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-moto_server -H 127.0.0.1 -p "$s3_port" > "$work/moto-${run_id}.log" 2>&1 &
+moto_server -H 127.0.0.1 -p "$s3_port" > "$work/run-${run_id}/moto.log" 2>&1 &
 moto_pid=$!
 s3_up() { python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$s3_port"; }
-wait_until 30 "moto S3 server at 127.0.0.1:$s3_port" s3_up || fail "moto_server did not start"
+wait_until 30 "moto S3 server at 127.0.0.1:$s3_port" s3_up \
+    || { tail -20 "$work/run-${run_id}/moto.log" >&2; fail "moto_server did not start within 30 s"; }
 
 step "prompt: bot and worker containers, a prompt in, a picture out"
 timeout 300 python3 scripts/container_prompt_check.py prompt --image "$bot_image" \
