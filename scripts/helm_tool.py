@@ -60,6 +60,8 @@ def reported_version(helm: Path | str) -> str:
 
 def _go() -> str:
     go = os.environ.get("GO") or shutil.which("go")
+    if not go and Path("/usr/local/go/bin/go").exists():  # the toolchain's usual place, off PATH
+        go = "/usr/local/go/bin/go"
     if not go:
         raise RuntimeError("the Go toolchain (go) is not on PATH: it is needed once to build helm "
                            f"{DEFAULT_VERSION} from the Go module proxy")

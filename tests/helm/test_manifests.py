@@ -13,6 +13,9 @@ import pytest
 from adapters.http.server import HttpEndpoint
 from tests.helm.conftest import VALUE_SETS, Helm, container_env
 
+# The first test may wait for the one-off build of helm (a few minutes on two cores).
+pytestmark = pytest.mark.timeout(1800)
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITABLE = {"/app/data", "/cache", "/tmp"}
 WORKER_VALUES = {"worker-cpu": "cpuWorker", "worker-gpu": "gpuWorker"}
@@ -161,11 +164,11 @@ def test_scale_to_zero_and_sasl(helm: Helm):
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["cpuWorker.autoscaling.maxReplicaCount=13"], "maxReplicaCount (13) is above the requests topic's partitions"),
+        (["cpuWorker.autoscaling.maxReplicaCount=13"], "cpuWorker.autoscaling.maxReplicaCount (13) is above the requests topic's partitions"),
         (["kafka.partitions=3"], "maxReplicaCount (4) is above the requests topic's partitions (kafka.partitions: 3)"),
         (["gpuWorker.enabled=true", "cpuWorker.autoscaling.maxReplicaCount=8", "gpuWorker.autoscaling.maxReplicaCount=8"],
          "together may reach 16 replicas, above the requests topic's 12 partitions"),
-        (["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"], "above the requests topic's partitions"),
+        (["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"], "cpuWorker.replicas (20) is above the requests topic's partitions"),
         (["cpuWorker.shutdownGraceSeconds=60"], "cuts its batch short on SIGTERM"),
         (["cpuWorker.maxPollIntervalMs=300000"], "Kafka drops a worker that does not poll within it"),
         (["cpuWorker.autoscaling.lagThreshold=0"], "lagThreshold must be 1 or more"),

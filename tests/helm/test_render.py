@@ -18,6 +18,9 @@ import pytest
 
 from tests.helm.conftest import KUBE_VERSIONS, VALUE_SETS, Helm
 
+# The first test may wait for the one-off build of helm (a few minutes on two cores).
+pytestmark = pytest.mark.timeout(1800)
+
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda" / "scaledobject-keda-v1alpha1.json",

@@ -18,6 +18,9 @@ from pydantic import SecretStr
 from config.settings import Settings
 from tests.helm.conftest import CHART, VALUE_SETS, Helm, container_env
 
+# The first test may wait for the one-off build of helm (a few minutes on two cores).
+pytestmark = pytest.mark.timeout(1800)
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
