@@ -259,7 +259,9 @@ def test_model_cache_is_shared_or_per_pod(helm: Helm):
 
 def test_gpu_workers_land_on_gpu_nodes(helm: Helm):
     rendered = helm.template(VALUE_SETS["gpu"])
-    (spec,) = [s for w, s in rendered.pod_specs() if component(w) == "worker-gpu"]
+    (workload, spec) = [(w, s) for w, s in rendered.pod_specs() if component(w) == "worker-gpu"][0]
+    # A rollout never asks for a GPU beyond the running pods' (quota).
+    assert workload["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert spec["nodeSelector"] == rendered.values["gpuWorker"]["nodeSelector"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     env = container_env(spec["containers"][0])

@@ -136,3 +136,15 @@ def test_the_validators_refuse_broken_manifests(helm: Helm):
 
 def test_an_older_kubernetes_is_refused(helm: Helm):
     assert "chart requires kubeVersion: >=1.30.0-0" in helm.refusal(kube="1.29.0")
+
+
+def test_helm_tool_refuses_a_helm_of_another_version(tmp_path, monkeypatch):
+    """HELM=... must be the pinned version: a fixture given another one fails, it does not go on."""
+    import helm_tool
+
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho v3.0.0-not-pinned\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("HELM", str(fake))
+    with pytest.raises(RuntimeError, match=f"is helm v3.0.0-not-pinned, not {helm_tool.DEFAULT_VERSION}"):
+        helm_tool.fetch()
