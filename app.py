@@ -225,13 +225,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def secrets_of(settings: Any) -> list[str]:
+    """Every secret setting's value, and the password inside a secret URL (``DATABASE_URL``)."""
+    from urllib.parse import urlsplit
+
     from pydantic import SecretStr
 
-    return [
+    out = [
         value.get_secret_value()
         for value in (getattr(settings, name) for name in type(settings).model_fields)
         if isinstance(value, SecretStr)
     ]
+    for value in list(out):
+        if "://" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                continue
+            if password:
+                out.append(password)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -38,6 +38,7 @@ class TelegramMode(StrEnum):
 class UserStoreBackend(StrEnum):
     SQLITE = "sqlite"
     MEMORY = "memory"
+    POSTGRES = "postgres"
 
 
 def _id_set(value: Any) -> Any:
@@ -50,7 +51,10 @@ def _id_set(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting never echoes the values (passwords among them).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # --- process
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR (prompts appear only at DEBUG)")
@@ -185,6 +189,16 @@ class Settings(BaseSettings):
         UserStoreBackend.SQLITE, description="where user settings, jobs and deliveries are kept"
     )
     sqlite_path: Path = Field(Path("data/prompt2pic.sqlite3"), description="SQLite file of the user store")
+    database_url: SecretStr = Field(
+        SecretStr(""),
+        description="PostgreSQL DSN of USER_STORE=postgres, postgresql://user@host:5432/db (or DATABASE_URL_FILE)",
+    )
+    database_password: SecretStr = Field(
+        SecretStr(""), description="PostgreSQL password, when not in DATABASE_URL (or DATABASE_PASSWORD_FILE)"
+    )
+    database_pool_min: int = Field(1, ge=0, description="PostgreSQL connections each bot process keeps open")
+    database_pool_max: int = Field(10, ge=1, description="most PostgreSQL connections of one bot process")
+    database_connect_timeout_s: float = Field(5.0, gt=0, description="PostgreSQL connect timeout")
     max_jobs_in_flight_per_user: int = Field(3, description="queued or running jobs per user (0: no cap)")
     user_rate_per_minute: int = Field(10, description="jobs a user may submit in any 60 s (0: no cap)")
     user_job_expiry_s: float = Field(
@@ -215,3 +229,9 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_ids(cls, value: Any) -> Any:
         return _id_set(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Settings":
+        if self.user_store == UserStoreBackend.POSTGRES and not self.database_url.get_secret_value():
+            raise ValueError("USER_STORE=postgres needs DATABASE_URL (or DATABASE_URL_FILE)")
+        return self

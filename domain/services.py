@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -516,7 +517,16 @@ class DeliverResults:
                 await asyncio.sleep(1.0)
                 continue
             if deliveries:
-                await asyncio.gather(*(self.handle(d) for d in deliveries))
+                outcomes = await asyncio.gather(*(self.handle(d) for d in deliveries), return_exceptions=True)
+                failed = [(d, o) for d, o in zip(deliveries, outcomes) if isinstance(o, Exception)]
+                if failed:  # e.g. the delivery log's database is away: these come again, later
+                    log.warning(
+                        "%d event(s) not handled (%s); delivered again", len(failed), type(failed[0][1]).__name__
+                    )
+                    await asyncio.sleep(self.retry_delay_s)
+                    for delivery, _ in failed:
+                        with contextlib.suppress(Exception):
+                            await delivery.release()
 
     async def handle(self, delivery: Delivery[object]) -> None:
         event = delivery.message

@@ -5,7 +5,7 @@ import pytest
 
 from tests.fake_telegram import FakeBotAPI
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.postgres"]
 
 
 @pytest.fixture

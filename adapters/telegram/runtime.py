@@ -3,7 +3,7 @@ polling, or a webhook route on the app's HTTP endpoint), the user store, the one
 and the consumer that delivers results and progress to chats.
 
 Everything it needs beyond the ports is built here from ``settings``: the user store (SQLite by
-default, or memory), the SQLite delivery log next to it (so bot instances sharing the file never
+default, PostgreSQL for several hosts, or memory), the durable delivery log next to it (so bot instances sharing the file never
 send one result twice), the sender's limits and the per-user limits.
 """
 
@@ -76,13 +76,25 @@ def build_user_store(settings: Any) -> tuple[UserStore, DeliveryLog | None]:
     The log's owner name is the instance's stable name (``WORKER_ID``, else the host name), so
     that this instance restarted takes over its own unconfirmed claims at once."""
     backend = _setting(settings, "user_store", "memory")
-    if str(getattr(backend, "value", backend)) == "sqlite":
+    backend = str(getattr(backend, "value", backend))
+    owner = _setting(settings, "worker_id", "") or socket.gethostname()
+    lease = _setting(settings, "delivery_lease_s", 15.0)
+    if backend == "postgres":  # shared by bot instances on any number of hosts
+        from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
+
+        pg = PostgresDatabase(
+            settings.database_url.get_secret_value(),
+            password=settings.database_password.get_secret_value() or None,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            connect_timeout_s=settings.database_connect_timeout_s,
+        )
+        return PostgresUserStore(pg), PostgresDeliveryLog(pg, lease_s=lease, owner=owner)
+    if backend == "sqlite":
         from adapters.sqlite.delivery_log import SqliteDeliveryLog
         from adapters.sqlite.user_store import SqliteUserStore, database
 
         db = database(settings.sqlite_path)
-        owner = _setting(settings, "worker_id", "") or socket.gethostname()
-        lease = _setting(settings, "delivery_lease_s", 15.0)
         return SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner)
     from adapters.memory.user_store import MemoryUserStore
 
@@ -118,6 +130,8 @@ class TelegramRuntime:
         self.bot = build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
         self.store, self._durable_log = build_user_store(settings)
         self.delivery_log: DeliveryLog = self._durable_log or delivery_log
+        if http is not None and hasattr(self.store, "is_ready"):  # a database server: ready while reachable
+            http.readiness["database"] = self.store.is_ready
         self.sender = Sender(
             self.bot,
             rate=_setting(settings, "send_rate_global", 30.0),

@@ -1,5 +1,7 @@
-"""The user store's contract, run against every adapter (memory, SQLite), plus the delivery log's
-and what only a durable store can show (a restart, two processes sharing the file)."""
+"""The user store's contract, run against every adapter (memory, SQLite, PostgreSQL), plus the
+delivery log's and what only a durable store can show (a restart, two processes sharing the file,
+a claim taken over after its lease). PostgreSQL's own (migrations, an outage) are in
+``tests/postgres``."""
 
 from __future__ import annotations
 
@@ -37,23 +39,67 @@ def record(job_id: str, user_id: int = 1, created_at: float = NOW, **extra) -> J
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def postgres_db(url: str):
+    from adapters.postgres import PostgresDatabase
+
+    return PostgresDatabase(url, min_size=1, max_size=5)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request, tmp_path):
-    s = MemoryUserStore() if request.param == "memory" else SqliteUserStore(tmp_path / "users.db")
+    if request.param == "memory":
+        s = MemoryUserStore()
+    elif request.param == "sqlite":
+        s = SqliteUserStore(tmp_path / "users.db")
+    else:
+        from adapters.postgres import PostgresUserStore
+
+        s = PostgresUserStore(postgres_db(request.getfixturevalue("postgres_url")))
     await s.start()
     yield s
     await s.stop()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def delivery_log(request, tmp_path):
     if request.param == "memory":
         yield MemoryDeliveryLog()
         return
-    log = SqliteDeliveryLog(tmp_path / "deliveries.db")
+    if request.param == "sqlite":
+        log = SqliteDeliveryLog(tmp_path / "deliveries.db")
+    else:
+        from adapters.postgres import PostgresDeliveryLog
+
+        log = PostgresDeliveryLog(postgres_db(request.getfixturevalue("postgres_url")))
     await log.start()
     yield log
     await log.stop()
+
+
+def durable_logs(kind: str, where, lease_s: float, owners: tuple[str, ...]):
+    """Delivery logs of separate instances sharing one database (each with its own connections,
+    as separate processes have)."""
+    if kind == "sqlite":
+        return [SqliteDeliveryLog(database(where), lease_s=lease_s, owner=o) for o in owners]
+    from adapters.postgres import PostgresDeliveryLog
+
+    return [PostgresDeliveryLog(postgres_db(where), lease_s=lease_s, owner=o) for o in owners]
+
+
+def durable_stores(kind: str, where, count: int):
+    if kind == "sqlite":
+        return [SqliteUserStore(where) for _ in range(count)]
+    from adapters.postgres import PostgresUserStore
+
+    return [PostgresUserStore(postgres_db(where)) for _ in range(count)]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_db(request, tmp_path):
+    """(kind, where): a database that several instances open, SQLite's file or a PostgreSQL DSN."""
+    if request.param == "sqlite":
+        return "sqlite", tmp_path / "shared.db"
+    return "postgres", request.getfixturevalue("postgres_url")
 
 
 async def test_prefs_default_then_saved(store):
@@ -213,10 +259,8 @@ async def test_outbox_lists_jobs_not_yet_on_the_queue(store):
     assert (job.job_id, job.prompt, job.seed, job.created_at) == ("o1", "prompt o1", 7, NOW)
 
 
-async def test_sqlite_claim_of_a_crashed_process_is_taken_over_after_its_lease(tmp_path):
-    path = tmp_path / "lease.db"
-    crashed = SqliteDeliveryLog(database(path), lease_s=0.4, owner="bot-a")
-    survivor = SqliteDeliveryLog(database(path), lease_s=0.4, owner="bot-b")
+async def test_claim_of_a_crashed_process_is_taken_over_after_its_lease(shared_db):
+    crashed, survivor = durable_logs(*shared_db, lease_s=0.4, owners=("bot-a", "bot-b"))
     for log in (crashed, survivor):
         await log.start()
     try:
@@ -238,13 +282,12 @@ async def test_sqlite_claim_of_a_crashed_process_is_taken_over_after_its_lease(t
             await log.stop()
 
 
-async def test_sqlite_claim_is_taken_over_at_once_by_the_same_instance_restarted(tmp_path):
-    path = tmp_path / "restart.db"
-    before = SqliteDeliveryLog(database(path), lease_s=60, owner="bot-1")
+async def test_claim_is_taken_over_at_once_by_the_same_instance_restarted(shared_db):
+    [before] = durable_logs(*shared_db, lease_s=60, owners=("bot-1",))
     await before.start()
     assert await before.claim("mid-send") == Claim.TAKEN
     await before.stop()  # killed while sending
-    after, other = (SqliteDeliveryLog(database(path), lease_s=60, owner=o) for o in ("bot-1", "bot-2"))
+    after, other = durable_logs(*shared_db, lease_s=60, owners=("bot-1", "bot-2"))
     for log in (after, other):
         await log.start()
     try:
@@ -289,14 +332,12 @@ async def test_sqlite_database_of_the_first_release_is_upgraded(tmp_path):
 # --- durable only -----------------------------------------------------------------------------
 
 
-async def test_sqlite_store_survives_a_restart(tmp_path):
-    path = tmp_path / "p2p.db"
-    first = SqliteUserStore(path)
+async def test_durable_store_survives_a_restart(shared_db):
+    first, second = durable_stores(*shared_db, 2)
     await first.start()
     await first.save_prefs(UserPrefs(1, locale=Locale.RU, aspect="3:2", send_as=SendAs.DOCUMENT))
     await first.admit([record("d1")], UserLimits(), time.time())
     await first.stop()
-    second = SqliteUserStore(path)
     await second.start()
     try:
         assert (await second.get_prefs(1)).aspect == "3:2"
@@ -305,11 +346,10 @@ async def test_sqlite_store_survives_a_restart(tmp_path):
         await second.stop()
 
 
-async def test_two_processes_sharing_the_file_keep_the_limits_and_dedup(tmp_path):
-    """Two bot instances on one host: separate connections (as separate processes would have)."""
-    path = tmp_path / "shared.db"
-    a, b = SqliteUserStore(path), SqliteUserStore(path)
-    la, lb = SqliteDeliveryLog(database(path), owner="a"), SqliteDeliveryLog(database(path), owner="b")
+async def test_two_instances_sharing_the_database_keep_the_limits_and_dedup(shared_db):
+    """Two bot instances: separate connections (as separate processes would have)."""
+    a, b = durable_stores(*shared_db, 2)
+    la, lb = durable_logs(*shared_db, lease_s=15.0, owners=("a", "b"))
     for component in (a, b, la, lb):
         await component.start()
     try:

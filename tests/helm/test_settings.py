@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # Settings the chart can render that the app does not have yet: they come with issue 16 (Kafka
-# SASL, PostgreSQL). The chart renders them only with kafka.sasl.passToApp / database.passToApp.
+# SASL). The chart renders them only with kafka.sasl.passToApp.
 PENDING_ISSUE_16 = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-                    "KAFKA_SASL_PASSWORD", "DATABASE_URL"}
+                    "KAFKA_SASL_PASSWORD"}
 SECRET_FIELDS = {name.upper() for name, f in Settings.model_fields.items() if f.annotation is SecretStr}
 
 

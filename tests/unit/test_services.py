@@ -292,6 +292,37 @@ async def test_a_result_claimed_elsewhere_is_released_not_skipped_and_a_delivere
     assert await queue.receive_events(10, 0.05) == []
 
 
+class UnreachableLog(MemoryDeliveryLog):
+    """A delivery log whose database is away for its first ``down`` claims."""
+
+    def __init__(self, down: int) -> None:
+        super().__init__()
+        self.down = down
+
+    async def claim(self, job_id):
+        if self.down:
+            self.down -= 1
+            raise ConnectionRefusedError("database away")
+        return await super().claim(job_id)
+
+
+async def test_a_delivery_log_that_is_away_delays_results_and_loses_none():
+    queue, notifier, log = MemoryJobQueue(), RecordingNotifier(), UnreachableLog(down=3)
+    deliver = DeliverResults(queue, notifier, log, poll_timeout_s=0.05, retry_delay_s=0.01)
+    for job_id in ("p", "q"):
+        await queue.publish_event(result(job_id))
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliver.run(stop))
+    for _ in range(200):
+        if len(notifier.delivered) == 2:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await task  # the loop survived the failures
+    assert log.down == 0 and sorted(notifier.delivered) == ["p", "q"]
+    assert await queue.receive_events(10, 0.05) == []
+
+
 async def test_a_storage_outage_is_waited_out_then_told_honestly():
     queue, notifier, log = MemoryJobQueue(), RecordingNotifier(), MemoryDeliveryLog()
     clock = [0.0]

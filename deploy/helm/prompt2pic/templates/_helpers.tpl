@@ -120,6 +120,7 @@ LINK_SIGNING_KEY: not used (the chart stores images in S3, which signs its own l
 KAFKA_SASL_USERNAME: secrets (key kafkaSaslUsername)
 KAFKA_SASL_PASSWORD: secrets (key kafkaSaslPassword)
 DATABASE_URL: secrets (key databaseUrl)
+DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
 {{- end -}}
 
 {{/* The `config` entries of one container, global ones overridden by the component's:
