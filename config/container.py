@@ -40,6 +40,20 @@ def memory_queue(settings: Settings) -> Any:
     return MemoryJobQueue(settings.memory_queue_file)
 
 
+def kafka_security(settings: Settings) -> Any:
+    from adapters.kafka.security import KafkaSecurity
+
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol.value,
+        mechanism=settings.kafka_sasl_mechanism.value,
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        ca_file=settings.kafka_ssl_ca_file,
+        cert_file=settings.kafka_ssl_cert_file,
+        key_file=settings.kafka_ssl_key_file,
+    )
+
+
 def kafka_queue(settings: Settings) -> Any:
     from adapters.kafka.queue import KafkaJobQueue
 
@@ -59,6 +73,7 @@ def kafka_queue(settings: Settings) -> Any:
         # Static membership: a restarted worker with the same WORKER_ID gets its partitions back
         # without a rebalance of the whole group.
         group_instance_id=settings.worker_id or None,
+        security=kafka_security(settings),
     )
 
 

@@ -41,6 +41,19 @@ class UserStoreBackend(StrEnum):
     POSTGRES = "postgres"
 
 
+class KafkaSecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
 def _id_set(value: Any) -> Any:
     """``"1, 2,3"`` (an environment variable) or a list: a set of user ids."""
     if isinstance(value, str):
@@ -88,6 +101,17 @@ class Settings(BaseSettings):
         10_000, description="how soon a dead process's partitions move to another (brokers allow 6000 and up)"
     )
     kafka_max_deliveries: int = Field(5, description="deliveries of one job before it fails honestly")
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        KafkaSecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka: SASL_SSL)"
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        KafkaSaslMechanism.SCRAM_SHA_512, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"
+    )
+    kafka_sasl_username: str = Field("", description="SASL user (with SASL_*)")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (with SASL_*; or KAFKA_SASL_PASSWORD_FILE)")
+    kafka_ssl_ca_file: str = Field("", description="PEM file of the CA that signed the brokers' certificates (empty: the system's)")
+    kafka_ssl_cert_file: str = Field("", description="PEM file of the client certificate, for brokers that ask for one")
+    kafka_ssl_key_file: str = Field("", description="PEM file of the client certificate's private key")
 
     # --- storage
     storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="local (a folder) or s3")
@@ -186,7 +210,8 @@ class Settings(BaseSettings):
         SecretStr(""), description="secret token Telegram sends in X-Telegram-Bot-Api-Secret-Token"
     )
     user_store: UserStoreBackend = Field(
-        UserStoreBackend.SQLITE, description="where user settings, jobs and deliveries are kept"
+        UserStoreBackend.SQLITE,
+        description="where user settings, jobs and deliveries are kept: sqlite (one host), postgres (shared by bot instances on any hosts) or memory",
     )
     sqlite_path: Path = Field(Path("data/prompt2pic.sqlite3"), description="SQLite file of the user store")
     database_url: SecretStr = Field(
@@ -232,6 +257,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete(self) -> "Settings":
+        if self.kafka_security_protocol.value.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol.value} needs KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together")
         if self.user_store == UserStoreBackend.POSTGRES and not self.database_url.get_secret_value():
             raise ValueError("USER_STORE=postgres needs DATABASE_URL (or DATABASE_URL_FILE)")
         return self

@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - the bot-only install has it too; toler
     _propagate = None
 
 from adapters.kafka.leave import leave_as_static_member
+from adapters.kafka.security import KafkaSecurity, LoginRefused, quiet_aiokafka_refusals, why_refused
 from domain.codec import (
     UndecodableMessage,
     decode_event,
@@ -226,6 +227,7 @@ class _Stream(ConsumerRebalanceListener):
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=q.bootstrap_servers,
                 client_id=f"{q.client_id}-{self.role}",
+                **q.client_options,
                 group_id=self.group,
                 group_instance_id=self.group_instance_id,
                 enable_auto_commit=False,  # commits are ours: only finished work is committed
@@ -608,8 +610,15 @@ class KafkaJobQueue:
         prefetch: int = 32,
         commit_interval_ms: int = 100,
         pipeline_results: bool = True,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        # TLS and SASL for every client this queue makes (one SSL context, made once).
+        self.security = security or KafkaSecurity()
+        self.client_options = self.security.client_options()
+        self._refusal_told: str | None = None
+        if self.security.sasl or self.security.tls:
+            quiet_aiokafka_refusals()
         self.requests_topic = requests_topic
         self.results_topic = results_topic
         self.dead_letter_topic = dead_letter_topic
@@ -666,6 +675,14 @@ class KafkaJobQueue:
                 break
             except Exception as exc:
                 await self._close_clients()
+                refused = await why_refused(self.bootstrap_servers, self.security)
+                if refused is not None:
+                    # A wrong password or certificate: one clear line (again only if it changes);
+                    # readiness stays false and the app tries again, slowly.
+                    if refused != self._refusal_told:
+                        log.error("%s", refused)
+                        self._refusal_told = refused
+                    raise LoginRefused(refused) from None
                 if loop.time() + delay > deadline:
                     raise
                 log.warning("Kafka at %s not reachable yet (%s); retrying", self.bootstrap_servers, _describe(exc))
@@ -673,13 +690,16 @@ class KafkaJobQueue:
                 delay = min(delay * 2, 3.0)
         self._started = True
         self._connected = True
+        self._refusal_told = None
         self._monitor = asyncio.create_task(self._watch(), name="kafka-health")
-        log.info("Kafka queue ready on %s (%s -> %s)", self.bootstrap_servers, self.requests_topic, self.results_topic)
+        log.info("Kafka queue ready on %s, %s (%s -> %s)", self.bootstrap_servers, self.security.describe(),
+                 self.requests_topic, self.results_topic)
 
     async def _connect(self) -> None:
         self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-admin",
+            **self.client_options,
             request_timeout_ms=self.request_timeout_ms,
         )
         await self._admin.start()
@@ -687,6 +707,7 @@ class KafkaJobQueue:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-producer",
+            **self.client_options,
             # Nothing is "accepted" until every in-sync replica has it, and the broker drops the
             # duplicates of the producer's own retries (idempotence; needs acks=all).
             acks="all",
@@ -955,7 +976,7 @@ class KafkaJobQueue:
         if self._offsets is None:
             if not self._started:
                 raise KafkaError("the queue is not started")
-            offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+            offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, **self.client_options,
                                        client_id=f"{self.client_id}-lag", request_timeout_ms=self.request_timeout_ms)
             await offsets.start()
             self._offsets = offsets

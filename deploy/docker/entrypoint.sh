@@ -9,7 +9,7 @@
 # SIGTERM directly.
 set -eu
 
-for name in TELEGRAM_BOT_TOKEN S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY LINK_SIGNING_KEY DATABASE_URL DATABASE_PASSWORD; do
+for name in TELEGRAM_BOT_TOKEN S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY LINK_SIGNING_KEY DATABASE_URL DATABASE_PASSWORD KAFKA_SASL_PASSWORD; do
     eval "file=\${${name}_FILE:-}"
     [ -n "$file" ] || continue
     eval "current=\${${name}:-}"

@@ -24,10 +24,12 @@ pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
-# Settings the chart can render that the app does not have yet: they come with issue 16 (Kafka
-# SASL). The chart renders them only with kafka.sasl.passToApp.
-PENDING_ISSUE_16 = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-                    "KAFKA_SASL_PASSWORD"}
+# Settings of issue 16 (Kafka SASL, PostgreSQL) that the chart renders only when asked
+# (kafka.sasl.enabled + kafka.sasl.passToApp, database.passToApp): values-cloudru.yaml asks.
+ISSUE_16 = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
+            "KAFKA_SASL_PASSWORD", "DATABASE_URL", "USER_STORE"}
+# Not secret settings the chart still takes from the Secret.
+FROM_SECRET = {"KAFKA_SASL_USERNAME"}
 SECRET_FIELDS = {name.upper() for name, f in Settings.model_fields.items() if f.annotation is SecretStr}
 
 
@@ -80,7 +82,7 @@ def test_chart_managed_settings_are_real():
     for block in ("prompt2pic.managedSettings", "prompt2pic.secretSettings"):
         body = helpers.split(f'define "{block}" -}}}}')[1].split("{{- end -}}")[0]
         names = set(yaml.safe_load(body))
-        real = names - PENDING_ISSUE_16
+        real = names
         assert real <= readme_names(), f"{block}: {sorted(real - readme_names())}"
         if block == "prompt2pic.secretSettings":
             assert SECRET_FIELDS <= names, f"secret settings the chart does not know: {SECRET_FIELDS - names}"
@@ -105,7 +107,7 @@ def test_rendered_values_are_accepted_by_the_settings(rendered, monkeypatch):
 def test_secret_settings_come_only_from_secrets(rendered):
     for container, env in rendered_env(rendered).items():
         for name, entry in env.items():
-            if name in SECRET_FIELDS | PENDING_ISSUE_16:
+            if name in SECRET_FIELDS | FROM_SECRET:
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], f"{container}: {name}"
     bot = [env for name, env in rendered_env(rendered).items() if name.endswith("/bot")]
     for env in bot:
@@ -149,7 +151,7 @@ def test_a_secret_in_config_is_refused(helm: Helm, name: str):
     assert f"{name} is a secret" in error and "leaked" not in error
 
 
-@pytest.mark.parametrize("name", ["KAFKA_SECURITY_PROTOCOL", "MAX_BATCHES", "log_level"])
+@pytest.mark.parametrize("name", ["KAFKA_SASL_JAAS_CONFIG", "MAX_BATCHES", "log_level"])
 def test_a_name_that_is_no_setting_is_refused(helm: Helm, name: str):
     assert f"{name} is not a setting of Prompt2Pic" in helm.refusal(sets=[f"gpuWorker.config.{name}=1"])
 
@@ -181,15 +183,17 @@ def test_config_values_keep_their_form(helm: Helm):
 
 
 def test_settings_of_issue_16_render_only_when_asked(helm: Helm):
-    """When issue 16 gives the app these settings, turn passToApp on in values-cloudru.yaml and
-    move the names out of PENDING_ISSUE_16."""
-    landed = PENDING_ISSUE_16 & settings_names()
-    assert not landed, f"{sorted(landed)} are real settings now: render them (passToApp) and update this test"
-    rendered = helm.template(VALUE_SETS["cloudru"], ["kafka.sasl.passToApp=true", "database.passToApp=true"])
-    extra = set()
-    for env in rendered_env(rendered).values():
-        extra |= set(env) - settings_names()
-    assert extra == PENDING_ISSUE_16
-    for files in VALUE_SETS.values():
-        for env in rendered_env(helm.template(files)).values():
-            assert not set(env) & PENDING_ISSUE_16
+    """The cloud.ru values pass SASL and PostgreSQL to the app; the default values pass neither
+    (one bot pod's SQLite, a broker without SASL)."""
+    assert ISSUE_16 <= settings_names()
+    rendered = helm.template(VALUE_SETS["cloudru"])
+    bot = rendered_env(rendered)
+    for name, env in bot.items():
+        assert {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= set(env), name
+        assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        if name.endswith("/bot"):
+            assert env["USER_STORE"]["value"] == "postgres" and "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
+    default = rendered_env(helm.template(VALUE_SETS["default"]))
+    for env in default.values():
+        assert not set(env) & (ISSUE_16 - {"USER_STORE"})

@@ -159,7 +159,7 @@ DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
 - name: KAFKA_BOT_GROUP
   value: {{ $v.kafka.botGroup | quote }}
 {{- if and $v.kafka.sasl.enabled $v.kafka.sasl.passToApp }}
-{{- /* These four settings come with issue 16; passToApp stays false until the app has them. */}}
+{{- /* The app's producer, consumers and admin client speak SASL with these. */}}
 - name: KAFKA_SECURITY_PROTOCOL
   value: {{ ternary "SASL_SSL" "SASL_PLAINTEXT" $v.kafka.sasl.tls | quote }}
 - name: KAFKA_SASL_MECHANISM
