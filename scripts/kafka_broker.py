@@ -3,6 +3,7 @@
 
     python scripts/kafka_broker.py fetch                 # resolve the jars with Maven, once
     python scripts/kafka_broker.py start [--port P] [--data-dir D]
+    python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...]
     python scripts/kafka_broker.py status
     python scripts/kafka_broker.py stop [--keep-data] [--kill]
 
@@ -17,6 +18,13 @@ the broker answers a metadata request, records its address and pid in a state fi
 ``stop`` ends that broker (SIGTERM, then SIGKILL after a grace period; ``--kill`` at once, as a
 crash) and removes a temporary data folder unless ``--keep-data``.
 
+``--sasl-ssl`` adds a second client listener that speaks SASL_SSL with SCRAM-SHA-512 (as cloud.ru's
+Managed Kafka does on 9094): a throwaway CA and a broker certificate for 127.0.0.1 and localhost are
+made in the data folder (``tls/ca.pem``, the ``cryptography`` package), and the SCRAM users of
+``--scram-user`` are added when the storage is formatted (``kafka-storage format --add-scram``). It
+prints ``KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:PORT`` and ``KAFKA_SSL_CA_FILE=...`` too. The plaintext
+listener stays (the broker's own traffic and the readiness probe use it).
+
 The same functions are used by the test fixtures (tests/fixtures/kafka.py) through ``Broker``.
 Environment: KAFKA_VERSION (default 4.1.1), KAFKA_CACHE_DIR, KAFKA_HEAP (default 512m),
 KAFKA_JVM_OPTS (extra JVM options), JAVA (the java binary), MVN (the mvn binary).
@@ -29,6 +37,7 @@ import asyncio
 import base64
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -224,10 +233,18 @@ class Broker:
     data_dir: str
     version: str
     temporary: bool
+    sasl_port: int | None = None  # the SASL_SSL listener, when started with one
+    ca_file: str = ""  # the CA of its certificate (SASL_SSL)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        if self.sasl_port is None:
+            raise RuntimeError("this broker has no SASL_SSL listener (start it with sasl_users)")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def log_file(self) -> Path:
@@ -243,17 +260,48 @@ class Broker:
             return "(no broker log)"
 
 
-def _write_properties(data_dir: Path, port: int, controller_port: int) -> Path:
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+def make_tls(folder: Path) -> tuple[Path, Path]:
+    """The throwaway CA and broker certificate of the SASL_SSL listener (scripts/kafka_tls.py)."""
+    spec = importlib.util.spec_from_file_location("kafka_tls", REPO / "scripts" / "kafka_tls.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_tls(folder)
+
+
+def _write_properties(
+    data_dir: Path, port: int, controller_port: int, sasl_port: int | None = None, broker_pem: Path | None = None
+) -> Path:
     props = data_dir / "server.properties"
     base = (HERE / "server.properties").read_text()
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    extra = ""
+    if sasl_port is not None:
+        assert broker_pem is not None
+        listeners += f",SASL_SSL://127.0.0.1:{sasl_port}"
+        advertised += f",SASL_SSL://127.0.0.1:{sasl_port}"
+        extra = (
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL\n"
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}\n"
+            f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+            "ssl.keystore.type=PEM\n"
+            f"ssl.keystore.location={broker_pem}\n"
+            "ssl.client.auth=none\n"
+        )
     props.write_text(
         base
         + "\n# ---- added by scripts/kafka_broker.py for this data folder\n"
         + "node.id=1\n"
         + f"controller.quorum.voters=1@127.0.0.1:{controller_port}\n"
-        + f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n"
-        + f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
+        + f"listeners={listeners}\n"
+        + f"advertised.listeners={advertised}\n"
         + f"log.dirs={data_dir / 'logs'}\n"
+        + extra
     )
     return props
 
@@ -272,8 +320,11 @@ def start(
     data_dir: str | Path | None = None,
     heap: str | None = None,
     timeout: float = 120.0,
+    sasl_users: dict[str, str] | None = None,
 ) -> Broker:
-    """Start a broker and wait until it answers. Raises RuntimeError when it does not."""
+    """Start a broker and wait until it answers. Raises RuntimeError when it does not.
+    ``sasl_users`` (name: password): also a SASL_SSL listener with these SCRAM-SHA-512 users,
+    added when the storage is formatted (a folder formatted before keeps the users it has)."""
     libs = fetch(version)
     temporary = data_dir is None
     folder = Path(data_dir or tempfile.mkdtemp(prefix="p2p-kafka-")).resolve()
@@ -284,22 +335,35 @@ def start(
         raise RuntimeError(f"a broker already runs on {folder} (pid {previous['pid']})")
     port = port or previous.get("port") or free_port()
     controller_port = previous.get("controller_port") or free_port({port})
-    for p in (port, controller_port):
-        if port_open(p):
+    sasl_port = ca_file = broker_pem = None
+    if sasl_users is not None or previous.get("sasl_port"):
+        sasl_port = previous.get("sasl_port") or free_port({port, controller_port})
+        ca_file, broker_pem = make_tls(folder / "tls")
+    for p in (port, controller_port, sasl_port):
+        if p is not None and port_open(p):
             raise RuntimeError(f"port {p} on 127.0.0.1 is already in use")
-    props = _write_properties(folder, port, controller_port)
+    props = _write_properties(folder, port, controller_port, sasl_port, broker_pem)
     java = _java()
     classpath = str(libs / "*")  # java expands the wildcard itself
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
     if not (folder / "logs" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        scram: list[str] = []
+        for name, password in (sasl_users or {}).items():
+            if not name.replace("-", "").replace("_", "").isalnum() or '"' in password or "]" in password:
+                raise RuntimeError(f"SCRAM user {name!r}: letters, digits, - and _ only; no \" or ] in passwords")
+            scram += ["--add-scram", f'{SCRAM_MECHANISM}=[name={name},password="{password}"]']
         fmt = subprocess.run(
             [java, "-Xmx256m", log4j, "-cp", classpath, STORAGE_TOOL, "format",
-             "-t", cluster_id, "-c", str(props)],
+             "-t", cluster_id, "-c", str(props), *scram],
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:
-            raise RuntimeError(f"formatting KRaft storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+            # the tool's output may echo the SCRAM arguments: never the passwords
+            text = f"{fmt.stdout}\n{fmt.stderr}"
+            for password in (sasl_users or {}).values():
+                text = text.replace(password, "<redacted>")
+            raise RuntimeError(f"formatting KRaft storage failed:\n{text}")
     heap = heap or os.environ.get("KAFKA_HEAP", "512m")
     jvm = [
         f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -312,7 +376,8 @@ def start(
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             cwd=folder, start_new_session=True,  # outlives this script; not hit by its Ctrl-C
         )
-    broker = Broker(proc.pid, port, controller_port, str(folder), version, temporary)
+    broker = Broker(proc.pid, port, controller_port, str(folder), version, temporary,
+                    sasl_port=sasl_port, ca_file=str(ca_file or ""))
     known.write_text(json.dumps(asdict(broker)))
     deadline = time.monotonic() + timeout
     while True:
@@ -320,7 +385,7 @@ def start(
             raise RuntimeError(
                 f"the Kafka broker exited with {proc.returncode} while starting; log:\n{broker.log_tail()}"
             )
-        if port_open(port) and answers(broker.bootstrap):
+        if port_open(port) and answers(broker.bootstrap) and (sasl_port is None or port_open(sasl_port)):
             if not warm_up(broker.bootstrap):
                 say("the group coordinator is not available yet (consumers will wait for it)")
             return broker
@@ -393,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("--port", type=int, help="client port (default: a free one, or the folder's last)")
     p_start.add_argument("--heap", help="JVM heap, e.g. 512m (default $KAFKA_HEAP or 512m)")
     p_start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
+    p_start.add_argument("--sasl-ssl", action="store_true", help="also a SASL_SSL listener (SCRAM-SHA-512, throwaway CA)")
+    p_start.add_argument("--scram-user", action="append", default=[], metavar="NAME=PASSWORD",
+                         help="a SCRAM-SHA-512 user of the SASL_SSL listener (repeatable)")
     p_stop.add_argument("--keep-data", action="store_true", help="keep a temporary data folder")
     p_stop.add_argument("--kill", action="store_true", help="SIGKILL at once (a crash)")
     args = parser.parse_args(argv)
@@ -408,14 +476,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"KAFKA_BOOTSTRAP_SERVERS={current.bootstrap}")
             return 0
         try:
+            users = dict(u.split("=", 1) for u in args.scram_user) if args.sasl_ssl else None
             broker = start(version=args.version, port=args.port, data_dir=args.data_dir,
-                           heap=args.heap, timeout=args.timeout)
+                           heap=args.heap, timeout=args.timeout, sasl_users=users)
         except RuntimeError as exc:
             say(str(exc))
             return 1
         save_state(broker, state_file)
         say(f"broker pid {broker.pid} on {broker.bootstrap}, data in {broker.data_dir}")
         print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+        if broker.sasl_port is not None:
+            print(f"KAFKA_SASL_SSL_BOOTSTRAP={broker.sasl_bootstrap}\nKAFKA_SSL_CA_FILE={broker.ca_file}", flush=True)
         return 0
     if args.command == "stop":
         if not current:
