@@ -881,20 +881,22 @@ class KafkaJobQueue:
         await self._send(self.requests_topic, encode_cancel(cancel), cancel.job_id.encode(), wait=True)
 
     async def publish_event(self, event: Event) -> None:
-        # Key: the job id too. A job's progress events and its result land on one partition, so
-        # the bot sees them in order (never "generating 40%" after the picture), and each job's
-        # events are spread like the jobs themselves (no hot partition for a busy chat).
+        # Key: the chat id. One chat's progress events and results land on one partition, so one
+        # bot instance of the group gets them all, in order (never "generating 40%" after the
+        # picture; its per-chat pacing and status edits stay in one place). A chat has few jobs at
+        # once (the per-user cap), so chats spread over the partitions well.
+        key = str(event.chat_id).encode()
         if isinstance(event, Result) and not self.pipeline_results:
-            await self._send(self.results_topic, encode_event(event), event.job_id.encode(), wait=True)
+            await self._send(self.results_topic, encode_event(event), key, wait=True)
         elif isinstance(event, Result):
             # Pipelined: queued now, confirmed in the background; the job's ack holds its commit
             # until the broker has the result (see ``_result_confirmation``). A worker then sends
             # a whole batch's results in one request instead of one round trip per job.
-            future = await self._send(self.results_topic, encode_event(event), event.job_id.encode(), wait=False)
+            future = await self._send(self.results_topic, encode_event(event), key, wait=False)
             assert future is not None
             self._track_result(event.job_id, future)
         else:  # progress is best effort: queued for sending, not waited for
-            future = await self._send(self.results_topic, encode_event(event), event.job_id.encode(),
+            future = await self._send(self.results_topic, encode_event(event), key,
                                       wait=False, timeout=self.progress_timeout_s, trace=False)
             assert future is not None
             future.add_done_callback(_log_failed_send)

@@ -80,6 +80,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE deliveries ADD COLUMN incarnation text NOT NULL DEFAULT '';
         CREATE INDEX deliveries_claimed ON deliveries (claimed_at);
     """),
+    Migration(3, "bot instances and chat pacing", """
+        CREATE TABLE bot_instances (
+            incarnation text PRIMARY KEY,
+            owner text NOT NULL,
+            seen_at double precision NOT NULL
+        );
+        CREATE TABLE chat_pacing (
+            chat_id bigint PRIMARY KEY,
+            holder text,
+            lease_until double precision NOT NULL DEFAULT 0,
+            next_at double precision NOT NULL DEFAULT 0
+        );
+    """),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -101,6 +101,19 @@ def build_user_store(settings: Any) -> tuple[UserStore, DeliveryLog | None]:
     return MemoryUserStore(), None
 
 
+def build_coordination(settings: Any, store: UserStore) -> Any:
+    """With PostgreSQL, the send budget and per-chat pacing shared by every bot instance."""
+    db = getattr(store, "db", None)
+    if type(store).__name__ != "PostgresUserStore" or db is None:
+        return None
+    from adapters.postgres.coordination import PostgresSendCoordination
+
+    return PostgresSendCoordination(
+        db, owner=_setting(settings, "worker_id", "") or socket.gethostname(),
+        rate=_setting(settings, "send_rate_global", 30.0),
+    )
+
+
 class TelegramRuntime:
     def __init__(
         self,
@@ -132,6 +145,7 @@ class TelegramRuntime:
         self.delivery_log: DeliveryLog = self._durable_log or delivery_log
         if http is not None and hasattr(self.store, "is_ready"):  # a database server: ready while reachable
             http.readiness["database"] = self.store.is_ready
+        self.coordination = build_coordination(settings, self.store)  # several instances: shared limits
         self.sender = Sender(
             self.bot,
             rate=_setting(settings, "send_rate_global", 30.0),
@@ -139,7 +153,10 @@ class TelegramRuntime:
             max_attempts=_setting(settings, "send_max_attempts", 5),
             backoff_s=_setting(settings, "send_backoff_s", 0.5),
             on_blocked=self._blocked,
+            shared=self.coordination,
         )
+        if self.coordination is not None:
+            self.coordination.on_share = self.sender.set_rate_limit
         self.board = StatusBoard(self.sender, _setting(settings, "status_edit_interval_s", 2.0))
         config = FrontConfig(
             limits=UserLimits(
@@ -205,6 +222,8 @@ class TelegramRuntime:
         await self.store.start()
         if self._durable_log is not None:
             await self._durable_log.start()  # type: ignore[attr-defined]
+        if self.coordination is not None:
+            await self.coordination.start()
         self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
         self._tasks.append(asyncio.create_task(self.outbox.run(self._stop_delivery), name="outbox"))
         self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
@@ -260,6 +279,8 @@ class TelegramRuntime:
             task.cancel()
         await self.board.stop()
         self.sender.close()
+        if self.coordination is not None:
+            await self.coordination.stop()
         if self._durable_log is not None:
             await self._durable_log.stop()  # type: ignore[attr-defined]
         await self.store.stop()

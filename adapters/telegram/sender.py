@@ -14,6 +14,10 @@ through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
 - ``TelegramForbiddenError`` (the user blocked the bot, or left): recorded through ``on_blocked``
   and raised as ``domain.errors.RecipientGone``; never retried.
 - Other errors (bad request, entity too large...) are raised at once.
+
+Several bot instances (webhook mode) share the limits through ``shared`` (a ``SharedPacing``, e.g.
+``adapters.postgres.coordination``): it sets this instance's share of the overall rate
+(``set_rate_limit``) and holds a chat across instances around each paced call.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -134,6 +138,14 @@ class RateWindow:
             self._drainer.cancel()
 
 
+class SharedPacing(Protocol):
+    """Per-chat pacing shared with other bot instances."""
+
+    async def acquire(self, chat_id: int) -> bool: ...
+
+    async def release(self, chat_id: int, next_in_s: float) -> None: ...
+
+
 class _Chat:
     __slots__ = ("lock", "next_at")
 
@@ -154,8 +166,10 @@ class Sender:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         on_blocked: Callable[[int], Awaitable[None]] | None = None,
+        shared: SharedPacing | None = None,
     ) -> None:
         self.bot = bot
+        self.shared = shared
         self.bucket = RateWindow(max(1, round(rate * window_s)), window_s)
         self.chat_interval = 1.0 / rate_per_chat if rate_per_chat > 0 else 0.0
         self.max_attempts = max(1, max_attempts)
@@ -168,6 +182,11 @@ class Sender:
 
     def close(self) -> None:
         self.bucket.close()
+
+    def set_rate_limit(self, limit: int) -> None:
+        """This instance's calls in any window (its share of the overall budget)."""
+        self.bucket.limit = max(1, int(limit))
+        self.bucket._freed.set()
 
     # --- the core --------------------------------------------------------------------------------
     def _chat(self, chat_id: int) -> _Chat:
@@ -203,6 +222,7 @@ class Sender:
                     wait = chat.next_at - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
+                held = paced and self.shared is not None and await self.shared.acquire(chat_id)
                 pause = 0.0
                 try:
                     async with self.bucket.slot(priority):
@@ -238,6 +258,8 @@ class Sender:
                 finally:
                     if paced:
                         chat.next_at = time.monotonic() + max(self.chat_interval, pause)
+                    if held:
+                        await asyncio.shield(self.shared.release(chat_id, max(self.chat_interval, pause)))  # type: ignore[union-attr]
                 self.retried += 1
                 if not paced and pause:
                     await asyncio.sleep(pause)

@@ -48,18 +48,19 @@ async def test_topics_are_created_with_their_partitions_and_an_existing_set_is_r
         await harness.close()
 
 
-async def test_jobs_and_their_events_are_keyed_by_job_id(harness):
+async def test_jobs_are_keyed_by_job_id_and_events_by_chat(harness):
+    """Jobs spread over the workers; one chat's events reach one bot instance, in order."""
     queue = await harness.new_queue()
-    job = make_job(1)
+    job, other = make_job(1), make_job(8)  # n % 7: the same user and chat
     await queue.publish_job(job)
-    progress = Progress(job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, stage="started")
-    result = Result(job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, status=JobStatus.DONE)
-    await queue.publish_event(progress)
-    await queue.publish_event(result)
+    for j in (job, other):  # two jobs of one chat
+        assert j.chat_id == job.chat_id
+        await queue.publish_event(Progress(job_id=j.job_id, user_id=j.user_id, chat_id=j.chat_id, stage="started"))
+        await queue.publish_event(Result(job_id=j.job_id, user_id=j.user_id, chat_id=j.chat_id, status=JobStatus.DONE))
     [request] = await read_topic(harness.bootstrap, harness.options["requests_topic"], 1)
     assert request.key == job.job_id.encode()
-    events = await read_topic(harness.bootstrap, harness.options["results_topic"], 2)
-    assert [e.key for e in events] == [job.job_id.encode()] * 2
+    events = await read_topic(harness.bootstrap, harness.options["results_topic"], 4)
+    assert [e.key for e in events] == [str(job.chat_id).encode()] * 4
     assert len({e.partition for e in events}) == 1  # one partition: progress before result
     assert [e.offset for e in events] == sorted(e.offset for e in events)
 
@@ -160,7 +161,9 @@ async def test_results_published_before_stop_are_confirmed_and_their_jobs_commit
     other = await harness.new_queue()
     assert await other.receive_jobs(5, 1.5) == []
     events = await read_topic(harness.bootstrap, harness.options["results_topic"], 5)
-    assert sorted(e.key.decode() for e in events) == sorted(j.job_id for j in jobs)
+    from domain.codec import decode_event
+
+    assert sorted(decode_event(e.value).job_id for e in events) == sorted(j.job_id for j in jobs)
 
 
 async def test_a_job_carries_the_trace_context_of_its_publisher(harness):
