@@ -268,6 +268,12 @@ class Front:
             return job
         self.board.opened(job.job_id, job.chat_id, status.message_id, text)
         await self.store.set_status_message(job.job_id, status.message_id)
+        record = await self.store.get_job(job.job_id)
+        if record is not None and not record.active:
+            # Its result came first: a reply that waited long (flood control, a busy send budget)
+            # and another bot instance's outbox published the job meanwhile. The status goes.
+            self.board.close(job.job_id)
+            await self.sender.delete(job.chat_id, status.message_id)
         return job.model_copy(update={"status_message_id": status.message_id})
 
     async def never_queued(self, record: JobRecord) -> None:

@@ -4,6 +4,8 @@
 
 At the ``n``-th time (default 1) the process passes ``point`` it prints ``CRASH <point>`` and
 kills itself with SIGKILL: no clean-up, no commit, no goodbye, as a power cut or the OOM killer.
+With ``P2P_CRASH_ARM=<file>`` passes count only once that file exists (the test arms it when
+it wants the kill: "at the next picture from now").
 Points (each a real step of the bot):
 
 - ``before_send_photo``: a result claimed, the picture about to go out (mid-delivery);
@@ -26,6 +28,9 @@ def _crash_point(name: str) -> None:
     wanted = os.environ.get("P2P_CRASH_AT", "")
     point, _, count = wanted.partition(":")
     if point != name:
+        return
+    arm = os.environ.get("P2P_CRASH_ARM")
+    if arm and not os.path.exists(arm):
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == int(count or 1):
@@ -66,6 +71,9 @@ def install() -> None:
     _before(Sender, "send_photo", "before_send_photo")
     _after(Front, "_open_status", "after_status_reply")
     _after(SqliteDeliveryLog, "confirm", "after_confirm")
+    from adapters.postgres.delivery_log import PostgresDeliveryLog
+
+    _after(PostgresDeliveryLog, "confirm", "after_confirm")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,212 @@
+"""Several bot hosts at once (issue 16): 3 bot processes in webhook mode behind "one URL" (each
+update posted to any of them), 2 worker processes, the real broker, the real PostgreSQL, S3 over
+HTTP and the strict fake Bot API; 300 users.
+
+It shows, and prints as figures: every accepted prompt gets exactly one picture; per-user limits
+hold across instances (15 prompts of one user posted to 3 instances at once: 3 accepted); no chat
+gets two messages within 1 s; at most 30 calls in any second overall; one bot killed with SIGKILL
+right before it sends a picture: its claimed deliveries are delivered by another bot once the
+lease ran out, none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import re
+import time
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.faults.rig import Proc, Rig
+
+pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
+
+SECRET = "multi-instance-hook-secret"
+USERS = range(700_001, 700_301)  # 300 users
+BURST_USERS = USERS[:20]  # each posts 15 prompts at once, 5 to each bot
+LIMIT = 3
+LEASE_S = 8.0
+SESSION_MS = 6000
+MESSAGES = ("sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
+            "editMessageReplyMarkup", "sendMediaGroup")
+
+
+async def http_port(proc: Proc) -> int:
+    await proc.wait_for_line("HTTP endpoint on", 60)
+    line = next(line for line in proc.lines if "HTTP endpoint on" in line)
+    return int(re.search(r":(\d+)\s*$", line).group(1))
+
+
+class Webhook:
+    """Telegram behind a load balancer: each update to one bot, the next one if it refuses."""
+
+    def __init__(self, rig: Rig, ports: dict[str, int]) -> None:
+        self.rig = rig
+        self.ports = ports
+        self.session = aiohttp.ClientSession()
+        self.turn = itertools.count()
+        self.sent_to: collections.Counter[str] = collections.Counter()
+
+    async def post(self, user: int, text: str, bot: str | None = None) -> None:
+        self.rig.prompts.append((user, text))
+        update = self.rig.tg.text_update(user, text)
+        names = list(self.ports)
+        first = names.index(bot) if bot else next(self.turn) % len(names)
+        for i in range(len(names) * 3):
+            name = names[(first + i) % len(names)]
+            try:
+                async with self.session.post(
+                    f"http://127.0.0.1:{self.ports[name]}/telegram/webhook", json=update,
+                    headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}, timeout=aiohttp.ClientTimeout(total=10),
+                ) as response:
+                    if response.status == 200:
+                        self.sent_to[name] += 1
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no bot took the update of {user}")
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def rows(url: str, sql: str, *args) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.2)
+
+
+def per_chat_min_gap(calls) -> tuple[float, int]:
+    by_chat: dict[int, list[float]] = collections.defaultdict(list)
+    for c in calls:
+        if c.ok and c.method in MESSAGES and c.chat_id is not None:
+            by_chat[c.chat_id].append(c.at)
+    gaps = [b - a for times in by_chat.values() for a, b in zip(sorted(times), sorted(times)[1:])]
+    return (min(gaps) if gaps else float("inf")), sum(1 for g in gaps if g < 1.0)
+
+
+async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, s3_server, telegram, postgres_url, tmp_path):
+    arm = tmp_path / "arm-the-kill"
+    rig = await Rig(
+        bootstrap=kafka_bootstrap, s3_url=s3_server.url, telegram=telegram, folder=tmp_path / "rig",
+        user_store="postgres", database_url=postgres_url, telegram_mode="webhook",
+        telegram_webhook_url="https://bot.example.com/telegram/webhook", telegram_webhook_secret=SECRET,
+        max_jobs_in_flight_per_user=LIMIT, user_rate_per_minute=0, delivery_lease_s=LEASE_S,
+        kafka_session_timeout_ms=SESSION_MS, kafka_partitions=6, status_edit_interval_s=1.0,
+    ).start()
+    hook: Webhook | None = None
+    began = time.monotonic()
+    try:
+        bots = {f"bot-{i}": rig.proc("bot", f"bot-{i}") for i in (1, 2, 3)}
+        victim = "bot-2"
+        bots[victim].env["P2P_CRASH_ARM"] = str(arm)  # dies at its first picture once armed
+        for name, proc in bots.items():
+            await proc.start(crash_at="before_send_photo" if name == victim else None)
+        ports = {name: await http_port(proc) for name, proc in bots.items()}
+        await asyncio.gather(*(proc.wait_ready(90) for proc in bots.values()))
+        hook = Webhook(rig, ports)
+
+        # --- per-user limits across instances: 15 prompts at once, 5 to each bot; no worker yet
+        await asyncio.gather(*(
+            hook.post(user, f"burst lighthouse {user}-{i}", bot=f"bot-{i % 3 + 1}")
+            for user in BURST_USERS for i in range(15)
+        ))
+
+        async def burst_answered() -> bool:
+            return all(sum(1 for c in telegram.calls if c.ok and c.method == "sendMessage" and c.chat_id == u) >= 15
+                       for u in BURST_USERS)
+
+        await wait_until(burst_answered, 120, "every burst prompt answered (queued or refused)")
+        accepted = {r["user_id"]: r["n"] for r in await rows(
+            postgres_url, "SELECT user_id, COUNT(*) AS n FROM jobs WHERE user_id = ANY($1::bigint[]) GROUP BY user_id",
+            list(BURST_USERS))}
+        assert accepted == {u: LIMIT for u in BURST_USERS}, accepted
+        burst_prompts = {(u, f"burst lighthouse {u}-{i}") for u in BURST_USERS for i in range(15)}
+        accepted_burst = {(r["user_id"], r["prompt"]) for r in await rows(
+            postgres_url, "SELECT user_id, prompt FROM jobs WHERE user_id = ANY($1::bigint[])", list(BURST_USERS))}
+        rig.prompts = [p for p in rig.prompts if p not in burst_prompts or p in accepted_burst]
+
+        workers = [rig.proc("worker", f"worker-{i}") for i in (1, 2)]
+        for w in workers:
+            await w.start()
+        await asyncio.gather(*(w.wait_ready(90) for w in workers))
+        await rig.wait_settled(180)
+
+        # --- 300 users, one prompt each, to any bot; the victim dies at its next picture
+        posted_at = time.monotonic()
+        sem = asyncio.Semaphore(30)
+
+        async def one(user: int) -> None:
+            async with sem:
+                await hook.post(user, f"scale-out lighthouse {user}")
+
+        await asyncio.gather(*(one(u) for u in USERS))
+        await wait_until(
+            lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS)),
+            60, "every prompt of the 300 users recorded",
+        )
+        arm.write_text("now")
+        await bots[victim].wait_crashed(120)
+        killed_at = time.monotonic()
+        pending = [r["job_id"] for r in await rows(
+            postgres_url, "SELECT job_id FROM deliveries WHERE owner = $1 AND delivered_at IS NULL", victim)]
+        assert pending, "the victim held no claim when it died"
+        got = await rig.wait_settled(300)
+        ended = time.monotonic()
+
+        # --- figures and checks
+        rig.assert_exactly_once(got)
+        assert all(v == ["picture"] for v in got.values()), {p: v for p, v in got.items() if v != ["picture"]}
+        taken = await rows(postgres_url, "SELECT job_id, owner, delivered_at FROM deliveries WHERE job_id = ANY($1::text[])", pending)
+        assert all(r["owner"] != victim and r["delivered_at"] is not None for r in taken), taken
+        prompts_of = {r["job_id"]: (r["chat_id"], r["prompt"]) for r in await rows(
+            postgres_url, "SELECT job_id, chat_id, prompt FROM jobs WHERE job_id = ANY($1::text[])", pending)}
+        redelivered_after = []
+        for job_id in pending:
+            chat, prompt = prompts_of[job_id]
+            [photo] = [c for c in telegram.calls if c.ok and c.method in ("sendPhoto", "sendDocument")
+                       and c.chat_id == chat and c.text.split("\n")[0] == prompt]
+            redelivered_after.append(photo.at - killed_at)
+        min_gap, close_pairs = per_chat_min_gap(telegram.calls)
+        busiest = rig.busiest_second()
+        pictures = rig.pictures()
+        print(
+            f"\nmulti-instance: 3 bots (webhook), 2 workers, {len(USERS)} users; "
+            f"updates per bot {dict(hook.sent_to)}\n"
+            f"  burst: {len(BURST_USERS)} users x 15 prompts over 3 bots -> accepted {sorted(set(accepted.values()))} "
+            f"per user (limit {LIMIT})\n"
+            f"  accepted prompts {len(rig.prompts)}, pictures {pictures}, duplicates "
+            f"{sum(len(v) - 1 for v in got.values())}, missing {len([p for p in rig.prompts if p not in got])}\n"
+            f"  per chat: smallest gap between two messages {min_gap:.3f} s ({close_pairs} under 1 s)\n"
+            f"  overall: busiest second {busiest} calls (budget 30)\n"
+            f"  killed {victim} with {len(pending)} claimed, unconfirmed deliveries: delivered by another bot "
+            f"{min(redelivered_after):.1f}-{max(redelivered_after):.1f} s after the kill "
+            f"(lease {LEASE_S:.0f} s, session timeout {SESSION_MS / 1000:.0f} s)\n"
+            f"  300-user phase: {ended - posted_at:.1f} s; whole test {ended - began:.1f} s"
+        )
+        assert close_pairs == 0, f"a chat got two messages within 1 s (smallest gap {min_gap:.3f} s)"
+        assert busiest <= 30
+        assert max(redelivered_after) <= LEASE_S + SESSION_MS / 1000 + 20
+    finally:
+        if hook is not None:
+            await hook.close()
+        await rig.close()
+
+
+async def _count(url: str, sql: str, wanted: int) -> bool:
+    [row] = await rows(url, sql)
+    return row[0] >= wanted
