@@ -12,6 +12,7 @@ from aiogram.types import BufferedInputFile
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.sender import Priority
+from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, RecipientGone
 from domain.models import JobStatus, Locale, Progress, Result
 from domain.ports import DeliveryLog
@@ -95,6 +96,8 @@ class TelegramNotifier:
             seconds=f"{result.timings.total_s:.1f}",
         )
         extra = ("\n" + self.t(locale, "result-negative", negative=short(negative, 200))) if negative else ""
+        understood = understood_lines(self.t, locale, result)  # "understood as", CLIP's cut
+        extra += f"\n{understood}" if understood else ""
         room = CAPTION_LIMIT - len(details) - len(extra) - 1
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 

@@ -22,7 +22,7 @@ help =
 
     Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }), 📄 the original PNG, 🔗 the full-size link.
     Commands:
-    /settings — default aspect ratio, quality, language, photo or document
+    /settings — default aspect ratio, quality, language, photo or document, translation
     /queue — your pictures in progress and their places in line
     /cancel — cancel a picture that is not ready yet
     /history — your last pictures with links
@@ -61,6 +61,10 @@ duration-minutes = { $n } min
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ quality: { $profile } ({ $reason }) · ⏱ { $seconds } s
 result-negative = 🚫 without: { $negative }
+result-understood = 💬 understood as: { $prompt }
+result-understood-negative = 💬 understood as: { $prompt } · 🚫 { $negative }
+result-translation-failed = ⚠️ I could not translate the prompt: the model read it as written.
+result-cut = ✂️ The model reads only the first { $limit } tokens; not read: { $words }
 quality-reason-requested = as you asked
 quality-reason-default = the service default
 quality-reason-busy = the service is busy, so a faster profile
@@ -103,6 +107,7 @@ settings =
     Quality: { $quality }
     Language: { $language }
     Send pictures as: { $send_as }
+    Prompts for the model: { $translate }
     Tap a button to change. Parameters in a prompt (--ar, --q) win over these.
 settings-aspect-auto = default
 settings-aspect-default = default ({ $width }×{ $height })
@@ -113,6 +118,8 @@ language-en = English
 language-ru = Русский
 send-as-photo = 🖼 Photo
 send-as-document = 📄 File (PNG)
+translate-on = 🔤 Translated into English
+translate-off = ✍️ As written
 
 ## /queue, /cancel, /history
 

@@ -22,7 +22,7 @@ help =
 
     Под каждой картинкой: 🔁 новый seed, 🎲 варианты (×{ $variations }), 📄 оригинал PNG, 🔗 ссылка на полный размер.
     Команды:
-    /settings — соотношение сторон, качество, язык, фото или файл
+    /settings — соотношение сторон, качество, язык, фото или файл, перевод
     /queue — ваши картинки в работе и их места в очереди
     /cancel — отменить картинку, которая ещё не готова
     /history — ваши последние картинки со ссылками
@@ -61,6 +61,10 @@ duration-minutes = { $n } мин
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ качество: { $profile } ({ $reason }) · ⏱ { $seconds } с
 result-negative = 🚫 без: { $negative }
+result-understood = 💬 понял как: { $prompt }
+result-understood-negative = 💬 понял как: { $prompt } · 🚫 { $negative }
+result-translation-failed = ⚠️ Не удалось перевести описание: модель прочла его как есть.
+result-cut = ✂️ Модель читает только первые { $limit } токенов, не прочитано: { $words }
 quality-reason-requested = как вы просили
 quality-reason-default = по умолчанию сервиса
 quality-reason-busy = сервис загружен, поэтому быстрее
@@ -103,6 +107,7 @@ settings =
     Качество: { $quality }
     Язык: { $language }
     Присылать картинки: { $send_as }
+    Описание для модели: { $translate }
     Нажмите кнопку, чтобы изменить. Параметры в описании (--ar, --q) важнее этих настроек.
 settings-aspect-auto = по умолчанию
 settings-aspect-default = по умолчанию ({ $width }×{ $height })
@@ -113,6 +118,8 @@ language-en = English
 language-ru = Русский
 send-as-photo = 🖼 Фото
 send-as-document = 📄 Файлом (PNG)
+translate-on = 🔤 Перевод на английский
+translate-off = ✍️ Как написано
 
 ## /queue, /cancel, /history
 
