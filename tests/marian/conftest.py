@@ -1,16 +1,9 @@
-"""Fixtures of the MarianMT adapter tests: the tiny random-weight model (built once per session)
-and a started translator on it."""
+"""Fixtures of the MarianMT adapter tests: a started translator on the tiny random-weight model
+(``tiny_marian``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_marian(tmp_path_factory):
-    from adapters.marian.tiny import ensure_tiny_translator
-
-    return ensure_tiny_translator(tmp_path_factory.getbasetemp() / "tiny-marian")
 
 
 @pytest.fixture
