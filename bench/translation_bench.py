@@ -7,12 +7,14 @@ decoder layers, 8 heads, feed-forward 2048, a joint vocabulary of 62518 pieces, 
 76M parameters), saved with ``save_pretrained`` and loaded through the adapter's own loader
 (``MarianTranslator``), on the CPU with fp32, as a worker without a GPU runs it.
 
-What it prints, side by side for each dtype (fp32, bf16: this CPU has native bf16) and decoding
-(greedy, beam search), each measured in a fresh process:
+What it prints, side by side for each dtype (fp32, bf16, and as an experiment int8: torch's dynamic
+quantisation of the linear layers, which the adapter does not offer) and decoding (greedy, beam
+search), each measured in a fresh process:
 - seconds per prompt when one prompt is translated alone, and per batch of 8 (and per prompt in
   it), median of ``--repeats`` calls after a warm-up call;
-- the memory the translator adds to a worker: resident memory (RSS) before and after loading it
-  (torch and transformers already imported, as in a worker), and the peak after translating.
+- the memory the translator adds to a worker: resident memory (RSS) before loading it (torch and
+  transformers already imported, as in a worker), after loading, after the timed calls, and the
+  process's peak.
 
 Random weights seldom emit the end token, so the output length is fixed instead: every output has
 exactly ``--new-tokens`` tokens (``min_new_tokens`` = ``max_new_tokens``). The defaults are a
@@ -22,7 +24,7 @@ realistic Russian prompt of ``--input-tokens`` 20 SentencePiece tokens (about 12
 token ids of that length; tokenising and decoding (sub-millisecond) are timed separately through
 the real tokenizer.
 
-    python bench/translation_bench.py                     # 2 threads, fp32 and bf16, greedy and 4 beams
+    python bench/translation_bench.py                     # 2 threads; fp32, bf16, int8; greedy and 4 beams
     python bench/translation_bench.py --threads 1 --beams 1 --repeats 5
 """
 
@@ -122,9 +124,19 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     gc.collect()
     before = rss_mib()
-    translator = MarianTranslator(folder, device="cpu", dtype=dtype, threads=args.threads, local_files_only=True)
+    load_dtype = "fp32" if dtype == "int8" else dtype
+    translator = MarianTranslator(folder, device="cpu", dtype=load_dtype, threads=args.threads, local_files_only=True)
     started = time.perf_counter()
     translator.load()
+    if dtype == "int8":  # an experiment, not an adapter option: torch.ao.quantization is deprecated
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            translator._model = torch.ao.quantization.quantize_dynamic(  # noqa: SLF001
+                translator.model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        gc.collect()
     load_s = time.perf_counter() - started
     after = rss_mib()
     model, tokenizer = translator.model, translator.tokenizer
@@ -157,6 +169,8 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
             out["runs"].append({"beams": beams, "batch": batch, "seconds": seconds})
             print(f"  {dtype}, beams {beams}, batch {batch}: {seconds:.3f}s per call, "
                   f"{seconds / batch:.3f}s per prompt", file=sys.stderr, flush=True)
+    gc.collect()
+    out["rss_end_mib"] = rss_mib()
     out["peak_rss_mib"] = peak_rss_mib()
     return out
 
@@ -165,7 +179,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beams", default="1,4", help="comma-separated beam widths (1: greedy)")
-    p.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    p.add_argument("--dtypes", default="fp32,bf16,int8",
+                   help="comma-separated: fp32, bf16, int8 (torch dynamic quantisation of the fp32 model: an experiment)")
     p.add_argument("--input-tokens", type=int, default=20)
     p.add_argument("--new-tokens", type=int, default=24)
     p.add_argument("--batch", type=int, default=8)
@@ -212,11 +227,12 @@ def main() -> int:
             name = "greedy" if beams == 1 else f"{beams} beams"
             print(f"| {r['dtype']} | {name} | {one:.3f} s | {many:.3f} s | {many / args.batch:.3f} s |")
     print()
-    print("| dtype | load | RSS before load | after load | added | peak RSS of the run | tokenising 8 prompts |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dtype | load | RSS before load | after load | after the runs | added (end - before) | peak RSS | tokenising 8 prompts |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['dtype']} | {r['load_s']:.2f} s | {r['rss_before_mib']:.0f} MiB | {r['rss_after_mib']:.0f} MiB | "
-              f"+{r['rss_after_mib'] - r['rss_before_mib']:.0f} MiB | {r['peak_rss_mib']:.0f} MiB | {r['tokenize_ms']:.2f} ms |")
+              f"{r['rss_end_mib']:.0f} MiB | +{r['rss_end_mib'] - r['rss_before_mib']:.0f} MiB | "
+              f"{r['peak_rss_mib']:.0f} MiB | {r['tokenize_ms']:.2f} ms |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0

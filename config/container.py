@@ -136,7 +136,7 @@ def prompt_translator(settings: Settings) -> Any:
 
     options: dict[str, Any] = dict(
         device=settings.generator_device,
-        dtype=settings.generator_dtype,
+        dtype=settings.prompt_translation_dtype,
         threads=settings.generator_threads,
         beams=settings.prompt_translation_beams,
     )

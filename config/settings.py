@@ -139,6 +139,9 @@ class Settings(BaseSettings):
         "Helsinki-NLP/opus-mt-ru-en", description="MarianMT model translating prompts: hub id or local folder"
     )
     prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
+    prompt_translation_dtype: str = Field(
+        "auto", description="translator dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16; it runs on GENERATOR_DEVICE"
+    )
     tiny_translation_model_dir: Path = Field(
         Path("data/tiny-marian"), description="where the tiny translation model is built once (GENERATOR=tiny)"
     )

@@ -5,8 +5,10 @@
 folder in the hub layout, the way the Würstchen parts are loaded: a local folder as it is, a hub id
 from the Hugging Face cache first, the hub only when that misses and hub access is allowed
 (``local_files_only`` / ``HF_HUB_OFFLINE``), and a one-line :class:`domain.errors.ModelNotFound`
-when the model cannot be found. The device and dtype follow the generator's settings (a GPU with
-bf16 when there is one, the CPU with fp32 otherwise).
+when the model cannot be found. The device is the generator's; the dtype has the generator's
+choices (``auto``: bf16 on a GPU, fp32 on the CPU). On a CPU without native bf16, bf16 halves the
+time of a prompt translated alone (the decoder is bound by reading its weights) but slows batches;
+figures in docs/benchmarks.md.
 
 Everything torch does runs on the translator's own thread, never on the event loop. A call
 translates its texts in batches of ``max_batch`` (greedy by default, ``beams`` for beam search),
@@ -134,7 +136,8 @@ class MarianTranslator:
 
     Args:
         source: hub id or local folder of a MarianMT model (``*-en``).
-        device, dtype, threads: as the generator's (``auto``: CUDA and bf16 when there is a GPU).
+        device, dtype, threads: as the generator's (``auto``: CUDA and bf16 when there is a GPU,
+            else the CPU and fp32).
         beams: beam search width (1: greedy).
         max_batch: texts per model call; a larger call is split.
         local_files_only: never ask the hub; None follows ``HF_HUB_OFFLINE``.
