@@ -53,6 +53,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
     await tg.start()
     rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig").start()
     recoveries: list[tuple[str, float]] = []
+    fault_ends: list[tuple[str, float]] = []
     try:
         workers = [await rig.proc("worker", f"worker-{i}").start() for i in (1, 2)]
         bot = await rig.proc("bot", "bot-1").start()
@@ -72,6 +73,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await replacement.wait_ready()
         end = time.monotonic()
         recoveries.append(("worker killed, replaced (new WORKER_ID)", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await bot.kill()  # fault 2: the bot dies and comes back
@@ -79,6 +81,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await bot.wait_ready()
         end = time.monotonic()
         recoveries.append(("bot killed, restarted", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await broker.astop()  # fault 3: the broker goes for 8 s
@@ -86,6 +89,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await broker.astart()
         end = time.monotonic()
         recoveries.append(("broker stopped 8 s, started", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await rig.s3_proxy.refuse()  # fault 4: the object store refuses the bot for 6 s
@@ -93,6 +97,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await rig.s3_proxy.accept()
         end = time.monotonic()
         recoveries.append(("storage refused the bot 6 s, back", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
 
         await sending
         try:
@@ -106,6 +111,11 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         print("\n| fault | time from its end to the next picture |\n|---|---|")
         for name, seconds in recoveries:
             print(f"| {name} | {seconds:.1f} s |")
+        answered = rig.answered_at()
+        print("\n| fault | slowest answer to a prompt sent within 3 s after its end |\n|---|---|")
+        for name, end in fault_ends:
+            waits = [answered[p] - t for p, t in rig.sent_at.items() if end <= t < end + 3 and p in answered]
+            print(f"| {name} | {max(waits, default=float('nan')):.1f} s ({len(waits)} prompts) |")
         times = rig.picture_times()
         longest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         print(f"\nlongest pause between two pictures delivered, over the whole run: {longest:.1f} s")
