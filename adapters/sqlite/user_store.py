@@ -23,6 +23,7 @@ from domain.users import (
     StoreStats,
     UserLimits,
     UserPrefs,
+    AlreadyAccepted,
     apply_outcome,
     check_admission,
 )
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     profile_reason TEXT,
     worker_id TEXT NOT NULL DEFAULT '',
     error_code TEXT,
-    total_s REAL NOT NULL DEFAULT 0
+    total_s REAL NOT NULL DEFAULT 0,
+    published_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -68,9 +70,22 @@ CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT PRIMARY KEY,
     claimed_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    owner TEXT NOT NULL DEFAULT '',
+    incarnation TEXT NOT NULL DEFAULT ''
 )
 """
+# Columns added since the first release: a database made by it gets them at start.
+COLUMNS = (
+    ("jobs", "published_at", "REAL"),
+    ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def database(path: str | Path) -> SqliteDatabase:
+    """The database file of the user store and the delivery log, with their schema."""
+    return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
 
 # Columns added after the first release: (table, column, definition). ``upgrade`` adds those an
 # existing database lacks, so a file written by an older version keeps working.
@@ -114,9 +129,7 @@ _INSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.jo
 
 class SqliteUserStore:
     def __init__(self, path: str | Path | SqliteDatabase) -> None:
-        self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path, SCHEMA)
-        if not self.db.schema:
-            self.db.schema = SCHEMA
+        self.db = path if isinstance(path, SqliteDatabase) else database(path)
 
     async def start(self) -> None:
         await self.db.start()
@@ -166,6 +179,15 @@ class SqliteUserStore:
         user_id = records[0].user_id
 
         def tx(conn: sqlite3.Connection) -> None:
+            known = {
+                row[0] for row in conn.execute(
+                    f"SELECT job_id FROM jobs WHERE job_id IN ({', '.join('?' * len(records))})",
+                    tuple(r.job_id for r in records),
+                )
+            }
+            if len(known) == len(records):
+                raise AlreadyAccepted(job_id=records[0].job_id)
+            new = [r for r in records if r.job_id not in known]
             active = [
                 r[0] for r in conn.execute(
                     f"SELECT created_at FROM jobs WHERE user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
@@ -179,9 +201,9 @@ class SqliteUserStore:
                 )
             ]
             check_admission(
-                limits, now=now, active_created=active, recent_created=recent, requested=len(records)
+                limits, now=now, active_created=active, recent_created=recent, requested=len(new)
             )
-            conn.executemany(_INSERT, [_values(r) for r in records])
+            conn.executemany(_INSERT, [_values(r) for r in new])
 
         await self.db.run(self.db.transaction, tx)
 
@@ -193,6 +215,19 @@ class SqliteUserStore:
         await self.db.write(
             "UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id)
         )
+
+    async def mark_published(self, job_id: str, at: float) -> None:
+        await self.db.write(
+            "UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL", (at, job_id)
+        )
+
+    async def unpublished(self, created_before: float) -> list[JobRecord]:
+        rows = await self.db.read(
+            "SELECT * FROM jobs WHERE state = ? AND published_at IS NULL AND created_at < ? "
+            "ORDER BY created_at, job_id",
+            (JobState.QUEUED.value, created_before),
+        )
+        return [_record(r) for r in rows]
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:

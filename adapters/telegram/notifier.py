@@ -13,9 +13,8 @@ from adapters.telegram.front import Front
 from adapters.telegram.keyboards import cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.sender import Priority
 from adapters.telegram.understood import understood_lines
-from domain.errors import DomainError, RecipientGone
+from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
-from domain.ports import DeliveryLog
 from domain.users import JobState, Outcome, SendAs
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,8 @@ class TelegramNotifier:
         self.sender = front.sender
         self.board = front.board
         self.store = front.store
-        # The log DeliverResults claims deliveries in; set by the runtime, so that a delivery cut
-        # short by shutdown gives its claim back and the result is sent after the restart.
-        self.delivery_log: DeliveryLog | None = None
+        self.storage_attempts = 3
+        self.storage_backoff_s = 0.5
 
     # --- progress --------------------------------------------------------------------------------
     async def progress(self, event: Progress) -> None:
@@ -60,20 +58,24 @@ class TelegramNotifier:
             self.front.workers_seen[event.worker_id] = max(
                 self.front.workers_seen.get(event.worker_id, 0.0), event.at
             )
-        if event.status_message_id is None or self.board.is_closed(event.job_id):
+        if self.board.is_closed(event.job_id):
             return
         record = await self.store.get_job(event.job_id)
         if record is not None and not record.active:
             return  # cancelled or finished: its status says so already
         if event.stage == "started":
             await self.store.mark_started(event.job_id, event.at, event.worker_id)
+        # A job the outbox published before its status reply was recorded: the record knows it.
+        message_id = event.status_message_id or (record.status_message_id if record else None)
+        if message_id is None:
+            return
         prompt = record.prompt if record else ""
         text, percent = self.front.progress_text(
             event.locale, prompt, event.stage, event.step, event.total_steps
         )
         markup = None if event.stage == "uploading" else cancel_keyboard(self.t, event.locale, event.job_id)
         self.board.show(
-            event.job_id, event.chat_id, event.status_message_id, text, markup,
+            event.job_id, event.chat_id, message_id, text, markup,
             stage=event.stage, percent=percent,
         )
 
@@ -125,12 +127,33 @@ class TelegramNotifier:
         except (TelegramBadRequest, TelegramNotFound, TelegramEntityTooLarge) as exc:
             log.warning("Telegram refused result %s: %s", result.job_id, exc.message)
             raise DeliveryRefused(job_id=result.job_id) from exc
-        except asyncio.CancelledError:  # stopping before it was sent: the queue still owes it
-            if self.delivery_log is not None:
-                await asyncio.shield(self.delivery_log.forget(result.job_id))
-            raise
-        if result.status_message_id:
-            await self.sender.delete(result.chat_id, result.status_message_id)
+
+    async def settle(self, result: Result) -> None:
+        """The picture (or the failure) is out: the live status goes. Also for a result that a
+        bot killed before this step sent; a status already gone is fine."""
+        self.board.close(result.job_id)
+        message_id = result.status_message_id
+        if message_id is None:  # published before the status reply was recorded (the outbox)
+            record = await self.store.get_job(result.job_id)
+            message_id = record.status_message_id if record else None
+        if message_id is not None:
+            await self.sender.delete(result.chat_id, message_id)
+
+    async def _read_image(self, key: str) -> bytes:
+        """The stored PNG, retried on storage errors like the worker's writes (a missing object
+        is final: ``KeyError``; an outage past the retries: ``StorageError``, and
+        DeliverResults tries the delivery again later)."""
+        delay = self.storage_backoff_s
+        for attempt in range(1, self.storage_attempts + 1):
+            try:
+                return await self.front.storage.get(key)
+            except StorageError as exc:
+                if attempt == self.storage_attempts:
+                    raise
+                log.info("reading %s failed (%s, try %d/%d)", key, exc.code, attempt, self.storage_attempts)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_failure(self, result: Result, locale: Locale, code: str | None = None) -> None:
         code = code or (result.error_code.value if result.error_code else "generation_failed")
@@ -145,7 +168,7 @@ class TelegramNotifier:
     async def _send_picture(self, result: Result, locale: Locale, send_as: SendAs, negative: str) -> None:
         assert result.image_key
         try:
-            png = await self.front.storage.get(result.image_key)
+            png = await self._read_image(result.image_key)
         except KeyError:  # gone from storage: say so instead of retrying forever
             log.warning("image of %s is missing from storage", result.job_id)
             await self._send_failure(result, locale, "storage_unavailable")

@@ -41,6 +41,9 @@ cmd-stats = Service statistics (admins)
 status-queued =
     ⏳ Queued: position { $position }, about { $eta }.
     { $prompt }
+status-waiting-service =
+    ⏳ Accepted and kept: waiting for the service to come back. Your picture follows; no need to send it again.
+    { $prompt }
 status-started =
     🎨 Drawing your picture…
     { $prompt }
@@ -83,6 +86,7 @@ reason-storage_unavailable = the image storage is unavailable right now
 reason-invalid_job = the request was invalid
 reason-too_many_attempts = it failed several times
 reason-cancelled = it was cancelled
+reason-queue_unavailable = the service could not take it for too long
 
 ## Buttons
 
@@ -178,5 +182,5 @@ error-admins_only = /stats is for the bot's admins.
 error-unknown_command = I don't know the command { $command }. See /help.
 error-job_forgotten = I no longer have the details of that picture. Please send the prompt again.
 error-original_gone = The original of that picture is no longer stored.
-error-queue_unavailable = The service is busy right now and could not accept the prompt. Please try again in a minute.
+error-queue_unavailable = The service could not take the prompt for too long, so it was dropped. Please send it again.
 error-not_text = I understand text prompts only. Describe the picture in words.
