@@ -30,6 +30,14 @@ class Metrics(Protocol):
 
     def delivery_error(self, kind: str) -> None: ...
 
+    def prompt_refused(self, category: str, where: str) -> None:
+        """The prompt filter refused a prompt (``where``: bot or worker)."""
+        ...
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
+        """One picture through the image check: how long it took, the categories it flagged."""
+        ...
+
 
 class NoMetrics:
     async def start(self) -> None:
@@ -60,6 +68,12 @@ class NoMetrics:
         pass
 
     def delivery_error(self, kind: str) -> None:
+        pass
+
+    def prompt_refused(self, category: str, where: str) -> None:
+        pass
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
 
 

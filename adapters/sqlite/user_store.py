@@ -8,6 +8,7 @@ port (Postgres: the same tables, ``SELECT ... FOR UPDATE`` on the user's row in 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -35,7 +36,9 @@ CREATE TABLE IF NOT EXISTS users (
     aspect TEXT,
     quality TEXT NOT NULL DEFAULT 'auto',
     send_as TEXT NOT NULL DEFAULT 'photo',
-    blocked_at REAL
+    blocked_at REAL,
+    banned_at REAL,
+    ban_noticed_at REAL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -79,6 +82,8 @@ COLUMNS = (
     ("jobs", "published_at", "REAL"),
     ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
+    ("users", "banned_at", "REAL"),
+    ("users", "ban_noticed_at", "REAL"),
 )
 
 
@@ -122,7 +127,8 @@ class SqliteUserStore:
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
         rows = await self.db.read(
-            "SELECT locale, aspect, quality, send_as, blocked_at FROM users WHERE user_id = ?", (user_id,)
+            "SELECT locale, aspect, quality, send_as, blocked_at, banned_at FROM users WHERE user_id = ?",
+            (user_id,),
         )
         if not rows:
             return UserPrefs(user_id)
@@ -134,6 +140,7 @@ class SqliteUserStore:
             quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
             send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
             blocked=row["blocked_at"] is not None,
+            banned=row["banned_at"] is not None,
         )
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
@@ -277,6 +284,31 @@ class SqliteUserStore:
         )
         return bool(rows)
 
+    # --- banned users ---------------------------------------------------------------------------
+    async def ban(self, user_id: int, at: float) -> bool:
+        changed = await self.db.write(
+            "INSERT INTO users (user_id, banned_at) VALUES (?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
+            "WHERE users.banned_at IS NULL",
+            (user_id, at),
+        )
+        return changed > 0
+
+    async def unban(self, user_id: int) -> bool:
+        changed = await self.db.write(
+            "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = ? AND banned_at IS NOT NULL",
+            (user_id,),
+        )
+        return changed > 0
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        changed = await self.db.write(
+            "UPDATE users SET ban_noticed_at = ? WHERE user_id = ? AND banned_at IS NOT NULL "
+            "AND ban_noticed_at IS NULL",
+            (time.time(), user_id),
+        )
+        return changed > 0
+
     async def stats(self, since: float) -> StoreStats:
         def read(conn: sqlite3.Connection) -> StoreStats:
             counts = dict(
@@ -293,6 +325,7 @@ class SqliteUserStore:
             blocked = conn.execute(
                 "SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL"
             ).fetchone()[0]
+            banned = conn.execute("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL").fetchone()[0]
             workers = dict(
                 conn.execute(
                     "SELECT worker_id, MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
@@ -310,6 +343,7 @@ class SqliteUserStore:
                 users=users,
                 blocked_users=blocked,
                 workers=workers,
+                banned_users=banned,
             )
 
         return await self.db.run(lambda: read(self.db.conn))
