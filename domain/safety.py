@@ -376,6 +376,18 @@ class SafetyTally:
     prompts_refused: Counter[str] = field(default_factory=Counter)  # by category, at the bot
     results: Counter[str] = field(default_factory=Counter)  # prompt_refused | image_refused | spoiler
     reports: int = 0
+    remember: int = 10_000
+    _reported: dict[str, None] = field(default_factory=dict)
+
+    def reported(self, job_id: str) -> bool:
+        """A user reported ``job_id``: True the first time (then it goes to the admins)."""
+        if job_id in self._reported:
+            return False
+        self._reported[job_id] = None
+        while len(self._reported) > self.remember:
+            self._reported.pop(next(iter(self._reported)))
+        self.reports += 1
+        return True
 
     def saw_result(self, error_code: str | None, spoiler: bool) -> None:
         if error_code in ("prompt_refused", "image_refused"):
