@@ -37,9 +37,12 @@ DEFAULT_CATEGORIES = (
 LIBRARY_FLOOR = 0.25  # NudeNet's non-maximum suppression drops detections below this
 
 
-def _detector(threads: int) -> Any:
+def _detector(threads: int, spinning: bool = False) -> Any:
     """NudeNet's ``NudeDetector`` with an onnxruntime session we configure (CPU, ``threads``
-    intra-op threads; 0: onnxruntime's default), the model file being the one in the package."""
+    intra-op threads; 0: onnxruntime's default), the model file being the one in the package.
+    ``spinning``: onnxruntime's threads busy-wait between runs (its default). Off here, so that
+    between checks the cores go back to the generator; it made no measurable difference to the
+    check's own time (docs/benchmarks.md)."""
     import onnxruntime
     from nudenet import NudeDetector
 
@@ -48,6 +51,8 @@ def _detector(threads: int) -> Any:
             import nudenet.nudenet as module
 
             options = onnxruntime.SessionOptions()
+            # No busy-waiting between runs: the CPU goes back to the generator at once.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
             if threads > 0:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
@@ -81,6 +86,7 @@ class NudeNetCheck:
         threshold: float = 0.5,
         categories: Sequence[str] = DEFAULT_CATEGORIES,
         threads: int = 0,
+        spinning: bool = False,
     ) -> None:
         unknown = sorted(set(categories) - set(LABELS))
         if unknown:
@@ -88,6 +94,7 @@ class NudeNetCheck:
         self.threshold = threshold
         self.categories = frozenset(categories)
         self.threads = threads
+        self.spinning = spinning
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nudenet")
         self._model: Any = None
         self._loading: asyncio.Future[Any] | None = None
@@ -103,7 +110,7 @@ class NudeNetCheck:
             return self._model
         if self._loading is None:
             loop = asyncio.get_running_loop()
-            self._loading = asyncio.ensure_future(loop.run_in_executor(self._executor, _detector, self.threads))
+            self._loading = asyncio.ensure_future(loop.run_in_executor(self._executor, _detector, self.threads, self.spinning))
         self._model = await asyncio.shield(self._loading)
         log.info("NudeNet image check loaded (threshold %.2f, %d categories)", self.threshold, len(self.categories))
         return self._model

@@ -198,3 +198,26 @@ async def test_a_redelivered_job_keeps_its_spoiler(tmp_path, nudenet):
     await worker.run_once()
     [result] = await results_of(queue)
     assert result.status == JobStatus.DONE and result.spoiler
+
+
+def test_the_settings_choose_the_check(monkeypatch):
+    import importlib.util
+
+    from config.safety import image_check
+    from config.settings import Settings
+
+    assert isinstance(image_check(Settings(_env_file=None)), NudeNetCheck)  # auto, installed here
+    assert isinstance(image_check(Settings(_env_file=None, safety_image_detector="nudenet")), NudeNetCheck)
+    assert isinstance(image_check(Settings(_env_file=None, safety_image_detector="none")), NoImageCheck)
+    assert isinstance(image_check(Settings(_env_file=None, safety_image_action="off")), NoImageCheck)
+    custom = image_check(Settings(
+        _env_file=None, safety_image_threshold=0.7, safety_image_categories="ANUS_EXPOSED, FEET_EXPOSED",
+        safety_image_threads=1,
+    ))
+    assert (custom.threshold, custom.categories, custom.threads) == (0.7, {"ANUS_EXPOSED", "FEET_EXPOSED"}, 1)
+    with pytest.raises(ValueError, match="unknown NudeNet categories"):
+        image_check(Settings(_env_file=None, safety_image_categories="NOPE"))
+    # A bot-only install (no worker extra): auto says so and checks nothing.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nudenet" else real(name, *a))
+    assert isinstance(image_check(Settings(_env_file=None)), NoImageCheck)
