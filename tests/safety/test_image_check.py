@@ -17,6 +17,7 @@ from adapters.memory.image_check import NoImageCheck
 from adapters.memory.queue import MemoryJobQueue
 from adapters.memory.storage import LocalFolderStorage
 from adapters.nudenet.detector import DEFAULT_CATEGORIES, LABELS, NudeNetCheck
+from domain.errors import PromptRefused
 from domain.models import ErrorCode, GenerationRequest, JobStatus, Result, image_key
 from domain.moderation import CHECK_FAILED, SafetyGate
 from domain.safety import ImageAction
@@ -221,3 +222,43 @@ def test_the_settings_choose_the_check(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nudenet" else real(name, *a))
     assert isinstance(image_check(Settings(_env_file=None)), NoImageCheck)
+
+
+async def test_check_time_and_flagged_counts_are_metrics(tmp_path, nudenet):
+    """Through the real detector and the real OpenTelemetry adapter: the check's time per picture,
+    flagged pictures by category and action, prompts refused by where; on /metrics too."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from adapters.otel.metrics import OtelMetrics
+    from config.safety import prompt_filter
+    from config.settings import Settings
+
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader], system_metrics=False)
+    queue = MemoryJobQueue()
+    storage = LocalFolderStorage(tmp_path / "img")
+    await queue.start()
+    await storage.start()
+    filter_ = prompt_filter(Settings(_env_file=None))
+    submit = SubmitPrompt(queue, default_width=512, default_height=512, prompt_filter=filter_, metrics=metrics)
+    gate = SafetyGate(prompt_filter=filter_, image_check=nudenet, action=ImageAction.SPOILER, metrics=metrics)
+    worker = ProcessJobs(queue, SampleGenerator(), storage, max_batch=8, batch_wait_s=0.01, metrics=metrics, safety=gate)
+    for i, prompt in enumerate([f"{MARKER} one", "a calm sea", "a hill"]):
+        await submit(user_id=i, chat_id=i, prompt=prompt)
+    with pytest.raises(PromptRefused):
+        submit.prepare(user_id=9, chat_id=9, prompt="naked")
+    await worker.run_once()
+    data = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                data[metric.name] = list(metric.data.data_points)
+    [duration] = data["p2p.safety.image_check.duration"]
+    assert duration.count == 3 and 0 < duration.sum < 30
+    flagged = {(p.attributes["category"], p.attributes["action"]): p.value for p in data["p2p.safety.images.flagged"]}
+    assert flagged == {("FEMALE_BREAST_EXPOSED", "spoiler"): 1}
+    refused = {(p.attributes["category"], p.attributes["where"]): p.value for p in data["p2p.safety.prompts.refused"]}
+    assert refused == {("sexual", "bot"): 1}
+    text = metrics.prometheus()[0].decode()
+    assert "p2p_safety_image_check_duration_seconds_count" in text and "p2p_safety_images_flagged_total" in text
+    metrics.shutdown()
