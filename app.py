@@ -164,6 +164,7 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
             except ModelNotFound as exc:
                 print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
                 return 2
+            await _start(container.image_check(), started)
             try:
                 job = await container.submit()(
                     user_id=0,

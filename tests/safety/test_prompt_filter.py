@@ -35,7 +35,7 @@ RUSSIAN_FORMS = [
 RUSSIAN_CLEAN = [
     "Закат над океаном", "забил гол в ворота", "голова кошки", "голубое небо", "голос ветра",
     "секстант на столе моряка", "нюанс света", "наган на столе", "кишки в анатомическом атласе",
-    "раздел книги", "новогодняя ёлка",
+    "раздел книги", "новогодняя ёлка", "раздевалка спортзала", "выпотрошить рыбу к ужину",
 ]
 ENGLISH_FORMS = [
     "a nude woman", "nudes", "nudity in art", "naked man", "nakedness", "porn", "porno", "pornography",
@@ -46,7 +46,8 @@ ENGLISH_FORMS = [
 ENGLISH_CLEAN = [
     "a mountain landscape at dawn", "Essex countryside", "a man in Sussex", "a sextant", "a sexton in a church",
     "a chicken breast on a plate", "a great tit on a branch", "a nudge", "Gore-Tex jacket", "Lolita, the novel's cover",
-    "an 18th century house", "rule 34 of the book", "a stripped wire",
+    "an 18th century house", "rule 34 of the book", "a stripped wire", "Shota Imanaga pitching",
+    "a gruesome Halloween pumpkin",
 ]
 EVASIONS = [
     "s.e.x", "s e x", "s-e-x-y", "n_u_d_e", "p o r n", "sexxx", "pooorn", "NuDe",
