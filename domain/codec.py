@@ -77,8 +77,18 @@ def decode_request(raw: bytes) -> Job | Cancel:
         raise UndecodableMessage(_reason(exc)) from None
 
 
+# Result fields added after the first release, left out while at their defaults: a bot of the
+# previous release (which refuses unknown fields) still reads every result that does not use them.
+_NEWER_RESULT_FIELDS = {"spoiler": False, "flags": []}
+
+
 def encode_event(event: Progress | Result) -> bytes:
-    return _envelope(event.kind, event.model_dump(mode="json"))
+    data = event.model_dump(mode="json")
+    if isinstance(event, Result):
+        for name, default in _NEWER_RESULT_FIELDS.items():
+            if data.get(name) == default:
+                data.pop(name)
+    return _envelope(event.kind, data)
 
 
 def decode_event(raw: bytes) -> Progress | Result:
