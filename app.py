@@ -109,6 +109,7 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
             except ModelNotFound as exc:
                 log.error("%s", exc.params.get("message", exc))
                 return 2
+            await _start(container.image_check(), started)  # the detector loads on its thread
             worker = container.worker()
             workers.append(asyncio.create_task(worker.run(stop_intake), name="worker"))
         if telegram is not None:
@@ -165,6 +166,7 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
             except ModelNotFound as exc:
                 print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
                 return 2
+            await _start(container.image_check(), started)
             try:
                 job = await container.submit()(
                     user_id=0,

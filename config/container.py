@@ -14,11 +14,14 @@ from typing import Any
 from dependency_injector import containers, providers
 from pydantic import SecretStr
 
+from config import safety
 from config.settings import GeneratorBackend, Settings
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.services import ProcessJobs, SubmitPrompt
+from domain.moderation import SafetyGate
+from domain.safety import ImageAction
 from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts
 from domain.validation import Limits
@@ -244,6 +247,16 @@ class Container(containers.DeclarativeContainer):
         none=providers.Singleton(NoTracer),
     )
 
+    prompt_filter = providers.Singleton(safety.prompt_filter, settings)
+    image_check = providers.Singleton(safety.image_check, settings)
+    safety_gate = providers.Singleton(
+        SafetyGate,
+        prompt_filter=prompt_filter,
+        image_check=image_check,
+        action=providers.Callable(lambda s: ImageAction(s.safety_image_action), settings),
+        metrics=metrics,
+    )
+
     submit = providers.Singleton(
         SubmitPrompt,
         queue=queue,
@@ -251,6 +264,8 @@ class Container(containers.DeclarativeContainer):
         default_width=providers.Callable(lambda s: s.default_width, settings),
         default_height=providers.Callable(lambda s: s.default_height, settings),
         tracer=tracer,
+        prompt_filter=prompt_filter,
+        metrics=metrics,
     )
     prompt_translator = providers.Singleton(prompt_translator, settings)
     understand = providers.Singleton(
@@ -273,6 +288,7 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
         tracer=tracer,
         prompts=understand,
+        safety=safety_gate,
     )
 
     delivery_log = providers.Singleton(memory_delivery_log)

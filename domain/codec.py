@@ -32,7 +32,7 @@ class UndecodableMessage(DomainError):
 # writes during a rolling upgrade; they travel only when they say something.
 ADDED_FIELDS: dict[type, frozenset[str]] = {
     Job: frozenset({"translate"}),
-    Result: frozenset({"understood"}),
+    Result: frozenset({"understood", "spoiler", "flags"}),
 }
 
 

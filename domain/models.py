@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     CANCELLED = "cancelled"
     QUEUE_UNAVAILABLE = "queue_unavailable"  # accepted, but never reached the queue in time
+    PROMPT_REFUSED = "prompt_refused"  # the worker's prompt filter refused it (a job from elsewhere)
+    IMAGE_REFUSED = "image_refused"  # the image check flagged the picture; it was not stored
 
 
 def new_job_id() -> str:
@@ -174,6 +176,9 @@ class Result(_Message):
     error_code: ErrorCode | None = None
     worker_id: str = ""
     understood: Understood | None = None  # how the model read the prompt (None: not known)
+    # The image check flagged the picture (SAFETY_IMAGE_ACTION=spoiler): sent behind a spoiler.
+    spoiler: bool = False
+    flags: tuple[str, ...] = ()  # the categories it flagged
     accepted_at: float = 0.0  # when the bot accepted the job (for end-to-end latency)
     finished_at: float = Field(default_factory=now)
 

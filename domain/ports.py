@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
+from domain.safety import ImageVerdict
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -177,4 +178,21 @@ class DeliveryLog(Protocol):
 
     async def forget(self, job_id: str) -> None:
         """Give the claim back (the delivery failed and will be tried again)."""
+        ...
+
+
+class ImageCheck(Protocol):
+    """Looks at finished pictures before they are stored (NudeNet, or the no-op check).
+    ``check`` must not block the event loop: the detector runs on a thread of its own."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Load the detector (off the event loop)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def check(self, pngs: Sequence[bytes]) -> list[ImageVerdict]:
+        """One verdict per picture, in order."""
         ...

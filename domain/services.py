@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.errors import DomainError, QueueUnavailable, RecipientGone, StorageError
+from domain.errors import DomainError, PromptRefused, QueueUnavailable, RecipientGone, StorageError
 from domain.models import (
     Cancel,
     ErrorCode,
@@ -27,9 +27,11 @@ from domain.models import (
     Understood,
     image_key,
 )
+from domain.moderation import SafetyGate
 from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
 from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
+from domain.safety import PromptFilter
 from domain.scheduling import pick_batch
 from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
 from domain.translation import UnderstandPrompts
@@ -52,6 +54,8 @@ class SubmitPrompt:
     default_height: int = 1024
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
     tracer: Tracer = field(default_factory=NoTracer)
+    prompt_filter: PromptFilter | None = None  # None: no prompt filter (SAFETY_PROMPT_FILTER off)
+    metrics: Metrics = field(default_factory=NoMetrics)
     # Jobs this process is handing to the queue right now (the outbox leaves them alone).
     in_flight: set[str] = field(default_factory=set)
 
@@ -74,6 +78,7 @@ class SubmitPrompt:
         handled twice makes one job."""
         prompt = clean_prompt(prompt, self.limits)
         negative_prompt = clean_negative_prompt(negative_prompt, self.limits)
+        self._filter(prompt)  # the negative prompt says what to leave out: never filtered
         width, height = check_size(
             width or self.default_width, height or self.default_height, self.limits
         )
@@ -90,6 +95,16 @@ class SubmitPrompt:
             quality=quality,
             locale=locale,
         )
+
+    def _filter(self, prompt: str) -> None:
+        if self.prompt_filter is None:
+            return
+        try:
+            self.prompt_filter.refuse(prompt)
+        except PromptRefused as exc:
+            self.metrics.prompt_refused(str(exc.params.get("category", "")), "bot")
+            log.info("prompt refused by the filter (%s)", exc.params.get("category", ""))
+            raise
 
     async def publish(self, job: Job) -> Job:
         """Hand ``job`` to the queue. ``QueueUnavailable`` means the outcome is not known (the
@@ -172,8 +187,11 @@ class ProcessJobs:
     tracer: Tracer = field(default_factory=NoTracer)
     # Translation and the token-limit check before generation (None: prompts go as written).
     prompts: UnderstandPrompts | None = None
+    safety: SafetyGate | None = None  # the prompt filter again and the image check
 
     def __post_init__(self) -> None:
+        if self.safety is None:
+            self.safety = SafetyGate(metrics=self.metrics)
         if self.policy is None:
             self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
@@ -309,12 +327,17 @@ class ProcessJobs:
             todo: list[_Planned] = []
             for item in group:
                 self.metrics.profile_selected(profile.name, item.reason)
+                refused = self.safety.prompt_refusal(item.job, self.worker_id)  # type: ignore[union-attr]
+                if refused is not None:
+                    await self._finish(item.delivery, refused, len(group))
+                    continue
                 key = image_key(item.job.job_id)
                 if await self._already_stored(key):
                     # A redelivered job whose image was stored before: only the result is missing.
                     with self.tracer.span("job.reuse_stored", carrier=carrier_of(item.delivery)):
                         link = await self.storage.link(key)
                         result = self._done(item, key, link, started, 0.0, 0.0)
+                        result = await self._recheck_stored(item, key, result)
                         await self._finish(item.delivery, result, len(group))
                 else:
                     todo.append(item)
@@ -365,12 +388,20 @@ class ProcessJobs:
         self.metrics.batch_generated(profile.name, len(jobs), gen_s)
         assert self.policy is not None
         self.policy.observe(profile.name, len(jobs), gen_s)
-        for i, (item, image) in enumerate(zip(todo, images, strict=True)):
+        safety = self.safety
+        assert safety is not None
+        with self.tracer.span("image_check", links=links, attributes={"batch.size": len(images)}):
+            verdicts = await safety.verdicts([image.png for image in images])
+        for i, (item, image, verdict) in enumerate(zip(todo, images, verdicts, strict=True)):
             with self.tracer.span(
                 "job.store_and_report", carrier=carrier_of(item.delivery), attributes={"job.id": item.job.job_id}
             ):
+                if safety.refuses(verdict):  # not stored, not sent
+                    refusal = safety.image_refusal(item.job, verdict, profile.name, self.worker_id)
+                    await self._finish(item.delivery, refusal, batch)
+                    continue
                 await self._progress(item.job, "uploading")
-                result = await self._store(item, image, started, gen_s)
+                result = safety.mark(await self._store(item, image, started, gen_s), verdict)
                 if understood is not None:
                     result = result.model_copy(update={"understood": understood[i]})
                 await self._finish(item.delivery, result, batch)
@@ -385,6 +416,23 @@ class ProcessJobs:
             except Exception:  # UnderstandPrompts handles its ports' failures; this is a bug
                 log.exception("preparing the prompts failed; they go to the model as written")
                 return None
+
+    async def _recheck_stored(self, item: _Planned, key: str, result: Result) -> Result:
+        """A picture stored before (a redelivered job) is checked again: its spoiler is not stored."""
+        safety = self.safety
+        if safety is None or not safety.checks_images:
+            return result
+        try:
+            png = await self.storage.get(key)
+        except Exception:
+            return result  # the delivery reads it again and says so if it is gone
+        verdict = (await safety.verdicts([png]))[0]
+        if safety.refuses(verdict):
+            return Result.failure(
+                item.job, ErrorCode.IMAGE_REFUSED, profile=result.profile,
+                worker_id=self.worker_id, flags=verdict.categories,
+            )
+        return safety.mark(result, verdict)
 
     async def _already_stored(self, key: str) -> bool:
         try:

@@ -39,6 +39,14 @@ class Metrics(Protocol):
 
     def translation_failed(self, kind: str) -> None: ...
 
+    def prompt_refused(self, category: str, where: str) -> None:
+        """The prompt filter refused a prompt (``where``: bot or worker)."""
+        ...
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
+        """One picture through the image check: how long it took, the categories it flagged."""
+        ...
+
 
 class NoMetrics:
     async def start(self) -> None:
@@ -78,6 +86,12 @@ class NoMetrics:
         pass
 
     def translation_failed(self, kind: str) -> None:
+        pass
+
+    def prompt_refused(self, category: str, where: str) -> None:
+        pass
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
 
 

@@ -357,3 +357,50 @@ async def test_two_processes_sharing_the_file_keep_the_limits_and_dedup(tmp_path
     finally:
         for component in (a, b, la, lb):
             await component.stop()
+
+
+# --- bans (issue 18) ---------------------------------------------------------------------------
+
+
+async def test_ban_unban_and_the_notice_is_given_once(store):
+    assert not (await store.get_prefs(31)).banned
+    assert await store.ban(31, NOW)  # a user never seen can be banned
+    assert not await store.ban(31, NOW + 1)  # already banned
+    assert (await store.get_prefs(31)).banned
+    await store.save_prefs(UserPrefs(31, locale=Locale.RU))  # saving prefs does not lift a ban
+    prefs = await store.get_prefs(31)
+    assert prefs.banned and prefs.locale == Locale.RU
+    notices = await asyncio.gather(*(store.ban_noticed(31) for _ in range(5)))
+    assert notices.count(True) == 1  # told once, even with messages arriving at once
+    assert not await store.ban_noticed(31)
+    assert (await store.stats(NOW)).banned_users == 1
+    assert await store.unban(31)
+    assert not await store.unban(31)
+    assert not (await store.get_prefs(31)).banned
+    assert not await store.ban_noticed(31)  # not banned: nothing to tell
+    assert await store.ban(31, NOW + 2)  # banned again: told again, once
+    assert await store.ban_noticed(31)
+    assert not await store.ban_noticed(31)
+    assert (await store.get_prefs(31)).locale == Locale.RU  # prefs survive bans
+
+
+async def test_sqlite_users_table_without_ban_columns_is_upgraded(tmp_path):
+    """A file made before bans existed gets the columns (``COLUMNS``) and keeps its users."""
+    path = tmp_path / "before-bans.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE users (user_id INTEGER PRIMARY KEY, locale TEXT, aspect TEXT,"
+        " quality TEXT NOT NULL DEFAULT 'auto', send_as TEXT NOT NULL DEFAULT 'photo', blocked_at REAL);"
+        "INSERT INTO users (user_id, locale) VALUES (7, 'ru');"
+    )
+    old.commit()
+    old.close()
+    store = SqliteUserStore(path)
+    await store.start()
+    try:
+        assert (await store.get_prefs(7)).locale == Locale.RU
+        assert await store.ban(7, NOW)
+        assert (await store.get_prefs(7)).banned
+        assert await store.ban_noticed(7)
+    finally:
+        await store.stop()

@@ -47,12 +47,15 @@ def test_importing_the_domain_loads_no_framework():
 
 
 def test_bot_role_does_not_import_torch_or_diffusers():
+    # The bot builds the prompt filter (SubmitPrompt) but never the image check: NudeNet,
+    # onnxruntime and OpenCV are the worker's.
     code = (
         "import sys, app, config.container, adapters.telegram.runtime, adapters.http.server;"
         "import adapters.telegram.notifier, adapters.telegram.understood;"
         "from config.container import Container;"
-        "c = Container(); c.queue(); c.storage(); c.submit();"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))))"
+        "c = Container(); c.queue(); c.storage(); s = c.submit(); assert s.prompt_filter is not None;"
+        "heavy = ('torch', 'diffusers', 'transformers', 'nudenet', 'onnxruntime', 'cv2');"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
