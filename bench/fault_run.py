@@ -1,7 +1,8 @@
 """Fault run: 200 prompts from 40 users through real processes while faults are injected, then
 how long each fault stalled the service and whether anything was lost or sent twice.
 
-    python bench/fault_run.py                 # about 3 minutes on 2 cores
+    python bench/fault_run.py                 # about 2 minutes on 2 cores
+    python bench/fault_run.py --set KAFKA_SESSION_TIMEOUT_MS=6000
     python bench/fault_run.py --prompts 100 --users 20
 
 On this machine, loopback only: a Kafka broker of its own (scripts/kafka_broker.py, restartable),
@@ -44,15 +45,17 @@ async def next_picture_after(rig: Rig, since: float, timeout: float = 120) -> fl
     return float("inf")
 
 
-async def run(prompts: int, users: int, folder: Path) -> int:
+async def run(prompts: int, users: int, folder: Path, interval_s: float, settings: dict[str, str]) -> int:
     broker = RestartableBroker(folder / "kafka")
     await broker.astart()
     s3 = MotoS3Server()
     s3.start()
     tg = FakeBotAPI()
     await tg.start()
-    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig").start()
+    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig",
+                    **settings).start()
     recoveries: list[tuple[str, float]] = []
+    fault_ends: list[tuple[str, float]] = []
     try:
         workers = [await rig.proc("worker", f"worker-{i}").start() for i in (1, 2)]
         bot = await rig.proc("bot", "bot-1").start()
@@ -62,7 +65,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         async def traffic() -> None:
             for i in range(prompts):
                 rig.send(7000 + i % users, f"a fault run picture {i}")
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(interval_s)
 
         sending = asyncio.create_task(traffic())
         await asyncio.sleep(8)
@@ -72,6 +75,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await replacement.wait_ready()
         end = time.monotonic()
         recoveries.append(("worker killed, replaced (new WORKER_ID)", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await bot.kill()  # fault 2: the bot dies and comes back
@@ -79,6 +83,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await bot.wait_ready()
         end = time.monotonic()
         recoveries.append(("bot killed, restarted", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await broker.astop()  # fault 3: the broker goes for 8 s
@@ -86,6 +91,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await broker.astart()
         end = time.monotonic()
         recoveries.append(("broker stopped 8 s, started", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
         await asyncio.sleep(6)
 
         await rig.s3_proxy.refuse()  # fault 4: the object store refuses the bot for 6 s
@@ -93,6 +99,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         await rig.s3_proxy.accept()
         end = time.monotonic()
         recoveries.append(("storage refused the bot 6 s, back", await next_picture_after(rig, end)))
+        fault_ends.append((recoveries[-1][0], end))
 
         await sending
         try:
@@ -106,6 +113,11 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         print("\n| fault | time from its end to the next picture |\n|---|---|")
         for name, seconds in recoveries:
             print(f"| {name} | {seconds:.1f} s |")
+        answered = rig.answered_at()
+        print("\n| fault | slowest answer to a prompt sent within 3 s after its end |\n|---|---|")
+        for name, end in fault_ends:
+            waits = [answered[p] - t for p, t in rig.sent_at.items() if end <= t < end + 3 and p in answered]
+            print(f"| {name} | {max(waits, default=float('nan')):.1f} s ({len(waits)} prompts) |")
         times = rig.picture_times()
         longest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         print(f"\nlongest pause between two pictures delivered, over the whole run: {longest:.1f} s")
@@ -125,9 +137,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between prompts")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="p2p-faults-") as tmp:
-        return asyncio.run(run(args.prompts, args.users, Path(tmp)))
+        return asyncio.run(run(args.prompts, args.users, Path(tmp), args.interval, settings))
 
 
 if __name__ == "__main__":

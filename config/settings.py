@@ -160,6 +160,21 @@ class Settings(BaseSettings):
     generator_warmup: str = Field(
         "", description='batch x width x height combinations compiled at start, e.g. "1x1024x1024,8x1024x1024"'
     )
+    prompt_translation: Literal["auto", "off"] = Field(
+        "auto",
+        description="translate prompts into English for the text encoders: auto (MarianMT with wuerstchen, "
+        "the tiny model with tiny, none with fake) or off",
+    )
+    prompt_translation_model: str = Field(
+        "Helsinki-NLP/opus-mt-ru-en", description="MarianMT model translating prompts: hub id or local folder"
+    )
+    prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
+    prompt_translation_dtype: str = Field(
+        "auto", description="translator dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16; it runs on GENERATOR_DEVICE"
+    )
+    tiny_translation_model_dir: Path = Field(
+        Path("data/tiny-marian"), description="where the tiny translation model is built once (GENERATOR=tiny)"
+    )
     max_batch: int = Field(8, ge=1, description="most images per generator call")
     batch_wait_s: float = Field(0.05, description="how long a worker waits to fill a batch")
     default_quality: str = Field("quality", description="profile of the fixed policy for automatic jobs")
@@ -233,7 +248,8 @@ class Settings(BaseSettings):
         default_factory=set, description="comma-separated user ids allowed to use the bot (empty: all)"
     )
     admin_ids: Annotated[set[int], NoDecode] = Field(
-        default_factory=set, description="comma-separated user ids that may use /stats"
+        default_factory=set,
+        description="comma-separated user ids that may use /stats, /ban and /unban (and get reports)",
     )
     send_rate_global: float = Field(
         30.0, description="outgoing calls in any one second, all chats together (Telegram: about 30)"
@@ -249,6 +265,32 @@ class Settings(BaseSettings):
     )
     variations: int = Field(3, description="pictures made by the Variations button")
     history_size: int = Field(10, description="results listed by /history")
+
+    # --- content safety (issue 18)
+    safety_prompt_filter: bool = Field(
+        True, description="refuse prompts that match the word lists, at the bot and again on the worker"
+    )
+    safety_word_lists: str = Field(
+        "",
+        description="comma-separated word-list files, language from the name (ru.txt); empty: config/wordlists/*.txt",
+    )
+    safety_image_action: Literal["spoiler", "refuse", "off"] = Field(
+        "spoiler", description="a picture the image check flags: spoiler (sent blurred), refuse (not stored) or off"
+    )
+    safety_image_detector: Literal["auto", "nudenet", "none"] = Field(
+        "auto", description="image check on the worker: nudenet, none, or auto (nudenet when installed)"
+    )
+    safety_image_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="NudeNet score from which a detection flags a picture (0.25 at least)"
+    )
+    safety_image_categories: str = Field(
+        "FEMALE_BREAST_EXPOSED,FEMALE_GENITALIA_EXPOSED,MALE_GENITALIA_EXPOSED,BUTTOCKS_EXPOSED,ANUS_EXPOSED",
+        description="comma-separated NudeNet classes that flag a picture",
+    )
+    safety_image_threads: int = Field(0, ge=0, description="CPU threads of the image check (0: onnxruntime's default)")
+    admin_chat_id: int = Field(
+        0, description="chat that gets users' reports of pictures (0: every ADMIN_IDS user)"
+    )
 
     @field_validator("allowed_user_ids", "admin_ids", mode="before")
     @classmethod

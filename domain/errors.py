@@ -44,6 +44,14 @@ class InvalidSeed(InvalidRequest):
     code = "invalid_seed"  # params: value, max
 
 
+class PromptRefused(InvalidRequest):
+    """The prompt matches the operator's word lists (``domain.safety``). Its parameters carry
+    the list's category only, never the matched word: the user is told that the request is not
+    allowed, not what tripped the filter."""
+
+    code = "prompt_refused"  # params: category
+
+
 class QueueUnavailable(DomainError):
     """The job could not be handed to the queue; the user is told to try again."""
 

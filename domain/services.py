@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.errors import DomainError, QueueUnavailable, RecipientGone, StorageError
+from domain.errors import DomainError, PromptRefused, QueueUnavailable, RecipientGone, StorageError
 from domain.models import (
     Cancel,
     ErrorCode,
@@ -25,13 +25,17 @@ from domain.models import (
     Quality,
     Result,
     Timings,
+    Understood,
     image_key,
 )
+from domain.moderation import SafetyGate
 from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
 from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
+from domain.safety import PromptFilter
 from domain.scheduling import pick_batch
 from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
+from domain.translation import UnderstandPrompts
 from domain.users import JobRecord, JobState, Outcome, UserStore
 from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
 
@@ -51,6 +55,8 @@ class SubmitPrompt:
     default_height: int = 1024
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
     tracer: Tracer = field(default_factory=NoTracer)
+    prompt_filter: PromptFilter | None = None  # None: no prompt filter (SAFETY_PROMPT_FILTER off)
+    metrics: Metrics = field(default_factory=NoMetrics)
     # Jobs this process is handing to the queue right now (the outbox leaves them alone).
     in_flight: set[str] = field(default_factory=set)
 
@@ -73,6 +79,7 @@ class SubmitPrompt:
         handled twice makes one job."""
         prompt = clean_prompt(prompt, self.limits)
         negative_prompt = clean_negative_prompt(negative_prompt, self.limits)
+        self._filter(prompt)  # the negative prompt says what to leave out: never filtered
         width, height = check_size(
             width or self.default_width, height or self.default_height, self.limits
         )
@@ -89,6 +96,16 @@ class SubmitPrompt:
             quality=quality,
             locale=locale,
         )
+
+    def _filter(self, prompt: str) -> None:
+        if self.prompt_filter is None:
+            return
+        try:
+            self.prompt_filter.refuse(prompt)
+        except PromptRefused as exc:
+            self.metrics.prompt_refused(str(exc.params.get("category", "")), "bot")
+            log.info("prompt refused by the filter (%s)", exc.params.get("category", ""))
+            raise
 
     async def publish(self, job: Job) -> Job:
         """Hand ``job`` to the queue. ``QueueUnavailable`` means the outcome is not known (the
@@ -169,8 +186,13 @@ class ProcessJobs:
     progress_interval_s: float = 1.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
+    # Translation and the token-limit check before generation (None: prompts go as written).
+    prompts: UnderstandPrompts | None = None
+    safety: SafetyGate | None = None  # the prompt filter again and the image check
 
     def __post_init__(self) -> None:
+        if self.safety is None:
+            self.safety = SafetyGate(metrics=self.metrics)
         if self.policy is None:
             self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
@@ -306,12 +328,17 @@ class ProcessJobs:
             todo: list[_Planned] = []
             for item in group:
                 self.metrics.profile_selected(profile.name, item.reason)
+                refused = self.safety.prompt_refusal(item.job, self.worker_id)  # type: ignore[union-attr]
+                if refused is not None:
+                    await self._finish(item.delivery, refused, len(group))
+                    continue
                 key = image_key(item.job.job_id)
                 if await self._already_stored(key):
                     # A redelivered job whose image was stored before: only the result is missing.
                     with self.tracer.span("job.reuse_stored", carrier=carrier_of(item.delivery)):
                         link = await self.storage.link(key)
                         result = self._done(item, key, link, started, 0.0, 0.0)
+                        result = await self._recheck_stored(item, key, result)
                         await self._finish(item.delivery, result, len(group))
                 else:
                     todo.append(item)
@@ -334,15 +361,22 @@ class ProcessJobs:
                 for job in jobs:
                     await self._progress(job, "generating", step, total)
 
-        gen_started = time.time()
         links = [c for c in (carrier_of(i.delivery) for i in todo) if c]
+        understood = await self._understand(jobs, links)
+        requests = [profile.request(j) for j in jobs]
+        if understood is not None:  # the model reads the translated text
+            requests = [
+                r.model_copy(update={"prompt": u.prompt, "negative_prompt": u.negative_prompt})
+                for r, u in zip(requests, understood, strict=True)
+            ]
+        gen_started = time.time()
         try:
             with self.tracer.span(
                 "generate",
                 links=links,
                 attributes={"batch.size": len(todo), "profile": profile.name, "worker": self.worker_id},
             ):
-                images = await self.generator.generate([profile.request(j) for j in jobs], on_step)
+                images = await self.generator.generate(requests, on_step)
         except Exception:
             log.exception("generation failed for %d job(s)", len(jobs))
             for item in todo:
@@ -355,13 +389,51 @@ class ProcessJobs:
         self.metrics.batch_generated(profile.name, len(jobs), gen_s)
         assert self.policy is not None
         self.policy.observe(profile.name, len(jobs), gen_s)
-        for item, image in zip(todo, images, strict=True):
+        safety = self.safety
+        assert safety is not None
+        with self.tracer.span("image_check", links=links, attributes={"batch.size": len(images)}):
+            verdicts = await safety.verdicts([image.png for image in images])
+        for i, (item, image, verdict) in enumerate(zip(todo, images, verdicts, strict=True)):
             with self.tracer.span(
                 "job.store_and_report", carrier=carrier_of(item.delivery), attributes={"job.id": item.job.job_id}
             ):
+                if safety.refuses(verdict):  # not stored, not sent
+                    refusal = safety.image_refusal(item.job, verdict, profile.name, self.worker_id)
+                    await self._finish(item.delivery, refusal, batch)
+                    continue
                 await self._progress(item.job, "uploading")
-                result = await self._store(item, image, started, gen_s)
+                result = safety.mark(await self._store(item, image, started, gen_s), verdict)
+                if understood is not None:
+                    result = result.model_copy(update={"understood": understood[i]})
                 await self._finish(item.delivery, result, batch)
+
+    async def _understand(self, jobs: list[Job], links: list) -> list[Understood] | None:
+        """The text the model reads for each job (translated, its cut noted); None: as written."""
+        if self.prompts is None:
+            return None
+        with self.tracer.span("understand", links=links, attributes={"batch.size": len(jobs)}):
+            try:
+                return await self.prompts(jobs)
+            except Exception:  # UnderstandPrompts handles its ports' failures; this is a bug
+                log.exception("preparing the prompts failed; they go to the model as written")
+                return None
+
+    async def _recheck_stored(self, item: _Planned, key: str, result: Result) -> Result:
+        """A picture stored before (a redelivered job) is checked again: its spoiler is not stored."""
+        safety = self.safety
+        if safety is None or not safety.checks_images:
+            return result
+        try:
+            png = await self.storage.get(key)
+        except Exception:
+            return result  # the delivery reads it again and says so if it is gone
+        verdict = (await safety.verdicts([png]))[0]
+        if safety.refuses(verdict):
+            return Result.failure(
+                item.job, ErrorCode.IMAGE_REFUSED, profile=result.profile,
+                worker_id=self.worker_id, flags=verdict.categories,
+            )
+        return safety.mark(result, verdict)
 
     async def _already_stored(self, key: str) -> bool:
         try:

@@ -30,6 +30,23 @@ class Metrics(Protocol):
 
     def delivery_error(self, kind: str) -> None: ...
 
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        """One prompt before generation: its detected language and what became of it
+        (translated, none, failed, off)."""
+        ...
+
+    def translation_batch(self, texts: int, seconds: float) -> None: ...
+
+    def translation_failed(self, kind: str) -> None: ...
+
+    def prompt_refused(self, category: str, where: str) -> None:
+        """The prompt filter refused a prompt (``where``: bot or worker)."""
+        ...
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
+        """One picture through the image check: how long it took, the categories it flagged."""
+        ...
+
 
 class NoMetrics:
     async def start(self) -> None:
@@ -60,6 +77,21 @@ class NoMetrics:
         pass
 
     def delivery_error(self, kind: str) -> None:
+        pass
+
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        pass
+
+    def translation_batch(self, texts: int, seconds: float) -> None:
+        pass
+
+    def translation_failed(self, kind: str) -> None:
+        pass
+
+    def prompt_refused(self, category: str, where: str) -> None:
+        pass
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
 
 

@@ -42,9 +42,12 @@ class UserPrefs:
     aspect: str | None = None  # "16:9"; None: the service's default size
     quality: Quality = Quality.AUTO
     send_as: SendAs = SendAs.PHOTO
+    translate: bool = True  # prompts translated into English for the model (off: as written)
     # State, not a preference: the user blocked the bot (read with the prefs in one go; set by
     # ``mark_blocked``/``unblock``, left alone by ``save_prefs``).
     blocked: bool = False
+    # State too: an admin banned the user (``ban``/``unban``; ``save_prefs`` leaves it alone).
+    banned: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ class StoreStats:
     users: int = 0
     blocked_users: int = 0
     workers: dict[str, float] = field(default_factory=dict)  # worker id -> last seen
+    banned_users: int = 0
 
 
 class UserStore(Protocol):
@@ -340,6 +344,20 @@ class UserStore(Protocol):
     async def unblock(self, user_id: int) -> None: ...
 
     async def is_blocked(self, user_id: int) -> bool: ...
+
+    async def ban(self, user_id: int, at: float) -> bool:
+        """An admin banned the user: the bot ignores them from now on. True when they were not
+        banned before (a user never seen is banned too: a ban can come before the first message)."""
+        ...
+
+    async def unban(self, user_id: int) -> bool:
+        """True when the user was banned."""
+        ...
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        """Note that a banned user was told they are banned: True only the first time after the
+        ban (atomic: two messages at once tell them once); False when not banned."""
+        ...
 
     async def stats(self, since: float) -> StoreStats:
         """Counts of jobs created since ``since``; workers seen finishing jobs since then."""

@@ -359,7 +359,8 @@ class FakeBotAPI:
         if width + height > 10_000 or max(width, height) / min(width, height) > 20:
             raise _BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS")
         photo = [{"file_id": "p1", "file_unique_id": "p1", "width": width, "height": height, "file_size": len(data)}]
-        return self._message(params, photo=photo, caption=params.get("caption"))
+        spoiler = _boolean(params, "has_spoiler")
+        return self._message(params, photo=photo, caption=params.get("caption"), has_media_spoiler=spoiler or None)
 
     async def _m_sendDocument(self, params, files):  # type: ignore[no-untyped-def]
         data = files.get("document", b"")
@@ -369,6 +370,19 @@ class FakeBotAPI:
 
 class _BadRequest(Exception):
     pass
+
+
+def _boolean(params: dict[str, Any], name: str) -> bool:
+    """A Boolean parameter as Telegram reads it: JSON true/false, or "true"/"false" in a form;
+    anything else is refused (an absent one is false)."""
+    value = params.get(name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise _BadRequest(f'Bad Request: field "{name}" must be of type Boolean')
 
 
 def _maybe_json(value: str) -> Any:

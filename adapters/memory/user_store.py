@@ -28,6 +28,7 @@ class MemoryUserStore:
         self.prefs: dict[int, UserPrefs] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.blocked: dict[int, float] = {}
+        self.banned: dict[int, bool] = {}  # user id -> told about the ban
 
     async def start(self) -> None:
         pass
@@ -37,10 +38,10 @@ class MemoryUserStore:
 
     async def get_prefs(self, user_id: int) -> UserPrefs:
         prefs = self.prefs.get(user_id) or UserPrefs(user_id)
-        return replace(prefs, blocked=user_id in self.blocked)
+        return replace(prefs, blocked=user_id in self.blocked, banned=user_id in self.banned)
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
-        self.prefs[prefs.user_id] = replace(prefs, blocked=False)
+        self.prefs[prefs.user_id] = replace(prefs, blocked=False, banned=False)
 
     async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
         if not records:
@@ -123,6 +124,21 @@ class MemoryUserStore:
     async def is_blocked(self, user_id: int) -> bool:
         return user_id in self.blocked
 
+    async def ban(self, user_id: int, at: float) -> bool:
+        if user_id in self.banned:
+            return False
+        self.banned[user_id] = False
+        return True
+
+    async def unban(self, user_id: int) -> bool:
+        return self.banned.pop(user_id, None) is not None
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        if self.banned.get(user_id, True):  # not banned, or told already
+            return False
+        self.banned[user_id] = True
+        return True
+
     async def stats(self, since: float) -> StoreStats:
         recent = [r for r in self.jobs.values() if r.created_at >= since]
         workers: dict[str, float] = {}
@@ -139,4 +155,5 @@ class MemoryUserStore:
             users=len({r.user_id for r in recent}),
             blocked_users=len(self.blocked),
             workers=workers,
+            banned_users=len(self.banned),
         )

@@ -93,6 +93,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             next_at double precision NOT NULL DEFAULT 0
         );
     """),
+    Migration(4, "translation preference and bans", """
+        ALTER TABLE users ADD COLUMN translate boolean NOT NULL DEFAULT true;
+        ALTER TABLE users ADD COLUMN banned_at double precision;
+        ALTER TABLE users ADD COLUMN ban_noticed_at double precision;
+    """),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.postgres.db import PostgresDatabase
+from adapters.postgres.db import PostgresDatabase, changed
 from domain.models import Locale, Quality
 from domain.users import (
     ACTIVE_STATES,
@@ -72,7 +72,8 @@ class PostgresUserStore:
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
         rows = await self.db.fetch(
-            "SELECT locale, aspect, quality, send_as, blocked_at FROM users WHERE user_id = $1", user_id
+            "SELECT locale, aspect, quality, send_as, blocked_at, translate, banned_at FROM users WHERE user_id = $1",
+            user_id,
         )
         if not rows:
             return UserPrefs(user_id)
@@ -83,19 +84,22 @@ class PostgresUserStore:
             aspect=row["aspect"],
             quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
             send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
+            translate=bool(row["translate"]),
             blocked=row["blocked_at"] is not None,
+            banned=row["banned_at"] is not None,
         )
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.execute(
-            "INSERT INTO users (user_id, locale, aspect, quality, send_as) VALUES ($1, $2, $3, $4, $5) "
+            "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
-            "quality = excluded.quality, send_as = excluded.send_as",
+            "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate",
             prefs.user_id,
             prefs.locale.value if prefs.locale else None,
             prefs.aspect,
             prefs.quality.value,
             prefs.send_as.value,
+            prefs.translate,
         )
 
     # --- jobs ---------------------------------------------------------------------------------
@@ -214,6 +218,31 @@ class PostgresUserStore:
         rows = await self.db.fetch("SELECT 1 FROM users WHERE user_id = $1 AND blocked_at IS NOT NULL", user_id)
         return bool(rows)
 
+    # --- banned users ---------------------------------------------------------------------------
+    async def ban(self, user_id: int, at: float) -> bool:
+        status = await self.db.execute(
+            "INSERT INTO users (user_id, banned_at) VALUES ($1, $2) "
+            "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
+            "WHERE users.banned_at IS NULL",
+            user_id, at,
+        )
+        return changed(status) > 0
+
+    async def unban(self, user_id: int) -> bool:
+        status = await self.db.execute(
+            "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = $1 AND banned_at IS NOT NULL",
+            user_id,
+        )
+        return changed(status) > 0
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        status = await self.db.execute(
+            "UPDATE users SET ban_noticed_at = extract(epoch from clock_timestamp()) "
+            "WHERE user_id = $1 AND banned_at IS NOT NULL AND ban_noticed_at IS NULL",
+            user_id,
+        )
+        return changed(status) > 0
+
     async def stats(self, since: float) -> StoreStats:
         async with self.db.connection() as conn:
             counts = {
@@ -225,6 +254,7 @@ class PostgresUserStore:
             active = await conn.fetchval("SELECT COUNT(*) FROM jobs WHERE state = ANY($1::text[])", _ACTIVE)
             users = await conn.fetchval("SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= $1", since)
             blocked = await conn.fetchval("SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL")
+            banned = await conn.fetchval("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL")
             workers = {
                 r["worker_id"]: r["seen"]
                 for r in await conn.fetch(
@@ -244,4 +274,5 @@ class PostgresUserStore:
             users=users,
             blocked_users=blocked,
             workers=workers,
+            banned_users=banned,
         )

@@ -8,6 +8,7 @@ port (Postgres: the same tables, ``SELECT ... FOR UPDATE`` on the user's row in 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -35,7 +36,10 @@ CREATE TABLE IF NOT EXISTS users (
     aspect TEXT,
     quality TEXT NOT NULL DEFAULT 'auto',
     send_as TEXT NOT NULL DEFAULT 'photo',
-    blocked_at REAL
+    blocked_at REAL,
+    translate INTEGER NOT NULL DEFAULT 1,
+    banned_at REAL,
+    ban_noticed_at REAL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -79,12 +83,16 @@ COLUMNS = (
     ("jobs", "published_at", "REAL"),
     ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
+    ("users", "translate", "INTEGER NOT NULL DEFAULT 1"),
+    ("users", "banned_at", "REAL"),
+    ("users", "ban_noticed_at", "REAL"),
 )
 
 
 def database(path: str | Path) -> SqliteDatabase:
     """The database file of the user store and the delivery log, with their schema."""
     return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
+
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
@@ -122,7 +130,8 @@ class SqliteUserStore:
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
         rows = await self.db.read(
-            "SELECT locale, aspect, quality, send_as, blocked_at FROM users WHERE user_id = ?", (user_id,)
+            "SELECT locale, aspect, quality, send_as, blocked_at, translate, banned_at FROM users WHERE user_id = ?",
+            (user_id,),
         )
         if not rows:
             return UserPrefs(user_id)
@@ -134,19 +143,22 @@ class SqliteUserStore:
             quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
             send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
             blocked=row["blocked_at"] is not None,
+            translate=bool(row["translate"]),
+            banned=row["banned_at"] is not None,
         )
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.write(
-            "INSERT INTO users (user_id, locale, aspect, quality, send_as) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
-            "quality = excluded.quality, send_as = excluded.send_as",
+            "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate",
             (
                 prefs.user_id,
                 prefs.locale.value if prefs.locale else None,
                 prefs.aspect,
                 prefs.quality.value,
                 prefs.send_as.value,
+                int(prefs.translate),
             ),
         )
 
@@ -277,6 +289,31 @@ class SqliteUserStore:
         )
         return bool(rows)
 
+    # --- banned users ---------------------------------------------------------------------------
+    async def ban(self, user_id: int, at: float) -> bool:
+        changed = await self.db.write(
+            "INSERT INTO users (user_id, banned_at) VALUES (?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
+            "WHERE users.banned_at IS NULL",
+            (user_id, at),
+        )
+        return changed > 0
+
+    async def unban(self, user_id: int) -> bool:
+        changed = await self.db.write(
+            "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = ? AND banned_at IS NOT NULL",
+            (user_id,),
+        )
+        return changed > 0
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        changed = await self.db.write(
+            "UPDATE users SET ban_noticed_at = ? WHERE user_id = ? AND banned_at IS NOT NULL "
+            "AND ban_noticed_at IS NULL",
+            (time.time(), user_id),
+        )
+        return changed > 0
+
     async def stats(self, since: float) -> StoreStats:
         def read(conn: sqlite3.Connection) -> StoreStats:
             counts = dict(
@@ -293,6 +330,7 @@ class SqliteUserStore:
             blocked = conn.execute(
                 "SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL"
             ).fetchone()[0]
+            banned = conn.execute("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL").fetchone()[0]
             workers = dict(
                 conn.execute(
                     "SELECT worker_id, MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
@@ -310,6 +348,7 @@ class SqliteUserStore:
                 users=users,
                 blocked_users=blocked,
                 workers=workers,
+                banned_users=banned,
             )
 
         return await self.db.run(lambda: read(self.db.conn))

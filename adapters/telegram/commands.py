@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMANDS = ("txt2img", "settings", "queue", "cancel", "history", "help", "start")
-ADMIN_COMMANDS = ("stats",)
+ADMIN_COMMANDS = ("stats", "ban", "unban")
 
 
 def command_list(front: "Front", locale: Locale, admin: bool = False) -> list[BotCommand]:

@@ -20,10 +20,11 @@ from adapters.telegram.i18n import Translator
 from adapters.telegram.keyboards import cancel_keyboard, short
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
-from domain.errors import DomainError, InvalidRequest, QueueUnavailable, RecipientGone
+from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
 from domain.models import Cancel, Job, Locale, Quality, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
+from domain.safety import SafetyTally
 from domain.services import SubmitPrompt
 from domain.users import (
     AlreadyAccepted,
@@ -49,6 +50,7 @@ class FrontConfig:
     allowed: frozenset[int] = frozenset()  # empty: everyone
     variations: int = 3
     history_size: int = 10
+    admin_chat_id: int = 0  # where users' reports go (0: every admin's own chat)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Front:
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
     workers_seen: dict[str, float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    safety: SafetyTally = field(default_factory=SafetyTally)  # for /stats
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background (kept referenced until it ends)."""
@@ -134,7 +137,7 @@ class Front:
         params = parse_prompt(text, self.submit.limits)
         width, height = self.size_for(params.aspect or self.prefs_aspect(prefs))
         quality = params.quality or prefs.quality or Quality.AUTO
-        return self.submit.prepare(
+        job = self.submit.prepare(
             user_id=user_id,
             chat_id=chat_id,
             prompt=params.prompt,
@@ -146,9 +149,13 @@ class Front:
             locale=locale,
             job_id=job_id,
         )
+        return job if prefs.translate else job.model_copy(update={"translate": False})
 
-    def repeat_jobs(self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int) -> list[Job]:
-        """The same prompt, size and quality with ``count`` new seeds."""
+    def repeat_jobs(
+        self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int, translate: bool = True
+    ) -> list[Job]:
+        """The same prompt, size and quality with ``count`` new seeds (translated as the user's
+        settings say now)."""
         seeds: list[int] = []
         while len(seeds) < count:
             seed = self.seed_source()
@@ -165,7 +172,7 @@ class Front:
                 seed=seed,
                 quality=record.quality,
                 locale=locale,
-            )
+            ).model_copy(update={"translate": translate})
             for seed in seeds
         ]
 
@@ -190,6 +197,8 @@ class Front:
                 user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id
             )
         except InvalidRequest as exc:
+            if isinstance(exc, PromptRefused):
+                self.safety.prompts_refused[str(exc.params.get("category", ""))] += 1
             await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
             return []
         return await self.enqueue([job], locale=locale, reply_to=reply_to)
@@ -358,4 +367,6 @@ class Front:
         elif field_name == "as":
             if value in set(SendAs):
                 return replace(prefs, send_as=SendAs(value))
+        elif field_name == "tr" and value in ("on", "off"):
+            return replace(prefs, translate=value == "on")
         return prefs

@@ -16,7 +16,8 @@ from domain.users import JobRecord, SendAs, UserPrefs
 
 
 class ResultAction(CallbackData, prefix="r"):
-    """A button under a finished picture: ``new`` seed, ``var`` (variations), ``png`` original."""
+    """A button under a finished picture: ``new`` seed, ``var`` (variations), ``png`` original,
+    ``rep`` (report it to the admins)."""
 
     action: str
     job: str
@@ -27,7 +28,7 @@ class CancelJob(CallbackData, prefix="c"):
 
 
 class SetPref(CallbackData, prefix="s"):
-    field: str  # ar | q | lang | as
+    field: str  # ar | q | lang | as | tr
     value: str
 
 
@@ -37,8 +38,9 @@ def is_web_link(url: str | None) -> bool:
 
 def result_keyboard(
     t: Translator, locale: Locale, job_id: str, url: str | None, *, with_png: bool = True,
-    variations: int = 3,
+    variations: int = 3, report: bool = True,
 ) -> InlineKeyboardMarkup:
+    """``report``: a button that sends the picture to the admins (``rep``)."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t(locale, "button-new-seed"), callback_data=ResultAction(action="new", job=job_id))
     kb.button(
@@ -55,6 +57,9 @@ def result_keyboard(
         row.append(1)
     if row:
         sizes.append(len(row))
+    if report:
+        kb.button(text=t(locale, "button-report"), callback_data=ResultAction(action="rep", job=job_id))
+        sizes.append(1)
     kb.adjust(*sizes)
     return kb.as_markup()
 
@@ -117,7 +122,9 @@ def settings_keyboard(t: Translator, locale: Locale, prefs: UserPrefs) -> Inline
         kb.button(text=mark(t(locale, f"language-{value}"), value == current_lang), callback_data=SetPref(field="lang", value=value))
     for value in SEND_AS:
         kb.button(text=mark(t(locale, f"send-as-{value}"), prefs.send_as.value == value), callback_data=SetPref(field="as", value=value))
-    kb.adjust(4, 4, 4, 3, 2)
+    for value in ("on", "off"):
+        kb.button(text=mark(t(locale, f"translate-{value}"), prefs.translate == (value == "on")), callback_data=SetPref(field="tr", value=value))
+    kb.adjust(4, 4, 4, 3, 2, 2)
     return kb.as_markup()
 
 

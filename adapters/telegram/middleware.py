@@ -11,6 +11,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from adapters.telegram.front import Front
+from adapters.telegram.moderation import tell_banned
 from domain.models import Locale
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class UserContext(BaseMiddleware):
                 await front.answer(event, text, alert=True)
             elif isinstance(event, Message):
                 await front.reply(event.chat.id, text)
+            return None
+        if prefs.banned and not front.is_admin(user.id):
+            await tell_banned(front, event, locale, user.id)  # once; then they are ignored
             return None
         if prefs.blocked:
             await front.store.unblock(user.id)  # they write to us again: they unblocked the bot

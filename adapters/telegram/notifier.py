@@ -12,6 +12,7 @@ from aiogram.types import BufferedInputFile
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.sender import Priority
+from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
 from domain.users import JobState, Outcome, SendAs
@@ -23,6 +24,8 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDES_SUM = 10_000
 PHOTO_MAX_RATIO = 20.0
 CAPTION_LIMIT = 1024
+# Results refused for content: their message (which never repeats the prompt).
+REFUSALS = {"prompt_refused": "error-prompt_refused", "image_refused": "refused-image"}
 
 
 class DeliveryRefused(DomainError):
@@ -97,6 +100,8 @@ class TelegramNotifier:
             seconds=f"{result.timings.total_s:.1f}",
         )
         extra = ("\n" + self.t(locale, "result-negative", negative=short(negative, 200))) if negative else ""
+        understood = understood_lines(self.t, locale, result)  # "understood as", CLIP's cut
+        extra += f"\n{understood}" if understood else ""
         room = CAPTION_LIMIT - len(details) - len(extra) - 1
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
@@ -111,6 +116,7 @@ class TelegramNotifier:
         if was_cancelled:
             log.info("result %s dropped: the job was cancelled", result.job_id)
             return
+        self.front.safety.saw_result(result.error_code.value if result.error_code else None, result.spoiler)
         prefs = await self.store.get_prefs(result.user_id)
         locale = prefs.locale or result.locale
         try:
@@ -154,6 +160,9 @@ class TelegramNotifier:
 
     async def _send_failure(self, result: Result, locale: Locale, code: str | None = None) -> None:
         code = code or (result.error_code.value if result.error_code else "generation_failed")
+        if code in REFUSALS:  # no prompt repeated, no "try again": the same prompt is refused again
+            await self.sender.send_message(result.chat_id, self.t(locale, REFUSALS[code]), priority=Priority.RESULT)
+            return
         reason = self.t(locale, f"reason-{code}") if self.t.has(f"reason-{code}", locale) else code
         await self.sender.send_message(
             result.chat_id,
@@ -170,8 +179,13 @@ class TelegramNotifier:
             log.warning("image of %s is missing from storage", result.job_id)
             await self._send_failure(result, locale, "storage_unavailable")
             return
-        as_document = send_as == SendAs.DOCUMENT or not fits_photo(result.width, result.height, len(png))
+        # A flagged picture goes as a photo, the only kind Telegram can hide behind a spoiler.
+        as_document = (send_as == SendAs.DOCUMENT and not result.spoiler) or not fits_photo(
+            result.width, result.height, len(png)
+        )
         caption = self.caption(result, locale, negative)
+        if result.spoiler:
+            caption = f"{self.t(locale, 'result-sensitive')}\n{caption}"[:CAPTION_LIMIT]
         markup = result_keyboard(
             self.t, locale, result.job_id, result.image_url, with_png=not as_document,
             variations=self.front.config.variations,
@@ -183,7 +197,9 @@ class TelegramNotifier:
             return
         try:
             async with self.sender.chat_action(result.chat_id, "upload_photo"):
-                await self.sender.send_photo(result.chat_id, upload, caption=caption, reply_markup=markup)
+                await self.sender.send_photo(
+                    result.chat_id, upload, caption=caption, reply_markup=markup, has_spoiler=result.spoiler
+                )
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:  # a photo Telegram will not take
             log.info("photo of %s refused (%s): sending it as a document", result.job_id, exc.message)
             markup = result_keyboard(

@@ -168,6 +168,7 @@ class TelegramRuntime:
             allowed=frozenset(_setting(settings, "allowed_user_ids", set())),
             variations=_setting(settings, "variations", 3),
             history_size=_setting(settings, "history_size", 10),
+            admin_chat_id=_setting(settings, "admin_chat_id", 0),
         )
         self.front = Front(
             submit=submit, queue=queue, storage=storage, store=self.store, sender=self.sender,

@@ -311,11 +311,15 @@ class Sender:
 
     async def send_photo(
         self, chat_id: int, photo: InputFile, *, caption: str, reply_markup: Any = None,
-        priority: Priority = Priority.RESULT,
+        priority: Priority = Priority.RESULT, has_spoiler: bool = False,
     ) -> Message:
+        """``has_spoiler``: Telegram blurs the photo until it is tapped (a flagged picture)."""
+        spoiler = True if has_spoiler else None  # left out unless wanted, as clients do
         return await self.call(
             chat_id,
-            lambda: self.bot.send_photo(chat_id, photo, caption=caption[:1024], reply_markup=reply_markup),
+            lambda: self.bot.send_photo(
+                chat_id, photo, caption=caption[:1024], reply_markup=reply_markup, has_spoiler=spoiler
+            ),
             priority=priority,
         )
 

@@ -109,6 +109,39 @@ async def test_prefs_default_then_saved(store):
     assert await store.get_prefs(5) == prefs
     await store.save_prefs(UserPrefs(5, locale=None))
     assert await store.get_prefs(5) == UserPrefs(5)
+    await store.save_prefs(UserPrefs(5, translate=False))
+    assert (await store.get_prefs(5)).translate is False
+    await store.mark_blocked(5, NOW)  # state beside the prefs leaves them alone
+    assert (await store.get_prefs(5)).translate is False
+
+
+async def test_sqlite_upgrades_a_database_written_before_the_translation_setting(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # the users table as the first release made it
+    old.execute(
+        "CREATE TABLE users (user_id INTEGER PRIMARY KEY, locale TEXT, aspect TEXT, "
+        "quality TEXT NOT NULL DEFAULT 'auto', send_as TEXT NOT NULL DEFAULT 'photo', blocked_at REAL)"
+    )
+    old.execute("INSERT INTO users (user_id, locale, quality) VALUES (7, 'ru', 'fast')")
+    old.commit()
+    old.close()
+    store = SqliteUserStore(path)
+    await store.start()
+    try:
+        prefs = await store.get_prefs(7)
+        assert (prefs.locale, prefs.quality, prefs.translate) == (Locale.RU, Quality.FAST, True)
+        await store.save_prefs(UserPrefs(7, locale=Locale.RU, translate=False))
+        assert (await store.get_prefs(7)).translate is False
+    finally:
+        await store.stop()
+    again = SqliteUserStore(path)  # a second start finds the column there and changes nothing
+    await again.start()
+    try:
+        assert (await again.get_prefs(7)).translate is False
+    finally:
+        await again.stop()
 
 
 async def test_admit_adds_jobs_and_caps_jobs_in_flight(store):
@@ -364,3 +397,50 @@ async def test_two_instances_sharing_the_database_keep_the_limits_and_dedup(shar
     finally:
         for component in (a, b, la, lb):
             await component.stop()
+
+
+# --- bans (issue 18) ---------------------------------------------------------------------------
+
+
+async def test_ban_unban_and_the_notice_is_given_once(store):
+    assert not (await store.get_prefs(31)).banned
+    assert await store.ban(31, NOW)  # a user never seen can be banned
+    assert not await store.ban(31, NOW + 1)  # already banned
+    assert (await store.get_prefs(31)).banned
+    await store.save_prefs(UserPrefs(31, locale=Locale.RU))  # saving prefs does not lift a ban
+    prefs = await store.get_prefs(31)
+    assert prefs.banned and prefs.locale == Locale.RU
+    notices = await asyncio.gather(*(store.ban_noticed(31) for _ in range(5)))
+    assert notices.count(True) == 1  # told once, even with messages arriving at once
+    assert not await store.ban_noticed(31)
+    assert (await store.stats(NOW)).banned_users == 1
+    assert await store.unban(31)
+    assert not await store.unban(31)
+    assert not (await store.get_prefs(31)).banned
+    assert not await store.ban_noticed(31)  # not banned: nothing to tell
+    assert await store.ban(31, NOW + 2)  # banned again: told again, once
+    assert await store.ban_noticed(31)
+    assert not await store.ban_noticed(31)
+    assert (await store.get_prefs(31)).locale == Locale.RU  # prefs survive bans
+
+
+async def test_sqlite_users_table_without_ban_columns_is_upgraded(tmp_path):
+    """A file made before bans existed gets the columns (``COLUMNS``) and keeps its users."""
+    path = tmp_path / "before-bans.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE users (user_id INTEGER PRIMARY KEY, locale TEXT, aspect TEXT,"
+        " quality TEXT NOT NULL DEFAULT 'auto', send_as TEXT NOT NULL DEFAULT 'photo', blocked_at REAL);"
+        "INSERT INTO users (user_id, locale) VALUES (7, 'ru');"
+    )
+    old.commit()
+    old.close()
+    store = SqliteUserStore(path)
+    await store.start()
+    try:
+        assert (await store.get_prefs(7)).locale == Locale.RU
+        assert await store.ban(7, NOW)
+        assert (await store.get_prefs(7)).banned
+        assert await store.ban_noticed(7)
+    finally:
+        await store.stop()

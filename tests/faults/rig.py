@@ -156,6 +156,7 @@ class Rig:
         }
         self.procs: list[Proc] = []
         self.prompts: list[tuple[int, str]] = []
+        self.sent_at: dict[tuple[int, str], float] = {}
 
     async def start(self) -> "Rig":
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,28 @@ class Rig:
     # --- users -------------------------------------------------------------------------------
     def send(self, user: int, prompt: str) -> None:
         self.prompts.append((user, prompt))
+        self.sent_at[(user, prompt)] = time.monotonic()
         self.tg.send_text(user, prompt)
+
+    def answered_at(self) -> dict[tuple[int, str], float]:
+        """When each prompt got its (first) picture or failure."""
+        out: dict[tuple[int, str], float] = {}
+        by_chat = collections.defaultdict(list)
+        for user, prompt in self.prompts:
+            by_chat[user].append(prompt)
+        for call in self.tg.calls:
+            if not call.ok or call.chat_id not in by_chat:
+                continue
+            for prompt in by_chat[call.chat_id]:
+                key = (call.chat_id, prompt)
+                if key in out:
+                    continue
+                picture = call.method in ("sendPhoto", "sendDocument") and call.text.split("\n")[0] == prompt
+                failure = call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
+                    and prompt in call.text
+                if picture or failure:
+                    out[key] = call.at
+        return out
 
     def outcomes(self) -> dict[tuple[int, str], list[str]]:
         """What each prompt got: 'picture' for each picture, 'failure' for each honest failure."""

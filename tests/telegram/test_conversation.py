@@ -50,7 +50,7 @@ EN = {
     "answer_new": "A new seed",
     "answer_var": "3 variations",
     "answer_png": "original PNG",
-    "buttons": ["🔁 New seed", "🎲 Variations ×3", "📄 Original PNG", "🔗 Open full size"],
+    "buttons": ["🔁 New seed", "🎲 Variations ×3", "📄 Original PNG", "🔗 Open full size", "⚠️ Report"],
     "held": "a slow snail on a leaf",
     "marker": "snail",
     "second": "a turtle",
@@ -100,7 +100,7 @@ RU = {
     "answer_new": "Новый seed",
     "answer_var": "Варианты (3)",
     "answer_png": "оригинал PNG",
-    "buttons": ["🔁 Новый seed", "🎲 Варианты ×3", "📄 Оригинал PNG", "🔗 Открыть в полном размере"],
+    "buttons": ["🔁 Новый seed", "🎲 Варианты ×3", "📄 Оригинал PNG", "🔗 Открыть в полном размере", "⚠️ Пожаловаться"],
     "held": "медленная улитка на листе",
     "marker": "улитка",
     "second": "черепаха",
@@ -339,7 +339,7 @@ async def _script(service, tg, store, gen, L) -> None:
     assert png_size(document.files["document"]) == (width, height) == (256, 512)  # 9:16, fast
     actions = [c for c in me.since_mark() if c.method == "sendChatAction"]
     assert actions[0].params["action"] == "upload_document"
-    assert [b["text"] for b in document.buttons()] == [L["buttons"][0], L["buttons"][1], L["buttons"][3]]
+    assert [b["text"] for b in document.buttons()] == [L["buttons"][0], L["buttons"][1], L["buttons"][3], L["buttons"][4]]
 
     # the language: the panel, the menu and later replies follow it; "auto" goes back
     qid = me.press(panel_id, f"s:lang:{L['other_lang']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from adapters.telegram.handlers import admin, buttons, fallback, jobs, prompts, settings, start
+from adapters.telegram.handlers import admin, buttons, fallback, jobs, moderation, prompts, settings, start
 
 
 def routers() -> list[Router]:
@@ -15,6 +15,7 @@ def routers() -> list[Router]:
         settings.router(),
         jobs.router(),
         admin.router(),
+        moderation.router(),  # before buttons: it takes the report button
         buttons.router(),
         prompts.router(),
         fallback.router(),

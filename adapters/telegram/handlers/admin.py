@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from adapters.telegram.front import Front
+from adapters.telegram.moderation import safety_line
 from domain.models import Locale
 
 
@@ -49,6 +50,7 @@ def router() -> Router:
             sent=front.sender.sent,
             retried=front.sender.retried,
         )
-        await front.reply(message.chat.id, text + "\n" + "\n".join(lines))
+        safety = safety_line(front, locale, getattr(stats, "banned_users", 0))
+        await front.reply(message.chat.id, text + "\n" + "\n".join(lines) + "\n" + safety)
 
     return r

@@ -22,7 +22,7 @@ help =
 
     Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }), 📄 the original PNG, 🔗 the full-size link.
     Commands:
-    /settings — default aspect ratio, quality, language, photo or document
+    /settings — default aspect ratio, quality, language, photo or document, translation
     /queue — your pictures in progress and their places in line
     /cancel — cancel a picture that is not ready yet
     /history — your last pictures with links
@@ -64,6 +64,10 @@ duration-minutes = { $n } min
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ quality: { $profile } ({ $reason }) · ⏱ { $seconds } s
 result-negative = 🚫 without: { $negative }
+result-understood = 💬 understood as: { $prompt }
+result-understood-negative = 💬 understood as: { $prompt } · 🚫 { $negative }
+result-translation-failed = ⚠️ I could not translate the prompt: the model read it as written.
+result-cut = ✂️ The model reads only the first { $limit } tokens; not read: { $words }
 quality-reason-requested = as you asked
 quality-reason-default = the service default
 quality-reason-busy = the service is busy, so a faster profile
@@ -107,6 +111,7 @@ settings =
     Quality: { $quality }
     Language: { $language }
     Send pictures as: { $send_as }
+    Prompts for the model: { $translate }
     Tap a button to change. Parameters in a prompt (--ar, --q) win over these.
 settings-aspect-auto = default
 settings-aspect-default = default ({ $width }×{ $height })
@@ -117,6 +122,8 @@ language-en = English
 language-ru = Русский
 send-as-photo = 🖼 Photo
 send-as-document = 📄 File (PNG)
+translate-on = 🔤 Translated into English
+translate-off = ✍️ As written
 
 ## /queue, /cancel, /history
 
@@ -177,3 +184,33 @@ error-job_forgotten = I no longer have the details of that picture. Please send 
 error-original_gone = The original of that picture is no longer stored.
 error-queue_unavailable = The service could not take the prompt for too long, so it was dropped. Please send it again.
 error-not_text = I understand text prompts only. Describe the picture in words.
+
+## Content safety (issue 18): refusals never repeat the matched word
+
+error-prompt_refused = 🚫 This request is not allowed here, so nothing was drawn. Please ask for something else.
+reason-prompt_refused = the request is not allowed here
+reason-image_refused = the picture did not pass the content check
+refused-image = 🚫 The picture did not pass the content check, so it is not shown. You can try a different prompt.
+result-sensitive = ⚠️ Marked as sensitive: tap the picture to see it.
+button-report = ⚠️ Report
+answer-report = ⚠️ Thank you: the picture was sent to the moderators.
+answer-report-again = You have reported this picture already.
+answer-report-gone = This picture can no longer be reported.
+report-admin =
+    ⚠️ Report from { $name } (id { $user_id }), job { $job_id }
+    Prompt: { $prompt }
+    To block the user: /ban { $user_id }
+banned-notice = 🚫 You are blocked from using this bot. Your messages are ignored from now on.
+cmd-ban = Block a user (admins)
+cmd-unban = Unblock a user (admins)
+error-admins_only_command = { $command } is for the bot's admins.
+ban-usage = Usage: /ban <user id> or /unban <user id>, for example /ban 123456789
+ban-done = 🚫 User { $user_id } is blocked. They will be told once; their messages are ignored.
+ban-already = User { $user_id } was blocked already.
+ban-admin = User { $user_id } is an admin and cannot be blocked.
+unban-done = ✅ User { $user_id } is unblocked.
+unban-not-banned = User { $user_id } was not blocked.
+stats-safety =
+    🛡 Safety since the bot started: prompts refused { $refused } here and { $refused_worker } by workers
+    Pictures refused: { $images_refused } · sent behind a spoiler: { $spoilers } · reports: { $reports }
+    Users blocked by admins: { $banned }
