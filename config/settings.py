@@ -199,12 +199,25 @@ class Settings(BaseSettings):
         40, description="messages that may go out at once after a quiet spell, before the rate applies"
     )
     send_rate_per_chat: float = Field(1.0, description="outgoing messages per second to one chat")
+    send_group_interval_s: float = Field(
+        3.0, description="least time between two messages to one group chat (Telegram allows 20 a minute)"
+    )
     send_max_attempts: int = Field(5, description="tries of one Bot API call on network and server errors")
     send_backoff_s: float = Field(0.5, description="first wait before retrying a failed call (doubles)")
     status_edit_interval_s: float = Field(
         2.0, description="least time between two edits of one job's live status message"
     )
-    variations: int = Field(3, description="pictures made by the Variations button")
+    queue_refresh_s: float = Field(
+        5.0, description="how often the status of jobs still in line is updated with their place and wait"
+    )
+    split_join_s: float = Field(
+        1.5, description="parts of a long paste split by the client (4096 characters each) arriving "
+        "within this many seconds are joined into one prompt (0: off)"
+    )
+    variations: int = Field(3, ge=1, le=10, description="pictures made by the Variations button, sent as one album")
+    album_wait_s: float = Field(
+        30.0, description="how long a finished variation waits for the others, to go out as one album"
+    )
     history_size: int = Field(10, description="results listed by /history")
 
     @field_validator("allowed_user_ids", "admin_ids", mode="before")

@@ -479,17 +479,41 @@ class DeliverResults:
     retry_delay_s: float = 2.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
+    concurrency: int = 256
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        # Each event is handled on its own task, up to ``concurrency`` at once, while receiving
+        # goes on: a result waiting for its chat's pacing does not hold back the others (nor
+        # keep its user's finished jobs counted as in progress).
+        room = asyncio.Semaphore(self.concurrency)
+        handling: set[asyncio.Task[None]] = set()
+
+        async def handle(delivery: Delivery[object]) -> None:
             try:
-                deliveries = await self.queue.receive_events(self.batch, self.poll_timeout_s)
-            except Exception:
-                log.exception("receiving events failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if deliveries:
-                await asyncio.gather(*(self.handle(d) for d in deliveries))
+                await self.handle(delivery)
+            finally:
+                room.release()
+
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries = await self.queue.receive_events(self.batch, self.poll_timeout_s)
+                except Exception:
+                    log.exception("receiving events failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                for delivery in deliveries:
+                    await room.acquire()
+                    task = asyncio.create_task(handle(delivery))
+                    handling.add(task)
+                    task.add_done_callback(handling.discard)
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
+        finally:
+            for task in handling:  # cut short (cancelled): the queue owes what is not acked
+                task.cancel()
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
 
     async def handle(self, delivery: Delivery[object]) -> None:
         event = delivery.message

@@ -63,6 +63,11 @@ class MemoryUserStore:
         if job_id in self.jobs:
             self.jobs[job_id] = replace(self.jobs[job_id], status_message_id=message_id)
 
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        record = self.jobs.get(job_id)
+        if record is not None:
+            self.jobs[job_id] = replace(record, file_id=file_id)
+
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         record = self.jobs.get(job_id)
         if record is not None and record.state == JobState.QUEUED:

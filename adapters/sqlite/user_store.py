@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     profile_reason TEXT,
     worker_id TEXT NOT NULL DEFAULT '',
     error_code TEXT,
-    total_s REAL NOT NULL DEFAULT 0
+    total_s REAL NOT NULL DEFAULT 0,
+    request_message_id INTEGER,
+    file_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -72,6 +74,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
+# Columns added after the first release: a file made by an older version gets them at start.
+_ADDED_COLUMNS = {"request_message_id": "INTEGER", "file_id": "TEXT"}
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
@@ -102,6 +106,14 @@ class SqliteUserStore:
 
     async def start(self) -> None:
         await self.db.start()
+
+        def migrate(conn: sqlite3.Connection) -> None:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+        await self.db.run(self.db.transaction, migrate)
 
     async def stop(self) -> None:
         await self.db.stop()
@@ -171,6 +183,9 @@ class SqliteUserStore:
         await self.db.write(
             "UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id)
         )
+
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        await self.db.write("UPDATE jobs SET file_id = ? WHERE job_id = ?", (file_id, job_id))
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:

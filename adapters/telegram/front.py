@@ -16,8 +16,10 @@ from typing import Any
 
 from aiogram.types import BufferedInputFile
 
+from adapters.telegram.albums import Albums
 from adapters.telegram.i18n import Translator
 from adapters.telegram.keyboards import cancel_keyboard, short
+from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, QueueUnavailable, RecipientGone
@@ -35,8 +37,8 @@ from domain.users import (
     UserLimits,
     UserPrefs,
     UserStore,
-    WaitEstimator,
 )
+from domain.waits import WaitEstimator
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ class FrontConfig:
     allowed: frozenset[int] = frozenset()  # empty: everyone
     variations: int = 3
     history_size: int = 10
+    split_join_s: float = 1.5  # parts of a client-split paste arriving this close are joined
+    album_wait_s: float = 30.0  # how long a finished variation waits for the others of its album
+    # What links the bot can give (adapters/telegram/links.py): set by the runtime from storage.
+    links: str = "none"  # button | text | none
 
 
 @dataclass
@@ -65,6 +71,13 @@ class Front:
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
     workers_seen: dict[str, float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    paste: SplitPaste = field(default_factory=SplitPaste)
+    albums: Albums = field(default_factory=Albums)
+    _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.paste.window_s = self.config.split_join_s
+        self.albums.wait_s = self.config.album_wait_s
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background (kept referenced until it ends)."""
@@ -86,10 +99,23 @@ class Front:
             return self.t(locale, "duration-seconds", n=seconds)
         return self.t(locale, "duration-minutes", n=-(-seconds // 60))
 
+    def eta(self, locale: Locale, seconds: float | None, *, unknown: str = "eta-unknown") -> str:
+        """An estimate ("about 15 s"), rounded as coarsely as it is known: 5 s steps under two
+        minutes, then minutes; "not known yet" before the first batch was seen."""
+        if seconds is None:
+            return self.t(locale, unknown)
+        if seconds <= 10:
+            duration = self.t(locale, "duration-seconds", n=max(1, round(seconds)))
+        elif seconds < 120:
+            duration = self.t(locale, "duration-seconds", n=5 * -(-round(seconds) // 5))
+        else:
+            duration = self.t(locale, "duration-minutes", n=max(2, round(seconds / 60)))
+        return self.t(locale, "eta-about", duration=duration)
+
     def error_text(self, locale: Locale, exc: DomainError) -> str:
         params = dict(exc.params)
         if isinstance(exc, TooManyJobsInFlight):
-            params["wait"] = self.duration(locale, self.estimator.wait_s(1, self.clock()))
+            params["wait"] = self.eta(locale, self.estimator.wait_s(0, self.clock()), unknown="eta-unknown-short")
         if "retry_after" in params:
             params["wait"] = self.duration(locale, float(params["retry_after"]))  # type: ignore[arg-type]
         if "value" in params:
@@ -100,7 +126,7 @@ class Front:
         return self.t(locale, key, **params)
 
     def queued_text(self, locale: Locale, prompt: str, position: int) -> str:
-        eta = self.duration(locale, self.estimator.wait_s(position, self.clock()))
+        eta = self.eta(locale, self.estimator.wait_s(position - 1, self.clock()))
         return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
 
     def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
@@ -186,33 +212,49 @@ class Front:
             return []
         return await self.enqueue([job], locale=locale, reply_to=reply_to)
 
-    async def enqueue(self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None) -> list[Job]:
+    async def enqueue(
+        self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None, album: bool = False,
+    ) -> list[Job]:
         """Admit ``jobs`` (all of one user) against the limits, then for each: the status reply,
-        then the queue. Returns the jobs queued."""
+        then the queue. ``album``: their pictures go out together, as one album. Returns the jobs
+        queued."""
         if not jobs:
             return []
         chat_id = jobs[0].chat_id
-        now = self.clock()
-        jobs = [job.model_copy(update={"created_at": now}) for job in jobs]
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         try:
-            await self.store.admit([JobRecord.from_job(j) for j in jobs], self.config.limits, now)
+            async with lock:  # one chat's requests are answered in the order they came
+                return await self._enqueue(jobs, chat_id, locale=locale, reply_to=reply_to, album=album)
+        finally:
+            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - forget idle chats
+                self._chat_locks.pop(chat_id, None)
+
+    async def _enqueue(
+        self, jobs: Sequence[Job], chat_id: int, *, locale: Locale, reply_to: int | None, album: bool,
+    ) -> list[Job]:
+        now = self.clock()
+        # distinct creation times keep the jobs of one request in order in the queue positions
+        jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
+        try:
+            await self.store.admit(
+                [JobRecord.from_job(j, request_message_id=reply_to) for j in jobs], self.config.limits, now
+            )
         except LimitExceeded as exc:
             await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
             return []
-        try:
-            backlog = await self.queue.backlog()
-        except Exception:
-            backlog = 0
+        if album and len(jobs) >= 2:
+            self.albums.expect([job.job_id for job in jobs])
+        positions = await self.queue_positions()
         queued: list[Job] = []
         for i, job in enumerate(jobs):
-            text = self.queued_text(locale, job.prompt, backlog + i + 1)
+            text = self.queued_text(locale, job.prompt, positions.get(job.job_id, i + 1))
             message_id: int | None = None
             try:
                 status = await self.sender.send_message(
                     chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, locale, job.job_id)
                 )
                 message_id = status.message_id
-                self.board.opened(job.job_id, chat_id, message_id, text)
+                self.board.opened(job.job_id, chat_id, message_id, text, locale=locale, prompt=job.prompt)
                 await self.store.set_status_message(job.job_id, message_id)
                 job = job.model_copy(update={"status_message_id": message_id})
             except RecipientGone:
@@ -271,22 +313,57 @@ class Front:
                     caption=self.t(locale, "original-caption"),
                 )
 
-    # --- reports ----------------------------------------------------------------------------------
-    async def positions(self, records: Sequence[JobRecord]) -> dict[str, int]:
-        """Each job's place in line among everyone's queued or running jobs (1 = next)."""
+    # --- the queue ----------------------------------------------------------------------------------
+    async def queue_positions(self) -> dict[str, int]:
+        """Each job not started yet and its place in line (1 = next), oldest first: from the
+        user store (every job the bots sharing it accepted) and, on top, what the broker owes
+        that the store does not know of (jobs accepted by bots with another store)."""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.config.limits.expiry_s)
-        order = {r.job_id: i + 1 for i, r in enumerate(everyone)}
-        return {r.job_id: order.get(r.job_id, 1) for r in records}
+        try:
+            foreign = max(0, await self.queue.backlog() - len(everyone))
+        except Exception:
+            foreign = 0
+        waiting = [r for r in everyone if r.state == JobState.QUEUED]
+        return {r.job_id: foreign + i + 1 for i, r in enumerate(waiting)}
+
+    async def refresh_waiting(self) -> int:
+        """Edit the status of every job still in line with its place and wait now (the board
+        edits only what changed, no faster than its interval); returns how many are in line."""
+        waiting = self.board.waiting()
+        if not waiting:
+            return 0
+        positions = await self.queue_positions()
+        for job_id, record in list(waiting.items()):
+            position = positions.get(job_id)
+            if position is None or record is None:
+                continue
+            chat_id, message_id, locale, prompt = record
+            self.board.show(
+                job_id, chat_id, message_id, self.queued_text(locale, prompt, position),
+                cancel_keyboard(self.t, locale, job_id), stage="queued",
+            )
+        return len(waiting)
+
+    # --- reports ----------------------------------------------------------------------------------
 
     def today_start(self) -> float:
         now = datetime.fromtimestamp(self.clock(), UTC)
         return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
-    def observe_result(self, finished_at: float, service_s: float, worker_id: str) -> None:
-        self.estimator.observe(finished_at, service_s)
-        if worker_id:
-            self.workers_seen[worker_id] = max(self.workers_seen.get(worker_id, 0.0), finished_at)
+    def observe_result(self, result: Any) -> None:
+        """A worker's result, for the wait estimates (its batch's size and time) and /stats."""
+        if result.worker_id:
+            self.workers_seen[result.worker_id] = max(self.workers_seen.get(result.worker_id, 0.0), result.finished_at)
+        timings = result.timings
+        if result.image_key and timings.generation_s > 0 and result.accepted_at:
+            self.estimator.finished(
+                result.worker_id, result.job_id,
+                started_at=result.accepted_at + timings.queue_wait_s,
+                finished_at=result.finished_at, generation_s=timings.generation_s,
+            )
+        else:
+            self.estimator.ended(result.worker_id, result.job_id)
 
     def prefs_with(self, prefs: UserPrefs, field_name: str, value: str) -> UserPrefs:
         """``prefs`` with one setting changed from a settings button; unknown values change nothing."""

@@ -7,12 +7,15 @@ through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
   Waiting calls are served by priority: replies to what a user just did first, then results, then
   live-status edits (which the status board coalesces anyway).
 - Per chat: calls to one chat go one at a time, the next no sooner than ``1/rate_per_chat`` seconds
-  after the previous one *finished* (so the server sees them at least that far apart).
+  after the previous one *finished* (so the server sees them at least that far apart); in groups
+  (negative chat ids) no sooner than ``group_interval_s`` (Telegram allows 20 messages a minute).
 - ``TelegramRetryAfter``: the chat waits ``retry_after`` seconds, then the call is tried again.
 - Network errors, 5xx and undecodable answers: retried with exponential backoff, up to
   ``max_attempts`` tries (never sooner than the chat's interval).
 - ``TelegramForbiddenError`` (the user blocked the bot, or left): recorded through ``on_blocked``
-  and raised as ``domain.errors.RecipientGone``; never retried.
+  and raised as ``domain.errors.RecipientGone``; never retried. From then on nothing more goes to
+  that chat (every call raises ``RecipientGone`` without reaching Telegram) until ``reachable``
+  says the user wrote again.
 - Other errors (bad request, entity too large...) are raised at once.
 """
 
@@ -38,7 +41,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InputFile, Message, ReplyParameters
+from aiogram.types import InputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
 
 from domain.errors import RecipientGone
 
@@ -124,6 +127,7 @@ class Sender:
         rate: float = 30.0,
         burst: int = 40,
         rate_per_chat: float = 1.0,
+        group_interval_s: float = 3.0,
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -132,6 +136,8 @@ class Sender:
         self.bot = bot
         self.bucket = TokenBucket(rate, burst)
         self.chat_interval = 1.0 / rate_per_chat if rate_per_chat > 0 else 0.0
+        self.group_interval = max(self.chat_interval, group_interval_s)
+        self.unreachable: set[int] = set()  # chats that answered 403: nothing more goes there
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -142,6 +148,16 @@ class Sender:
 
     def close(self) -> None:
         self.bucket.close()
+
+    def reachable(self, chat_id: int) -> None:
+        """The user wrote again (so unblocked the bot): sending to the chat is allowed again."""
+        self.unreachable.discard(chat_id)
+
+    def is_reachable(self, chat_id: int) -> bool:
+        return chat_id not in self.unreachable
+
+    def interval(self, chat_id: int) -> float:
+        return self.group_interval if chat_id < 0 else self.chat_interval
 
     # --- the core --------------------------------------------------------------------------------
     def _chat(self, chat_id: int) -> _Chat:
@@ -168,6 +184,9 @@ class Sender:
         ``paced=False``: not a message (chat actions, deletions): skips the chat's queue but still
         counts against the overall rate."""
         attempts = attempts or self.max_attempts
+        if chat_id in self.unreachable:
+            raise RecipientGone(chat_id=chat_id)
+        interval = self.interval(chat_id)
         chat = self._chat(chat_id)
         guard = chat.lock if paced else contextlib.nullcontext()
         async with guard:  # type: ignore[attr-defined]
@@ -185,7 +204,7 @@ class Sender:
                     return result
                 except asyncio.CancelledError:
                     # It may still reach Telegram a little later: keep a margin.
-                    pause = self.chat_interval + 1.0
+                    pause = interval + 1.0
                     raise
                 except TelegramRetryAfter as exc:
                     pause = float(exc.retry_after)
@@ -194,6 +213,8 @@ class Sender:
                         raise
                 except TelegramForbiddenError as exc:
                     log.info("chat %s cannot be reached: %s", chat_id, exc.message)
+                    if chat_id:
+                        self.unreachable.add(chat_id)
                     if self.on_blocked is not None:
                         with contextlib.suppress(Exception):
                             await self.on_blocked(chat_id)
@@ -211,7 +232,7 @@ class Sender:
                         raise
                 finally:
                     if paced:
-                        chat.next_at = time.monotonic() + max(self.chat_interval, pause)
+                        chat.next_at = time.monotonic() + max(interval, pause)
                 self.retried += 1
                 if not paced and pause:
                     await asyncio.sleep(pause)
@@ -263,12 +284,29 @@ class Sender:
 
     async def send_photo(
         self, chat_id: int, photo: InputFile, *, caption: str, reply_markup: Any = None,
-        priority: Priority = Priority.RESULT,
+        reply_to: int | None = None, priority: Priority = Priority.RESULT,
     ) -> Message:
+        kwargs: dict[str, Any] = {}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
         return await self.call(
             chat_id,
-            lambda: self.bot.send_photo(chat_id, photo, caption=caption[:1024], reply_markup=reply_markup),
+            lambda: self.bot.send_photo(
+                chat_id, photo, caption=caption[:1024] or None, reply_markup=reply_markup, **kwargs
+            ),
             priority=priority,
+        )
+
+    async def send_album(
+        self, chat_id: int, media: list[InputMediaPhoto | InputMediaDocument], *,
+        reply_to: int | None = None, priority: Priority = Priority.RESULT,
+    ) -> list[Message]:
+        """2-10 pictures as one album (no buttons: Telegram takes none on an album)."""
+        kwargs: dict[str, Any] = {}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
+        return await self.call(
+            chat_id, lambda: self.bot.send_media_group(chat_id, media, **kwargs), priority=priority,
         )
 
     async def send_document(

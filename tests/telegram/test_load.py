@@ -119,14 +119,14 @@ async def test_fifty_users_at_once(start_service, telegram):
             first_reply[c.chat_id] = c
     latency = {user: first_reply[user].at - pushed_at[user] for user in users}
     assert max(latency.values()) < 1.0, sorted(latency.values())[-5:]
-    assert all(first_reply[user].text.startswith("⏳ Queued") for user in users)
+    assert all(first_reply[user].text.startswith("⏳ Queued") for user in users), [first_reply[u].text for u in users if not first_reply[u].text.startswith("⏳ Queued")][:3]
 
     # the per-user cap held: two accepted, two turned away with when to try again
     for user in greedy:
         texts = replies(user)
         assert len([t for t in texts if t.startswith("⏳ Queued")]) == 2, texts
         refusals = [t for t in texts if "You already have 2 pictures in progress (at most 2)" in t]
-        assert len(refusals) == 2 and all("Try again when one is ready, in about" in t for t in refusals)
+        assert len(refusals) == 2 and all("Try again when one is ready (" in t for t in refusals)
 
     # every accepted prompt: its picture, exactly once
     gen.release()

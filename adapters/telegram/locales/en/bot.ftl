@@ -20,12 +20,18 @@ help =
     --seed N — a whole number from 0 to 4294967295: the same seed and prompt give the same picture
     --q { $qualities } — speed or quality (auto: the service decides by its load)
 
-    Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }), 📄 the original PNG, 🔗 the full-size link.
+    Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }, as one album), 📄 the original PNG{ $links ->
+        [button] , 🔗 the full-size link
+        [text] ; the full-size link is in the caption
+       *[none] {""}
+    }, ↗️ share.
+    In any chat, type @{ $bot } and a few words to share one of your pictures, or to draw a new one.
+    In groups: /txt2img@{ $bot } <prompt>, or reply to one of my messages with a prompt.
     Commands:
     /settings — default aspect ratio, quality, language, photo or document
     /queue — your pictures in progress and their places in line
     /cancel — cancel a picture that is not ready yet
-    /history — your last pictures with links
+    /history — your last pictures
     Prompts can be up to { $limit } characters. At most { $max_in_flight } pictures in progress and { $per_minute } per minute per user.
 cmd-txt2img = Draw a picture from a prompt
 cmd-settings = Aspect ratio, quality, language
@@ -39,7 +45,7 @@ cmd-stats = Service statistics (admins)
 ## Live status
 
 status-queued =
-    ⏳ Queued: position { $position }, about { $eta }.
+    ⏳ Queued: position { $position }, { $eta }.
     { $prompt }
 status-started =
     🎨 Drawing your picture…
@@ -56,11 +62,16 @@ status-cancelled =
     { $prompt }
 duration-seconds = { $n } s
 duration-minutes = { $n } min
+eta-about = about { $duration }
+eta-unknown = the wait is not known yet (the first picture since the start)
+eta-unknown-short = time not known yet
 
 ## Results
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ quality: { $profile } ({ $reason }) · ⏱ { $seconds } s
 result-negative = 🚫 without: { $negative }
+result-link = 🔗 Full size: { $url }
+album-buttons = 🎲 { $count } variations of: { $prompt }
 quality-reason-requested = as you asked
 quality-reason-default = the service default
 quality-reason-busy = the service is busy, so a faster profile
@@ -79,6 +90,7 @@ reason-storage_unavailable = the image storage is unavailable right now
 reason-invalid_job = the request was invalid
 reason-too_many_attempts = it failed several times
 reason-cancelled = it was cancelled
+reason-delivery_refused = Telegram would not take the picture
 
 ## Buttons
 
@@ -91,6 +103,10 @@ button-cancel = ✖ Cancel
 button-cancel-one = ✖ { $n }. { $prompt }
 button-cancel-all = ✖ Cancel all
 button-history-link = 🔗 { $n }
+button-history-png = 📄 { $n }
+button-album-new-seed = 🔁 { $n }
+button-album-png = 📄 { $n }
+button-share = ↗️ Share
 answer-new-seed = 🔁 A new seed: queued
 answer-variations = 🎲 { $count } variations: queued
 answer-png = 📄 Sending the original PNG…
@@ -119,7 +135,7 @@ send-as-document = 📄 File (PNG)
 queue-empty = You have no pictures in progress. Jobs in the service's queue: { $depth }.
 queue-header = Your pictures in progress: { $count } (jobs in the service's queue: { $depth })
 queue-line = { $n }. { $prompt } — { $state }
-queue-waiting = queued, position { $position }, about { $eta }
+queue-waiting = queued, position { $position }, { $eta }
 queue-started = drawing
 queue-running = drawing, { $percent }%
 queue-uploading = saving
@@ -133,7 +149,10 @@ cancel-done =
 cancel-answer = ✖ Cancelling…
 cancel-too-late = This picture is already finished or cancelled.
 history-empty = You have no pictures yet. Send a prompt to make one.
-history-header = Your last { $count } pictures (links open the full size):
+history-header = Your last { $count } pictures ({ $links ->
+        [button] links open the full size
+       *[other] buttons send the original PNG
+    }):
 history-line = { $n }. { $prompt } — seed { $seed }, { $width }×{ $height }
 
 ## /stats
@@ -164,7 +183,7 @@ error-invalid_quality = Unknown quality “{ $value }”. Valid values: { $valid
 error-too_many_in_flight = You already have { $in_flight } pictures in progress (at most { $limit }{ $requested ->
         [1] {""}
        *[other] {""}; this asks for { $requested } more
-    }). Try again when one is ready, in about { $wait }. /queue shows them.
+    }). Try again when one is ready ({ $wait }). /queue shows them.
 error-rate_limited = That's more than { $limit } pictures a minute. Try again in { $wait }.
 error-access_denied = Sorry, this bot is private. Ask its owner to add your id: { $user_id }
 error-admins_only = /stats is for the bot's admins.
@@ -173,3 +192,9 @@ error-job_forgotten = I no longer have the details of that picture. Please send 
 error-original_gone = The original of that picture is no longer stored.
 error-queue_unavailable = The service is busy right now and could not accept the prompt. Please try again in a minute.
 error-not_text = I understand text prompts only. Describe the picture in words.
+
+## Inline mode
+
+inline-generate = 🎨 Draw “{ $prompt }”
+inline-open = 🎨 Draw a new picture
+inline-expired = That request has expired. Send me the prompt here, or type @ and my name in a chat again.
