@@ -203,6 +203,8 @@ class ProcessJobs:
         room = self.batch_limit * self.lookahead - len(self._held)
         if room > 0:
             self._held += await self._jobs_only(await self.queue.receive_jobs(room, timeout))
+            # Oldest first, across partitions too: the order the bots told users their places in.
+            self._held.sort(key=lambda d: d.message.created_at)
         await self._drop_cancelled()
 
     async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:

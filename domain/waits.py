@@ -6,7 +6,8 @@ it knows, from real data:
 - how long a batch of ``n`` images takes (a result's ``generation_s`` is shared by its batch, so
   results of one batch have the same worker and the same ``generation_s``: that gives the batch's
   size; its cycle runs from the batch's start to its last result);
-- which workers are busy now, with which batch since when, and how far along (progress steps);
+- which workers are busy now, with which batch since when, and how far along (progress steps,
+  used when a batch runs longer than batches of its size did: steps are not all alike);
 - how many workers there are (seen lately) and the largest batch they run.
 
 ``wait_s(ahead)`` simulates the queue: each worker, when free, takes the next ``max_batch`` jobs
@@ -21,6 +22,13 @@ import heapq
 import statistics
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+
+# The share of a lone image's time that each further image of a batch adds, until batches of
+# two sizes are seen: Würstchen on an H200 takes 1.35 s alone and 0.56 s/image in batches of 8
+# (docs/benchmarks.md): (8 x 0.56 - 1.35) / 7 / 1.35 = 0.33. (CPU workers run nearer 1 with the
+# real model, nearer 0.1 with the tiny one; the fit from two sizes replaces this guess.)
+MARGINAL = 1 / 3
 
 
 @dataclass
@@ -110,7 +118,7 @@ class WaitEstimator:
 
     def batch_s(self, size: int, now: float) -> float | None:
         """Seconds a batch of ``size`` takes: a line through the recent batches (per-batch cost
-        plus per-image cost); from one size only, in proportion to it."""
+        plus per-image cost)."""
         recent = self._recent(now)[-16:]
         if not recent:
             return None
@@ -123,9 +131,11 @@ class WaitEstimator:
             slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
             if slope > 0:
                 base = max(0.0, my - slope * mx)
-                return base + slope * size
-        per_image = statistics.median(b.cycle_s / b.size for b in recent)
-        return max(0.05, per_image * size)
+                return max(0.05, base + slope * size)
+        # One size seen: a part per batch and a part (MARGINAL) per image.
+        [seen] = sizes
+        lone = statistics.median(b.cycle_s for b in recent) / (1 - MARGINAL + MARGINAL * seen)
+        return max(0.05, lone * (1 - MARGINAL + MARGINAL * size))
 
     def _free_at(self, now: float) -> list[float]:
         """When each worker can take its next batch."""
@@ -134,10 +144,12 @@ class WaitEstimator:
             if now - self._seen.get(worker, 0.0) > self.horizon_s:
                 del self._running[worker]
                 continue
-            expected = self.batch_s(max(1, len(run.jobs)), now)
-            if run.step and run.total and run.step_at > run.started_at:
-                expected = (run.step_at - run.started_at) * run.total / run.step
-            end = run.started_at + (expected or 0.0)
+            expected = self.batch_s(max(1, len(run.jobs)), now) or 0.0
+            end = run.started_at + expected
+            if end <= now:  # running late: by its progress (steps are not all alike), or a bit more
+                if run.step and run.total and run.step_at > run.started_at:
+                    end = run.started_at + (run.step_at - run.started_at) * run.total / run.step
+                end = max(end, now + 0.25 * expected)
             out.append(max(end, now + 0.1))
         out += [now] * max(0, self.workers(now) - len(out))
         return out

@@ -46,12 +46,13 @@ def test_more_workers_share_the_line():
     assert est.wait_s(3, NOW) == pytest.approx(20.0)  # 4 jobs, 2 workers: two rounds
 
 
-def test_a_busy_worker_frees_up_after_its_batch_by_progress():
+def test_a_busy_worker_frees_up_after_its_batch():
     est = WaitEstimator(max_batch=1)
     batch(est, "w", NOW - 100, 1, 10.0)
     est.started("w", "running", NOW - 4)
-    est.progressed("w", "running", 2, 10, NOW - 2)  # 2 of 10 steps in 2 s: 10 s in all
-    assert est.wait_s(0, NOW) == pytest.approx(6.0 + 10.0)
+    assert est.wait_s(0, NOW) == pytest.approx(6.0 + 10.0)  # its batch has 6 s to go, then mine
+    est.progressed("w", "running", 2, 20, NOW - 1)  # running late (2 of 20 steps in 3 s: 30 s in all)
+    assert est.wait_s(0, NOW + 8) == pytest.approx(30.0 - 12.0 + 10.0)
     est.finished("w", "running", started_at=NOW - 4, finished_at=NOW, generation_s=3.9)
     assert est.wait_s(0, NOW) == pytest.approx(est.batch_s(1, NOW))
 
@@ -67,3 +68,10 @@ def test_old_batches_and_workers_are_forgotten():
     est = WaitEstimator(max_batch=1, horizon_s=60)
     batch(est, "w", NOW - 1000, 1, 10.0)
     assert est.wait_s(0, NOW) is None
+
+
+def test_one_size_seen_each_further_image_adds_a_third():
+    est = WaitEstimator(max_batch=8)
+    batch(est, "w", NOW - 100, 1, 3.0)
+    assert est.batch_s(1, NOW) == pytest.approx(3.0)
+    assert est.batch_s(7, NOW) == pytest.approx(3.0 * (2 / 3 + 7 / 3))
