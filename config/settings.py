@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="local (a folder) or s3")
     local_storage_dir: Path = Field(Path("data/images"), description="folder of the local storage")
     public_base_url: str = Field(
-        "", description="public URL of this app's HTTP endpoint, for local-storage links (empty: file paths)"
+        "", description="public https URL of this app's HTTP endpoint, for local-storage links (empty, localhost, "
+        "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)"
     )
     link_ttl_s: int = Field(7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)")
     link_signing_key: SecretStr = Field(
@@ -95,7 +96,8 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str = Field("", description="S3 endpoint the workers write to (empty: AWS)")
     s3_public_endpoint_url: str = Field(
-        "", description="S3 endpoint users' browsers reach; links are signed for it (empty: the same)"
+        "", description="S3 endpoint users' phones reach; links are signed for it (empty: the same); a "
+        "link button needs a public host name (docs/deploy.md)"
     )
     s3_bucket: str = Field("prompt2pic", description="bucket of images (created private if missing)")
     s3_region: str = Field("us-east-1", description="S3 region")

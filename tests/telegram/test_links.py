@@ -143,3 +143,19 @@ async def test_kafka_and_s3(start_service, telegram, kafka_bootstrap, s3_endpoin
     chat.press(int(photo.params["_message_id"]), png["callback_data"])
     [document] = await chat.wait(lambda c: c.method == "sendDocument", timeout=20)
     assert document.files["document"] == photo.files["photo"]
+
+
+def test_compose_default_links_are_explained_and_the_documented_value_makes_buttons():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    compose = (repo / "docker-compose.yml").read_text()
+    [default] = re.findall(r"S3_PUBLIC_ENDPOINT_URL: \$\{S3_PUBLIC_ENDPOINT_URL:-([^}]*)\}", compose)
+    warning = link_warning(Settings(_env_file=None, storage_backend="s3", s3_public_endpoint_url=default))
+    if link_use(default) != LinkUse.BUTTON:  # a local default: the bot says what to set, and so do the files
+        assert warning and "S3_PUBLIC_ENDPOINT_URL" in warning
+        assert "BUTTON_URL_INVALID" in (repo / ".env.example").read_text()
+        assert "Links Telegram accepts" in (repo / "docs" / "deploy.md").read_text()
+    documented = re.findall(r"S3_PUBLIC_ENDPOINT_URL=(https://\S+)", (repo / ".env.example").read_text())
+    assert documented and all(link_use(url) == LinkUse.BUTTON for url in documented)
