@@ -120,3 +120,26 @@ async def test_group_commands_and_replies(start_service, telegram):
     # /help@bot in the group answers there
     telegram.send_text(402, "/help@prompt2pic_bot", chat_id=group)
     await telegram.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == group and "/txt2img" in c.text)
+
+
+async def test_status_messages_follow_the_queue(start_service, telegram):
+    from tests.telegram.helpers import HeldGenerator
+
+    gen = HeldGenerator(marker="snail", max_batch=1)
+    await start_service(generator=gen, queue_refresh_s=0.3, status_edit_interval_s=0.2,
+                        send_rate_per_chat=20, max_batch=1)
+    me = Chat(telegram, 140)
+    me.send("a slow snail")
+    await asyncio.wait_for(gen.holding.wait(), 10)
+    me.send("a turtle")
+    turtle = await me.reply()
+    me.send("a crab")
+    crab = await me.reply()
+    assert "position 1," in turtle.text and "position 2," in crab.text
+    # the turtle is cancelled: the crab's status moves up to position 1 by itself
+    me.press(int(turtle.params["_message_id"]), turtle.buttons()[0]["callback_data"])
+    [moved] = await me.wait(lambda c: c.method == "editMessageText" and "position 1," in c.text
+                            and int(c.params["message_id"]) == int(crab.params["_message_id"]), timeout=10)
+    assert "a crab" in moved.text and moved.buttons()[0]["callback_data"].startswith("c:")  # still cancellable
+    gen.release()
+    await me.photo(timeout=20, count=2)

@@ -148,3 +148,24 @@ async def test_a_photo_telegram_refuses_goes_as_a_document_and_refusals_do_not_l
     assert "reply_markup" not in documents[-1].params and not documents[-1].params.get("caption")
     [status] = [c for c in telegram.calls_of("sendMessage", 62) if c.text.startswith("⏳")]
     assert int(status.params["_message_id"]) not in telegram.messages  # the status message ended
+
+
+async def test_a_chat_in_flood_control_holds_up_nobody_else(start_service, telegram):
+    """Results are handled each on its own: one chat waiting out a 429 does not keep another
+    user's finished picture from being sent, nor counted as in progress against their limit."""
+    gen = HeldGenerator(marker="snail")
+    await start_service(generator=gen, max_jobs_in_flight_per_user=1, send_rate_per_chat=20)
+    telegram.fail("sendPhoto", 429, "Too Many Requests: retry after 5", retry_after=5)
+    telegram.send_text(700, "a quick fox")
+    [flooded] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 700, timeout=15)
+    assert flooded.params["_failed"] == 429
+    slow = Chat(telegram, 701)
+    slow.send("a slow snail")
+    await asyncio.wait_for(gen.holding.wait(), 10)
+    gen.release()
+    released = asyncio.get_running_loop().time()
+    [photo] = await slow.photo(timeout=10)
+    assert asyncio.get_running_loop().time() - released < 3.0  # not after the other chat's 5 s
+    assert "⏳ Queued" in await slow.ask("a crab")  # the finished one no longer counts
+    assert not [c for c in telegram.calls_of("sendPhoto", 700) if c.ok]  # still waiting out its 429
+    await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 700 and c.ok, timeout=15)

@@ -6,7 +6,6 @@ configuration (memory queue, local folder) and for Kafka + S3 (the real broker, 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
