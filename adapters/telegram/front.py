@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.types import BufferedInputFile
 
 from adapters.telegram.albums import Albums
@@ -199,8 +200,14 @@ class Front:
 
     # --- the flow ----------------------------------------------------------------------------------
     async def reply(self, chat_id: int, text: str, *, reply_to: int | None = None, markup: Any = None) -> None:
-        with contextlib.suppress(RecipientGone):
+        """Answer in the chat; a user who blocked the bot, or an answer Telegram refuses, is
+        logged, never raised into the handler (which would leave the update half done)."""
+        try:
             await self.sender.send_message(chat_id, text, reply_to=reply_to, reply_markup=markup)
+        except RecipientGone:
+            pass
+        except TelegramBadRequest as exc:
+            log.warning("a reply to chat %s was refused: %s", chat_id, exc.message)
 
     async def accept_text(
         self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
@@ -308,12 +315,17 @@ class Front:
             await self.reply(chat_id, self.t(locale, "error-original_gone"), reply_to=reply_to)
             return
         upload = BufferedInputFile(png, filename=f"prompt2pic-{job_id[:12]}.png")
-        with contextlib.suppress(RecipientGone):
+        try:
             async with self.sender.chat_action(chat_id, "upload_document"):
                 await self.sender.send_document(
                     chat_id, upload, reply_to=reply_to, priority=Priority.INTERACTIVE,
                     caption=self.t(locale, "original-caption"),
                 )
+        except RecipientGone:
+            pass
+        except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
+            log.warning("the original of %s was refused: %s", job_id, exc.message)
+            await self.reply(chat_id, self.t(locale, "error-original_refused"), reply_to=reply_to)
 
     # --- the queue ----------------------------------------------------------------------------------
     async def queue_positions(self) -> dict[str, int]:

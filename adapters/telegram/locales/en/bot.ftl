@@ -190,6 +190,7 @@ error-admins_only = /stats is for the bot's admins.
 error-unknown_command = I don't know the command { $command }. See /help.
 error-job_forgotten = I no longer have the details of that picture. Please send the prompt again.
 error-original_gone = The original of that picture is no longer stored.
+error-original_refused = Telegram would not take the original PNG (files over 50 MB are refused).
 error-queue_unavailable = The service is busy right now and could not accept the prompt. Please try again in a minute.
 error-not_text = I understand text prompts only. Describe the picture in words.
 
