@@ -75,8 +75,6 @@ class Front:
     paste: SplitPaste = field(default_factory=SplitPaste)
     albums: Albums = field(default_factory=Albums)
     _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
-    _backlog: tuple[float, int] = (float("-inf"), 0)
-    _backlog_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.paste.window_s = self.config.split_join_s
@@ -329,29 +327,15 @@ class Front:
 
     # --- the queue ----------------------------------------------------------------------------------
     async def queue_positions(self) -> dict[str, int]:
-        """Each job not started yet and its place in line (1 = next), oldest first: from the
-        user store (every job the bots sharing it accepted) and, on top, what the broker owes
-        that the store does not know of (jobs accepted by bots with another store)."""
+        """Each job not started yet and its place in line (1 = next), oldest first, from the user
+        store: every bot keeps its jobs there (one SQLite file on a host, a server database
+        across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
+        no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
+        and the cancellations themselves.)"""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.config.limits.expiry_s)
-        foreign = max(0, self.known_backlog() - len(everyone))
         waiting = [r for r in everyone if r.state == JobState.QUEUED]
-        return {r.job_id: foreign + i + 1 for i, r in enumerate(waiting)}
-
-    def known_backlog(self) -> int:
-        """The broker's backlog as last seen, refreshed in the background at most once a
-        second: asking the broker on every prompt would put its latency (and the order the
-        answers come back in) between accepting a prompt and queueing it."""
-        at, value = self._backlog
-        if time.monotonic() - at > 1.0 and (self._backlog_task is None or self._backlog_task.done()):
-            self._backlog_task = asyncio.create_task(self._refresh_backlog(), name="backlog")
-        return value
-
-    async def _refresh_backlog(self) -> None:
-        try:
-            self._backlog = (time.monotonic(), await self.queue.backlog())
-        except Exception:
-            self._backlog = (time.monotonic(), self._backlog[1])
+        return {r.job_id: i + 1 for i, r in enumerate(waiting)}
 
     async def refresh_waiting(self) -> int:
         """Edit the status of every job still in line with its place and wait now (the board
