@@ -132,9 +132,8 @@ class WaitEstimator:
             if slope > 0:
                 base = max(0.0, my - slope * mx)
                 return max(0.05, base + slope * size)
-        # One size seen: a part per batch and a part (MARGINAL) per image.
-        [seen] = sizes
-        lone = statistics.median(b.cycle_s for b in recent) / (1 - MARGINAL + MARGINAL * seen)
+        # One size seen (or no line to draw): a part per batch and a part (MARGINAL) per image.
+        lone = statistics.median(b.cycle_s / (1 - MARGINAL + MARGINAL * b.size) for b in recent)
         return max(0.05, lone * (1 - MARGINAL + MARGINAL * size))
 
     def _free_at(self, now: float) -> list[float]:

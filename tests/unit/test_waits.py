@@ -75,3 +75,10 @@ def test_one_size_seen_each_further_image_adds_a_third():
     batch(est, "w", NOW - 100, 1, 3.0)
     assert est.batch_s(1, NOW) == pytest.approx(3.0)
     assert est.batch_s(7, NOW) == pytest.approx(3.0 * (2 / 3 + 7 / 3))
+
+
+def test_sizes_that_draw_no_rising_line_fall_back_to_the_lone_time():
+    est = WaitEstimator(max_batch=8)
+    batch(est, "w", NOW - 100, 4, 2.0, gen=1.9)  # a batch of 4 faster than
+    batch(est, "w", NOW - 50, 1, 3.0, gen=2.9)  # a lone image (noise, another load)
+    assert est.batch_s(1, NOW) > 0 and est.wait_s(10, NOW) > est.wait_s(0, NOW)
