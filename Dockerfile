@@ -93,8 +93,9 @@ LABEL org.opencontainers.image.title="prompt2pic" \
       org.opencontainers.image.licenses="Apache-2.0"
 # The source (/app) belongs to root and is read-only for the app; it writes only to /app/data
 # (the app's relative data/ paths), /cache (model and compile caches) and /tmp.
-RUN groupadd --system --gid "${APP_UID}" app \
-    && useradd --system --uid "${APP_UID}" --gid app --home-dir /home/app --create-home \
+# A regular (not --system) account: its uid is above SYS_UID_MAX; --no-log-init keeps lastlog small.
+RUN groupadd --gid "${APP_UID}" app \
+    && useradd --no-log-init --uid "${APP_UID}" --gid app --home-dir /home/app --create-home \
        --shell /usr/sbin/nologin app \
     && mkdir -p /app/data /cache/huggingface /cache/compile \
     && chown -R app:app /app/data /cache

@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         900_000, description="longest time between polls before a worker is dropped: above the longest batch"
     )
-    kafka_session_timeout_ms: int = Field(30_000, description="how soon a dead worker's jobs move to another")
+    kafka_session_timeout_ms: int = Field(
+        10_000, description="how soon a dead process's partitions move to another (brokers allow 6000 and up)"
+    )
     kafka_max_deliveries: int = Field(5, description="deliveries of one job before it fails honestly")
 
     # --- storage
@@ -196,13 +198,15 @@ class Settings(BaseSettings):
     admin_ids: Annotated[set[int], NoDecode] = Field(
         default_factory=set, description="comma-separated user ids that may use /stats"
     )
-    send_rate_global: float = Field(30.0, description="outgoing messages per second, all chats together")
-    send_burst_global: int = Field(
-        40, description="messages that may go out at once after a quiet spell, before the rate applies"
+    send_rate_global: float = Field(
+        30.0, description="outgoing calls in any one second, all chats together (Telegram: about 30)"
     )
     send_rate_per_chat: float = Field(1.0, description="outgoing messages per second to one chat")
     send_group_interval_s: float = Field(
         3.0, description="least time between two messages to one group chat (Telegram allows 20 a minute)"
+    )
+    delivery_lease_s: float = Field(
+        15.0, description="a result claimed by a bot that died unconfirmed is taken over after this long"
     )
     send_max_attempts: int = Field(5, description="tries of one Bot API call on network and server errors")
     send_backoff_s: float = Field(0.5, description="first wait before retrying a failed call (doubles)")

@@ -50,10 +50,20 @@ class ErrorCode(StrEnum):
     INVALID_JOB = "invalid_job"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     CANCELLED = "cancelled"
+    QUEUE_UNAVAILABLE = "queue_unavailable"  # accepted, but never reached the queue in time
 
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+_MESSAGE_JOBS = uuid.UUID("6f1c2b0e-3d5a-4c39-9a59-2a8d8e0f7b11")
+
+
+def job_id_for(*origin: object) -> str:
+    """A job id derived from what asked for the job (a chat and a message id): a message handed
+    over twice (a restarted bot gets the updates it had not confirmed) gives the same job."""
+    return uuid.uuid5(_MESSAGE_JOBS, ":".join(map(str, origin))).hex
 
 
 def now() -> float:

@@ -7,6 +7,7 @@ folder, Pillow); one contract test suite in ``tests/contract`` runs against ever
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
@@ -108,16 +109,37 @@ class Notifier(Protocol):
 
     async def deliver(self, result: Result) -> None:
         """Send the result to the user. Raises ``RecipientGone`` when the user cannot be reached
-        (blocked the bot); any other error means 'try again later'."""
+        (blocked the bot); ``StorageError`` (or any non-domain error) means 'try again later';
+        another ``DomainError`` means it can never be sent."""
+        ...
+
+    async def settle(self, result: Result) -> None:
+        """Finish the job's live status once its result is delivered (for good): best effort and
+        idempotent, also for a result that an earlier, killed process delivered."""
         ...
 
 
-class DeliveryLog(Protocol):
-    """Remembers which results were delivered, so a redelivered result is not sent twice."""
+class Claim(StrEnum):
+    """The answer of ``DeliveryLog.claim``."""
 
-    async def first_delivery(self, job_id: str) -> bool:
-        """Claim the delivery of ``job_id``: True the first time, False afterwards (a durable log
-        may hand over a claim that was never confirmed, after a lease, to survive a crash)."""
+    TAKEN = "taken"  # this process delivers the result now
+    DELIVERED = "delivered"  # delivered (or given up) for good before: skip it
+    HELD = "held"  # a delivery in progress elsewhere holds it: try again later
+
+
+class DeliveryLog(Protocol):
+    """Remembers which results were delivered, so a redelivered result is not sent twice, and
+    none is lost when the process delivering it dies.
+
+    A claim is a lease until ``confirm``: an unconfirmed claim is taken over once its lease ran
+    out without ``renew``, or at once by the same bot instance restarted (same owner name, a new
+    incarnation)."""
+
+    async def claim(self, job_id: str) -> Claim: ...
+
+    async def renew(self, job_id: str) -> None:
+        """Extend this process's claim of ``job_id`` (a delivery that takes long, e.g. waiting
+        out Telegram's flood control)."""
         ...
 
     async def confirm(self, job_id: str) -> None:

@@ -8,11 +8,11 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.errors import DomainError, QueueUnavailable, RecipientGone
+from domain.errors import DomainError, QueueUnavailable, RecipientGone, StorageError
 from domain.models import (
     Cancel,
     ErrorCode,
@@ -26,11 +26,12 @@ from domain.models import (
     Timings,
     image_key,
 )
-from domain.ports import Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
+from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
 from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.scheduling import pick_batch
 from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
+from domain.users import JobRecord, JobState, Outcome, UserStore
 from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class SubmitPrompt:
     default_height: int = 1024
     seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1)
     tracer: Tracer = field(default_factory=NoTracer)
+    # Jobs this process is handing to the queue right now (the outbox leaves them alone).
+    in_flight: set[str] = field(default_factory=set)
 
     def prepare(
         self,
@@ -62,8 +65,11 @@ class SubmitPrompt:
         seed: int | None = None,
         quality: Quality = Quality.AUTO,
         locale: Locale = Locale.EN,
+        job_id: str | None = None,
     ) -> Job:
-        """Check everything and build the job; raises ``InvalidRequest`` subclasses."""
+        """Check everything and build the job; raises ``InvalidRequest`` subclasses. ``job_id``:
+        one derived from the message that asked (``job_id_for``), so that the same message
+        handled twice makes one job."""
         prompt = clean_prompt(prompt, self.limits)
         negative_prompt = clean_negative_prompt(negative_prompt, self.limits)
         width, height = check_size(
@@ -71,6 +77,7 @@ class SubmitPrompt:
         )
         seed = check_seed(self.seed_source() if seed is None else seed)
         return Job(
+            **({"job_id": job_id} if job_id else {}),
             user_id=user_id,
             chat_id=chat_id,
             prompt=prompt,
@@ -83,13 +90,21 @@ class SubmitPrompt:
         )
 
     async def publish(self, job: Job) -> Job:
+        """Hand ``job`` to the queue. ``QueueUnavailable`` means the outcome is not known (the
+        broker did not answer in time, or refused): the job may still arrive, so a front that
+        keeps an outbox publishes it again later (workers deduplicate by job id) instead of
+        telling the user it was refused."""
+        self.in_flight.add(job.job_id)
         # The job's trace starts here; the queue adapter carries its context to the worker.
-        with self.tracer.span("job.accept", attributes={"job.id": job.job_id, "user.id": job.user_id}):
-            try:
-                await self.queue.publish_job(job)
-            except Exception as exc:  # the broker is down or refused: the user must know
-                log.warning("could not queue job %s: %s", job.job_id, type(exc).__name__)
-                raise QueueUnavailable(job_id=job.job_id) from exc
+        try:
+            with self.tracer.span("job.accept", attributes={"job.id": job.job_id, "user.id": job.user_id}):
+                try:
+                    await self.queue.publish_job(job)
+                except Exception as exc:
+                    log.warning("could not queue job %s: %s", job.job_id, type(exc).__name__)
+                    raise QueueUnavailable(job_id=job.job_id) from exc
+        finally:
+            self.in_flight.discard(job.job_id)
         log.info("job %s queued user=%s", job.job_id, job.user_id, extra={"job_id": job.job_id})
         return job
 
@@ -471,7 +486,13 @@ class ProcessJobs:
 @dataclass
 class DeliverResults:
     """The bot's consumer of events: progress goes to the live status, results to the user,
-    exactly once per job id."""
+    exactly once per job id, and none lost when a bot dies mid-delivery.
+
+    A result is claimed in the delivery log, sent, confirmed, then its status is settled and
+    only then acked. A claim held by a delivery in progress elsewhere is left for later (the
+    result is released, not skipped); a result already delivered is skipped, but its status is
+    settled again (the bot that sent it may have died before it could). A storage outage is
+    waited out for ``storage_give_up_s``; then the user is told honestly."""
 
     queue: JobQueue
     notifier: Notifier
@@ -479,9 +500,15 @@ class DeliverResults:
     batch: int = 64
     poll_timeout_s: float = 1.0
     retry_delay_s: float = 2.0
+    renew_every_s: float = 5.0
+    storage_give_up_s: float = 300.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
     concurrency: int = 256
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._storage_failing_since: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         # Each event is handled on its own task, up to ``concurrency`` at once, while receiving
@@ -527,29 +554,151 @@ class DeliverResults:
             await delivery.ack()
             return
         assert isinstance(event, Result)
-        if not await self.delivery_log.first_delivery(event.job_id):
+        claim = await self.delivery_log.claim(event.job_id)
+        if claim is Claim.DELIVERED:
             log.info("result %s already delivered; skipped", event.job_id)
+            await self._settle(event)
             await delivery.ack()
+            return
+        if claim is Claim.HELD:
+            log.info("result %s is being delivered by another process; later", event.job_id)
+            await asyncio.sleep(self.retry_delay_s)
+            await delivery.release()
             return
         with self.tracer.span(
             "job.deliver", carrier=carrier_of(delivery), attributes={"job.id": event.job_id}
         ):
-            try:
-                await self.notifier.deliver(event)
-            except RecipientGone:
-                self.metrics.delivery_error("recipient_gone")
-                log.info("user %s cannot be reached; result %s dropped", event.user_id, event.job_id)
-            except DomainError as exc:
-                self.metrics.delivery_error(exc.code)
-                log.warning("result %s not delivered: %s", event.job_id, exc.code)
-            except Exception as exc:
-                self.metrics.delivery_error(type(exc).__name__)
-                log.warning("result %s not delivered (%s); will retry", event.job_id, type(exc).__name__)
-                await self.delivery_log.forget(event.job_id)
-                await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
-                await delivery.release()
-                return
-        await self.delivery_log.confirm(event.job_id)
+            final = await self._deliver_claimed(event)
+        if not final:
+            await asyncio.sleep(self.retry_delay_s)  # do not spin on a front that is down
+            await delivery.release()
+            return
+        await self._settle(event)
         if event.accepted_at:
             self.metrics.result_delivered(event, max(0.0, time.time() - event.accepted_at))
         await delivery.ack()
+
+    async def _deliver_claimed(self, result: Result) -> bool:
+        """Send a claimed result. True: it is settled for good (sent, or can never be);
+        False: the claim was given back, to be tried again."""
+        renewer = asyncio.create_task(self._renew(result.job_id), name=f"renew-{result.job_id}")
+        try:
+            await self.notifier.deliver(result)
+        except asyncio.CancelledError:  # stopping before it was sent: the queue still owes it
+            await asyncio.shield(self.delivery_log.forget(result.job_id))
+            raise
+        except RecipientGone:
+            self.metrics.delivery_error("recipient_gone")
+            log.info("user %s cannot be reached; result %s dropped", result.user_id, result.job_id)
+        except StorageError as exc:
+            self.metrics.delivery_error(exc.code)
+            first = self._storage_failing_since.setdefault(result.job_id, self.clock())
+            if self.clock() - first < self.storage_give_up_s:
+                log.warning("result %s: the image cannot be read (%s); will retry", result.job_id, exc.code)
+                await self.delivery_log.forget(result.job_id)
+                return False
+            log.warning("result %s: the image stayed unreadable; telling the user", result.job_id)
+            return await self._deliver_claimed_failure(result)
+        except DomainError as exc:
+            self.metrics.delivery_error(exc.code)
+            log.warning("result %s not delivered: %s", result.job_id, exc.code)
+        except Exception as exc:
+            self.metrics.delivery_error(type(exc).__name__)
+            log.warning("result %s not delivered (%s); will retry", result.job_id, type(exc).__name__)
+            await self.delivery_log.forget(result.job_id)
+            return False
+        finally:
+            renewer.cancel()
+        self._storage_failing_since.pop(result.job_id, None)
+        await self.delivery_log.confirm(result.job_id)
+        return True
+
+    async def _deliver_claimed_failure(self, result: Result) -> bool:
+        self._storage_failing_since.pop(result.job_id, None)
+        failure = result.model_copy(
+            update={"status": JobStatus.FAILED, "error_code": ErrorCode.STORAGE_UNAVAILABLE, "image_key": None}
+        )
+        return await self._deliver_claimed(failure)
+
+    async def _renew(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.renew_every_s)
+            try:
+                await self.delivery_log.renew(job_id)
+            except Exception as exc:
+                log.warning("renewing the claim of %s failed: %s", job_id, type(exc).__name__)
+
+    async def _settle(self, result: Result) -> None:
+        try:
+            await self.notifier.settle(result)
+        except Exception as exc:  # the picture is out; a status left over is a blemish
+            log.info("status of %s not settled: %s", result.job_id, type(exc).__name__)
+
+
+# --------------------------------------------------------------------------- outbox (bot side)
+
+
+@dataclass
+class PublishOutbox:
+    """The bot's outbox relay. A prompt is recorded (queued, unpublished) before the user is
+    told it is accepted, and marked published once the queue has it. Whatever was recorded and
+    never confirmed (the bot died in between, or the broker did not answer) is published again
+    here, under its own job id (workers deduplicate by it). While the queue is not ready
+    nothing is tried; a job that could not be published for ``expiry_s`` fails honestly."""
+
+    queue: JobQueue
+    store: UserStore
+    submit: SubmitPrompt
+    interval_s: float = 2.0
+    min_age_s: float = 3.0  # younger ones are still on their way through the front
+    expiry_s: float = 3600.0
+    concurrency: int = 16
+    on_expired: Callable[[JobRecord], Awaitable[None]] | None = None
+    clock: Callable[[], float] = time.time
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("the outbox pass failed; retrying")
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """One pass; returns how many jobs it published."""
+        now = self.clock()
+        pending = [
+            r for r in await self.store.unpublished(now - self.min_age_s)
+            if r.job_id not in self.submit.in_flight
+        ]
+        if not pending:
+            return 0
+        expired = [r for r in pending if now - r.created_at > self.expiry_s]
+        for record in expired:
+            log.warning("job %s never reached the queue; it fails", record.job_id)
+            await self.store.finish(
+                record.job_id, Outcome(JobState.FAILED, now, error_code=ErrorCode.QUEUE_UNAVAILABLE.value)
+            )
+            if self.on_expired is not None:
+                await self.on_expired(record)
+        todo = [r for r in pending if r not in expired]
+        if not todo or not self.queue.is_ready():
+            return 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def publish(record: JobRecord) -> bool:
+            async with gate:
+                try:
+                    await self.submit.publish(record.job())
+                except QueueUnavailable:
+                    return False
+                await self.store.mark_published(record.job_id, self.clock())
+                return True
+
+        published = sum(await asyncio.gather(*(publish(r) for r in todo)))
+        if published:
+            log.info("outbox: %d job(s) published again", published)
+        return published

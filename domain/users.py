@@ -73,6 +73,8 @@ class JobRecord:
     worker_id: str = ""
     error_code: str | None = None
     total_s: float = 0.0
+    # The outbox: when the job reached the queue (None: not yet; the bot publishes it again).
+    published_at: float | None = None
     # The user's message that asked for it (the picture replies to it, in groups) and the id
     # Telegram gave the picture once it was sent (inline mode shares it by that id).
     request_message_id: int | None = None
@@ -99,6 +101,23 @@ class JobRecord:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    def job(self) -> Job:
+        """The job this record was made from (to publish it again from the outbox)."""
+        return Job(
+            job_id=self.job_id,
+            user_id=self.user_id,
+            chat_id=self.chat_id,
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            width=self.width,
+            height=self.height,
+            seed=self.seed,
+            quality=self.quality,
+            locale=self.locale,
+            created_at=self.created_at,
+            status_message_id=self.status_message_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -165,6 +184,13 @@ class TooManyJobsInFlight(LimitExceeded):
 
 class RateLimited(LimitExceeded):
     code = "rate_limited"  # params: limit, retry_after (whole seconds)
+
+
+class AlreadyAccepted(DomainError):
+    """Every job asked for is known already: the same message came twice (Telegram hands a
+    restarted bot the updates it had not confirmed). Nothing new is queued; nothing to say."""
+
+    code = "already_accepted"
 
 
 class AccessDenied(DomainError):
@@ -238,7 +264,8 @@ class UserStore(Protocol):
 
     async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
         """Atomically check ``check_admission`` for the records' user and add the records;
-        raises ``LimitExceeded`` and adds nothing when they do not fit."""
+        raises ``LimitExceeded`` and adds nothing when they do not fit, ``AlreadyAccepted``
+        when every record's job id is known already (a repeated update)."""
         ...
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
@@ -247,6 +274,15 @@ class UserStore(Protocol):
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         """Telegram's id of the job's picture, once sent (for sharing it in inline mode)."""
+        ...
+
+    async def mark_published(self, job_id: str, at: float) -> None:
+        """The job is on the queue (the outbox need not publish it again)."""
+        ...
+
+    async def unpublished(self, created_before: float) -> list[JobRecord]:
+        """Queued jobs never confirmed on the queue, created before ``created_before``, oldest
+        first: the outbox publishes them (again)."""
         ...
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:

@@ -115,6 +115,9 @@ class FakeBotAPI(ScriptedUpdates):
         self.port = 0
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot sent, as it stands now
         self.polls = 0  # getUpdates calls so far (the bot is polling once this is above 0)
+        # As Telegram: an update is confirmed once getUpdates is called with a higher offset; a
+        # bot that asks without an offset (a restarted one) gets every unconfirmed update again.
+        self.confirmed = 0
         self._callback_ids = itertools.count(1)
         self._inline_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -274,7 +277,8 @@ class FakeBotAPI(ScriptedUpdates):
 
     async def _m_getUpdates(self, params, files):  # type: ignore[no-untyped-def]
         self.polls += 1
-        offset = int(params.get("offset") or 0)
+        self.confirmed = max(self.confirmed, int(params.get("offset") or 0))
+        offset = self.confirmed
         timeout = min(float(params.get("timeout") or 0), 1.0)
         limit = int(params.get("limit") or 100)
         ready = [u for u in self._updates if u["update_id"] >= offset]

@@ -429,8 +429,6 @@ def test_init_scripts_are_valid_shell():
 
 def test_secrets_reach_the_app_as_files_only():
     data = compose()
-    uid = dockerfile_arg_defaults()["APP_UID"]
-    example = read_env_file(ENV_EXAMPLE)
     for name in APP_SERVICES:
         service = data["services"][name]
         mounted = {}
@@ -441,9 +439,7 @@ def test_secrets_reach_the_app_as_files_only():
             if var.endswith("_FILE"):
                 assert value in mounted, f"{name}: {var}={value} is not a secret mounted in the service"
                 entry = mounted[value]
-                assert (entry.get("uid"), entry.get("gid")) == (uid, uid), f"{name}: {entry} not owned by APP_UID"
-                source = data["secrets"][entry["source"]]
-                assert source.get("environment") == var[: -len("_FILE")] or "file" in source, source
+                assert "file" in data["secrets"][entry["source"]], f"{name}: {entry} is not a file secret"
             else:
                 assert not SECRET_NAME.search(var) or var == "S3_ACCESS_KEY_ID", (
                     f"{name}: secret setting {var} is passed as a plain variable; use {var}_FILE"
@@ -451,9 +447,24 @@ def test_secrets_reach_the_app_as_files_only():
     assert "TELEGRAM_BOT_TOKEN_FILE" in environment_of(data["services"]["bot"])
     for name in SCALABLE_SERVICES:
         assert "TELEGRAM_BOT_TOKEN_FILE" not in environment_of(data["services"][name]), "workers need no token"
+
+
+def test_secrets_are_files_in_the_secrets_folder():
+    """Compose copies `environment:` secrets into the container, which it refuses for a read-only one
+    ("cannot create secret ... in read-only service bot: `file` is the sole supported option", Compose
+    2.33.1 and later): every secret is a file in P2P_SECRETS_DIR (./secrets), a folder kept out of git.
+    uid/gid/mode are ignored for file secrets (Compose warns), so none are written."""
+    data = raw_compose()
     for secret, spec in data["secrets"].items():
-        if "environment" in spec:
-            assert spec["environment"] in example, f"secret {secret}: {spec['environment']} missing in .env.example"
+        assert set(spec) == {"file"}, f"secret {secret}: {spec} (only `file:` works with read_only services)"
+        assert spec["file"] == "${P2P_SECRETS_DIR:-./secrets}/" + secret, spec
+    assert data["services"]["bot"]["read_only"] is True
+    for name, service in data["services"].items():
+        for entry in service.get("secrets", []):
+            assert isinstance(entry, str) or not {"uid", "gid", "mode"} & set(entry), (
+                f"{name}: uid/gid/mode are ignored for file secrets; make the file readable instead"
+            )
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().split()
 
 
 def test_compose_file_holds_no_secret_value():
@@ -473,8 +484,9 @@ def test_env_example_holds_no_secret_and_covers_every_variable():
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     example = read_env_file(ENV_EXAMPLE)
     assert not TELEGRAM_TOKEN.search(text)
-    for key in ("TELEGRAM_BOT_TOKEN", "MINIO_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD"):
-        assert example.get(key, None) == "", f".env.example: {key} must be present and empty"
+    assert example.get("MINIO_ROOT_PASSWORD", None) == "", ".env.example: MINIO_ROOT_PASSWORD must be present and empty"
+    for key in ("TELEGRAM_BOT_TOKEN", "S3_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD"):
+        assert key not in example, f".env.example: {key} is a secret file (P2P_SECRETS_DIR), not a variable"
     used = compose_variables(COMPOSE_FILE.read_text(encoding="utf-8"))
     used |= {spec["environment"] for spec in raw_compose()["secrets"].values() if "environment" in spec}
     assert used - set(example) == set(), f".env.example lacks {sorted(used - set(example))}"

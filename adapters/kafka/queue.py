@@ -49,6 +49,7 @@ try:  # trace context travels in the message headers when OpenTelemetry is insta
 except ImportError:  # pragma: no cover - the bot-only install has it too; tolerate its absence
     _propagate = None
 
+from adapters.kafka.leave import leave_as_static_member
 from domain.codec import (
     UndecodableMessage,
     decode_event,
@@ -264,6 +265,14 @@ class _Stream(ConsumerRebalanceListener):
             part.alive = False
         self.parts.clear()
         self.ready.clear()
+        if commit and self.group_instance_id:
+            # A clean stop of a static member: hand the partitions over now, not after the
+            # session timeout (aiokafka leaves only as a dynamic member).
+            try:
+                async with asyncio.timeout(self.queue.stop_timeout_s):
+                    await leave_as_static_member(self.consumer, self.group, self.group_instance_id)
+            except TimeoutError:
+                pass
         try:
             async with asyncio.timeout(self.queue.stop_timeout_s):
                 await self.consumer.stop()
@@ -581,7 +590,7 @@ class KafkaJobQueue:
         worker_group: str = "p2p-workers",
         bot_group: str = "p2p-bots",
         max_poll_interval_ms: int = 900_000,
-        session_timeout_ms: int = 30_000,
+        session_timeout_ms: int = 10_000,
         max_deliveries: int = 5,
         client_id: str = "prompt2pic",
         group_instance_id: str | None = None,
@@ -641,6 +650,7 @@ class KafkaJobQueue:
         self._started = False
         self._connected = False
         self._backlog: tuple[float, int] | None = None
+        self._backlog_refresh: asyncio.Task[int] | None = None
         self._request_partitions: list[TopicPartition] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -729,6 +739,10 @@ class KafkaJobQueue:
             self._monitor.cancel()
             await asyncio.wait({self._monitor})
             self._monitor = None
+        if self._backlog_refresh is not None:
+            self._backlog_refresh.cancel()
+            await asyncio.wait({self._backlog_refresh})
+            self._backlog_refresh = None
         pending = [f for f in (*self._confirming, *self._unconfirmed.values()) if not f.done()]
         if commit and pending:
             # Let the results on their way arrive, so that their jobs can be committed.
@@ -910,10 +924,17 @@ class KafkaJobQueue:
     # ------------------------------------------------------------------ backlog
     async def backlog(self) -> int:
         """Consumer lag of the worker group on the requests topic: end offsets minus committed
-        offsets (the log start where the group has none), summed; cached ``backlog_cache_s``."""
-        now = time.monotonic()
-        if self._backlog and now - self._backlog[0] < self.backlog_cache_s:
+        offsets (the log start where the group has none), summed. Never holds its caller up
+        once a value is known: a value older than ``backlog_cache_s`` is returned as it is and
+        refreshed in the background (a status reply must not wait for a broker that is down)."""
+        if self._backlog is not None:
+            if time.monotonic() - self._backlog[0] >= self.backlog_cache_s:
+                if self._backlog_refresh is None or self._backlog_refresh.done():
+                    self._backlog_refresh = asyncio.create_task(self._refresh_backlog(), name="kafka-backlog")
             return self._backlog[1]
+        return await self._refresh_backlog()
+
+    async def _refresh_backlog(self) -> int:
         delay = 0.1
         for attempt in range(6):
             try:

@@ -1,25 +1,34 @@
-"""In-memory delivery log: which job results this process has delivered (bounded, oldest out)."""
+"""In-memory delivery log: which job results this process has delivered (bounded, oldest out).
+A claim in memory dies with the process that made it, so there is no lease to run out: an
+unconfirmed claim is held until it is confirmed or given back."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from domain.ports import Claim
+
 
 class MemoryDeliveryLog:
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, bool] = OrderedDict()  # job id -> confirmed
 
-    async def first_delivery(self, job_id: str) -> bool:
-        if job_id in self._seen:
-            return False
-        self._seen[job_id] = None
+    async def claim(self, job_id: str) -> Claim:
+        confirmed = self._seen.get(job_id)
+        if confirmed is not None:
+            return Claim.DELIVERED if confirmed else Claim.HELD
+        self._seen[job_id] = False
         if len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
-        return True
+        return Claim.TAKEN
+
+    async def renew(self, job_id: str) -> None:
+        """Nothing to renew: the claim lasts as long as the process."""
 
     async def confirm(self, job_id: str) -> None:
-        """Nothing to do: a claim in memory dies with the process that made it."""
+        self._seen[job_id] = True
 
     async def forget(self, job_id: str) -> None:
-        self._seen.pop(job_id, None)
+        if self._seen.get(job_id) is False:
+            del self._seen[job_id]

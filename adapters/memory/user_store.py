@@ -17,6 +17,7 @@ from domain.users import (
     StoreStats,
     UserLimits,
     UserPrefs,
+    AlreadyAccepted,
     apply_outcome,
     check_admission,
 )
@@ -44,6 +45,9 @@ class MemoryUserStore:
     async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
         if not records:
             return
+        if all(r.job_id in self.jobs for r in records):
+            raise AlreadyAccepted(job_id=records[0].job_id)
+        records = [r for r in records if r.job_id not in self.jobs]
         user_id = records[0].user_id
         mine = [r for r in self.jobs.values() if r.user_id == user_id]
         check_admission(
@@ -67,6 +71,18 @@ class MemoryUserStore:
         record = self.jobs.get(job_id)
         if record is not None:
             self.jobs[job_id] = replace(record, file_id=file_id)
+
+    async def mark_published(self, job_id: str, at: float) -> None:
+        record = self.jobs.get(job_id)
+        if record is not None and record.published_at is None:
+            self.jobs[job_id] = replace(record, published_at=at)
+
+    async def unpublished(self, created_before: float) -> list[JobRecord]:
+        found = [
+            r for r in self.jobs.values()
+            if r.state == JobState.QUEUED and r.published_at is None and r.created_at < created_before
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.job_id))
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         record = self.jobs.get(job_id)

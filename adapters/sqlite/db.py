@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -19,9 +19,19 @@ T = TypeVar("T")
 
 
 class SqliteDatabase:
-    def __init__(self, path: str | Path, schema: str = "", busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        schema: str = "",
+        busy_timeout_s: float = 10.0,
+        columns: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         self.path = Path(path)
         self.schema = schema
+        # Columns added after a table was first made: (table, column, definition); added to a
+        # database made by an earlier version when missing (CREATE TABLE IF NOT EXISTS leaves
+        # an existing table as it is).
+        self.columns = tuple(columns)
         self.busy_timeout_s = busy_timeout_s
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -50,6 +60,10 @@ class SqliteDatabase:
                 for statement in self.schema.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                for table, column, definition in self.columns:
+                    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in present:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -23,6 +23,7 @@ from domain.users import (
     StoreStats,
     UserLimits,
     UserPrefs,
+    AlreadyAccepted,
     apply_outcome,
     check_admission,
 )
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker_id TEXT NOT NULL DEFAULT '',
     error_code TEXT,
     total_s REAL NOT NULL DEFAULT 0,
+    published_at REAL,
     request_message_id INTEGER,
     file_id TEXT
 );
@@ -69,13 +71,26 @@ CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT PRIMARY KEY,
     claimed_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    owner TEXT NOT NULL DEFAULT '',
+    incarnation TEXT NOT NULL DEFAULT ''
 )
 """
+# Columns added since the first release: a database made by it gets them at start.
+COLUMNS = (
+    ("jobs", "published_at", "REAL"),
+    ("jobs", "request_message_id", "INTEGER"),
+    ("jobs", "file_id", "TEXT"),
+    ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def database(path: str | Path) -> SqliteDatabase:
+    """The database file of the user store and the delivery log, with their schema."""
+    return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
-# Columns added after the first release: a file made by an older version gets them at start.
-_ADDED_COLUMNS = {"request_message_id": "INTEGER", "file_id": "TEXT"}
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
@@ -100,20 +115,10 @@ _INSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.jo
 
 class SqliteUserStore:
     def __init__(self, path: str | Path | SqliteDatabase) -> None:
-        self.db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path, SCHEMA)
-        if not self.db.schema:
-            self.db.schema = SCHEMA
+        self.db = path if isinstance(path, SqliteDatabase) else database(path)
 
     async def start(self) -> None:
         await self.db.start()
-
-        def migrate(conn: sqlite3.Connection) -> None:
-            have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-            for name, kind in _ADDED_COLUMNS.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
-
-        await self.db.run(self.db.transaction, migrate)
 
     async def stop(self) -> None:
         await self.db.stop()
@@ -156,6 +161,15 @@ class SqliteUserStore:
         user_id = records[0].user_id
 
         def tx(conn: sqlite3.Connection) -> None:
+            known = {
+                row[0] for row in conn.execute(
+                    f"SELECT job_id FROM jobs WHERE job_id IN ({', '.join('?' * len(records))})",
+                    tuple(r.job_id for r in records),
+                )
+            }
+            if len(known) == len(records):
+                raise AlreadyAccepted(job_id=records[0].job_id)
+            new = [r for r in records if r.job_id not in known]
             active = [
                 r[0] for r in conn.execute(
                     f"SELECT created_at FROM jobs WHERE user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
@@ -169,9 +183,9 @@ class SqliteUserStore:
                 )
             ]
             check_admission(
-                limits, now=now, active_created=active, recent_created=recent, requested=len(records)
+                limits, now=now, active_created=active, recent_created=recent, requested=len(new)
             )
-            conn.executemany(_INSERT, [_values(r) for r in records])
+            conn.executemany(_INSERT, [_values(r) for r in new])
 
         await self.db.run(self.db.transaction, tx)
 
@@ -186,6 +200,19 @@ class SqliteUserStore:
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         await self.db.write("UPDATE jobs SET file_id = ? WHERE job_id = ?", (file_id, job_id))
+
+    async def mark_published(self, job_id: str, at: float) -> None:
+        await self.db.write(
+            "UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL", (at, job_id)
+        )
+
+    async def unpublished(self, created_before: float) -> list[JobRecord]:
+        rows = await self.db.read(
+            "SELECT * FROM jobs WHERE state = ? AND published_at IS NULL AND created_at < ? "
+            "ORDER BY created_at, job_id",
+            (JobState.QUEUED.value, created_before),
+        )
+        return [_record(r) for r in rows]
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:

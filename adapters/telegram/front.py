@@ -24,11 +24,12 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, QueueUnavailable, RecipientGone
-from domain.models import Cancel, Job, Locale, Quality
+from domain.models import Cancel, Job, Locale, Quality, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.services import SubmitPrompt
 from domain.users import (
+    AlreadyAccepted,
     JobRecord,
     JobState,
     LimitExceeded,
@@ -152,7 +153,10 @@ class Front:
             return parse_aspect(prefs.aspect, self.submit.limits)
         return None
 
-    def build_job(self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str) -> Job:
+    def build_job(
+        self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
+        job_id: str | None = None,
+    ) -> Job:
         """Parse the message's parameters and check everything; raises ``InvalidRequest``."""
         params = parse_prompt(text, self.submit.limits)
         width, height = self.size_for(params.aspect or self.prefs_aspect(prefs))
@@ -167,6 +171,7 @@ class Front:
             seed=params.seed,
             quality=quality,
             locale=locale,
+            job_id=job_id,
         )
 
     def repeat_jobs(self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int) -> list[Job]:
@@ -212,8 +217,11 @@ class Front:
         reply_to: int | None = None,
     ) -> list[Job]:
         """A prompt message: parse, check, admit, reply with the live status, queue."""
+        job_id = job_id_for(chat_id, reply_to) if reply_to is not None else None
         try:
-            job = self.build_job(user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text)
+            job = self.build_job(
+                user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id
+            )
         except InvalidRequest as exc:
             await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
             return []
@@ -224,7 +232,12 @@ class Front:
     ) -> list[Job]:
         """Admit ``jobs`` (all of one user) against the limits, then for each: the status reply,
         then the queue. ``album``: their pictures go out together, as one album. Returns the jobs
-        queued."""
+        accepted.
+
+        Admission records each job (the outbox) before the user is told anything, so a job is
+        never lost: if this process dies before the publish, or the queue does not answer, the
+        outbox (``PublishOutbox``) publishes it later and the user is told it is waiting for the
+        service, not that it was refused."""
         if not jobs:
             return []
         chat_id = jobs[0].chat_id
@@ -242,47 +255,76 @@ class Front:
         now = self.clock()
         # distinct creation times keep the jobs of one request in order in the queue positions
         jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
+        pending = self.submit.in_flight
+        pending.update(job.job_id for job in jobs)  # the outbox leaves them to us
         try:
             await self.store.admit(
                 [JobRecord.from_job(j, request_message_id=reply_to) for j in jobs], self.config.limits, now
             )
         except LimitExceeded as exc:
+            pending.difference_update(job.job_id for job in jobs)
             await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
+            return []
+        except AlreadyAccepted:  # the same message again (a restart): it is being handled
+            pending.difference_update(job.job_id for job in jobs)
+            log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
             return []
         if album and len(jobs) >= 2:
             self.albums.expect([job.job_id for job in jobs])
         positions = await self.queue_positions()
-        queued: list[Job] = []
+        accepted: list[Job] = []
         for i, job in enumerate(jobs):
-            text = self.queued_text(locale, job.prompt, positions.get(job.job_id, i + 1))
-            message_id: int | None = None
             try:
-                status = await self.sender.send_message(
-                    chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, locale, job.job_id)
-                )
-                message_id = status.message_id
-                self.board.opened(job.job_id, chat_id, message_id, text, locale=locale, prompt=job.prompt)
-                await self.store.set_status_message(job.job_id, message_id)
-                job = job.model_copy(update={"status_message_id": message_id})
+                job = await self._open_status(job, locale, positions.get(job.job_id, i + 1), reply_to)
             except RecipientGone:
+                pending.discard(job.job_id)
                 await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
                 continue
-            except Exception as exc:  # no status message: the job still goes ahead
-                log.warning("status reply for %s failed: %s", job.job_id, type(exc).__name__)
             try:
                 await self.submit.publish(job)
-            except QueueUnavailable as exc:
-                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code=exc.code))
-                self.board.close(job.job_id)
-                if message_id is not None:
+            except QueueUnavailable:
+                # Not refused: its fate is unknown, and the outbox publishes it again.
+                if job.status_message_id is not None:
                     with contextlib.suppress(Exception):
-                        await self.sender.edit_text(chat_id, message_id, self.error_text(locale, exc),
-                                                    priority=Priority.INTERACTIVE)
-                else:
-                    await self.reply(chat_id, self.error_text(locale, exc))
+                        await self.sender.edit_text(
+                            chat_id, job.status_message_id,
+                            self.t(locale, "status-waiting-service", prompt=short(job.prompt, 200)),
+                            reply_markup=cancel_keyboard(self.t, locale, job.job_id),
+                            priority=Priority.INTERACTIVE,
+                        )
+                accepted.append(job)
                 continue
-            queued.append(job)
-        return queued
+            await self.store.mark_published(job.job_id, self.clock())
+            accepted.append(job)
+        return accepted
+
+    async def _open_status(self, job: Job, locale: Locale, position: int, reply_to: int | None) -> Job:
+        """Send the job's live status message and remember it; the job, with its id. A status
+        that cannot be sent does not stop the job (``RecipientGone`` does: nobody to draw for)."""
+        text = self.queued_text(locale, job.prompt, position)
+        try:
+            status = await self.sender.send_message(
+                job.chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, locale, job.job_id)
+            )
+        except RecipientGone:
+            raise
+        except Exception as exc:  # no status message: the job still goes ahead
+            log.warning("status reply for %s failed: %s", job.job_id, type(exc).__name__)
+            return job
+        self.board.opened(job.job_id, job.chat_id, status.message_id, text, locale=locale, prompt=job.prompt)
+        await self.store.set_status_message(job.job_id, status.message_id)
+        return job.model_copy(update={"status_message_id": status.message_id})
+
+    async def never_queued(self, record: JobRecord) -> None:
+        """The outbox gave up on a job the queue never took: the user hears it honestly."""
+        self.board.close(record.job_id)
+        text = self.error_text(record.locale, QueueUnavailable(job_id=record.job_id))
+        with contextlib.suppress(Exception):
+            if record.status_message_id is not None and await self.sender.edit_text(
+                record.chat_id, record.status_message_id, text, priority=Priority.RESULT,
+            ):
+                return
+            await self.reply(record.chat_id, text)
 
     async def cancel(self, record: JobRecord, user_id: int, locale: Locale) -> bool:
         cancelled = await self.store.cancel(record.job_id, user_id, self.clock())

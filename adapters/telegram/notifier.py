@@ -5,8 +5,9 @@ Every picture is sent. Links follow the link policy (adapters/telegram/links.py)
 where Telegram takes it, text in the caption for a public IP address, left out otherwise. When
 Telegram still refuses a picture, it is sent again without the part it refused (the link
 button, then the keyboard, then the caption, or as a document); when nothing works, the user is
-told so in their language. Either way the status message ends: deleted once the picture or the
-failure is in the chat, or edited into the failure when not even that could be sent.
+told so in their language. Either way the status message ends (``settle``, once the delivery is
+confirmed): deleted once the picture or the failure is in the chat, or left as the failure when
+not even a message could be sent and the status was edited into it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from adapters.telegram.front import Front
 from adapters.telegram.keyboards import album_keyboard, cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
-from domain.errors import DomainError, RecipientGone
+from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
-from domain.ports import DeliveryLog
 from domain.users import JobRecord, JobState, Outcome, SendAs
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,9 @@ class TelegramNotifier:
         self.sender = front.sender
         self.board = front.board
         self.store = front.store
-        # The log DeliverResults claims deliveries in; set by the runtime, so that a delivery cut
-        # short by shutdown gives its claim back and the result is sent after the restart.
-        self.delivery_log: DeliveryLog | None = None
+        self.storage_attempts = 3
+        self.storage_backoff_s = 0.5
+        self._status_is_failure: set[str] = set()  # jobs whose status message became the failure
 
     # --- progress --------------------------------------------------------------------------------
     async def progress(self, event: Progress) -> None:
@@ -101,22 +101,24 @@ class TelegramNotifier:
             self.front.estimator.started(event.worker_id, event.job_id, event.at)
         elif event.stage == "generating":
             self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
-        if event.status_message_id is None or self.board.is_closed(event.job_id):
+        if self.board.is_closed(event.job_id):
             return
         record = await self.store.get_job(event.job_id)
         if record is not None and not record.active:
             return  # cancelled or finished: its status says so already
         if event.stage == "started":
             await self.store.mark_started(event.job_id, event.at, event.worker_id)
-        if not self.sender.is_reachable(event.chat_id):
-            return  # blocked the bot: nothing more goes there
+        # A job the outbox published before its status reply was recorded: the record knows it.
+        message_id = event.status_message_id or (record.status_message_id if record else None)
+        if message_id is None or not self.sender.is_reachable(event.chat_id):
+            return  # (blocked the bot: nothing more goes there)
         prompt = record.prompt if record else ""
         text, percent = self.front.progress_text(
             event.locale, prompt, event.stage, event.step, event.total_steps
         )
         markup = None if event.stage == "uploading" else cancel_keyboard(self.t, event.locale, event.job_id)
         self.board.show(
-            event.job_id, event.chat_id, event.status_message_id, text, markup,
+            event.job_id, event.chat_id, message_id, text, markup,
             stage=event.stage, percent=percent,
         )
 
@@ -170,12 +172,15 @@ class TelegramNotifier:
         try:
             if result.status == JobStatus.DONE and result.image_key:
                 try:
-                    picture.png = await self.front.storage.get(result.image_key)
+                    picture.png = await self._read_image(result.image_key)
                 except KeyError:  # gone from storage: say so instead of retrying forever
                     log.warning("image of %s is missing from storage", result.job_id)
                     self.front.albums.drop(result.job_id)
                     await self._fail(result, locale, "storage_unavailable")
                     return
+                except StorageError:  # DeliverResults tries again later; the album goes on
+                    self.front.albums.drop(result.job_id)
+                    raise
                 batch = await self.front.albums.collect(result.job_id, picture)
                 if batch is None:
                     await self._send_picture(picture)
@@ -195,10 +200,37 @@ class TelegramNotifier:
         except TelegramNotFound as exc:
             log.warning("Telegram refused result %s: %s", result.job_id, exc.message)
             raise DeliveryRefused(job_id=result.job_id) from exc
-        except asyncio.CancelledError:  # stopping before it was sent: the queue still owes it
-            if self.delivery_log is not None:
-                await asyncio.shield(self.delivery_log.forget(result.job_id))
-            raise
+
+    async def settle(self, result: Result) -> None:
+        """The picture (or the failure) is out: the live status goes (unless it became the
+        failure itself). Also for a result that a bot killed before this step sent; a status
+        already gone is fine."""
+        self.board.close(result.job_id)
+        if result.job_id in self._status_is_failure:
+            self._status_is_failure.discard(result.job_id)
+            return
+        message_id = result.status_message_id
+        if message_id is None:  # published before the status reply was recorded (the outbox)
+            record = await self.store.get_job(result.job_id)
+            message_id = record.status_message_id if record else None
+        if message_id is not None:
+            await self.sender.delete(result.chat_id, message_id)
+
+    async def _read_image(self, key: str) -> bytes:
+        """The stored PNG, retried on storage errors like the worker's writes (a missing object
+        is final: ``KeyError``; an outage past the retries: ``StorageError``, and
+        DeliverResults tries the delivery again later)."""
+        delay = self.storage_backoff_s
+        for attempt in range(1, self.storage_attempts + 1):
+            try:
+                return await self.front.storage.get(key)
+            except StorageError as exc:
+                if attempt == self.storage_attempts:
+                    raise
+                log.info("reading %s failed (%s, try %d/%d)", key, exc.code, attempt, self.storage_attempts)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- failures ---------------------------------------------------------------------------------
     def failure_text(self, result: Result, locale: Locale, code: str | None = None) -> str:
@@ -207,8 +239,8 @@ class TelegramNotifier:
         return self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200))
 
     async def _fail(self, result: Result, locale: Locale, code: str | None = None) -> None:
-        """Tell the user, and end the status message: deleted once the failure is in the chat,
-        or turned into the failure when not even a message gets through."""
+        """Tell the user; when not even a message gets through, the status message becomes the
+        failure (and ``settle`` leaves it)."""
         text = self.failure_text(result, locale, code)
         try:
             await self.sender.send_message(
@@ -221,12 +253,7 @@ class TelegramNotifier:
                 result.chat_id, result.status_message_id, text, priority=Priority.RESULT,
             ):
                 raise DeliveryRefused(job_id=result.job_id) from exc
-            return
-        await self._end_status(result)
-
-    async def _end_status(self, result: Result) -> None:
-        if result.status_message_id:
-            await self.sender.delete(result.chat_id, result.status_message_id)
+            self._status_is_failure.add(result.job_id)
 
     # --- one picture -----------------------------------------------------------------------------
     def _markup(self, picture: _Picture, *, document: bool, level: int, url: str | None) -> object:
@@ -301,7 +328,6 @@ class TelegramNotifier:
         if file_id:
             await self.store.set_file_id(result.job_id, file_id)
         self.front.estimator.delivered(max(0.0, time.time() - result.finished_at))
-        await self._end_status(result)
 
     async def _refused(self, picture: _Picture, why: str) -> None:
         log.warning("Telegram refused the picture of %s for good: %s", picture.result.job_id, why)

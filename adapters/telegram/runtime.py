@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.sender import Sender
 from adapters.telegram.status import StatusBoard
 from domain.ports import DeliveryLog, JobQueue, Storage
-from domain.services import DeliverResults, SubmitPrompt
+from domain.services import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.users import UserLimits, UserStore
 from domain.waits import WaitEstimator
 
@@ -35,28 +36,6 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-
-
-class CombinedDeliveryLog:
-    """A delivery is the first only if it is the first in every log (the process's own and the
-    shared durable one)."""
-
-    def __init__(self, *logs: DeliveryLog) -> None:
-        self.logs = logs
-
-    async def first_delivery(self, job_id: str) -> bool:
-        for delivery_log in self.logs:
-            if not await delivery_log.first_delivery(job_id):
-                return False
-        return True
-
-    async def confirm(self, job_id: str) -> None:
-        for delivery_log in self.logs:
-            await delivery_log.confirm(job_id)
-
-    async def forget(self, job_id: str) -> None:
-        for delivery_log in self.logs:
-            await delivery_log.forget(job_id)
 
 
 class _StoppableEvents:
@@ -95,15 +74,18 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
 
 
 def build_user_store(settings: Any) -> tuple[UserStore, DeliveryLog | None]:
-    """The user store the settings ask for, and the durable delivery log that goes with it."""
+    """The user store the settings ask for, and the durable delivery log that goes with it.
+    The log's owner name is the instance's stable name (``WORKER_ID``, else the host name), so
+    that this instance restarted takes over its own unconfirmed claims at once."""
     backend = _setting(settings, "user_store", "memory")
     if str(getattr(backend, "value", backend)) == "sqlite":
-        from adapters.sqlite.db import SqliteDatabase
         from adapters.sqlite.delivery_log import SqliteDeliveryLog
-        from adapters.sqlite.user_store import SCHEMA, SqliteUserStore
+        from adapters.sqlite.user_store import SqliteUserStore, database
 
-        db = SqliteDatabase(settings.sqlite_path, SCHEMA)
-        return SqliteUserStore(db), SqliteDeliveryLog(db)
+        db = database(settings.sqlite_path)
+        owner = _setting(settings, "worker_id", "") or socket.gethostname()
+        lease = _setting(settings, "delivery_lease_s", 15.0)
+        return SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner)
     from adapters.memory.user_store import MemoryUserStore
 
     return MemoryUserStore(), None
@@ -137,13 +119,10 @@ class TelegramRuntime:
 
         self.bot = build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
         self.store, self._durable_log = build_user_store(settings)
-        self.delivery_log: DeliveryLog = (
-            CombinedDeliveryLog(delivery_log, self._durable_log) if self._durable_log else delivery_log
-        )
+        self.delivery_log: DeliveryLog = self._durable_log or delivery_log
         self.sender = Sender(
             self.bot,
             rate=_setting(settings, "send_rate_global", 30.0),
-            burst=_setting(settings, "send_burst_global", 40),
             rate_per_chat=_setting(settings, "send_rate_per_chat", 1.0),
             group_interval_s=_setting(settings, "send_group_interval_s", 3.0),
             max_attempts=_setting(settings, "send_max_attempts", 5),
@@ -172,14 +151,19 @@ class TelegramRuntime:
         )
         self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
         self.notifier = TelegramNotifier(self.front)
-        self.notifier.delivery_log = self.delivery_log
         self.dispatcher = build_dispatcher(self.front)
         extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
+        lease = _setting(settings, "delivery_lease_s", 15.0)
         self.deliver = DeliverResults(
             _StoppableEvents(queue, self._stop_delivery),  # type: ignore[arg-type]
             self.notifier,
             self.delivery_log,
+            renew_every_s=max(0.1, lease / 3),
             **extra,
+        )
+        self.outbox = PublishOutbox(
+            queue, self.store, submit,
+            expiry_s=config.limits.expiry_s, on_expired=self.front.never_queued,
         )
         self._webhook: Any = None
         if self.mode == "webhook":
@@ -238,6 +222,7 @@ class TelegramRuntime:
         if self._durable_log is not None:
             await self._durable_log.start()  # type: ignore[attr-defined]
         self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
+        self._tasks.append(asyncio.create_task(self.outbox.run(self._stop_delivery), name="outbox"))
         self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
         if self.queue_refresh_s > 0:
             self._tasks.append(asyncio.create_task(self._refresh_waiting(), name="refresh-waiting"))

@@ -1,11 +1,11 @@
 """The one way out to Telegram: every message, edit, photo and document the bot sends goes
 through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
 
-- Overall: a token bucket of ``rate`` messages/s with ``burst`` tokens (Telegram allows about 30/s;
-  the burst lets 50 users who write at once all get their "queued" reply within a second, while
-  any longer stretch stays at ``rate``).
-  Waiting calls are served by priority: replies to what a user just did first, then results, then
-  live-status edits (which the status board coalesces anyway).
+- Overall: at most ``rate`` calls in any window of ``window_s`` (Telegram allows about 30
+  messages a second; a sliding window, unlike a token bucket with a burst, never lets a restarted
+  bot with a backlog of results go over it, not even for one second). Waiting calls are served by
+  priority: replies to what a user just did first, then results, then live-status edits (which
+  the status board coalesces anyway).
 - Per chat: calls to one chat go one at a time, the next no sooner than ``1/rate_per_chat`` seconds
   after the previous one *finished* (so the server sees them at least that far apart); in groups
   (negative chat ids) no sooner than ``group_interval_s`` (Telegram allows 20 messages a minute).
@@ -27,6 +27,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -59,52 +60,77 @@ class Priority(IntEnum):
     STATUS = 2  # live-status edits, clean-up
 
 
-class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up; waiters served by priority, then
-    in arrival order."""
+class RateWindow:
+    """At most ``limit`` calls in any ``window_s`` seconds, as the server sees them.
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = max(rate, 0.001)
-        self.burst = max(1, burst)
+    A call holds its slot from the grant until it has finished, and for ``window_s`` after that:
+    a server sees a request somewhere between the two, so counting finished calls by their finish
+    time (not by when they were let go) keeps any window of arrivals within ``limit`` even when
+    requests are delayed on their way and arrive bunched. Waiters are served by priority, then in
+    arrival order."""
+
+    def __init__(self, limit: int, window_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, int(limit))
+        self.window_s = window_s
         self.clock = clock
-        self.tokens = float(self.burst)
-        self.updated = clock()
+        self._finished: deque[float] = deque()  # finish times within the window
+        self._running = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._freed = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
 
-    def _refill(self) -> None:
+    def _wait_s(self) -> float | None:
+        """Seconds until a slot frees by time (0: one is free now; None: only a finishing call
+        can free one)."""
         now = self.clock()
-        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        while self._finished and now - self._finished[0] >= self.window_s:
+            self._finished.popleft()
+        if self._running + len(self._finished) < self.limit:
+            return 0.0
+        if not self._finished:
+            return None
+        return self._finished[0] + self.window_s - now
 
-    async def acquire(self, priority: int = Priority.INTERACTIVE) -> None:
-        self._refill()
-        if not self._waiters and self.tokens >= 1:
-            self.tokens -= 1
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: int = Priority.INTERACTIVE) -> AsyncIterator[None]:
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._running -= 1
+            self._finished.append(self.clock())
+            self._freed.set()
+
+    async def _acquire(self, priority: int) -> None:
+        if not self._waiters and self._wait_s() == 0.0:
+            self._running += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
         if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name="send-bucket")
+            self._drainer = asyncio.create_task(self._drain(), name="send-window")
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self.tokens += 1  # granted but not used: give it back
+                self._running -= 1  # granted but not used: give it back
+                self._freed.set()
             raise
 
     async def _drain(self) -> None:
         while self._waiters:
-            self._refill()
-            if self.tokens >= 1:
-                _, _, future = heapq.heappop(self._waiters)
-                if future.done():  # its caller was cancelled
-                    continue
-                self.tokens -= 1
-                future.set_result(None)
+            wait = self._wait_s()
+            if wait != 0.0:
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), wait)
                 continue
-            await asyncio.sleep((1 - self.tokens) / self.rate)
+            _, _, future = heapq.heappop(self._waiters)
+            if future.done():  # its caller was cancelled
+                continue
+            self._running += 1
+            future.set_result(None)
 
     def close(self) -> None:
         if self._drainer is not None:
@@ -125,7 +151,7 @@ class Sender:
         bot: Bot,
         *,
         rate: float = 30.0,
-        burst: int = 40,
+        window_s: float = 1.0,
         rate_per_chat: float = 1.0,
         group_interval_s: float = 3.0,
         max_attempts: int = 5,
@@ -134,7 +160,7 @@ class Sender:
         on_blocked: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
-        self.bucket = TokenBucket(rate, burst)
+        self.bucket = RateWindow(max(1, round(rate * window_s)), window_s)
         self.chat_interval = 1.0 / rate_per_chat if rate_per_chat > 0 else 0.0
         self.group_interval = max(self.chat_interval, group_interval_s)
         self.unreachable: set[int] = set()  # chats that answered 403: nothing more goes there
@@ -196,10 +222,10 @@ class Sender:
                     wait = chat.next_at - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
-                await self.bucket.acquire(priority)
                 pause = 0.0
                 try:
-                    result = await make_call()
+                    async with self.bucket.slot(priority):
+                        result = await make_call()
                     self.sent += 1
                     return result
                 except asyncio.CancelledError:

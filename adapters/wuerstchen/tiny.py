@@ -7,7 +7,8 @@ through the very code that loads ``warp-ai/wuerstchen-prior`` and ``warp-ai/wuer
     folder/prior/     model_index.json, prior/, text_encoder/, tokenizer/, scheduler/
     folder/decoder/   model_index.json, decoder/, text_encoder/, tokenizer/, scheduler/, vqgan/
 
-The weights are random (fixed seed), so the pictures are noise-like, but every part of the model is
+The weights are random (fixed seed), so the pictures are noise-like (the prior's output layer is
+scaled so that it stays well-conditioned: see ``_condition_prior``), but every part of the model is
 there: the CLIP tokenizer (a byte-level BPE vocabulary written here, nothing is downloaded), two
 CLIP text encoders of different widths (ViT-bigG for the prior, ViT-H for the decoder in the real
 model), the prior, the DiffNeXt decoder, the Paella VQGAN and the schedulers. A 256x256 image with
@@ -26,7 +27,7 @@ import uuid
 from pathlib import Path
 
 # Bump when the tiny architecture or its weights change: an old build is then rebuilt.
-TINY_MODEL_VERSION = 2
+TINY_MODEL_VERSION = 3
 _MARKER = "TINY_WUERSTCHEN.json"
 
 SEED = 20240229
@@ -155,6 +156,25 @@ def _randomize(module, generator, gain: float = 1.0) -> None:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
 
 
+def _condition_prior(prior, scale: float = 0.1) -> None:
+    """Keep the random prior well-conditioned, as a trained one is.
+
+    ``WuerstchenPrior`` returns ``(x - a) / (|1 - b| + 1e-5)``, ``a`` and ``b`` being the two halves
+    of its output convolution. With plain random weights ``b`` is about N(0, 1), so here and there
+    it lies near 1 and the prior divides by almost zero: the latents reach 1e3-1e5 and the guided
+    steps become chaotic, turning a last-bit rounding difference (a batch of 3 and a batch of 1 go
+    through different BLAS kernels) into a different picture. A small ``b`` (its weights scaled
+    down, no bias) keeps the divisor near 1 and the latents of the order of the noise; ``a``, which
+    carries the prompt and the noise, keeps its random weights."""
+    import torch
+
+    out = prior.out[-1]
+    half = out.out_channels // 2
+    with torch.no_grad():
+        out.weight[half:].mul_(scale)
+        out.bias[half:].zero_()
+
+
 def _write_model_index(folder: Path, class_name: str, components: dict[str, list[str]], config: dict) -> None:
     import diffusers
 
@@ -177,6 +197,7 @@ def _build(target: Path) -> None:
         prior_text = _text_encoder(tokenizer, TINY_PRIOR_TEXT)
         prior = WuerstchenPrior(**TINY_PRIOR).eval()
         _randomize(prior, generator)
+        _condition_prior(prior)
         tokenizer.save_pretrained(prior_dir / "tokenizer")
         prior_text.save_pretrained(prior_dir / "text_encoder")
         prior.save_pretrained(prior_dir / "prior")

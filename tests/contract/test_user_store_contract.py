@@ -4,16 +4,17 @@ and what only a durable store can show (a restart, two processes sharing the fil
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
 
 from adapters.memory.delivery_log import MemoryDeliveryLog
 from adapters.memory.user_store import MemoryUserStore
-from adapters.sqlite.db import SqliteDatabase
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
-from adapters.sqlite.user_store import SCHEMA, SqliteUserStore
+from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
 from domain.models import Locale, Quality
+from domain.ports import Claim
 from domain.users import (
     JobRecord,
     JobState,
@@ -186,33 +187,103 @@ async def test_stats(store):
 
 
 async def test_delivery_log_claims_once(delivery_log):
-    assert await delivery_log.first_delivery("j1")
-    assert not await delivery_log.first_delivery("j1")
+    assert await delivery_log.claim("j1") == Claim.TAKEN
+    assert await delivery_log.claim("j1") == Claim.HELD  # claimed, not confirmed: not skipped
     await delivery_log.forget("j1")
-    assert await delivery_log.first_delivery("j1")
-    results = await asyncio.gather(*(delivery_log.first_delivery("j2") for _ in range(5)))
-    assert results.count(True) == 1
+    assert await delivery_log.claim("j1") == Claim.TAKEN
+    results = await asyncio.gather(*(delivery_log.claim("j2") for _ in range(5)))
+    assert results.count(Claim.TAKEN) == 1
+    assert results.count(Claim.HELD) == 4
     await delivery_log.confirm("j2")
-    assert not await delivery_log.first_delivery("j2")
+    assert await delivery_log.claim("j2") == Claim.DELIVERED
+    await delivery_log.forget("j2")  # a confirmed claim is final: forget changes nothing
+    assert await delivery_log.claim("j2") == Claim.DELIVERED
+
+
+async def test_outbox_lists_jobs_not_yet_on_the_queue(store):
+    await store.admit([record("o1", created_at=NOW), record("o2", created_at=NOW + 1)], UserLimits(), NOW + 1)
+    assert [r.job_id for r in await store.unpublished(NOW + 5)] == ["o1", "o2"]
+    assert [r.job_id for r in await store.unpublished(NOW + 0.5)] == ["o1"]  # younger ones: in flight
+    await store.mark_published("o1", NOW + 2)
+    assert [r.job_id for r in await store.unpublished(NOW + 5)] == ["o2"]
+    assert (await store.get_job("o1")).published_at == NOW + 2
+    await store.cancel("o2", 1, NOW + 3)  # a cancelled job is not published any more
+    assert await store.unpublished(NOW + 5) == []
+    job = (await store.get_job("o1")).job()  # the outbox rebuilds the job from its record
+    assert (job.job_id, job.prompt, job.seed, job.created_at) == ("o1", "prompt o1", 7, NOW)
 
 
 async def test_sqlite_claim_of_a_crashed_process_is_taken_over_after_its_lease(tmp_path):
     path = tmp_path / "lease.db"
-    crashed = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA), lease_s=0.2)
-    survivor = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA), lease_s=0.2)
+    crashed = SqliteDeliveryLog(database(path), lease_s=0.4, owner="bot-a")
+    survivor = SqliteDeliveryLog(database(path), lease_s=0.4, owner="bot-b")
     for log in (crashed, survivor):
         await log.start()
     try:
-        assert await crashed.first_delivery("lost")  # claimed, then the process died unconfirmed
-        assert not await survivor.first_delivery("lost")  # the lease still holds
-        await asyncio.sleep(0.3)
-        assert await survivor.first_delivery("lost")  # taken over: the picture is not lost
+        assert await crashed.claim("lost") == Claim.TAKEN  # claimed, then the process died unconfirmed
+        assert await survivor.claim("lost") == Claim.HELD  # the lease still holds
+        await asyncio.sleep(0.25)
+        await crashed.renew("lost")  # a slow send renews its lease
+        await asyncio.sleep(0.25)
+        assert await survivor.claim("lost") == Claim.HELD  # renewed 0.25 s ago: still held
+        await asyncio.sleep(0.5)
+        assert await survivor.claim("lost") == Claim.TAKEN  # taken over: the picture is not lost
+        await crashed.forget("lost")  # the old holder cannot give back what is no longer its own
+        assert await crashed.claim("lost") == Claim.HELD
         await survivor.confirm("lost")
-        await asyncio.sleep(0.3)
-        assert not await crashed.first_delivery("lost")  # confirmed claims are final
+        await asyncio.sleep(0.5)
+        assert await crashed.claim("lost") == Claim.DELIVERED  # confirmed claims are final
     finally:
         for log in (crashed, survivor):
             await log.stop()
+
+
+async def test_sqlite_claim_is_taken_over_at_once_by_the_same_instance_restarted(tmp_path):
+    path = tmp_path / "restart.db"
+    before = SqliteDeliveryLog(database(path), lease_s=60, owner="bot-1")
+    await before.start()
+    assert await before.claim("mid-send") == Claim.TAKEN
+    await before.stop()  # killed while sending
+    after, other = (SqliteDeliveryLog(database(path), lease_s=60, owner=o) for o in ("bot-1", "bot-2"))
+    for log in (after, other):
+        await log.start()
+    try:
+        assert await other.claim("mid-send") == Claim.HELD  # another instance waits for the lease
+        assert await after.claim("mid-send") == Claim.TAKEN  # the restarted one takes it at once
+        assert await after.claim("mid-send") == Claim.HELD  # ... once
+    finally:
+        for log in (after, other):
+            await log.stop()
+
+
+async def test_sqlite_database_of_the_first_release_is_upgraded(tmp_path):
+    """A file made by the first release (no outbox column, no claim owners) opens and works."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, chat_id INTEGER NOT NULL,"
+        " prompt TEXT NOT NULL, negative_prompt TEXT NOT NULL DEFAULT '', width INTEGER NOT NULL,"
+        " height INTEGER NOT NULL, seed INTEGER NOT NULL, quality TEXT NOT NULL, locale TEXT NOT NULL,"
+        " created_at REAL NOT NULL, state TEXT NOT NULL, status_message_id INTEGER, started_at REAL,"
+        " finished_at REAL, image_key TEXT, image_url TEXT, profile TEXT, profile_reason TEXT,"
+        " worker_id TEXT NOT NULL DEFAULT '', error_code TEXT, total_s REAL NOT NULL DEFAULT 0);"
+        "CREATE TABLE deliveries (job_id TEXT PRIMARY KEY, claimed_at REAL NOT NULL, delivered_at REAL);"
+        f"INSERT INTO jobs (job_id, user_id, chat_id, prompt, width, height, seed, quality, locale,"
+        f" created_at, state) VALUES ('old', 1, 1, 'a fox', 512, 512, 3, 'auto', 'en', {NOW}, 'queued');"
+        "INSERT INTO deliveries VALUES ('gone', 1.0, NULL);"
+    )
+    old.commit()
+    old.close()
+    db = database(path)
+    store, log = SqliteUserStore(db), SqliteDeliveryLog(db, keep_s=1e12, lease_s=60)
+    await store.start()
+    await log.start()
+    try:
+        assert [r.job_id for r in await store.unpublished(NOW + 1)] == ["old"]  # republished after the upgrade
+        assert await log.claim("gone") == Claim.TAKEN  # an old unconfirmed claim, long expired
+    finally:
+        await log.stop()
+        await store.stop()
 
 
 # --- durable only -----------------------------------------------------------------------------
@@ -238,7 +309,7 @@ async def test_two_processes_sharing_the_file_keep_the_limits_and_dedup(tmp_path
     """Two bot instances on one host: separate connections (as separate processes would have)."""
     path = tmp_path / "shared.db"
     a, b = SqliteUserStore(path), SqliteUserStore(path)
-    la, lb = SqliteDeliveryLog(SqliteDatabase(path, SCHEMA)), SqliteDeliveryLog(SqliteDatabase(path, SCHEMA))
+    la, lb = SqliteDeliveryLog(database(path), owner="a"), SqliteDeliveryLog(database(path), owner="b")
     for component in (a, b, la, lb):
         await component.start()
     try:
@@ -248,8 +319,8 @@ async def test_two_processes_sharing_the_file_keep_the_limits_and_dedup(tmp_path
             return_exceptions=True,
         )
         assert sum(o is None for o in outcomes) == 2
-        claims = await asyncio.gather(*(log.first_delivery("job") for log in [la, lb] * 3))
-        assert claims.count(True) == 1
+        claims = await asyncio.gather(*(log.claim("job") for log in [la, lb] * 3))
+        assert claims.count(Claim.TAKEN) == 1
     finally:
         for component in (a, b, la, lb):
             await component.stop()

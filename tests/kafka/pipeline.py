@@ -29,12 +29,16 @@ class Notifier:
     def __init__(self) -> None:
         self.delivered: list[Result] = []
         self.progress_events: list[Progress] = []
+        self.settled: list[str] = []
 
     async def progress(self, event: Progress) -> None:
         self.progress_events.append(event)
 
     async def deliver(self, result: Result) -> None:
         self.delivered.append(result)
+
+    async def settle(self, result: Result) -> None:
+        self.settled.append(result.job_id)
 
     def pictures_per_job(self) -> collections.Counter[str]:
         return collections.Counter(r.job_id for r in self.delivered)

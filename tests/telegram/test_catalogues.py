@@ -48,7 +48,7 @@ def domain_error_codes() -> set[str]:
 @pytest.mark.parametrize("locale", list(Locale))
 def test_every_user_facing_error_and_choice_is_translated(locale):
     internal = {"error", "storage_error", "generation_error", "model_not_found", "recipient_gone",
-                "limit_exceeded", "undecodable_message"}
+                "limit_exceeded", "undecodable_message", "already_accepted"}
     for code in domain_error_codes() - internal:
         assert t.has(f"error-{code}", locale), code
     for code in ErrorCode:

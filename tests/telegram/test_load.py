@@ -2,8 +2,9 @@
 
 - the fake Bot API answers 429 (with retry_after) and 502 a few times: every result still reaches
   its user exactly once, and no chat gets more than one message a second;
-- 50 users send prompts at once: each gets a status reply within a second and its picture, the
-  per-user limits hold, and the bot stays within the overall rate.
+- 50 users send prompts at once (65 messages): each gets a status reply within about two seconds
+  (replies go first, at Telegram's 30 messages a second, never faster) and its picture, the
+  per-user limits hold, and the bot stays within the overall rate in every second.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ async def test_fifty_users_at_once(start_service, telegram):
         for i in range(3):
             tg.send_text(user, f"an extra castle {i} for user {user}")
 
-    # every user: a status reply within a second
+    # every user: a status reply within the time 65 replies take at 30 a second
     def replies(user: int) -> list[str]:
         return [c.text for c in tg.calls if c.method == "sendMessage" and c.ok and c.chat_id == user]
 
@@ -118,8 +119,11 @@ async def test_fifty_users_at_once(start_service, telegram):
         if c.method == "sendMessage" and c.ok and c.chat_id not in first_reply:
             first_reply[c.chat_id] = c
     latency = {user: first_reply[user].at - pushed_at[user] for user in users}
-    assert max(latency.values()) < 1.0, sorted(latency.values())[-5:]
-    assert all(first_reply[user].text.startswith("⏳ Queued") for user in users), [first_reply[u].text for u in users if not first_reply[u].text.startswith("⏳ Queued")][:3]
+    assert max(latency.values()) < 3.0, sorted(latency.values())[-5:]
+    # (a greedy user's refusal may come before its second status: both are answers to it)
+    calm = [user for user in users if user not in greedy]
+    assert all(first_reply[user].text.startswith("⏳ Queued") for user in calm), [
+        first_reply[user].text for user in calm if not first_reply[user].text.startswith("⏳ Queued")]
 
     # the per-user cap held: two accepted, two turned away with when to try again
     for user in greedy:
@@ -135,14 +139,16 @@ async def test_fifty_users_at_once(start_service, telegram):
     photos = Counter(c.chat_id for c in tg.calls if c.method == "sendPhoto" and c.ok)
     assert photos == {user: (2 if user in greedy else 1) for user in users}
 
-    # outbound discipline: one message a second per chat; overall the rate, after the burst
+    # outbound discipline: one message a second per chat; overall never more than the rate in
+    # any second (every call that goes through the sender counts)
     smallest_gap = assert_one_per_second(tg, users)
-    sent = sorted(c.at for c in tg.calls if c.method in MESSAGE_METHODS | {"deleteMessage"})
-    rate, burst = settings.send_rate_global, settings.send_burst_global
+    paced = MESSAGE_METHODS | {"deleteMessage", "sendChatAction"}
+    sent = sorted(c.at for c in tg.calls if c.method in paced)
+    rate = settings.send_rate_global
     busiest = max(sum(1 for u in sent[i:] if u - t < 1.0) for i, t in enumerate(sent))
-    assert busiest <= rate + burst
+    assert busiest <= rate
     span = sent[-1] - sent[0]
-    assert len(sent) <= rate * span + burst + 1
+    assert len(sent) <= rate * (span + 1)
     lat = sorted(latency.values())
     print(f"\n50 users: status latency min {lat[0]:.3f}s median {lat[25]:.3f}s max {lat[-1]:.3f}s; "
           f"smallest per-chat gap {smallest_gap:.3f}s; {len(sent)} calls in {span:.1f}s, busiest second {busiest}")

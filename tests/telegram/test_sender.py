@@ -17,7 +17,7 @@ from aiogram.exceptions import (
 from aiogram.methods import SendMessage
 
 from adapters.telegram.notifier import fits_photo
-from adapters.telegram.sender import Priority, Sender, TokenBucket
+from adapters.telegram.sender import Priority, RateWindow, Sender
 from domain.errors import RecipientGone
 
 METHOD = SendMessage(chat_id=1, text="x")
@@ -42,13 +42,14 @@ class Script:
 
 
 async def test_bucket_serves_by_priority_then_order():
-    bucket = TokenBucket(rate=50, burst=1)
-    await bucket.acquire()  # empties it
+    bucket = RateWindow(limit=1, window_s=0.02)
+    async with bucket.slot():  # fills it
+        pass
     order: list[str] = []
 
     async def take(name: str, priority: Priority) -> None:
-        await bucket.acquire(priority)
-        order.append(name)
+        async with bucket.slot(priority):
+            order.append(name)
 
     tasks = [asyncio.create_task(take(n, p)) for n, p in (
         ("status-1", Priority.STATUS), ("result-1", Priority.RESULT), ("reply-1", Priority.INTERACTIVE),
@@ -60,18 +61,30 @@ async def test_bucket_serves_by_priority_then_order():
     bucket.close()
 
 
-async def test_bucket_keeps_the_rate_after_the_burst():
-    bucket = TokenBucket(rate=40, burst=5)
+async def test_window_never_lets_more_than_its_limit_through_in_any_window():
+    """A backlog of 100 calls at once (a restarted bot): never more than 30 in any second."""
+    bucket = RateWindow(limit=30, window_s=0.2)  # the 30/s rule, five times faster
+    granted: list[float] = []
+
+    async def take(i: int) -> None:
+        async with bucket.slot(Priority.RESULT):
+            # the request reaches the server some time while the call runs: here at its end,
+            # after a delay that varies (a busy event loop, a slow network)
+            await asyncio.sleep(0.05 * (i % 3))
+            granted.append(time.monotonic())
+
     started = time.monotonic()
-    for _ in range(25):
-        await bucket.acquire()
+    await asyncio.gather(*(take(i) for i in range(100)))
     elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 0.8  # 5 at once, then 20 at 40/s
+    granted.sort()
+    busiest = max(sum(1 for u in granted[i:] if u - t < 0.2) for i, t in enumerate(granted))
+    assert 25 <= busiest <= 30  # near full use of the window, never more
+    assert 0.6 <= elapsed < 2.0  # 100 calls at 30 per 0.2 s: at least three windows after the first
     bucket.close()
 
 
 async def test_per_chat_pacing_and_other_chats_unaffected():
-    sender = make_sender(rate=1000, burst=100, rate_per_chat=5)  # 0.2 s per chat
+    sender = make_sender(rate=1000, rate_per_chat=5)  # 0.2 s per chat
     calls = {chat: Script() for chat in (1, 2)}
     started = time.monotonic()
     await asyncio.gather(*(sender.call(chat, calls[chat]) for chat in (1, 1, 1, 2)))

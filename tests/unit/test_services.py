@@ -12,7 +12,9 @@ from adapters.memory.queue import MemoryJobQueue
 from adapters.memory.storage import LocalFolderStorage
 from domain.errors import QueueUnavailable, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Quality, Result, image_key
-from domain.services import DeliverResults, ProcessJobs, SubmitPrompt
+from domain.ports import Claim
+from domain.services import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
+from domain.users import JobRecord, UserLimits
 
 
 class CountingGenerator(FakeGenerator):
@@ -214,6 +216,9 @@ class RecordingNotifier:
         self.progress_seen: list[str] = []
         self.gone = gone
         self.flaky = flaky
+        self.storage_down = 0
+        self.settled: list[str] = []
+        self.outcomes: list[tuple[str, JobStatus, object]] = []
 
     async def progress(self, event):
         self.progress_seen.append(event.stage)
@@ -224,7 +229,14 @@ class RecordingNotifier:
         if self.flaky:
             self.flaky -= 1
             raise ConnectionError("telegram down")
+        if result.status == JobStatus.DONE and self.storage_down:
+            self.storage_down -= 1
+            raise StorageError(op="get_object", reason="ConnectionRefused")
         self.delivered.append(result.job_id)
+        self.outcomes.append((result.job_id, result.status, result.error_code))
+
+    async def settle(self, result):
+        self.settled.append(result.job_id)
 
 
 def result(job_id: str, chat: int = 1) -> Result:
@@ -261,6 +273,94 @@ async def test_deliver_retries_a_failed_send_and_drops_unreachable_users():
     await task
     assert notifier.delivered == ["x"]
     assert await queue.receive_events(10, 0.05) == []  # the unreachable user's result is not retried
+
+
+async def test_a_result_claimed_elsewhere_is_released_not_skipped_and_a_delivered_one_is_settled():
+    """The claim of a bot that died mid-send: the result waits (it is not acked as 'already
+    delivered'); once confirmed, a copy is skipped but its status is settled again."""
+    queue, notifier, log = MemoryJobQueue(), RecordingNotifier(), MemoryDeliveryLog()
+    deliver = DeliverResults(queue, notifier, log, poll_timeout_s=0.05, retry_delay_s=0.01)
+    assert await log.claim("busy") == Claim.TAKEN  # held by a delivery in progress
+    await queue.publish_event(result("busy"))
+    [d] = await queue.receive_events(10, 0.1)
+    await deliver.handle(d)
+    assert notifier.delivered == [] and notifier.settled == []
+    [again] = await queue.receive_events(10, 0.5)  # released: still owed
+    await log.confirm("busy")  # the holder finished
+    await deliver.handle(again)
+    assert notifier.delivered == [] and notifier.settled == ["busy"]
+    assert await queue.receive_events(10, 0.05) == []
+
+
+async def test_a_storage_outage_is_waited_out_then_told_honestly():
+    queue, notifier, log = MemoryJobQueue(), RecordingNotifier(), MemoryDeliveryLog()
+    clock = [0.0]
+    deliver = DeliverResults(queue, notifier, log, retry_delay_s=0.0, storage_give_up_s=60,
+                             clock=lambda: clock[0])
+    notifier.storage_down = 2  # two reads fail, the third works
+    await queue.publish_event(result("slow"))
+    for _ in range(3):
+        [d] = await queue.receive_events(1, 0.5)
+        await deliver.handle(d)
+    assert notifier.outcomes == [("slow", JobStatus.DONE, None)]
+    notifier.storage_down = 10**6  # down for good
+    await queue.publish_event(result("lost"))
+    [d] = await queue.receive_events(1, 0.5)
+    await deliver.handle(d)  # fails: released, not sent
+    clock[0] = 61.0
+    [d] = await queue.receive_events(1, 0.5)
+    await deliver.handle(d)
+    assert notifier.outcomes[-1] == ("lost", JobStatus.FAILED, ErrorCode.STORAGE_UNAVAILABLE)
+    assert notifier.settled == ["slow", "lost"]
+    assert await queue.receive_events(10, 0.05) == []
+
+
+class FlakyQueue(MemoryJobQueue):
+    """A queue whose publish of jobs times out while ``down``."""
+
+    down = False
+
+    async def publish_job(self, job):
+        if self.down:
+            raise TimeoutError()
+        await super().publish_job(job)
+
+    def is_ready(self):
+        return not self.down
+
+
+async def test_the_outbox_publishes_what_was_recorded_and_never_confirmed():
+    from adapters.memory.user_store import MemoryUserStore
+
+    queue, store = FlakyQueue(), MemoryUserStore()
+    submit = SubmitPrompt(queue)
+    now = [1000.0]
+    outbox = PublishOutbox(queue, store, submit, min_age_s=3, expiry_s=600, clock=lambda: now[0])
+    job = submit.prepare(user_id=1, chat_id=1, prompt="kept through a crash")
+    job = job.model_copy(update={"created_at": now[0]})
+    await store.admit([JobRecord.from_job(job)], UserLimits(), now[0])  # then the bot died
+    assert await outbox.run_once() == 0  # too young: the front may still be publishing it
+    now[0] += 5
+    queue.down = True
+    assert await outbox.run_once() == 0  # nothing tried while the queue is down
+    queue.down = False
+    assert await outbox.run_once() == 1
+    [d] = await queue.receive_jobs(10, 0.1)
+    assert d.message.job_id == job.job_id and d.message.prompt == job.prompt
+    assert await outbox.run_once() == 0  # published once
+    expired: list[str] = []
+    outbox.on_expired = lambda r: _record(expired, r.job_id)
+    late = submit.prepare(user_id=2, chat_id=2, prompt="never reached the queue")
+    late = late.model_copy(update={"created_at": now[0] - 700})
+    await store.admit([JobRecord.from_job(late)], UserLimits(), now[0])
+    queue.down = True
+    await outbox.run_once()
+    assert expired == [late.job_id]
+    assert (await store.get_job(late.job_id)).error_code == "queue_unavailable"
+
+
+async def _record(into: list[str], value: str) -> None:
+    into.append(value)
 
 
 async def test_a_cancelled_job_gets_an_honest_result_and_no_picture(parts):

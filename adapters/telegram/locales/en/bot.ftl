@@ -47,6 +47,9 @@ cmd-stats = Service statistics (admins)
 status-queued =
     ⏳ Queued: position { $position }, { $eta }.
     { $prompt }
+status-waiting-service =
+    ⏳ Accepted and kept: waiting for the service to come back. Your picture follows; no need to send it again.
+    { $prompt }
 status-started =
     🎨 Drawing your picture…
     { $prompt }
@@ -91,6 +94,7 @@ reason-invalid_job = the request was invalid
 reason-too_many_attempts = it failed several times
 reason-cancelled = it was cancelled
 reason-delivery_refused = Telegram would not take the picture
+reason-queue_unavailable = the service could not take it for too long
 
 ## Buttons
 
@@ -191,7 +195,7 @@ error-unknown_command = I don't know the command { $command }. See /help.
 error-job_forgotten = I no longer have the details of that picture. Please send the prompt again.
 error-original_gone = The original of that picture is no longer stored.
 error-original_refused = Telegram would not take the original PNG (files over 50 MB are refused).
-error-queue_unavailable = The service is busy right now and could not accept the prompt. Please try again in a minute.
+error-queue_unavailable = The service could not take the prompt for too long, so it was dropped. Please send it again.
 error-not_text = I understand text prompts only. Describe the picture in words.
 
 ## Inline mode

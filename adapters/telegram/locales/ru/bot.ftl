@@ -47,6 +47,9 @@ cmd-stats = Статистика сервиса (для админов)
 status-queued =
     ⏳ В очереди: место { $position }, { $eta }.
     { $prompt }
+status-waiting-service =
+    ⏳ Принято и сохранено: ждём, пока сервис снова станет доступен. Картинка придёт, отправлять ещё раз не нужно.
+    { $prompt }
 status-started =
     🎨 Рисую вашу картинку…
     { $prompt }
@@ -91,6 +94,7 @@ reason-invalid_job = запрос некорректен
 reason-too_many_attempts = несколько попыток закончились ошибкой
 reason-cancelled = задача отменена
 reason-delivery_refused = Telegram не принял картинку
+reason-queue_unavailable = сервис слишком долго не мог принять задачу
 
 ## Кнопки
 
@@ -191,7 +195,7 @@ error-unknown_command = Я не знаю команду { $command }. Списо
 error-job_forgotten = Я больше не помню подробностей этой картинки. Пришлите описание ещё раз.
 error-original_gone = Оригинала этой картинки больше нет в хранилище.
 error-original_refused = Telegram не принял оригинал PNG (файлы больше 50 МБ не принимаются).
-error-queue_unavailable = Сервис сейчас перегружен и не смог принять описание. Попробуйте ещё раз через минуту.
+error-queue_unavailable = Сервис слишком долго не мог принять описание, и оно отменено. Пожалуйста, отправьте его ещё раз.
 error-not_text = Я понимаю только текстовые описания. Опишите картинку словами.
 
 ## Inline mode

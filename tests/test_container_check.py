@@ -1,0 +1,80 @@
+"""The helpers of scripts/container_check.sh that read docker-compose.yml (the build and run checks
+themselves need Podman and run in CI through .ci/run, not here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def helper():
+    spec = importlib.util.spec_from_file_location("container_prompt_check", ROOT / "scripts" / "container_prompt_check.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["container_prompt_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bot_runs_with_the_compose_files_hardening():
+    flags = helper().hardening("bot", volume_prefix="run1")
+    pairs = list(zip(flags, flags[1:]))
+    assert "--init" in flags and "--read-only" in flags
+    assert ("--tmpfs", "/tmp") in pairs
+    assert ("--cap-drop", "ALL") in pairs
+    assert ("--security-opt", "no-new-privileges") in pairs
+    assert ("-v", "run1-bot-data:/app/data") in pairs  # a volume of the run's own, never the real one
+
+
+def test_worker_hardening_and_grace_periods():
+    module = helper()
+    flags = module.hardening("worker", volume_prefix="run1")
+    assert ("-v", "run1-model-cache:/cache") in list(zip(flags, flags[1:]))
+    assert "--read-only" not in flags  # the compose file does not ask it of workers
+    assert module.grace_s("bot") == 90
+    assert module.grace_s("worker") == 90
+
+
+@pytest.mark.parametrize(
+    ("drop", "expected"),
+    [
+        ("read_only", "read_only: true"),
+        ("cap_drop", "cap_drop: [ALL]"),
+        ("security_opt", "no-new-privileges"),
+        ("init", "init: true"),
+    ],
+)
+def test_a_service_without_its_hardening_fails_the_check(tmp_path, monkeypatch, drop, expected):
+    module = helper()
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    del data["services"]["bot"][drop]
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(module, "COMPOSE", broken)
+    with pytest.raises(module.CheckFailed, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        module.hardening("bot")
+
+
+def test_durations_as_compose_writes_them(tmp_path, monkeypatch):
+    module = helper()
+    compose = tmp_path / "docker-compose.yml"
+    monkeypatch.setattr(module, "COMPOSE", compose)
+    for value, seconds in (("90s", 90), ("1m30s", 90), ("2m", 120), ("1h", 3600)):
+        compose.write_text(yaml.safe_dump({"services": {"x": {"stop_grace_period": value}}}))
+        assert module.grace_s("x") == seconds
+    compose.write_text(yaml.safe_dump({"services": {"x": {"stop_grace_period": "soon"}}}))
+    with pytest.raises(module.CheckFailed, match="soon"):
+        module.grace_s("x")
+
+
+def test_the_check_script_parses_and_ci_runs_it():
+    assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "container_check.sh")]).returncode == 0
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci and "\nbash scripts/container_check.sh\n" in ci
