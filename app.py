@@ -104,6 +104,7 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
                 return 0
         if role in ("worker", "all"):
             try:
+                await _start(container.prompt_translator(), started)
                 await _start(container.generator(), started)
             except ModelNotFound as exc:
                 log.error("%s", exc.params.get("message", exc))
@@ -159,6 +160,7 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
             queue = await _start(container.queue(), started)
             storage = await _start(container.storage(), started)
             try:
+                await _start(container.prompt_translator(), started)
                 await _start(container.generator(), started)
             except ModelNotFound as exc:
                 print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
@@ -197,6 +199,11 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
                 f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
                 f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job.job_id}"
             )
+            seen = result.understood
+            if seen is not None and seen.translation != "none":
+                print(f"translation {seen.translation}: the model read {seen.prompt!r}")
+            if seen is not None and seen.cut:
+                print(f"not read (past {seen.token_limit} tokens): {seen.cut}")
             return 0
         finally:
             for component in reversed(started):

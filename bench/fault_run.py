@@ -1,7 +1,8 @@
 """Fault run: 200 prompts from 40 users through real processes while faults are injected, then
 how long each fault stalled the service and whether anything was lost or sent twice.
 
-    python bench/fault_run.py                 # about 3 minutes on 2 cores
+    python bench/fault_run.py                 # about 2 minutes on 2 cores
+    python bench/fault_run.py --set KAFKA_SESSION_TIMEOUT_MS=6000
     python bench/fault_run.py --prompts 100 --users 20
 
 On this machine, loopback only: a Kafka broker of its own (scripts/kafka_broker.py, restartable),
@@ -44,14 +45,15 @@ async def next_picture_after(rig: Rig, since: float, timeout: float = 120) -> fl
     return float("inf")
 
 
-async def run(prompts: int, users: int, folder: Path) -> int:
+async def run(prompts: int, users: int, folder: Path, interval_s: float, settings: dict[str, str]) -> int:
     broker = RestartableBroker(folder / "kafka")
     await broker.astart()
     s3 = MotoS3Server()
     s3.start()
     tg = FakeBotAPI()
     await tg.start()
-    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig").start()
+    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig",
+                    **settings).start()
     recoveries: list[tuple[str, float]] = []
     fault_ends: list[tuple[str, float]] = []
     try:
@@ -63,7 +65,7 @@ async def run(prompts: int, users: int, folder: Path) -> int:
         async def traffic() -> None:
             for i in range(prompts):
                 rig.send(7000 + i % users, f"a fault run picture {i}")
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(interval_s)
 
         sending = asyncio.create_task(traffic())
         await asyncio.sleep(8)
@@ -135,9 +137,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between prompts")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="p2p-faults-") as tmp:
-        return asyncio.run(run(args.prompts, args.users, Path(tmp)))
+        return asyncio.run(run(args.prompts, args.users, Path(tmp), args.interval, settings))
 
 
 if __name__ == "__main__":

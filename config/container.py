@@ -14,12 +14,13 @@ from typing import Any
 from dependency_injector import containers, providers
 from pydantic import SecretStr
 
-from config.settings import Settings
+from config.settings import GeneratorBackend, Settings
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.services import ProcessJobs, SubmitPrompt
 from domain.telemetry import NoMetrics, NoTracer
+from domain.translation import UnderstandPrompts
 from domain.validation import Limits
 
 
@@ -124,6 +125,31 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> Any:
     return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
 
 
+def prompt_translator(settings: Settings) -> Any:
+    """MarianMT for Würstchen, its tiny random-weight twin for the tiny model; nothing for the
+    fake generator (no torch) or with PROMPT_TRANSLATION=off."""
+    if settings.prompt_translation == "off" or settings.generator == GeneratorBackend.FAKE:
+        from adapters.memory.translator import IdentityTranslator
+
+        return IdentityTranslator()
+    from adapters.marian.translator import MarianTranslator
+
+    options: dict[str, Any] = dict(
+        device=settings.generator_device,
+        dtype=settings.prompt_translation_dtype,
+        threads=settings.generator_threads,
+        beams=settings.prompt_translation_beams,
+    )
+    if settings.generator == GeneratorBackend.TINY:
+        return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
+    return MarianTranslator(settings.prompt_translation_model, **options)
+
+
+def prompt_reader(generator: Any) -> Any:
+    """The generator, when it can tell what its text encoder reads of a prompt (Würstchen's CLIP)."""
+    return generator if callable(getattr(generator, "unread", None)) else None
+
+
 def model_name(settings: Settings) -> str:
     """What the image metadata names as the model."""
     if settings.generator == "wuerstchen":
@@ -226,6 +252,13 @@ class Container(containers.DeclarativeContainer):
         default_height=providers.Callable(lambda s: s.default_height, settings),
         tracer=tracer,
     )
+    prompt_translator = providers.Singleton(prompt_translator, settings)
+    understand = providers.Singleton(
+        UnderstandPrompts,
+        translator=prompt_translator,
+        reader=providers.Callable(prompt_reader, generator),
+        metrics=metrics,
+    )
     worker = providers.Singleton(
         ProcessJobs,
         queue=queue,
@@ -239,6 +272,7 @@ class Container(containers.DeclarativeContainer):
         storage_attempts=providers.Callable(lambda s: s.storage_attempts, settings),
         metrics=metrics,
         tracer=tracer,
+        prompts=understand,
     )
 
     delivery_log = providers.Singleton(memory_delivery_log)

@@ -134,6 +134,21 @@ class Settings(BaseSettings):
     generator_warmup: str = Field(
         "", description='batch x width x height combinations compiled at start, e.g. "1x1024x1024,8x1024x1024"'
     )
+    prompt_translation: Literal["auto", "off"] = Field(
+        "auto",
+        description="translate prompts into English for the text encoders: auto (MarianMT with wuerstchen, "
+        "the tiny model with tiny, none with fake) or off",
+    )
+    prompt_translation_model: str = Field(
+        "Helsinki-NLP/opus-mt-ru-en", description="MarianMT model translating prompts: hub id or local folder"
+    )
+    prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
+    prompt_translation_dtype: str = Field(
+        "auto", description="translator dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16; it runs on GENERATOR_DEVICE"
+    )
+    tiny_translation_model_dir: Path = Field(
+        Path("data/tiny-marian"), description="where the tiny translation model is built once (GENERATOR=tiny)"
+    )
     max_batch: int = Field(8, ge=1, description="most images per generator call")
     batch_wait_s: float = Field(0.05, description="how long a worker waits to fill a batch")
     default_quality: str = Field("quality", description="profile of the fixed policy for automatic jobs")

@@ -27,6 +27,24 @@ class UndecodableMessage(DomainError):
         self.reason = reason
 
 
+# Fields added after the first release of version 1: left out while they hold their default, so a
+# process of the previous release (which refuses unknown fields) still reads what a newer one
+# writes during a rolling upgrade; they travel only when they say something.
+ADDED_FIELDS: dict[type, frozenset[str]] = {
+    Job: frozenset({"translate"}),
+    Result: frozenset({"understood"}),
+}
+
+
+def _dump(message: Job | Cancel | Progress | Result) -> dict[str, Any]:
+    data = message.model_dump(mode="json")
+    fields = type(message).model_fields
+    for name in ADDED_FIELDS.get(type(message), ()):
+        if getattr(message, name) == fields[name].default:
+            data.pop(name, None)
+    return data
+
+
 def _envelope(kind: str, data: dict[str, Any]) -> bytes:
     return json.dumps({"v": VERSION, "type": kind, "data": data}, ensure_ascii=False).encode()
 
@@ -52,7 +70,7 @@ def _reason(exc: ValidationError) -> str:
 
 
 def encode_job(job: Job) -> bytes:
-    return _envelope("job", job.model_dump(mode="json"))
+    return _envelope("job", _dump(job))
 
 
 def decode_job(raw: bytes) -> Job:
@@ -78,7 +96,7 @@ def decode_request(raw: bytes) -> Job | Cancel:
 
 
 def encode_event(event: Progress | Result) -> bytes:
-    return _envelope(event.kind, event.model_dump(mode="json"))
+    return _envelope(event.kind, _dump(event))
 
 
 def decode_event(raw: bytes) -> Progress | Result:

@@ -91,6 +91,9 @@ class Job(_Message):
     attempt: int = Field(default=0, ge=0)
     # The chat message the bot edits with live status ("queued", "generating 40%"); optional.
     status_message_id: int | None = None
+    # Translate the prompt into English before the (English-only) text encoders read it: the
+    # user's setting; the worker's PROMPT_TRANSLATION=off turns it off for everyone.
+    translate: bool = True
 
 
 class Cancel(_Message):
@@ -102,6 +105,28 @@ class Cancel(_Message):
     user_id: int
     at: float = Field(default_factory=now)
 
+
+
+class TranslationStatus(StrEnum):
+    """What became of a prompt before the model read it."""
+
+    NONE = "none"  # nothing to translate: Latin script, or no letters at all
+    TRANSLATED = "translated"
+    FAILED = "failed"  # the translator failed: the model read the prompt as written
+    OFF = "off"  # translation turned off (by the user or the service)
+
+
+class Understood(_Message):
+    """How the model read a job's prompt: the text its encoders were given, what was translated,
+    and the words past the encoders' token limit (which they never read)."""
+
+    prompt: str
+    negative_prompt: str = ""
+    language: str = "en"  # detected from the script: ru, uk, be, kk, en, other, none
+    translation: TranslationStatus = TranslationStatus.NONE
+    negative_translated: bool = False
+    cut: str = ""  # the end of ``prompt`` that the text encoder did not read ("" if none)
+    token_limit: int = 0  # the text encoder's limit (77 for CLIP), when known
 
 
 class Timings(_Message):
@@ -148,6 +173,7 @@ class Result(_Message):
     timings: Timings = Field(default_factory=Timings)
     error_code: ErrorCode | None = None
     worker_id: str = ""
+    understood: Understood | None = None  # how the model read the prompt (None: not known)
     accepted_at: float = 0.0  # when the bot accepted the job (for end-to-end latency)
     finished_at: float = Field(default_factory=now)
 

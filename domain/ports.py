@@ -82,6 +82,35 @@ class Generator(Protocol):
     ) -> list[GeneratedImage]: ...
 
 
+class PromptTranslator(Protocol):
+    """Machine translation into English, for the English-only text encoders.
+
+    ``translate`` gets texts in Cyrillic script (Russian, and its neighbours the Russian model
+    copes with) that the domain has already cut out of the prompts (see ``domain.translation``),
+    and returns one English text per input, in order, from one batched model call. The model runs
+    off the event loop. ``translates`` is False for the pass-through adapter
+    (``PROMPT_TRANSLATION=off``): the domain then does not call it at all."""
+
+    name: str
+    translates: bool
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def translate(self, texts: Sequence[str]) -> list[str]: ...
+
+
+class PromptReader(Protocol):
+    """What a generator's text encoder reads of a prompt (CLIP reads 77 tokens, the rest is cut).
+    Implemented by the generator that owns the tokenizer."""
+
+    async def unread(self, prompts: Sequence[str]) -> list[tuple[str, int]]:
+        """For each prompt: the words past the encoder's token limit ("" when it reads them all)
+        and that limit."""
+        ...
+
+
 class Storage(Protocol):
     """Keeps images and hands out links users can open."""
 

@@ -24,6 +24,7 @@ from domain.models import (
     Quality,
     Result,
     Timings,
+    Understood,
     image_key,
 )
 from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
@@ -31,6 +32,7 @@ from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.scheduling import pick_batch
 from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
+from domain.translation import UnderstandPrompts
 from domain.users import JobRecord, JobState, Outcome, UserStore
 from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
 
@@ -168,6 +170,8 @@ class ProcessJobs:
     progress_interval_s: float = 1.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
+    # Translation and the token-limit check before generation (None: prompts go as written).
+    prompts: UnderstandPrompts | None = None
 
     def __post_init__(self) -> None:
         if self.policy is None:
@@ -335,15 +339,22 @@ class ProcessJobs:
                 for job in jobs:
                     await self._progress(job, "generating", step, total)
 
-        gen_started = time.time()
         links = [c for c in (carrier_of(i.delivery) for i in todo) if c]
+        understood = await self._understand(jobs, links)
+        requests = [profile.request(j) for j in jobs]
+        if understood is not None:  # the model reads the translated text
+            requests = [
+                r.model_copy(update={"prompt": u.prompt, "negative_prompt": u.negative_prompt})
+                for r, u in zip(requests, understood, strict=True)
+            ]
+        gen_started = time.time()
         try:
             with self.tracer.span(
                 "generate",
                 links=links,
                 attributes={"batch.size": len(todo), "profile": profile.name, "worker": self.worker_id},
             ):
-                images = await self.generator.generate([profile.request(j) for j in jobs], on_step)
+                images = await self.generator.generate(requests, on_step)
         except Exception:
             log.exception("generation failed for %d job(s)", len(jobs))
             for item in todo:
@@ -356,13 +367,26 @@ class ProcessJobs:
         self.metrics.batch_generated(profile.name, len(jobs), gen_s)
         assert self.policy is not None
         self.policy.observe(profile.name, len(jobs), gen_s)
-        for item, image in zip(todo, images, strict=True):
+        for i, (item, image) in enumerate(zip(todo, images, strict=True)):
             with self.tracer.span(
                 "job.store_and_report", carrier=carrier_of(item.delivery), attributes={"job.id": item.job.job_id}
             ):
                 await self._progress(item.job, "uploading")
                 result = await self._store(item, image, started, gen_s)
+                if understood is not None:
+                    result = result.model_copy(update={"understood": understood[i]})
                 await self._finish(item.delivery, result, batch)
+
+    async def _understand(self, jobs: list[Job], links: list) -> list[Understood] | None:
+        """The text the model reads for each job (translated, its cut noted); None: as written."""
+        if self.prompts is None:
+            return None
+        with self.tracer.span("understand", links=links, attributes={"batch.size": len(jobs)}):
+            try:
+                return await self.prompts(jobs)
+            except Exception:  # UnderstandPrompts handles its ports' failures; this is a bug
+                log.exception("preparing the prompts failed; they go to the model as written")
+                return None
 
     async def _already_stored(self, key: str) -> bool:
         try:

@@ -30,6 +30,15 @@ class Metrics(Protocol):
 
     def delivery_error(self, kind: str) -> None: ...
 
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        """One prompt before generation: its detected language and what became of it
+        (translated, none, failed, off)."""
+        ...
+
+    def translation_batch(self, texts: int, seconds: float) -> None: ...
+
+    def translation_failed(self, kind: str) -> None: ...
+
 
 class NoMetrics:
     async def start(self) -> None:
@@ -60,6 +69,15 @@ class NoMetrics:
         pass
 
     def delivery_error(self, kind: str) -> None:
+        pass
+
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        pass
+
+    def translation_batch(self, texts: int, seconds: float) -> None:
+        pass
+
+    def translation_failed(self, kind: str) -> None:
         pass
 
 

@@ -42,6 +42,7 @@ class UserPrefs:
     aspect: str | None = None  # "16:9"; None: the service's default size
     quality: Quality = Quality.AUTO
     send_as: SendAs = SendAs.PHOTO
+    translate: bool = True  # prompts translated into English for the model (off: as written)
     # State, not a preference: the user blocked the bot (read with the prefs in one go; set by
     # ``mark_blocked``/``unblock``, left alone by ``save_prefs``).
     blocked: bool = False

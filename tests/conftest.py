@@ -15,3 +15,11 @@ async def telegram():
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory):
+    """The tiny random-weight MarianMT model, built once per session (tests/marian, tests/telegram)."""
+    from adapters.marian.tiny import ensure_tiny_translator
+
+    return ensure_tiny_translator(tmp_path_factory.getbasetemp() / "tiny-marian")

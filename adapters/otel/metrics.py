@@ -78,7 +78,7 @@ class OtelMetrics:
             View(instrument_name="p2p.batch.size", aggregation=ExplicitBucketHistogramAggregation(BATCH_BUCKETS)),
             *(
                 View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS))
-                for name in ("p2p.generation.duration", "p2p.queue.wait", "p2p.end_to_end")
+                for name in ("p2p.generation.duration", "p2p.queue.wait", "p2p.end_to_end", "p2p.translation.duration")
             ),
         ]
         self.provider = MeterProvider(
@@ -103,6 +103,16 @@ class OtelMetrics:
         )
         self.storage_errors = meter.create_counter("p2p.storage.errors", description="failed storage attempts")
         self.telegram_errors = meter.create_counter("p2p.telegram.errors", description="failed Bot API calls by kind")
+        self.prompts = meter.create_counter(
+            "p2p.prompts", description="prompts read by the model, by detected language and outcome (translated, none, failed, off)"
+        )
+        self.translation = meter.create_histogram(
+            "p2p.translation.duration", unit="s", description="translator call duration (all texts of a batch)"
+        )
+        self.translated_texts = meter.create_counter(
+            "p2p.translation.texts", description="texts sent to the translator (cache misses)"
+        )
+        self.translation_errors = meter.create_counter("p2p.translation.errors", description="failed translator calls by kind")
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
         self._lag = 0
         meter.create_observable_gauge(
@@ -156,6 +166,16 @@ class OtelMetrics:
 
     def delivery_error(self, kind: str) -> None:
         self.telegram_errors.add(1, {"kind": kind})
+
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        self.prompts.add(1, {"language": language, "outcome": outcome})
+
+    def translation_batch(self, texts: int, seconds: float) -> None:
+        self.translation.record(seconds)
+        self.translated_texts.add(texts)
+
+    def translation_failed(self, kind: str) -> None:
+        self.translation_errors.add(1, {"kind": kind})
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS users (
     aspect TEXT,
     quality TEXT NOT NULL DEFAULT 'auto',
     send_as TEXT NOT NULL DEFAULT 'photo',
-    blocked_at REAL
+    blocked_at REAL,
+    translate INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -90,6 +91,23 @@ def database(path: str | Path) -> SqliteDatabase:
     """The database file of the user store and the delivery log, with their schema."""
     return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
 
+# Columns added after the first release: (table, column, definition). ``upgrade`` adds those an
+# existing database lacks, so a file written by an older version keeps working.
+UPGRADES = (("users", "translate", "INTEGER NOT NULL DEFAULT 1"),)
+
+
+def upgrade(conn: sqlite3.Connection) -> list[str]:
+    """Add the columns of ``UPGRADES`` an existing database lacks (in the caller's transaction);
+    returns the ones added."""
+    added = []
+    for table, column, definition in UPGRADES:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            added.append(f"{table}.{column}")
+    return added
+
+
 _COLUMNS = [f.name for f in fields(JobRecord)]
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
@@ -119,6 +137,7 @@ class SqliteUserStore:
 
     async def start(self) -> None:
         await self.db.start()
+        await self.db.run(self.db.transaction, upgrade)
 
     async def stop(self) -> None:
         await self.db.stop()
@@ -126,7 +145,8 @@ class SqliteUserStore:
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
         rows = await self.db.read(
-            "SELECT locale, aspect, quality, send_as, blocked_at FROM users WHERE user_id = ?", (user_id,)
+            "SELECT locale, aspect, quality, send_as, blocked_at, translate FROM users WHERE user_id = ?",
+            (user_id,),
         )
         if not rows:
             return UserPrefs(user_id)
@@ -138,19 +158,21 @@ class SqliteUserStore:
             quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
             send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
             blocked=row["blocked_at"] is not None,
+            translate=bool(row["translate"]),
         )
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.write(
-            "INSERT INTO users (user_id, locale, aspect, quality, send_as) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
-            "quality = excluded.quality, send_as = excluded.send_as",
+            "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate",
             (
                 prefs.user_id,
                 prefs.locale.value if prefs.locale else None,
                 prefs.aspect,
                 prefs.quality.value,
                 prefs.send_as.value,
+                int(prefs.translate),
             ),
         )
 

@@ -161,7 +161,7 @@ class Front:
         params = parse_prompt(text, self.submit.limits)
         width, height = self.size_for(params.aspect or self.prefs_aspect(prefs))
         quality = params.quality or prefs.quality or Quality.AUTO
-        return self.submit.prepare(
+        job = self.submit.prepare(
             user_id=user_id,
             chat_id=chat_id,
             prompt=params.prompt,
@@ -173,9 +173,13 @@ class Front:
             locale=locale,
             job_id=job_id,
         )
+        return job if prefs.translate else job.model_copy(update={"translate": False})
 
-    def repeat_jobs(self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int) -> list[Job]:
-        """The same prompt, size and quality with ``count`` new seeds."""
+    def repeat_jobs(
+        self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int, translate: bool = True
+    ) -> list[Job]:
+        """The same prompt, size and quality with ``count`` new seeds (translated as the user's
+        settings say now)."""
         seeds: list[int] = []
         while len(seeds) < count:
             seed = self.seed_source()
@@ -192,7 +196,7 @@ class Front:
                 seed=seed,
                 quality=record.quality,
                 locale=locale,
-            )
+            ).model_copy(update={"translate": translate})
             for seed in seeds
         ]
 
@@ -435,4 +439,6 @@ class Front:
         elif field_name == "as":
             if value in set(SendAs):
                 return replace(prefs, send_as=SendAs(value))
+        elif field_name == "tr" and value in ("on", "off"):
+            return replace(prefs, translate=value == "on")
         return prefs

@@ -28,7 +28,7 @@ class CancelJob(CallbackData, prefix="c"):
 
 
 class SetPref(CallbackData, prefix="s"):
-    field: str  # ar | q | lang | as
+    field: str  # ar | q | lang | as | tr
     value: str
 
 
@@ -148,7 +148,9 @@ def settings_keyboard(t: Translator, locale: Locale, prefs: UserPrefs) -> Inline
         kb.button(text=mark(t(locale, f"language-{value}"), value == current_lang), callback_data=SetPref(field="lang", value=value))
     for value in SEND_AS:
         kb.button(text=mark(t(locale, f"send-as-{value}"), prefs.send_as.value == value), callback_data=SetPref(field="as", value=value))
-    kb.adjust(4, 4, 4, 3, 2)
+    for value in ("on", "off"):
+        kb.button(text=mark(t(locale, f"translate-{value}"), prefs.translate == (value == "on")), callback_data=SetPref(field="tr", value=value))
+    kb.adjust(4, 4, 4, 3, 2, 2)
     return kb.as_markup()
 
 

@@ -24,6 +24,7 @@ from adapters.telegram.front import Front
 from adapters.telegram.keyboards import album_keyboard, cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
+from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
 from domain.users import JobRecord, JobState, Outcome, SendAs
@@ -145,9 +146,12 @@ class TelegramNotifier:
         lines = []
         if negative:
             lines.append(self.t(locale, "result-negative", negative=short(negative, 200)))
+        understood = understood_lines(self.t, locale, result)  # "understood as", CLIP's cut
+        if understood:
+            lines.append(understood)
         if link:
             line = self.t(locale, "result-link", url=link)
-            if len(line) + len(details) + 40 <= CAPTION_LIMIT:
+            if len(line) + len(details) + sum(len(x) + 1 for x in lines) + 40 <= CAPTION_LIMIT:
                 lines.append(line)
         extra = "".join("\n" + line for line in lines)
         room = CAPTION_LIMIT - len(details) - len(extra) - 1

@@ -789,6 +789,19 @@ class WuerstchenGenerator:
                     pass
         return images
 
+    async def unread(self, prompts: Sequence[str]) -> list[tuple[str, int]]:
+        """The ``PromptReader`` port: for each prompt, the words past the prior's CLIP token limit
+        (77) and that limit, counted on the generation thread with the model's own tokenizer."""
+        from adapters.wuerstchen.tokens import unread_words
+
+        if not self.started:
+            await self.start()
+        tokenizer = self._prior_pipe.tokenizer
+        limit = int(tokenizer.model_max_length)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: [(unread_words(tokenizer, p), limit) for p in prompts]
+        )
+
     @staticmethod
     async def _report(steps: asyncio.Queue, progress: ProgressCallback, total: int) -> None:
         while (step := await steps.get()) is not None:

@@ -63,6 +63,39 @@ async def test_prefs_default_then_saved(store):
     assert await store.get_prefs(5) == prefs
     await store.save_prefs(UserPrefs(5, locale=None))
     assert await store.get_prefs(5) == UserPrefs(5)
+    await store.save_prefs(UserPrefs(5, translate=False))
+    assert (await store.get_prefs(5)).translate is False
+    await store.mark_blocked(5, NOW)  # state beside the prefs leaves them alone
+    assert (await store.get_prefs(5)).translate is False
+
+
+async def test_sqlite_upgrades_a_database_written_before_the_translation_setting(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # the users table as the first release made it
+    old.execute(
+        "CREATE TABLE users (user_id INTEGER PRIMARY KEY, locale TEXT, aspect TEXT, "
+        "quality TEXT NOT NULL DEFAULT 'auto', send_as TEXT NOT NULL DEFAULT 'photo', blocked_at REAL)"
+    )
+    old.execute("INSERT INTO users (user_id, locale, quality) VALUES (7, 'ru', 'fast')")
+    old.commit()
+    old.close()
+    store = SqliteUserStore(path)
+    await store.start()
+    try:
+        prefs = await store.get_prefs(7)
+        assert (prefs.locale, prefs.quality, prefs.translate) == (Locale.RU, Quality.FAST, True)
+        await store.save_prefs(UserPrefs(7, locale=Locale.RU, translate=False))
+        assert (await store.get_prefs(7)).translate is False
+    finally:
+        await store.stop()
+    again = SqliteUserStore(path)  # a second start finds the column there and changes nothing
+    await again.start()
+    try:
+        assert (await again.get_prefs(7)).translate is False
+    finally:
+        await again.stop()
 
 
 async def test_admit_adds_jobs_and_caps_jobs_in_flight(store):

@@ -146,7 +146,7 @@ async def test_restarts_stall_deliveries_for_seconds_not_minutes(rig):
     await rig.wait_settled(60)
     worker_gap = rig.picture_times()[-1] - since
     await bot.kill()
-    await rig.proc("bot", "bot-1").start()
+    await (await rig.proc("bot", "bot-1").start()).wait_ready()  # (a process start takes seconds)
     since = time.monotonic()
     send_prompts(rig, range(5520, 5522))
     await rig.wait_settled(60)

@@ -39,10 +39,11 @@ def free_port() -> int:
 
 @pytest.fixture
 async def start_service(telegram, tmp_path):
-    """``await start_service(**settings)`` runs the service; it is stopped after the test."""
+    """``await start_service(**settings)`` runs the service (``generator``, ``translator``: adapters
+    to use instead of the settings' choice); it is stopped after the test."""
     running: list[Service] = []
 
-    async def start(*, generator: Any = None, **overrides: Any) -> Service:
+    async def start(*, generator: Any = None, translator: Any = None, **overrides: Any) -> Service:
         values: dict[str, Any] = dict(
             _env_file=None,
             telegram_bot_token=telegram.token,
@@ -63,6 +64,8 @@ async def start_service(telegram, tmp_path):
         container.settings.override(providers.Object(settings))
         if generator is not None:
             container.generator.override(providers.Object(generator))
+        if translator is not None:
+            container.prompt_translator.override(providers.Object(translator))
         stop = asyncio.Event()
         task = asyncio.create_task(app.serve("all", container, stop))
         service = Service(telegram, container, settings, task, stop)

@@ -72,3 +72,23 @@ def test_requests_stream_carries_jobs_and_cancellations():
     assert decode_request(encode_cancel(cancel)) == cancel
     with pytest.raises(UndecodableMessage):
         decode_request(b'{"v": 1, "type": "cancel", "data": {"job_id": 5}}')
+
+
+def test_fields_added_in_this_release_travel_only_when_they_say_something():
+    """A rolling upgrade: a process of the previous release refuses unknown fields, so fields it
+    does not know are left out while they hold their default (and decode to it)."""
+    import json
+
+    from domain.codec import ADDED_FIELDS, decode_event, decode_job, encode_event, encode_job
+    from domain.models import Job, JobStatus, Result
+
+    job = Job(user_id=1, chat_id=1, prompt="a fox", width=512, height=512, seed=1)
+    data = json.loads(encode_job(job))["data"]
+    assert not ADDED_FIELDS[Job] & data.keys()
+    assert decode_job(encode_job(job)) == job
+    off = job.model_copy(update={"translate": False})
+    assert json.loads(encode_job(off))["data"]["translate"] is False
+    assert decode_job(encode_job(off)).translate is False
+    result = Result(job_id="j", user_id=1, chat_id=1, status=JobStatus.DONE)
+    assert not ADDED_FIELDS[Result] & json.loads(encode_event(result))["data"].keys()
+    assert decode_event(encode_event(result)) == result

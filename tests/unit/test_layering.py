@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_domain_imports_no_framework_or_adapter():
 
 def test_importing_the_domain_loads_no_framework():
     code = (
-        "import sys, domain.services, domain.codec, domain.quality, domain.ports;"
+        "import sys, domain.services, domain.codec, domain.quality, domain.ports, domain.translation;"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r});"
         "print(','.join(bad))"
     )
@@ -48,9 +49,26 @@ def test_importing_the_domain_loads_no_framework():
 def test_bot_role_does_not_import_torch_or_diffusers():
     code = (
         "import sys, app, config.container, adapters.telegram.runtime, adapters.http.server;"
+        "import adapters.telegram.notifier, adapters.telegram.understood;"
         "from config.container import Container;"
         "c = Container(); c.queue(); c.storage(); c.submit();"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_translation_adapters_load_torch_only_when_they_run():
+    """Importing the MarianMT adapter (the worker's composition root does) and the pass-through
+    one that PROMPT_TRANSLATION=off and the fake generator get loads no torch or transformers."""
+    code = (
+        "import sys, adapters.marian.translator, adapters.marian.tiny, adapters.memory.translator;"
+        "from config.container import Container;"
+        "c = Container(); c.prompt_translator(); c.understand();"
+        "print(type(c.prompt_translator()).__name__);"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "PROMPT_TRANSLATION"))}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    name, loaded = (out.stdout.splitlines() + [""])[:2]
+    assert name == "IdentityTranslator" and loaded == ""

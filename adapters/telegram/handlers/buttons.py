@@ -11,6 +11,7 @@ from adapters.telegram.front import Front
 from adapters.telegram.keyboards import ResultAction
 from domain.errors import InvalidRequest
 from domain.models import Locale, image_key
+from domain.users import UserPrefs
 
 
 def router() -> Router:
@@ -18,7 +19,7 @@ def router() -> Router:
 
     @r.callback_query(ResultAction.filter())
     async def on_result_button(
-        query: CallbackQuery, callback_data: ResultAction, front: Front, locale: Locale
+        query: CallbackQuery, callback_data: ResultAction, front: Front, locale: Locale, prefs: UserPrefs
     ) -> None:
         action = callback_data.action
         answer_key = {"new": "answer-new-seed", "var": "answer-variations", "png": "answer-png"}.get(action)
@@ -38,7 +39,10 @@ def router() -> Router:
             return
         count = 1 if action == "new" else front.config.variations
         try:
-            jobs = front.repeat_jobs(record, user_id=query.from_user.id, chat_id=chat_id, locale=locale, count=count)
+            jobs = front.repeat_jobs(
+                record, user_id=query.from_user.id, chat_id=chat_id, locale=locale, count=count,
+                translate=prefs.translate,
+            )
         except InvalidRequest as exc:
             await front.reply(chat_id, front.error_text(locale, exc), reply_to=reply_to)
             return

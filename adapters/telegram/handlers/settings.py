@@ -1,5 +1,5 @@
-"""/settings: default aspect ratio, quality, language and photo-or-document, on an inline keyboard,
-kept in the user store."""
+"""/settings: default aspect ratio, quality, language, photo-or-document and whether prompts are
+translated into English for the model, on an inline keyboard, kept in the user store."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Loca
         quality=front.t(locale, f"quality-{prefs.quality.value}"),
         language=language,
         send_as=front.t(locale, f"send-as-{prefs.send_as.value}"),
+        translate=front.t(locale, "translate-on" if prefs.translate else "translate-off"),
     )
 
 

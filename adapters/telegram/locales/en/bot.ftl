@@ -28,7 +28,7 @@ help =
     In any chat, type @{ $bot } and a few words to share one of your pictures, or to draw a new one.
     In groups: /txt2img@{ $bot } <prompt>, or reply to one of my messages with a prompt.
     Commands:
-    /settings — default aspect ratio, quality, language, photo or document
+    /settings — default aspect ratio, quality, language, photo or document, translation
     /queue — your pictures in progress and their places in line
     /cancel — cancel a picture that is not ready yet
     /history — your last pictures
@@ -75,6 +75,10 @@ result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ q
 result-negative = 🚫 without: { $negative }
 result-link = 🔗 Full size: { $url }
 album-buttons = 🎲 { $count } variations of: { $prompt }
+result-understood = 💬 understood as: { $prompt }
+result-understood-negative = 💬 understood as: { $prompt } · 🚫 { $negative }
+result-translation-failed = ⚠️ I could not translate the prompt: the model read it as written.
+result-cut = ✂️ The model reads only the first { $limit } tokens; not read: { $words }
 quality-reason-requested = as you asked
 quality-reason-default = the service default
 quality-reason-busy = the service is busy, so a faster profile
@@ -123,6 +127,7 @@ settings =
     Quality: { $quality }
     Language: { $language }
     Send pictures as: { $send_as }
+    Prompts for the model: { $translate }
     Tap a button to change. Parameters in a prompt (--ar, --q) win over these.
 settings-aspect-auto = default
 settings-aspect-default = default ({ $width }×{ $height })
@@ -133,6 +138,8 @@ language-en = English
 language-ru = Русский
 send-as-photo = 🖼 Photo
 send-as-document = 📄 File (PNG)
+translate-on = 🔤 Translated into English
+translate-off = ✍️ As written
 
 ## /queue, /cancel, /history
 

@@ -28,7 +28,7 @@ help =
     В любом чате наберите @{ $bot } и пару слов, чтобы поделиться своей картинкой или нарисовать новую.
     В группах: /txt2img@{ $bot } <описание> или ответ на моё сообщение с описанием.
     Команды:
-    /settings — соотношение сторон, качество, язык, фото или файл
+    /settings — соотношение сторон, качество, язык, фото или файл, перевод
     /queue — ваши картинки в работе и их места в очереди
     /cancel — отменить картинку, которая ещё не готова
     /history — ваши последние картинки
@@ -75,6 +75,10 @@ result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ �
 result-negative = 🚫 без: { $negative }
 result-link = 🔗 Полный размер: { $url }
 album-buttons = 🎲 Варианты ({ $count }): { $prompt }
+result-understood = 💬 понял как: { $prompt }
+result-understood-negative = 💬 понял как: { $prompt } · 🚫 { $negative }
+result-translation-failed = ⚠️ Не удалось перевести описание: модель прочла его как есть.
+result-cut = ✂️ Модель читает только первые { $limit } токенов, не прочитано: { $words }
 quality-reason-requested = как вы просили
 quality-reason-default = по умолчанию сервиса
 quality-reason-busy = сервис загружен, поэтому быстрее
@@ -123,6 +127,7 @@ settings =
     Качество: { $quality }
     Язык: { $language }
     Присылать картинки: { $send_as }
+    Описание для модели: { $translate }
     Нажмите кнопку, чтобы изменить. Параметры в описании (--ar, --q) важнее этих настроек.
 settings-aspect-auto = по умолчанию
 settings-aspect-default = по умолчанию ({ $width }×{ $height })
@@ -133,6 +138,8 @@ language-en = English
 language-ru = Русский
 send-as-photo = 🖼 Фото
 send-as-document = 📄 Файлом (PNG)
+translate-on = 🔤 Перевод на английский
+translate-off = ✍️ Как написано
 
 ## /queue, /cancel, /history
 
