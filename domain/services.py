@@ -529,15 +529,19 @@ class DeliverResults:
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
     concurrency: int = 256
+    slow_after_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self._storage_failing_since: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Each event is handled on its own task, up to ``concurrency`` at once, while receiving
-        # goes on: a result waiting for its chat's pacing does not hold back the others (nor
-        # keep its user's finished jobs counted as in progress).
+        # Each event is handled on its own task, up to ``concurrency`` at once. A batch is
+        # waited for, but no longer than ``slow_after_s``: a delivery stuck in its chat's flood
+        # control (or pacing) goes on in the background and holds back nobody else (nor keeps
+        # their finished jobs counted as in progress), while quick deliveries keep the batches
+        # one after the other (a bot killed mid-batch then owes the least: results taken but
+        # not confirmed are the ones sent again).
         room = asyncio.Semaphore(self.concurrency)
         handling: set[asyncio.Task[None]] = set()
 
@@ -555,11 +559,15 @@ class DeliverResults:
                     log.exception("receiving events failed; retrying")
                     await asyncio.sleep(1.0)
                     continue
+                batch = []
                 for delivery in deliveries:
                     await room.acquire()
                     task = asyncio.create_task(handle(delivery))
                     handling.add(task)
                     task.add_done_callback(handling.discard)
+                    batch.append(task)
+                if batch:
+                    await asyncio.wait(batch, timeout=self.slow_after_s)
             if handling:
                 await asyncio.gather(*handling, return_exceptions=True)
         finally:
