@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="local (a folder) or s3")
     local_storage_dir: Path = Field(Path("data/images"), description="folder of the local storage")
     public_base_url: str = Field(
-        "", description="public URL of this app's HTTP endpoint, for local-storage links (empty: file paths)"
+        "", description="public https URL of this app's HTTP endpoint, for local-storage links (empty, localhost, "
+        "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)"
     )
     link_ttl_s: int = Field(7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)")
     link_signing_key: SecretStr = Field(
@@ -125,7 +126,8 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str = Field("", description="S3 endpoint the workers write to (empty: AWS)")
     s3_public_endpoint_url: str = Field(
-        "", description="S3 endpoint users' browsers reach; links are signed for it (empty: the same)"
+        "", description="S3 endpoint users' phones reach; links are signed for it (empty: the same); a "
+        "link button needs a public host name (docs/deploy.md)"
     )
     s3_bucket: str = Field("prompt2pic", description="bucket of images (created private if missing)")
     s3_region: str = Field("us-east-1", description="S3 region")
@@ -255,6 +257,9 @@ class Settings(BaseSettings):
         30.0, description="outgoing calls in any one second, all chats together (Telegram: about 30)"
     )
     send_rate_per_chat: float = Field(1.0, description="outgoing messages per second to one chat")
+    send_group_interval_s: float = Field(
+        3.0, description="least time between two messages to one group chat (Telegram allows 20 a minute)"
+    )
     delivery_lease_s: float = Field(
         15.0, description="a result claimed by a bot that died unconfirmed is taken over after this long"
     )
@@ -263,7 +268,17 @@ class Settings(BaseSettings):
     status_edit_interval_s: float = Field(
         2.0, description="least time between two edits of one job's live status message"
     )
-    variations: int = Field(3, description="pictures made by the Variations button")
+    queue_refresh_s: float = Field(
+        5.0, description="how often the status of jobs still in line is updated with their place and wait"
+    )
+    split_join_s: float = Field(
+        1.5, description="parts of a long paste split by the client (4096 characters each) arriving "
+        "within this many seconds are joined into one prompt (0: off)"
+    )
+    variations: int = Field(3, ge=1, le=10, description="pictures made by the Variations button, sent as one album")
+    album_wait_s: float = Field(
+        30.0, description="how long a finished variation waits for the others, to go out as one album"
+    )
     history_size: int = Field(10, description="results listed by /history")
 
     # --- content safety (issue 18)

@@ -241,6 +241,8 @@ class ProcessJobs:
         room = self.batch_limit * self.lookahead - len(self._held)
         if room > 0:
             self._held += await self._jobs_only(await self.queue.receive_jobs(room, timeout))
+            # Oldest first, across partitions too: the order the bots told users their places in.
+            self._held.sort(key=lambda d: d.message.created_at)
         await self._drop_cancelled()
 
     async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:
@@ -575,30 +577,60 @@ class DeliverResults:
     storage_give_up_s: float = 300.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
+    concurrency: int = 256
+    slow_after_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self._storage_failing_since: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        # Each event is handled on its own task, up to ``concurrency`` at once. A batch is
+        # waited for, but no longer than ``slow_after_s``: a delivery stuck in its chat's flood
+        # control (or pacing) goes on in the background and holds back nobody else (nor keeps
+        # their finished jobs counted as in progress), while quick deliveries keep the batches
+        # one after the other (a bot killed mid-batch then owes the least: results taken but
+        # not confirmed are the ones sent again).
+        room = asyncio.Semaphore(self.concurrency)
+        handling: set[asyncio.Task[None]] = set()
+
+        async def handle(delivery: Delivery[object]) -> None:
             try:
-                deliveries = await self.queue.receive_events(self.batch, self.poll_timeout_s)
-            except Exception:
-                log.exception("receiving events failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if deliveries:
-                outcomes = await asyncio.gather(*(self.handle(d) for d in deliveries), return_exceptions=True)
-                failed = [(d, o) for d, o in zip(deliveries, outcomes) if isinstance(o, Exception)]
-                if failed:  # e.g. the delivery log's database is away: these come again, later
-                    log.warning(
-                        "%d event(s) not handled (%s); delivered again", len(failed), type(failed[0][1]).__name__
-                    )
-                    await asyncio.sleep(self.retry_delay_s)
-                    for delivery, _ in failed:
-                        with contextlib.suppress(Exception):
-                            await delivery.release()
+                await self.handle(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. the delivery log's database is away: it comes again, later
+                log.warning("event not handled (%s); delivered again", type(exc).__name__)
+                await asyncio.sleep(self.retry_delay_s)
+                with contextlib.suppress(Exception):
+                    await delivery.release()
+            finally:
+                room.release()
+
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries = await self.queue.receive_events(self.batch, self.poll_timeout_s)
+                except Exception:
+                    log.exception("receiving events failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                batch = []
+                for delivery in deliveries:
+                    await room.acquire()
+                    task = asyncio.create_task(handle(delivery))
+                    handling.add(task)
+                    task.add_done_callback(handling.discard)
+                    batch.append(task)
+                if batch:
+                    await asyncio.wait(batch, timeout=self.slow_after_s)
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
+        finally:
+            for task in handling:  # cut short (cancelled): the queue owes what is not acked
+                task.cancel()
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
 
     async def handle(self, delivery: Delivery[object]) -> None:
         event = delivery.message

@@ -78,9 +78,13 @@ class JobRecord:
     total_s: float = 0.0
     # The outbox: when the job reached the queue (None: not yet; the bot publishes it again).
     published_at: float | None = None
+    # The user's message that asked for it (the picture replies to it, in groups) and the id
+    # Telegram gave the picture once it was sent (inline mode shares it by that id).
+    request_message_id: int | None = None
+    file_id: str | None = None
 
     @classmethod
-    def from_job(cls, job: Job) -> "JobRecord":
+    def from_job(cls, job: Job, request_message_id: int | None = None) -> "JobRecord":
         return cls(
             job_id=job.job_id,
             user_id=job.user_id,
@@ -94,6 +98,7 @@ class JobRecord:
             locale=job.locale,
             created_at=job.created_at,
             status_message_id=job.status_message_id,
+            request_message_id=request_message_id,
         )
 
     @property
@@ -232,44 +237,6 @@ def check_admission(
             raise RateLimited(limit=limits.per_minute, retry_after=max(1, math.ceil(retry)))
 
 
-# --------------------------------------------------------------------------- waiting estimates
-
-
-@dataclass
-class WaitEstimator:
-    """Estimates how long a queued job waits, from the results seen lately.
-
-    Per job it takes the smaller of the mean service time (generation + upload) and the interval
-    between recent completions (which is shorter when workers run batches or there are several);
-    with no results yet it uses ``default_s``.
-    """
-
-    default_s: float = 15.0
-    keep: int = 50
-    horizon_s: float = 600.0
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (finished_at, service_s)
-
-    def observe(self, finished_at: float, service_s: float) -> None:
-        self.samples.append((finished_at, max(0.0, service_s)))
-        self.samples.sort()
-        del self.samples[: -self.keep]
-
-    def per_job_s(self, now: float) -> float:
-        recent = [s for s in self.samples if now - s[0] < self.horizon_s] or self.samples[-3:]
-        if not recent:
-            return self.default_s
-        mean = sum(s for _, s in recent) / len(recent)
-        if len(recent) >= 3:
-            span = recent[-1][0] - recent[0][0]
-            if span > 0:
-                return max(0.1, min(mean, span / (len(recent) - 1)))
-        return max(0.1, mean)
-
-    def wait_s(self, position: int, now: float) -> int:
-        """Seconds until a job at ``position`` (1 = next) is done, rounded up."""
-        return max(1, math.ceil(max(1, position) * self.per_job_s(now)))
-
-
 # --------------------------------------------------------------------------- stats and the port
 
 
@@ -308,6 +275,10 @@ class UserStore(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
     async def set_status_message(self, job_id: str, message_id: int) -> None: ...
+
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        """Telegram's id of the job's picture, once sent (for sharing it in inline mode)."""
+        ...
 
     async def mark_published(self, job_id: str, at: float) -> None:
         """The job is on the queue (the outbox need not publish it again)."""

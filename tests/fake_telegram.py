@@ -5,9 +5,14 @@ button presses (callback queries on the messages the bot sent); it records every
 (``sendMessage``, ``sendPhoto``, ``sendDocument``, ``editMessageText``, ``deleteMessage``,
 ``answerCallbackQuery``, ``sendChatAction``, ``setMyCommands``, ``setWebhook``...) with its
 parameters, uploaded files and time; it keeps the chat as a user would see it (edits applied,
-deleted messages gone) and answers like Telegram where tests depend on it ("message is not
-modified", "message to edit not found"). It can be told to fail: answer 429 with ``retry_after``,
-502, or 403 for a user who blocked the bot.
+deleted messages gone). It is as strict as Telegram (tests/fake_telegram_rules.py): a URL
+button on localhost, an IP address or a dotless host refuses the whole call with
+``Bad Request: BUTTON_URL_INVALID``; callback data over 64 bytes, texts over 4096 and captions over
+1024 characters, albums of other than 2-10 items, unparsable HTML, "message is not modified",
+"message to edit not found", replies to unknown messages and bad inline query answers are refused
+with Telegram's own descriptions. Chats are private (positive ids) or groups (negative ids); a
+long paste arrives split at 4096 characters, as clients send it. It can be told to fail: answer
+429 with ``retry_after``, 502, or 403 for a user who blocked the bot.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests import fake_telegram_rules as rules
+from tests.fake_telegram_script import ScriptedUpdates
 
 
 @dataclass
@@ -41,7 +49,15 @@ class Call:
 
     @property
     def text(self) -> str:
+        if self.method == "sendMediaGroup":
+            media = self.params.get("media") or []
+            return str((media[0].get("caption") if media and isinstance(media[0], dict) else "") or "")
         return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def error(self) -> str:
+        """The description of a refused call ("" when it went through)."""
+        return str(self.params.get("_error", ""))
 
     def buttons(self) -> list[dict[str, Any]]:
         """The inline keyboard's buttons, row by row flattened."""
@@ -63,6 +79,11 @@ MESSAGE_METHODS = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
      "editMessageReplyMarkup", "sendMediaGroup"}
 )
+# Methods that take an inline keyboard (checked before anything is sent).
+MARKUP_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
+     "editMessageReplyMarkup"}
+)
 
 
 @dataclass
@@ -74,7 +95,7 @@ class Failure:
 
 
 @dataclass
-class FakeBotAPI:
+class FakeBotAPI(ScriptedUpdates):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
         default_factory=lambda: {
@@ -98,6 +119,12 @@ class FakeBotAPI:
         # bot that asks without an offset (a restarted one) gets every unconfirmed update again.
         self.confirmed = 0
         self._callback_ids = itertools.count(1)
+        self._inline_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self.chats: dict[int, dict[str, Any]] = {}  # chat id -> the chat object updates carry
+        self.user_messages: set[tuple[int, int]] = set()  # (chat id, message id) users sent
+        self.file_ids: set[str] = set()  # of photos and documents the bot sent
+        self.inline_queries: dict[str, dict[str, Any]] = {}  # id -> query (answered: "answered")
 
     # --- server ------------------------------------------------------------------------------
     async def start(self) -> str:
@@ -117,71 +144,6 @@ class FakeBotAPI:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
-
-    # --- scripting -----------------------------------------------------------------------------
-    def push_update(self, update: dict[str, Any]) -> int:
-        update_id = next(self._update_ids)
-        self._updates.append({"update_id": update_id, **update})
-        self._new_update.set()
-        return update_id
-
-    def text_update(
-        self, user_id: int, text: str, *, language_code: str = "en", first_name: str = "Ann"
-    ) -> dict[str, Any]:
-        """A private message from a user as an update (commands get their bot_command entity),
-        not queued: for posting to a webhook."""
-        message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": first_name},
-            "from": {
-                "id": user_id, "is_bot": False, "first_name": first_name,
-                "language_code": language_code,
-            },
-            "text": text,
-        }
-        if text.startswith("/"):
-            command = text.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        return {"update_id": next(self._update_ids), "message": message}
-
-    def send_text(
-        self, user_id: int, text: str, *, language_code: str = "en", first_name: str = "Ann"
-    ) -> int:
-        """Script a private message from a user (commands get their bot_command entity)."""
-        update = self.text_update(user_id, text, language_code=language_code, first_name=first_name)
-        update_id = update.pop("update_id")
-        self._updates.append({"update_id": update_id, **update})
-        self._new_update.set()
-        return update_id
-
-    def send_sticker(self, user_id: int, language_code: str = "en") -> int:
-        return self.push_update({"message": {
-            "message_id": next(self._message_ids),
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language_code},
-            "sticker": {
-                "file_id": "stk", "file_unique_id": "stk", "type": "regular",
-                "width": 512, "height": 512, "is_animated": False, "is_video": False,
-            },
-        }})
-
-    def press(self, user_id: int, message_id: int, data: str, *, language_code: str = "en") -> str:
-        """Script a press of an inline button with ``data`` under the bot's message ``message_id``."""
-        query_id = f"cq{next(self._callback_ids)}"
-        message = self.messages.get(message_id) or {
-            "message_id": message_id, "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private"}, "from": self.bot_user, "text": "",
-        }
-        self.push_update({"callback_query": {
-            "id": query_id,
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language_code},
-            "chat_instance": str(user_id),
-            "message": message,
-            "data": data,
-        }})
-        return query_id
 
     def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1) -> None:
         self._failures.setdefault(method, []).append(Failure(status, description, retry_after, times))
@@ -260,21 +222,45 @@ class FakeBotAPI:
             if call.chat_id in self.blocked_chats and method != "answerCallbackQuery":
                 call.params["_failed"] = 403
                 self.calls.append(call)
+                description = (
+                    "Forbidden: bot was blocked by the user" if (call.chat_id or 0) > 0
+                    else "Forbidden: bot was kicked from the group chat"
+                )
+                call.params["_error"] = description
                 return web.json_response(
-                    {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
-                    status=403,
+                    {"ok": False, "error_code": 403, "description": description}, status=403,
                 )
             self.calls.append(call)
         handler = getattr(self, f"_m_{method}", None)
         try:
+            if method in MARKUP_METHODS:
+                rules.check_markup(params.get("reply_markup"))
+            self._check_reply(params)
             result = await handler(params, files) if handler else True
-        except _BadRequest as exc:
+        except (_BadRequest, rules.BadRequest) as exc:
             if call is not None:
                 call.params["_failed"] = 400
+                call.params["_error"] = str(exc)
             return web.json_response({"ok": False, "error_code": 400, "description": str(exc)}, status=400)
         if call is not None and isinstance(result, dict) and "message_id" in result:
             call.params["_message_id"] = result["message_id"]
+        if call is not None and isinstance(result, list) and result and "message_id" in result[0]:
+            call.params["_message_ids"] = [m["message_id"] for m in result]
         return web.json_response({"ok": True, "result": result})
+
+    def _check_reply(self, params: dict[str, Any]) -> None:
+        """A reply to a message the chat does not have is refused unless the bot allows it."""
+        reply = params.get("reply_parameters")
+        if isinstance(reply, str):
+            reply = _maybe_json(reply)
+        if not isinstance(reply, dict) or "message_id" not in reply:
+            return
+        chat_id, message_id = int(reply.get("chat_id") or params.get("chat_id") or 0), int(reply["message_id"])
+        known = (chat_id, message_id) in self.user_messages or (
+            message_id in self.messages and self.messages[message_id]["chat"]["id"] == chat_id
+        )
+        if not known and reply.get("allow_sending_without_reply") not in (True, "true"):
+            raise rules.BadRequest("message to be replied not found")
 
     def _take_failure(self, method: str) -> Failure | None:
         queue = self._failures.get(method)
@@ -309,7 +295,7 @@ class FakeBotAPI:
         message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": int(params["chat_id"]), "type": "private"},
+            "chat": self.chat(int(params["chat_id"])),
             "from": self.bot_user,
             **{k: v for k, v in extra.items() if v is not None},
         }
@@ -320,18 +306,45 @@ class FakeBotAPI:
         return message
 
     async def _m_sendMessage(self, params, files):  # type: ignore[no-untyped-def]
+        rules.check_text(params)
         return self._message(params, text=params.get("text", ""))
 
-    async def _m_editMessageText(self, params, files):  # type: ignore[no-untyped-def]
+    def _to_edit(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self.messages.get(int(params["message_id"]))
         if message is None or message["chat"]["id"] != int(params["chat_id"]):
             raise _BadRequest("Bad Request: message to edit not found")
+        return message
+
+    async def _m_editMessageReplyMarkup(self, params, files):  # type: ignore[no-untyped-def]
+        message = self._to_edit(params)
+        markup = params.get("reply_markup")
+        if message.get("reply_markup") == (markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None):
+            raise _BadRequest(NOT_MODIFIED)
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        return message
+
+    async def _m_editMessageCaption(self, params, files):  # type: ignore[no-untyped-def]
+        message = self._to_edit(params)
+        rules.check_caption(params)
+        markup = params.get("reply_markup")
+        if message.get("caption") == params.get("caption") and message.get("reply_markup") == markup:
+            raise _BadRequest(NOT_MODIFIED)
+        message["caption"] = params.get("caption")
+        message["edit_date"] = int(time.time())
+        return message
+
+    async def _m_editMessageText(self, params, files):  # type: ignore[no-untyped-def]
+        message = self._to_edit(params)
+        if "text" not in message:
+            raise _BadRequest("Bad Request: there is no text in the message to edit")
+        rules.check_text(params, edit=True)
         markup = params.get("reply_markup")
         if message.get("text") == params.get("text", "") and message.get("reply_markup") == markup:
-            raise _BadRequest(
-                "Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the message"
-            )
+            raise _BadRequest(NOT_MODIFIED)
         message["text"] = params.get("text", "")
         if isinstance(markup, dict):
             message["reply_markup"] = markup
@@ -347,25 +360,85 @@ class FakeBotAPI:
         del self.messages[int(params["message_id"])]
         return True
 
-    async def _m_sendPhoto(self, params, files):  # type: ignore[no-untyped-def]
+    def _photo(self, data: bytes) -> list[dict[str, Any]]:
         from io import BytesIO
 
         from PIL import Image
 
-        data = files.get("photo", b"")
         if len(data) > 10 * 1024 * 1024:  # Telegram's photo limits (documents go up to 50 MB)
-            raise _BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS")
-        width, height = Image.open(BytesIO(data)).size
+            raise _BadRequest(
+                f"Bad Request: file of size {len(data)} bytes is too big for a photo; the maximum "
+                "size is 10485760 bytes"
+            )
+        try:
+            width, height = Image.open(BytesIO(data)).size
+        except Exception:
+            raise _BadRequest("Bad Request: IMAGE_PROCESS_FAILED") from None
         if width + height > 10_000 or max(width, height) / min(width, height) > 20:
             raise _BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS")
-        photo = [{"file_id": "p1", "file_unique_id": "p1", "width": width, "height": height, "file_size": len(data)}]
+        file_id = f"photo-{next(self._file_ids)}"
+        self.file_ids.add(file_id)
+        return [{"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height,
+                 "file_size": len(data)}]
+
+    def _document(self, data: bytes) -> dict[str, Any]:
+        if not data:
+            raise _BadRequest("Bad Request: file must be non-empty")
+        file_id = f"doc-{next(self._file_ids)}"
+        self.file_ids.add(file_id)
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_name": "image.png"}
+
+    async def _m_sendPhoto(self, params, files):  # type: ignore[no-untyped-def]
+        rules.check_caption(params)
+        photo = self._photo(files.get("photo", b""))
         spoiler = _boolean(params, "has_spoiler")
         return self._message(params, photo=photo, caption=params.get("caption"), has_media_spoiler=spoiler or None)
 
     async def _m_sendDocument(self, params, files):  # type: ignore[no-untyped-def]
-        data = files.get("document", b"")
-        document = {"file_id": "d1", "file_unique_id": "d1", "file_size": len(data), "file_name": "image.png"}
+        rules.check_caption(params)
+        document = self._document(files.get("document", b""))
         return self._message(params, document=document, caption=params.get("caption"))
+
+    async def _m_sendMediaGroup(self, params, files):  # type: ignore[no-untyped-def]
+        if params.get("reply_markup") is not None:  # the real server ignores it; the bot must not count on it
+            raise _BadRequest("Bad Request: sendMediaGroup takes no reply_markup")
+        media = rules.check_album(params.get("media"))
+        contents = []
+        for item in media:  # every item is read (and may refuse the album) before anything is sent
+            ref = str(item.get("media") or "")
+            data = files.get(ref.removeprefix("attach://"), b"") if ref.startswith("attach://") else b""
+            if not data:
+                raise _BadRequest("Bad Request: can't parse InputMedia: media not found")
+            if item.get("type") == "photo":
+                contents.append({"photo": self._photo(data), "caption": item.get("caption")})
+            else:
+                contents.append({"document": self._document(data), "caption": item.get("caption")})
+        group_id = str(next(self._message_ids) * 7919)
+        item_files = {f"media{i}": files.get(str(m["media"]).removeprefix("attach://"), b"") for i, m in enumerate(media)}
+        files.clear()
+        files.update(item_files)  # the call's files: media0, media1... in album order
+        return [self._message(params, media_group_id=group_id, **content) for content in contents]
+
+    async def _m_answerInlineQuery(self, params, files):  # type: ignore[no-untyped-def]
+        query = self.inline_queries.get(str(params.get("inline_query_id")))
+        if query is None or query.get("answered"):
+            raise _BadRequest(
+                "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        rules.check_inline_answer(params, self.file_ids)
+        query["answered"] = True
+        return True
+
+    async def _m_answerCallbackQuery(self, params, files):  # type: ignore[no-untyped-def]
+        if len(str(params.get("text") or "")) > 200:
+            raise _BadRequest("Bad Request: MESSAGE_TOO_LONG")
+        return True
+
+
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 
 
 class _BadRequest(Exception):

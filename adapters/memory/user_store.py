@@ -68,6 +68,11 @@ class MemoryUserStore:
         if job_id in self.jobs:
             self.jobs[job_id] = replace(self.jobs[job_id], status_message_id=message_id)
 
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        record = self.jobs.get(job_id)
+        if record is not None:
+            self.jobs[job_id] = replace(record, file_id=file_id)
+
     async def mark_published(self, job_id: str, at: float) -> None:
         record = self.jobs.get(job_id)
         if record is not None and record.published_at is None:

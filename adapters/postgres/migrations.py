@@ -98,6 +98,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE users ADD COLUMN banned_at double precision;
         ALTER TABLE users ADD COLUMN ban_noticed_at double precision;
     """),
+    Migration(5, "the message that asked for a job, and its picture's Telegram file id", """
+        ALTER TABLE jobs ADD COLUMN request_message_id bigint;
+        ALTER TABLE jobs ADD COLUMN file_id text;
+    """),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -143,6 +143,9 @@ class PostgresUserStore:
     async def set_status_message(self, job_id: str, message_id: int) -> None:
         await self.db.execute("UPDATE jobs SET status_message_id = $1 WHERE job_id = $2", message_id, job_id)
 
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        await self.db.execute("UPDATE jobs SET file_id = $1 WHERE job_id = $2", file_id, job_id)
+
     async def mark_published(self, job_id: str, at: float) -> None:
         await self.db.execute(
             "UPDATE jobs SET published_at = $1 WHERE job_id = $2 AND published_at IS NULL", at, job_id

@@ -64,7 +64,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker_id TEXT NOT NULL DEFAULT '',
     error_code TEXT,
     total_s REAL NOT NULL DEFAULT 0,
-    published_at REAL
+    published_at REAL,
+    request_message_id INTEGER,
+    file_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -81,6 +83,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 # Columns added since the first release: a database made by it gets them at start.
 COLUMNS = (
     ("jobs", "published_at", "REAL"),
+    ("jobs", "request_message_id", "INTEGER"),
+    ("jobs", "file_id", "TEXT"),
     ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
     ("users", "translate", "INTEGER NOT NULL DEFAULT 1"),
@@ -205,6 +209,9 @@ class SqliteUserStore:
         await self.db.write(
             "UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id)
         )
+
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        await self.db.write("UPDATE jobs SET file_id = ? WHERE job_id = ?", (file_id, job_id))
 
     async def mark_published(self, job_id: str, at: float) -> None:
         await self.db.write(

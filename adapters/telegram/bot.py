@@ -40,5 +40,6 @@ def build_dispatcher(front: "Front") -> Dispatcher:
     context = UserContext(front)
     dispatcher.message.outer_middleware(context)
     dispatcher.callback_query.outer_middleware(context)
+    dispatcher.inline_query.outer_middleware(context)
     dispatcher.include_routers(*routers())
     return dispatcher

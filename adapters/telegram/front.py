@@ -14,10 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.types import BufferedInputFile
 
+from adapters.telegram.albums import Albums
 from adapters.telegram.i18n import Translator
 from adapters.telegram.keyboards import cancel_keyboard, short
+from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
@@ -37,8 +40,8 @@ from domain.users import (
     UserLimits,
     UserPrefs,
     UserStore,
-    WaitEstimator,
 )
+from domain.waits import WaitEstimator
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,10 @@ class FrontConfig:
     variations: int = 3
     history_size: int = 10
     admin_chat_id: int = 0  # where users' reports go (0: every admin's own chat)
+    split_join_s: float = 1.5  # parts of a client-split paste arriving this close are joined
+    album_wait_s: float = 30.0  # how long a finished variation waits for the others of its album
+    # What links the bot can give (adapters/telegram/links.py): set by the runtime from storage.
+    links: str = "none"  # button | text | none
 
 
 @dataclass
@@ -69,6 +76,13 @@ class Front:
     workers_seen: dict[str, float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     safety: SafetyTally = field(default_factory=SafetyTally)  # for /stats
+    paste: SplitPaste = field(default_factory=SplitPaste)
+    albums: Albums = field(default_factory=Albums)
+    _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.paste.window_s = self.config.split_join_s
+        self.albums.wait_s = self.config.album_wait_s
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background (kept referenced until it ends)."""
@@ -90,10 +104,23 @@ class Front:
             return self.t(locale, "duration-seconds", n=seconds)
         return self.t(locale, "duration-minutes", n=-(-seconds // 60))
 
+    def eta(self, locale: Locale, seconds: float | None, *, unknown: str = "eta-unknown") -> str:
+        """An estimate ("about 15 s"), rounded as coarsely as it is known: 5 s steps under two
+        minutes, then minutes; "not known yet" before the first batch was seen."""
+        if seconds is None:
+            return self.t(locale, unknown)
+        if seconds <= 10:
+            duration = self.t(locale, "duration-seconds", n=max(1, round(seconds)))
+        elif seconds < 120:
+            duration = self.t(locale, "duration-seconds", n=5 * -(-round(seconds) // 5))
+        else:
+            duration = self.t(locale, "duration-minutes", n=max(2, round(seconds / 60)))
+        return self.t(locale, "eta-about", duration=duration)
+
     def error_text(self, locale: Locale, exc: DomainError) -> str:
         params = dict(exc.params)
         if isinstance(exc, TooManyJobsInFlight):
-            params["wait"] = self.duration(locale, self.estimator.wait_s(1, self.clock()))
+            params["wait"] = self.eta(locale, self.estimator.wait_s(0, self.clock()), unknown="eta-unknown-short")
         if "retry_after" in params:
             params["wait"] = self.duration(locale, float(params["retry_after"]))  # type: ignore[arg-type]
         if "value" in params:
@@ -104,7 +131,7 @@ class Front:
         return self.t(locale, key, **params)
 
     def queued_text(self, locale: Locale, prompt: str, position: int) -> str:
-        eta = self.duration(locale, self.estimator.wait_s(position, self.clock()))
+        eta = self.eta(locale, self.estimator.wait_s(position - 1, self.clock()))
         return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
 
     def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
@@ -183,8 +210,14 @@ class Front:
 
     # --- the flow ----------------------------------------------------------------------------------
     async def reply(self, chat_id: int, text: str, *, reply_to: int | None = None, markup: Any = None) -> None:
-        with contextlib.suppress(RecipientGone):
+        """Answer in the chat; a user who blocked the bot, or an answer Telegram refuses, is
+        logged, never raised into the handler (which would leave the update half done)."""
+        try:
             await self.sender.send_message(chat_id, text, reply_to=reply_to, reply_markup=markup)
+        except RecipientGone:
+            pass
+        except TelegramBadRequest as exc:
+            log.warning("a reply to chat %s was refused: %s", chat_id, exc.message)
 
     async def accept_text(
         self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
@@ -203,9 +236,12 @@ class Front:
             return []
         return await self.enqueue([job], locale=locale, reply_to=reply_to)
 
-    async def enqueue(self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None) -> list[Job]:
+    async def enqueue(
+        self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None, album: bool = False,
+    ) -> list[Job]:
         """Admit ``jobs`` (all of one user) against the limits, then for each: the status reply,
-        then the queue. Returns the jobs accepted.
+        then the queue. ``album``: their pictures go out together, as one album. Returns the jobs
+        accepted.
 
         Admission records each job (the outbox) before the user is told anything, so a job is
         never lost: if this process dies before the publish, or the queue does not answer, the
@@ -214,12 +250,26 @@ class Front:
         if not jobs:
             return []
         chat_id = jobs[0].chat_id
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        try:
+            async with lock:  # one chat's requests are answered in the order they came
+                return await self._enqueue(jobs, chat_id, locale=locale, reply_to=reply_to, album=album)
+        finally:
+            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - forget idle chats
+                self._chat_locks.pop(chat_id, None)
+
+    async def _enqueue(
+        self, jobs: Sequence[Job], chat_id: int, *, locale: Locale, reply_to: int | None, album: bool,
+    ) -> list[Job]:
         now = self.clock()
-        jobs = [job.model_copy(update={"created_at": now}) for job in jobs]
+        # distinct creation times keep the jobs of one request in order in the queue positions
+        jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
         pending = self.submit.in_flight
         pending.update(job.job_id for job in jobs)  # the outbox leaves them to us
         try:
-            await self.store.admit([JobRecord.from_job(j) for j in jobs], self.config.limits, now)
+            await self.store.admit(
+                [JobRecord.from_job(j, request_message_id=reply_to) for j in jobs], self.config.limits, now
+            )
         except LimitExceeded as exc:
             pending.difference_update(job.job_id for job in jobs)
             await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
@@ -228,11 +278,13 @@ class Front:
             pending.difference_update(job.job_id for job in jobs)
             log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
             return []
-        backlog = await self._backlog()
+        if album and len(jobs) >= 2:
+            self.albums.expect([job.job_id for job in jobs])
+        positions = await self.queue_positions()
         accepted: list[Job] = []
         for i, job in enumerate(jobs):
             try:
-                job = await self._open_status(job, locale, backlog + i + 1, reply_to)
+                job = await self._open_status(job, locale, positions.get(job.job_id, i + 1), reply_to)
             except RecipientGone:
                 pending.discard(job.job_id)
                 await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
@@ -255,13 +307,6 @@ class Front:
             accepted.append(job)
         return accepted
 
-    async def _backlog(self, timeout_s: float = 1.0) -> int:
-        """The queue's backlog for the position shown, never holding the reply up for long."""
-        try:
-            return await asyncio.wait_for(self.queue.backlog(), timeout_s)
-        except Exception:
-            return 0
-
     async def _open_status(self, job: Job, locale: Locale, position: int, reply_to: int | None) -> Job:
         """Send the job's live status message and remember it; the job, with its id. A status
         that cannot be sent does not stop the job (``RecipientGone`` does: nobody to draw for)."""
@@ -275,7 +320,7 @@ class Front:
         except Exception as exc:  # no status message: the job still goes ahead
             log.warning("status reply for %s failed: %s", job.job_id, type(exc).__name__)
             return job
-        self.board.opened(job.job_id, job.chat_id, status.message_id, text)
+        self.board.opened(job.job_id, job.chat_id, status.message_id, text, locale=locale, prompt=job.prompt)
         await self.store.set_status_message(job.job_id, status.message_id)
         record = await self.store.get_job(job.job_id)
         if record is not None and not record.active:
@@ -325,29 +370,67 @@ class Front:
             await self.reply(chat_id, self.t(locale, "error-original_gone"), reply_to=reply_to)
             return
         upload = BufferedInputFile(png, filename=f"prompt2pic-{job_id[:12]}.png")
-        with contextlib.suppress(RecipientGone):
+        try:
             async with self.sender.chat_action(chat_id, "upload_document"):
                 await self.sender.send_document(
                     chat_id, upload, reply_to=reply_to, priority=Priority.INTERACTIVE,
                     caption=self.t(locale, "original-caption"),
                 )
+        except RecipientGone:
+            pass
+        except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
+            log.warning("the original of %s was refused: %s", job_id, exc.message)
+            await self.reply(chat_id, self.t(locale, "error-original_refused"), reply_to=reply_to)
 
-    # --- reports ----------------------------------------------------------------------------------
-    async def positions(self, records: Sequence[JobRecord]) -> dict[str, int]:
-        """Each job's place in line among everyone's queued or running jobs (1 = next)."""
+    # --- the queue ----------------------------------------------------------------------------------
+    async def queue_positions(self) -> dict[str, int]:
+        """Each job not started yet and its place in line (1 = next), oldest first, from the user
+        store: every bot keeps its jobs there (one SQLite file on a host, a server database
+        across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
+        no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
+        and the cancellations themselves.)"""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.config.limits.expiry_s)
-        order = {r.job_id: i + 1 for i, r in enumerate(everyone)}
-        return {r.job_id: order.get(r.job_id, 1) for r in records}
+        waiting = [r for r in everyone if r.state == JobState.QUEUED]
+        return {r.job_id: i + 1 for i, r in enumerate(waiting)}
+
+    async def refresh_waiting(self) -> int:
+        """Edit the status of every job still in line with its place and wait now (the board
+        edits only what changed, no faster than its interval); returns how many are in line."""
+        waiting = self.board.waiting()
+        if not waiting:
+            return 0
+        positions = await self.queue_positions()
+        for job_id, record in list(waiting.items()):
+            position = positions.get(job_id)
+            if position is None or record is None:
+                continue
+            chat_id, message_id, locale, prompt = record
+            self.board.show(
+                job_id, chat_id, message_id, self.queued_text(locale, prompt, position),
+                cancel_keyboard(self.t, locale, job_id), stage="queued",
+            )
+        return len(waiting)
+
+    # --- reports ----------------------------------------------------------------------------------
 
     def today_start(self) -> float:
         now = datetime.fromtimestamp(self.clock(), UTC)
         return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
-    def observe_result(self, finished_at: float, service_s: float, worker_id: str) -> None:
-        self.estimator.observe(finished_at, service_s)
-        if worker_id:
-            self.workers_seen[worker_id] = max(self.workers_seen.get(worker_id, 0.0), finished_at)
+    def observe_result(self, result: Any) -> None:
+        """A worker's result, for the wait estimates (its batch's size and time) and /stats."""
+        if result.worker_id:
+            self.workers_seen[result.worker_id] = max(self.workers_seen.get(result.worker_id, 0.0), result.finished_at)
+        timings = result.timings
+        if result.image_key and timings.generation_s > 0 and result.accepted_at:
+            self.estimator.finished(
+                result.worker_id, result.job_id,
+                started_at=result.accepted_at + timings.queue_wait_s,
+                finished_at=result.finished_at, generation_s=timings.generation_s,
+            )
+        else:
+            self.estimator.ended(result.worker_id, result.job_id)
 
     def prefs_with(self, prefs: UserPrefs, field_name: str, value: str) -> UserPrefs:
         """``prefs`` with one setting changed from a settings button; unknown values change nothing."""

@@ -10,6 +10,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from adapters.telegram.i18n import Translator
+from adapters.telegram.links import button_url
 from domain.models import Locale, Quality
 from domain.params import COMMON_RATIOS
 from domain.users import JobRecord, SendAs, UserPrefs
@@ -32,15 +33,13 @@ class SetPref(CallbackData, prefix="s"):
     value: str
 
 
-def is_web_link(url: str | None) -> bool:
-    return bool(url) and url.lower().startswith(("https://", "http://"))  # type: ignore[union-attr]
-
-
 def result_keyboard(
     t: Translator, locale: Locale, job_id: str, url: str | None, *, with_png: bool = True,
-    variations: int = 3, report: bool = True,
+    variations: int = 3, report: bool = True, share: str | None = None,
 ) -> InlineKeyboardMarkup:
-    """``report``: a button that sends the picture to the admins (``rep``)."""
+    """The buttons under a picture. ``url`` becomes a link button only when Telegram takes it
+    (``links.button_url``); ``report``: a button that sends the picture to the admins (``rep``);
+    ``share``: a "share" button that opens inline mode with this text."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t(locale, "button-new-seed"), callback_data=ResultAction(action="new", job=job_id))
     kb.button(
@@ -48,17 +47,42 @@ def result_keyboard(
         callback_data=ResultAction(action="var", job=job_id),
     )
     sizes = [2]
-    row: list[int] = []
+    row = 0
     if with_png:
         kb.button(text=t(locale, "button-png"), callback_data=ResultAction(action="png", job=job_id))
-        row.append(1)
-    if is_web_link(url):
-        kb.button(text=t(locale, "button-link"), url=url)
-        row.append(1)
+        row += 1
+    link = button_url(url)
+    if link:
+        kb.button(text=t(locale, "button-link"), url=link)
+        row += 1
     if row:
-        sizes.append(len(row))
+        sizes.append(row)
     if report:
         kb.button(text=t(locale, "button-report"), callback_data=ResultAction(action="rep", job=job_id))
+        sizes.append(1)
+    if share is not None:
+        kb.button(text=t(locale, "button-share"), switch_inline_query=share)
+        sizes.append(1)
+    kb.adjust(*sizes)
+    return kb.as_markup()
+
+
+def album_keyboard(
+    t: Translator, locale: Locale, job_ids: list[str], urls: list[str | None], *, share: str | None = None,
+) -> InlineKeyboardMarkup:
+    """Under an album (a follow-up message: albums take no buttons): per picture n, a new seed
+    from it, its original PNG and its link where Telegram takes it."""
+    kb = InlineKeyboardBuilder()
+    sizes = []
+    for n, (job_id, url) in enumerate(zip(job_ids, urls, strict=True), 1):
+        kb.button(text=t(locale, "button-album-new-seed", n=n), callback_data=ResultAction(action="new", job=job_id))
+        kb.button(text=t(locale, "button-album-png", n=n), callback_data=ResultAction(action="png", job=job_id))
+        link = button_url(url)
+        if link:
+            kb.button(text=t(locale, "button-history-link", n=n), url=link)
+        sizes.append(3 if link else 2)
+    if share is not None:
+        kb.button(text=t(locale, "button-share"), switch_inline_query=share)
         sizes.append(1)
     kb.adjust(*sizes)
     return kb.as_markup()
@@ -88,11 +112,18 @@ def cancel_choice_keyboard(t: Translator, locale: Locale, jobs: list[JobRecord])
     return kb.as_markup()
 
 
-def history_keyboard(t: Translator, locale: Locale, links: list[tuple[int, str]]) -> InlineKeyboardMarkup | None:
+def history_keyboard(
+    t: Translator, locale: Locale, links: list[tuple[int, str, str | None]],
+) -> InlineKeyboardMarkup | None:
+    """One button per picture (n, job id, link): its full-size link where Telegram takes it,
+    else its original PNG."""
     kb = InlineKeyboardBuilder()
-    for n, url in links:
-        if is_web_link(url):
-            kb.button(text=t(locale, "button-history-link", n=n), url=url)
+    for n, job_id, url in links:
+        link = button_url(url)
+        if link:
+            kb.button(text=t(locale, "button-history-link", n=n), url=link)
+        else:
+            kb.button(text=t(locale, "button-history-png", n=n), callback_data=ResultAction(action="png", job=job_id))
     if not kb.buttons:
         return None
     kb.adjust(5)

@@ -37,6 +37,12 @@ class UserContext(BaseMiddleware):
         if user is None or user.is_bot:
             return None
         front = self.front
+        paste = None
+        if isinstance(event, Message) and event.text:
+            # before anything is awaited: the parts of a split paste are claimed in arrival order
+            paste = front.paste.claim(event.chat.id, user.id, event.message_id, event.text)
+            if paste is None:
+                return None  # a later part of a long paste: handled with the first part
         prefs = await front.store.get_prefs(user.id)
         locale = prefs.locale or telegram_locale(user)
         if not front.is_allowed(user.id):
@@ -52,6 +58,19 @@ class UserContext(BaseMiddleware):
             return None
         if prefs.blocked:
             await front.store.unblock(user.id)  # they write to us again: they unblocked the bot
+        chat = event.chat if isinstance(event, Message) else (
+            event.message.chat if isinstance(event, CallbackQuery) and event.message else None
+        )
+        if chat is not None:
+            front.sender.reachable(chat.id)
+            if chat.id != user.id and await front.store.is_blocked(chat.id):
+                await front.store.unblock(chat.id)
+        front.sender.reachable(user.id)
         data["prefs"] = prefs
         data["locale"] = locale
+        if paste is not None and paste.window_s:  # the first part of what may be a split paste
+            try:
+                data["joined_text"] = await paste.joined()
+            finally:
+                front.paste.close(event.chat.id, user.id, paste)  # type: ignore[union-attr]
         return await handler(event, data)

@@ -1,21 +1,33 @@
 """The outgoing side as the deliver-results use case sees it (the ``Notifier`` port): live status
-from progress events, and the finished picture (or an honest failure) from results."""
+from progress events, and the finished picture (or an honest failure) from results.
+
+Every picture is sent. Links follow the link policy (adapters/telegram/links.py): a button only
+where Telegram takes it, text in the caption for a public IP address, left out otherwise. When
+Telegram still refuses a picture, it is sent again without the part it refused (the link
+button, then the keyboard, then the caption, or as a document); when nothing works, the user is
+told so in their language. Either way the status message ends (``settle``, once the delivery is
+confirmed): deleted once the picture or the failure is in the chat, or left as the failure when
+not even a message could be sent and the status was edited into it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramNotFound
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Message
 
 from adapters.telegram.front import Front
-from adapters.telegram.keyboards import cancel_keyboard, result_keyboard, retry_keyboard, short
+from adapters.telegram.keyboards import album_keyboard, cancel_keyboard, result_keyboard, retry_keyboard, short
+from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
 from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
-from domain.users import JobState, Outcome, SendAs
+from domain.users import JobRecord, JobState, Outcome, SendAs
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +38,7 @@ PHOTO_MAX_RATIO = 20.0
 CAPTION_LIMIT = 1024
 # Results refused for content: their message (which never repeats the prompt).
 REFUSALS = {"prompt_refused": "error-prompt_refused", "image_refused": "refused-image"}
+MAX_TRIES = 6  # sends of one picture, each without something Telegram refused
 
 
 class DeliveryRefused(DomainError):
@@ -44,6 +57,34 @@ def fits_photo(width: int, height: int, size_bytes: int) -> bool:
     )
 
 
+@dataclass
+class _Picture:
+    """One finished picture on its way to the chat."""
+
+    result: Result
+    record: JobRecord | None
+    locale: Locale
+    send_as: SendAs
+    png: bytes = b""
+
+    @property
+    def negative(self) -> str:
+        return self.record.negative_prompt if self.record else ""
+
+    @property
+    def reply_to(self) -> int | None:
+        # In groups the picture answers the message that asked; in a private chat it is plain.
+        if self.result.chat_id < 0 and self.record is not None:
+            return self.record.request_message_id
+        return None
+
+    @property
+    def as_document(self) -> bool:
+        # A flagged picture goes as a photo, the only kind Telegram can hide behind a spoiler.
+        wants_file = self.send_as == SendAs.DOCUMENT and not self.result.spoiler
+        return wants_file or not fits_photo(self.result.width, self.result.height, len(self.png))
+
+
 class TelegramNotifier:
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -53,6 +94,7 @@ class TelegramNotifier:
         self.store = front.store
         self.storage_attempts = 3
         self.storage_backoff_s = 0.5
+        self._status_is_failure: set[str] = set()  # jobs whose status message became the failure
 
     # --- progress --------------------------------------------------------------------------------
     async def progress(self, event: Progress) -> None:
@@ -60,6 +102,10 @@ class TelegramNotifier:
             self.front.workers_seen[event.worker_id] = max(
                 self.front.workers_seen.get(event.worker_id, 0.0), event.at
             )
+        if event.stage == "started":
+            self.front.estimator.started(event.worker_id, event.job_id, event.at)
+        elif event.stage == "generating":
+            self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
         if self.board.is_closed(event.job_id):
             return
         record = await self.store.get_job(event.job_id)
@@ -69,8 +115,8 @@ class TelegramNotifier:
             await self.store.mark_started(event.job_id, event.at, event.worker_id)
         # A job the outbox published before its status reply was recorded: the record knows it.
         message_id = event.status_message_id or (record.status_message_id if record else None)
-        if message_id is None:
-            return
+        if message_id is None or not self.sender.is_reachable(event.chat_id):
+            return  # (blocked the bot: nothing more goes there)
         prompt = record.prompt if record else ""
         text, percent = self.front.progress_text(
             event.locale, prompt, event.stage, event.step, event.total_steps
@@ -82,7 +128,9 @@ class TelegramNotifier:
         )
 
     # --- results ----------------------------------------------------------------------------------
-    def caption(self, result: Result, locale: Locale, negative: str = "") -> str:
+    def caption(self, result: Result, locale: Locale, negative: str = "", link: str | None = None) -> str:
+        """The prompt, then extra lines (what to leave out, a link as text), then the details;
+        the prompt is shortened so that the whole fits Telegram's 1024 characters."""
         reason = result.profile_reason or ""
         reason_key = f"quality-reason-{reason}"
         reason_text = self.t(locale, reason_key) if self.t.has(reason_key, locale) else reason
@@ -99,42 +147,77 @@ class TelegramNotifier:
             reason=reason_text,
             seconds=f"{result.timings.total_s:.1f}",
         )
-        extra = ("\n" + self.t(locale, "result-negative", negative=short(negative, 200))) if negative else ""
+        lines = []
+        if negative:
+            lines.append(self.t(locale, "result-negative", negative=short(negative, 200)))
         understood = understood_lines(self.t, locale, result)  # "understood as", CLIP's cut
-        extra += f"\n{understood}" if understood else ""
+        if understood:
+            lines.append(understood)
+        if link:
+            line = self.t(locale, "result-link", url=link)
+            if len(line) + len(details) + sum(len(x) + 1 for x in lines) + 40 <= CAPTION_LIMIT:
+                lines.append(line)
+        extra = "".join("\n" + line for line in lines)
         room = CAPTION_LIMIT - len(details) - len(extra) - 1
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
     async def deliver(self, result: Result) -> None:
         self.board.close(result.job_id)
-        service = result.timings.generation_s + result.timings.upload_s
-        if result.status == JobStatus.DONE:
-            self.front.observe_result(result.finished_at, service, result.worker_id)
+        self.front.observe_result(result)
         record = await self.store.get_job(result.job_id)
         was_cancelled = record is not None and record.state == JobState.CANCELLED
         await self.store.finish(result.job_id, Outcome.from_result(result))
         if was_cancelled:
+            self.front.albums.drop(result.job_id)
             log.info("result %s dropped: the job was cancelled", result.job_id)
             return
         self.front.safety.saw_result(result.error_code.value if result.error_code else None, result.spoiler)
+        if not self.sender.is_reachable(result.chat_id) or await self.store.is_blocked(result.chat_id):
+            self.front.albums.drop(result.job_id)
+            raise RecipientGone(chat_id=result.chat_id)  # recorded above; nothing is sent
         prefs = await self.store.get_prefs(result.user_id)
         locale = prefs.locale or result.locale
+        picture = _Picture(result, record, locale, prefs.send_as)
         try:
             if result.status == JobStatus.DONE and result.image_key:
-                await self._send_picture(result, locale, prefs.send_as, record.negative_prompt if record else "")
-            else:
-                await self._send_failure(result, locale)
+                try:
+                    picture.png = await self._read_image(result.image_key)
+                except KeyError:  # gone from storage: say so instead of retrying forever
+                    log.warning("image of %s is missing from storage", result.job_id)
+                    self.front.albums.drop(result.job_id)
+                    await self._fail(result, locale, "storage_unavailable")
+                    return
+                except StorageError:  # DeliverResults tries again later; the album goes on
+                    self.front.albums.drop(result.job_id)
+                    raise
+                batch = await self.front.albums.collect(result.job_id, picture)
+                if batch is None:
+                    await self._send_picture(picture)
+                elif batch.items:
+                    try:
+                        await self._send_album(batch.items)
+                    except BaseException as exc:
+                        batch.done(exc)
+                        raise
+                    batch.done()
+                return  # (an empty batch: another handler sent this picture with its album)
+            self.front.albums.drop(result.job_id)
+            await self._fail(result, locale)
         except RecipientGone:
-            await self.store.mark_blocked(result.user_id, self.front.clock())
+            await self.store.mark_blocked(result.chat_id, self.front.clock())
             raise
-        except (TelegramBadRequest, TelegramNotFound, TelegramEntityTooLarge) as exc:
+        except TelegramNotFound as exc:
             log.warning("Telegram refused result %s: %s", result.job_id, exc.message)
             raise DeliveryRefused(job_id=result.job_id) from exc
 
     async def settle(self, result: Result) -> None:
-        """The picture (or the failure) is out: the live status goes. Also for a result that a
-        bot killed before this step sent; a status already gone is fine."""
+        """The picture (or the failure) is out: the live status goes (unless it became the
+        failure itself). Also for a result that a bot killed before this step sent; a status
+        already gone is fine."""
         self.board.close(result.job_id)
+        if result.job_id in self._status_is_failure:
+            self._status_is_failure.discard(result.job_id)
+            return
         message_id = result.status_message_id
         if message_id is None:  # published before the status reply was recorded (the outbox)
             record = await self.store.get_job(result.job_id)
@@ -158,53 +241,158 @@ class TelegramNotifier:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_failure(self, result: Result, locale: Locale, code: str | None = None) -> None:
+    # --- failures ---------------------------------------------------------------------------------
+    def failure_text(self, result: Result, locale: Locale, code: str | None = None) -> str:
         code = code or (result.error_code.value if result.error_code else "generation_failed")
         if code in REFUSALS:  # no prompt repeated, no "try again": the same prompt is refused again
-            await self.sender.send_message(result.chat_id, self.t(locale, REFUSALS[code]), priority=Priority.RESULT)
-            return
+            return self.t(locale, REFUSALS[code])
         reason = self.t(locale, f"reason-{code}") if self.t.has(f"reason-{code}", locale) else code
-        await self.sender.send_message(
-            result.chat_id,
-            self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200)),
-            reply_markup=retry_keyboard(self.t, locale, result.job_id),
-            priority=Priority.RESULT,
+        return self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200))
+
+    async def _fail(self, result: Result, locale: Locale, code: str | None = None) -> None:
+        """Tell the user; when not even a message gets through, the status message becomes the
+        failure (and ``settle`` leaves it)."""
+        text = self.failure_text(result, locale, code)
+        refused = (code or (result.error_code.value if result.error_code else "")) in REFUSALS
+        try:
+            await self.sender.send_message(
+                result.chat_id, text, priority=Priority.RESULT,
+                reply_markup=None if refused else retry_keyboard(self.t, locale, result.job_id),
+            )
+        except (TelegramBadRequest, TelegramNotFound) as exc:
+            log.warning("the failure of %s could not be sent (%s)", result.job_id, exc.message)
+            if result.status_message_id is None or not await self.sender.edit_text(
+                result.chat_id, result.status_message_id, text, priority=Priority.RESULT,
+            ):
+                raise DeliveryRefused(job_id=result.job_id) from exc
+            self._status_is_failure.add(result.job_id)
+
+    # --- one picture -----------------------------------------------------------------------------
+    def _markup(self, picture: _Picture, *, document: bool, level: int, url: str | None) -> object:
+        """The keyboard at a level of caution: 0 all buttons, 1 without the link, 2 none."""
+        if level >= 2:
+            return None
+        share = short(picture.result.prompt, 64) if picture.result.chat_id > 0 else None
+        return result_keyboard(
+            self.t, picture.locale, picture.result.job_id, url if level == 0 else None,
+            with_png=not document, variations=self.front.config.variations, share=share,
         )
 
-    async def _send_picture(self, result: Result, locale: Locale, send_as: SendAs, negative: str) -> None:
-        assert result.image_key
-        try:
-            png = await self._read_image(result.image_key)
-        except KeyError:  # gone from storage: say so instead of retrying forever
-            log.warning("image of %s is missing from storage", result.job_id)
-            await self._send_failure(result, locale, "storage_unavailable")
-            return
-        # A flagged picture goes as a photo, the only kind Telegram can hide behind a spoiler.
-        as_document = (send_as == SendAs.DOCUMENT and not result.spoiler) or not fits_photo(
-            result.width, result.height, len(png)
-        )
-        caption = self.caption(result, locale, negative)
+    async def _send_picture(self, picture: _Picture) -> None:
+        result = picture.result
+        url = result.image_url
+        use = link_use(url)
+        caption = self.caption(result, picture.locale, picture.negative, url if use == LinkUse.TEXT else None)
         if result.spoiler:
-            caption = f"{self.t(locale, 'result-sensitive')}\n{caption}"[:CAPTION_LIMIT]
-        markup = result_keyboard(
-            self.t, locale, result.job_id, result.image_url, with_png=not as_document,
-            variations=self.front.config.variations,
-        )
-        upload = BufferedInputFile(png, filename=f"prompt2pic-{result.job_id[:12]}.png")
-        if as_document:
-            async with self.sender.chat_action(result.chat_id, "upload_document"):
-                await self.sender.send_document(result.chat_id, upload, caption=caption, reply_markup=markup)
-            return
-        try:
-            async with self.sender.chat_action(result.chat_id, "upload_photo"):
-                await self.sender.send_photo(
-                    result.chat_id, upload, caption=caption, reply_markup=markup, has_spoiler=result.spoiler
+            caption = f"{self.t(picture.locale, 'result-sensitive')}\n{caption}"[:CAPTION_LIMIT]
+        upload = BufferedInputFile(picture.png, filename=f"prompt2pic-{result.job_id[:12]}.png")
+        document, level, tries = picture.as_document, 0, 0
+        while True:
+            tries += 1
+            markup = self._markup(picture, document=document, level=level, url=url)
+            try:
+                message = await self._send_file(picture, upload, document=document, caption=caption, markup=markup)
+                break
+            except TelegramEntityTooLarge as exc:
+                if document or tries >= MAX_TRIES:
+                    return await self._refused(picture, exc.message)
+                document = True
+            except TelegramBadRequest as exc:
+                what = exc.message.lower()
+                log.info("Telegram refused the picture of %s: %s", result.job_id, exc.message)
+                if "chat not found" in what or "not enough rights" in what:
+                    raise DeliveryRefused(job_id=result.job_id) from exc  # nothing else would go either
+                if tries >= MAX_TRIES:
+                    return await self._refused(picture, exc.message)
+                if markup is not None and any(w in what for w in ("button", "markup", "keyboard")):
+                    level += 1
+                elif caption and any(w in what for w in ("caption", "entities", "too long")):
+                    caption = ""
+                elif not document:
+                    document = True  # PHOTO_INVALID_DIMENSIONS, IMAGE_PROCESS_FAILED, ...
+                elif markup is not None:
+                    level += 1
+                elif caption:
+                    caption = ""
+                else:
+                    return await self._refused(picture, exc.message)
+        await self._sent(picture, message)
+
+    async def _send_file(
+        self, picture: _Picture, upload: BufferedInputFile, *, document: bool, caption: str, markup: object,
+    ) -> Message:
+        chat_id = picture.result.chat_id
+        if document:
+            async with self.sender.chat_action(chat_id, "upload_document"):
+                return await self.sender.send_document(
+                    chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to
                 )
-        except (TelegramBadRequest, TelegramEntityTooLarge) as exc:  # a photo Telegram will not take
-            log.info("photo of %s refused (%s): sending it as a document", result.job_id, exc.message)
-            markup = result_keyboard(
-                self.t, locale, result.job_id, result.image_url, with_png=False,
-                variations=self.front.config.variations,
+        async with self.sender.chat_action(chat_id, "upload_photo"):
+            return await self.sender.send_photo(
+                chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to,
+                has_spoiler=picture.result.spoiler,
             )
-            async with self.sender.chat_action(result.chat_id, "upload_document"):
-                await self.sender.send_document(result.chat_id, upload, caption=caption, reply_markup=markup)
+
+    async def _sent(self, picture: _Picture, message: Message | None) -> None:
+        result = picture.result
+        file_id = None
+        if message is not None and message.photo:
+            file_id = f"photo:{message.photo[-1].file_id}"
+        elif message is not None and message.document:
+            file_id = f"document:{message.document.file_id}"
+        if file_id:
+            await self.store.set_file_id(result.job_id, file_id)
+        self.front.estimator.delivered(max(0.0, time.time() - result.finished_at))
+
+    async def _refused(self, picture: _Picture, why: str) -> None:
+        log.warning("Telegram refused the picture of %s for good: %s", picture.result.job_id, why)
+        await self._fail(picture.result, picture.locale, "delivery_refused")
+
+    # --- albums ----------------------------------------------------------------------------------
+    async def _send_album(self, pictures: list[_Picture]) -> None:
+        """2-10 pictures in one message, their buttons in a follow-up message (albums take
+        none); one picture alone, or an album Telegram refuses, goes the single way."""
+        if len(pictures) < 2:
+            for picture in pictures:
+                await self._send_picture(picture)
+            return
+        first = pictures[0]
+        document = any(p.as_document for p in pictures)
+        media: list[InputMediaPhoto | InputMediaDocument] = []
+        for n, picture in enumerate(pictures, 1):
+            result = picture.result
+            use = link_use(result.image_url)
+            caption = f"{n}. " + self.caption(result, picture.locale, picture.negative,
+                                              result.image_url if use == LinkUse.TEXT else None)
+            upload = BufferedInputFile(picture.png, filename=f"prompt2pic-{result.job_id[:12]}.png")
+            item = InputMediaDocument if document else InputMediaPhoto
+            media.append(item(media=upload, caption=caption[:CAPTION_LIMIT]))
+        chat_id = first.result.chat_id
+        try:
+            async with self.sender.chat_action(chat_id, "upload_document" if document else "upload_photo"):
+                messages = await self.sender.send_album(chat_id, media, reply_to=first.reply_to)
+        except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
+            log.info("album of %s refused (%s): sending the pictures one by one", first.result.job_id, exc.message)
+            for picture in pictures:
+                await self._send_picture(picture)
+            return
+        for picture, message in zip(pictures, messages, strict=False):
+            await self._sent(picture, message)
+        await self._album_buttons(pictures, messages)
+
+    async def _album_buttons(self, pictures: list[_Picture], messages: list[Message]) -> None:
+        first = pictures[0]
+        share = short(first.result.prompt, 64) if first.result.chat_id > 0 else None
+        text = self.t(first.locale, "album-buttons", count=len(pictures), prompt=short(first.result.prompt, 200))
+        job_ids = [p.result.job_id for p in pictures]
+        urls: list[str | None] = [p.result.image_url for p in pictures]
+        for level in (0, 1):
+            markup = album_keyboard(self.t, first.locale, job_ids, urls if level == 0 else [None] * len(urls), share=share)
+            try:
+                await self.sender.send_message(
+                    first.result.chat_id, text, reply_markup=markup,
+                    reply_to=messages[0].message_id if messages else None, priority=Priority.RESULT,
+                )
+                return
+            except TelegramBadRequest as exc:
+                log.info("buttons of the album of %s refused: %s", first.result.job_id, exc.message)

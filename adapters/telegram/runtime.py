@@ -23,12 +23,14 @@ from adapters.telegram.bot import build_bot, build_dispatcher
 from adapters.telegram.commands import set_menus
 from adapters.telegram.front import Front, FrontConfig
 from adapters.telegram.i18n import Translator
+from adapters.telegram.links import LinkUse, link_use, link_warning, public_link_base
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.sender import Sender
 from adapters.telegram.status import StatusBoard
 from domain.ports import DeliveryLog, JobQueue, Storage
 from domain.services import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.users import UserLimits, UserStore
+from domain.waits import WaitEstimator
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ class TelegramRuntime:
             self.bot,
             rate=_setting(settings, "send_rate_global", 30.0),
             rate_per_chat=_setting(settings, "send_rate_per_chat", 1.0),
+            group_interval_s=_setting(settings, "send_group_interval_s", 3.0),
             max_attempts=_setting(settings, "send_max_attempts", 5),
             backoff_s=_setting(settings, "send_backoff_s", 0.5),
             on_blocked=self._blocked,
@@ -169,11 +172,16 @@ class TelegramRuntime:
             variations=_setting(settings, "variations", 3),
             history_size=_setting(settings, "history_size", 10),
             admin_chat_id=_setting(settings, "admin_chat_id", 0),
+            split_join_s=_setting(settings, "split_join_s", 1.5),
+            album_wait_s=_setting(settings, "album_wait_s", 30.0),
+            links=self.link_mode(settings).value,
         )
         self.front = Front(
             submit=submit, queue=queue, storage=storage, store=self.store, sender=self.sender,
             t=self.t, board=self.board, config=config,
+            estimator=WaitEstimator(max_batch=_setting(settings, "max_batch", 1)),
         )
+        self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
         self.notifier = TelegramNotifier(self.front)
         self.dispatcher = build_dispatcher(self.front)
         extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
@@ -192,6 +200,28 @@ class TelegramRuntime:
         self._webhook: Any = None
         if self.mode == "webhook":
             self._setup_webhook()
+
+    @staticmethod
+    def link_mode(settings: Any) -> LinkUse:
+        """What picture links will be: buttons, text in captions, or none."""
+        name, base = public_link_base(settings)
+        if not base:
+            return LinkUse.BUTTON if name == "S3_PUBLIC_ENDPOINT_URL" else LinkUse.NONE
+        return link_use(base)
+
+    async def _refresh_waiting(self) -> None:
+        """Tell the jobs in line their place and wait as the queue moves."""
+        while not self._stop_delivery.is_set():
+            try:
+                await asyncio.wait_for(self._stop_delivery.wait(), self.queue_refresh_s)
+            except TimeoutError:
+                pass
+            else:
+                return
+            try:
+                await self.front.refresh_waiting()
+            except Exception as exc:  # a status that is not refreshed is harmless
+                log.debug("refreshing the queue positions failed: %s", type(exc).__name__)
 
     # --- webhook ------------------------------------------------------------------------------------
     def _setup_webhook(self) -> None:
@@ -228,6 +258,11 @@ class TelegramRuntime:
         self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
         self._tasks.append(asyncio.create_task(self.outbox.run(self._stop_delivery), name="outbox"))
         self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
+        if self.queue_refresh_s > 0:
+            self._tasks.append(asyncio.create_task(self._refresh_waiting(), name="refresh-waiting"))
+        warning = link_warning(self.settings)
+        if warning:
+            log.warning("%s", warning)
         allowed = self.dispatcher.resolve_used_update_types()
         self._accepting = True
         if self.mode == "webhook":

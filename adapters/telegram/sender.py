@@ -7,12 +7,15 @@ through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
   priority: replies to what a user just did first, then results, then live-status edits (which
   the status board coalesces anyway).
 - Per chat: calls to one chat go one at a time, the next no sooner than ``1/rate_per_chat`` seconds
-  after the previous one *finished* (so the server sees them at least that far apart).
+  after the previous one *finished* (so the server sees them at least that far apart); in groups
+  (negative chat ids) no sooner than ``group_interval_s`` (Telegram allows 20 messages a minute).
 - ``TelegramRetryAfter``: the chat waits ``retry_after`` seconds, then the call is tried again.
 - Network errors, 5xx and undecodable answers: retried with exponential backoff, up to
   ``max_attempts`` tries (never sooner than the chat's interval).
 - ``TelegramForbiddenError`` (the user blocked the bot, or left): recorded through ``on_blocked``
-  and raised as ``domain.errors.RecipientGone``; never retried.
+  and raised as ``domain.errors.RecipientGone``; never retried. From then on nothing more goes to
+  that chat (every call raises ``RecipientGone`` without reaching Telegram) until ``reachable``
+  says the user wrote again.
 - Other errors (bad request, entity too large...) are raised at once.
 
 Several bot instances (webhook mode) share the limits through ``shared`` (a ``SharedPacing``, e.g.
@@ -43,7 +46,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InputFile, Message, ReplyParameters
+from aiogram.types import InputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
 
 from domain.errors import RecipientGone
 
@@ -162,6 +165,7 @@ class Sender:
         rate: float = 30.0,
         window_s: float = 1.0,
         rate_per_chat: float = 1.0,
+        group_interval_s: float = 3.0,
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -172,6 +176,8 @@ class Sender:
         self.shared = shared
         self.bucket = RateWindow(max(1, round(rate * window_s)), window_s)
         self.chat_interval = 1.0 / rate_per_chat if rate_per_chat > 0 else 0.0
+        self.group_interval = max(self.chat_interval, group_interval_s)
+        self.unreachable: set[int] = set()  # chats that answered 403: nothing more goes there
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -187,6 +193,16 @@ class Sender:
         """This instance's calls in any window (its share of the overall budget)."""
         self.bucket.limit = max(1, int(limit))
         self.bucket._freed.set()
+
+    def reachable(self, chat_id: int) -> None:
+        """The user wrote again (so unblocked the bot): sending to the chat is allowed again."""
+        self.unreachable.discard(chat_id)
+
+    def is_reachable(self, chat_id: int) -> bool:
+        return chat_id not in self.unreachable
+
+    def interval(self, chat_id: int) -> float:
+        return self.group_interval if chat_id < 0 else self.chat_interval
 
     # --- the core --------------------------------------------------------------------------------
     def _chat(self, chat_id: int) -> _Chat:
@@ -213,6 +229,9 @@ class Sender:
         ``paced=False``: not a message (chat actions, deletions): skips the chat's queue but still
         counts against the overall rate."""
         attempts = attempts or self.max_attempts
+        if chat_id in self.unreachable:
+            raise RecipientGone(chat_id=chat_id)
+        interval = self.interval(chat_id)
         chat = self._chat(chat_id)
         guard = chat.lock if paced else contextlib.nullcontext()
         async with guard:  # type: ignore[attr-defined]
@@ -231,7 +250,7 @@ class Sender:
                     return result
                 except asyncio.CancelledError:
                     # It may still reach Telegram a little later: keep a margin.
-                    pause = self.chat_interval + 1.0
+                    pause = interval + 1.0
                     raise
                 except TelegramRetryAfter as exc:
                     pause = float(exc.retry_after)
@@ -240,6 +259,8 @@ class Sender:
                         raise
                 except TelegramForbiddenError as exc:
                     log.info("chat %s cannot be reached: %s", chat_id, exc.message)
+                    if chat_id:
+                        self.unreachable.add(chat_id)
                     if self.on_blocked is not None:
                         with contextlib.suppress(Exception):
                             await self.on_blocked(chat_id)
@@ -257,9 +278,9 @@ class Sender:
                         raise
                 finally:
                     if paced:
-                        chat.next_at = time.monotonic() + max(self.chat_interval, pause)
+                        chat.next_at = time.monotonic() + max(interval, pause)
                     if held:
-                        await asyncio.shield(self.shared.release(chat_id, max(self.chat_interval, pause)))  # type: ignore[union-attr]
+                        await asyncio.shield(self.shared.release(chat_id, max(interval, pause)))  # type: ignore[union-attr]
                 self.retried += 1
                 if not paced and pause:
                     await asyncio.sleep(pause)
@@ -311,16 +332,32 @@ class Sender:
 
     async def send_photo(
         self, chat_id: int, photo: InputFile, *, caption: str, reply_markup: Any = None,
-        priority: Priority = Priority.RESULT, has_spoiler: bool = False,
+        reply_to: int | None = None, priority: Priority = Priority.RESULT, has_spoiler: bool = False,
     ) -> Message:
         """``has_spoiler``: Telegram blurs the photo until it is tapped (a flagged picture)."""
-        spoiler = True if has_spoiler else None  # left out unless wanted, as clients do
+        kwargs: dict[str, Any] = {}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
+        if has_spoiler:  # left out unless wanted, as clients do
+            kwargs["has_spoiler"] = True
         return await self.call(
             chat_id,
             lambda: self.bot.send_photo(
-                chat_id, photo, caption=caption[:1024], reply_markup=reply_markup, has_spoiler=spoiler
+                chat_id, photo, caption=caption[:1024] or None, reply_markup=reply_markup, **kwargs
             ),
             priority=priority,
+        )
+
+    async def send_album(
+        self, chat_id: int, media: list[InputMediaPhoto | InputMediaDocument], *,
+        reply_to: int | None = None, priority: Priority = Priority.RESULT,
+    ) -> list[Message]:
+        """2-10 pictures as one album (no buttons: Telegram takes none on an album)."""
+        kwargs: dict[str, Any] = {}
+        if reply_to is not None:
+            kwargs["reply_parameters"] = _reply(reply_to)
+        return await self.call(
+            chat_id, lambda: self.bot.send_media_group(chat_id, media, **kwargs), priority=priority,
         )
 
     async def send_document(

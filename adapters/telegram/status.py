@@ -38,6 +38,8 @@ class _Live:
     percent: int = 0
     sending: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    locale: Any = None  # the job's, for re-telling its place in line
+    prompt: str = ""
 
 
 class StatusBoard:
@@ -51,11 +53,20 @@ class StatusBoard:
         self._closed: OrderedDict[str, None] = OrderedDict()
         self.edits = 0
 
-    def opened(self, job_id: str, chat_id: int, message_id: int, text: str) -> None:
-        """The status message was just sent with ``text``."""
+    def opened(
+        self, job_id: str, chat_id: int, message_id: int, text: str, *, locale: Any = None, prompt: str = "",
+    ) -> None:
+        """The status message was just sent with ``text`` (the job is in line)."""
         if job_id in self._closed:
             return
-        self._live[job_id] = _Live(chat_id, message_id, sent=text, last_at=self.clock())
+        self._live[job_id] = _Live(chat_id, message_id, sent=text, last_at=self.clock(), locale=locale, prompt=prompt)
+
+    def waiting(self) -> dict[str, tuple[int, int, Any, str] | None]:
+        """Jobs whose status still says "queued": (chat, message, locale, prompt)."""
+        return {
+            job_id: (live.chat_id, live.message_id, live.locale, live.prompt) if live.locale is not None else None
+            for job_id, live in self._live.items() if live.stage == "queued"
+        }
 
     def stage(self, job_id: str) -> tuple[str, int] | None:
         live = self._live.get(job_id)

@@ -14,7 +14,7 @@ import pytest
 from adapters.memory.delivery_log import MemoryDeliveryLog
 from adapters.memory.user_store import MemoryUserStore
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
-from adapters.sqlite.user_store import SqliteUserStore, database
+from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
 from domain.models import Locale, Quality
 from domain.ports import Claim
 from domain.users import (
@@ -442,5 +442,41 @@ async def test_sqlite_users_table_without_ban_columns_is_upgraded(tmp_path):
         assert await store.ban(7, NOW)
         assert (await store.get_prefs(7)).banned
         assert await store.ban_noticed(7)
+    finally:
+        await store.stop()
+
+
+async def test_request_message_and_file_id_are_kept(store):
+    limits = UserLimits(max_in_flight=0, per_minute=0)
+    await store.admit([record("f1", request_message_id=555)], limits, NOW)
+    assert (await store.get_job("f1")).request_message_id == 555
+    await store.set_file_id("f1", "photo:AgAC-1")
+    await store.finish("f1", Outcome(JobState.DONE, finished_at=NOW + 1, image_key="images/f1.png"))
+    [done] = await store.history(1, 5)
+    assert (done.file_id, done.request_message_id) == ("photo:AgAC-1", 555)
+    await store.set_file_id("unknown", "photo:x")  # nothing to update: no error
+
+
+async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old_schema = SCHEMA.replace(",\n    request_message_id INTEGER,\n    file_id TEXT\n", "\n")
+    assert "file_id" not in old_schema
+    conn = sqlite3.connect(path)
+    conn.executescript(old_schema)
+    conn.execute(
+        "INSERT INTO jobs (job_id, user_id, chat_id, prompt, width, height, seed, quality, locale, created_at, state) "
+        "VALUES ('old', 1, 1, 'an old prompt', 512, 512, 7, 'auto', 'en', ?, 'done')", (NOW,),
+    )
+    conn.commit()
+    conn.close()
+    store = SqliteUserStore(path)
+    await store.start()
+    try:
+        old = await store.get_job("old")
+        assert old.prompt == "an old prompt" and old.file_id is None and old.request_message_id is None
+        await store.set_file_id("old", "photo:1")
+        assert (await store.get_job("old")).file_id == "photo:1"
     finally:
         await store.stop()

@@ -94,3 +94,9 @@ class Chat:
 
     async def photo(self, timeout: float = 15.0, count: int = 1) -> list[Call]:
         return await self.wait(lambda c: c.method in ("sendPhoto", "sendDocument"), timeout, count)
+
+
+def tiny_png(width: int = 64, height: int = 48) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -50,13 +50,14 @@ EN = {
     "answer_new": "A new seed",
     "answer_var": "3 variations",
     "answer_png": "original PNG",
-    "buttons": ["🔁 New seed", "🎲 Variations ×3", "📄 Original PNG", "🔗 Open full size", "⚠️ Report"],
+    "buttons": ["🔁 New seed", "🎲 Variations ×3", "📄 Original PNG", "🔗 Open full size", "⚠️ Report", "↗️ Share"],
+    "album": "🎲 3 variations of: a lighthouse in a storm",
     "held": "a slow snail on a leaf",
     "marker": "snail",
     "second": "a turtle",
     "third": "a crab",
     "drawing": "Drawing your picture… 8%",
-    "queue": ["Your pictures in progress: 3", "1. a slow snail on a leaf — drawing, 8%", "2. a turtle — queued, position 2", "3. a crab — queued, position 3"],
+    "queue": ["Your pictures in progress: 3", "1. a slow snail on a leaf — drawing, 8%", "2. a turtle — queued, position 1", "3. a crab — queued, position 2"],
     "cancel_choose": "You have 3 pictures in progress. Which one should I cancel?",
     "cancelling": "Cancelling",
     "cancelled_status": "✖ Cancelled.",
@@ -100,13 +101,14 @@ RU = {
     "answer_new": "Новый seed",
     "answer_var": "Варианты (3)",
     "answer_png": "оригинал PNG",
-    "buttons": ["🔁 Новый seed", "🎲 Варианты ×3", "📄 Оригинал PNG", "🔗 Открыть в полном размере", "⚠️ Пожаловаться"],
+    "buttons": ["🔁 Новый seed", "🎲 Варианты ×3", "📄 Оригинал PNG", "🔗 Открыть в полном размере", "⚠️ Пожаловаться", "↗️ Поделиться"],
+    "album": "🎲 Варианты (3): маяк во время шторма",
     "held": "медленная улитка на листе",
     "marker": "улитка",
     "second": "черепаха",
     "third": "краб",
     "drawing": "Рисую вашу картинку… 8%",
-    "queue": ["Ваши картинки в работе: 3", "1. медленная улитка на листе — рисую, 8%", "2. черепаха — в очереди, место 2", "3. краб — в очереди, место 3"],
+    "queue": ["Ваши картинки в работе: 3", "1. медленная улитка на листе — рисую, 8%", "2. черепаха — в очереди, место 1", "3. краб — в очереди, место 2"],
     "cancel_choose": "У вас в работе картинок: 3. Какую отменить?",
     "cancelling": "Отменяю",
     "cancelled_status": "✖ Отменено.",
@@ -154,7 +156,7 @@ async def test_conversation(start_service, telegram, tmp_path, lang):
         send_rate_per_chat=50.0,
         user_rate_per_minute=100,
         quality_policy="fixed",
-        public_base_url="http://127.0.0.1:8080",
+        public_base_url="https://p2p.example.com",  # a public name: links are buttons
     )
     store = SqliteUserStore(service.settings.sqlite_path)
     await store.start()
@@ -232,9 +234,11 @@ async def _script(service, tg, store, gen, L) -> None:
     assert (record.seed, record.width, record.height, record.quality) == (42, 640, 384, Quality.BALANCED)
     assert record.negative_prompt == L["negative"] and record.state == JobState.DONE
 
-    # URL button: the storage link (http, served by this app's HTTP endpoint)
+    # URL button: the storage link (signed, served by this app's HTTP endpoint)
     url = buttons[L["buttons"][3]]["url"]
-    assert url.startswith("http://127.0.0.1:8080/files/images/") and job_id in url
+    assert url.startswith("https://p2p.example.com/files/images/") and job_id in url and "sig=" in url
+    # Share: inline mode with the prompt
+    assert buttons[L["buttons"][-1]]["switch_inline_query"] == L["full"]
 
     # Original PNG: the stored file, byte for byte, as a document
     qid = me.press(full_photo_id, buttons[L["buttons"][2]]["callback_data"])
@@ -252,16 +256,24 @@ async def _script(service, tg, store, gen, L) -> None:
     assert L["full"] in photo2.text and seed_of(photo2.text) != 42
     assert png_size(photo2.files["photo"]) == (640, 384)
 
-    # Variations: three pictures, three seeds
+    # Variations: three pictures, three seeds, as one album with the buttons below it
     qid = me.press(full_photo_id, buttons[L["buttons"][1]]["callback_data"])
     statuses = await me.wait(lambda c: c.method == "sendMessage" and L["queued"] in c.text, count=3)
     answered_before(me, qid)
     assert L["answer_var"] in answer_text(tg, qid)
     assert [s.text.split(",")[0][-1] for s in statuses] == ["1", "2", "3"]  # positions 1, 2, 3
-    photos = await me.photo(count=3)
-    seeds = {seed_of(p.text) for p in photos}
+    [album] = await me.wait(lambda c: c.method == "sendMediaGroup")
+    media = album.params["media"]
+    assert len(media) == 3 and [m["type"] for m in media] == ["photo"] * 3
+    seeds = {seed_of(m["caption"]) for m in media}
     assert len(seeds) == 3 and 42 not in seeds
-    assert all(L["full"] in p.text and png_size(p.files["photo"]) == (640, 384) for p in photos)
+    assert all(L["full"] in m["caption"] for m in media)
+    assert all(png_size(album.files[f"media{i}"]) == (640, 384) for i in range(3))
+    [follow] = await me.wait(lambda c: c.method == "sendMessage" and c.text.startswith(L["album"]))
+    assert [b["text"] for b in follow.buttons()][:3] == ["🔁 1", "📄 1", "🔗 1"]
+    assert not [c for c in me.since_mark() if c.method in ("sendPhoto", "sendDocument")]  # one delivery
+    for status in statuses:  # their status messages went once the album was in the chat
+        await me.wait(lambda c, s=status: c.method == "deleteMessage" and int(c.params["message_id"]) == status_id(tg, s))
 
     # --- live status, /queue and /cancel while a picture is being drawn --------------------------------
     me.send(L["held"])
@@ -272,10 +284,10 @@ async def _script(service, tg, store, gen, L) -> None:
     assert int(edit.params["message_id"]) == status_id(tg, held_status)
     me.send(L["second"])
     second_status = await me.reply()
-    assert f"{L['queued']} 2" in second_status.text
+    assert f"{L['queued']} 1," in second_status.text  # the snail is drawing: the turtle is next
     me.send(L["third"])
     third_status = await me.reply()
-    assert f"{L['queued']} 3" in third_status.text
+    assert f"{L['queued']} 2," in third_status.text
     queue_text = await me.ask("/queue")
     for part in L["queue"]:
         assert part in queue_text, queue_text
@@ -339,7 +351,7 @@ async def _script(service, tg, store, gen, L) -> None:
     assert png_size(document.files["document"]) == (width, height) == (256, 512)  # 9:16, fast
     actions = [c for c in me.since_mark() if c.method == "sendChatAction"]
     assert actions[0].params["action"] == "upload_document"
-    assert [b["text"] for b in document.buttons()] == [L["buttons"][0], L["buttons"][1], L["buttons"][3], L["buttons"][4]]
+    assert [b["text"] for b in document.buttons()] == [b for i, b in enumerate(L["buttons"]) if i != 2]  # no PNG button under a file
 
     # the language: the panel, the menu and later replies follow it; "auto" goes back
     qid = me.press(panel_id, f"s:lang:{L['other_lang']}")
@@ -367,7 +379,7 @@ async def _script(service, tg, store, gen, L) -> None:
     for part in L["history"]:
         assert part in history.text
     links = history.buttons()
-    assert links and all(b["url"].startswith("http://127.0.0.1:8080/files/") for b in links)
+    assert links and all(b["url"].startswith("https://p2p.example.com/files/") for b in links)
     stats = norm(await me.ask("/stats"))
     for part in L["stats"]:
         assert part in stats, stats

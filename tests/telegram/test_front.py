@@ -13,7 +13,8 @@ from PIL import Image
 from adapters.memory.generator import FakeGenerator
 from domain.models import GeneratedImage
 from tests.telegram.conftest import free_port
-from tests.telegram.helpers import Chat, png_size
+from adapters.sqlite.user_store import SqliteUserStore
+from tests.telegram.helpers import Chat, HeldGenerator, png_size
 
 SECRET = "s3cret-Token_for-tests"
 
@@ -30,7 +31,7 @@ async def test_webhook_mode_checks_the_secret_token(start_service, telegram):
     [hook] = telegram.calls_of("setWebhook")
     assert hook.params["url"] == "https://bot.example.com/tg/hook"
     assert hook.params["secret_token"] == SECRET
-    assert set(hook.params["allowed_updates"]) == {"message", "callback_query"}
+    assert set(hook.params["allowed_updates"]) == {"message", "callback_query", "inline_query"}
     assert telegram.calls_of("deleteWebhook") == []
     url = f"http://127.0.0.1:{port}/tg/hook"
     async with aiohttp.ClientSession() as http:
@@ -69,19 +70,35 @@ async def test_allowlist(start_service, telegram):
     assert [c for c in telegram.calls if c.chat_id == 42 and c.method != "sendMessage"] == []
 
 
-async def test_blocked_users_are_recorded_and_forgiven(start_service, telegram):
-    await start_service(admin_ids="51", send_rate_per_chat=20)
+async def test_blocked_users_get_no_call_after_the_first_403_and_are_forgiven(start_service, telegram):
+    gen = HeldGenerator(marker="fox")
+    service = await start_service(generator=gen, admin_ids="51", send_rate_per_chat=20)
     telegram.send_text(50, "a red fox")
     await telegram.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 50)
-    telegram.blocked_chats.add(50)
-    attempts = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 50, timeout=15)
+    await asyncio.wait_for(gen.holding.wait(), 10)
+    telegram.blocked_chats.add(50)  # blocks the bot while the picture is being drawn
+    [first] = await telegram.wait_for(lambda c: c.chat_id == 50 and c.params.get("_failed") == 403, timeout=15)
+    gen.release()
+    store = SqliteUserStore(service.settings.sqlite_path)
+    await store.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 15
+        while not (await store.history(50, 1)):  # the result is still recorded
+            assert asyncio.get_running_loop().time() < deadline, "the result was not recorded"
+            await asyncio.sleep(0.05)
+        [record] = await store.history(50, 1)
+        assert record.image_key and record.prompt == "a red fox"
+    finally:
+        await store.stop()
+    await asyncio.sleep(1.5)  # progress edits, chat actions or the photo would show up now
+    later = [c.method for c in telegram.calls[telegram.calls.index(first) + 1:] if c.chat_id == 50]
+    assert later == [], f"calls after the first 403: {later}"
     admin = Chat(telegram, 51)
-    await asyncio.sleep(0.5)
     assert "blocked the bot: 1" in await admin.ask("/stats")
-    assert len(telegram.calls_of("sendPhoto", 50)) == len(attempts) == 1  # not retried
     telegram.blocked_chats.discard(50)  # unblocks and writes again
     assert "Hi, Ann" in await Chat(telegram, 50).ask("/start")
     assert "blocked the bot: 0" in await admin.ask("/stats")
+    assert "⏳ Queued" in await Chat(telegram, 50).ask("a fox, once more")
 
 
 class HugeGenerator(FakeGenerator):
@@ -119,8 +136,36 @@ async def test_a_photo_telegram_refuses_goes_as_a_document_and_refusals_do_not_l
     assert [c.params.get("_failed") for c in telegram.calls_of("sendPhoto", 61)] == [400]
 
     telegram.fail("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-    telegram.fail("sendDocument", 400, "Bad Request: wrong file identifier")
+    telegram.fail("sendDocument", 400, "Bad Request: wrong file identifier", times=10)
     telegram.send_text(62, "a picture nobody will take")
-    await telegram.wait_for(lambda c: c.method == "sendDocument" and c.chat_id == 62, timeout=15)
+    [failure] = await telegram.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == 62 and c.ok and "Sorry" in c.text, timeout=20
+    )
+    assert "Telegram would not take the picture" in failure.text and "a picture nobody will take" in failure.text
     await asyncio.sleep(3.0)  # DeliverResults would retry after 2 s if it were told to
-    assert len(telegram.calls_of("sendPhoto", 62)) == 1 and len(telegram.calls_of("sendDocument", 62)) == 1
+    photos, documents = telegram.calls_of("sendPhoto", 62), telegram.calls_of("sendDocument", 62)
+    assert len(photos) == 1 and 1 < len(documents) <= 5  # without what was refused, a bounded number of times
+    assert "reply_markup" not in documents[-1].params and not documents[-1].params.get("caption")
+    [status] = [c for c in telegram.calls_of("sendMessage", 62) if c.text.startswith("⏳")]
+    assert int(status.params["_message_id"]) not in telegram.messages  # the status message ended
+
+
+async def test_a_chat_in_flood_control_holds_up_nobody_else(start_service, telegram):
+    """Results are handled each on its own: one chat waiting out a 429 does not keep another
+    user's finished picture from being sent, nor counted as in progress against their limit."""
+    gen = HeldGenerator(marker="snail")
+    await start_service(generator=gen, max_jobs_in_flight_per_user=1, send_rate_per_chat=20)
+    telegram.fail("sendPhoto", 429, "Too Many Requests: retry after 5", retry_after=5)
+    telegram.send_text(700, "a quick fox")
+    [flooded] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 700, timeout=15)
+    assert flooded.params["_failed"] == 429
+    slow = Chat(telegram, 701)
+    slow.send("a slow snail")
+    await asyncio.wait_for(gen.holding.wait(), 10)
+    gen.release()
+    released = asyncio.get_running_loop().time()
+    [photo] = await slow.photo(timeout=10)
+    assert asyncio.get_running_loop().time() - released < 3.0  # not after the other chat's 5 s
+    assert "⏳ Queued" in await slow.ask("a crab")  # the finished one no longer counts
+    assert not [c for c in telegram.calls_of("sendPhoto", 700) if c.ok]  # still waiting out its 429
+    await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 700 and c.ok, timeout=15)

@@ -1,4 +1,4 @@
-"""Per-user limits and waiting estimates (domain/users.py)."""
+"""Per-user limits (domain/users.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from domain.users import (
     RateLimited,
     TooManyJobsInFlight,
     UserLimits,
-    WaitEstimator,
     apply_outcome,
     check_admission,
 )
@@ -53,17 +52,6 @@ def test_rate_limit_retry_after():
 
 def test_no_caps():
     check_admission(UserLimits(0, 0), now=NOW, active_created=[NOW] * 100, recent_created=[NOW] * 100)
-
-
-def test_wait_estimator():
-    est = WaitEstimator(default_s=15)
-    assert est.wait_s(2, NOW) == 30
-    est.observe(NOW - 30, 10.0)
-    assert est.wait_s(3, NOW) == 30  # one sample: its service time
-    for i in range(8):  # a batch: eight results one second apart, each took 8 s
-        est.observe(NOW - 8 + i, 8.0)
-    assert est.per_job_s(NOW) < 8
-    assert est.wait_s(1, NOW) >= 1
 
 
 def record(state=JobState.QUEUED) -> JobRecord:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from adapters.telegram.handlers import admin, buttons, fallback, jobs, moderation, prompts, settings, start
+from adapters.telegram.handlers import admin, buttons, fallback, inline, jobs, moderation, prompts, settings, start
 
 
 def routers() -> list[Router]:
     # Order matters: commands before the catch-all prompt handler, the fallback last.
     return [
+        inline.router(inline.InlinePrompts()),  # its /start <parameter> before the plain /start
         start.router(),
         settings.router(),
         jobs.router(),

@@ -46,6 +46,6 @@ def router() -> Router:
         except InvalidRequest as exc:
             await front.reply(chat_id, front.error_text(locale, exc), reply_to=reply_to)
             return
-        await front.enqueue(jobs, locale=locale, reply_to=reply_to)
+        await front.enqueue(jobs, locale=locale, reply_to=reply_to, album=action == "var")
 
     return r

@@ -1,4 +1,5 @@
-"""What no other handler took: unknown commands, stickers, photos, voice..."""
+"""What no other handler took: unknown commands, stickers, photos, voice... In groups only
+commands addressed to this bot get an answer (the rest of a group's talk is not for it)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ def router() -> Router:
 
     @r.message(F.text.startswith("/"))
     async def on_unknown_command(message: Message, front: Front, locale: Locale) -> None:
-        command = (message.text or "").split()[0].split("@")[0]
+        word = (message.text or "").split()[0]
+        command, _, mention = word.partition("@")
+        if message.chat.type != "private":
+            me = await message.bot.me() if message.bot else None
+            if not mention or me is None or mention.lower() != (me.username or "").lower():
+                return
         await front.reply(message.chat.id, front.t(locale, "error-unknown_command", command=command))
 
-    @r.message()
+    @r.message(F.chat.type == "private")
     async def on_other(message: Message, front: Front, locale: Locale) -> None:
         await front.reply(message.chat.id, front.t(locale, "error-not_text"))
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import CancelJob, cancel_choice_keyboard, history_keyboard, short
 from domain.models import Locale
+from domain.errors import RecipientGone
 from domain.users import JobState
+
+log = logging.getLogger(__name__)
 
 
 def router() -> Router:
@@ -27,7 +33,7 @@ def router() -> Router:
         if not mine:
             await front.reply(message.chat.id, front.t(locale, "queue-empty", depth=depth))
             return
-        positions = await front.positions(mine)
+        positions = await front.queue_positions()
         lines = []
         for i, job in enumerate(mine, 1):
             live = front.board.stage(job.job_id)
@@ -37,10 +43,10 @@ def router() -> Router:
                     locale, "queue-started" if stage != "uploading" else "queue-uploading"
                 )
             else:
-                position = positions[job.job_id]
+                position = positions.get(job.job_id, 1)
                 state = front.t(
                     locale, "queue-waiting", position=position,
-                    eta=front.duration(locale, front.estimator.wait_s(position, now)),
+                    eta=front.eta(locale, front.estimator.wait_s(position - 1, now)),
                 )
             lines.append(front.t(locale, "queue-line", n=i, prompt=short(job.prompt, 60), state=state))
         text = front.t(locale, "queue-header", count=len(mine), depth=depth) + "\n" + "\n".join(lines)
@@ -94,7 +100,8 @@ def router() -> Router:
         if not records:
             await front.reply(message.chat.id, front.t(locale, "history-empty"))
             return
-        lines, links = [], []
+        lines: list[str] = []
+        links: list[tuple[int, str, str | None]] = []
         for i, job in enumerate(records, 1):
             url = job.image_url or ""
             if job.image_key:
@@ -102,14 +109,28 @@ def router() -> Router:
                     url = await front.storage.link(job.image_key)
                 except Exception:
                     pass
-            links.append((i, url))
+            links.append((i, job.job_id, url))
             lines.append(
                 front.t(
                     locale, "history-line", n=i, prompt=short(job.prompt, 80), seed=str(job.seed),
                     width=str(job.width), height=str(job.height),
                 )
             )
-        text = front.t(locale, "history-header", count=len(records)) + "\n" + "\n".join(lines)
-        await front.reply(message.chat.id, text, markup=history_keyboard(front.t, locale, links))
+        header = front.t(locale, "history-header", count=len(records), links=front.config.links)
+        text = header + "\n" + "\n".join(lines)
+        # Links Telegram would refuse are PNG buttons already; should it refuse one anyway, the
+        # list goes again with PNG buttons only, then bare: /history always answers.
+        for markup in (
+            history_keyboard(front.t, locale, links),
+            history_keyboard(front.t, locale, [(n, job_id, None) for n, job_id, _ in links]),
+            None,
+        ):
+            try:
+                await front.sender.send_message(message.chat.id, text, reply_markup=markup)
+                return
+            except RecipientGone:
+                return
+            except TelegramBadRequest as exc:
+                log.info("/history refused (%s): trying again with less", exc.message)
 
     return r

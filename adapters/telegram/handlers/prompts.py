@@ -1,4 +1,6 @@
-"""Prompts: /txt2img <prompt> and plain text."""
+"""Prompts: /txt2img <prompt> and plain text in a private chat; in groups /txt2img (also as
+/txt2img@botname) and replies to the bot's messages. A long paste split by the client arrives
+joined (``joined_text``, from the UserContext middleware)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,12 @@ from aiogram.types import Message
 from adapters.telegram.front import Front
 from domain.models import Locale
 from domain.users import UserPrefs
+
+
+def command_args(text: str) -> str:
+    """What follows the command word of ``text`` ("/txt2img@bot a cat" -> "a cat")."""
+    parts = text.split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""
 
 
 def router() -> Router:
@@ -22,11 +30,27 @@ def router() -> Router:
         )
 
     @r.message(Command("txt2img"))
-    async def on_txt2img(message: Message, command: CommandObject, front: Front, locale: Locale, prefs: UserPrefs) -> None:
-        await accept(message, front, locale, prefs, command.args or "")
+    async def on_txt2img(
+        message: Message, command: CommandObject, front: Front, locale: Locale, prefs: UserPrefs,
+        joined_text: str | None = None,
+    ) -> None:
+        text = command_args(joined_text) if joined_text else (command.args or "")
+        await accept(message, front, locale, prefs, text)
 
-    @r.message(F.text & ~F.text.startswith("/"))
-    async def on_text(message: Message, front: Front, locale: Locale, prefs: UserPrefs) -> None:
-        await accept(message, front, locale, prefs, message.text or "")
+    @r.message(F.chat.type == "private", F.text & ~F.text.startswith("/"))
+    async def on_text(
+        message: Message, front: Front, locale: Locale, prefs: UserPrefs, joined_text: str | None = None,
+    ) -> None:
+        await accept(message, front, locale, prefs, joined_text or message.text or "")
+
+    @r.message(F.chat.type != "private", F.text & ~F.text.startswith("/"), F.reply_to_message.from_user.is_bot)
+    async def on_reply_in_group(
+        message: Message, front: Front, locale: Locale, prefs: UserPrefs, joined_text: str | None = None,
+    ) -> None:
+        me = await message.bot.me() if message.bot else None
+        replied = message.reply_to_message
+        if me is None or replied is None or replied.from_user is None or replied.from_user.id != me.id:
+            return  # a reply to another bot
+        await accept(message, front, locale, prefs, joined_text or message.text or "")
 
     return r

@@ -33,6 +33,8 @@ def router() -> Router:
             max_in_flight=limits.max_in_flight,
             per_minute=limits.per_minute,
             variations=front.config.variations,
+            links=front.config.links,
+            bot=(await message.bot.me()).username if message.bot else "",
         )
         await front.reply(message.chat.id, text)
 

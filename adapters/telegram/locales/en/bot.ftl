@@ -20,12 +20,18 @@ help =
     --seed N — a whole number from 0 to 4294967295: the same seed and prompt give the same picture
     --q { $qualities } — speed or quality (auto: the service decides by its load)
 
-    Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }), 📄 the original PNG, 🔗 the full-size link.
+    Under each picture: 🔁 new seed, 🎲 variations (×{ $variations }, as one album), 📄 the original PNG{ $links ->
+        [button] , 🔗 the full-size link
+        [text] ; the full-size link is in the caption
+       *[none] {""}
+    }, ↗️ share.
+    In any chat, type @{ $bot } and a few words to share one of your pictures, or to draw a new one.
+    In groups: /txt2img@{ $bot } <prompt>, or reply to one of my messages with a prompt.
     Commands:
     /settings — default aspect ratio, quality, language, photo or document, translation
     /queue — your pictures in progress and their places in line
     /cancel — cancel a picture that is not ready yet
-    /history — your last pictures with links
+    /history — your last pictures
     Prompts can be up to { $limit } characters. At most { $max_in_flight } pictures in progress and { $per_minute } per minute per user.
 cmd-txt2img = Draw a picture from a prompt
 cmd-settings = Aspect ratio, quality, language
@@ -39,7 +45,7 @@ cmd-stats = Service statistics (admins)
 ## Live status
 
 status-queued =
-    ⏳ Queued: position { $position }, about { $eta }.
+    ⏳ Queued: position { $position }, { $eta }.
     { $prompt }
 status-waiting-service =
     ⏳ Accepted and kept: waiting for the service to come back. Your picture follows; no need to send it again.
@@ -59,11 +65,16 @@ status-cancelled =
     { $prompt }
 duration-seconds = { $n } s
 duration-minutes = { $n } min
+eta-about = about { $duration }
+eta-unknown = the wait is not known yet (the first picture since the start)
+eta-unknown-short = time not known yet
 
 ## Results
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ quality: { $profile } ({ $reason }) · ⏱ { $seconds } s
 result-negative = 🚫 without: { $negative }
+result-link = 🔗 Full size: { $url }
+album-buttons = 🎲 { $count } variations of: { $prompt }
 result-understood = 💬 understood as: { $prompt }
 result-understood-negative = 💬 understood as: { $prompt } · 🚫 { $negative }
 result-translation-failed = ⚠️ I could not translate the prompt: the model read it as written.
@@ -86,6 +97,7 @@ reason-storage_unavailable = the image storage is unavailable right now
 reason-invalid_job = the request was invalid
 reason-too_many_attempts = it failed several times
 reason-cancelled = it was cancelled
+reason-delivery_refused = Telegram would not take the picture
 reason-queue_unavailable = the service could not take it for too long
 
 ## Buttons
@@ -99,6 +111,10 @@ button-cancel = ✖ Cancel
 button-cancel-one = ✖ { $n }. { $prompt }
 button-cancel-all = ✖ Cancel all
 button-history-link = 🔗 { $n }
+button-history-png = 📄 { $n }
+button-album-new-seed = 🔁 { $n }
+button-album-png = 📄 { $n }
+button-share = ↗️ Share
 answer-new-seed = 🔁 A new seed: queued
 answer-variations = 🎲 { $count } variations: queued
 answer-png = 📄 Sending the original PNG…
@@ -130,7 +146,7 @@ translate-off = ✍️ As written
 queue-empty = You have no pictures in progress. Jobs in the service's queue: { $depth }.
 queue-header = Your pictures in progress: { $count } (jobs in the service's queue: { $depth })
 queue-line = { $n }. { $prompt } — { $state }
-queue-waiting = queued, position { $position }, about { $eta }
+queue-waiting = queued, position { $position }, { $eta }
 queue-started = drawing
 queue-running = drawing, { $percent }%
 queue-uploading = saving
@@ -144,7 +160,10 @@ cancel-done =
 cancel-answer = ✖ Cancelling…
 cancel-too-late = This picture is already finished or cancelled.
 history-empty = You have no pictures yet. Send a prompt to make one.
-history-header = Your last { $count } pictures (links open the full size):
+history-header = Your last { $count } pictures ({ $links ->
+        [button] links open the full size
+       *[other] buttons send the original PNG
+    }):
 history-line = { $n }. { $prompt } — seed { $seed }, { $width }×{ $height }
 
 ## /stats
@@ -175,13 +194,14 @@ error-invalid_quality = Unknown quality “{ $value }”. Valid values: { $valid
 error-too_many_in_flight = You already have { $in_flight } pictures in progress (at most { $limit }{ $requested ->
         [1] {""}
        *[other] {""}; this asks for { $requested } more
-    }). Try again when one is ready, in about { $wait }. /queue shows them.
+    }). Try again when one is ready ({ $wait }). /queue shows them.
 error-rate_limited = That's more than { $limit } pictures a minute. Try again in { $wait }.
 error-access_denied = Sorry, this bot is private. Ask its owner to add your id: { $user_id }
 error-admins_only = /stats is for the bot's admins.
 error-unknown_command = I don't know the command { $command }. See /help.
 error-job_forgotten = I no longer have the details of that picture. Please send the prompt again.
 error-original_gone = The original of that picture is no longer stored.
+error-original_refused = Telegram would not take the original PNG (files over 50 MB are refused).
 error-queue_unavailable = The service could not take the prompt for too long, so it was dropped. Please send it again.
 error-not_text = I understand text prompts only. Describe the picture in words.
 
@@ -214,3 +234,9 @@ stats-safety =
     🛡 Safety since the bot started: prompts refused { $refused } here and { $refused_worker } by workers
     Pictures refused: { $images_refused } · sent behind a spoiler: { $spoilers } · reports: { $reports }
     Users blocked by admins: { $banned }
+
+## Inline mode
+
+inline-generate = 🎨 Draw “{ $prompt }”
+inline-open = 🎨 Draw a new picture
+inline-expired = That request has expired. Send me the prompt here, or type @ and my name in a chat again.

@@ -20,12 +20,18 @@ help =
     --seed N — целое число от 0 до 4294967295: тот же seed и описание дают ту же картинку
     --q { $qualities } — скорость или качество (auto: сервис решает сам по нагрузке)
 
-    Под каждой картинкой: 🔁 новый seed, 🎲 варианты (×{ $variations }), 📄 оригинал PNG, 🔗 ссылка на полный размер.
+    Под каждой картинкой: 🔁 новый seed, 🎲 варианты (×{ $variations }, одним альбомом), 📄 оригинал PNG{ $links ->
+        [button] , 🔗 ссылка на полный размер
+        [text] ; ссылка на полный размер — в подписи
+       *[none] {""}
+    }, ↗️ поделиться.
+    В любом чате наберите @{ $bot } и пару слов, чтобы поделиться своей картинкой или нарисовать новую.
+    В группах: /txt2img@{ $bot } <описание> или ответ на моё сообщение с описанием.
     Команды:
     /settings — соотношение сторон, качество, язык, фото или файл, перевод
     /queue — ваши картинки в работе и их места в очереди
     /cancel — отменить картинку, которая ещё не готова
-    /history — ваши последние картинки со ссылками
+    /history — ваши последние картинки
     Описание — до { $limit } символов. Не больше { $max_in_flight } картинок в работе и { $per_minute } в минуту на человека.
 cmd-txt2img = Нарисовать картинку по описанию
 cmd-settings = Соотношение сторон, качество, язык
@@ -39,7 +45,7 @@ cmd-stats = Статистика сервиса (для админов)
 ## Живой статус
 
 status-queued =
-    ⏳ В очереди: место { $position }, примерно { $eta }.
+    ⏳ В очереди: место { $position }, { $eta }.
     { $prompt }
 status-waiting-service =
     ⏳ Принято и сохранено: ждём, пока сервис снова станет доступен. Картинка придёт, отправлять ещё раз не нужно.
@@ -59,11 +65,16 @@ status-cancelled =
     { $prompt }
 duration-seconds = { $n } с
 duration-minutes = { $n } мин
+eta-about = примерно { $duration }
+eta-unknown = время ожидания пока неизвестно (первая картинка после запуска)
+eta-unknown-short = время пока неизвестно
 
 ## Результаты
 
 result-details = 🎲 seed { $seed } · 📐 { $width }×{ $height } · ⚙️ качество: { $profile } ({ $reason }) · ⏱ { $seconds } с
 result-negative = 🚫 без: { $negative }
+result-link = 🔗 Полный размер: { $url }
+album-buttons = 🎲 Варианты ({ $count }): { $prompt }
 result-understood = 💬 понял как: { $prompt }
 result-understood-negative = 💬 понял как: { $prompt } · 🚫 { $negative }
 result-translation-failed = ⚠️ Не удалось перевести описание: модель прочла его как есть.
@@ -86,6 +97,7 @@ reason-storage_unavailable = хранилище изображений сейч�
 reason-invalid_job = запрос некорректен
 reason-too_many_attempts = несколько попыток закончились ошибкой
 reason-cancelled = задача отменена
+reason-delivery_refused = Telegram не принял картинку
 reason-queue_unavailable = сервис слишком долго не мог принять задачу
 
 ## Кнопки
@@ -99,6 +111,10 @@ button-cancel = ✖ Отменить
 button-cancel-one = ✖ { $n }. { $prompt }
 button-cancel-all = ✖ Отменить все
 button-history-link = 🔗 { $n }
+button-history-png = 📄 { $n }
+button-album-new-seed = 🔁 { $n }
+button-album-png = 📄 { $n }
+button-share = ↗️ Поделиться
 answer-new-seed = 🔁 Новый seed: в очереди
 answer-variations = 🎲 Варианты ({ $count }): в очереди
 answer-png = 📄 Отправляю оригинал PNG…
@@ -130,7 +146,7 @@ translate-off = ✍️ Как написано
 queue-empty = У вас нет картинок в работе. Задач в очереди сервиса: { $depth }.
 queue-header = Ваши картинки в работе: { $count } (задач в очереди сервиса: { $depth })
 queue-line = { $n }. { $prompt } — { $state }
-queue-waiting = в очереди, место { $position }, примерно { $eta }
+queue-waiting = в очереди, место { $position }, { $eta }
 queue-started = рисую
 queue-running = рисую, { $percent }%
 queue-uploading = сохраняю
@@ -144,7 +160,10 @@ cancel-done =
 cancel-answer = ✖ Отменяю…
 cancel-too-late = Эта картинка уже готова или отменена.
 history-empty = У вас пока нет картинок. Пришлите описание, чтобы сделать первую.
-history-header = Ваши последние картинки ({ $count }), ссылки открывают полный размер:
+history-header = Ваши последние картинки ({ $count }), { $links ->
+        [button] ссылки открывают полный размер
+       *[other] кнопки присылают оригинал PNG
+    }:
 history-line = { $n }. { $prompt } — seed { $seed }, { $width }×{ $height }
 
 ## /stats
@@ -175,13 +194,14 @@ error-invalid_quality = Неизвестное качество «{ $value }». 
 error-too_many_in_flight = У вас уже { $in_flight } в работе (не больше { $limit }{ $requested ->
         [1] {""}
        *[other] {""}; здесь просят ещё { $requested }
-    }). Попробуйте снова, когда одна будет готова, примерно через { $wait }. Список — в /queue.
+    }). Попробуйте снова, когда одна будет готова ({ $wait }). Список — в /queue.
 error-rate_limited = Это больше { $limit } картинок в минуту. Попробуйте снова через { $wait }.
 error-access_denied = Извините, это закрытый бот. Попросите владельца добавить ваш id: { $user_id }
 error-admins_only = /stats — только для админов бота.
 error-unknown_command = Я не знаю команду { $command }. Список — в /help.
 error-job_forgotten = Я больше не помню подробностей этой картинки. Пришлите описание ещё раз.
 error-original_gone = Оригинала этой картинки больше нет в хранилище.
+error-original_refused = Telegram не принял оригинал PNG (файлы больше 50 МБ не принимаются).
 error-queue_unavailable = Сервис слишком долго не мог принять описание, и оно отменено. Пожалуйста, отправьте его ещё раз.
 error-not_text = Я понимаю только текстовые описания. Опишите картинку словами.
 
@@ -214,3 +234,9 @@ stats-safety =
     🛡 Безопасность с запуска бота: отклонено запросов здесь: { $refused }, воркерами: { $refused_worker }
     Отклонено картинок: { $images_refused } · отправлено под спойлером: { $spoilers } · жалоб: { $reports }
     Заблокировано админами: { $banned }
+
+## Inline mode
+
+inline-generate = 🎨 Нарисовать «{ $prompt }»
+inline-open = 🎨 Нарисовать новую картинку
+inline-expired = Этот запрос устарел. Пришлите описание сюда или снова наберите @ и моё имя в чате.

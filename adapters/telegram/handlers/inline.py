@@ -1,0 +1,117 @@
+"""Inline mode: ``@bot <prompt>`` in any chat answers with the user's recent pictures that match
+(shared by the file id Telegram gave them), and offers "generate": a button that opens the
+private chat with the bot (``/start g<token>``), where the picture is drawn and arrives with a
+button to share it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections import OrderedDict
+
+from aiogram import Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.types import (
+    InlineQuery,
+    InlineQueryResultCachedDocument,
+    InlineQueryResultCachedPhoto,
+    InlineQueryResultsButton,
+    Message,
+)
+
+from adapters.telegram.front import Front
+from adapters.telegram.keyboards import short
+from domain.models import Locale
+from domain.users import JobRecord, UserPrefs
+
+log = logging.getLogger(__name__)
+RESULTS = 20
+
+
+class InlinePrompts:
+    """Prompts typed in inline mode, by the token of their "generate" button (a start parameter
+    holds at most 64 characters of A-Z a-z 0-9 _ -, so the prompt waits here, in memory)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self._prompts: OrderedDict[str, tuple[int, str]] = OrderedDict()
+
+    def token(self, user_id: int, prompt: str) -> str:
+        token = secrets.token_urlsafe(12)
+        self._prompts[token] = (user_id, prompt)
+        while len(self._prompts) > self.keep:
+            self._prompts.popitem(last=False)
+        return token
+
+    def take(self, user_id: int, token: str) -> str | None:
+        found = self._prompts.get(token)
+        if found is None or found[0] != user_id:
+            return None
+        del self._prompts[token]
+        return found[1]
+
+
+def matches(query: str, prompt: str) -> bool:
+    words = query.casefold().split()
+    text = prompt.casefold()
+    return all(word in text for word in words)
+
+
+def inline_result(record: JobRecord) -> InlineQueryResultCachedPhoto | InlineQueryResultCachedDocument | None:
+    kind, _, file_id = (record.file_id or "").partition(":")
+    caption = short(record.prompt, 1000)
+    if kind == "photo":
+        return InlineQueryResultCachedPhoto(id=record.job_id, photo_file_id=file_id, caption=caption)
+    if kind == "document":
+        return InlineQueryResultCachedDocument(
+            id=record.job_id, title=short(record.prompt, 60), document_file_id=file_id, caption=caption,
+        )
+    return None
+
+
+def router(prompts: InlinePrompts) -> Router:
+    r = Router(name="inline")
+
+    @r.inline_query()
+    async def on_inline(query: InlineQuery, front: Front, locale: Locale) -> None:
+        text = " ".join(query.query.split())
+        records = await front.store.history(query.from_user.id, 50)
+        results = [
+            item for item in (inline_result(rec) for rec in records if matches(text, rec.prompt)) if item
+        ][:RESULTS]
+        if text:
+            button = InlineQueryResultsButton(
+                text=short(front.t(locale, "inline-generate", prompt=short(text, 40)), 64),
+                start_parameter="g" + prompts.token(query.from_user.id, text),
+            )
+        else:
+            button = InlineQueryResultsButton(text=front.t(locale, "inline-open"), start_parameter="inline")
+        with contextlib.suppress(Exception):  # an answer too late is nobody's loss
+            await front.sender.call(
+                0,
+                lambda: query.answer(results, cache_time=0, is_personal=True, button=button),
+                paced=False,
+                attempts=2,
+            )
+
+    @r.message(CommandStart(deep_link=True))
+    async def on_start_from_inline(
+        message: Message, command: CommandObject, front: Front, locale: Locale, prefs: UserPrefs,
+    ) -> None:
+        args = command.args or ""
+        user_id = message.from_user.id if message.from_user else message.chat.id
+        if not args.startswith("g"):
+            name = message.from_user.first_name if message.from_user else ""
+            await front.reply(message.chat.id, front.t(locale, "start", name=name))
+            return
+        prompt = prompts.take(user_id, args[1:])
+        if prompt is None:
+            await front.reply(message.chat.id, front.t(locale, "inline-expired"))
+            return
+        await front.accept_text(
+            user_id=user_id, chat_id=message.chat.id, locale=locale, prefs=prefs, text=prompt,
+            reply_to=message.message_id,
+        )
+
+    return r

@@ -1,0 +1,173 @@
+"""How long a queued job will wait, from what the bot sees of the workers: pure rules, no I/O.
+
+The bot sees every worker's progress events and results (any bot instance may get any event), so
+it knows, from real data:
+
+- how long a batch of ``n`` images takes (a result's ``generation_s`` is shared by its batch, so
+  results of one batch have the same worker and the same ``generation_s``: that gives the batch's
+  size; its cycle runs from the batch's start to its last result);
+- which workers are busy now, with which batch since when, and how far along (progress steps,
+  used when a batch runs longer than batches of its size did: steps are not all alike);
+- how many workers there are (seen lately) and the largest batch they run.
+
+``wait_s(ahead)`` simulates the queue: each worker, when free, takes the next ``max_batch`` jobs
+in line; the answer is when the batch holding the job ``ahead`` places back finishes, plus the
+delivery time seen lately. Before any batch was seen the answer is ``None`` (unknown): a guess
+would be a lie by orders of magnitude between a GPU and a CPU worker.
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+
+# The share of a lone image's time that each further image of a batch adds, until batches of
+# two sizes are seen: Würstchen on an H200 takes 1.35 s alone and 0.56 s/image in batches of 8
+# (docs/benchmarks.md): (8 x 0.56 - 1.35) / 7 / 1.35 = 0.33. (CPU workers run nearer 1 with the
+# real model, nearer 0.1 with the tiny one; the fit from two sizes replaces this guess.)
+MARGINAL = 1 / 3
+
+
+@dataclass
+class _Batch:
+    worker_id: str
+    started_at: float
+    size: int = 0
+    finished_at: float = 0.0
+
+    @property
+    def cycle_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass
+class _Running:
+    started_at: float
+    jobs: set[str] = field(default_factory=set)
+    step: int = 0
+    total: int = 0
+    step_at: float = 0.0
+
+
+@dataclass
+class WaitEstimator:
+    max_batch: int = 1  # what the workers are configured for (a hint; larger batches seen win)
+    horizon_s: float = 900.0  # batches and workers older than this are forgotten
+    keep: int = 64  # batches remembered
+    _batches: OrderedDict[tuple[str, float], _Batch] = field(default_factory=OrderedDict)
+    _running: dict[str, _Running] = field(default_factory=dict)  # worker -> its current batch
+    _seen: dict[str, float] = field(default_factory=dict)  # worker -> last event
+    _delivery: list[float] = field(default_factory=list)  # result -> sent, seconds
+
+    # --- what happened ---------------------------------------------------------------------------
+    def started(self, worker_id: str, job_id: str, at: float) -> None:
+        """A worker started a job (its batch starts with it, or a new batch does)."""
+        self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), at)
+        run = self._running.get(worker_id)
+        if run is None or (abs(at - run.started_at) > 1.0 and job_id not in run.jobs):
+            run = self._running[worker_id] = _Running(started_at=at)
+        run.jobs.add(job_id)
+
+    def progressed(self, worker_id: str, job_id: str, step: int, total: int, at: float) -> None:
+        self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), at)
+        run = self._running.get(worker_id)
+        if run is not None and job_id in run.jobs and step > run.step and total:
+            run.step, run.total, run.step_at = step, total, at
+
+    def finished(
+        self, worker_id: str, job_id: str, *, started_at: float, finished_at: float, generation_s: float,
+    ) -> None:
+        """A result: ``started_at`` is when its batch started (accepted + queue wait)."""
+        self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), finished_at)
+        key = (worker_id, round(generation_s, 6))
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = _Batch(worker_id, started_at)
+            while len(self._batches) > self.keep:
+                self._batches.popitem(last=False)
+        batch.size += 1
+        batch.started_at = min(batch.started_at, started_at)
+        batch.finished_at = max(batch.finished_at, finished_at)
+        self.ended(worker_id, job_id)
+
+    def ended(self, worker_id: str, job_id: str) -> None:
+        """The job left its worker (finished, failed or cancelled)."""
+        run = self._running.get(worker_id)
+        if run is not None:
+            run.jobs.discard(job_id)
+            if not run.jobs:
+                del self._running[worker_id]
+
+    def delivered(self, seconds: float) -> None:
+        """How long it took from a result to the picture in the chat."""
+        self._delivery.append(max(0.0, seconds))
+        del self._delivery[:-20]
+
+    # --- what it means ---------------------------------------------------------------------------
+    def _recent(self, now: float) -> list[_Batch]:
+        return [b for b in self._batches.values() if now - b.finished_at < self.horizon_s and b.size]
+
+    def workers(self, now: float) -> int:
+        return max(1, sum(1 for at in self._seen.values() if now - at < self.horizon_s))
+
+    def batch_limit(self, now: float) -> int:
+        return max([self.max_batch, *(b.size for b in self._recent(now))])
+
+    def batch_s(self, size: int, now: float) -> float | None:
+        """Seconds a batch of ``size`` takes: a line through the recent batches (per-batch cost
+        plus per-image cost)."""
+        recent = self._recent(now)[-16:]
+        if not recent:
+            return None
+        sizes = {b.size for b in recent}
+        if len(sizes) >= 2:
+            xs = [float(b.size) for b in recent]
+            ys = [b.cycle_s for b in recent]
+            mx, my = statistics.fmean(xs), statistics.fmean(ys)
+            var = sum((x - mx) ** 2 for x in xs)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+            if slope > 0:
+                base = max(0.0, my - slope * mx)
+                return max(0.05, base + slope * size)
+        # One size seen (or no line to draw): a part per batch and a part (MARGINAL) per image.
+        lone = statistics.median(b.cycle_s / (1 - MARGINAL + MARGINAL * b.size) for b in recent)
+        return max(0.05, lone * (1 - MARGINAL + MARGINAL * size))
+
+    def _free_at(self, now: float) -> list[float]:
+        """When each worker can take its next batch."""
+        out = []
+        for worker, run in list(self._running.items()):
+            if now - self._seen.get(worker, 0.0) > self.horizon_s:
+                del self._running[worker]
+                continue
+            expected = self.batch_s(max(1, len(run.jobs)), now) or 0.0
+            end = run.started_at + expected
+            if end <= now:  # running late: by its progress (steps are not all alike), or a bit more
+                if run.step and run.total and run.step_at > run.started_at:
+                    end = run.started_at + (run.step_at - run.started_at) * run.total / run.step
+                end = max(end, now + 0.25 * expected)
+            out.append(max(end, now + 0.1))
+        out += [now] * max(0, self.workers(now) - len(out))
+        return out
+
+    def wait_s(self, ahead: int, now: float) -> float | None:
+        """Seconds until a job with ``ahead`` jobs before it (not started yet) is in the chat;
+        None while no batch has been seen."""
+        if self.batch_s(1, now) is None:
+            return None
+        limit = self.batch_limit(now)
+        free = self._free_at(now)
+        heapq.heapify(free)
+        remaining = max(0, ahead) + 1
+        while True:
+            at = heapq.heappop(free)
+            take = min(limit, remaining)
+            done = at + (self.batch_s(take, now) or 0.0)
+            remaining -= take
+            if remaining <= 0:
+                delivery = statistics.median(self._delivery) if self._delivery else 0.0
+                return max(0.5, done - now + delivery)
+            heapq.heappush(free, done)
