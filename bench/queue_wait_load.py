@@ -3,12 +3,13 @@ real Apache Kafka broker with the tiny Würstchen model (``GENERATOR=tiny``), th
 aiogram stack against the strict fake Bot API.
 
     python bench/queue_wait_load.py                 # starts a broker unless KAFKA_BOOTSTRAP_SERVERS is set
-    python bench/queue_wait_load.py --users 30 --warmup 2 --size 256 --steps 4,4
+    python bench/queue_wait_load.py --users 30 --warmup 2 --size 512 --steps 20,20
 
 The service (``app.serve``, role all: bot and one worker in one process, Kafka queue, local-folder
 storage, SQLite user store) starts on fresh topics and groups. ``--warmup`` users send a prompt
-one after the other (so the bot has seen the worker's speed), then ``--users`` users send one
-prompt each, all at once. For every user it reads the position and wait stated in the first
+one after the other, then ``--warmup-batch`` users at once (so the bot has seen how long the worker
+takes for one picture and for a batch, under the machine's load of the moment), then ``--users``
+users send one prompt each, all at once. For every user it reads the position and wait stated in the first
 status reply, and measures the actual wait: from sending the prompt to the picture arriving. It
 prints the table of stated vs actual, the share within 2x, and checks that every user got exactly
 one picture.
@@ -124,6 +125,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         default_width=args.size,
         default_height=args.size,
         min_side=min(256, args.size),
+        max_side=max(512, args.size),
         local_storage_dir=folder / "images",
         sqlite_path=folder / "p2p.sqlite3",
         max_jobs_in_flight_per_user=3,
@@ -165,6 +167,13 @@ async def run_load(bootstrap: str, args: argparse.Namespace) -> Report:
                 telegram.send_text(user, f"a warm-up lighthouse number {i}")
                 await wait_photos(telegram, [user], args.timeout)
                 report.warmup_s.append(photos_of(telegram, user)[0].at - pushed)
+            if args.warmup_batch:  # and a batch at once: a second batch size, for the line
+                batch_users = list(range(5500, 5500 + args.warmup_batch))
+                pushed = time.monotonic()
+                for user in batch_users:
+                    telegram.send_text(user, f"a warm-up harbour for {user}")
+                await wait_photos(telegram, batch_users, args.timeout)
+                report.warmup_s.append(max(photos_of(telegram, u)[0].at for u in batch_users) - pushed)
             users = list(range(6000, 6000 + args.users))
             pushed_at = {}
             for user in users:
@@ -189,9 +198,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=2, help="prompts sent one by one before the load")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=lambda s: tuple(int(x) for x in s.split(",")), default=(4, 4),
-                        help="prior,decoder steps of the profile used")
+    parser.add_argument("--warmup-batch", type=int, default=0, help="then this many at once (0: none)")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=lambda s: tuple(int(x) for x in s.split(",")), default=(20, 20),
+                        help="prior,decoder steps of the profile used (at a few steps the tiny model is so "
+                             "fast that the bot's 30 calls/s, not the worker, set the pace)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "p2p-tiny-wuerstchen"))
@@ -205,7 +216,8 @@ def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     report = run_on_broker(lambda bootstrap: run_load(bootstrap, args))
-    print(f"queue positions and waits: {args.users} users at once after {args.warmup} warm-up prompt(s); "
+    print(f"queue positions and waits: {args.users} users at once after {args.warmup} warm-up prompt(s) "
+          f"one by one and {args.warmup_batch} at once; "
           f"tiny Würstchen {args.size}x{args.size}, {args.steps[0]}+{args.steps[1]} steps, max batch "
           f"{args.max_batch}, {args.threads} torch threads, one worker, real Kafka broker")
     print("warm-up waits (s): " + ", ".join(f"{s:.1f}" for s in report.warmup_s))

@@ -11,8 +11,9 @@ it knows, from real data:
 - how many workers there are (seen lately) and the largest batch they run.
 
 ``wait_s(ahead)`` simulates the queue: each worker, when free, takes the next ``max_batch`` jobs
-in line; the answer is when the batch holding the job ``ahead`` places back finishes, plus the
-delivery time seen lately. Before any batch was seen the answer is ``None`` (unknown): a guess
+in line; the answer is when the batch holding the job ``ahead`` places back finishes (or, when the
+pictures ahead need longer to go out at the bot's outbound rate, that), plus the delivery time
+seen lately. Before any batch was seen the answer is ``None`` (unknown): a guess
 would be a lie by orders of magnitude between a GPU and a CPU worker.
 """
 
@@ -57,6 +58,9 @@ class WaitEstimator:
     max_batch: int = 1  # what the workers are configured for (a hint; larger batches seen win)
     horizon_s: float = 900.0  # batches and workers older than this are forgotten
     keep: int = 64  # batches remembered
+    # Seconds of the bot's outbound budget one picture takes (its calls / the global rate): with
+    # fast workers the pictures ahead queue up there, not at the workers.
+    send_s: float = 0.0
     _batches: OrderedDict[tuple[str, float], _Batch] = field(default_factory=OrderedDict)
     _running: dict[str, _Running] = field(default_factory=dict)  # worker -> its current batch
     _seen: dict[str, float] = field(default_factory=dict)  # worker -> last event
@@ -169,5 +173,6 @@ class WaitEstimator:
             remaining -= take
             if remaining <= 0:
                 delivery = statistics.median(self._delivery) if self._delivery else 0.0
-                return max(0.5, done - now + delivery)
+                outbound = (max(0, ahead) + 1) * self.send_s
+                return max(0.5, max(done - now, outbound) + delivery)
             heapq.heappush(free, done)

@@ -160,7 +160,11 @@ class TelegramRuntime:
         )
         if self.coordination is not None:
             self.coordination.on_share = self.sender.set_rate_limit
-        self.board = StatusBoard(self.sender, _setting(settings, "status_edit_interval_s", 2.0))
+        self.board = StatusBoard(
+            self.sender, _setting(settings, "status_edit_interval_s", 2.0),
+            # live-status edits take at most a third of the outbound rate, whatever the load
+            edits_per_s=float(_setting(settings, "send_rate_global", 30.0)) / 3,
+        )
         config = FrontConfig(
             limits=UserLimits(
                 max_in_flight=_setting(settings, "max_jobs_in_flight_per_user", 3),
@@ -179,7 +183,11 @@ class TelegramRuntime:
         self.front = Front(
             submit=submit, queue=queue, storage=storage, store=self.store, sender=self.sender,
             t=self.t, board=self.board, config=config,
-            estimator=WaitEstimator(max_batch=_setting(settings, "max_batch", 1)),
+            estimator=WaitEstimator(
+                max_batch=_setting(settings, "max_batch", 1),
+                # a picture: its chat action, the photo and the status's removal
+                send_s=3.0 / max(0.1, float(_setting(settings, "send_rate_global", 30.0))),
+            ),
         )
         self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
         self.notifier = TelegramNotifier(self.front)

@@ -2,7 +2,9 @@
 
 Workers report progress about once a second per job; a chat must not get more than about one
 message a second, and a status is worth showing only when it changes. So each job's status message
-is edited by at most one flusher at a time, no sooner than ``interval_s`` after the previous edit,
+is edited by at most one flusher at a time, no sooner than ``interval_s`` after the previous edit
+(longer when many jobs are live: all their edits together stay within ``edits_per_s``, a share of
+the bot's outbound rate, so that pictures and replies are not starved by progress bars),
 and always with the *latest* text (intermediate ones are dropped). When the result arrives the job
 is closed: pending edits are dropped and late progress is ignored.
 """
@@ -44,14 +46,21 @@ class _Live:
 
 class StatusBoard:
     def __init__(
-        self, sender: Sender, interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self, sender: Sender, interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+        edits_per_s: float = 10.0,
     ) -> None:
         self.sender = sender
-        self.interval_s = interval_s
+        self.base_interval_s = interval_s
+        self.edits_per_s = max(0.1, edits_per_s)
         self.clock = clock
         self._live: dict[str, _Live] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
         self.edits = 0
+
+    @property
+    def interval_s(self) -> float:
+        """Least time between two edits of one status: the setting, or longer with many live."""
+        return max(self.base_interval_s, len(self._live) / self.edits_per_s)
 
     def opened(
         self, job_id: str, chat_id: int, message_id: int, text: str, *, locale: Any = None, prompt: str = "",
@@ -95,7 +104,7 @@ class StatusBoard:
 
     async def _flush(self, job_id: str, live: _Live) -> None:
         while live.wanted is not None and live.wanted[0] != live.sent:
-            wait = live.last_at + self.interval_s - self.clock()
+            wait = live.last_at + self.interval_s - self.clock()  # (as many live jobs as now)
             if wait > 0:
                 await asyncio.sleep(wait)
             if self._live.get(job_id) is not live or live.wanted is None:

@@ -12,7 +12,7 @@ async def test_thirty_users_are_told_their_place_and_wait_honestly(kafka_bootstr
     from adapters.wuerstchen.tiny import ensure_tiny_model
 
     model = ensure_tiny_model(tmp_path_factory.getbasetemp() / "tiny-wuerstchen")
-    args = parse_args(["--users", "30", "--warmup", "2", "--model-dir", str(model), "--timeout", "300"])
+    args = parse_args(["--users", "30", "--model-dir", str(model), "--timeout", "300"])
     report = await run_load(kafka_bootstrap, args)
     print("\n" + report.table())
     assert len(report.rows) == 30

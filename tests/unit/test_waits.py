@@ -82,3 +82,10 @@ def test_sizes_that_draw_no_rising_line_fall_back_to_the_lone_time():
     batch(est, "w", NOW - 100, 4, 2.0, gen=1.9)  # a batch of 4 faster than
     batch(est, "w", NOW - 50, 1, 3.0, gen=2.9)  # a lone image (noise, another load)
     assert est.batch_s(1, NOW) > 0 and est.wait_s(10, NOW) > est.wait_s(0, NOW)
+
+
+def test_pictures_ahead_at_the_outbound_rate_bound_the_wait():
+    est = WaitEstimator(max_batch=8, send_s=0.1)  # 3 calls a picture at 30 calls/s
+    batch(est, "w", NOW - 100, 8, 0.4, gen=0.3)  # a very fast worker
+    assert est.wait_s(29, NOW) == pytest.approx(3.0)  # 30 pictures to send: 3 s, not 4 x 0.4 s
+    assert est.wait_s(0, NOW) == pytest.approx(0.5)  # (never less than half a second)
