@@ -10,10 +10,10 @@ instances sharing the database) cannot both slip under the cap.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum, StrEnum
+from typing import Any, Protocol
 
 from domain.errors import DomainError
 from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
@@ -105,6 +105,20 @@ class JobRecord:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
+        """A record from a database row with one column per field (enums stored as values)."""
+        data = {name: row[name] for name in JOB_COLUMNS}
+        data["quality"] = Quality(data["quality"])
+        data["locale"] = Locale(data["locale"])
+        data["state"] = JobState(data["state"])
+        return cls(**data)
+
+    def row(self) -> tuple[Any, ...]:
+        """The record as database values, in ``JOB_COLUMNS`` order (enums as their values)."""
+        values = (getattr(self, name) for name in JOB_COLUMNS)
+        return tuple(v.value if isinstance(v, Enum) else v for v in values)
+
     def job(self) -> Job:
         """The job this record was made from (to publish it again from the outbox)."""
         return Job(
@@ -121,6 +135,9 @@ class JobRecord:
             created_at=self.created_at,
             status_message_id=self.status_message_id,
         )
+
+
+JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(JobRecord))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ limits hold across instances; other users are not held up.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -17,6 +17,7 @@ import asyncpg
 from adapters.postgres.db import PostgresDatabase, changed
 from domain.models import Locale, Quality
 from domain.users import (
+    JOB_COLUMNS,
     ACTIVE_STATES,
     AlreadyAccepted,
     JobRecord,
@@ -30,7 +31,7 @@ from domain.users import (
     check_admission,
 )
 
-_COLUMNS = [f.name for f in fields(JobRecord)]
+_COLUMNS = JOB_COLUMNS
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 _PLACES = ", ".join(f"${i + 1}" for i in range(len(_COLUMNS)))
 _UPSERT = (
@@ -41,19 +42,11 @@ _INSERT_NEW = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({_PLACES}) ON C
 
 
 def _record(row: asyncpg.Record) -> JobRecord:
-    data = {name: row[name] for name in _COLUMNS}
-    data["quality"] = Quality(data["quality"])
-    data["locale"] = Locale(data["locale"])
-    data["state"] = JobState(data["state"])
-    return JobRecord(**data)
+    return JobRecord.from_row(row)
 
 
-def _values(record: JobRecord) -> tuple[Any, ...]:
-    out = []
-    for name in _COLUMNS:
-        value = getattr(record, name)
-        out.append(value.value if hasattr(value, "value") else value)
-    return tuple(out)
+def _values(record: JobRecord) -> tuple[object, ...]:
+    return record.row()
 
 
 class PostgresUserStore:

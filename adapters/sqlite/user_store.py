@@ -10,12 +10,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from adapters.sqlite.db import SqliteDatabase
 from domain.models import Locale, Quality
 from domain.users import (
+    JOB_COLUMNS,
     ACTIVE_STATES,
     JobRecord,
     JobState,
@@ -98,24 +99,16 @@ def database(path: str | Path) -> SqliteDatabase:
     return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
 
 
-_COLUMNS = [f.name for f in fields(JobRecord)]
+_COLUMNS = JOB_COLUMNS
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
 def _record(row: sqlite3.Row) -> JobRecord:
-    data = {name: row[name] for name in _COLUMNS}
-    data["quality"] = Quality(data["quality"])
-    data["locale"] = Locale(data["locale"])
-    data["state"] = JobState(data["state"])
-    return JobRecord(**data)
+    return JobRecord.from_row(row)
 
 
 def _values(record: JobRecord) -> tuple[object, ...]:
-    out = []
-    for name in _COLUMNS:
-        value = getattr(record, name)
-        out.append(value.value if hasattr(value, "value") else value)
-    return tuple(out)
+    return record.row()
 
 
 _INSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
