@@ -137,10 +137,12 @@ class Notifier(Protocol):
 
     async def progress(self, event: object) -> None: ...
 
-    async def deliver(self, result: Result) -> None:
-        """Send the result to the user. Raises ``RecipientGone`` when the user cannot be reached
-        (blocked the bot); ``StorageError`` (or any non-domain error) means 'try again later';
-        another ``DomainError`` means it can never be sent."""
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
+        """Send the result to the user, awaiting ``sent`` the moment the chat has taken the
+        picture or the failure (before anything else: the delivery is confirmed in it, so that a
+        process killed right after does not send it again). Raises ``RecipientGone`` when the
+        user cannot be reached (blocked the bot); ``StorageError`` (or any non-domain error)
+        means 'try again later'; another ``DomainError`` means it can never be sent."""
         ...
 
     async def settle(self, result: Result) -> None:

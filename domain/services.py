@@ -668,12 +668,30 @@ class DeliverResults:
 
     async def _deliver_claimed(self, result: Result) -> bool:
         """Send a claimed result. True: it is settled for good (sent, or can never be);
-        False: the claim was given back, to be tried again."""
+        False: the claim was given back, to be tried again.
+
+        The claim is confirmed the moment the chat has taken the message (the notifier awaits
+        ``sent`` right after Telegram's answer), not when the whole delivery is over: once sent,
+        whatever fails afterwards (a follow-up, a bookkeeping write) never sends it again."""
+        confirmed = False
+
+        async def sent() -> None:
+            nonlocal confirmed
+            if confirmed:
+                return
+            confirmed = True  # (also while it is written: a cancelled delivery does not forget it)
+            try:
+                await asyncio.shield(self.delivery_log.confirm(result.job_id))
+            except Exception as exc:  # tried once more when the delivery is over
+                confirmed = False
+                log.warning("confirming %s failed: %s", result.job_id, type(exc).__name__)
+
         renewer = asyncio.create_task(self._renew(result.job_id), name=f"renew-{result.job_id}")
         try:
-            await self.notifier.deliver(result)
+            await self.notifier.deliver(result, sent)
         except asyncio.CancelledError:  # stopping before it was sent: the queue still owes it
-            await asyncio.shield(self.delivery_log.forget(result.job_id))
+            if not confirmed:
+                await asyncio.shield(self.delivery_log.forget(result.job_id))
             raise
         except RecipientGone:
             self.metrics.delivery_error("recipient_gone")
@@ -692,13 +710,16 @@ class DeliverResults:
             log.warning("result %s not delivered: %s", result.job_id, exc.code)
         except Exception as exc:
             self.metrics.delivery_error(type(exc).__name__)
-            log.warning("result %s not delivered (%s); will retry", result.job_id, type(exc).__name__)
-            await self.delivery_log.forget(result.job_id)
-            return False
+            if not confirmed:
+                log.warning("result %s not delivered (%s); will retry", result.job_id, type(exc).__name__)
+                await self.delivery_log.forget(result.job_id)
+                return False
+            log.warning("result %s sent, then %s; not sent again", result.job_id, type(exc).__name__)
         finally:
             renewer.cancel()
         self._storage_failing_since.pop(result.job_id, None)
-        await self.delivery_log.confirm(result.job_id)
+        if not confirmed:
+            await self.delivery_log.confirm(result.job_id)
         return True
 
     async def _deliver_claimed_failure(self, result: Result) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramNotFound
@@ -57,6 +58,11 @@ def fits_photo(width: int, height: int, size_bytes: int) -> bool:
     )
 
 
+async def _all_sent(pictures: list[_Picture]) -> None:
+    for picture in pictures:
+        await picture.sent()
+
+
 @dataclass
 class _Picture:
     """One finished picture on its way to the chat."""
@@ -65,6 +71,7 @@ class _Picture:
     record: JobRecord | None
     locale: Locale
     send_as: SendAs
+    sent: Callable[[], Awaitable[None]]  # the moment Telegram took it (the delivery confirms)
     png: bytes = b""
 
     @property
@@ -161,7 +168,7 @@ class TelegramNotifier:
         room = CAPTION_LIMIT - len(details) - len(extra) - 1
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.board.close(result.job_id)
         self.front.observe_result(result)
         record = await self.store.get_job(result.job_id)
@@ -177,7 +184,7 @@ class TelegramNotifier:
             raise RecipientGone(chat_id=result.chat_id)  # recorded above; nothing is sent
         prefs = await self.store.get_prefs(result.user_id)
         locale = prefs.locale or result.locale
-        picture = _Picture(result, record, locale, prefs.send_as)
+        picture = _Picture(result, record, locale, prefs.send_as, sent)
         try:
             if result.status == JobStatus.DONE and result.image_key:
                 try:
@@ -185,7 +192,7 @@ class TelegramNotifier:
                 except KeyError:  # gone from storage: say so instead of retrying forever
                     log.warning("image of %s is missing from storage", result.job_id)
                     self.front.albums.drop(result.job_id)
-                    await self._fail(result, locale, "storage_unavailable")
+                    await self._fail(result, locale, sent, "storage_unavailable")
                     return
                 except StorageError:  # DeliverResults tries again later; the album goes on
                     self.front.albums.drop(result.job_id)
@@ -202,7 +209,7 @@ class TelegramNotifier:
                     batch.done()
                 return  # (an empty batch: another handler sent this picture with its album)
             self.front.albums.drop(result.job_id)
-            await self._fail(result, locale)
+            await self._fail(result, locale, sent)
         except RecipientGone:
             await self.store.mark_blocked(result.chat_id, self.front.clock())
             raise
@@ -249,7 +256,9 @@ class TelegramNotifier:
         reason = self.t(locale, f"reason-{code}") if self.t.has(f"reason-{code}", locale) else code
         return self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200))
 
-    async def _fail(self, result: Result, locale: Locale, code: str | None = None) -> None:
+    async def _fail(
+        self, result: Result, locale: Locale, sent: Callable[[], Awaitable[None]], code: str | None = None,
+    ) -> None:
         """Tell the user; when not even a message gets through, the status message becomes the
         failure (and ``settle`` leaves it)."""
         text = self.failure_text(result, locale, code)
@@ -258,11 +267,12 @@ class TelegramNotifier:
             await self.sender.send_message(
                 result.chat_id, text, priority=Priority.RESULT,
                 reply_markup=None if refused else retry_keyboard(self.t, locale, result.job_id),
+                on_sent=sent,
             )
         except (TelegramBadRequest, TelegramNotFound) as exc:
             log.warning("the failure of %s could not be sent (%s)", result.job_id, exc.message)
             if result.status_message_id is None or not await self.sender.edit_text(
-                result.chat_id, result.status_message_id, text, priority=Priority.RESULT,
+                result.chat_id, result.status_message_id, text, priority=Priority.RESULT, on_sent=sent,
             ):
                 raise DeliveryRefused(job_id=result.job_id) from exc
             self._status_is_failure.add(result.job_id)
@@ -325,12 +335,13 @@ class TelegramNotifier:
         if document:
             async with self.sender.chat_action(chat_id, "upload_document"):
                 return await self.sender.send_document(
-                    chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to
+                    chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to,
+                    on_sent=picture.sent,
                 )
         async with self.sender.chat_action(chat_id, "upload_photo"):
             return await self.sender.send_photo(
                 chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to,
-                has_spoiler=picture.result.spoiler,
+                has_spoiler=picture.result.spoiler, on_sent=picture.sent,
             )
 
     async def _sent(self, picture: _Picture, message: Message | None) -> None:
@@ -346,7 +357,7 @@ class TelegramNotifier:
 
     async def _refused(self, picture: _Picture, why: str) -> None:
         log.warning("Telegram refused the picture of %s for good: %s", picture.result.job_id, why)
-        await self._fail(picture.result, picture.locale, "delivery_refused")
+        await self._fail(picture.result, picture.locale, picture.sent, "delivery_refused")
 
     # --- albums ----------------------------------------------------------------------------------
     async def _send_album(self, pictures: list[_Picture]) -> None:
@@ -370,7 +381,10 @@ class TelegramNotifier:
         chat_id = first.result.chat_id
         try:
             async with self.sender.chat_action(chat_id, "upload_document" if document else "upload_photo"):
-                messages = await self.sender.send_album(chat_id, media, reply_to=first.reply_to)
+                messages = await self.sender.send_album(
+                    chat_id, media, reply_to=first.reply_to,
+                    on_sent=lambda: _all_sent(pictures),
+                )
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
             log.info("album of %s refused (%s): sending the pictures one by one", first.result.job_id, exc.message)
             for picture in pictures:

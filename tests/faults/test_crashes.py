@@ -42,7 +42,6 @@ async def test_a_bot_killed_in_the_middle_of_a_delivery_loses_no_picture(rig):
     assert rig.picture_times()[-1] - restarted < 30
 
 
-@pytest.mark.xfail(reason="regressed by the merge of issues 12 and 16 (pipelined delivery batches, events keyed by chat): seen in CI of 2026-12-01, still open in issue 21", strict=False)
 async def test_a_bot_killed_between_the_status_reply_and_the_publish_loses_no_prompt(rig):
     """Case 2: the user was told 'queued', the job never reached the queue. The restarted bot
     gets the update again (Telegram had no confirmation of it), knows the job, and its outbox
@@ -65,14 +64,19 @@ async def test_a_bot_killed_between_the_status_reply_and_the_publish_loses_no_pr
     assert all(v == ["picture"] for v in got.values())
 
 
-@pytest.mark.xfail(reason="regressed by the merge of issues 12 and 16 (pipelined delivery batches, events keyed by chat): seen in CI of 2026-12-01, still open in issue 21", strict=False)
 async def test_a_bot_killed_right_after_a_picture_went_out_leaves_no_status_and_sends_no_second(rig):
     """Case 3: the picture sent and confirmed, the status not yet removed. The result comes
-    again after the restart: not sent twice, and its status is removed then."""
+    again after the restart: not sent twice, and its status is removed then. The prompts sent
+    while the bot is down are answered by the restarted one.
+
+    The kill comes at one picture with no other send on its way: a picture whose answer from
+    Telegram is still in flight when the process dies is sent again (Telegram gives no way to
+    ask; docs/deploy.md section 10), and that is not what this case is about."""
     bot, _ = await start_all(rig, bot_crash="after_confirm:1")
-    send_prompts(rig, range(5200, 5203))
+    send_prompts(rig, range(5200, 5201))
     await bot.wait_crashed()
-    assert rig.pictures() >= 1
+    assert rig.pictures() == 1
+    send_prompts(rig, range(5201, 5203))
     await rig.proc("bot", "bot-1").start()
     got = await rig.wait_settled(60)
     rig.assert_exactly_once(got)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ class Notifier:
     async def progress(self, event: Progress) -> None:
         self.progress_events.append(event)
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.delivered.append(result)
+        await sent()
 
     async def settle(self, result: Result) -> None:
         self.settled.append(result.job_id)

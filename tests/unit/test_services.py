@@ -217,13 +217,14 @@ class RecordingNotifier:
         self.gone = gone
         self.flaky = flaky
         self.storage_down = 0
+        self.fail_after_send = 0
         self.settled: list[str] = []
         self.outcomes: list[tuple[str, JobStatus, object]] = []
 
     async def progress(self, event):
         self.progress_seen.append(event.stage)
 
-    async def deliver(self, result):
+    async def deliver(self, result, sent):
         if result.chat_id in self.gone:
             raise RecipientGone()
         if self.flaky:
@@ -234,6 +235,10 @@ class RecordingNotifier:
             raise StorageError(op="get_object", reason="ConnectionRefused")
         self.delivered.append(result.job_id)
         self.outcomes.append((result.job_id, result.status, result.error_code))
+        await sent()
+        if self.fail_after_send:
+            self.fail_after_send -= 1
+            raise ConnectionError("the follow-up message failed")
 
     async def settle(self, result):
         self.settled.append(result.job_id)
@@ -290,6 +295,36 @@ async def test_a_result_claimed_elsewhere_is_released_not_skipped_and_a_delivere
     await deliver.handle(again)
     assert notifier.delivered == [] and notifier.settled == ["busy"]
     assert await queue.receive_events(10, 0.05) == []
+
+
+class WatchedLog(MemoryDeliveryLog):
+    """Records what the notifier had done when each claim was confirmed."""
+
+    def __init__(self, notifier: RecordingNotifier) -> None:
+        super().__init__()
+        self.notifier = notifier
+        self.confirmed_when: dict[str, list[str]] = {}
+
+    async def confirm(self, job_id):
+        self.confirmed_when[job_id] = list(self.notifier.delivered)
+        await super().confirm(job_id)
+
+
+async def test_a_result_is_confirmed_the_moment_it_is_sent_and_a_later_failure_sends_it_not_again():
+    """A bot killed after Telegram took the picture must not send it again: the claim is
+    confirmed at the send, and a failure after it (a follow-up message) is not a retry."""
+    queue, notifier = MemoryJobQueue(), RecordingNotifier()
+    log = WatchedLog(notifier)
+    deliver = DeliverResults(queue, notifier, log, poll_timeout_s=0.05, retry_delay_s=0.01)
+    notifier.fail_after_send = 1
+    await queue.publish_event(result("once"))
+    [d] = await queue.receive_events(10, 0.1)
+    await deliver.handle(d)
+    assert log.confirmed_when == {"once": ["once"]}  # confirmed right after the send, once
+    assert await log.claim("once") == Claim.DELIVERED
+    assert notifier.settled == ["once"]
+    assert await queue.receive_events(10, 0.05) == []  # acked: not delivered again
+    assert notifier.delivered == ["once"]
 
 
 class UnreachableLog(MemoryDeliveryLog):

@@ -25,8 +25,9 @@ class Notifier:
     async def progress(self, event):
         pass
 
-    async def deliver(self, result):
+    async def deliver(self, result, sent):
         self.delivered.append(result)
+        await sent()
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, list]:
