@@ -195,13 +195,30 @@ class PostgresDatabase:
                 await asyncio.wait_for(self._connected.wait(), self.wait_s)
             except asyncio.TimeoutError:
                 raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable") from None
-        assert self.pool is not None
+        pool = self.pool
+        assert pool is not None
+        # A pool with every connection in use is busy, not down: waiting for a connection is
+        # back-pressure (a burst of updates), so it waits as long as a command may take, and a
+        # wait that runs out is not counted as the server being unreachable.
         try:
-            async with self.pool.acquire(timeout=self.wait_s) as conn:
-                yield conn
+            conn = await pool.acquire(timeout=max(self.wait_s, self.command_timeout_s))
+        except asyncio.TimeoutError:
+            if self._ready:
+                raise DatabaseUnavailable(
+                    f"PostgreSQL at {self.where} is busy: no free connection of {self.max_size} in "
+                    f"{max(self.wait_s, self.command_timeout_s):.0f}s"
+                ) from None
+            raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable (TimeoutError)") from None
         except UNREACHABLE as exc:
             self._mark_down(exc)
             raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable ({reason(exc)})") from None
+        try:
+            yield conn
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable ({reason(exc)})") from None
+        finally:
+            await pool.release(conn)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

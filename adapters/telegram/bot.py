@@ -31,11 +31,15 @@ def user_locale(user: User | None) -> Locale:
     return Locale.from_language_code(user.language_code if user else None)
 
 
-def build_dispatcher(front: "Front") -> Dispatcher:
-    from adapters.telegram.handlers import routers
+def build_dispatcher(front: "Front", *, answer_errors: bool = True) -> Dispatcher:
+    """``answer_errors``: a failed update is answered with an honest message (polling); False
+    (webhook): the failure goes back to Telegram, which sends the update again."""
+    from adapters.telegram.handlers import errors, routers
     from adapters.telegram.middleware import UserContext
 
     dispatcher = Dispatcher()
+    if answer_errors:
+        dispatcher.include_router(errors.router())
     dispatcher["front"] = front
     context = UserContext(front)
     dispatcher.message.outer_middleware(context)

@@ -169,6 +169,10 @@ class TelegramNotifier:
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
     async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
+        with self.sender.serving(result.accepted_at):  # oldest first, across the whole backlog
+            await self._deliver(result, sent)
+
+    async def _deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.board.close(result.job_id)
         self.front.observe_result(result)
         record = await self.store.get_job(result.job_id)

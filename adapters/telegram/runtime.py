@@ -191,7 +191,7 @@ class TelegramRuntime:
         )
         self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
         self.notifier = TelegramNotifier(self.front)
-        self.dispatcher = build_dispatcher(self.front)
+        self.dispatcher = build_dispatcher(self.front, answer_errors=self.mode != "webhook")
         extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
         lease = _setting(settings, "delivery_lease_s", 15.0)
         self.deliver = DeliverResults(
@@ -245,13 +245,21 @@ class TelegramRuntime:
             )
         if self.http is None:
             raise ValueError("webhook mode needs the app's HTTP endpoint")
-        self._webhook = SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret)
+        # Handled within the request (not in the background): an update whose handling fails is
+        # answered with an error, and Telegram sends it again instead of it being lost.
+        self._webhook = SimpleRequestHandler(
+            self.dispatcher, self.bot, secret_token=secret, handle_in_background=False
+        )
         self.http.add_route("POST", s.telegram_webhook_path, self._on_webhook)
 
     async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
         if not self._accepting:  # stopping: Telegram sends it again, to another instance
             return web.Response(status=503, text="not accepting updates")
-        return await self._webhook.handle(request)
+        try:
+            return await self._webhook.handle(request)
+        except Exception as exc:  # e.g. the database away: Telegram sends the update again
+            log.warning("update not handled (%s); Telegram will send it again", type(exc).__name__)
+            return web.Response(status=503, text="update not handled; send it again")
 
     async def _blocked(self, chat_id: int) -> None:
         await self.store.mark_blocked(chat_id, time.time())

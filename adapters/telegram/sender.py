@@ -4,8 +4,8 @@ through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
 - Overall: at most ``rate`` calls in any window of ``window_s`` (Telegram allows about 30
   messages a second; a sliding window, unlike a token bucket with a burst, never lets a restarted
   bot with a backlog of results go over it, not even for one second). Waiting calls are served by
-  priority: replies to what a user just did first, then results, then live-status edits (which
-  the status board coalesces anyway).
+  priority: replies to what a user just did first, then results (the oldest prompt first, see
+  ``serving``), then live-status edits (which the status board coalesces anyway).
 - Per chat: calls to one chat go one at a time, the next no sooner than ``1/rate_per_chat`` seconds
   after the previous one *finished* (so the server sees them at least that far apart); in groups
   (negative chat ids) no sooner than ``group_interval_s`` (Telegram allows 20 messages a minute).
@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from enum import IntEnum
 from typing import Any, Protocol, TypeVar
 
@@ -52,6 +53,8 @@ from domain.errors import RecipientGone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# When the user whose calls are being made asked (epoch seconds), set by ``Sender.serving``.
+_waiting_since: contextvars.ContextVar[float] = contextvars.ContextVar("waiting_since", default=0.0)
 
 
 def _reply(message_id: int) -> ReplyParameters:
@@ -70,8 +73,8 @@ class RateWindow:
     A call holds its slot from the grant until it has finished, and for ``window_s`` after that:
     a server sees a request somewhere between the two, so counting finished calls by their finish
     time (not by when they were let go) keeps any window of arrivals within ``limit`` even when
-    requests are delayed on their way and arrive bunched. Waiters are served by priority, then in
-    arrival order."""
+    requests are delayed on their way and arrive bunched. Waiters are served by priority, then
+    the longest-waiting user first (``since``: when the user asked; arrival order among equals)."""
 
     def __init__(self, limit: int, window_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = max(1, int(limit))
@@ -79,7 +82,7 @@ class RateWindow:
         self.clock = clock
         self._finished: deque[float] = deque()  # finish times within the window
         self._running = 0
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._freed = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -97,8 +100,8 @@ class RateWindow:
         return self._finished[0] + self.window_s - now
 
     @contextlib.asynccontextmanager
-    async def slot(self, priority: int = Priority.INTERACTIVE) -> AsyncIterator[None]:
-        await self._acquire(priority)
+    async def slot(self, priority: int = Priority.INTERACTIVE, since: float = 0.0) -> AsyncIterator[None]:
+        await self._acquire(priority, since)
         try:
             yield
         finally:
@@ -106,12 +109,12 @@ class RateWindow:
             self._finished.append(self.clock())
             self._freed.set()
 
-    async def _acquire(self, priority: int) -> None:
+    async def _acquire(self, priority: int, since: float = 0.0) -> None:
         if not self._waiters and self._wait_s() == 0.0:
             self._running += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        heapq.heappush(self._waiters, (int(priority), since, next(self._seq), future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="send-window")
         try:
@@ -130,7 +133,7 @@ class RateWindow:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), wait)
                 continue
-            _, _, future = heapq.heappop(self._waiters)
+            *_, future = heapq.heappop(self._waiters)
             if future.done():  # its caller was cancelled
                 continue
             self._running += 1
@@ -188,6 +191,18 @@ class Sender:
 
     def close(self) -> None:
         self.bucket.close()
+
+    @contextlib.contextmanager
+    def serving(self, since: float) -> Iterator[None]:
+        """The calls made in this block (and the tasks it starts) are for a user waiting since
+        ``since`` (epoch seconds; 0: now): within a priority, the overall budget goes to whoever
+        has waited longest. So results come out oldest first across the whole backlog, and one
+        taken over from a bot that died, which waited out its lease, goes before newer ones."""
+        token = _waiting_since.set(since)
+        try:
+            yield
+        finally:
+            _waiting_since.reset(token)
 
     def set_rate_limit(self, limit: int) -> None:
         """This instance's calls in any window (its share of the overall budget)."""
@@ -247,7 +262,7 @@ class Sender:
                 held = paced and self.shared is not None and await self.shared.acquire(chat_id)
                 pause = 0.0
                 try:
-                    async with self.bucket.slot(priority):
+                    async with self.bucket.slot(priority, _waiting_since.get() or time.time()):
                         result = await make_call()
                     if on_sent is not None:
                         await on_sent()

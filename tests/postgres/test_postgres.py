@@ -205,3 +205,27 @@ async def test_the_runtime_builds_the_shared_store_from_settings(postgres_url, c
     assert PASSWORD not in line.getMessage()
     with pytest.raises(ValueError, match="USER_STORE=postgres needs DATABASE_URL"):
         Settings(_env_file=None, user_store="postgres")
+
+
+async def test_a_pool_with_every_connection_in_use_is_busy_not_down(postgres_url, caplog):
+    """A burst of updates holds every pooled connection: the next caller waits for one (for as
+    long as a command may take), and a wait that runs out is not taken for an outage."""
+    caplog.set_level(logging.INFO, logger="adapters.postgres")
+    db = PostgresDatabase(postgres_url, min_size=1, max_size=1, wait_s=0.2, command_timeout_s=0.5)
+    await db.start()
+    try:
+        async with db.connection() as held:
+            waiter = asyncio.create_task(db.fetch("SELECT 41 + 1 AS v"))
+            await asyncio.sleep(0.2)
+            assert not waiter.done()  # waiting for the connection, not failed
+        assert (await waiter)[0]["v"] == 42  # it got the connection once it was free
+        async with db.connection() as held:
+            began = time.monotonic()
+            with pytest.raises(DatabaseUnavailable, match="busy"):
+                await db.fetch("SELECT 1")
+            assert time.monotonic() - began >= 0.45  # waited command_timeout_s, not wait_s
+            assert await held.fetchval("SELECT 1") == 1
+        assert db.is_ready()
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await db.stop()

@@ -169,3 +169,57 @@ async def test_a_chat_in_flood_control_holds_up_nobody_else(start_service, teleg
     assert "⏳ Queued" in await slow.ask("a crab")  # the finished one no longer counts
     assert not [c for c in telegram.calls_of("sendPhoto", 700) if c.ok]  # still waiting out its 429
     await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 700 and c.ok, timeout=15)
+
+
+class DatabaseAway:
+    """The user store's admission fails ``times`` times (the database away or too busy)."""
+
+    def __init__(self, monkeypatch, times: int = 1) -> None:
+        self.left = times
+        original = SqliteUserStore.admit
+
+        async def admit(store, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.left:
+                self.left -= 1
+                raise ConnectionRefusedError("the database is away")
+            return await original(store, *args, **kwargs)
+
+        monkeypatch.setattr(SqliteUserStore, "admit", admit)
+
+
+async def test_polling_a_failed_update_gets_an_honest_answer_not_silence(start_service, telegram, monkeypatch):
+    """Telegram counts a polled update as delivered: when its handling fails, the user is told
+    the message was not taken, in their language, and sending it again works."""
+    await start_service()
+    away = DatabaseAway(monkeypatch)
+    chat = Chat(telegram, 71, "ru")
+    reply = await chat.ask("маяк в тумане")
+    assert "не принято" in reply and "ещё раз" in reply
+    assert away.left == 0
+    assert "В очереди" in await chat.ask("маяк в тумане")
+    await chat.wait(lambda c: c.method == "sendPhoto", timeout=15)
+
+
+async def test_webhook_a_failed_update_is_refused_so_telegram_sends_it_again(start_service, telegram, monkeypatch):
+    """In webhook mode the update is handled within the request: a failure is answered with an
+    error (Telegram then sends the update again) instead of a 200 for an update that was lost."""
+    port = free_port()
+    await start_service(
+        telegram_mode="webhook", telegram_webhook_url="https://bot.example.com/tg/hook",
+        telegram_webhook_path="/tg/hook", telegram_webhook_secret=SECRET, http_port=port,
+    )
+    away = DatabaseAway(monkeypatch)
+    update = telegram.text_update(72, "a lighthouse in the fog")
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://127.0.0.1:{port}/tg/hook", json=update, headers=headers) as response:
+            assert response.status >= 500
+        assert away.left == 0 and telegram.calls_of("sendMessage", 72) == []  # nothing said yet
+        async with http.post(f"http://127.0.0.1:{port}/tg/hook", json=update, headers=headers) as response:
+            assert response.status == 200  # Telegram's second try
+        [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 72, timeout=15)
+        assert "a lighthouse in the fog" in photo.text
+        async with http.post(f"http://127.0.0.1:{port}/tg/hook", json=update, headers=headers) as response:
+            assert response.status == 200  # once more (Telegram may repeat): no second job
+        await asyncio.sleep(1.0)
+        assert len(telegram.calls_of("sendPhoto", 72)) == 1

@@ -61,6 +61,29 @@ async def test_bucket_serves_by_priority_then_order():
     bucket.close()
 
 
+async def test_results_go_out_oldest_prompt_first_whatever_order_they_came_in():
+    """A backlog at the overall rate (a bot that took over a dead one's results): within a
+    priority the user who has waited longest goes first, not the one whose call came first."""
+    sender = make_sender(rate=1.0, window_s=0.05, rate_per_chat=0)
+    async with sender.bucket.slot():  # the window is full
+        pass
+    order: list[int] = []
+
+    async def deliver(chat: int, asked_at: float) -> None:
+        async def call() -> None:
+            order.append(chat)
+
+        with sender.serving(asked_at):
+            await sender.call(chat, call, priority=Priority.RESULT)
+
+    now = time.time()
+    tasks = [asyncio.create_task(deliver(chat, now - age)) for chat, age in ((1, 5.0), (2, 40.0), (3, 0.0), (4, 20.0))]
+    await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == [2, 4, 1, 3]
+    sender.close()
+
+
 async def test_window_never_lets_more_than_its_limit_through_in_any_window():
     """A backlog of 100 calls at once (a restarted bot): never more than 30 in any second."""
     bucket = RateWindow(limit=30, window_s=0.2)  # the 30/s rule, five times faster

@@ -204,6 +204,7 @@ error-original_gone = The original of that picture is no longer stored.
 error-original_refused = Telegram would not take the original PNG (files over 50 MB are refused).
 error-queue_unavailable = The service could not take the prompt for too long, so it was dropped. Please send it again.
 error-not_text = I understand text prompts only. Describe the picture in words.
+error-internal = Something went wrong on our side and this message was not taken. Please send it again in a minute.
 
 ## Content safety (issue 18): refusals never repeat the matched word
 
