@@ -84,6 +84,32 @@ async def test_results_go_out_oldest_prompt_first_whatever_order_they_came_in():
     sender.close()
 
 
+async def test_chat_actions_only_use_spare_budget_and_never_hold_a_message_back():
+    """'Sending a photo...' is a courtesy: with the budget in use it is skipped, not queued (a
+    few hundred deliveries waiting for the budget would otherwise repeat more actions a second
+    than the whole budget, and no picture would get through)."""
+    calls: list[str] = []
+
+    class Bot:
+        async def send_chat_action(self, chat_id, action):
+            calls.append(f"action {chat_id}")
+
+    sender = Sender(bot=Bot(), rate=1.0, window_s=0.3, rate_per_chat=0)  # type: ignore[arg-type]
+    await sender.chat_action_once(1, "upload_photo")  # spare budget: it goes
+    assert calls == ["action 1"]
+
+    async def message() -> None:
+        calls.append("message 2")
+
+    waiting = asyncio.create_task(sender.call(2, message, priority=Priority.RESULT))
+    await asyncio.sleep(0.05)  # the window is used up: the message waits for the next slot
+    for _ in range(5):
+        await sender.chat_action_once(3, "upload_photo")  # skipped, takes no slot
+    await waiting
+    assert calls == ["action 1", "message 2"]
+    sender.close()
+
+
 async def test_window_never_lets_more_than_its_limit_through_in_any_window():
     """A backlog of 100 calls at once (a restarted bot): never more than 30 in any second."""
     bucket = RateWindow(limit=30, window_s=0.2)  # the 30/s rule, five times faster
