@@ -42,7 +42,7 @@ def _zero_backlog(queue):
 
 
 async def committed_metadata(queue, group: str) -> str:
-    offsets = await queue._admin.list_consumer_group_offsets(group)
+    offsets = await queue.admin.committed_offsets(group)
     return ";".join(m.metadata for m in offsets.values() if m.metadata)
 
 
