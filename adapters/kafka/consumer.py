@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,7 +29,7 @@ from adapters.kafka.leave import leave_as_static_member
 from adapters.kafka.offsets import CONFIRMING, IN_FLIGHT, WAITING, PartitionBook, Record
 from adapters.kafka.producer import ResultConfirmations
 from domain.codec import UndecodableMessage
-from domain.models import ErrorCode, Job, Result
+from domain.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ class GroupConsumer(ConsumerRebalanceListener):
         send_dead_letter: Send,
         confirmations: ResultConfirmations | None = None,
         counts_deliveries: bool = False,
-        max_deliveries: int | None = None,
-        report_failure: Callable[[Result], Awaitable[None]] | None = None,
         group_instance_id: str | None = None,
     ) -> None:
         self.config = config
@@ -64,8 +62,6 @@ class GroupConsumer(ConsumerRebalanceListener):
         self.confirmations = confirmations  # results whose jobs' acks wait for the broker
         self.counts_deliveries = counts_deliveries  # commit the counts as soon as jobs go out
         self.group_instance_id = group_instance_id
-        self.max_deliveries = max_deliveries
-        self.report_failure = report_failure
         self.dead_letters = DeadLetters(group, send_dead_letter, self._finish)
         self.consumer: AIOKafkaConsumer | None = None
         self.parts: dict[TopicPartition, PartitionBook] = {}
@@ -156,7 +152,7 @@ class GroupConsumer(ConsumerRebalanceListener):
         async with self._receive_lock:
             consumer = await self.ensure_started()
             await self.dead_letters.retry()
-            out = await self._take(max_messages)
+            out = self._take(max_messages)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max(0.0, timeout)
             while not out:
@@ -190,7 +186,7 @@ class GroupConsumer(ConsumerRebalanceListener):
                 for tp, records in batches.items():
                     for record in records:
                         await self._admit(consumer, tp, record)
-                out = await self._take(max_messages)
+                out = self._take(max_messages)
                 if loop.time() >= deadline:
                     break
             if out and self.counts_deliveries:
@@ -221,32 +217,18 @@ class GroupConsumer(ConsumerRebalanceListener):
         record.state = WAITING
         self.ready.append(record)
 
-    async def _take(self, limit: int) -> list[KafkaDelivery[Any]]:
-        """Hand out up to ``limit`` waiting messages (released ones first)."""
+    def _take(self, limit: int) -> list[KafkaDelivery[Any]]:
+        """Hand out up to ``limit`` waiting messages (released ones first), each delivery
+        counted: the worker (``ProcessJobs``) decides when a job was delivered too often."""
         out: list[KafkaDelivery[Any]] = []
         while self.ready and len(out) < limit:
             record = self.ready.popleft()
             if record.part.alive and record.state == WAITING:
                 record.attempts += 1
-                if self.max_deliveries and record.attempts > self.max_deliveries:
-                    await self._set_aside_poison(record)
-                    continue
                 record.state = IN_FLIGHT
                 record.current = KafkaDelivery(record.message, record, self, record.attempts)
                 out.append(record.current)
         return out
-
-    async def _set_aside_poison(self, record: Record) -> None:
-        reason = f"delivered {record.attempts - 1} times without being acked (max_deliveries={self.max_deliveries})"
-        log.warning("set aside %s[%d]@%d: %s", record.part.tp.topic, record.part.tp.partition, record.offset, reason)
-        await self.dead_letters.set_aside(record, reason)
-        if isinstance(record.message, Job) and self.report_failure is not None:
-            # The user is owed an honest answer, not silence: a failure result goes out too.
-            failure = Result.failure(record.message, ErrorCode.TOO_MANY_ATTEMPTS, worker_id="kafka")
-            try:
-                await self.report_failure(failure)
-            except Exception as exc:
-                log.warning("could not report %s as failed: %s", record.message.job_id, type(exc).__name__)
 
     # ------------------------------------------------------------------ ack / release
     def ack(self, delivery: KafkaDelivery[Any]) -> None:

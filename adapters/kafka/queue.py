@@ -208,8 +208,6 @@ class KafkaJobQueue:
                     confirmations=self.confirmations,
                     counts_deliveries=c.counts_deliveries,
                     group_instance_id=c.group_instance_id,
-                    max_deliveries=c.max_deliveries,
-                    report_failure=self.publish_event,
                     **common,
                 )
             return self._jobs
