@@ -167,7 +167,8 @@ class ProcessJobs:
     as one generator call; users take turns within a batch. A job is acked only after its
     result is published. Every step is idempotent by job id: the image key derives from the job
     id, and an image already stored (a redelivered job whose result was lost) is not generated
-    again.
+    again. A job delivered more than ``max_deliveries`` times (each worker that took it died or
+    gave it back: a poison prompt) is not tried again but fails with ``TOO_MANY_ATTEMPTS``.
     """
 
     queue: JobQueue
@@ -184,6 +185,7 @@ class ProcessJobs:
     storage_backoff_s: float = 0.5
     publish_backoff_s: float = 0.5
     progress_interval_s: float = 1.0
+    max_deliveries: int = 5  # KAFKA_MAX_DELIVERIES; 0: no limit
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
     # Translation and the token-limit check before generation (None: prompts go as written).
@@ -246,7 +248,8 @@ class ProcessJobs:
         await self._drop_cancelled()
 
     async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:
-        """Note the cancellations among ``deliveries`` and return the jobs."""
+        """Note the cancellations among ``deliveries``, fail the jobs delivered too many times,
+        and return the other jobs."""
         jobs: list[Delivery[Job]] = []
         for delivery in deliveries:
             if isinstance(delivery.message, Cancel):
@@ -254,9 +257,21 @@ class ProcessJobs:
                 while len(self._cancelled) > 10_000:
                     self._cancelled.popitem(last=False)
                 await delivery.ack()
+            elif self.max_deliveries and delivery.attempt > self.max_deliveries:
+                await self._give_up(delivery)  # type: ignore[arg-type]
             else:
                 jobs.append(delivery)  # type: ignore[arg-type]
         return jobs
+
+    async def _give_up(self, delivery: Delivery[Job]) -> None:
+        """The user is owed an honest answer, not silence, and the group a way past the job."""
+        job = delivery.message
+        log.warning(
+            "job %s delivered %d times, more than max_deliveries=%d: failing it without another try",
+            job.job_id, delivery.attempt, self.max_deliveries, extra={"job_id": job.job_id},
+        )
+        failure = Result.failure(job, ErrorCode.TOO_MANY_ATTEMPTS, worker_id=self.worker_id)
+        await self._finish(delivery, failure, 0)
 
     async def _drop_cancelled(self) -> None:
         """Jobs withdrawn before they started: an honest 'cancelled' result instead of a picture."""

@@ -43,9 +43,12 @@ class _Entry:
 
 @dataclass
 class MemoryDelivery(Generic[T]):
+    """``attempt``: the entry's deliveries so far, this one included (a release and a consumer
+    that went away both count), for the worker's poison-job rule."""
+
     _message: T
     _entry: _Entry
-    _stream: "_Stream"
+    _stream: _Stream
     attempt: int = 1
     done: bool = field(default=False)
 

@@ -154,3 +154,73 @@ async def test_backlog_counts_unfinished_jobs(queue_harness):
             break
         await asyncio.sleep(0.3)
     assert backlog == 0
+
+
+class CountingGenerator:
+    """The fast fake generator, counting the pictures it was asked for."""
+
+    def __init__(self) -> None:
+        from adapters.memory.generator import FakeGenerator
+
+        self.inner = FakeGenerator()
+        self.name, self.max_batch = self.inner.name, self.inner.max_batch
+        self.asked = 0
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def generate(self, requests, progress=None):
+        self.asked += len(requests)
+        return await self.inner.generate(requests, progress)
+
+
+async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_and_is_acked(
+    queue_harness, tmp_path
+):
+    """The poison-job rule: the adapter counts the deliveries of a job (``Delivery.attempt``), the
+    worker use case fails a job delivered more than ``max_deliveries`` times instead of trying it
+    again, with one honest result through the normal path, and acks it."""
+    from adapters.memory.storage import LocalFolderStorage
+    from domain.models import ErrorCode
+    from domain.services import ProcessJobs
+
+    queue = await queue_harness.new_queue()
+    job, next_job = make_job(12), make_job(13)
+    await queue.publish_job(job)
+    for attempt in (1, 2):  # given back unfinished twice (as by a worker that died with it)
+        [taken] = await drain_jobs(queue, 1, ack=False, timeout=30)
+        assert taken.message == job and taken.attempt == attempt
+        await taken.release()
+
+    generator = CountingGenerator()
+    storage = LocalFolderStorage(tmp_path / "images")
+    await storage.start()
+    worker = ProcessJobs(queue, generator, storage, max_deliveries=2, poll_timeout_s=0.3, batch_wait_s=0)
+    results: list[Result] = []
+    deadline = asyncio.get_running_loop().time() + 30
+    while not results and asyncio.get_running_loop().time() < deadline:
+        await worker.run_once()
+        results += [e for e in await drain_events(queue, 1, timeout=0.5) if isinstance(e, Result)]
+    assert [(r.job_id, r.status, r.error_code) for r in results] == [
+        (job.job_id, JobStatus.FAILED, ErrorCode.TOO_MANY_ATTEMPTS)
+    ]
+    assert generator.asked == 0  # not tried a third time
+
+    # Acked: the group is past it, the next job goes through, and no second result comes.
+    await queue.publish_job(next_job)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not any(r.job_id == next_job.job_id for r in results) and asyncio.get_running_loop().time() < deadline:
+        await worker.run_once()
+        results += [e for e in await drain_events(queue, 3, timeout=0.5) if isinstance(e, Result)]
+    results += [e for e in await drain_events(queue, 3, timeout=1.5) if isinstance(e, Result)]
+    assert [r.job_id for r in results].count(job.job_id) == 1
+    [done] = [r for r in results if r.job_id == next_job.job_id]
+    assert done.status == JobStatus.DONE and generator.asked == 1
+    backlog = -1
+    deadline = asyncio.get_running_loop().time() + 20
+    while backlog != 0 and asyncio.get_running_loop().time() < deadline:
+        backlog = await queue.backlog()  # Kafka: committed past both jobs
+        await asyncio.sleep(0.3)
+    assert backlog == 0
+    assert await drain_jobs(queue, 1, timeout=1.5) == []

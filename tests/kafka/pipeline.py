@@ -77,10 +77,7 @@ class Worker:
         await self.queue.abort()
 
     def assignment(self) -> set[int]:
-        stream = self.queue._jobs
-        if stream is None or stream.consumer is None:
-            return set()
-        return {tp.partition for tp in stream.consumer.assignment()}
+        return self.queue.worker_partitions()
 
 
 async def start_worker(make_queue: Callable[..., KafkaJobQueue], images: Path, worker_id: str,

@@ -38,7 +38,7 @@ async def test_topics_are_created_with_their_partitions_and_an_existing_set_is_r
     harness = KafkaQueueHarness(kafka_bootstrap, partitions=5)
     try:
         queue = await harness.new_queue()
-        described = {t["topic"]: len(t["partitions"]) for t in await queue._admin.describe_topics(
+        described = {t["topic"]: len(t["partitions"]) for t in await queue.admin.describe_topics(
             [harness.options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")])}
         assert described == {harness.options["requests_topic"]: 5, harness.options["results_topic"]: 5,
                              harness.options["dead_letter_topic"]: 1}
@@ -125,7 +125,7 @@ async def test_a_job_whose_result_never_reached_the_broker_is_delivered_again(ha
     await queue.publish_job(job)
     [delivery] = await queue.receive_jobs(1, 10.0)
     sending: asyncio.Future = asyncio.get_running_loop().create_future()
-    queue._track_result(job.job_id, sending)  # as publish_event(result) does with the send
+    queue.confirmations.track(job.job_id, sending)  # as publish_event(result) does with the send
     await delivery.ack()
     assert await queue.receive_jobs(1, 0.5) == []  # acked: not handed out again...
     sending.set_exception(ConnectionError("broker gone"))  # ...until its result is lost
@@ -139,8 +139,7 @@ async def test_a_job_whose_result_never_reached_the_broker_is_delivered_again(ha
 
 async def _eventually_zero(queue) -> bool:
     for _ in range(30):
-        queue._backlog = None  # no cache
-        if await queue.backlog() == 0:
+        if await queue.lag.refresh() == 0:  # measured now, not the cached value
             return True
         await asyncio.sleep(0.2)
     return False

@@ -1,4 +1,5 @@
-"""Poison messages go to the dead-letter topic with the reason, and the consumer goes on."""
+"""Undecodable messages go to the dead-letter topic with the reason, and the consumer goes on; a
+poison job (delivered too often) fails honestly."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import asyncio
 
 import pytest
 
+from adapters.memory.generator import FakeGenerator
+from adapters.memory.storage import LocalFolderStorage
+from domain.models import Result
+from domain.services import ProcessJobs
 from tests.kafka.pipeline import eventually, make_job, start_bot, start_worker
 
 pytestmark = pytest.mark.kafka
@@ -42,7 +47,7 @@ def _zero_backlog(queue):
 
 
 async def committed_metadata(queue, group: str) -> str:
-    offsets = await queue._admin.list_consumer_group_offsets(group)
+    offsets = await queue.admin.committed_offsets(group)
     return ";".join(m.metadata for m in offsets.values() if m.metadata)
 
 
@@ -56,13 +61,16 @@ async def take_one(queue, timeout: float = 30.0):
     return None
 
 
-async def test_a_job_delivered_too_often_is_dead_lettered_even_across_crashes(harness):
+async def test_delivery_counts_survive_crashes_and_the_worker_fails_a_job_delivered_too_often(harness, tmp_path):
+    """A poison job kills every worker that takes it: its deliveries are counted across the
+    crashes (in the group's commit metadata), and the worker use case fails it once it was
+    delivered more than ``max_deliveries`` times, with one honest result, and acks it."""
     group = harness.options["worker_group"]
     publisher = await harness.new_queue(client_id="publisher")
     job = make_job(7)
     await publisher.publish_job(job)
 
-    first = await harness.new_queue(max_deliveries=3)
+    first = await harness.new_queue()
     d = await take_one(first)
     assert d is not None and d.message == job and d.attempt == 1
     await d.release()  # the worker gave it back
@@ -72,32 +80,35 @@ async def test_a_job_delivered_too_often_is_dead_lettered_even_across_crashes(ha
     await eventually(lambda: _has_count(publisher, group, "=2"), 10, "the delivery count to be committed")
     await harness.crash(first)
 
-    second = await harness.new_queue(max_deliveries=3)
+    second = await harness.new_queue()
     d = await take_one(second)
     assert d is not None and d.message == job and d.attempt == 3  # counted across processes
     await eventually(lambda: _has_count(publisher, group, "=3"), 10, "the delivery count to be committed")
     await harness.crash(second)
 
-    third = await harness.new_queue(max_deliveries=3)
-    assert await take_one(third, timeout=5) is None  # set aside instead of a 4th delivery
-    [dead] = await harness.dead_letter_records(at_least=1, timeout=20)
-    assert dead["reason"] == "delivered 3 times without being acked (max_deliveries=3)"
-    assert dead["headers"]["p2p-attempts"] == "4"
+    third = await harness.new_queue()
+    d = await take_one(third)
+    assert d is not None and d.message == job and d.attempt == 4
+    await d.release()
+    storage = LocalFolderStorage(tmp_path / "images")
+    await storage.start()
+    worker = ProcessJobs(third, FakeGenerator(), storage, max_deliveries=4, poll_timeout_s=0.3, batch_wait_s=0)
     next_job = make_job(8)
     await publisher.publish_job(next_job)
-    d = await take_one(third)
-    assert d is not None and d.message == next_job and d.attempt == 1
-    await d.ack()
-    # The user is not left waiting in silence: an honest failure result is on the results topic.
-    failures = []
-    for _ in range(40):
-        for e in await publisher.receive_events(10, 0.5):
+    results: dict[str, list[Result]] = {}
+    for _ in range(60):
+        await worker.run_once()
+        for e in await publisher.receive_events(10, 0.2):
             await e.ack()
-            if getattr(e.message, "job_id", None) == job.job_id and e.message.kind == "result":
-                failures.append(e.message)
-        if failures:
+            if isinstance(e.message, Result):
+                results.setdefault(e.message.job_id, []).append(e.message)
+        if next_job.job_id in results and job.job_id in results:
             break
-    assert [(r.status.value, r.error_code.value) for r in failures] == [("failed", "too_many_attempts")]
+    # The user is not left waiting in silence: one honest failure instead of a fifth try.
+    assert [(r.status.value, r.error_code.value) for r in results[job.job_id]] == [("failed", "too_many_attempts")]
+    assert [r.status.value for r in results[next_job.job_id]] == ["done"]  # the group went on past it
+    await eventually(_zero_backlog(publisher), 20, "the worker to commit past both jobs")
+    assert await harness.dead_letter_records(timeout=1) == []  # failed, not set aside: nothing to decode
 
 
 async def _has_count(queue, group: str, count: str) -> bool:

@@ -49,8 +49,7 @@ async def main() -> None:
 
     async def announce_ready() -> None:
         while True:
-            stream = queue._jobs
-            if stream is not None and stream.consumer is not None and stream.consumer.assignment():
+            if queue.worker_partitions():
                 print("READY", flush=True)
                 return
             await asyncio.sleep(0.05)

@@ -1,0 +1,88 @@
+"""The backlog of the worker group: consumer lag on the requests topic, cached, and refreshed in
+the background once a value is known (a status reply must not wait for a broker that is down)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from adapters.kafka.admin import KafkaAdmin
+from adapters.kafka.config import KafkaConfig
+from adapters.kafka.errors import is_transient
+
+
+class Backlog:
+    def __init__(self, config: KafkaConfig, client_options: dict[str, Any], admin: KafkaAdmin) -> None:
+        self.config = config
+        self.client_options = client_options
+        self.admin = admin
+        self.partitions: list[TopicPartition] = []  # of the requests topic, set on start
+        self._offsets: AIOKafkaConsumer | None = None  # group-less: end offsets
+        self._known: tuple[float, int] | None = None  # (when, value)
+        self._refresh: asyncio.Task[int] | None = None
+
+    async def value(self) -> int:
+        """The lag, never older than ``backlog_cache_s`` as far as the caller waits for it: an
+        older value is returned as it is and refreshed in the background."""
+        if self._known is not None:
+            stale = time.monotonic() - self._known[0] >= self.config.backlog_cache_s
+            if stale and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.create_task(self.refresh(), name="kafka-backlog")
+            return self._known[1]
+        return await self.refresh()
+
+    async def refresh(self) -> int:
+        """Measure the lag now (retrying transient errors; the last value known if it fails)."""
+        delay = 0.1
+        for attempt in range(6):
+            try:
+                async with asyncio.timeout(5.0):
+                    value = await self._lag()
+                self._known = (time.monotonic(), value)
+                return value
+            except Exception as exc:
+                if attempt == 5 or not is_transient(exc):
+                    if self._known:  # best effort: the last value known
+                        return self._known[1]
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _lag(self) -> int:
+        """End offsets minus committed offsets (the log start where the group has none), summed."""
+        if self._offsets is None:
+            _ = self.admin.client  # raises when the queue is not started
+            c = self.config
+            offsets = AIOKafkaConsumer(
+                bootstrap_servers=c.bootstrap_servers,
+                **self.client_options,
+                client_id=f"{c.client_id}-lag",
+                request_timeout_ms=c.request_timeout_ms,
+            )
+            await offsets.start()
+            self._offsets = offsets
+        tps = self.partitions
+        end = await self._offsets.end_offsets(tps)
+        start = await self._offsets.beginning_offsets(tps)
+        committed = await self.admin.committed_offsets(self.config.worker_group, tps)
+        total = 0
+        for tp in tps:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else start[tp]
+            total += max(0, end[tp] - max(position, start[tp]))
+        return total
+
+    async def stop_refreshing(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.wait({self._refresh})
+            self._refresh = None
+
+    async def close(self) -> None:
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            await offsets.stop()
