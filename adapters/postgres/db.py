@@ -178,7 +178,7 @@ class PostgresDatabase:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 5)
-            except (Exception, asyncio.TimeoutError):
+            except Exception:  # a timeout included
                 pool.terminate()
 
     def is_ready(self) -> bool:
@@ -193,7 +193,7 @@ class PostgresDatabase:
                 raise RuntimeError("the database is not started")
             try:
                 await asyncio.wait_for(self._connected.wait(), self.wait_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable") from None
         assert self.pool is not None
         try:

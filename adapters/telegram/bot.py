@@ -31,7 +31,7 @@ def user_locale(user: User | None) -> Locale:
     return Locale.from_language_code(user.language_code if user else None)
 
 
-def build_dispatcher(front: "Front") -> Dispatcher:
+def build_dispatcher(front: Front) -> Dispatcher:
     from adapters.telegram.handlers import routers
     from adapters.telegram.middleware import UserContext
 

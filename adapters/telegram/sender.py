@@ -32,9 +32,9 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from enum import IntEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -49,6 +49,9 @@ from aiogram.exceptions import (
 from aiogram.types import InputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
 
 from domain.errors import RecipientGone
+
+if TYPE_CHECKING:
+    from aiogram.types import MediaUnion
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -234,7 +237,7 @@ class Sender:
         interval = self.interval(chat_id)
         chat = self._chat(chat_id)
         guard = chat.lock if paced else contextlib.nullcontext()
-        async with guard:  # type: ignore[attr-defined]
+        async with guard:
             delay = self.backoff_s
             for attempt in range(1, attempts + 1):
                 if paced:
@@ -349,15 +352,16 @@ class Sender:
         )
 
     async def send_album(
-        self, chat_id: int, media: list[InputMediaPhoto | InputMediaDocument], *,
+        self, chat_id: int, media: Sequence[InputMediaPhoto | InputMediaDocument], *,
         reply_to: int | None = None, priority: Priority = Priority.RESULT,
     ) -> list[Message]:
         """2-10 pictures as one album (no buttons: Telegram takes none on an album)."""
         kwargs: dict[str, Any] = {}
         if reply_to is not None:
             kwargs["reply_parameters"] = _reply(reply_to)
+        items: list[MediaUnion] = [*media]
         return await self.call(
-            chat_id, lambda: self.bot.send_media_group(chat_id, media, **kwargs), priority=priority,
+            chat_id, lambda: self.bot.send_media_group(chat_id, items, **kwargs), priority=priority,
         )
 
     async def send_document(
