@@ -51,4 +51,5 @@ def setup_logging(level: str, secrets: Iterable[str] = (), fmt: str = "text") ->
     root.setLevel(level.upper())
     # botocore logs request headers (signatures) at debug level: never below INFO.
     for noisy in ("aiokafka", "botocore", "aiobotocore", "urllib3", "aiogram.event"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO if noisy != "aiogram.event" else logging.WARNING, root.level))
+        floor = logging.INFO if noisy != "aiogram.event" else logging.WARNING
+        logging.getLogger(noisy).setLevel(max(floor, root.level))

@@ -102,14 +102,19 @@ class Settings(BaseSettings):
     )
     kafka_max_deliveries: int = Field(5, description="deliveries of one job before it fails honestly")
     kafka_security_protocol: KafkaSecurityProtocol = Field(
-        KafkaSecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka: SASL_SSL)"
+        KafkaSecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka: SASL_SSL)",
     )
     kafka_sasl_mechanism: KafkaSaslMechanism = Field(
         KafkaSaslMechanism.SCRAM_SHA_512, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"
     )
     kafka_sasl_username: str = Field("", description="SASL user (with SASL_*)")
-    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (with SASL_*; or KAFKA_SASL_PASSWORD_FILE)")
-    kafka_ssl_ca_file: str = Field("", description="PEM file of the CA that signed the brokers' certificates (empty: the system's)")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="SASL password (with SASL_*; or KAFKA_SASL_PASSWORD_FILE)"
+    )
+    kafka_ssl_ca_file: str = Field(
+        "", description="PEM file of the CA that signed the brokers' certificates (empty: the system's)"
+    )
     kafka_ssl_cert_file: str = Field("", description="PEM file of the client certificate, for brokers that ask for one")
     kafka_ssl_key_file: str = Field("", description="PEM file of the client certificate's private key")
 
@@ -120,7 +125,9 @@ class Settings(BaseSettings):
         "", description="public https URL of this app's HTTP endpoint, for local-storage links (empty, localhost, "
         "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)"
     )
-    link_ttl_s: int = Field(7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)")
+    link_ttl_s: int = Field(
+        7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)"
+    )
     link_signing_key: SecretStr = Field(
         SecretStr(""), description="key signing local-storage links (empty: a random key per process)"
     )
@@ -172,7 +179,9 @@ class Settings(BaseSettings):
     )
     prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
     prompt_translation_dtype: str = Field(
-        "auto", description="translator dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16; it runs on GENERATOR_DEVICE"
+        "auto",
+        description="translator dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16; "
+        "it runs on GENERATOR_DEVICE",
     )
     tiny_translation_model_dir: Path = Field(
         Path("data/tiny-marian"), description="where the tiny translation model is built once (GENERATOR=tiny)"
@@ -228,7 +237,8 @@ class Settings(BaseSettings):
     )
     user_store: UserStoreBackend = Field(
         UserStoreBackend.SQLITE,
-        description="where user settings, jobs and deliveries are kept: sqlite (one host), postgres (shared by bot instances on any hosts) or memory",
+        description="where user settings, jobs and deliveries are kept: sqlite (one host), "
+        "postgres (shared by bot instances on any hosts) or memory",
     )
     sqlite_path: Path = Field(Path("data/prompt2pic.sqlite3"), description="SQLite file of the user store")
     database_url: SecretStr = Field(
@@ -313,7 +323,7 @@ class Settings(BaseSettings):
         return _id_set(value)
 
     @model_validator(mode="after")
-    def _complete(self) -> "Settings":
+    def _complete(self) -> Settings:
         if self.kafka_security_protocol.value.startswith("SASL_") and not (
             self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
         ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,7 +30,7 @@ class Locale(StrEnum):
     RU = "ru"
 
     @classmethod
-    def from_language_code(cls, code: str | None) -> "Locale":
+    def from_language_code(cls, code: str | None) -> Locale:
         """Telegram gives IETF tags such as ``ru``, ``ru-RU``, ``en-GB``; anything else gets English."""
         if code and code.split("-")[0].lower() in ("ru", "uk", "be", "kk"):
             return cls.RU
@@ -183,7 +183,7 @@ class Result(_Message):
     finished_at: float = Field(default_factory=now)
 
     @classmethod
-    def failure(cls, job: Job, code: ErrorCode, **extra: object) -> "Result":
+    def failure(cls, job: Job, code: ErrorCode, **extra: Any) -> Result:
         return cls(
             job_id=job.job_id,
             user_id=job.user_id,
@@ -197,7 +197,7 @@ class Result(_Message):
             status_message_id=job.status_message_id,
             accepted_at=job.created_at,
             error_code=code,
-            **extra,  # type: ignore[arg-type]
+            **extra,  # any other Result field, validated by pydantic
         )
 
 

@@ -69,6 +69,7 @@ CLEAN = ImageVerdict(flagged=False)
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-z]")
 # Latin letters, digits and symbols that pass for Cyrillic letters, and the other way round.
+# fmt: off
 _TO_CYRILLIC = str.maketrans({
     "a": "а", "b": "в", "c": "с", "e": "е", "h": "н", "k": "к", "m": "м", "o": "о", "p": "р",
     "t": "т", "x": "х", "y": "у", "u": "и", "n": "п", "r": "г",
@@ -80,6 +81,7 @@ _TO_LATIN = str.maketrans({
     "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
     "!": "i", "|": "l",
 })
+# fmt: on
 _WORD_CHARS = r"[^\W_]|[@$!|]"  # letters and digits, and the symbols used as letters
 _SEPARATORS = ".-_*+~/\\'’`·•,:;^=\"()[]{}<>#%&?"
 _STRETCH = re.compile(r"(.)\1{2,}")
@@ -89,7 +91,7 @@ _SPACE = re.compile(r"\s+")
 def normalise(text: str) -> str:
     """Compatibility forms, case, ё/е, accents and invisible characters folded; spaces collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    out = []
+    out: list[str] = []
     for ch in unicodedata.normalize("NFD", text):
         category = unicodedata.category(ch)
         if category == "Cf":  # zero-width joiners, soft hyphens, direction marks
@@ -123,7 +125,7 @@ def spellings(text: str) -> list[list[str]]:
     ]
     joined: list[str] = []
     run: list[str] = []
-    for w in split + [""]:
+    for w in [*split, ""]:
         if len(w) == 1:
             run.append(w)
             continue
@@ -134,11 +136,7 @@ def spellings(text: str) -> list[list[str]]:
         run = []
         if w:
             joined.append(w)
-    readings = [split]
-    for reading in (squeezed, joined):
-        if reading != split:
-            readings.append(reading)
-    return readings
+    return [split, *(reading for reading in (squeezed, joined) if reading != split)]
 
 
 def variants(word: str) -> set[str]:
@@ -153,7 +151,7 @@ def variants(word: str) -> set[str]:
     leet_or_mixed = _CYRILLIC.search(word) or any(ch.isdigit() or ch == "@" for ch in word)
     if cyrillic != word and leet_or_mixed and not _LATIN.search(cyrillic):
         out.add(cyrillic)
-    for w in list(out):
+    for w in list(out):  # noqa: PERF101 - a copy: the loop adds to the set
         short = _STRETCH.sub(r"\1", w)
         if short != w:
             out.add(short)
@@ -270,11 +268,11 @@ class PromptFilter:
         self._words: dict[tuple[str, str], Rule] = {}
         self._prefixes: list[tuple[str, Rule]] = []
         self._phrases: list[Rule] = []
-        self._patterns: list[Rule] = []
+        self._patterns: list[tuple[re.Pattern[str], Rule]] = []
         for wl in self.lists:
             for rule in wl.rules:
                 if rule.pattern is not None:
-                    self._patterns.append(rule)
+                    self._patterns.append((rule.pattern, rule))
                 elif len(rule.terms) > 1:
                     self._phrases.append(rule)
                 elif rule.terms[0].kind is RuleKind.PREFIX:
@@ -330,8 +328,8 @@ class PromptFilter:
             return None
         if self._patterns:
             texts = {text, text.translate(_TO_LATIN), text.translate(_TO_CYRILLIC)}
-            for rule in self._patterns:
-                if any(rule.pattern.search(t) for t in texts):  # type: ignore[union-attr]
+            for pattern, rule in self._patterns:
+                if any(pattern.search(t) for t in texts):
                     return Match(rule.category, rule.source)
         memo: dict[str, tuple[frozenset[str], frozenset[tuple[str, str]]]] = {}
         for reading in spellings(text):
@@ -339,9 +337,9 @@ class PromptFilter:
             for word in reading:
                 if word not in memo:
                     memo[word] = self._word(word)
-                    rule = self._single(*memo[word])
-                    if rule is not None:
-                        return Match(rule.category, rule.source)
+                    single = self._single(*memo[word])
+                    if single is not None:
+                        return Match(single.category, single.source)
                 seen.append(memo[word])
             for rule in self._phrases:
                 n = len(rule.terms)

@@ -148,17 +148,18 @@ class UnderstandPrompts:
         return self._cache.get(text)
 
     async def __call__(self, jobs: Sequence[Job]) -> list[Understood]:
-        plans = []  # per job: (language, prompt pieces, negative pieces) or None when not translating
+        # per job: (language, prompt pieces, negative pieces), the pieces None when not translating
+        plans: list[tuple[str, list[Piece] | None, list[Piece] | None]] = []
         wanted: list[str] = []
         for job in jobs:
             language = detect_language(job.prompt)
             if not (self.translating and job.translate):
                 plans.append((language, None, None))
                 continue
-            prompt_pieces = split_for_translation(job.prompt)
-            negative_pieces = split_for_translation(job.negative_prompt)
-            plans.append((language, prompt_pieces, negative_pieces))
-            wanted += [p.text for p in (*prompt_pieces, *negative_pieces) if p.translate]
+            prompt_split = split_for_translation(job.prompt)
+            negative_split = split_for_translation(job.negative_prompt)
+            plans.append((language, prompt_split, negative_split))
+            wanted += [p.text for p in (*prompt_split, *negative_split) if p.translate]
         translations = await self._translate(wanted)
 
         out = []

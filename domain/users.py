@@ -10,7 +10,7 @@ instances sharing the database) cannot both slip under the cap.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any, Protocol
@@ -50,6 +50,12 @@ class UserPrefs:
     banned: bool = False
 
 
+class Row(Protocol):
+    """A database row read by column name (sqlite3.Row, asyncpg.Record, a dict)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """What the front remembers of a job: enough to show it live, repeat it, and list it later."""
@@ -84,7 +90,7 @@ class JobRecord:
     file_id: str | None = None
 
     @classmethod
-    def from_job(cls, job: Job, request_message_id: int | None = None) -> "JobRecord":
+    def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
         return cls(
             job_id=job.job_id,
             user_id=job.user_id,
@@ -106,7 +112,7 @@ class JobRecord:
         return self.state in ACTIVE_STATES
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
+    def from_row(cls, row: Row) -> JobRecord:
         """A record from a database row with one column per field (enums stored as values)."""
         data = {name: row[name] for name in JOB_COLUMNS}
         data["quality"] = Quality(data["quality"])
@@ -155,7 +161,7 @@ class Outcome:
     total_s: float = 0.0
 
     @classmethod
-    def from_result(cls, result: Result) -> "Outcome":
+    def from_result(cls, result: Result) -> Outcome:
         done = result.status == JobStatus.DONE and bool(result.image_key)
         code = result.error_code.value if isinstance(result.error_code, ErrorCode) else result.error_code
         return cls(
@@ -247,10 +253,8 @@ def check_admission(
         if len(window) + requested > limits.per_minute:
             # The oldest jobs must leave the window until the requested ones fit.
             must_leave = len(window) + requested - limits.per_minute
-            if must_leave > len(window):  # asks for more than the whole budget
-                retry = limits.window_s
-            else:
-                retry = window[must_leave - 1] + limits.window_s - now
+            # Asking for more than the whole budget: the whole window.
+            retry = limits.window_s if must_leave > len(window) else window[must_leave - 1] + limits.window_s - now
             raise RateLimited(limit=limits.per_minute, retry_after=max(1, math.ceil(retry)))
 
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], bool]
+
+
+class SignedFiles(Protocol):
+    """What the endpoint serves links from (the local-folder storage)."""
+
+    def verify(self, key: str, expires: int, signature: str) -> bool: ...
+
+    async def get(self, key: str) -> bytes: ...
 
 
 class HttpEndpoint:
@@ -21,7 +30,7 @@ class HttpEndpoint:
         *,
         readiness: dict[str, Check] | None = None,
         metrics: Callable[[], tuple[bytes, str]] | None = None,
-        files: object | None = None,
+        files: SignedFiles | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -35,7 +44,9 @@ class HttpEndpoint:
         self.app.router.add_get("/files/{key:.+}", self.file_handler)
         self._runner: web.AppRunner | None = None
 
-    def add_route(self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+    def add_route(
+        self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> None:
         self.app.router.add_route(method, path, handler)
 
     async def start(self) -> None:
@@ -44,7 +55,7 @@ class HttpEndpoint:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:  # tests ask for any free port
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = self._runner.addresses[0][1]
         log.info("HTTP endpoint on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -83,10 +94,10 @@ class HttpEndpoint:
             expires = int(request.query.get("exp", ""))
         except ValueError:
             raise web.HTTPForbidden(text="invalid link") from None
-        if not storage.verify(key, expires, request.query.get("sig", "")):  # type: ignore[attr-defined]
+        if not storage.verify(key, expires, request.query.get("sig", "")):
             raise web.HTTPForbidden(text="invalid or expired link")
         try:
-            data = await storage.get(key)  # type: ignore[attr-defined]
+            data = await storage.get(key)
         except Exception:  # missing (KeyError) or unreadable: nothing to serve
             raise web.HTTPNotFound() from None
         return web.Response(body=data, content_type="image/png")

@@ -22,6 +22,7 @@ which no real translation of a prompt needs and which bounds a model that does n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -50,7 +51,7 @@ TOKENIZER_FILES = ("source.spm", "target.spm", "vocab.json")
 
 
 def _not_found(message: str, **params: object) -> ModelNotFound:
-    return _error(ModelNotFound, message, **params)  # type: ignore[return-value]
+    return _error(ModelNotFound, message, **params)  # type: ignore[return-value]  # _error returns an instance of cls
 
 
 def _missing(folder: Path) -> list[str]:
@@ -96,10 +97,8 @@ def _from_hub(repo: str, local_files_only: bool | None, cache_dir: str | Path | 
     cache = _hub_cache_dir(cache_dir)
     patterns = ["*.json", "*.spm", "*.safetensors"]
     cached = None
-    try:  # the cache first: no network at all when the snapshot is there
+    with contextlib.suppress(Exception):  # the cache first: no network at all when the snapshot is there
         cached = snapshot_download(repo, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir)
-    except Exception:
-        pass
     if cached is not None and (offline or not _missing(Path(cached))):
         return Path(cached)
     if offline:
@@ -180,7 +179,7 @@ class MarianTranslator:
         self._tokenizer: Any = None
 
     @classmethod
-    def tiny(cls, folder: str | Path, **kwargs: Any) -> "MarianTranslator":
+    def tiny(cls, folder: str | Path, **kwargs: Any) -> MarianTranslator:
         """The translator on the tiny random-weight model in ``folder``, built at ``start()`` if it
         is missing (on the translator's thread)."""
         kwargs.setdefault("name", "tiny-marian")

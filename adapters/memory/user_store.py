@@ -11,13 +11,13 @@ from dataclasses import replace
 
 from domain.users import (
     ACTIVE_STATES,
+    AlreadyAccepted,
     JobRecord,
     JobState,
     Outcome,
     StoreStats,
     UserLimits,
     UserPrefs,
-    AlreadyAccepted,
     apply_outcome,
     check_admission,
 )

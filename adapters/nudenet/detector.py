@@ -46,7 +46,7 @@ def _detector(threads: int, spinning: bool = False) -> Any:
     import onnxruntime
     from nudenet import NudeDetector
 
-    class _Configured(NudeDetector):  # type: ignore[misc]
+    class _Configured(NudeDetector):
         def __init__(self) -> None:
             import nudenet.nudenet as module
 
@@ -110,7 +110,9 @@ class NudeNetCheck:
             return self._model
         if self._loading is None:
             loop = asyncio.get_running_loop()
-            self._loading = asyncio.ensure_future(loop.run_in_executor(self._executor, _detector, self.threads, self.spinning))
+            self._loading = asyncio.ensure_future(
+                loop.run_in_executor(self._executor, _detector, self.threads, self.spinning)
+            )
         self._model = await asyncio.shield(self._loading)
         log.info("NudeNet image check loaded (threshold %.2f, %d categories)", self.threshold, len(self.categories))
         return self._model

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+
 import psutil
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -97,7 +98,9 @@ class OtelMetrics:
         self.end_to_end = meter.create_histogram(
             "p2p.end_to_end", unit="s", description="time from acceptance to delivery to the user"
         )
-        self.batch_size = meter.create_histogram("p2p.batch.size", unit="{image}", description="images per generator call")
+        self.batch_size = meter.create_histogram(
+            "p2p.batch.size", unit="{image}", description="images per generator call"
+        )
         self.jobs = meter.create_counter("p2p.jobs", description="finished jobs by outcome and profile")
         self.selected = meter.create_counter(
             "p2p.quality.profile.selected", description="quality profile chosen per job, with the reason"
@@ -105,7 +108,8 @@ class OtelMetrics:
         self.storage_errors = meter.create_counter("p2p.storage.errors", description="failed storage attempts")
         self.telegram_errors = meter.create_counter("p2p.telegram.errors", description="failed Bot API calls by kind")
         self.prompts = meter.create_counter(
-            "p2p.prompts", description="prompts read by the model, by detected language and outcome (translated, none, failed, off)"
+            "p2p.prompts",
+            description="prompts read by the model, by detected language and outcome (translated, none, failed, off)",
         )
         self.translation = meter.create_histogram(
             "p2p.translation.duration", unit="s", description="translator call duration (all texts of a batch)"
@@ -113,7 +117,9 @@ class OtelMetrics:
         self.translated_texts = meter.create_counter(
             "p2p.translation.texts", description="texts sent to the translator (cache misses)"
         )
-        self.translation_errors = meter.create_counter("p2p.translation.errors", description="failed translator calls by kind")
+        self.translation_errors = meter.create_counter(
+            "p2p.translation.errors", description="failed translator calls by kind"
+        )
         self.safety_check = meter.create_histogram(
             "p2p.safety.image_check.duration", unit="s", description="image check time per picture"
         )

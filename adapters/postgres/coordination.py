@@ -89,7 +89,9 @@ class PostgresSendCoordination:
                 await self._task
             self._task = None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.db.execute("DELETE FROM bot_instances WHERE incarnation = $1", self.incarnation), 3)
+            await asyncio.wait_for(
+                self.db.execute("DELETE FROM bot_instances WHERE incarnation = $1", self.incarnation), 3
+            )
         await self.db.stop()
 
     # --- the global budget --------------------------------------------------------------------
@@ -101,7 +103,9 @@ class PostgresSendCoordination:
                     "ON CONFLICT (incarnation) DO UPDATE SET seen_at = excluded.seen_at",
                     self.incarnation, self.owner,
                 )
-                live = await conn.fetchval(f"SELECT COUNT(*) FROM bot_instances WHERE seen_at >= {NOW} - $1", self.ttl_s)
+                live = await conn.fetchval(
+                    f"SELECT COUNT(*) FROM bot_instances WHERE seen_at >= {NOW} - $1", self.ttl_s
+                )
                 await conn.execute(f"DELETE FROM bot_instances WHERE seen_at < {NOW} - 3600")
         except Exception as exc:  # keep the share it had; the database's own line says why
             log.debug("bot heartbeat failed: %s", type(exc).__name__)
@@ -111,7 +115,12 @@ class PostgresSendCoordination:
     def _set_live(self, live: int) -> None:
         share = max(1, math.floor(self.budget / live))
         if live != self.live or share != self.share:
-            log.info("%d bot instance(s) live: this one sends at most %d of the %d calls per second", live, share, self.budget)
+            log.info(
+                "%d bot instance(s) live: this one sends at most %d of the %d calls per second",
+                live,
+                share,
+                self.budget,
+            )
         self.live, self.share = live, share
         if self.on_share is not None:
             self.on_share(share)
@@ -131,7 +140,9 @@ class PostgresSendCoordination:
             except Exception as exc:
                 if not self._degraded:
                     self._degraded = True
-                    log.warning("chat pacing across instances is off while the database is away (%s)", type(exc).__name__)
+                    log.warning(
+                        "chat pacing across instances is off while the database is away (%s)", type(exc).__name__
+                    )
                 return False
             self._degraded = False
             granted, wait = row[0]["granted"], row[0]["wait"]

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.postgres.migrations import MIGRATIONS, Migration, migrate
 
@@ -129,17 +130,19 @@ class PostgresDatabase:
         self._tasks.append(asyncio.create_task(self._health(), name="postgres-health"))
 
     async def _reconnect(self) -> None:
-        delay = 1.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._connect()
-            except (*UNREACHABLE, asyncpg.exceptions.InvalidPasswordError) as exc:
-                log.debug("PostgreSQL at %s still unreachable: %s", self.where, reason(exc))
-                delay = min(delay * 2, 30.0)
-                continue
-            log.warning("PostgreSQL at %s is reachable again; ready", self.where)
-            return
+        """Try again after 1 s, then 2, 4, 8, 16 and every 30 s, until the database answers."""
+        await asyncio.sleep(1.0)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((*UNREACHABLE, asyncpg.exceptions.InvalidPasswordError)),
+            wait=wait_exponential(multiplier=2.0, max=30.0),
+            before_sleep=self._still_unreachable,
+        )
+        await retrying(self._connect)
+        log.warning("PostgreSQL at %s is reachable again; ready", self.where)
+
+    def _still_unreachable(self, state: RetryCallState) -> None:  # after each failed try
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.debug("PostgreSQL at %s still unreachable: %s", self.where, reason(exc) if exc else "")
 
     async def _health(self) -> None:
         while True:
@@ -178,7 +181,7 @@ class PostgresDatabase:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 5)
-            except (Exception, asyncio.TimeoutError):
+            except Exception:  # a timeout included
                 pool.terminate()
 
     def is_ready(self) -> bool:
@@ -193,7 +196,7 @@ class PostgresDatabase:
                 raise RuntimeError("the database is not started")
             try:
                 await asyncio.wait_for(self._connected.wait(), self.wait_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise DatabaseUnavailable(f"PostgreSQL at {self.where} is unreachable") from None
         pool = self.pool
         assert pool is not None
@@ -202,7 +205,7 @@ class PostgresDatabase:
         # wait that runs out is not counted as the server being unreachable.
         try:
             conn = await pool.acquire(timeout=max(self.wait_s, self.command_timeout_s))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self._ready:
                 raise DatabaseUnavailable(
                     f"PostgreSQL at {self.where} is busy: no free connection of {self.max_size} in "

@@ -29,6 +29,8 @@ class Migration:
     sql: str
 
 
+# The SQL of each migration reads best as written.
+# fmt: off
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, jobs and deliveries", """
         CREATE TABLE users (
@@ -103,6 +105,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE jobs ADD COLUMN file_id text;
     """),
 )
+# fmt: on
 
 LATEST = MIGRATIONS[-1].version
 

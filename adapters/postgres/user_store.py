@@ -17,8 +17,8 @@ import asyncpg
 from adapters.postgres.db import PostgresDatabase, changed
 from domain.models import Locale, Quality
 from domain.users import (
-    JOB_COLUMNS,
     ACTIVE_STATES,
+    JOB_COLUMNS,
     AlreadyAccepted,
     JobRecord,
     JobState,

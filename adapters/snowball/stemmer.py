@@ -10,6 +10,7 @@ import snowballstemmer
 from domain.safety import Stemmer
 
 # ISO 639-1 codes of the languages Snowball stems, for the names snowballstemmer wants.
+# fmt: off
 NAMES = {
     "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek", "en": "english",
     "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french", "ga": "irish",
@@ -19,6 +20,7 @@ NAMES = {
     "tr": "turkish", "yi": "yiddish", "cs": "czech", "et": "estonian", "eo": "esperanto",
     "fa": "persian", "pl": "polish",
 }
+# fmt: on
 
 
 def stemmer(language: str) -> Stemmer | None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from adapters.sqlite.db import SqliteDatabase
 from domain.models import Locale, Quality
 from domain.users import (
-    JOB_COLUMNS,
     ACTIVE_STATES,
+    JOB_COLUMNS,
+    AlreadyAccepted,
     JobRecord,
     JobState,
     Outcome,
@@ -25,7 +26,6 @@ from domain.users import (
     StoreStats,
     UserLimits,
     UserPrefs,
-    AlreadyAccepted,
     apply_outcome,
     check_admission,
 )

@@ -12,6 +12,7 @@ Albums are kept in memory: after a restart the pictures of an album go out one b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +57,8 @@ class Albums:
             return None
         album.arrived[job_id] = item
         album.check()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(album.complete.wait(), self.wait_s)
-        except TimeoutError:
-            pass
         if album.taken:
             assert album.outcome is not None
             await asyncio.shield(album.outcome)

@@ -31,7 +31,7 @@ def user_locale(user: User | None) -> Locale:
     return Locale.from_language_code(user.language_code if user else None)
 
 
-def build_dispatcher(front: "Front", *, answer_errors: bool = True) -> Dispatcher:
+def build_dispatcher(front: Front, *, answer_errors: bool = True) -> Dispatcher:
     """``answer_errors``: a failed update is answered with an honest message (polling); False
     (webhook): the failure goes back to Telegram, which sends the update again."""
     from adapters.telegram.handlers import errors, routers

@@ -3,6 +3,7 @@ in each admin's chat, and a chat's own list when a user picks a language in /set
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from domain.models import Locale
 
 if TYPE_CHECKING:
+    from aiogram.types import BotCommandScopeUnion
+
     from adapters.telegram.front import Front
 
 log = logging.getLogger(__name__)
@@ -19,12 +22,14 @@ COMMANDS = ("txt2img", "settings", "queue", "cancel", "history", "help", "start"
 ADMIN_COMMANDS = ("stats", "ban", "unban")
 
 
-def command_list(front: "Front", locale: Locale, admin: bool = False) -> list[BotCommand]:
+def command_list(front: Front, locale: Locale, admin: bool = False) -> list[BotCommand]:
     names = COMMANDS + (ADMIN_COMMANDS if admin else ())
     return [BotCommand(command=name, description=front.t(locale, f"cmd-{name}")) for name in names]
 
 
-async def _set(front: "Front", commands: list[BotCommand], scope: object, language_code: str | None, chat_id: int = 0) -> None:
+async def _set(
+    front: Front, commands: list[BotCommand], scope: BotCommandScopeUnion, language_code: str | None, chat_id: int = 0
+) -> None:
     await front.sender.call(
         chat_id,
         lambda: front.sender.bot.set_my_commands(commands, scope=scope, language_code=language_code),
@@ -32,7 +37,7 @@ async def _set(front: "Front", commands: list[BotCommand], scope: object, langua
     )
 
 
-async def set_menus(front: "Front") -> None:
+async def set_menus(front: Front) -> None:
     """Everyone's menus, per language (English is also the default for other languages)."""
     try:
         await _set(front, command_list(front, Locale.EN), BotCommandScopeDefault(), None)
@@ -44,12 +49,14 @@ async def set_menus(front: "Front") -> None:
                     front, command_list(front, locale, admin=True),
                     BotCommandScopeChat(chat_id=admin), locale.value, admin,
                 )
-            await _set(front, command_list(front, Locale.EN, admin=True), BotCommandScopeChat(chat_id=admin), None, admin)
+            await _set(
+                front, command_list(front, Locale.EN, admin=True), BotCommandScopeChat(chat_id=admin), None, admin
+            )
     except Exception as exc:  # the menu is a nicety: never stop the bot for it
         log.warning("setting the command menu failed: %s", type(exc).__name__)
 
 
-async def set_chat_commands(front: "Front", chat_id: int, locale: Locale | None, user_id: int) -> None:
+async def set_chat_commands(front: Front, chat_id: int, locale: Locale | None, user_id: int) -> None:
     """After a language change in /settings: this chat's menu in that language, whatever the
     client's language (so every language variant of the chat scope is set); no language: back to
     the per-language menus."""
@@ -65,7 +72,7 @@ async def set_chat_commands(front: "Front", chat_id: int, locale: Locale | None,
             else:
                 await front.sender.call(
                     chat_id,
-                    lambda code=code: front.sender.bot.delete_my_commands(scope=scope, language_code=code),
+                    functools.partial(front.sender.bot.delete_my_commands, scope=scope, language_code=code),
                     paced=False,
                 )
     except Exception as exc:

@@ -28,7 +28,7 @@ class Translator:
             self.bundles[locale] = bundle
 
     def keys(self, locale: Locale) -> set[str]:
-        return set(self.bundles[locale]._messages)  # noqa: SLF001 - fluent has no public listing
+        return set(self.bundles[locale]._messages)  # fluent has no public listing
 
     def has(self, key: str, locale: Locale | str = Locale.EN) -> bool:
         locale = Locale(locale) if locale in set(Locale) else self.fallback
@@ -39,8 +39,11 @@ class Translator:
         for candidate in (locale, self.fallback):
             bundle = self.bundles[candidate]
             if bundle.has_message(key):
-                text, errors = bundle.format_pattern(bundle.get_message(key).value, args)
-                if errors:
-                    raise MissingTranslation(f"{candidate}:{key}: {errors[0]}")
+                pattern = bundle.get_message(key).value
+                if pattern is None:  # a message with attributes only: no text of its own
+                    raise MissingTranslation(f"{candidate}:{key}: no value")
+                text, errors = bundle.format_pattern(pattern, args)
+                if errors or not isinstance(text, str):
+                    raise MissingTranslation(f"{candidate}:{key}: {errors[0] if errors else 'no text'}")
                 return text
         raise MissingTranslation(f"{locale}:{key}")

@@ -145,16 +145,30 @@ def settings_keyboard(t: Translator, locale: Locale, prefs: UserPrefs) -> Inline
     current_aspect = prefs.aspect or "auto"
     for value in ASPECTS:
         label = t(locale, "settings-aspect-auto") if value == "auto" else value
-        kb.button(text=mark(label, value == current_aspect), callback_data=SetPref(field="ar", value=value.replace(":", "x")))
+        kb.button(
+            text=mark(label, value == current_aspect), callback_data=SetPref(field="ar", value=value.replace(":", "x"))
+        )
     for q in QUALITY_CHOICES:
-        kb.button(text=mark(t(locale, f"quality-{q.value}"), prefs.quality == q), callback_data=SetPref(field="q", value=q.value))
+        kb.button(
+            text=mark(t(locale, f"quality-{q.value}"), prefs.quality == q),
+            callback_data=SetPref(field="q", value=q.value),
+        )
     current_lang = prefs.locale.value if prefs.locale else "auto"
     for value in LANGUAGES:
-        kb.button(text=mark(t(locale, f"language-{value}"), value == current_lang), callback_data=SetPref(field="lang", value=value))
+        kb.button(
+            text=mark(t(locale, f"language-{value}"), value == current_lang),
+            callback_data=SetPref(field="lang", value=value),
+        )
     for value in SEND_AS:
-        kb.button(text=mark(t(locale, f"send-as-{value}"), prefs.send_as.value == value), callback_data=SetPref(field="as", value=value))
+        kb.button(
+            text=mark(t(locale, f"send-as-{value}"), prefs.send_as.value == value),
+            callback_data=SetPref(field="as", value=value),
+        )
     for value in ("on", "off"):
-        kb.button(text=mark(t(locale, f"translate-{value}"), prefs.translate == (value == "on")), callback_data=SetPref(field="tr", value=value))
+        kb.button(
+            text=mark(t(locale, f"translate-{value}"), prefs.translate == (value == "on")),
+            callback_data=SetPref(field="tr", value=value),
+        )
     kb.adjust(4, 4, 4, 3, 2, 2)
     return kb.as_markup()
 

@@ -68,9 +68,10 @@ class UserContext(BaseMiddleware):
         front.sender.reachable(user.id)
         data["prefs"] = prefs
         data["locale"] = locale
-        if paste is not None and paste.window_s:  # the first part of what may be a split paste
+        # The first part of what may be a split paste (only a Message claims one).
+        if paste is not None and paste.window_s and isinstance(event, Message):
             try:
                 data["joined_text"] = await paste.joined()
             finally:
-                front.paste.close(event.chat.id, user.id, paste)  # type: ignore[union-attr]
+                front.paste.close(event.chat.id, user.id, paste)
         return await handler(event, data)

@@ -122,7 +122,13 @@ async def ban_command(front: Front, message: Message, args: str | None, locale: 
     else:
         changed = await front.store.unban(user_id)
         key = "unban-done" if changed else "unban-not-banned"
-    log.info("admin %s %s user %s (%s)", admin, "banned" if ban else "unbanned", user_id, "changed" if changed else "no change")
+    log.info(
+        "admin %s %s user %s (%s)",
+        admin,
+        "banned" if ban else "unbanned",
+        user_id,
+        "changed" if changed else "no change",
+    )
     with contextlib.suppress(RecipientGone):
         await front.reply(message.chat.id, front.t(locale, key, user_id=str(user_id)))
 

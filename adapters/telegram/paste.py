@@ -34,7 +34,8 @@ class Paste:
 
     async def joined(self) -> str:
         """The whole text, once no further part came for the window."""
-        while (wait := self.last_at + self.window_s - time.monotonic()) > 0:
+        # Not a poll: each sleep lasts until the window's end, which a later part moves on.
+        while (wait := self.last_at + self.window_s - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
         self.done = True
         return "".join(text for _, text in sorted(self.parts))

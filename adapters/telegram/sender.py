@@ -33,9 +33,9 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from enum import IntEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -48,13 +48,27 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import InputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
 
 from domain.errors import RecipientGone
+
+if TYPE_CHECKING:
+    from aiogram.types import MediaUnion
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # When the user whose calls are being made asked (epoch seconds), set by ``Sender.serving``.
 _waiting_since: contextvars.ContextVar[float] = contextvars.ContextVar("waiting_since", default=0.0)
+
+# Tried again: flood control (after its wait) and what a later try may get through. Not
+# TelegramEntityTooLarge, a TelegramNetworkError that no try will get through.
+_RETRIED = (TelegramRetryAfter, TelegramNetworkError, TelegramServerError, ClientDecodeError)
 
 
 def _reply(message_id: int) -> ReplyParameters:
@@ -256,59 +270,69 @@ class Sender:
         interval = self.interval(chat_id)
         chat = self._chat(chat_id)
         guard = chat.lock if paced else contextlib.nullcontext()
-        async with guard:  # type: ignore[attr-defined]
-            delay = self.backoff_s
-            for attempt in range(1, attempts + 1):
-                if paced:
-                    wait = chat.next_at - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                held = paced and self.shared is not None and await self.shared.acquire(chat_id)
-                pause = 0.0
-                try:
-                    async with self.bucket.slot(priority, _waiting_since.get() or time.time()):
-                        result = await make_call()
-                    if on_sent is not None:
-                        await on_sent()
-                    self.sent += 1
-                    return result
-                except asyncio.CancelledError:
-                    # It may still reach Telegram a little later: keep a margin.
-                    pause = interval + 1.0
-                    raise
-                except TelegramRetryAfter as exc:
-                    pause = float(exc.retry_after)
-                    log.info("flood control on chat %s: waiting %.0fs", chat_id, pause)
-                    if attempt == attempts:
-                        raise
-                except TelegramForbiddenError as exc:
-                    log.info("chat %s cannot be reached: %s", chat_id, exc.message)
-                    if chat_id:
-                        self.unreachable.add(chat_id)
-                    if self.on_blocked is not None:
-                        with contextlib.suppress(Exception):
-                            await self.on_blocked(chat_id)
-                    raise RecipientGone(chat_id=chat_id) from exc
-                except TelegramEntityTooLarge:
-                    raise  # sending it again will not make it smaller
-                except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as exc:
-                    pause = delay
-                    delay = min(delay * 2, self.max_backoff_s)
-                    log.info(
-                        "Bot API call for chat %s failed (%s, try %d/%d)",
-                        chat_id, type(exc).__name__, attempt, attempts,
-                    )
-                    if attempt == attempts:
-                        raise
-                finally:
+        async with guard:
+            delay = self.backoff_s  # the next pause after a network or server error (doubles)
+            pause = 0.0  # the pause the last failed try asked for
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(attempts),
+                retry=retry_if_exception_type(_RETRIED) & retry_if_not_exception_type(TelegramEntityTooLarge),
+                # A paced call waits for the chat's next turn (next_at, which holds the pause) at
+                # the start of its next try; an unpaced one sleeps the pause here.
+                wait=lambda _: 0.0 if paced else pause,
+                before_sleep=self._count_retry,
+                reraise=True,
+            )
+            async for one_try in retrying:
+                with one_try:
+                    attempt = one_try.retry_state.attempt_number
                     if paced:
-                        chat.next_at = time.monotonic() + max(interval, pause)
-                    if held:
-                        await asyncio.shield(self.shared.release(chat_id, max(interval, pause)))  # type: ignore[union-attr]
-                self.retried += 1
-                if not paced and pause:
-                    await asyncio.sleep(pause)
+                        wait = chat.next_at - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    held = paced and self.shared is not None and await self.shared.acquire(chat_id)
+                    pause = 0.0
+                    try:
+                        async with self.bucket.slot(priority, _waiting_since.get() or time.time()):
+                            result = await make_call()
+                        if on_sent is not None:
+                            await on_sent()
+                        self.sent += 1
+                        return result
+                    except asyncio.CancelledError:
+                        # It may still reach Telegram a little later: keep a margin.
+                        pause = interval + 1.0
+                        raise
+                    except TelegramRetryAfter as exc:
+                        pause = float(exc.retry_after)
+                        log.info("flood control on chat %s: waiting %.0fs", chat_id, pause)
+                        raise
+                    except TelegramForbiddenError as exc:
+                        log.info("chat %s cannot be reached: %s", chat_id, exc.message)
+                        if chat_id:
+                            self.unreachable.add(chat_id)
+                        if self.on_blocked is not None:
+                            with contextlib.suppress(Exception):
+                                await self.on_blocked(chat_id)
+                        raise RecipientGone(chat_id=chat_id) from exc
+                    except TelegramEntityTooLarge:
+                        raise  # sending it again will not make it smaller
+                    except _RETRIED as exc:  # network and server errors, undecodable answers
+                        pause = delay
+                        delay = min(delay * 2, self.max_backoff_s)
+                        log.info(
+                            "Bot API call for chat %s failed (%s, try %d/%d)",
+                            chat_id, type(exc).__name__, attempt, attempts,
+                        )
+                        raise
+                    finally:
+                        if paced:
+                            chat.next_at = time.monotonic() + max(interval, pause)
+                        if held and self.shared is not None:
+                            await asyncio.shield(self.shared.release(chat_id, max(interval, pause)))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_retry(self, _: RetryCallState) -> None:
+        self.retried += 1
 
     # --- what the bot sends ------------------------------------------------------------------------
     async def send_message(
@@ -379,7 +403,7 @@ class Sender:
         )
 
     async def send_album(
-        self, chat_id: int, media: list[InputMediaPhoto | InputMediaDocument], *,
+        self, chat_id: int, media: Sequence[InputMediaPhoto | InputMediaDocument], *,
         reply_to: int | None = None, priority: Priority = Priority.RESULT,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Message]:
@@ -387,8 +411,9 @@ class Sender:
         kwargs: dict[str, Any] = {}
         if reply_to is not None:
             kwargs["reply_parameters"] = _reply(reply_to)
+        items: list[MediaUnion] = [*media]
         return await self.call(
-            chat_id, lambda: self.bot.send_media_group(chat_id, media, **kwargs), priority=priority,
+            chat_id, lambda: self.bot.send_media_group(chat_id, items, **kwargs), priority=priority,
             on_sent=on_sent,
         )
 

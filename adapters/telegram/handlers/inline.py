@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from aiogram import Router
 from aiogram.filters import CommandObject, CommandStart
@@ -24,6 +25,9 @@ from adapters.telegram.front import Front
 from adapters.telegram.keyboards import short
 from domain.models import Locale
 from domain.users import JobRecord, UserPrefs
+
+if TYPE_CHECKING:
+    from aiogram.types import InlineQueryResultUnion
 
 log = logging.getLogger(__name__)
 RESULTS = 20
@@ -77,9 +81,10 @@ def router(prompts: InlinePrompts) -> Router:
     async def on_inline(query: InlineQuery, front: Front, locale: Locale) -> None:
         text = " ".join(query.query.split())
         records = await front.store.history(query.from_user.id, 50)
-        results = [
+        found: list[InlineQueryResultUnion] = [
             item for item in (inline_result(rec) for rec in records if matches(text, rec.prompt)) if item
-        ][:RESULTS]
+        ]
+        results = found[:RESULTS]
         if text:
             button = InlineQueryResultsButton(
                 text=short(front.t(locale, "inline-generate", prompt=short(text, 40)), 64),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiogram import Router
@@ -11,8 +12,8 @@ from aiogram.types import CallbackQuery, Message
 
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import CancelJob, cancel_choice_keyboard, history_keyboard, short
-from domain.models import Locale
 from domain.errors import RecipientGone
+from domain.models import Locale
 from domain.users import JobState
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,8 @@ def router() -> Router:
         for i, job in enumerate(records, 1):
             url = job.image_url or ""
             if job.image_key:
-                try:  # a fresh link: stored ones expire
+                with contextlib.suppress(Exception):  # a fresh link: stored ones expire
                     url = await front.storage.link(job.image_key)
-                except Exception:
-                    pass
             links.append((i, job.job_id, url))
             lines.append(
                 front.t(
