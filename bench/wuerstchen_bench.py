@@ -5,8 +5,9 @@ The speed of a diffusion model does not depend on its weight values, so the real
 built here from its configurations (nothing is downloaded): the prior (c=1536, c_cond=1280,
 depth=32, nhead=24: 994M parameters), the DiffNeXt decoder (diffusers defaults: 1055M), the CLIP
 ViT-bigG (693M) and ViT-H (353M) text encoders and the Paella VQGAN (18M). The pipelines are the
-adapter's own (``adapters.wuerstchen.generator``: fused attention, the batch-fixed decoder, one
-seed per image), so the figures are what a worker gets.
+adapter's own (``adapters.wuerstchen.pipelines``: fused attention, the batch-fixed decoder, one
+seed per image; the PNGs on ``adapters.wuerstchen.png``'s threads), so the figures are what a
+worker gets.
 
 For every size, batch size and mode (eager, compiled) it prints seconds per image and images per
 second (median of ``--repeats`` timed calls after ``--warmup`` calls; CUDA is synchronised), the
@@ -115,7 +116,7 @@ def build_models(arch: Arch, device: Any, dtype: Any) -> dict[str, Any]:
     from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel, WuerstchenDiffNeXt, WuerstchenPrior
     from transformers import CLIPTextModel
 
-    from adapters.wuerstchen.generator import skip_decoder_weight_init
+    from adapters.wuerstchen.model_files import skip_decoder_weight_init
 
     tok = tiny.build_tokenizer()
     ids = dict(bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
@@ -138,14 +139,15 @@ def param_counts(models: dict[str, Any]) -> dict[str, float]:
     return {name: sum(p.numel() for p in m.parameters()) / 1e6 for name, m in models.items()}
 
 
-def build_generator(arch: Arch, device: Any, dtype: Any, args: argparse.Namespace):
+def build_pipelines(arch: Arch, device: Any, dtype: Any):
+    """The adapter's pipelines on the models of ``arch`` (random weights), and the models."""
     from diffusers import DDPMWuerstchenScheduler
 
-    from adapters.wuerstchen.generator import WuerstchenGenerator, make_pipelines
+    from adapters.wuerstchen.pipelines import make_pipelines
 
     models = build_models(arch, device, dtype)
     tokenizer = tiny.build_tokenizer()
-    prior_pipe, decoder_pipe = make_pipelines(
+    pipelines = make_pipelines(
         prior_tokenizer=tokenizer,
         prior_text_encoder=models["prior_text"],
         prior=models["prior"],
@@ -157,16 +159,7 @@ def build_generator(arch: Arch, device: Any, dtype: Any, args: argparse.Namespac
         vqgan=models["vqgan"],
         device=device,
     )
-    gen = WuerstchenGenerator.from_pipelines(
-        prior_pipe,
-        decoder_pipe,
-        max_batch=max(args.batches + args.compile_batches + [1]),
-        compile=True,
-        compile_cache_dir=args.compile_cache_dir,
-        compile_mode=args.compile_mode,
-        compile_backend=args.compile_backend,
-    )
-    return gen, models
+    return pipelines, models
 
 
 # --------------------------------------------------------------------------- FLOPs
@@ -174,7 +167,7 @@ def build_generator(arch: Arch, device: Any, dtype: Any, args: argparse.Namespac
 
 def latent_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """(prior latent h, w) and (decoder latent h, w), as the pipelines compute them."""
-    from adapters.wuerstchen.generator import DECODER_DEFAULTS, PRIOR_DEFAULTS
+    from adapters.wuerstchen.pipelines import DECODER_DEFAULTS, PRIOR_DEFAULTS
 
     ph = math.ceil(height / PRIOR_DEFAULTS["resolution_multiple"])
     pw = math.ceil(width / PRIOR_DEFAULTS["resolution_multiple"])
@@ -194,7 +187,7 @@ def count_flops(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from adapters.wuerstchen.generator import use_fused_attention
+    from adapters.wuerstchen.pipelines import use_fused_attention
 
     if arch.name not in _META_MODELS:
         models = build_models(arch, "meta", torch.float32)
@@ -258,27 +251,27 @@ def requests_for(batch: int, size: int, args: argparse.Namespace) -> list[Genera
     ]
 
 
-def time_call(gen, requests, device) -> tuple[float, Any]:
+def time_call(pipelines, requests, device) -> tuple[float, Any]:
     sync(device)
     started = time.perf_counter()
-    pixels = gen.denoise(requests)
+    pixels = pipelines.denoise(requests)
     sync(device)
     return time.perf_counter() - started, pixels
 
 
-def measure(gen, mode: str, size: int, batch: int, args, device, flops: dict[int, float]) -> dict:
+def measure(pipelines, pngs, mode: str, size: int, batch: int, args, device, flops: dict[int, float]) -> dict:
     import torch
 
     requests = requests_for(batch, size, args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    first, pixels = time_call(gen, requests, device)
+    first, pixels = time_call(pipelines, requests, device)
     for _ in range(max(0, args.warmup - 1)):
-        time_call(gen, requests, device)
-    times = [time_call(gen, requests, device)[0] for _ in range(max(1, args.repeats))]
+        time_call(pipelines, requests, device)
+    times = [time_call(pipelines, requests, device)[0] for _ in range(max(1, args.repeats))]
     seconds = statistics.median(times)
     png_started = time.perf_counter()
-    gen.encode_pngs(requests, pixels)  # the batch's PNGs on the generator's PNG threads
+    pngs.encode_all(requests, pixels)  # the batch's PNGs on the PNG threads, as a worker makes them
     png_s = (time.perf_counter() - png_started) / batch
     row = {
         "mode": mode,
@@ -290,7 +283,7 @@ def measure(gen, mode: str, size: int, batch: int, args, device, flops: dict[int
         "first_call_s": first,
         "runs_s": times,
         "png_s_per_image": png_s,  # wall time of the batch's PNGs over the batch, in parallel
-        "png_threads": gen.png_threads,
+        "png_threads": pngs.threads,
         "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
     if size in flops:
@@ -348,7 +341,8 @@ def step_only(arch: Arch, args, device, dtype) -> None:
     import torch
     from diffusers.pipelines.deprecated.wuerstchen import WuerstchenDiffNeXt, WuerstchenPrior
 
-    from adapters.wuerstchen.generator import skip_decoder_weight_init, use_fused_attention
+    from adapters.wuerstchen.model_files import skip_decoder_weight_init
+    from adapters.wuerstchen.pipelines import use_fused_attention
 
     torch.set_flush_denormal(True)
     for part in args.parts:
@@ -450,7 +444,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from adapters.wuerstchen.generator import default_threads, resolve_device, resolve_dtype
+    from adapters.huggingface.torch_setup import default_threads, resolve_device, resolve_dtype
 
     started = time.perf_counter()
     arch = TINY if args.tiny else REAL
@@ -504,7 +498,14 @@ def main(argv: list[str] | None = None) -> dict:
         return report.data
 
     t0 = time.perf_counter()
-    gen, models = build_generator(arch, device, dtype, args)
+    from adapters.wuerstchen.compilation import TorchCompile
+    from adapters.wuerstchen.png import PngEncoder
+
+    pipelines, models = build_pipelines(arch, device, dtype)
+    pngs = PngEncoder()
+    compiler = TorchCompile(
+        args.compile_backend, args.compile_mode, Path(args.compile_cache_dir) if args.compile_cache_dir else None
+    )
     counts = param_counts(models)
     log(f"built {arch.name} model in {time.perf_counter() - t0:.1f}s: "
         + ", ".join(f"{k} {v:.1f}M" for k, v in counts.items()))
@@ -513,15 +514,13 @@ def main(argv: list[str] | None = None) -> dict:
     def out_of_time() -> bool:
         return bool(args.max_seconds) and time.perf_counter() - started > args.max_seconds
 
-    from adapters.wuerstchen.generator import set_channels_last
-
     compiled = False
     for mode in args.modes:
         # "-cl": the prior's and decoder's weights (and so activations) in the channels-last layout
-        set_channels_last(mode.endswith("-cl"), gen._prior_pipe.prior, gen._decoder_pipe.decoder)
+        pipelines.set_channels_last(mode.endswith("-cl"))
         if mode.startswith("compiled"):
             if not compiled:
-                gen._compile()
+                compiler.apply(pipelines, device)
                 compiled = True
             log(f"compiling with backend={args.compile_backend} mode={args.compile_mode or 'default'} "
                 f"(cache {args.compile_cache_dir}); each new shape compiles on its first call")
@@ -534,7 +533,7 @@ def main(argv: list[str] | None = None) -> dict:
                     log(f"--max-seconds reached: skipping {mode} {size} batch {batch} and the rest")
                     break
                 try:
-                    row = measure(gen, mode, size, batch, args, device, flops)
+                    row = measure(pipelines, pngs, mode, size, batch, args, device, flops)
                 except torch.cuda.OutOfMemoryError:
                     torch.cuda.empty_cache()
                     log(f"{mode:>11} {size:>5}x{size:<5} batch {batch:>2}: out of GPU memory")
@@ -542,10 +541,8 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 log(format_row(row))
                 report.add("rows", row)
-        if mode.startswith("compiled") and args.compile_cache_dir:
-            from adapters.wuerstchen.generator import save_compile_cache
-
-            save_compile_cache(Path(args.compile_cache_dir))
+        if mode.startswith("compiled"):
+            compiler.save_cache()
     best = max((r for r in report.data["rows"] if "images_per_s" in r), key=lambda r: r["images_per_s"], default=None)
     if best:
         log(f"best: {best['images_per_s']:.2f} images/s ({best['mode']}, {best['size']}px, batch {best['batch']})")

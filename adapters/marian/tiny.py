@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
+from typing import Any
+
+from adapters.huggingface.tiny_build import TinyModelBuild
 
 TINY_TRANSLATOR_VERSION = 1
 _MARKER = "TINY_MARIAN.json"
@@ -47,19 +47,19 @@ CORPUS = [
 ]
 VOCAB_PIECES = 200  # per SentencePiece model (a limit the trainer may stay under)
 
-TINY_CONFIG = dict(
-    d_model=32,
-    encoder_layers=2,
-    decoder_layers=2,
-    encoder_attention_heads=2,
-    decoder_attention_heads=2,
-    encoder_ffn_dim=64,
-    decoder_ffn_dim=64,
-    max_position_embeddings=512,
-    activation_function="swish",
-    scale_embedding=True,
-    share_encoder_decoder_embeddings=True,
-)
+TINY_CONFIG: dict[str, Any] = {
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 512,
+    "activation_function": "swish",
+    "scale_embedding": True,
+    "share_encoder_decoder_embeddings": True,
+}
 
 
 def _train_spm(sentences: list[str], path: Path) -> list[str]:
@@ -110,8 +110,12 @@ def build_tokenizer(target: Path):
     vocab["<pad>"] = len(vocab)
     (target / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return MarianTokenizer(
-        str(target / "source.spm"), str(target / "target.spm"), str(target / "vocab.json"),
-        source_lang="ru", target_lang="en", model_max_length=512,
+        str(target / "source.spm"),
+        str(target / "target.spm"),
+        str(target / "vocab.json"),
+        source_lang="ru",
+        target_lang="en",
+        model_max_length=512,
     )
 
 
@@ -175,50 +179,17 @@ def _build_model(target: Path) -> None:
     model.generation_config.max_length = 512
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
-    (target / _MARKER).write_text(json.dumps({"version": TINY_TRANSLATOR_VERSION, "seed": SEED}) + "\n")
 
 
-def _is_built(folder: Path) -> bool:
-    try:
-        return json.loads((folder / _MARKER).read_text()).get("version") == TINY_TRANSLATOR_VERSION
-    except (OSError, ValueError):
-        return False
+BUILD = TinyModelBuild(_build, marker=_MARKER, version=TINY_TRANSLATOR_VERSION, seed=SEED)
 
 
 def build_tiny_translator(folder: str | Path) -> Path:
     """Build the tiny model into ``folder`` (replacing what is there); returns ``folder``."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        _build(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return BUILD.rebuild(folder)
 
 
 def ensure_tiny_translator(folder: str | Path) -> Path:
     """The tiny model in ``folder``, built first if it is missing or outdated (safe when several
     processes ask at once: each builds in a private folder and the first rename wins)."""
-    folder = Path(folder)
-    if _is_built(folder):
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        _build(staging)
-        if _is_built(folder):  # someone else finished first: keep theirs
-            return folder
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(staging, folder)
-        except OSError:
-            if not _is_built(folder):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return BUILD.ensure(folder)

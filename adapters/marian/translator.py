@@ -31,16 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from adapters.wuerstchen.generator import (
-    _error,
-    _first_line,
-    _hub_cache_dir,
-    _looks_like_path,
-    _offline_from_env,
-    default_threads,
-    resolve_device,
-    resolve_dtype,
-)
+from adapters.huggingface.hub import first_line as _first_line
+from adapters.huggingface.hub import hub_cache_dir as _hub_cache_dir
+from adapters.huggingface.hub import looks_like_path as _looks_like_path
+from adapters.huggingface.hub import offline_from_env as _offline_from_env
+from adapters.huggingface.hub import one_line_error as _error
+from adapters.huggingface.torch_setup import default_threads, resolve_device, resolve_dtype
 from domain.errors import ModelNotFound
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,9 @@ ask at the same time: each builds in a private folder and the first rename wins)
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
+
+from adapters.huggingface.tiny_build import TinyModelBuild
 
 # Bump when the tiny architecture or its weights change: an old build is then rebuilt.
 TINY_MODEL_VERSION = 3
@@ -37,36 +36,36 @@ MAX_TOKENS = 77  # CLIP's context length, as in the real tokenizers
 PRIOR_PIPELINE_CONFIG = {"latent_mean": 42.0, "latent_std": 1.0, "resolution_multiple": 42.67}
 DECODER_PIPELINE_CONFIG = {"latent_dim_scale": 10.67}
 
-TINY_PRIOR_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-TINY_DECODER_TEXT = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2)
-TINY_PRIOR = dict(c_in=16, c=32, c_cond=32, c_r=16, depth=2, nhead=2, dropout=0.0)
-TINY_DECODER = dict(
-    c_in=4,
-    c_out=4,
-    c_r=16,
-    patch_size=2,
-    c_cond=32,
-    c_hidden=[8, 16, 16, 16],
-    nhead=[-1, 2, 2, 2],
-    blocks=[1, 1, 1, 1],
-    level_config=["CT", "CTA", "CTA", "CTA"],
-    inject_effnet=[False, True, True, True],
-    effnet_embd=16,
-    clip_embd=24,
-    kernel_size=3,
-    dropout=0.0,
-)
-TINY_VQGAN = dict(
-    in_channels=3,
-    out_channels=3,
-    up_down_scale_factor=2,
-    levels=2,
-    bottleneck_blocks=1,
-    embed_dim=16,
-    latent_channels=4,
-    num_vq_embeddings=32,
-    scale_factor=0.3764,
-)
+TINY_PRIOR_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+TINY_DECODER_TEXT = {"hidden_size": 24, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 2}
+TINY_PRIOR = {"c_in": 16, "c": 32, "c_cond": 32, "c_r": 16, "depth": 2, "nhead": 2, "dropout": 0.0}
+TINY_DECODER = {
+    "c_in": 4,
+    "c_out": 4,
+    "c_r": 16,
+    "patch_size": 2,
+    "c_cond": 32,
+    "c_hidden": [8, 16, 16, 16],
+    "nhead": [-1, 2, 2, 2],
+    "blocks": [1, 1, 1, 1],
+    "level_config": ["CT", "CTA", "CTA", "CTA"],
+    "inject_effnet": [False, True, True, True],
+    "effnet_embd": 16,
+    "clip_embd": 24,
+    "kernel_size": 3,
+    "dropout": 0.0,
+}
+TINY_VQGAN = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "up_down_scale_factor": 2,
+    "levels": 2,
+    "bottleneck_blocks": 1,
+    "embed_dim": 16,
+    "latent_channels": 4,
+    "num_vq_embeddings": 32,
+    "scale_factor": 0.3764,
+}
 
 # A few merges so that the tokenizer really does byte-pair encoding, not only single bytes.
 _WORDS = ["the", "a", "of", "and", "cat", "dog", "red", "blue", "photo", "painting", "in", "on"]
@@ -83,7 +82,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=False))
 
 
 def tiny_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -100,7 +99,7 @@ def tiny_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
             merged = parts[0] + parts[1]
             if merged not in tokens:
                 tokens.append(merged)
-            parts = [merged] + parts[2:]
+            parts = [merged, *parts[2:]]
     merges = list(dict.fromkeys(merges))
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, merges
@@ -112,7 +111,8 @@ def build_tokenizer():
     from transformers import CLIPTokenizer
 
     vocab, merges = tiny_vocab_and_merges()
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
+    # transformers annotates merges as strings; the pairs are what its tokenizers backend takes.
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)  # type: ignore[arg-type]
 
 
 def text_encoder_config(sizes: dict, vocab_size: int, bos: int, eos: int, pad: int):
@@ -184,8 +184,10 @@ def _write_model_index(folder: Path, class_name: str, components: dict[str, list
 
 def _build(target: Path) -> None:
     import torch
-    from diffusers import DDPMWuerstchenScheduler
     from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel, WuerstchenDiffNeXt, WuerstchenPrior
+
+    # From its own module: mypy sees diffusers' top-level name as a placeholder without save_pretrained.
+    from diffusers.schedulers.scheduling_ddpm_wuerstchen import DDPMWuerstchenScheduler
 
     generator = torch.Generator().manual_seed(SEED)
     torch_state = torch.random.get_rng_state()
@@ -243,51 +245,19 @@ def _build(target: Path) -> None:
         )
     finally:
         torch.random.set_rng_state(torch_state)
-    (target / _MARKER).write_text(json.dumps({"version": TINY_MODEL_VERSION, "seed": SEED}) + "\n")
 
 
-def _is_built(folder: Path) -> bool:
-    try:
-        marker = json.loads((folder / _MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("version") == TINY_MODEL_VERSION
+BUILD = TinyModelBuild(_build, marker=_MARKER, version=TINY_MODEL_VERSION, seed=SEED)
 
 
 def build_tiny_model(folder: str | Path) -> tuple[Path, Path]:
     """Build the tiny model into ``folder`` (replacing what is there) and return the prior and
     decoder repository folders, to pass as ``WuerstchenGenerator(prior, decoder)``."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        _build(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    folder = BUILD.rebuild(folder)
     return folder / "prior", folder / "decoder"
 
 
 def ensure_tiny_model(folder: str | Path) -> tuple[Path, Path]:
     """Return the tiny model in ``folder``, building it first if it is missing or outdated."""
-    folder = Path(folder)
-    if _is_built(folder):
-        return folder / "prior", folder / "decoder"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        _build(staging)
-        if _is_built(folder):  # someone else finished first: keep theirs
-            return folder / "prior", folder / "decoder"
-        if folder.exists():  # an outdated or broken build
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(staging, folder)
-        except OSError:
-            if not _is_built(folder):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    folder = BUILD.ensure(folder)
     return folder / "prior", folder / "decoder"

@@ -64,6 +64,6 @@ async def test_meta_flop_count_matches_the_running_pipeline(bench, tiny_generato
 
     request = GenerationRequest(prompt="a cat", width=256, height=128, seed=1, prior_steps=5, decoder_steps=3)
     with FlopCounterMode(display=False) as counter:
-        tiny_generator.denoise([request])
+        tiny_generator.pipelines.denoise([request])
     counted = bench.count_flops(bench.TINY, 256, 128, 5, 3)["total"]
     assert counter.get_total_flops() == pytest.approx(counted, rel=0.01)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.wuerstchen.generator import WuerstchenGenerator, plan_groups, prior_timesteps
+from adapters.wuerstchen.batching import plan_groups
+from adapters.wuerstchen.generator import WuerstchenGenerator
+from adapters.wuerstchen.pipelines import prior_timesteps
 from domain.models import GenerationRequest
 
 
@@ -133,9 +135,10 @@ async def test_start_is_idempotent_and_generate_starts_on_demand(tiny_model):
     gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1)
     try:
         await asyncio.gather(gen.start(), gen.start())
-        pipe = gen._prior_pipe
+        pipelines = gen.pipelines
+        assert pipelines is not None
         await gen.start()
-        assert gen._prior_pipe is pipe
+        assert gen.pipelines is pipelines
     finally:
         await gen.stop()
     assert not gen.started
@@ -170,7 +173,7 @@ async def test_the_decoder_fix_batches_different_prompts(tiny_generator):
     gives one text embedding per image."""
     import torch
 
-    decoder = tiny_generator._decoder_pipe
+    decoder = tiny_generator.pipelines.decoder_pipe
     embeddings, _ = decoder.encode_prompt(["a", "b", "c"], torch.device("cpu"), 3, False)
     assert embeddings.shape[0] == 3
     single, _ = decoder.encode_prompt("a", torch.device("cpu"), 3, False)
@@ -210,7 +213,7 @@ async def test_compiled_generator_warms_up_pads_batches_and_matches_eager(tiny_m
 
 
 def test_parse_warmup():
-    from adapters.wuerstchen.generator import parse_warmup
+    from adapters.wuerstchen.batching import parse_warmup
 
     assert parse_warmup("1x1024x1024, 8x1024x1024,4x512x768") == [(1, 1024, 1024), (8, 1024, 1024), (4, 512, 768)]
     assert parse_warmup("") == []
@@ -236,7 +239,7 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
     29 guided steps amplify rounding) stay far closer than another seed's image."""
     import torch
 
-    from adapters.wuerstchen.generator import set_channels_last
+    from adapters.wuerstchen.pipelines import set_channels_last
 
     prior, decoder = tiny_model
     requests = [req("a red cat", seed=5), req("a blue dog", seed=6)]
@@ -247,14 +250,14 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
         try:
             # weights whose layouts differ (a channel or pixel axis of 1 is the same in both)
             conv_weights = [
-                m.weight for m in gen._decoder_pipe.decoder.modules()
+                m.weight for m in gen.pipelines.decoder_pipe.decoder.modules()
                 if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight.shape[-2:] != (1, 1)
             ]
             assert conv_weights
             assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in conv_weights)
             images[channels_last] = await gen.generate(requests + [req("a red cat", seed=7)])
             if channels_last:
-                p, d = gen._prior_pipe.prior, gen._decoder_pipe.decoder
+                p, d = gen.pipelines.prior_pipe.prior, gen.pipelines.decoder_pipe.decoder
                 g = torch.Generator().manual_seed(0)
                 r = torch.rand(2, generator=g)
                 prior_in = (torch.randn(2, p.config.c_in, 3, 3, generator=g), r,
@@ -283,45 +286,45 @@ def test_channels_last_defaults_to_gpus_only(tiny_model):
     assert WuerstchenGenerator(prior, decoder).png_threads >= 1
 
 
-async def test_pngs_are_encoded_on_their_own_threads_while_the_next_group_denoises(tiny_model, monkeypatch):
+async def test_pngs_are_encoded_on_their_own_threads_while_the_next_group_denoises(tiny_model):
     """The generation thread only denoises: each group's PNGs are made on the PNG threads, the
-    first group's already while the second group is denoised, and the order is kept."""
+    first group's while the second group is denoised (each PNG waits until the second group's
+    steps are reported, which never happens if PNGs hold up the generation thread), and the
+    order is kept."""
     import threading
 
-    import adapters.wuerstchen.generator as module
+    from adapters.wuerstchen.png import PngEncoder, encode_png
 
     prior, decoder = tiny_model
-    gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, max_batch=2, png_threads=2)
-    events: list[tuple[str, str]] = []
-    encode, denoise = module.encode_png, gen._denoise
-    first_png_started = threading.Event()
+    first_group_steps = 8 + 4
+    second_group_denoising = threading.Event()
+    pngs: list[tuple[str, bool]] = []  # (thread, whether the second group was being denoised)
 
     def traced_encode(array, width, height):
-        events.append(("png", threading.current_thread().name))
-        first_png_started.set()
-        return encode(array, width, height)
+        pngs.append((threading.current_thread().name, second_group_denoising.wait(10)))
+        return encode_png(array, width, height)
 
-    def traced_denoise(requests, *args, **kwargs):
-        if events:  # a later group: wait until an earlier group's PNG is under way
-            assert first_png_started.wait(10)
-        events.append(("denoise", threading.current_thread().name))
-        return denoise(requests, *args, **kwargs)
+    def progress(step: int, total: int) -> None:
+        if step > first_group_steps:
+            second_group_denoising.set()
 
-    monkeypatch.setattr(module, "encode_png", traced_encode)
-    monkeypatch.setattr(gen, "_denoise", traced_denoise)
+    encoder = PngEncoder(threads=2, encode=traced_encode)
+    gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, max_batch=2, png_encoder=encoder)
+    assert gen.png_threads == 2
     await gen.start()
     try:
         requests = [req(f"prompt {i}", seed=i) for i in range(3)]  # groups of 2 and 1
-        images = await gen.generate(requests)
+        images = await gen.generate(requests, progress)
+        assert encoder.running
+        [alone] = await gen.generate([requests[2]])
     finally:
         await gen.stop()
-    assert [name for kind, name in events if kind == "denoise"] == ["wuerstchen_0", "wuerstchen_0"]
-    png_threads = {name for kind, name in events if kind == "png"}
-    assert len([1 for kind, _ in events if kind == "png"]) == 3
-    assert png_threads and all(name.startswith("png") for name in png_threads)
-    assert events.index(("denoise", "wuerstchen_0"), 1) > next(i for i, e in enumerate(events) if e[0] == "png")
+    assert len(pngs) == 4
+    assert all(name.startswith("png") for name, _ in pngs)
+    assert all(overlapped for _, overlapped in pngs)
     assert [(i.width, i.height) for i in images] == [(128, 128)] * 3
-    assert gen._png_pool is None  # stop() let the PNG threads go
+    assert mean_diff(images[2], alone) < 0.5  # the order is kept
+    assert not encoder.running  # stop() let the PNG threads go
 
 
 RESTART_PROBE = """
@@ -351,7 +354,7 @@ def test_a_restart_reuses_the_compile_cache(tiny_model, tmp_path):
     import sys
     from pathlib import Path
 
-    from adapters.wuerstchen.generator import COMPILE_ARTIFACTS
+    from adapters.wuerstchen.compilation import COMPILE_ARTIFACTS
 
     prior, decoder = tiny_model
     cache = tmp_path / "compile-cache"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.wuerstchen.generator import WuerstchenGenerator, resolve_repo
+from adapters.wuerstchen.generator import WuerstchenGenerator
+from adapters.wuerstchen.model_files import resolve_repo
 from domain.errors import GenerationError, ModelNotFound
 from domain.models import GenerationRequest
 
@@ -127,8 +128,8 @@ async def test_model_index_settings_are_read(tiny_model, tmp_path):
     gen = WuerstchenGenerator(changed, decoder, device="cpu", threads=1)
     await gen.start()
     try:
-        assert gen._prior_pipe.config.latent_mean == 7.0
-        assert gen._decoder_pipe.config.latent_dim_scale == pytest.approx(10.67)
+        assert gen.pipelines.prior_pipe.config.latent_mean == 7.0
+        assert gen.pipelines.decoder_pipe.config.latent_dim_scale == pytest.approx(10.67)
     finally:
         await gen.stop()
 
@@ -136,7 +137,7 @@ async def test_model_index_settings_are_read(tiny_model, tmp_path):
 async def test_device_and_dtype_settings():
     import torch
 
-    from adapters.wuerstchen.generator import default_threads, resolve_device, resolve_dtype
+    from adapters.huggingface.torch_setup import default_threads, resolve_device, resolve_dtype
 
     cpu = resolve_device("cpu")
     assert resolve_dtype("auto", cpu) == torch.float32
@@ -157,7 +158,8 @@ async def test_bfloat16_runs_end_to_end(tiny_model):
     gen = WuerstchenGenerator(prior, decoder, device="cpu", dtype="bf16", threads=1)
     await gen.start()
     try:
-        assert gen._prior_pipe.prior.dtype == gen._prior_pipe.text_encoder.dtype
+        prior_pipe = gen.pipelines.prior_pipe
+        assert prior_pipe.prior.dtype == prior_pipe.text_encoder.dtype
         [image] = await gen.generate(
             [GenerationRequest(prompt="x", width=128, height=128, seed=1, prior_steps=4, decoder_steps=2)]
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adapters.wuerstchen.generator import DECODER_PARTS, PRIOR_PARTS
+from adapters.wuerstchen.model_files import DECODER_PARTS, PRIOR_PARTS
 from adapters.wuerstchen.tiny import ensure_tiny_model
 
 
@@ -47,7 +47,7 @@ def _picture(generator, noise, seed: int):
     prior latent met on the way."""
     import torch
 
-    from adapters.wuerstchen.generator import prior_timesteps
+    from adapters.wuerstchen.pipelines import prior_timesteps
 
     largest = [0.0]
 
@@ -55,7 +55,7 @@ def _picture(generator, noise, seed: int):
         largest[0] = max(largest[0], float(tensors["latents"].abs().max()))
         return {}
 
-    prior, decoder = generator._prior_pipe, generator._decoder_pipe
+    prior, decoder = generator.pipelines
     with torch.inference_mode():
         embeddings = prior(
             prompt=["a red cat"], negative_prompt=[""], height=256, width=256,
@@ -81,7 +81,7 @@ async def test_the_tiny_model_keeps_a_rounding_difference_a_rounding_difference(
 
     import torch
 
-    prior = tiny_generator._prior_pipe
+    prior = tiny_generator.pipelines.prior_pipe
     side = math.ceil(256 / prior.config.resolution_multiple)
     shape = (1, prior.prior.config.c_in, side, side)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(3))
