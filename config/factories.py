@@ -164,18 +164,18 @@ def fake_generator(settings: Settings) -> Generator:
 def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGenerator:
     from adapters.wuerstchen.generator import WuerstchenGenerator, parse_warmup
 
-    options: dict[str, Any] = {
-        "device": settings.generator_device,
-        "dtype": settings.generator_dtype,
-        "threads": settings.generator_threads,
-        "compile": settings.generator_compile,
-        "compile_mode": settings.generator_compile_mode or None,
-        "channels_last": {"on": True, "off": False}.get(settings.generator_channels_last),
-        "png_threads": settings.generator_png_threads,
-        "compile_cache_dir": settings.compile_cache_dir,
-        "max_batch": settings.max_batch,
-        "warmup": parse_warmup(settings.generator_warmup),
-    }
+    options: dict[str, Any] = dict(
+        device=settings.generator_device,
+        dtype=settings.generator_dtype,
+        threads=settings.generator_threads,
+        compile=settings.generator_compile,
+        compile_mode=settings.generator_compile_mode or None,
+        channels_last={"on": True, "off": False}.get(settings.generator_channels_last),
+        png_threads=settings.generator_png_threads,
+        compile_cache_dir=settings.compile_cache_dir,
+        max_batch=settings.max_batch,
+        warmup=parse_warmup(settings.generator_warmup),
+    )
     if tiny:  # built on the generation thread at start(), never on the event loop
         return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
     return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
@@ -190,12 +190,12 @@ def prompt_translator(settings: Settings) -> PromptTranslator:
         return IdentityTranslator()
     from adapters.marian.translator import MarianTranslator
 
-    options: dict[str, Any] = {
-        "device": settings.generator_device,
-        "dtype": settings.prompt_translation_dtype,
-        "threads": settings.generator_threads,
-        "beams": settings.prompt_translation_beams,
-    }
+    options: dict[str, Any] = dict(
+        device=settings.generator_device,
+        dtype=settings.prompt_translation_dtype,
+        threads=settings.generator_threads,
+        beams=settings.prompt_translation_beams,
+    )
     if settings.generator == GeneratorBackend.TINY:
         return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
     return MarianTranslator(settings.prompt_translation_model, **options)
