@@ -1,19 +1,24 @@
 """Prompt2Pic entry point.
 
-    python app.py [--role bot|worker|all]        run the service (default: all, in one process)
-    python app.py generate "prompt" -o out.png   make one picture in-process and exit
+python app.py [--role bot|worker|all]        run the service (default: all, in one process)
+python app.py generate "prompt" -o out.png   make one picture in-process and exit
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from config.bootstrap import Components
+    from config.settings import Settings
 
 ROLES = ("bot", "worker", "all")
 
@@ -36,23 +41,22 @@ async def _start_when_reachable(component: Any, started: list[Any], stop: asynci
             await _start(component, started)
             return True
         except Exception as exc:
-            log.warning("%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay)
-            try:
+            log.warning(
+                "%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay
+            )
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, 30.0)
     return False
 
 
-async def serve(role: str, container: Any, stop: asyncio.Event | None = None) -> int:
-    """Run ``role`` until SIGINT/SIGTERM, then stop without losing accepted work:
-    intake stops first, the worker finishes the batch in hand, results still owed are delivered
-    (or stay on the queue), and only then do the adapters close."""
-    from adapters.http.server import HttpEndpoint
+async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
+    """Run the parts of ``parts.role`` until SIGINT/SIGTERM, then stop without losing accepted
+    work: intake stops first, the worker finishes the batch in hand, results still owed are
+    delivered (or stay on the queue), and only then do the adapters close."""
     from domain.errors import ModelNotFound
 
-    settings = container.settings()
+    role, settings = parts.role, parts.settings
     loop = asyncio.get_running_loop()
     stop_intake = stop or asyncio.Event()
     if stop is None:
@@ -62,33 +66,13 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
     started: list[Any] = []
     workers: list[asyncio.Task[Any]] = []
     telegram = None
-    ready = {"started": False}
     try:
-        metrics = await _start(container.metrics(), started)
-        await _start(container.tracer(), started)
-        queue, storage = container.queue(), container.storage()
-        http = HttpEndpoint(
-            settings.http_host,
-            settings.http_port,
-            readiness={"started": lambda: ready["started"], "queue": queue.is_ready},
-            metrics=getattr(metrics, "prometheus", None),
-            files=storage if settings.storage_backend == "local" else None,
-        )
+        await _start(parts.metrics, started)
+        await _start(parts.tracer, started)
+        http = parts.http
         if role in ("bot", "all"):
             if settings.telegram_bot_token.get_secret_value():
-                from adapters.telegram.runtime import TelegramRuntime
-
-                telegram = TelegramRuntime(
-                    settings,
-                    queue=queue,
-                    storage=storage,
-                    submit=container.submit(),
-                    delivery_log=container.delivery_log(),
-                    translator=container.translator(),
-                    http=http,
-                    metrics=metrics,
-                    tracer=container.tracer(),
-                )
+                telegram = parts.telegram
             elif role == "bot":
                 log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")
                 return 2
@@ -99,22 +83,21 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
                 )
         # Liveness first: a model that loads for minutes must not look like a dead container.
         await _start(http, started)
-        for component in (queue, storage):
+        for component in (parts.queue, parts.storage):
             if not await _start_when_reachable(component, started, stop_intake):
                 return 0
         if role in ("worker", "all"):
             try:
-                await _start(container.prompt_translator(), started)
-                await _start(container.generator(), started)
+                await _start(parts.prompt_translator, started)
+                await _start(parts.generator, started)
             except ModelNotFound as exc:
                 log.error("%s", exc.params.get("message", exc))
                 return 2
-            await _start(container.image_check(), started)  # the detector loads on its thread
-            worker = container.worker()
-            workers.append(asyncio.create_task(worker.run(stop_intake), name="worker"))
+            await _start(parts.image_check, started)  # the detector loads on its thread
+            workers.append(asyncio.create_task(parts.worker.run(stop_intake), name="worker"))
         if telegram is not None:
             await telegram.start()
-        ready["started"] = True
+        parts.started = True
         log.info("prompt2pic running as %s on port %d", role, http.port)
 
         await stop_intake.wait()
@@ -122,7 +105,7 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
         if telegram is not None:
             await telegram.stop_intake()
         if workers:
-            done, pending = await asyncio.wait(workers, timeout=settings.shutdown_grace_s)
+            _, pending = await asyncio.wait(workers, timeout=settings.shutdown_grace_s)
             for task in pending:
                 log.warning("in-flight work did not finish in time; it goes back to the queue")
                 task.cancel()
@@ -145,30 +128,27 @@ async def serve(role: str, container: Any, stop: asyncio.Event | None = None) ->
         log.info("prompt2pic stopped")
 
 
-async def generate_once(container: Any, args: argparse.Namespace) -> int:
+async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
     """One picture, in-process, through the same use cases as the service."""
-    from adapters.memory.queue import MemoryJobQueue
-    from adapters.memory.storage import LocalFolderStorage
-    from dependency_injector import providers
+    from config.bootstrap import Components
     from domain.errors import InvalidRequest, ModelNotFound
     from domain.models import JobStatus, Quality
 
     with tempfile.TemporaryDirectory(prefix="p2p-") as tmp:
-        container.queue.override(providers.Object(MemoryJobQueue()))
-        container.storage.override(providers.Object(LocalFolderStorage(tmp)))
+        parts = Components.for_one_picture(settings, Path(tmp))
         started: list[Any] = []
         try:
-            queue = await _start(container.queue(), started)
-            storage = await _start(container.storage(), started)
+            queue = await _start(parts.queue, started)
+            storage = await _start(parts.storage, started)
             try:
-                await _start(container.prompt_translator(), started)
-                await _start(container.generator(), started)
+                await _start(parts.prompt_translator, started)
+                await _start(parts.generator, started)
             except ModelNotFound as exc:
                 print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
                 return 2
-            await _start(container.image_check(), started)
+            await _start(parts.image_check, started)
             try:
-                job = await container.submit()(
+                job = await parts.submit(
                     user_id=0,
                     chat_id=0,
                     prompt=args.prompt,
@@ -179,12 +159,9 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
                     quality=Quality(args.quality),
                 )
             except InvalidRequest as exc:
-                from adapters.telegram.i18n import Translator
-
-                print(f"error: {Translator()('en', 'error-' + exc.code, **exc.params)}", file=sys.stderr)
+                print(f"error: {parts.translator('en', 'error-' + exc.code, **exc.params)}", file=sys.stderr)
                 return 2
-            worker = container.worker()
-            await worker.process(await queue.receive_jobs(1, 5.0))
+            await parts.worker.process(await queue.receive_jobs(1, 5.0))
             [delivery] = await queue.receive_events(1, 5.0) or [None]
             while delivery is not None and delivery.message.kind != "result":
                 await delivery.ack()
@@ -195,8 +172,9 @@ async def generate_once(container: Any, args: argparse.Namespace) -> int:
                 return 1
             result = delivery.message
             out = Path(args.output)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(await storage.get(result.image_key))
+            png = await storage.get(result.image_key)
+            await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(out.write_bytes, png)
             print(
                 f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
                 f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job.job_id}"
@@ -257,21 +235,16 @@ def secrets_of(settings: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from config.container import Container
+    from config.bootstrap import Components
     from config.logging import setup_logging
     from config.settings import Settings
 
     overrides = {"generator": args.generator} if getattr(args, "generator", None) else {}
     settings = Settings(**overrides)
     setup_logging(settings.log_level, secrets_of(settings), settings.log_format)
-    container = Container()
-    from dependency_injector import providers
-
-    container.settings.override(providers.Object(settings))
-    container.role.override(providers.Object(getattr(args, "role", "generate")))
     if args.command == "generate":
-        return asyncio.run(generate_once(container, args))
-    return asyncio.run(serve(args.role, container))
+        return asyncio.run(generate_once(settings, args))
+    return asyncio.run(serve(Components(settings, role=args.role)))
 
 
 if __name__ == "__main__":

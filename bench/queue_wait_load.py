@@ -36,10 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from dependency_injector import providers  # noqa: E402
 
 import app  # noqa: E402
-from config.container import Container  # noqa: E402
+from config.bootstrap import Components  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.fake_telegram import FakeBotAPI  # noqa: E402
 
@@ -153,10 +152,8 @@ async def run_load(bootstrap: str, args: argparse.Namespace) -> Report:
     await telegram.start()
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for(bootstrap, Path(tmp), telegram, args)
-        container = Container()
-        container.settings.override(providers.Object(settings))
         stop = asyncio.Event()
-        task = asyncio.create_task(app.serve("all", container, stop))
+        task = asyncio.create_task(app.serve(Components(settings, role="all"), stop))
         try:
             await telegram.wait_for(lambda c: c.method == "deleteWebhook", timeout=120)
             await telegram.wait_polling(timeout=120)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from domain.ports import ImageCheck
 from domain.safety import PromptFilter, build_prompt_filter
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +24,16 @@ def list_language(path: Path) -> str:
     return path.name.split(".")[0].lower()
 
 
-def word_list_paths(settings: Any) -> list[Path]:
-    raw = str(getattr(settings, "safety_word_lists", "") or "")
-    paths = [Path(part.strip()) for part in raw.split(",") if part.strip()]
+def word_list_paths(settings: Settings) -> list[Path]:
+    paths = [Path(part.strip()) for part in settings.safety_word_lists.split(",") if part.strip()]
     return paths or list(SHIPPED_LISTS)
 
 
-def prompt_filter(settings: Any) -> PromptFilter | None:
+def prompt_filter(settings: Settings) -> PromptFilter | None:
     """The prompt filter, or None when ``SAFETY_PROMPT_FILTER`` is off. A list that cannot be
     read or parsed stops the start with the file and line: a filter silently missing a list is
     worse than none."""
-    if not getattr(settings, "safety_prompt_filter", True):
+    if not settings.safety_prompt_filter:
         return None
     from adapters.snowball.stemmer import stemmers
 
@@ -42,17 +45,15 @@ def prompt_filter(settings: Any) -> PromptFilter | None:
     return found
 
 
-def image_check(settings: Any) -> Any:
+def image_check(settings: Settings) -> ImageCheck:
     """The image check the settings ask for: NudeNet (the worker extra), or the no-op one when
     ``SAFETY_IMAGE_ACTION=off`` or ``SAFETY_IMAGE_DETECTOR=none``. ``auto`` takes NudeNet when
     it is installed and says loudly when it is not."""
     from adapters.memory.image_check import NoImageCheck
 
-    action = str(getattr(getattr(settings, "safety_image_action", "spoiler"), "value", settings.safety_image_action))
-    detector = str(getattr(getattr(settings, "safety_image_detector", "auto"), "value", settings.safety_image_detector))
-    if action == "off" or detector == "none":
+    if settings.safety_image_action == "off" or settings.safety_image_detector == "none":
         return NoImageCheck()
-    if detector == "auto":
+    if settings.safety_image_detector == "auto":
         import importlib.util
 
         if importlib.util.find_spec("nudenet") is None or importlib.util.find_spec("onnxruntime") is None:

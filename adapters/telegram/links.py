@@ -61,6 +61,14 @@ def public_link_base(settings: Any) -> tuple[str, str]:
     return "PUBLIC_BASE_URL", getattr(settings, "public_base_url", "") or ""
 
 
+def link_mode(settings: Any) -> LinkUse:
+    """What picture links will be: buttons, text in captions, or none."""
+    name, base = public_link_base(settings)
+    if not base:
+        return LinkUse.BUTTON if name == "S3_PUBLIC_ENDPOINT_URL" else LinkUse.NONE
+    return link_use(base)
+
+
 def link_warning(settings: Any) -> str | None:
     """A warning for the log when picture links will not be buttons, with the setting to change;
     None when they will."""

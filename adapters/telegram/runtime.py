@@ -2,9 +2,8 @@
 polling, or a webhook route on the app's HTTP endpoint), the user store, the one outbound sender,
 and the consumer that delivers results and progress to chats.
 
-Everything it needs beyond the ports is built here from ``settings``: the user store (SQLite by
-default, PostgreSQL for several hosts, or memory), the durable delivery log next to it (so bot instances sharing the file never
-send one result twice), the sender's limits and the per-user limits.
+The composition root (``config/bootstrap.py``) builds every part from the settings and hands them
+in ready; this module starts them, runs the background loops and stops them in order.
 """
 
 from __future__ import annotations
@@ -13,24 +12,23 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
-import time
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from adapters.telegram.bot import build_bot, build_dispatcher
 from adapters.telegram.commands import set_menus
-from adapters.telegram.front import Front, FrontConfig
-from adapters.telegram.i18n import Translator
-from adapters.telegram.links import LinkUse, link_use, link_warning, public_link_base
-from adapters.telegram.notifier import TelegramNotifier
-from adapters.telegram.sender import Sender
-from adapters.telegram.status import StatusBoard
-from domain.ports import DeliveryLog, JobQueue, Storage
-from domain.services import DeliverResults, PublishOutbox, SubmitPrompt
-from domain.users import UserLimits, UserStore
-from domain.waits import WaitEstimator
+from domain.ports import JobQueue
+from domain.services import DeliverResults, PublishOutbox
+
+if TYPE_CHECKING:
+    from aiogram import Bot, Dispatcher
+
+    from adapters.http.server import HttpEndpoint
+    from adapters.telegram.front import Front
+    from adapters.telegram.sender import Sender
+    from adapters.telegram.status import StatusBoard
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ STOP_GRACE_S = 5.0
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
-class _StoppableEvents:
+class StoppableEvents:
     """The queue as DeliverResults sees it: a wait for events ends as soon as the runtime stops
     (instead of at the poll timeout). Events taken but not handled are not acked: the queue owes
     them still."""
@@ -69,153 +67,75 @@ class _StoppableEvents:
         return getattr(self._queue, name)
 
 
-def _setting(settings: Any, name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
+@dataclass(frozen=True)
+class Webhook:
+    """Webhook mode: Telegram posts updates to ``url``; they arrive on ``path`` of the app's HTTP
+    endpoint with ``secret`` in X-Telegram-Bot-Api-Secret-Token."""
+
+    url: str
+    path: str
+    secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ValueError("TELEGRAM_WEBHOOK_URL must be set in webhook mode")
+        if not _SECRET.match(self.secret):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode (1-256 characters A-Z a-z 0-9 _ -)")
 
 
-def build_user_store(settings: Any) -> tuple[UserStore, DeliveryLog | None]:
-    """The user store the settings ask for, and the durable delivery log that goes with it.
-    The log's owner name is the instance's stable name (``WORKER_ID``, else the host name), so
-    that this instance restarted takes over its own unconfirmed claims at once."""
-    backend = _setting(settings, "user_store", "memory")
-    backend = str(getattr(backend, "value", backend))
-    owner = _setting(settings, "worker_id", "") or socket.gethostname()
-    lease = _setting(settings, "delivery_lease_s", 15.0)
-    if backend == "postgres":  # shared by bot instances on any number of hosts
-        from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
+class Startable(Protocol):
+    async def start(self) -> None: ...
 
-        pg = PostgresDatabase(
-            settings.database_url.get_secret_value(),
-            password=settings.database_password.get_secret_value() or None,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-            connect_timeout_s=settings.database_connect_timeout_s,
-        )
-        return PostgresUserStore(pg), PostgresDeliveryLog(pg, lease_s=lease, owner=owner)
-    if backend == "sqlite":
-        from adapters.sqlite.delivery_log import SqliteDeliveryLog
-        from adapters.sqlite.user_store import SqliteUserStore, database
-
-        db = database(settings.sqlite_path)
-        return SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner)
-    from adapters.memory.user_store import MemoryUserStore
-
-    return MemoryUserStore(), None
-
-
-def build_coordination(settings: Any, store: UserStore) -> Any:
-    """With PostgreSQL, the send budget and per-chat pacing shared by every bot instance."""
-    db = getattr(store, "db", None)
-    if type(store).__name__ != "PostgresUserStore" or db is None:
-        return None
-    from adapters.postgres.coordination import PostgresSendCoordination
-
-    return PostgresSendCoordination(
-        db, owner=_setting(settings, "worker_id", "") or socket.gethostname(),
-        rate=_setting(settings, "send_rate_global", 30.0),
-    )
+    async def stop(self) -> None: ...
 
 
 class TelegramRuntime:
+    """Built by the composition root (``config/bootstrap.py``) from ready parts; this class
+    only starts them, runs the background loops, and stops them in order."""
+
     def __init__(
         self,
-        settings: Any,
         *,
-        queue: JobQueue,
-        storage: Storage,
-        submit: SubmitPrompt,
-        delivery_log: DeliveryLog,
-        translator: Translator | None = None,
-        http: Any = None,
-        metrics: Any = None,
-        tracer: Any = None,
+        bot: Bot,
+        dispatcher: Dispatcher,
+        front: Front,
+        sender: Sender,
+        board: StatusBoard,
+        deliver: DeliverResults,
+        outbox: PublishOutbox,
+        stop_delivery: asyncio.Event,
+        resources: Sequence[Startable],
+        http: HttpEndpoint,
+        webhook: Webhook | None = None,
+        queue_refresh_s: float = 5.0,
+        link_warning: str | None = None,
     ) -> None:
-        self.settings = settings
-        self.queue = queue
-        self.storage = storage
-        self.submit = submit
-        self.t = translator or Translator()
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.front = front
+        self.sender = sender
+        self.board = board
+        self.deliver = deliver
+        self.outbox = outbox
+        self._stop_delivery = stop_delivery  # DeliverResults' queue (StoppableEvents) waits on it too
+        self.resources = list(resources)  # the user store, its delivery log and shared limits
         self.http = http
-        self._stop_delivery = asyncio.Event()
+        self.webhook = webhook
+        self.mode = "webhook" if webhook is not None else "polling"
+        self.queue_refresh_s = queue_refresh_s
+        self.link_warning = link_warning
         self._tasks: list[asyncio.Task[Any]] = []
         self._accepting = False
-        mode = _setting(settings, "telegram_mode", "polling")
-        self.mode = str(getattr(mode, "value", mode))
-
-        self.bot = build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
-        self.store, self._durable_log = build_user_store(settings)
-        self.delivery_log: DeliveryLog = self._durable_log or delivery_log
-        if http is not None and hasattr(self.store, "is_ready"):  # a database server: ready while reachable
-            http.readiness["database"] = self.store.is_ready
-        self.coordination = build_coordination(settings, self.store)  # several instances: shared limits
-        self.sender = Sender(
-            self.bot,
-            rate=_setting(settings, "send_rate_global", 30.0),
-            rate_per_chat=_setting(settings, "send_rate_per_chat", 1.0),
-            group_interval_s=_setting(settings, "send_group_interval_s", 3.0),
-            max_attempts=_setting(settings, "send_max_attempts", 5),
-            backoff_s=_setting(settings, "send_backoff_s", 0.5),
-            on_blocked=self._blocked,
-            shared=self.coordination,
-        )
-        if self.coordination is not None:
-            self.coordination.on_share = self.sender.set_rate_limit
-        self.board = StatusBoard(
-            self.sender, _setting(settings, "status_edit_interval_s", 2.0),
-            # live-status edits take at most a third of the outbound rate, whatever the load
-            edits_per_s=float(_setting(settings, "send_rate_global", 30.0)) / 3,
-        )
-        config = FrontConfig(
-            limits=UserLimits(
-                max_in_flight=_setting(settings, "max_jobs_in_flight_per_user", 3),
-                per_minute=_setting(settings, "user_rate_per_minute", 10),
-                expiry_s=_setting(settings, "user_job_expiry_s", 3600.0),
-            ),
-            admins=frozenset(_setting(settings, "admin_ids", set())),
-            allowed=frozenset(_setting(settings, "allowed_user_ids", set())),
-            variations=_setting(settings, "variations", 3),
-            history_size=_setting(settings, "history_size", 10),
-            admin_chat_id=_setting(settings, "admin_chat_id", 0),
-            split_join_s=_setting(settings, "split_join_s", 1.5),
-            album_wait_s=_setting(settings, "album_wait_s", 30.0),
-            links=self.link_mode(settings).value,
-        )
-        self.front = Front(
-            submit=submit, queue=queue, storage=storage, store=self.store, sender=self.sender,
-            t=self.t, board=self.board, config=config,
-            estimator=WaitEstimator(
-                max_batch=_setting(settings, "max_batch", 1),
-                # a picture: its chat action, the photo and the status's removal
-                send_s=3.0 / max(0.1, float(_setting(settings, "send_rate_global", 30.0))),
-            ),
-        )
-        self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
-        self.notifier = TelegramNotifier(self.front)
-        self.dispatcher = build_dispatcher(self.front, answer_errors=self.mode != "webhook")
-        extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
-        lease = _setting(settings, "delivery_lease_s", 15.0)
-        self.deliver = DeliverResults(
-            _StoppableEvents(queue, self._stop_delivery),  # type: ignore[arg-type]
-            self.notifier,
-            self.delivery_log,
-            renew_every_s=max(0.1, lease / 3),
-            **extra,
-        )
-        self.outbox = PublishOutbox(
-            queue, self.store, submit,
-            expiry_s=config.limits.expiry_s, on_expired=self.front.never_queued,
-        )
         self._webhook: Any = None
-        if self.mode == "webhook":
-            self._setup_webhook()
+        if webhook is not None:
+            from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 
-    @staticmethod
-    def link_mode(settings: Any) -> LinkUse:
-        """What picture links will be: buttons, text in captions, or none."""
-        name, base = public_link_base(settings)
-        if not base:
-            return LinkUse.BUTTON if name == "S3_PUBLIC_ENDPOINT_URL" else LinkUse.NONE
-        return link_use(base)
+            # Handled within the request (not in the background): an update whose handling
+            # fails is answered with an error, and Telegram sends it again instead of losing it.
+            self._webhook = SimpleRequestHandler(
+                dispatcher, bot, secret_token=webhook.secret, handle_in_background=False
+            )
+            http.add_route("POST", webhook.path, self._on_webhook)
 
     async def _refresh_waiting(self) -> None:
         """Tell the jobs in line their place and wait as the queue moves."""
@@ -232,26 +152,6 @@ class TelegramRuntime:
                 log.debug("refreshing the queue positions failed: %s", type(exc).__name__)
 
     # --- webhook ------------------------------------------------------------------------------------
-    def _setup_webhook(self) -> None:
-        from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-
-        s = self.settings
-        secret = s.telegram_webhook_secret.get_secret_value()
-        if not s.telegram_webhook_url:
-            raise ValueError("TELEGRAM_WEBHOOK_URL must be set in webhook mode")
-        if not _SECRET.match(secret):
-            raise ValueError(
-                "TELEGRAM_WEBHOOK_SECRET must be set in webhook mode (1-256 characters A-Z a-z 0-9 _ -)"
-            )
-        if self.http is None:
-            raise ValueError("webhook mode needs the app's HTTP endpoint")
-        # Handled within the request (not in the background): an update whose handling fails is
-        # answered with an error, and Telegram sends it again instead of it being lost.
-        self._webhook = SimpleRequestHandler(
-            self.dispatcher, self.bot, secret_token=secret, handle_in_background=False
-        )
-        self.http.add_route("POST", s.telegram_webhook_path, self._on_webhook)
-
     async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
         if not self._accepting:  # stopping: Telegram sends it again, to another instance
             return web.Response(status=503, text="not accepting updates")
@@ -261,39 +161,32 @@ class TelegramRuntime:
             log.warning("update not handled (%s); Telegram will send it again", type(exc).__name__)
             return web.Response(status=503, text="update not handled; send it again")
 
-    async def _blocked(self, chat_id: int) -> None:
-        await self.store.mark_blocked(chat_id, time.time())
-
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.store.start()
-        if self._durable_log is not None:
-            await self._durable_log.start()  # type: ignore[attr-defined]
-        if self.coordination is not None:
-            await self.coordination.start()
+        for part in self.resources:
+            await part.start()
         self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
         self._tasks.append(asyncio.create_task(self.outbox.run(self._stop_delivery), name="outbox"))
         self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
         if self.queue_refresh_s > 0:
             self._tasks.append(asyncio.create_task(self._refresh_waiting(), name="refresh-waiting"))
-        warning = link_warning(self.settings)
-        if warning:
-            log.warning("%s", warning)
+        if self.link_warning:
+            log.warning("%s", self.link_warning)
         allowed = self.dispatcher.resolve_used_update_types()
         self._accepting = True
-        if self.mode == "webhook":
-            s = self.settings
+        webhook = self.webhook
+        if webhook is not None:
             await self.sender.call(
                 0,
                 lambda: self.bot.set_webhook(
-                    s.telegram_webhook_url,
-                    secret_token=s.telegram_webhook_secret.get_secret_value(),
+                    webhook.url,
+                    secret_token=webhook.secret,
                     allowed_updates=allowed,
                     drop_pending_updates=False,
                 ),
                 paced=False,
             )
-            log.info("Telegram webhook mode: updates arrive on %s", s.telegram_webhook_path)
+            log.info("Telegram webhook mode: updates arrive on %s", webhook.path)
             return
         with contextlib.suppress(Exception):  # a webhook left set would make getUpdates fail
             await self.sender.call(
@@ -331,9 +224,6 @@ class TelegramRuntime:
             task.cancel()
         await self.board.stop()
         self.sender.close()
-        if self.coordination is not None:
-            await self.coordination.stop()
-        if self._durable_log is not None:
-            await self._durable_log.stop()  # type: ignore[attr-defined]
-        await self.store.stop()
+        for part in reversed(self.resources):
+            await part.stop()
         await self.bot.session.close()

@@ -3,20 +3,18 @@ both through their real loaders, and a Russian prompt that reaches the model tra
 
 from __future__ import annotations
 
-from dependency_injector import providers
-
 from adapters.marian.translator import MarianTranslator
 from adapters.memory.translator import IdentityTranslator
 from adapters.wuerstchen.generator import WuerstchenGenerator
 from adapters.wuerstchen.tiny import ensure_tiny_model
-from config.container import Container
+from config.bootstrap import Components
 from config.settings import Settings
 from domain.models import JobStatus, Quality, Result, TranslationStatus
 from domain.translation import fit_translation
 from tests.marian.test_translator import model_writes
 
 
-def container_for(tmp_path, tiny_marian, tmp_path_factory, **overrides) -> Container:
+def parts_for(tmp_path, tiny_marian, tmp_path_factory, **overrides) -> Components:
     folder = tmp_path_factory.getbasetemp() / "tiny-wuerstchen"
     ensure_tiny_model(folder)
     values = dict(
@@ -26,23 +24,21 @@ def container_for(tmp_path, tiny_marian, tmp_path_factory, **overrides) -> Conta
         batch_wait_s=0.0,
     )
     values.update(overrides)
-    container = Container()
-    container.settings.override(providers.Object(Settings(**values)))
-    return container
+    return Components(Settings(**values))
 
 
 async def test_the_tiny_generator_comes_with_the_tiny_translator(tmp_path, tiny_marian, tmp_path_factory):
-    container = container_for(tmp_path, tiny_marian, tmp_path_factory)
-    translator, generator = container.prompt_translator(), container.generator()
+    parts = parts_for(tmp_path, tiny_marian, tmp_path_factory)
+    translator, generator = parts.prompt_translator, parts.generator
     assert isinstance(translator, MarianTranslator) and isinstance(generator, WuerstchenGenerator)
-    queue, storage = container.queue(), container.storage()
+    queue, storage = parts.queue, parts.storage
     for part in (queue, storage, translator, generator):
         await part.start()
     try:
-        submit = container.submit()
+        submit = parts.submit
         await submit(user_id=1, chat_id=1, prompt="Закат над океаном", quality=Quality.FAST,
                      width=256, height=256)
-        assert await container.worker().run_once() == 1
+        assert await parts.worker.run_once() == 1
         [result] = [d.message for d in await queue.receive_events(10, 1.0) if isinstance(d.message, Result)]
         assert result.status == JobStatus.DONE
         assert result.understood.translation == TranslationStatus.TRANSLATED
@@ -55,8 +51,8 @@ async def test_the_tiny_generator_comes_with_the_tiny_translator(tmp_path, tiny_
 
 
 def test_off_and_the_fake_generator_translate_nothing(tmp_path, tiny_marian, tmp_path_factory):
-    off = container_for(tmp_path, tiny_marian, tmp_path_factory, prompt_translation="off")
-    assert isinstance(off.prompt_translator(), IdentityTranslator)
-    fake = container_for(tmp_path, tiny_marian, tmp_path_factory, generator="fake")
-    assert isinstance(fake.prompt_translator(), IdentityTranslator)
-    assert fake.understand().reader is None  # the fake generator has no tokenizer
+    off = parts_for(tmp_path, tiny_marian, tmp_path_factory, prompt_translation="off")
+    assert isinstance(off.prompt_translator, IdentityTranslator)
+    fake = parts_for(tmp_path, tiny_marian, tmp_path_factory, generator="fake")
+    assert isinstance(fake.prompt_translator, IdentityTranslator)
+    assert fake.understand.reader is None  # the fake generator has no tokenizer

@@ -178,18 +178,21 @@ async def test_start_while_unreachable_then_it_comes(restartable_postgres, caplo
     assert PASSWORD not in caplog.text
 
 
-async def test_the_runtime_builds_the_shared_store_from_settings(postgres_url, caplog):
-    from adapters.telegram.runtime import build_user_store
+async def test_the_composition_root_builds_the_shared_store_from_settings(postgres_url, caplog):
     from app import secrets_of
+    from config.factories import user_stores
     from config.logging import SecretRedactor
     from config.settings import Settings
 
     settings = Settings(
         _env_file=None, user_store="postgres", database_url=postgres_url, database_pool_max=3, worker_id="bot-7"
     )
-    store, log = build_user_store(settings)
+    stores = user_stores(settings)
+    store, log = stores.store, stores.delivery_log
     assert isinstance(store, PostgresUserStore) and isinstance(log, PostgresDeliveryLog)
     assert store.db is log.db and store.db.max_size == 3 and log.owner == "bot-7"
+    assert stores.coordination is not None and stores.coordination.db is store.db  # the shared send budget
+    assert stores.is_ready == store.is_ready
     await store.start()
     await log.start()
     try:

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 
 import app
-from config.container import Container
+from config.bootstrap import Components
 from config.settings import Settings
 from tests.fake_telegram import FakeBotAPI
 
@@ -20,14 +19,14 @@ from tests.fake_telegram import FakeBotAPI
 @dataclass
 class Service:
     telegram: FakeBotAPI
-    container: Container
+    parts: Components
     settings: Settings
     task: asyncio.Task[int]
     stop: asyncio.Event
 
     @property
     def queue(self) -> Any:
-        return self.container.queue()
+        return self.parts.queue
 
 
 def free_port() -> int:
@@ -60,15 +59,10 @@ async def start_service(telegram, tmp_path):
         )
         values.update(overrides)
         settings = Settings(**values)
-        container = Container()
-        container.settings.override(providers.Object(settings))
-        if generator is not None:
-            container.generator.override(providers.Object(generator))
-        if translator is not None:
-            container.prompt_translator.override(providers.Object(translator))
+        parts = Components(settings, role="all", generator=generator, prompt_translator=translator)
         stop = asyncio.Event()
-        task = asyncio.create_task(app.serve("all", container, stop))
-        service = Service(telegram, container, settings, task, stop)
+        task = asyncio.create_task(app.serve(parts, stop))
+        service = Service(telegram, parts, settings, task, stop)
         running.append(service)
         # ready when the bot polls (or, in webhook mode, has set its webhook)
         await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=15)

@@ -15,7 +15,7 @@ from PIL import Image
 @pytest.fixture
 async def service(start_service):
     """The real ``app.serve`` (role all) on the embedded adapters, talking to the fake server."""
-    return (await start_service()).container
+    return await start_service()
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -59,7 +59,7 @@ async def test_bad_input_gets_a_clear_reply_and_nothing_is_queued(telegram, serv
     telegram.send_text(50, text, language_code=lang)
     [reply] = await telegram.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 50)
     assert expected in reply.params["text"]
-    assert await service.queue().backlog() == 0
+    assert await service.queue.backlog() == 0
     await asyncio.sleep(0.3)
     assert telegram.calls_of("sendPhoto", 50) == []
 

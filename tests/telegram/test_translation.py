@@ -83,7 +83,7 @@ async def test_the_caption_says_how_the_prompt_was_understood(telegram, translat
     assert lines["understood"] not in photo.text
     assert f"{lines['cut']}{' '.join(words.split()[75:])}" in photo.text
 
-    service.container.prompt_translator().model.generate = _broken  # the model fails from now on
+    service.parts.prompt_translator.model.generate = _broken  # the model fails from now on
     me.send("Горный пейзаж на рассвете")
     [photo] = await me.photo(timeout=30)
     assert generator.requests[-1].prompt == "Горный пейзаж на рассвете"

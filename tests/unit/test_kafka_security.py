@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from adapters.kafka.security import KafkaSecurity
 from app import secrets_of
-from config.container import kafka_queue
+from config.factories import kafka_queue
 from config.settings import Settings
 
 SECRET = "kafka-canary-0d9b3f"

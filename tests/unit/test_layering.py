@@ -50,10 +50,12 @@ def test_bot_role_does_not_import_torch_or_diffusers():
     # The bot builds the prompt filter (SubmitPrompt) but never the image check: NudeNet,
     # onnxruntime and OpenCV are the worker's.
     code = (
-        "import sys, app, config.container, adapters.telegram.runtime, adapters.http.server;"
+        "import sys, app, config.bootstrap, adapters.telegram.runtime, adapters.http.server;"
         "import adapters.telegram.notifier, adapters.telegram.understood;"
-        "from config.container import Container;"
-        "c = Container(); c.queue(); c.storage(); s = c.submit(); assert s.prompt_filter is not None;"
+        "from config.bootstrap import Components; from config.settings import Settings;"
+        "c = Components(Settings(_env_file=None, telegram_bot_token='123456:test', user_store='memory'), role='bot');"
+        "c.queue; c.storage; c.http; c.telegram; s = c.submit;"
+        "assert s.prompt_filter is not None;"
         "heavy = ('torch', 'diffusers', 'transformers', 'nudenet', 'onnxruntime', 'cv2');"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))"
     )
@@ -66,9 +68,9 @@ def test_translation_adapters_load_torch_only_when_they_run():
     one that PROMPT_TRANSLATION=off and the fake generator get loads no torch or transformers."""
     code = (
         "import sys, adapters.marian.translator, adapters.marian.tiny, adapters.memory.translator;"
-        "from config.container import Container;"
-        "c = Container(); c.prompt_translator(); c.understand();"
-        "print(type(c.prompt_translator()).__name__);"
+        "from config.bootstrap import Components; from config.settings import Settings;"
+        "c = Components(Settings()); c.prompt_translator; c.understand;"
+        "print(type(c.prompt_translator).__name__);"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "PROMPT_TRANSLATION"))}

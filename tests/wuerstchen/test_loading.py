@@ -174,7 +174,7 @@ def test_settings_reach_the_generator(monkeypatch):
     """The composition root passes the generator settings through, and rejects a bad layout value."""
     import pydantic
 
-    from config.container import wuerstchen_generator
+    from config.factories import wuerstchen_generator
     from config.settings import Settings
 
     monkeypatch.setenv("GENERATOR_COMPILE", "true")

@@ -1,6 +1,7 @@
-"""The composition root: the one place that knows which adapter serves which port.
+"""One function per adapter, building it from the settings. The composition root
+(``config/bootstrap.py``) calls them; nothing else builds an adapter.
 
-Adapters are imported inside their factories, so a bot-only process never imports torch,
+Adapters are imported inside their function, so a bot-only process never imports torch,
 diffusers or any adapter it does not use.
 """
 
@@ -8,23 +9,32 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from dependency_injector import containers, providers
 from pydantic import SecretStr
 
-from config import safety
-from config.settings import GeneratorBackend, Settings
+from config.settings import GeneratorBackend, QueueBackend, Settings, StorageBackend, UserStoreBackend
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
+from domain.ports import DeliveryLog, Generator, JobQueue, PromptReader, PromptTranslator, Storage
 from domain.quality import DEFAULT_PROFILES, QualityProfile
-from domain.services import ProcessJobs, SubmitPrompt
-from domain.moderation import SafetyGate
-from domain.safety import ImageAction
-from domain.telemetry import NoMetrics, NoTracer
-from domain.translation import UnderstandPrompts
+from domain.services import QualityPolicy
+from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
+from domain.users import UserStore
 from domain.validation import Limits
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from adapters.kafka.queue import KafkaJobQueue
+    from adapters.kafka.security import KafkaSecurity
+    from adapters.memory.storage import LocalFolderStorage
+    from adapters.postgres.coordination import PostgresSendCoordination
+    from adapters.telegram.i18n import Translator
+    from adapters.wuerstchen.generator import WuerstchenGenerator
 
 
 def _secret(value: SecretStr) -> str | None:
@@ -38,13 +48,27 @@ def default_worker_id(settings: Settings) -> str:
 # --- queue -------------------------------------------------------------------------------------
 
 
-def memory_queue(settings: Settings) -> Any:
+def queue(settings: Settings) -> JobQueue:
+    """The job queue QUEUE_BACKEND names."""
+    if settings.queue_backend == QueueBackend.KAFKA:
+        return as_queue(kafka_queue(settings))
+    return memory_queue(settings.memory_queue_file)
+
+
+def as_queue(adapter: object) -> JobQueue:
+    """A queue adapter as the port. The adapters return lists of their own delivery class, which
+    mypy does not take for ``list[Delivery]`` (lists are invariant): structurally they match."""
+    return cast("JobQueue", adapter)
+
+
+def memory_queue(state_file: Path | None = None) -> JobQueue:
+    """The in-process queue; with a file it keeps owed work across restarts."""
     from adapters.memory.queue import MemoryJobQueue
 
-    return MemoryJobQueue(settings.memory_queue_file)
+    return as_queue(MemoryJobQueue(state_file))
 
 
-def kafka_security(settings: Settings) -> Any:
+def kafka_security(settings: Settings) -> KafkaSecurity:
     from adapters.kafka.security import KafkaSecurity
 
     return KafkaSecurity(
@@ -58,7 +82,7 @@ def kafka_security(settings: Settings) -> Any:
     )
 
 
-def kafka_queue(settings: Settings) -> Any:
+def kafka_queue(settings: Settings) -> KafkaJobQueue:
     from adapters.kafka.queue import KafkaJobQueue
 
     return KafkaJobQueue(
@@ -84,7 +108,14 @@ def kafka_queue(settings: Settings) -> Any:
 # --- storage -----------------------------------------------------------------------------------
 
 
-def local_storage(settings: Settings) -> Any:
+def storage(settings: Settings) -> Storage:
+    """The image storage STORAGE_BACKEND names."""
+    if settings.storage_backend == StorageBackend.S3:
+        return s3_storage(settings)
+    return local_storage(settings)
+
+
+def local_storage(settings: Settings) -> LocalFolderStorage:
     from adapters.memory.storage import LocalFolderStorage
 
     key = settings.link_signing_key.get_secret_value().encode() or None
@@ -96,7 +127,7 @@ def local_storage(settings: Settings) -> Any:
     )
 
 
-def s3_storage(settings: Settings) -> Any:
+def s3_storage(settings: Settings) -> Storage:
     from adapters.s3.storage import S3Storage
 
     return S3Storage(
@@ -117,13 +148,20 @@ def s3_storage(settings: Settings) -> Any:
 # --- generator ---------------------------------------------------------------------------------
 
 
-def fake_generator(settings: Settings) -> Any:
+def generator(settings: Settings) -> Generator:
+    """The image generator GENERATOR names."""
+    if settings.generator == GeneratorBackend.FAKE:
+        return fake_generator(settings)
+    return wuerstchen_generator(settings, tiny=settings.generator == GeneratorBackend.TINY)
+
+
+def fake_generator(settings: Settings) -> Generator:
     from adapters.memory.generator import FakeGenerator
 
     return FakeGenerator(max_batch=settings.max_batch)
 
 
-def wuerstchen_generator(settings: Settings, tiny: bool = False) -> Any:
+def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGenerator:
     from adapters.wuerstchen.generator import WuerstchenGenerator, parse_warmup
 
     options: dict[str, Any] = dict(
@@ -143,7 +181,7 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> Any:
     return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
 
 
-def prompt_translator(settings: Settings) -> Any:
+def prompt_translator(settings: Settings) -> PromptTranslator:
     """MarianMT for Würstchen, its tiny random-weight twin for the tiny model; nothing for the
     fake generator (no torch) or with PROMPT_TRANSLATION=off."""
     if settings.prompt_translation == "off" or settings.generator == GeneratorBackend.FAKE:
@@ -163,9 +201,9 @@ def prompt_translator(settings: Settings) -> Any:
     return MarianTranslator(settings.prompt_translation_model, **options)
 
 
-def prompt_reader(generator: Any) -> Any:
+def prompt_reader(generator: Generator) -> PromptReader | None:
     """The generator, when it can tell what its text encoder reads of a prompt (Würstchen's CLIP)."""
-    return generator if callable(getattr(generator, "unread", None)) else None
+    return generator if callable(getattr(generator, "unread", None)) else None  # type: ignore[return-value]  # checked: it has unread()
 
 
 def model_name(settings: Settings) -> str:
@@ -179,12 +217,14 @@ def profiles(settings: Settings) -> dict[str, QualityProfile]:
     out = dict(DEFAULT_PROFILES)
     for name, override in settings.quality_profiles.items():
         base = out.get(name, DEFAULT_PROFILES[Quality.QUALITY])
-        fields = {k: (int(v) if k in ("prior_steps", "decoder_steps", "max_side") else float(v)) for k, v in override.items()}
+        fields: dict[str, Any] = {
+            k: (int(v) if k in ("prior_steps", "decoder_steps", "max_side") else float(v)) for k, v in override.items()
+        }
         out[name] = replace(base, name=name, **fields)
     return out
 
 
-def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> Any:
+def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> QualityPolicy:
     if settings.quality_policy == "fixed":
         return FixedPolicy(profiles, default=settings.default_quality)
     return AdaptivePolicy(
@@ -195,13 +235,23 @@ def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> A
     )
 
 
-def otel_metrics(settings: Settings, role: str) -> Any:
+def metrics(settings: Settings, role: str) -> Metrics:
+    """OpenTelemetry metrics (served on /metrics) with METRICS_ENABLED, else none."""
+    return otel_metrics(settings, role) if settings.metrics_enabled else NoMetrics()
+
+
+def otel_metrics(settings: Settings, role: str) -> Metrics:
     from adapters.otel.metrics import OtelMetrics
 
     return OtelMetrics(role=role, otlp_endpoint=settings.otlp_endpoint)
 
 
-def otel_tracer(settings: Settings, role: str) -> Any:
+def tracer(settings: Settings, role: str) -> Tracer:
+    """OpenTelemetry traces to OTLP_ENDPOINT when it is set, else none."""
+    return otel_tracer(settings, role) if settings.otlp_endpoint else NoTracer()
+
+
+def otel_tracer(settings: Settings, role: str) -> Tracer:
     from adapters.otel.tracing import OtelTracer
 
     return OtelTracer(role=role, otlp_endpoint=settings.otlp_endpoint, set_global=True)
@@ -215,96 +265,81 @@ def limits(settings: Settings) -> Limits:
     )
 
 
-def memory_delivery_log() -> Any:
+def memory_delivery_log() -> DeliveryLog:
     from adapters.memory.delivery_log import MemoryDeliveryLog
 
     return MemoryDeliveryLog()
 
 
-def translator() -> Any:
+def translator() -> Translator:
     from adapters.telegram.i18n import Translator
 
     return Translator()
 
 
-class Container(containers.DeclarativeContainer):
-    settings = providers.Singleton(Settings)
+# --- the Telegram front's own stores -------------------------------------------------------------
 
-    queue = providers.Selector(
-        providers.Callable(lambda s: s.queue_backend.value, settings),
-        memory=providers.Singleton(memory_queue, settings),
-        kafka=providers.Singleton(kafka_queue, settings),
-    )
-    storage = providers.Selector(
-        providers.Callable(lambda s: s.storage_backend.value, settings),
-        local=providers.Singleton(local_storage, settings),
-        s3=providers.Singleton(s3_storage, settings),
-    )
-    generator = providers.Selector(
-        providers.Callable(lambda s: s.generator.value, settings),
-        fake=providers.Singleton(fake_generator, settings),
-        tiny=providers.Singleton(wuerstchen_generator, settings, tiny=True),
-        wuerstchen=providers.Singleton(wuerstchen_generator, settings),
-    )
 
-    role = providers.Object("all")
-    limits = providers.Singleton(limits, settings)
-    profiles = providers.Singleton(profiles, settings)
-    policy = providers.Singleton(quality_policy, settings, profiles)
-    metrics = providers.Selector(
-        providers.Callable(lambda s: "otel" if s.metrics_enabled else "none", settings),
-        otel=providers.Singleton(otel_metrics, settings, role),
-        none=providers.Singleton(NoMetrics),
-    )
-    tracer = providers.Selector(
-        providers.Callable(lambda s: "otel" if s.otlp_endpoint else "none", settings),
-        otel=providers.Singleton(otel_tracer, settings, role),
-        none=providers.Singleton(NoTracer),
-    )
+def instance_name(settings: Settings) -> str:
+    """This bot instance's stable name (``WORKER_ID``, else the host name): the owner of its
+    delivery claims, so that the instance restarted takes over its own unconfirmed claims at once."""
+    return settings.worker_id or socket.gethostname()
 
-    prompt_filter = providers.Singleton(safety.prompt_filter, settings)
-    image_check = providers.Singleton(safety.image_check, settings)
-    safety_gate = providers.Singleton(
-        SafetyGate,
-        prompt_filter=prompt_filter,
-        image_check=image_check,
-        action=providers.Callable(lambda s: ImageAction(s.safety_image_action), settings),
-        metrics=metrics,
-    )
 
-    submit = providers.Singleton(
-        SubmitPrompt,
-        queue=queue,
-        limits=limits,
-        default_width=providers.Callable(lambda s: s.default_width, settings),
-        default_height=providers.Callable(lambda s: s.default_height, settings),
-        tracer=tracer,
-        prompt_filter=prompt_filter,
-        metrics=metrics,
-    )
-    prompt_translator = providers.Singleton(prompt_translator, settings)
-    understand = providers.Singleton(
-        UnderstandPrompts,
-        translator=prompt_translator,
-        reader=providers.Callable(prompt_reader, generator),
-        metrics=metrics,
-    )
-    worker = providers.Singleton(
-        ProcessJobs,
-        queue=queue,
-        generator=generator,
-        storage=storage,
-        policy=policy,
-        worker_id=providers.Callable(default_worker_id, settings),
-        model_name=providers.Callable(model_name, settings),
-        max_batch=providers.Callable(lambda s: s.max_batch, settings),
-        batch_wait_s=providers.Callable(lambda s: s.batch_wait_s, settings),
-        storage_attempts=providers.Callable(lambda s: s.storage_attempts, settings),
-        metrics=metrics,
-        tracer=tracer,
-        prompts=understand,
-        safety=safety_gate,
-    )
+class Startable(Protocol):
+    async def start(self) -> None: ...
 
-    delivery_log = providers.Singleton(memory_delivery_log)
-    translator = providers.Singleton(translator)
+    async def stop(self) -> None: ...
+
+
+class DurableDeliveryLog(DeliveryLog, Startable, Protocol):
+    """A delivery log kept in the user store's database."""
+
+
+@dataclass(frozen=True)
+class UserStores:
+    """The user store USER_STORE names, and what shares its database."""
+
+    store: UserStore
+    delivery_log: DurableDeliveryLog | None  # None: the memory store (the log is in memory too)
+    coordination: PostgresSendCoordination | None = None  # PostgreSQL: limits shared by bot instances
+    is_ready: Callable[[], bool] | None = None  # a database server: ready while it is reachable
+
+
+def user_stores(settings: Settings) -> UserStores:
+    owner = instance_name(settings)
+    lease = settings.delivery_lease_s
+    if settings.user_store == UserStoreBackend.POSTGRES:  # shared by bot instances on any number of hosts
+        from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
+        from adapters.postgres.coordination import PostgresSendCoordination
+
+        pg = PostgresDatabase(
+            settings.database_url.get_secret_value(),
+            password=settings.database_password.get_secret_value() or None,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            connect_timeout_s=settings.database_connect_timeout_s,
+        )
+        store = PostgresUserStore(pg)
+        return UserStores(
+            store,
+            PostgresDeliveryLog(pg, lease_s=lease, owner=owner),
+            # the send budget and per-chat pacing shared by every bot instance
+            PostgresSendCoordination(pg, owner=owner, rate=settings.send_rate_global),
+            is_ready=store.is_ready,
+        )
+    if settings.user_store == UserStoreBackend.SQLITE:
+        from adapters.sqlite.delivery_log import SqliteDeliveryLog
+        from adapters.sqlite.user_store import SqliteUserStore, database
+
+        db = database(settings.sqlite_path)
+        return UserStores(SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner))
+    from adapters.memory.user_store import MemoryUserStore
+
+    return UserStores(MemoryUserStore(), None)
+
+
+def bot(settings: Settings) -> Bot:
+    from adapters.telegram.bot import build_bot
+
+    return build_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
