@@ -19,7 +19,7 @@ from config.settings import GeneratorBackend, Settings
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
-from domain.services import ProcessJobs, SubmitPrompt
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.moderation import SafetyGate
 from domain.safety import ImageAction
 from domain.telemetry import NoMetrics, NoTracer

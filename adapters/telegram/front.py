@@ -28,7 +28,7 @@ from domain.models import Cancel, Job, Locale, Quality, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
-from domain.services import SubmitPrompt
+from domain.use_cases import SubmitPrompt
 from domain.users import (
     AlreadyAccepted,
     JobRecord,

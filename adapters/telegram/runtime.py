@@ -28,7 +28,7 @@ from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.sender import Sender
 from adapters.telegram.status import StatusBoard
 from domain.ports import DeliveryLog, JobQueue, Storage
-from domain.services import DeliverResults, PublishOutbox, SubmitPrompt
+from domain.use_cases import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.users import UserLimits, UserStore
 from domain.waits import WaitEstimator
 
