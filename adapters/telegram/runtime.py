@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.telegram.announcer import TelegramAnnouncer
 from adapters.telegram.bot import build_bot, build_dispatcher
 from adapters.telegram.commands import set_menus
 from adapters.telegram.front import Front, FrontConfig
@@ -29,6 +30,8 @@ from adapters.telegram.sender import Sender
 from adapters.telegram.status import StatusBoard
 from domain.ports import DeliveryLog, JobQueue, Storage
 from domain.use_cases import DeliverResults, PublishOutbox, SubmitPrompt
+from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.outcomes import RecordOutcomes
 from domain.users import UserLimits, UserStore
 from domain.waits import WaitEstimator
 
@@ -190,13 +193,16 @@ class TelegramRuntime:
             ),
         )
         self.queue_refresh_s = float(_setting(settings, "queue_refresh_s", 5.0))
+        announcer = TelegramAnnouncer(self.front)
+        self.front.admit = AdmitJobs(submit, self.store, announcer, limits=config.limits, clock=self.front.clock)
+        self.front.cancel_job = CancelJob(self.store, queue, announcer, clock=self.front.clock)
         self.notifier = TelegramNotifier(self.front)
         self.dispatcher = build_dispatcher(self.front, answer_errors=self.mode != "webhook")
         extra = {k: v for k, v in (("metrics", metrics), ("tracer", tracer)) if v is not None}
         lease = _setting(settings, "delivery_lease_s", 15.0)
         self.deliver = DeliverResults(
-            _StoppableEvents(queue, self._stop_delivery),  # type: ignore[arg-type]
-            self.notifier,
+            _StoppableEvents(queue, self._stop_delivery),
+            RecordOutcomes(self.notifier, self.store, clock=self.front.clock),
             self.delivery_log,
             renew_every_s=max(0.1, lease / 3),
             **extra,
