@@ -36,7 +36,7 @@ from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
 from domain.models import Job, JobStatus, Quality  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402
 from domain.quality import QualityProfile  # noqa: E402
-from domain.services import DeliverResults, ProcessJobs  # noqa: E402
+from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
 from bench.queue_bench import run_on_broker  # noqa: E402
 
 

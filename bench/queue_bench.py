@@ -54,7 +54,7 @@ from domain.models import (
     Result,
     StoredImage,
 )
-from domain.services import DeliverResults, ProcessJobs
+from domain.use_cases import DeliverResults, ProcessJobs
 
 
 def _tiny_png() -> bytes:

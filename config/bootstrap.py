@@ -20,7 +20,10 @@ from domain.moderation import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, PromptTranslator, Storage
 from domain.quality import QualityProfile
 from domain.safety import ImageAction, PromptFilter
-from domain.services import DeliverResults, ProcessJobs, PublishOutbox, QualityPolicy, SubmitPrompt
+from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
+from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.outcomes import RecordOutcomes
+from domain.use_cases.production import QualityPolicy
 from domain.telemetry import Metrics, Tracer
 from domain.translation import UnderstandPrompts
 from domain.users import UserLimits
@@ -186,6 +189,7 @@ class Components:
         """The bot: its user store and delivery log, the one outbound sender, the live status
         board, the front, and the consumer that delivers results. Its webhook route (webhook
         mode) goes on the HTTP endpoint, so this is built before the endpoint starts."""
+        from adapters.telegram.announcer import TelegramAnnouncer
         from adapters.telegram.bot import build_dispatcher
         from adapters.telegram.front import Front, FrontConfig
         from adapters.telegram.links import link_mode, link_warning
@@ -248,10 +252,13 @@ class Components:
                 send_s=3.0 / max(0.1, s.send_rate_global),
             ),
         )
+        announcer = TelegramAnnouncer(front)
+        front.admit = AdmitJobs(self.submit, store, announcer, limits=config.limits, clock=front.clock)
+        front.cancel_job = CancelJob(store, self.queue, announcer, clock=front.clock)
         stop_delivery = asyncio.Event()
         deliver = DeliverResults(
             StoppableEvents(self.queue, stop_delivery),  # the queue, whose wait for events ends on stop
-            TelegramNotifier(front),  # type: ignore[arg-type]  # its progress() takes Progress; the port says object
+            RecordOutcomes(TelegramNotifier(front), store, clock=front.clock),
             stores.delivery_log or factories.memory_delivery_log(),
             renew_every_s=max(0.1, s.delivery_lease_s / 3),
             metrics=self.metrics,

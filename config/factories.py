@@ -21,7 +21,7 @@ from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.ports import DeliveryLog, Generator, JobQueue, PromptReader, PromptTranslator, Storage
 from domain.quality import DEFAULT_PROFILES, QualityProfile
-from domain.services import QualityPolicy
+from domain.use_cases.production import QualityPolicy
 from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
 from domain.users import UserStore
 from domain.validation import Limits

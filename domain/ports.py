@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Result, StoredImage
+from domain.errors import DomainError
+from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Locale, Progress, Result, StoredImage
 from domain.safety import ImageVerdict
+from domain.users import JobRecord, UserPrefs
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -204,3 +206,73 @@ class ImageCheck(Protocol):
     async def check(self, pngs: Sequence[bytes]) -> list[ImageVerdict]:
         """One verdict per picture, in order."""
         ...
+
+
+class Announcer(Protocol):
+    """The chat side of admitting and cancelling jobs (``AdmitJobs``, ``CancelJob``): what the
+    user is told, and each job's live status message. The texts and keyboards are the chat
+    adapter's; the use cases only say what happened."""
+
+    def album(self, job_ids: Sequence[str]) -> None:
+        """The pictures of these jobs go out together, as one album."""
+        ...
+
+    async def refused(self, job: Job, error: DomainError, reply_to: int | None) -> None:
+        """The request of ``job`` (and the others asked with it) was refused: say why."""
+        ...
+
+    async def open_status(self, job: Job, position: int, reply_to: int | None) -> int | None:
+        """Send the job's live status (its ``position`` in line, 1 = next); its message id, or
+        None when it could not be sent (the job goes ahead without one). ``RecipientGone``:
+        nobody to draw for."""
+        ...
+
+    async def withdraw_status(self, job: Job, message_id: int) -> None:
+        """The job ended before its status was recorded: its status goes."""
+        ...
+
+    async def waiting_for_service(self, job: Job) -> None:
+        """The queue did not take ``job`` now (the outbox publishes it later): its status says it
+        waits for the service. Best effort."""
+        ...
+
+    def close_status(self, job_id: str) -> None:
+        """Show no more live progress for the job."""
+        ...
+
+    async def cancelled(self, record: JobRecord, locale: Locale) -> None:
+        """The job's status says it was cancelled. Best effort."""
+        ...
+
+
+class ResultChannel(Protocol):
+    """The chat side of delivering results (``RecordOutcomes``): the live status, and sending a
+    result that the use case decided goes out."""
+
+    async def progress(self, event: Progress) -> None: ...
+
+    def arrived(self, result: Result) -> None:
+        """A result came (before anything is decided): its live status stops; the wait
+        estimates learn from it."""
+        ...
+
+    def counted(self, result: Result) -> None:
+        """A result that is not dropped as cancelled (for the service's statistics)."""
+        ...
+
+    def dropped(self, job_id: str) -> None:
+        """The result of ``job_id`` is not sent (an album waiting for it goes on without it)."""
+        ...
+
+    def is_reachable(self, chat_id: int) -> bool:
+        """False: the chat refused a message before (blocked the bot)."""
+        ...
+
+    async def send(
+        self, result: Result, record: JobRecord | None, prefs: UserPrefs, sent: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Send the result (the picture or the failure) as ``Notifier.deliver`` says; await
+        ``sent`` the moment the chat has taken it. ``RecipientGone``: the user blocked the bot."""
+        ...
+
+    async def settle(self, result: Result) -> None: ...

@@ -24,17 +24,14 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import Cancel, Job, Locale, Quality, job_id_for
+from domain.models import Job, Locale, Quality, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
-from domain.services import SubmitPrompt
+from domain.use_cases import SubmitPrompt
+from domain.use_cases.admit import AdmitJobs, CancelJob, repeat_jobs
 from domain.users import (
-    AlreadyAccepted,
     JobRecord,
-    JobState,
-    LimitExceeded,
-    Outcome,
     SendAs,
     TooManyJobsInFlight,
     UserLimits,
@@ -48,7 +45,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FrontConfig:
-    limits: UserLimits = UserLimits()
+    limits: UserLimits = field(default_factory=UserLimits)
     admins: frozenset[int] = frozenset()
     allowed: frozenset[int] = frozenset()  # empty: everyone
     variations: int = 3
@@ -78,7 +75,9 @@ class Front:
     safety: SafetyTally = field(default_factory=SafetyTally)  # for /stats
     paste: SplitPaste = field(default_factory=SplitPaste)
     albums: Albums = field(default_factory=Albums)
-    _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # The use cases behind the handlers (the runtime wires them, with a TelegramAnnouncer).
+    admit: AdmitJobs | None = None
+    cancel_job: CancelJob | None = None
 
     def __post_init__(self) -> None:
         self.paste.window_s = self.config.split_join_s
@@ -138,7 +137,8 @@ class Front:
         prompt = short(prompt, 200)
         if stage == "generating" and total:
             percent = max(0, min(100, int(100 * step / total)))
-            return self.t(locale, "status-generating", percent=percent, bar=progress_bar(percent), prompt=prompt), percent
+            text = self.t(locale, "status-generating", percent=percent, bar=progress_bar(percent), prompt=prompt)
+            return text, percent
         key = {"started": "status-started", "uploading": "status-uploading"}.get(stage, "status-started")
         return self.t(locale, key, prompt=prompt), 100 if stage == "uploading" else 0
 
@@ -181,27 +181,11 @@ class Front:
     def repeat_jobs(
         self, record: JobRecord, *, user_id: int, chat_id: int, locale: Locale, count: int, translate: bool = True
     ) -> list[Job]:
-        """The same prompt, size and quality with ``count`` new seeds (translated as the user's
-        settings say now)."""
-        seeds: list[int] = []
-        while len(seeds) < count:
-            seed = self.seed_source()
-            if seed != record.seed and seed not in seeds:
-                seeds.append(seed)
-        return [
-            self.submit.prepare(
-                user_id=user_id,
-                chat_id=chat_id,
-                prompt=record.prompt,
-                negative_prompt=record.negative_prompt,
-                width=record.width,
-                height=record.height,
-                seed=seed,
-                quality=record.quality,
-                locale=locale,
-            ).model_copy(update={"translate": translate})
-            for seed in seeds
-        ]
+        """The same prompt, size and quality with ``count`` new seeds (``repeat_jobs``)."""
+        return repeat_jobs(
+            self.submit, record, user_id=user_id, chat_id=chat_id, locale=locale, count=count,
+            translate=translate, seed_source=self.seed_source,
+        )
 
     async def answer(self, query: Any, text: str | None = None, *, alert: bool = False) -> None:
         """Answer a callback query at once; a query too old to answer does not stop the work."""
@@ -239,96 +223,11 @@ class Front:
     async def enqueue(
         self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None, album: bool = False,
     ) -> list[Job]:
-        """Admit ``jobs`` (all of one user) against the limits, then for each: the status reply,
-        then the queue. ``album``: their pictures go out together, as one album. Returns the jobs
-        accepted.
-
-        Admission records each job (the outbox) before the user is told anything, so a job is
-        never lost: if this process dies before the publish, or the queue does not answer, the
-        outbox (``PublishOutbox``) publishes it later and the user is told it is waiting for the
-        service, not that it was refused."""
-        if not jobs:
-            return []
-        chat_id = jobs[0].chat_id
-        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
-        try:
-            async with lock:  # one chat's requests are answered in the order they came
-                return await self._enqueue(jobs, chat_id, locale=locale, reply_to=reply_to, album=album)
-        finally:
-            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - forget idle chats
-                self._chat_locks.pop(chat_id, None)
-
-    async def _enqueue(
-        self, jobs: Sequence[Job], chat_id: int, *, locale: Locale, reply_to: int | None, album: bool,
-    ) -> list[Job]:
-        now = self.clock()
-        # distinct creation times keep the jobs of one request in order in the queue positions
-        jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
-        pending = self.submit.in_flight
-        pending.update(job.job_id for job in jobs)  # the outbox leaves them to us
-        try:
-            await self.store.admit(
-                [JobRecord.from_job(j, request_message_id=reply_to) for j in jobs], self.config.limits, now
-            )
-        except LimitExceeded as exc:
-            pending.difference_update(job.job_id for job in jobs)
-            await self.reply(chat_id, self.error_text(locale, exc), reply_to=reply_to)
-            return []
-        except AlreadyAccepted:  # the same message again (a restart): it is being handled
-            pending.difference_update(job.job_id for job in jobs)
-            log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
-            return []
-        if album and len(jobs) >= 2:
-            self.albums.expect([job.job_id for job in jobs])
-        positions = await self.queue_positions()
-        accepted: list[Job] = []
-        for i, job in enumerate(jobs):
-            try:
-                job = await self._open_status(job, locale, positions.get(job.job_id, i + 1), reply_to)
-            except RecipientGone:
-                pending.discard(job.job_id)
-                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
-                continue
-            try:
-                await self.submit.publish(job)
-            except QueueUnavailable:
-                # Not refused: its fate is unknown, and the outbox publishes it again.
-                if job.status_message_id is not None:
-                    with contextlib.suppress(Exception):
-                        await self.sender.edit_text(
-                            chat_id, job.status_message_id,
-                            self.t(locale, "status-waiting-service", prompt=short(job.prompt, 200)),
-                            reply_markup=cancel_keyboard(self.t, locale, job.job_id),
-                            priority=Priority.INTERACTIVE,
-                        )
-                accepted.append(job)
-                continue
-            await self.store.mark_published(job.job_id, self.clock())
-            accepted.append(job)
-        return accepted
-
-    async def _open_status(self, job: Job, locale: Locale, position: int, reply_to: int | None) -> Job:
-        """Send the job's live status message and remember it; the job, with its id. A status
-        that cannot be sent does not stop the job (``RecipientGone`` does: nobody to draw for)."""
-        text = self.queued_text(locale, job.prompt, position)
-        try:
-            status = await self.sender.send_message(
-                job.chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, locale, job.job_id)
-            )
-        except RecipientGone:
-            raise
-        except Exception as exc:  # no status message: the job still goes ahead
-            log.warning("status reply for %s failed: %s", job.job_id, type(exc).__name__)
-            return job
-        self.board.opened(job.job_id, job.chat_id, status.message_id, text, locale=locale, prompt=job.prompt)
-        await self.store.set_status_message(job.job_id, status.message_id)
-        record = await self.store.get_job(job.job_id)
-        if record is not None and not record.active:
-            # Its result came first: a reply that waited long (flood control, a busy send budget)
-            # and another bot instance's outbox published the job meanwhile. The status goes.
-            self.board.close(job.job_id)
-            await self.sender.delete(job.chat_id, status.message_id)
-        return job.model_copy(update={"status_message_id": status.message_id})
+        """Admit ``jobs`` (all of one user, asked in ``locale``): ``AdmitJobs``, which answers
+        through the ``TelegramAnnouncer``. ``album``: their pictures go out together. Returns
+        the jobs accepted."""
+        assert self.admit is not None, "wired by the runtime"
+        return await self.admit(jobs, reply_to=reply_to, album=album)
 
     async def never_queued(self, record: JobRecord) -> None:
         """The outbox gave up on a job the queue never took: the user hears it honestly."""
@@ -342,27 +241,13 @@ class Front:
             await self.reply(record.chat_id, text)
 
     async def cancel(self, record: JobRecord, user_id: int, locale: Locale) -> bool:
-        cancelled = await self.store.cancel(record.job_id, user_id, self.clock())
-        if cancelled is None:
-            return False
-        self.board.close(record.job_id)
-        # The worker holding the job answers with a 'cancelled' result instead of a picture; if it
-        # already started, the picture it makes is discarded by the notifier (the store says
-        # cancelled). A queue that cannot take the message now changes nothing for the user.
-        try:
-            await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))
-        except Exception as exc:
-            log.warning("cancellation of %s not queued: %s", record.job_id, type(exc).__name__)
-        if record.status_message_id is not None:
-            with contextlib.suppress(Exception):
-                await self.sender.edit_text(
-                    record.chat_id, record.status_message_id,
-                    self.t(locale, "status-cancelled", prompt=short(record.prompt, 200)),
-                    priority=Priority.INTERACTIVE,
-                )
-        return True
+        """Withdraw a job of the user's (``CancelJob``); False: not theirs, or not active."""
+        assert self.cancel_job is not None, "wired by the runtime"
+        return await self.cancel_job(record, user_id, locale)
 
-    async def send_original(self, job_id: str, image_key: str, chat_id: int, locale: Locale, reply_to: int | None) -> None:
+    async def send_original(
+        self, job_id: str, image_key: str, chat_id: int, locale: Locale, reply_to: int | None
+    ) -> None:
         """The PNG exactly as stored (a document: Telegram does not recompress documents)."""
         try:
             png = await self.storage.get(image_key)
@@ -384,15 +269,9 @@ class Front:
 
     # --- the queue ----------------------------------------------------------------------------------
     async def queue_positions(self) -> dict[str, int]:
-        """Each job not started yet and its place in line (1 = next), oldest first, from the user
-        store: every bot keeps its jobs there (one SQLite file on a host, a server database
-        across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
-        no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
-        and the cancellations themselves.)"""
-        now = self.clock()
-        everyone = await self.store.active_jobs(None, since=now - self.config.limits.expiry_s)
-        waiting = [r for r in everyone if r.state == JobState.QUEUED]
-        return {r.job_id: i + 1 for i, r in enumerate(waiting)}
+        """Each job not started yet and its place in line (1 = next): ``AdmitJobs.queue_positions``."""
+        assert self.admit is not None, "wired by the runtime"
+        return await self.admit.queue_positions()
 
     async def refresh_waiting(self) -> int:
         """Edit the status of every job still in line with its place and wait now (the board

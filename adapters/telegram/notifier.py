@@ -1,5 +1,6 @@
-"""The outgoing side as the deliver-results use case sees it (the ``Notifier`` port): live status
-from progress events, and the finished picture (or an honest failure) from results.
+"""The outgoing side of delivering results in Telegram (the ``ResultChannel`` port; the domain's
+``RecordOutcomes`` decides first what a result does to its job): live status from progress
+events, and the finished picture (or an honest failure) from results.
 
 Every picture is sent. Links follow the link policy (adapters/telegram/links.py): a button only
 where Telegram takes it, text in the caption for a public IP address, left out otherwise. When
@@ -26,9 +27,9 @@ from adapters.telegram.keyboards import album_keyboard, cancel_keyboard, result_
 from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
 from adapters.telegram.understood import understood_lines
-from domain.errors import DomainError, RecipientGone, StorageError
+from domain.errors import DomainError, StorageError
 from domain.models import JobStatus, Locale, Progress, Result
-from domain.users import JobRecord, JobState, Outcome, SendAs
+from domain.users import JobRecord, SendAs, UserPrefs
 
 log = logging.getLogger(__name__)
 
@@ -168,25 +169,29 @@ class TelegramNotifier:
         room = CAPTION_LIMIT - len(details) - len(extra) - 1
         return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
-    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
-        with self.sender.serving(result.accepted_at):  # oldest first, across the whole backlog
-            await self._deliver(result, sent)
-
-    async def _deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
+    # --- the ResultChannel port (RecordOutcomes decided that the result goes out) --------------
+    def arrived(self, result: Result) -> None:
         self.board.close(result.job_id)
         self.front.observe_result(result)
-        record = await self.store.get_job(result.job_id)
-        was_cancelled = record is not None and record.state == JobState.CANCELLED
-        await self.store.finish(result.job_id, Outcome.from_result(result))
-        if was_cancelled:
-            self.front.albums.drop(result.job_id)
-            log.info("result %s dropped: the job was cancelled", result.job_id)
-            return
+
+    def counted(self, result: Result) -> None:
         self.front.safety.saw_result(result.error_code.value if result.error_code else None, result.spoiler)
-        if not self.sender.is_reachable(result.chat_id) or await self.store.is_blocked(result.chat_id):
-            self.front.albums.drop(result.job_id)
-            raise RecipientGone(chat_id=result.chat_id)  # recorded above; nothing is sent
-        prefs = await self.store.get_prefs(result.user_id)
+
+    def dropped(self, job_id: str) -> None:
+        self.front.albums.drop(job_id)
+
+    def is_reachable(self, chat_id: int) -> bool:
+        return self.sender.is_reachable(chat_id)
+
+    async def send(
+        self, result: Result, record: JobRecord | None, prefs: UserPrefs, sent: Callable[[], Awaitable[None]]
+    ) -> None:
+        with self.sender.serving(result.accepted_at):  # oldest first, across the whole backlog
+            await self._send(result, record, prefs, sent)
+
+    async def _send(
+        self, result: Result, record: JobRecord | None, prefs: UserPrefs, sent: Callable[[], Awaitable[None]]
+    ) -> None:
         locale = prefs.locale or result.locale
         picture = _Picture(result, record, locale, prefs.send_as, sent)
         try:
@@ -214,9 +219,6 @@ class TelegramNotifier:
                 return  # (an empty batch: another handler sent this picture with its album)
             self.front.albums.drop(result.job_id)
             await self._fail(result, locale, sent)
-        except RecipientGone:
-            await self.store.mark_blocked(result.chat_id, self.front.clock())
-            raise
         except TelegramNotFound as exc:
             log.warning("Telegram refused result %s: %s", result.job_id, exc.message)
             raise DeliveryRefused(job_id=result.job_id) from exc
@@ -405,7 +407,8 @@ class TelegramNotifier:
         job_ids = [p.result.job_id for p in pictures]
         urls: list[str | None] = [p.result.image_url for p in pictures]
         for level in (0, 1):
-            markup = album_keyboard(self.t, first.locale, job_ids, urls if level == 0 else [None] * len(urls), share=share)
+            links: list[str | None] = urls if level == 0 else [None] * len(urls)
+            markup = album_keyboard(self.t, first.locale, job_ids, links, share=share)
             try:
                 await self.sender.send_message(
                     first.result.chat_id, text, reply_markup=markup,

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from adapters.telegram.commands import set_menus
 from domain.ports import JobQueue
-from domain.services import DeliverResults, PublishOutbox
+from domain.use_cases import DeliverResults, PublishOutbox
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher

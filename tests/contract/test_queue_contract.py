@@ -183,7 +183,7 @@ async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_
     again, with one honest result through the normal path, and acks it."""
     from adapters.memory.storage import LocalFolderStorage
     from domain.models import ErrorCode
-    from domain.services import ProcessJobs
+    from domain.use_cases import ProcessJobs
 
     queue = await queue_harness.new_queue()
     job, next_job = make_job(12), make_job(13)

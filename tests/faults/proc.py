@@ -65,11 +65,11 @@ def install() -> None:
     if not os.environ.get("P2P_CRASH_AT"):
         return
     from adapters.sqlite.delivery_log import SqliteDeliveryLog
-    from adapters.telegram.front import Front
+    from domain.use_cases.admit import AdmitJobs
     from adapters.telegram.sender import Sender
 
     _before(Sender, "send_photo", "before_send_photo")
-    _after(Front, "_open_status", "after_status_reply")
+    _after(AdmitJobs, "_open_status", "after_status_reply")
     _after(SqliteDeliveryLog, "confirm", "after_confirm")
     from adapters.postgres.delivery_log import PostgresDeliveryLog
 

@@ -15,7 +15,7 @@ from adapters.memory.delivery_log import MemoryDeliveryLog
 from adapters.memory.generator import FakeGenerator
 from adapters.memory.storage import LocalFolderStorage
 from domain.models import Job, JobStatus, Progress, Quality, Result
-from domain.services import DeliverResults, ProcessJobs
+from domain.use_cases import DeliverResults, ProcessJobs
 
 
 def make_job(n: int, **kw: Any) -> Job:

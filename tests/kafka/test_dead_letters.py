@@ -10,7 +10,7 @@ import pytest
 from adapters.memory.generator import FakeGenerator
 from adapters.memory.storage import LocalFolderStorage
 from domain.models import Result
-from domain.services import ProcessJobs
+from domain.use_cases import ProcessJobs
 from tests.kafka.pipeline import eventually, make_job, start_bot, start_worker
 
 pytestmark = pytest.mark.kafka

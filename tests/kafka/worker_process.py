@@ -18,7 +18,7 @@ import signal
 from adapters.kafka.queue import KafkaJobQueue
 from adapters.memory.generator import FakeGenerator
 from adapters.memory.storage import LocalFolderStorage
-from domain.services import ProcessJobs
+from domain.use_cases import ProcessJobs
 
 
 class AnnouncingGenerator(FakeGenerator):

@@ -17,7 +17,7 @@ from adapters.memory.queue import MemoryJobQueue
 from adapters.memory.storage import LocalFolderStorage
 from domain.errors import ModelNotFound
 from domain.models import JobStatus, Result, TranslationStatus
-from domain.services import ProcessJobs, SubmitPrompt
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import UnderstandPrompts, assemble, split_for_translation
 from tests.unit.test_translation import RecordingGenerator
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from adapters.memory.generator import FakeGenerator
 from adapters.memory.queue import MemoryJobQueue
 from domain.models import Job, Quality, Result
-from domain.services import ProcessJobs
+from domain.use_cases import ProcessJobs
 
 
 def make_job(n: int, **kw) -> Job:

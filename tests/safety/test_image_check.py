@@ -21,7 +21,7 @@ from domain.errors import PromptRefused
 from domain.models import ErrorCode, GenerationRequest, JobStatus, Result, image_key
 from domain.moderation import CHECK_FAILED, SafetyGate
 from domain.safety import ImageAction
-from domain.services import ProcessJobs, SubmitPrompt
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from tests.safety.helpers import FLAGGED_SAMPLE, MARKER, SampleGenerator, flagged_png, png
 
 

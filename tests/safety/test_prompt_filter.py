@@ -11,7 +11,7 @@ from config.safety import SHIPPED_LISTS, prompt_filter
 from config.settings import Settings
 from domain.errors import PromptRefused
 from domain.safety import build_prompt_filter, normalise, parse_word_list, spellings, variants
-from domain.services import SubmitPrompt
+from domain.use_cases import SubmitPrompt
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def test_domain_imports_no_framework_or_adapter():
 
 def test_importing_the_domain_loads_no_framework():
     code = (
-        "import sys, domain.services, domain.codec, domain.quality, domain.ports, domain.translation;"
+        "import sys, domain.use_cases, domain.codec, domain.quality, domain.ports, domain.translation;"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r});"
         "print(','.join(bad))"
     )

@@ -8,7 +8,7 @@ from adapters.memory.generator import FakeGenerator
 from adapters.memory.queue import MemoryJobQueue
 from adapters.memory.storage import LocalFolderStorage
 from domain.models import ErrorCode, Job, JobStatus, Result, image_key
-from domain.services import ProcessJobs
+from domain.use_cases import ProcessJobs
 
 
 def make_job(n: int) -> Job:

@@ -13,7 +13,7 @@ from adapters.memory.storage import LocalFolderStorage
 from domain.errors import QueueUnavailable, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Quality, Result, image_key
 from domain.ports import Claim
-from domain.services import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
+from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.users import JobRecord, UserLimits
 
 

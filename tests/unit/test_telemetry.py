@@ -15,7 +15,7 @@ from adapters.memory.storage import LocalFolderStorage
 from adapters.otel.metrics import OtelMetrics
 from adapters.otel.tracing import OtelTracer
 from domain.models import Quality
-from domain.services import DeliverResults, ProcessJobs, SubmitPrompt
+from domain.use_cases import DeliverResults, ProcessJobs, SubmitPrompt
 
 
 class Notifier:

@@ -15,7 +15,7 @@ from adapters.memory.storage import LocalFolderStorage
 from adapters.memory.translator import IdentityTranslator
 from adapters.otel.metrics import OtelMetrics
 from domain.models import Job, JobStatus, Result, TranslationStatus
-from domain.services import ProcessJobs, SubmitPrompt
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import (
     UnderstandPrompts,
     assemble,

@@ -12,7 +12,7 @@ from adapters.memory.storage import LocalFolderStorage
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words
 from domain.models import Quality, Result
-from domain.services import ProcessJobs, SubmitPrompt
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import UnderstandPrompts
 
 WORDS = ["a", "red", "cat", "on", "the", "blue", "painting", "of", "dog", "and"]  # one token each

@@ -1,0 +1,176 @@
+"""Admit prompts (bot side): the limits, the live status, the queue; cancel a job; repeat one
+with new seeds. What the user reads is the ``Announcer``'s (the chat adapter)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from domain.errors import QueueUnavailable, RecipientGone
+from domain.models import Cancel, Job, Locale
+from domain.ports import Announcer, JobQueue
+from domain.use_cases.submit import SubmitPrompt
+from domain.users import AlreadyAccepted, JobRecord, JobState, LimitExceeded, Outcome, UserLimits, UserStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdmitJobs:
+    """Admit jobs (all of one user) against the limits, then for each: the status reply, then
+    the queue. Returns the jobs accepted.
+
+    Admission records each job (the outbox) before the user is told anything, so a job is never
+    lost: if this process dies before the publish, or the queue does not answer, the outbox
+    (``PublishOutbox``) publishes it later and the user is told it is waiting for the service,
+    not that it was refused. The same message admitted again (``AlreadyAccepted``: a restart) is
+    ignored."""
+
+    submit: SubmitPrompt
+    store: UserStore
+    announcer: Announcer
+    limits: UserLimits = field(default_factory=UserLimits)
+    clock: Callable[[], float] = time.time
+    _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    async def __call__(self, jobs: Sequence[Job], *, reply_to: int | None = None, album: bool = False) -> list[Job]:
+        """``album``: their pictures go out together, as one album."""
+        if not jobs:
+            return []
+        chat_id = jobs[0].chat_id
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        try:
+            async with lock:  # one chat's requests are answered in the order they came
+                return await self._admit(jobs, reply_to=reply_to, album=album)
+        finally:
+            if not lock.locked() and not lock._waiters:
+                self._chat_locks.pop(chat_id, None)
+
+    async def _admit(self, jobs: Sequence[Job], *, reply_to: int | None, album: bool) -> list[Job]:
+        now = self.clock()
+        # distinct creation times keep the jobs of one request in order in the queue positions
+        jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
+        pending = self.submit.in_flight
+        pending.update(job.job_id for job in jobs)  # the outbox leaves them to us
+        try:
+            await self.store.admit([JobRecord.from_job(j, request_message_id=reply_to) for j in jobs], self.limits, now)
+        except LimitExceeded as exc:
+            pending.difference_update(job.job_id for job in jobs)
+            await self.announcer.refused(jobs[0], exc, reply_to)
+            return []
+        except AlreadyAccepted:  # the same message again (a restart): it is being handled
+            pending.difference_update(job.job_id for job in jobs)
+            log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
+            return []
+        if album and len(jobs) >= 2:
+            self.announcer.album([job.job_id for job in jobs])
+        positions = await self.queue_positions()
+        accepted: list[Job] = []
+        for i, job in enumerate(jobs):
+            try:
+                job = await self._open_status(job, positions.get(job.job_id, i + 1), reply_to)
+            except RecipientGone:
+                pending.discard(job.job_id)
+                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
+                continue
+            try:
+                await self.submit.publish(job)
+            except QueueUnavailable:
+                # Not refused: its fate is unknown, and the outbox publishes it again.
+                await self.announcer.waiting_for_service(job)
+                accepted.append(job)
+                continue
+            await self.store.mark_published(job.job_id, self.clock())
+            accepted.append(job)
+        return accepted
+
+    async def _open_status(self, job: Job, position: int, reply_to: int | None) -> Job:
+        """Send the job's live status and remember it; the job, with its message id. A status
+        that cannot be sent does not stop the job (``RecipientGone`` does: nobody to draw for)."""
+        message_id = await self.announcer.open_status(job, position, reply_to)
+        if message_id is None:
+            return job
+        await self.store.set_status_message(job.job_id, message_id)
+        record = await self.store.get_job(job.job_id)
+        if record is not None and not record.active:
+            # Its result came first: a reply that waited long (flood control, a busy send budget)
+            # and another bot instance's outbox published the job meanwhile. The status goes.
+            await self.announcer.withdraw_status(job, message_id)
+        return job.model_copy(update={"status_message_id": message_id})
+
+    async def queue_positions(self) -> dict[str, int]:
+        """Each job not started yet and its place in line (1 = next), oldest first, from the user
+        store: every bot keeps its jobs there (one SQLite file on a host, a server database
+        across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
+        no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
+        and the cancellations themselves.)"""
+        now = self.clock()
+        everyone = await self.store.active_jobs(None, since=now - self.limits.expiry_s)
+        waiting = [r for r in everyone if r.state == JobState.QUEUED]
+        return {r.job_id: i + 1 for i, r in enumerate(waiting)}
+
+
+@dataclass
+class CancelJob:
+    """A user withdraws a job of theirs. The worker holding it answers with a 'cancelled'
+    result instead of a picture; if it already started, the picture it makes is dropped on
+    delivery (the store says cancelled). A queue that cannot take the message now changes
+    nothing for the user."""
+
+    store: UserStore
+    queue: JobQueue
+    announcer: Announcer
+    clock: Callable[[], float] = time.time
+
+    async def __call__(self, record: JobRecord, user_id: int, locale: Locale) -> bool:
+        """False: not theirs, or not active any more."""
+        cancelled = await self.store.cancel(record.job_id, user_id, self.clock())
+        if cancelled is None:
+            return False
+        self.announcer.close_status(record.job_id)
+        try:
+            await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))
+        except Exception as exc:
+            log.warning("cancellation of %s not queued: %s", record.job_id, type(exc).__name__)
+        if record.status_message_id is not None:
+            await self.announcer.cancelled(record, locale)
+        return True
+
+
+def repeat_jobs(
+    submit: SubmitPrompt,
+    record: JobRecord,
+    *,
+    user_id: int,
+    chat_id: int,
+    locale: Locale,
+    count: int,
+    translate: bool = True,
+    seed_source: Callable[[], int] = lambda: random.randint(0, 2**32 - 1),
+) -> list[Job]:
+    """The same prompt, size and quality with ``count`` new seeds, none the record's nor each
+    other's (a new seed: ``count`` 1; variations: several), translated as the user's settings say
+    now. Checked again like a new prompt (raises ``InvalidRequest``)."""
+    seeds: list[int] = []
+    while len(seeds) < count:
+        seed = seed_source()
+        if seed != record.seed and seed not in seeds:
+            seeds.append(seed)
+    return [
+        submit.prepare(
+            user_id=user_id,
+            chat_id=chat_id,
+            prompt=record.prompt,
+            negative_prompt=record.negative_prompt,
+            width=record.width,
+            height=record.height,
+            seed=seed,
+            quality=record.quality,
+            locale=locale,
+        ).model_copy(update={"translate": translate})
+        for seed in seeds
+    ]

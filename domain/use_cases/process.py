@@ -1,0 +1,204 @@
+"""Process jobs (worker side): take jobs from the queue in fair batches, drop the cancelled
+ones, fail the poison ones; the batch step itself is in ``production.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from domain.models import Cancel, ErrorCode, Job, Result
+from domain.moderation import SafetyGate
+from domain.policy import FixedPolicy
+from domain.ports import Delivery, Generator, JobQueue, Storage
+from domain.quality import DEFAULT_PROFILES
+from domain.scheduling import pick_batch
+from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
+from domain.translation import UnderstandPrompts
+from domain.use_cases.production import Production, QualityPolicy, _Planned
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessJobs(Production):
+    """The worker: take jobs from the queue, make their images, store them, publish results.
+
+    Jobs are gathered for up to ``batch_wait_s`` and compatible ones (same profile and size) run
+    as one generator call; users take turns within a batch. A job is acked only after its
+    result is published. Every step is idempotent by job id: the image key derives from the job
+    id, and an image already stored (a redelivered job whose result was lost) is not generated
+    again. A job delivered more than ``max_deliveries`` times (each worker that took it died or
+    gave it back: a poison prompt) is not tried again but fails with ``TOO_MANY_ATTEMPTS``.
+    """
+
+    queue: JobQueue
+    generator: Generator
+    storage: Storage
+    policy: QualityPolicy | None = None
+    worker_id: str = "worker"
+    model_name: str = "fake"
+    max_batch: int = 4
+    batch_wait_s: float = 0.05
+    lookahead: int = 4  # jobs held in hand, in batches, to choose fair batches from
+    poll_timeout_s: float = 1.0
+    storage_attempts: int = 3
+    storage_backoff_s: float = 0.5
+    publish_backoff_s: float = 0.5
+    progress_interval_s: float = 1.0
+    max_deliveries: int = 5  # KAFKA_MAX_DELIVERIES; 0: no limit
+    metrics: Metrics = field(default_factory=NoMetrics)
+    tracer: Tracer = field(default_factory=NoTracer)
+    # Translation and the token-limit check before generation (None: prompts go as written).
+    prompts: UnderstandPrompts | None = None
+    safety: SafetyGate | None = None  # the prompt filter again and the image check
+
+    def __post_init__(self) -> None:
+        if self.safety is None:
+            self.safety = SafetyGate(metrics=self.metrics)
+        if self.policy is None:
+            self.policy = FixedPolicy(DEFAULT_PROFILES)
+        self.busy = False
+        self._held: list[Delivery[Job]] = []
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def batch_limit(self) -> int:
+        return max(1, min(self.max_batch, self.generator.max_batch))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; the batch in hand is finished before returning, and
+        jobs held but not started go back to the queue."""
+        log.info("worker %s started", self.worker_id)
+        try:
+            while not stop.is_set():
+                try:
+                    batch = await self.next_batch()
+                except Exception:
+                    log.exception("receiving jobs failed; retrying")
+                    await asyncio.sleep(self.publish_backoff_s)
+                    continue
+                if batch:
+                    await self._run_batch(batch)
+        finally:
+            held, self._held = self._held, []
+            for delivery in held:
+                await delivery.release()
+            log.info("worker %s stopped; %d held job(s) returned to the queue", self.worker_id, len(held))
+
+    async def run_once(self) -> int:
+        """Take and process one batch; returns how many jobs it had."""
+        batch = await self.next_batch()
+        if batch:
+            await self._run_batch(batch)
+        return len(batch)
+
+    async def _run_batch(self, batch: list[_Planned]) -> None:
+        self.busy = True
+        try:
+            await self._process_group(batch)
+        finally:
+            self.busy = False
+
+    async def _receive(self, timeout: float) -> None:
+        room = self.batch_limit * self.lookahead - len(self._held)
+        if room > 0:
+            self._held += await self._jobs_only(await self.queue.receive_jobs(room, timeout))
+            # Oldest first, across partitions too: the order the bots told users their places in.
+            self._held.sort(key=lambda d: d.message.created_at)
+        await self._drop_cancelled()
+
+    async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:
+        """Note the cancellations among ``deliveries``, fail the jobs delivered too many times,
+        and return the other jobs."""
+        jobs: list[Delivery[Job]] = []
+        for delivery in deliveries:
+            if isinstance(delivery.message, Cancel):
+                self._cancelled[delivery.message.job_id] = None
+                while len(self._cancelled) > 10_000:
+                    self._cancelled.popitem(last=False)
+                await delivery.ack()
+            elif self.max_deliveries and delivery.attempt > self.max_deliveries:
+                await self._give_up(delivery)  # type: ignore[arg-type]
+            else:
+                jobs.append(delivery)  # type: ignore[arg-type]
+        return jobs
+
+    async def _give_up(self, delivery: Delivery[Job]) -> None:
+        """The user is owed an honest answer, not silence, and the group a way past the job."""
+        job = delivery.message
+        log.warning(
+            "job %s delivered %d times, more than max_deliveries=%d: failing it without another try",
+            job.job_id,
+            delivery.attempt,
+            self.max_deliveries,
+            extra={"job_id": job.job_id},
+        )
+        failure = Result.failure(job, ErrorCode.TOO_MANY_ATTEMPTS, worker_id=self.worker_id)
+        await self._finish(delivery, failure, 0)
+
+    async def _drop_cancelled(self) -> None:
+        """Jobs withdrawn before they started: an honest 'cancelled' result instead of a picture."""
+        keep = []
+        for delivery in self._held:
+            job = delivery.message
+            if job.job_id in self._cancelled:
+                log.info("job %s cancelled before it started", job.job_id, extra={"job_id": job.job_id})
+                await self._finish(delivery, Result.failure(job, ErrorCode.CANCELLED, worker_id=self.worker_id), 0)
+            else:
+                keep.append(delivery)
+        self._held = keep
+
+    async def next_batch(self) -> list[_Planned]:
+        """The next fair batch of compatible jobs from those in hand (receiving more first)."""
+        await self._receive(0.0 if self._held else self.poll_timeout_s)
+        if not self._held:
+            return []
+        planned = await self._plan(self._held)
+        head = (planned[0].profile.name, planned[0].size)
+        compatible = sum(1 for p in planned if (p.profile.name, p.size) == head)
+        if compatible < self.batch_limit and self.batch_wait_s > 0:
+            await self._receive(self.batch_wait_s)
+            planned = await self._plan(self._held)
+        batch, rest = pick_batch(
+            planned,
+            group=lambda p: (p.profile.name, p.size),
+            user=lambda p: p.job.user_id,
+            limit=self.batch_limit,
+        )
+        self._held = [p.delivery for p in rest]
+        return batch
+
+    async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[_Planned]:
+        backlog = await self._backlog()
+        self.metrics.consumer_lag(backlog)
+        assert self.policy is not None
+        out = []
+        for delivery in deliveries:
+            profile, reason = self.policy.choose(delivery.message.quality, backlog)
+            size = profile.fit_size(delivery.message.width, delivery.message.height)
+            out.append(_Planned(delivery, profile, reason, size))
+        return out
+
+    async def process(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> None:
+        """Process the given jobs now, in as many batches as their profiles and sizes need."""
+        self._held += await self._jobs_only(deliveries)
+        await self._drop_cancelled()
+        planned = await self._plan(self._held)
+        self._held = []
+        while planned:
+            batch, planned = pick_batch(
+                planned,
+                group=lambda p: (p.profile.name, p.size),
+                user=lambda p: p.job.user_id,
+                limit=self.batch_limit,
+            )
+            await self._process_group(batch)
+
+    async def _backlog(self) -> int:
+        try:
+            return await self.queue.backlog()
+        except Exception:
+            return 0
