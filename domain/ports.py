@@ -67,6 +67,12 @@ class JobQueue(Protocol):
 
     async def receive_events(self, max_events: int, timeout: float) -> list[Delivery[Event]]: ...
 
+    def delivers_events_of(self, chat_id: int) -> bool:
+        """Whether this process receives the events (progress, results) of ``chat_id`` now.
+        Several bot instances split the chats between them, and a chat's live status is kept
+        by the one that gets its events; with one instance, always true."""
+        ...
+
     async def backlog(self) -> int:
         """Jobs published and not yet acked by the worker group (consumer lag), best effort."""
         ...

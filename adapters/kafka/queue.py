@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from adapters.kafka.admin import KafkaAdmin
 from adapters.kafka.config import KafkaConfig
@@ -45,6 +46,7 @@ from domain.models import Cancel, Event, Job, Result
 __all__ = ["REASON_HEADER", "KafkaConfig", "KafkaDelivery", "KafkaJobQueue"]
 
 log = logging.getLogger(__name__)
+_PARTITIONER = DefaultPartitioner()  # the producer's, for keyed messages
 
 
 class KafkaJobQueue:
@@ -235,11 +237,30 @@ class KafkaJobQueue:
         """Consumer lag of the worker group on the requests topic, best effort (see ``Backlog``)."""
         return await self.lag.value()
 
+    def delivers_events_of(self, chat_id: int) -> bool:
+        """Events are keyed by chat id, so a chat's partition is the producer's choice for that
+        key (the default partitioner: murmur2 of the key); true while this bot holds it, or
+        while it has not joined its group yet (then nobody else is known to hold it)."""
+        consumer = self._events.consumer if self._events is not None else None
+        if consumer is None:
+            return True
+        held = self.event_partitions()
+        partitions = consumer.partitions_for_topic(self.config.results_topic)
+        if not held or not partitions:
+            return True
+        everyone = sorted(partitions)
+        return _PARTITIONER(str(chat_id).encode(), everyone, everyone) in held
+
     # ------------------------------------------------------------------ test and operations hooks
     def worker_partitions(self) -> set[int]:
         """The requests-topic partitions this queue's worker consumer holds now (empty before it
         has joined the group)."""
         return set() if self._jobs is None else self._jobs.assignment()
+
+    def event_partitions(self) -> set[int]:
+        """The results-topic partitions this queue's bot consumer holds now (empty before it
+        has joined the group)."""
+        return set() if self._events is None else self._events.assignment()
 
     async def publish_raw_job(self, raw: bytes, key: bytes | None = None) -> None:
         await self.producer.send(self.config.requests_topic, raw, key, wait=True)

@@ -275,21 +275,27 @@ class Front:
 
     async def refresh_waiting(self) -> int:
         """Edit the status of every job still in line with its place and wait now (the board
-        edits only what changed, no faster than its interval); returns how many are in line."""
-        waiting = self.board.waiting()
-        if not waiting:
-            return 0
-        positions = await self.queue_positions()
-        for job_id, record in list(waiting.items()):
-            position = positions.get(job_id)
-            if position is None or record is None:
+        edits only what changed, no faster than its interval); returns how many are in line.
+
+        Only for the chats whose events this instance receives: with several bot instances the
+        one that gets a chat's progress and results keeps its status (another instance may have
+        sent the status reply), so no two instances edit one status and a finished or started
+        job is never shown as waiting again."""
+        assert self.admit is not None, "the admission use case is not wired"
+        in_line = await self.admit.in_line()
+        still = {record.job_id for record, _ in in_line}
+        for job_id in self.board.waiting():
+            if job_id not in still:  # started, finished or cancelled: its events' owner says so
+                self.board.forget(job_id)
+        for record, position in in_line:
+            if record.status_message_id is None or not self.queue.delivers_events_of(record.chat_id):
                 continue
-            chat_id, message_id, locale, prompt = record
             self.board.show(
-                job_id, chat_id, message_id, self.queued_text(locale, prompt, position),
-                cancel_keyboard(self.t, locale, job_id), stage="queued",
+                record.job_id, record.chat_id, record.status_message_id,
+                self.queued_text(record.locale, record.prompt, position),
+                cancel_keyboard(self.t, record.locale, record.job_id), stage="queued",
             )
-        return len(waiting)
+        return len(in_line)
 
     # --- reports ----------------------------------------------------------------------------------
 

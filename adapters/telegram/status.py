@@ -126,6 +126,13 @@ class StatusBoard:
             live.last_at = self.clock()
             live.sent = text
 
+    def forget(self, job_id: str) -> None:
+        """Stop keeping this job's status here without closing it (another instance, or a later
+        event, may still show it)."""
+        live = self._live.pop(job_id, None)
+        if live is not None and live.task is not None and not live.task.done() and not live.sending:
+            live.task.cancel()
+
     def close(self, job_id: str) -> None:
         """No more edits for this job (its result arrived, or it was cancelled)."""
         self._closed[job_id] = None

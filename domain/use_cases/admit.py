@@ -108,10 +108,14 @@ class AdmitJobs:
         across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
         no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
         and the cancellations themselves.)"""
+        return {record.job_id: place for record, place in await self.in_line()}
+
+    async def in_line(self) -> list[tuple[JobRecord, int]]:
+        """The jobs not started yet with their places in line (1 = next), oldest first."""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.limits.expiry_s)
         waiting = [r for r in everyone if r.state == JobState.QUEUED]
-        return {r.job_id: i + 1 for i, r in enumerate(waiting)}
+        return [(record, i + 1) for i, record in enumerate(waiting)]
 
 
 @dataclass

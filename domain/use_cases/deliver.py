@@ -39,7 +39,10 @@ class DeliverResults:
     storage_give_up_s: float = 300.0
     metrics: Metrics = field(default_factory=NoMetrics)
     tracer: Tracer = field(default_factory=NoTracer)
-    concurrency: int = 256
+    # Deliveries under way at once: about two seconds of the whole send budget. More only
+    # waits in the sender while holding claims, and a bot that dies holding many leaves them
+    # all to wait out their lease, behind everything its successor took in meanwhile.
+    concurrency: int = 64
     slow_after_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
 

@@ -198,3 +198,29 @@ async def test_a_cancellation_follows_its_job_to_the_worker(harness, tmp_path):
     assert result.status == JobStatus.FAILED and result.error_code == ErrorCode.CANCELLED
     await worker.stop()
     await bot.stop()
+
+
+async def test_each_chat_is_kept_by_the_one_bot_that_receives_its_events(harness):
+    """Two bot instances in one group split the chats: for every chat exactly one says it
+    receives its events, and it is the one that does (so one instance keeps its live status)."""
+    bots = [await harness.new_queue(), await harness.new_queue()]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not all(len(bot.event_partitions()) == 3 for bot in bots):  # both joined: 6 partitions
+        assert loop.time() < deadline, [bot.event_partitions() for bot in bots]
+        for bot in bots:
+            assert await bot.receive_events(10, 0.2) == []
+    chats = list(range(-3, 40))
+    for chat in chats:
+        await bots[0].publish_event(Progress(job_id=f"j{chat}", user_id=abs(chat), chat_id=chat, stage="started"))
+    got: dict[int, int] = {}  # chat: the bot that received its event
+    while len(got) < len(chats):
+        assert loop.time() < deadline, f"events of {set(chats) - set(got)} not received"
+        for i, bot in enumerate(bots):
+            for delivery in await bot.receive_events(50, 0.3):
+                got[delivery.message.chat_id] = i
+                await delivery.ack()
+    assert set(got.values()) == {0, 1}
+    for chat in chats:
+        says = [bot.delivers_events_of(chat) for bot in bots]
+        assert says.count(True) == 1 and says[got[chat]], (chat, says, got[chat])
