@@ -12,19 +12,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from domain.errors import DomainError
+from domain.errors import UndecodableMessage
 from domain.models import Cancel, Event, Job, Progress, Result
 
 VERSION = 1
 _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
-
-
-class UndecodableMessage(DomainError):
-    code = "undecodable_message"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason=reason)
-        self.reason = reason
 
 
 # Fields added after the first release of version 1: left out while they hold their default, so a

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from domain.errors import DomainError
+from domain.errors import AlreadyAccepted as AlreadyAccepted  # re-exported: telegram/front.py imports it from here
+from domain.errors import LimitExceeded as LimitExceeded  # re-exported: telegram/front.py imports it from here
+from domain.errors import RateLimited, TooManyJobsInFlight
 from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
 
 
@@ -196,31 +198,6 @@ def apply_outcome(record: JobRecord, outcome: Outcome) -> JobRecord:
 
 
 # --------------------------------------------------------------------------- limits
-
-
-class LimitExceeded(DomainError):
-    """The user asked for more than the limits allow right now; nothing was queued."""
-
-    code = "limit_exceeded"
-
-
-class TooManyJobsInFlight(LimitExceeded):
-    code = "too_many_in_flight"  # params: limit, in_flight, requested
-
-
-class RateLimited(LimitExceeded):
-    code = "rate_limited"  # params: limit, retry_after (whole seconds)
-
-
-class AlreadyAccepted(DomainError):
-    """Every job asked for is known already: the same message came twice (Telegram hands a
-    restarted bot the updates it had not confirmed). Nothing new is queued; nothing to say."""
-
-    code = "already_accepted"
-
-
-class AccessDenied(DomainError):
-    code = "access_denied"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from domain.codec import UndecodableMessage, decode_event, decode_job, encode_event, encode_job
+from domain.codec import decode_event, decode_job, encode_event, encode_job
+from domain.errors import UndecodableMessage
 from domain.models import ErrorCode, Job, JobStatus, Locale, Progress, Quality, Result
 
 
