@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from domain.models import Job, TranslationStatus, Understood
-from domain.ports import PromptReader, PromptTranslator
-from domain.telemetry import Metrics, NoMetrics
+from domain.ports import Metrics, PromptReader, PromptTranslator
+from domain.telemetry import NoMetrics
 
 log = logging.getLogger(__name__)
 
