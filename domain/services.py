@@ -11,7 +11,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from domain.errors import DomainError, PromptRefused, QueueUnavailable, RecipientGone, StorageError
 from domain.models import (
@@ -29,7 +28,7 @@ from domain.models import (
     image_key,
 )
 from domain.moderation import SafetyGate
-from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, Storage
+from domain.ports import Claim, Delivery, DeliveryLog, Generator, JobQueue, Notifier, QualityPolicy, Storage
 from domain.policy import FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.safety import PromptFilter
@@ -131,16 +130,6 @@ class SubmitPrompt:
 
 
 # --------------------------------------------------------------------------- process (worker side)
-
-
-class QualityPolicy(Protocol):
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        """Pick the profile for a job and say why (shown in the caption)."""
-        ...
-
-    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
-        """Learn from a finished batch how fast a profile runs."""
-        ...
 
 
 def _prompt_hash(prompt: str) -> str:
