@@ -95,18 +95,14 @@ class JobRecord:
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
         return cls(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
+            **job.ref_fields(),
             prompt=job.prompt,
             negative_prompt=job.negative_prompt,
             width=job.width,
             height=job.height,
             seed=job.seed,
             quality=job.quality,
-            locale=job.locale,
             created_at=job.created_at,
-            status_message_id=job.status_message_id,
             request_message_id=request_message_id,
         )
 
