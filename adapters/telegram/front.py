@@ -24,7 +24,7 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import Cancel, Job, Locale, Quality, job_id_for
+from domain.models import Cancel, Job, Locale, Quality, Stage, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
@@ -134,13 +134,13 @@ class Front:
         eta = self.eta(locale, self.estimator.wait_s(position - 1, self.clock()))
         return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
 
-    def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
+    def progress_text(self, locale: Locale, prompt: str, stage: Stage, step: int = 0, total: int = 0) -> tuple[str, int]:
         prompt = short(prompt, 200)
-        if stage == "generating" and total:
+        if stage == Stage.GENERATING and total:
             percent = max(0, min(100, int(100 * step / total)))
             return self.t(locale, "status-generating", percent=percent, bar=progress_bar(percent), prompt=prompt), percent
-        key = {"started": "status-started", "uploading": "status-uploading"}.get(stage, "status-started")
-        return self.t(locale, key, prompt=prompt), 100 if stage == "uploading" else 0
+        key = "status-uploading" if stage == Stage.UPLOADING else "status-started"
+        return self.t(locale, key, prompt=prompt), 100 if stage == Stage.UPLOADING else 0
 
     # --- making jobs ------------------------------------------------------------------------------
     def size_for(self, aspect: AspectRatio | None) -> tuple[int | None, int | None]:
