@@ -257,7 +257,11 @@ class StoredImage(_Message):
     url: str
 
 
+IMAGE_KEY_PREFIX = "images/"
+"""Where in the storage the pictures live (the S3 lifecycle rule that expires them filters on it)."""
+
+
 def image_key(job_id: str) -> str:
     """The storage key of a job's image: derived from the job id, so a redelivered job overwrites
     the same object instead of making a second one."""
-    return f"images/{job_id}.png"
+    return f"{IMAGE_KEY_PREFIX}{job_id}.png"
