@@ -31,8 +31,6 @@ from domain.telemetry import NoMetrics
 
 log = logging.getLogger(__name__)
 
-CYRILLIC_LANGUAGES = ("ru", "uk", "be", "kk")
-
 _CYRILLIC = re.compile(r"[\u0400-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 _KAZAKH = set("әғқңөұүһӘҒҚҢӨҰҮҺ")
