@@ -134,7 +134,7 @@ class Front:
         eta = self.eta(locale, self.estimator.wait_s(position - 1, self.clock()))
         return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
 
-    def progress_text(self, locale: Locale, prompt: str, stage: Stage, step: int = 0, total: int = 0) -> tuple[str, int]:
+    def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
         prompt = short(prompt, 200)
         if stage == Stage.GENERATING and total:
             percent = max(0, min(100, int(100 * step / total)))
