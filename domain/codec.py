@@ -1,8 +1,8 @@
 """How messages travel on the queue: versioned JSON envelopes checked against the models' schema.
 
-``{"v": 1, "type": "job" | "progress" | "result", "data": {...}}``. A message of an unknown version
-or type, or one that fails validation, raises ``UndecodableMessage`` with the reason: consumers set
-it aside (dead letters) and go on.
+``{"v": 1, "type": "job" | "cancel" | "progress" | "result", "data": {...}}``. A message of an
+unknown version or type, or one that fails validation, raises ``UndecodableMessage`` with the
+reason: consumers set it aside (dead letters) and go on.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Entities and messages of Prompt2Pic.
 
-These are the messages that travel on the queue (jobs, progress events and results) and the values
-the use cases pass around. They are pydantic models so that every message that crosses a process
-boundary is validated on the way in; the domain still knows nothing of Kafka, S3, diffusers or
-Telegram.
+These are the messages that travel on the queue (jobs and their cancellations, progress events and
+results; those about a job share ``JobRef``'s fields) and the values the use cases pass around.
+They are pydantic models so that every message that crosses a process boundary is validated on the
+way in.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 ``--seed N``, ``--q fast|balanced|quality``.
 
 Pure functions: ``parse_prompt`` splits a message into the prompt and its parameters, raising a
-typed error (an ``InvalidRequest``) that names the valid choices when something is wrong, so the
+typed error (an ``InvalidRequest``, ``domain.errors``) that names the valid choices when something is wrong, so the
 front can say so in the user's language and queue nothing. ``size_for_aspect`` maps an aspect ratio
 to a size the model supports (multiples of 128 within ``Limits``).
 """
