@@ -34,7 +34,8 @@ def classes(base_names: set[str]) -> dict[str, list[str]]:
 def error_names() -> set[str]:
     """The names of DomainError and every subclass defined in domain/errors.py."""
     return {
-        name for name, value in vars(domain.errors).items()
+        name
+        for name, value in vars(domain.errors).items()
         if isinstance(value, type) and issubclass(value, domain.errors.DomainError)
     }
 
