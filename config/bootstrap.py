@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING
 from config import factories, safety
 from config.settings import Settings, StorageBackend, TelegramMode
 from domain.moderation import SafetyGate
-from domain.ports import Generator, ImageCheck, JobQueue, PromptTranslator, Storage
+from domain.ports import Generator, ImageCheck, JobQueue, PromptTranslator, QualityPolicy, Storage
 from domain.quality import QualityProfile
 from domain.safety import ImageAction, PromptFilter
+from domain.telemetry import Metrics, Tracer
+from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
 from domain.use_cases.outcomes import RecordOutcomes
-from domain.use_cases.production import QualityPolicy
-from domain.telemetry import Metrics, Tracer
-from domain.translation import UnderstandPrompts
 from domain.users import UserLimits
 from domain.validation import Limits
 from domain.waits import WaitEstimator

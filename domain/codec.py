@@ -1,8 +1,8 @@
 """How messages travel on the queue: versioned JSON envelopes checked against the models' schema.
 
-``{"v": 1, "type": "job" | "progress" | "result", "data": {...}}``. A message of an unknown version
-or type, or one that fails validation, raises ``UndecodableMessage`` with the reason: consumers set
-it aside (dead letters) and go on.
+``{"v": 1, "type": "job" | "cancel" | "progress" | "result", "data": {...}}``. A message of an
+unknown version or type, or one that fails validation, raises ``UndecodableMessage`` with the
+reason: consumers set it aside (dead letters) and go on.
 """
 
 from __future__ import annotations
@@ -12,19 +12,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from domain.errors import DomainError
+from domain.errors import UndecodableMessage
 from domain.models import Cancel, Event, Job, Progress, Result
 
 VERSION = 1
 _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
-
-
-class UndecodableMessage(DomainError):
-    code = "undecodable_message"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason=reason)
-        self.reason = reason
 
 
 # Fields added after the first release of version 1: left out while they hold their default, so a

@@ -44,12 +44,49 @@ class InvalidSeed(InvalidRequest):
     code = "invalid_seed"  # params: value, max
 
 
+class UnknownParameter(InvalidRequest):
+    code = "unknown_parameter"  # params: name, valid
+
+
+class MissingParameterValue(InvalidRequest):
+    code = "missing_parameter_value"  # params: name, example
+
+
+class InvalidAspectRatio(InvalidRequest):
+    code = "invalid_aspect_ratio"  # params: value, low, high, examples
+
+
+class InvalidQuality(InvalidRequest):
+    code = "invalid_quality"  # params: value, valid
+
+
 class PromptRefused(InvalidRequest):
     """The prompt matches the operator's word lists (``domain.safety``). Its parameters carry
     the list's category only, never the matched word: the user is told that the request is not
     allowed, not what tripped the filter."""
 
     code = "prompt_refused"  # params: category
+
+
+class LimitExceeded(DomainError):
+    """The user asked for more than the limits allow right now; nothing was queued."""
+
+    code = "limit_exceeded"
+
+
+class TooManyJobsInFlight(LimitExceeded):
+    code = "too_many_in_flight"  # params: limit, in_flight, requested
+
+
+class RateLimited(LimitExceeded):
+    code = "rate_limited"  # params: limit, retry_after (whole seconds)
+
+
+class AlreadyAccepted(DomainError):
+    """Every job asked for is known already: the same message came twice (Telegram hands a
+    restarted bot the updates it had not confirmed). Nothing new is queued; nothing to say."""
+
+    code = "already_accepted"
 
 
 class QueueUnavailable(DomainError):
@@ -76,3 +113,14 @@ class RecipientGone(DomainError):
     """The user cannot be reached any more (blocked the bot, left the chat): do not retry."""
 
     code = "recipient_gone"
+
+
+class UndecodableMessage(DomainError):
+    """A message off the queue of an unknown version or type, or one that fails validation: its
+    consumer sets it aside (dead letters) and goes on."""
+
+    code = "undecodable_message"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason)
+        self.reason = reason

@@ -1,9 +1,9 @@
 """Entities and messages of Prompt2Pic.
 
-These are the messages that travel on the queue (jobs, progress events and results) and the values
-the use cases pass around. They are pydantic models so that every message that crosses a process
-boundary is validated on the way in; the domain still knows nothing of Kafka, S3, diffusers or
-Telegram.
+These are the messages that travel on the queue (jobs and their cancellations, progress events and
+results; those about a job share ``JobRef``'s fields) and the values the use cases pass around.
+They are pydantic models so that every message that crosses a process boundary is validated on the
+way in.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
+class Stage(StrEnum):
+    """How far a worker got with a job (``Progress.stage``); the values travel on the queue."""
+
+    STARTED = "started"
+    GENERATING = "generating"
+    UPLOADING = "uploading"
+
+
 class ErrorCode(StrEnum):
     """Why a job failed; the chat front turns it into a message in the user's language."""
 
@@ -76,23 +84,33 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Job(_Message):
+class JobRef(_Message):
+    """The fields that every message about a job repeats: which job, whose, and where its user
+    sees it (chat, language, and the chat message the bot edits with live status)."""
+
+    job_id: str
+    user_id: int
+    chat_id: int
+    locale: Locale = Locale.EN
+    status_message_id: int | None = None
+
+    def ref_fields(self) -> dict[str, Any]:
+        """These fields of this message, to build another message about the same job."""
+        return {name: getattr(self, name) for name in JobRef.model_fields}
+
+
+class Job(JobRef):
     """One accepted prompt: what a worker needs to make the picture and the bot to deliver it."""
 
     job_id: str = Field(default_factory=new_job_id, min_length=1, max_length=64)
-    user_id: int
-    chat_id: int
     prompt: str = Field(min_length=1)
     negative_prompt: str = ""
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     seed: int = Field(ge=0, le=2**32 - 1)
     quality: Quality = Quality.AUTO
-    locale: Locale = Locale.EN
     created_at: float = Field(default_factory=now)
     attempt: int = Field(default=0, ge=0)
-    # The chat message the bot edits with live status ("queued", "generating 40%"); optional.
-    status_message_id: int | None = None
     # Translate the prompt into English before the (English-only) text encoders read it: the
     # user's setting; the worker's PROMPT_TRANSLATION=off turns it off for everyone.
     translate: bool = True
@@ -138,36 +156,30 @@ class Timings(_Message):
     total_s: float = 0.0
 
 
-class Progress(_Message):
+class Progress(JobRef):
     """A worker's report on a running job, for the bot's live status."""
 
     kind: Literal["progress"] = "progress"
-    job_id: str
-    user_id: int
-    chat_id: int
-    locale: Locale = Locale.EN
-    status_message_id: int | None = None
-    stage: Literal["started", "generating", "uploading"]
+    stage: Stage
     step: int = 0
     total_steps: int = 0
     worker_id: str = ""
     at: float = Field(default_factory=now)
 
+    @classmethod
+    def of(cls, job: Job, stage: Stage, step: int = 0, total_steps: int = 0, worker_id: str = "") -> Progress:
+        return cls(**job.ref_fields(), stage=stage, step=step, total_steps=total_steps, worker_id=worker_id)
 
-class Result(_Message):
+
+class Result(JobRef):
     """The outcome of a job: an image with its link, or an honest error."""
 
     kind: Literal["result"] = "result"
-    job_id: str
-    user_id: int
-    chat_id: int
-    locale: Locale = Locale.EN
     status: JobStatus
     prompt: str = ""
     seed: int = 0
     width: int = 0
     height: int = 0
-    status_message_id: int | None = None
     image_key: str | None = None
     image_url: str | None = None
     profile: str | None = None
@@ -184,20 +196,34 @@ class Result(_Message):
 
     @classmethod
     def failure(cls, job: Job, code: ErrorCode, **extra: Any) -> Result:
+        """The job failed for ``code``; ``extra``: any other Result field, validated by pydantic."""
         return cls(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
-            locale=job.locale,
+            **job.ref_fields(),
             status=JobStatus.FAILED,
             prompt=job.prompt,
             seed=job.seed,
             width=job.width,
             height=job.height,
-            status_message_id=job.status_message_id,
             accepted_at=job.created_at,
             error_code=code,
-            **extra,  # any other Result field, validated by pydantic
+            **extra,
+        )
+
+    @classmethod
+    def done(cls, job: Job, key: str, url: str, width: int, height: int, **extra: Any) -> Result:
+        """The job's picture (``width`` x ``height``) is stored under ``key``, to be opened at
+        ``url``; ``extra``: any other Result field, validated by pydantic."""
+        return cls(
+            **job.ref_fields(),
+            status=JobStatus.DONE,
+            prompt=job.prompt,
+            seed=job.seed,
+            width=width,
+            height=height,
+            image_key=key,
+            image_url=url,
+            accepted_at=job.created_at,
+            **extra,
         )
 
 
@@ -231,7 +257,11 @@ class StoredImage(_Message):
     url: str
 
 
+IMAGE_KEY_PREFIX = "images/"
+"""Where in the storage the pictures live (the S3 lifecycle rule that expires them filters on it)."""
+
+
 def image_key(job_id: str) -> str:
     """The storage key of a job's image: derived from the job id, so a redelivered job overwrites
     the same object instead of making a second one."""
-    return f"images/{job_id}.png"
+    return f"{IMAGE_KEY_PREFIX}{job_id}.png"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from domain.errors import PromptRefused
 from domain.models import ErrorCode, Job, JobStatus, Result
-from domain.ports import ImageCheck
+from domain.ports import ImageCheck, Metrics
 from domain.safety import CLEAN, ImageAction, ImageVerdict, PromptFilter
-from domain.telemetry import Metrics, NoMetrics
+from domain.telemetry import NoMetrics
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 ``--seed N``, ``--q fast|balanced|quality``.
 
 Pure functions: ``parse_prompt`` splits a message into the prompt and its parameters, raising a
-typed error (an ``InvalidRequest``) that names the valid choices when something is wrong, so the
+typed error (an ``InvalidRequest``, ``domain.errors``) that names the valid choices when something is wrong, so the
 front can say so in the user's language and queue nothing. ``size_for_aspect`` maps an aspect ratio
 to a size the model supports (multiples of 128 within ``Limits``).
 """
@@ -14,7 +14,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from domain.errors import InvalidRequest, InvalidSeed, PromptControlCharacters
+from domain.errors import (
+    InvalidAspectRatio,
+    InvalidQuality,
+    InvalidSeed,
+    MissingParameterValue,
+    PromptControlCharacters,
+    UnknownParameter,
+)
 from domain.models import Quality
 from domain.validation import MAX_SEED, Limits
 
@@ -28,22 +35,6 @@ COMMON_RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16")
 # Phones turn "--" into an en or em dash as you type: "—ar 16:9" means "--ar 16:9".
 _FLAG = re.compile(r"^(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)$")
 _RATIO = re.compile(r"^(\d{1,4})\s*[:x×/]\s*(\d{1,4})$")
-
-
-class UnknownParameter(InvalidRequest):
-    code = "unknown_parameter"  # params: name, valid
-
-
-class MissingParameterValue(InvalidRequest):
-    code = "missing_parameter_value"  # params: name, example
-
-
-class InvalidAspectRatio(InvalidRequest):
-    code = "invalid_aspect_ratio"  # params: value, low, high, examples
-
-
-class InvalidQuality(InvalidRequest):
-    code = "invalid_quality"  # params: value, valid
 
 
 @dataclass(frozen=True)

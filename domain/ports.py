@@ -1,19 +1,35 @@
 """The ports: what the use cases need from the outside world, as ``typing.Protocol``s.
 
-Each port has a real adapter (Kafka, S3, Würstchen, Telegram) and an embedded one (memory, local
-folder, Pillow); one contract test suite in ``tests/contract`` runs against every adapter of a port.
+Each port has a real adapter (Kafka, S3, Würstchen, Telegram, SQLite, OpenTelemetry) and an embedded
+or no-op one; the suites in ``tests/contract`` run against every adapter of the queue, storage,
+generator and user store ports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from domain.errors import DomainError
-from domain.models import Cancel, Event, GeneratedImage, GenerationRequest, Job, Locale, Progress, Result, StoredImage
+from domain.models import (
+    Cancel,
+    Event,
+    GeneratedImage,
+    GenerationRequest,
+    Job,
+    Locale,
+    Progress,
+    Quality,
+    Result,
+    StoredImage,
+)
+from domain.quality import QualityProfile
 from domain.safety import ImageVerdict
-from domain.users import JobRecord, UserPrefs
+
+if TYPE_CHECKING:  # domain.users re-exports UserStore from here: no import of it at run time
+    from domain.users import JobRecord, Outcome, StoreStats, UserLimits, UserPrefs
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -282,3 +298,148 @@ class ResultChannel(Protocol):
         ...
 
     async def settle(self, result: Result) -> None: ...
+
+
+class QualityPolicy(Protocol):
+    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+        """Pick the profile for a job and say why (shown in the caption)."""
+        ...
+
+    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
+        """Learn from a finished batch how fast a profile runs."""
+        ...
+
+
+class UserStore(Protocol):
+    """Keeps users' preferences and jobs. Every method is safe to call concurrently."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def get_prefs(self, user_id: int) -> UserPrefs:
+        """The user's preferences (the defaults for a user never seen), with ``blocked``."""
+        ...
+
+    async def save_prefs(self, prefs: UserPrefs) -> None: ...
+
+    async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
+        """Atomically check ``check_admission`` for the records' user and add the records;
+        raises ``LimitExceeded`` and adds nothing when they do not fit, ``AlreadyAccepted``
+        when every record's job id is known already (a repeated update)."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def set_status_message(self, job_id: str, message_id: int) -> None: ...
+
+    async def set_file_id(self, job_id: str, file_id: str) -> None:
+        """Telegram's id of the job's picture, once sent (for sharing it in inline mode)."""
+        ...
+
+    async def mark_published(self, job_id: str, at: float) -> None:
+        """The job is on the queue (the outbox need not publish it again)."""
+        ...
+
+    async def unpublished(self, created_before: float) -> list[JobRecord]:
+        """Queued jobs never confirmed on the queue, created before ``created_before``, oldest
+        first: the outbox publishes them (again)."""
+        ...
+
+    async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
+        """Queued -> running (no change in any other state); the record, or None if unknown."""
+        ...
+
+    async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
+        """Record the job's result (see ``apply_outcome``); the record, or None if unknown."""
+        ...
+
+    async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
+        """Cancel one of ``user_id``'s active jobs; the cancelled record, or None when there is
+        no such active job."""
+        ...
+
+    async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
+        """Queued or running jobs created at or after ``since``, oldest first (all users: None)."""
+        ...
+
+    async def history(self, user_id: int, limit: int) -> list[JobRecord]:
+        """The user's finished pictures (state done), newest first."""
+        ...
+
+    async def mark_blocked(self, user_id: int, at: float) -> None: ...
+
+    async def unblock(self, user_id: int) -> None: ...
+
+    async def is_blocked(self, user_id: int) -> bool: ...
+
+    async def ban(self, user_id: int, at: float) -> bool:
+        """An admin banned the user: the bot ignores them from now on. True when they were not
+        banned before (a user never seen is banned too: a ban can come before the first message)."""
+        ...
+
+    async def unban(self, user_id: int) -> bool:
+        """True when the user was banned."""
+        ...
+
+    async def ban_noticed(self, user_id: int) -> bool:
+        """Note that a banned user was told they are banned: True only the first time after the
+        ban (atomic: two messages at once tell them once); False when not banned."""
+        ...
+
+    async def stats(self, since: float) -> StoreStats:
+        """Counts of jobs created since ``since``; workers seen finishing jobs since then."""
+        ...
+
+
+Carrier = Mapping[str, str]
+"""Trace context as text headers (W3C traceparent), carried with a message on the queue."""
+
+
+class Metrics(Protocol):
+    def profile_selected(self, profile: str, reason: str) -> None: ...
+
+    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
+
+    def job_finished(self, result: Result, batch_size: int) -> None: ...
+
+    def storage_error(self) -> None: ...
+
+    def jobs_in_flight(self, delta: int) -> None: ...
+
+    def consumer_lag(self, jobs: int) -> None: ...
+
+    def result_delivered(self, result: Result, end_to_end_s: float) -> None: ...
+
+    def delivery_error(self, kind: str) -> None: ...
+
+    def prompt_understood(self, language: str, outcome: str) -> None:
+        """One prompt before generation: its detected language and what became of it
+        (translated, none, failed, off)."""
+        ...
+
+    def translation_batch(self, texts: int, seconds: float) -> None: ...
+
+    def translation_failed(self, kind: str) -> None: ...
+
+    def prompt_refused(self, category: str, where: str) -> None:
+        """The prompt filter refused a prompt (``where``: bot or worker)."""
+        ...
+
+    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
+        """One picture through the image check: how long it took, the categories it flagged."""
+        ...
+
+
+class Tracer(Protocol):
+    def span(
+        self,
+        name: str,
+        *,
+        carrier: Carrier | None = None,
+        links: Sequence[Carrier] = (),
+        attributes: Mapping[str, Any] | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """A span, child of the trace in ``carrier`` when given, current while the block runs
+        (so messages published inside it carry its context)."""
+        ...

@@ -1,51 +1,16 @@
-"""Ports for what the use cases report: metrics and trace spans. The OpenTelemetry adapter
-implements them; the no-op versions keep the use cases free of any telemetry library."""
+"""The no-op versions of the telemetry ports (``domain.ports.Metrics`` and ``Tracer``), which keep
+the use cases free of any telemetry library; the OpenTelemetry adapter implements the real ones."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from domain.models import Result
-
-Carrier = Mapping[str, str]
-"""Trace context as text headers (W3C traceparent), carried with a message on the queue."""
-
-
-class Metrics(Protocol):
-    def profile_selected(self, profile: str, reason: str) -> None: ...
-
-    def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
-
-    def job_finished(self, result: Result, batch_size: int) -> None: ...
-
-    def storage_error(self) -> None: ...
-
-    def jobs_in_flight(self, delta: int) -> None: ...
-
-    def consumer_lag(self, jobs: int) -> None: ...
-
-    def result_delivered(self, result: Result, end_to_end_s: float) -> None: ...
-
-    def delivery_error(self, kind: str) -> None: ...
-
-    def prompt_understood(self, language: str, outcome: str) -> None:
-        """One prompt before generation: its detected language and what became of it
-        (translated, none, failed, off)."""
-        ...
-
-    def translation_batch(self, texts: int, seconds: float) -> None: ...
-
-    def translation_failed(self, kind: str) -> None: ...
-
-    def prompt_refused(self, category: str, where: str) -> None:
-        """The prompt filter refused a prompt (``where``: bot or worker)."""
-        ...
-
-    def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
-        """One picture through the image check: how long it took, the categories it flagged."""
-        ...
+from domain.ports import Carrier
+from domain.ports import Metrics as Metrics  # re-exported: services.py imports it from here
+from domain.ports import Tracer as Tracer  # re-exported: services.py imports it from here
 
 
 class NoMetrics:
@@ -93,20 +58,6 @@ class NoMetrics:
 
     def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
-
-
-class Tracer(Protocol):
-    def span(
-        self,
-        name: str,
-        *,
-        carrier: Carrier | None = None,
-        links: Sequence[Carrier] = (),
-        attributes: Mapping[str, Any] | None = None,
-    ) -> contextlib.AbstractContextManager[None]:
-        """A span, child of the trace in ``carrier`` when given, current while the block runs
-        (so messages published inside it carry its context)."""
-        ...
 
 
 class NoTracer:

@@ -26,12 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from domain.models import Job, TranslationStatus, Understood
-from domain.ports import PromptReader, PromptTranslator
-from domain.telemetry import Metrics, NoMetrics
+from domain.ports import Metrics, PromptReader, PromptTranslator
+from domain.telemetry import NoMetrics
 
 log = logging.getLogger(__name__)
-
-CYRILLIC_LANGUAGES = ("ru", "uk", "be", "kk")
 
 _CYRILLIC = re.compile(r"[\u0400-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")

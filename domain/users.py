@@ -1,7 +1,7 @@
 """Users of the chat front: their preferences, their jobs (live ones and history), and the limits
 that keep one user from flooding the service.
 
-Pure rules and values here; ``UserStore`` is the port that keeps them (in memory for tests, SQLite
+Pure rules and values here; ``domain.ports.UserStore`` is the port that keeps them (in memory for tests, SQLite
 on a volume by default). The store applies ``check_admission`` inside one transaction with the
 insert of the new jobs, so two messages of one user handled at the same time (or by two bot
 instances sharing the database) cannot both slip under the cap.
@@ -15,8 +15,11 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from domain.errors import DomainError
+from domain.errors import AlreadyAccepted as AlreadyAccepted  # re-exported: telegram/front.py imports it from here
+from domain.errors import LimitExceeded as LimitExceeded  # re-exported: telegram/front.py imports it from here
+from domain.errors import RateLimited, TooManyJobsInFlight
 from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
+from domain.ports import UserStore as UserStore  # re-exported: telegram/front.py and runtime.py import it from here
 
 
 class SendAs(StrEnum):
@@ -92,18 +95,14 @@ class JobRecord:
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
         return cls(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
+            **job.ref_fields(),
             prompt=job.prompt,
             negative_prompt=job.negative_prompt,
             width=job.width,
             height=job.height,
             seed=job.seed,
             quality=job.quality,
-            locale=job.locale,
             created_at=job.created_at,
-            status_message_id=job.status_message_id,
             request_message_id=request_message_id,
         )
 
@@ -198,31 +197,6 @@ def apply_outcome(record: JobRecord, outcome: Outcome) -> JobRecord:
 # --------------------------------------------------------------------------- limits
 
 
-class LimitExceeded(DomainError):
-    """The user asked for more than the limits allow right now; nothing was queued."""
-
-    code = "limit_exceeded"
-
-
-class TooManyJobsInFlight(LimitExceeded):
-    code = "too_many_in_flight"  # params: limit, in_flight, requested
-
-
-class RateLimited(LimitExceeded):
-    code = "rate_limited"  # params: limit, retry_after (whole seconds)
-
-
-class AlreadyAccepted(DomainError):
-    """Every job asked for is known already: the same message came twice (Telegram hands a
-    restarted bot the updates it had not confirmed). Nothing new is queued; nothing to say."""
-
-    code = "already_accepted"
-
-
-class AccessDenied(DomainError):
-    code = "access_denied"
-
-
 @dataclass(frozen=True)
 class UserLimits:
     max_in_flight: int = 3  # jobs queued or running per user (0: no cap)
@@ -272,85 +246,3 @@ class StoreStats:
     blocked_users: int = 0
     workers: dict[str, float] = field(default_factory=dict)  # worker id -> last seen
     banned_users: int = 0
-
-
-class UserStore(Protocol):
-    """Keeps users' preferences and jobs. Every method is safe to call concurrently."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def get_prefs(self, user_id: int) -> UserPrefs:
-        """The user's preferences (the defaults for a user never seen), with ``blocked``."""
-        ...
-
-    async def save_prefs(self, prefs: UserPrefs) -> None: ...
-
-    async def admit(self, records: Sequence[JobRecord], limits: UserLimits, now: float) -> None:
-        """Atomically check ``check_admission`` for the records' user and add the records;
-        raises ``LimitExceeded`` and adds nothing when they do not fit, ``AlreadyAccepted``
-        when every record's job id is known already (a repeated update)."""
-        ...
-
-    async def get_job(self, job_id: str) -> JobRecord | None: ...
-
-    async def set_status_message(self, job_id: str, message_id: int) -> None: ...
-
-    async def set_file_id(self, job_id: str, file_id: str) -> None:
-        """Telegram's id of the job's picture, once sent (for sharing it in inline mode)."""
-        ...
-
-    async def mark_published(self, job_id: str, at: float) -> None:
-        """The job is on the queue (the outbox need not publish it again)."""
-        ...
-
-    async def unpublished(self, created_before: float) -> list[JobRecord]:
-        """Queued jobs never confirmed on the queue, created before ``created_before``, oldest
-        first: the outbox publishes them (again)."""
-        ...
-
-    async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
-        """Queued -> running (no change in any other state); the record, or None if unknown."""
-        ...
-
-    async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
-        """Record the job's result (see ``apply_outcome``); the record, or None if unknown."""
-        ...
-
-    async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
-        """Cancel one of ``user_id``'s active jobs; the cancelled record, or None when there is
-        no such active job."""
-        ...
-
-    async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
-        """Queued or running jobs created at or after ``since``, oldest first (all users: None)."""
-        ...
-
-    async def history(self, user_id: int, limit: int) -> list[JobRecord]:
-        """The user's finished pictures (state done), newest first."""
-        ...
-
-    async def mark_blocked(self, user_id: int, at: float) -> None: ...
-
-    async def unblock(self, user_id: int) -> None: ...
-
-    async def is_blocked(self, user_id: int) -> bool: ...
-
-    async def ban(self, user_id: int, at: float) -> bool:
-        """An admin banned the user: the bot ignores them from now on. True when they were not
-        banned before (a user never seen is banned too: a ban can come before the first message)."""
-        ...
-
-    async def unban(self, user_id: int) -> bool:
-        """True when the user was banned."""
-        ...
-
-    async def ban_noticed(self, user_id: int) -> bool:
-        """Note that a banned user was told they are banned: True only the first time after the
-        ban (atomic: two messages at once tell them once); False when not banned."""
-        ...
-
-    async def stats(self, since: float) -> StoreStats:
-        """Counts of jobs created since ``since``; workers seen finishing jobs since then."""
-        ...

@@ -25,9 +25,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 # The share of a lone image's time that each further image of a batch adds, until batches of
-# two sizes are seen: Würstchen on an H200 takes 1.35 s alone and 0.56 s/image in batches of 8
-# (docs/benchmarks.md): (8 x 0.56 - 1.35) / 7 / 1.35 = 0.33. (CPU workers run nearer 1 with the
-# real model, nearer 0.1 with the tiny one; the fit from two sizes replaces this guess.)
+# two sizes are seen: about a third for Würstchen on an H200 (one image alone against s/image in
+# batches of 8, docs/benchmarks.md). CPU workers run nearer 1 with the real model, nearer 0.1
+# with the tiny one; the fit from two sizes replaces this guess.
 MARGINAL = 1 / 3
 
 

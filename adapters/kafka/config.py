@@ -1,12 +1,11 @@
 """The settings of one Kafka job queue: topics, groups, timeouts and tuning, in one dataclass.
 
-Tuning (measured with ``bench/queue_bench.py``):
+Tuning (measured with ``bench/queue_bench.py``; figures in docs/benchmarks.md):
 
 - ``fetch_max_wait_ms``: aiokafka keeps one fetch in flight per broker, and a partition whose
   data was just fetched waits out that long poll before it is fetched again. A job's progress
   and result share a partition, so the result of a fast job can wait up to this long at the
-  bot. 100 ms costs nothing next to a diffusion run; 10 ms gives a ~10 ms queue path but about
-  twice the idle CPU (polling).
+  bot: a trade of latency for idle CPU (polling).
 - ``linger_ms``: 0. Batches form anyway while a request is in flight.
 - ``pipeline_results``: results are sent without waiting for the broker, and the job's ack
   counts only once the broker has confirmed the result (else the job comes again). A worker then

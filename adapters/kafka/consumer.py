@@ -28,7 +28,7 @@ from adapters.kafka.health import Health
 from adapters.kafka.leave import leave_as_static_member
 from adapters.kafka.offsets import CONFIRMING, IN_FLIGHT, WAITING, PartitionBook, Record
 from adapters.kafka.producer import ResultConfirmations
-from domain.codec import UndecodableMessage
+from domain.errors import UndecodableMessage
 from domain.models import Job
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """A tiny random-weight MarianMT translation model, built offline with the real transformers classes.
 
-``build_tiny_translator(folder)`` writes a folder in the layout of the hub's opus-mt models
+``ensure_tiny_translator(folder)`` writes a folder in the layout of the hub's opus-mt models
 (``config.json``, ``generation_config.json``, ``model.safetensors``, ``source.spm``,
 ``target.spm``, ``vocab.json``, ``tokenizer_config.json``), so that
 :class:`adapters.marian.translator.MarianTranslator` loads it through the very code that loads
@@ -8,8 +8,8 @@
 and English sentences, with the ``sentencepiece`` library (as Marian's are, on far more text).
 
 The weights are random (fixed seed), so the "translations" are gibberish made of the vocabulary's
-pieces; what is real is the plumbing: tokenizer, encoder-decoder, generation, decoding.
-``ensure_tiny_translator(folder)`` builds it once and reuses it afterwards.
+pieces; what is real is the plumbing: tokenizer, encoder-decoder, generation, decoding. It is
+built once and reused afterwards.
 """
 
 from __future__ import annotations
@@ -182,11 +182,6 @@ def _build_model(target: Path) -> None:
 
 
 BUILD = TinyModelBuild(_build, marker=_MARKER, version=TINY_TRANSLATOR_VERSION, seed=SEED)
-
-
-def build_tiny_translator(folder: str | Path) -> Path:
-    """Build the tiny model into ``folder`` (replacing what is there); returns ``folder``."""
-    return BUILD.rebuild(folder)
 
 
 def ensure_tiny_translator(folder: str | Path) -> Path:

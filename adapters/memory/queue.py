@@ -19,7 +19,8 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry import propagate
 
-from domain.codec import UndecodableMessage, decode_event, decode_request, encode_cancel, encode_event, encode_job
+from domain.codec import decode_event, decode_request, encode_cancel, encode_event, encode_job
+from domain.errors import UndecodableMessage
 from domain.models import Cancel, Event, Job
 
 log = logging.getLogger(__name__)

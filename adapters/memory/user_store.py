@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from domain.errors import AlreadyAccepted
 from domain.users import (
     ACTIVE_STATES,
-    AlreadyAccepted,
     JobRecord,
     JobState,
     Outcome,

@@ -34,7 +34,6 @@ DEFAULT_CATEGORIES = (
     "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
     "BUTTOCKS_EXPOSED", "ANUS_EXPOSED",
 )
-LIBRARY_FLOOR = 0.25  # NudeNet's non-maximum suppression drops detections below this
 
 
 def _detector(threads: int, spinning: bool = False) -> Any:

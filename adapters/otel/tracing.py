@@ -14,13 +14,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 
-def inject_context() -> dict[str, str]:
-    """The current trace context as text headers, for a message about to be published."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
 class OtelTracer:
     """Implements the domain's ``Tracer`` port."""
 

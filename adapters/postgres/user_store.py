@@ -15,11 +15,11 @@ from typing import Any
 import asyncpg
 
 from adapters.postgres.db import PostgresDatabase, changed
+from domain.errors import AlreadyAccepted
 from domain.models import Locale, Quality
 from domain.users import (
     ACTIVE_STATES,
     JOB_COLUMNS,
-    AlreadyAccepted,
     JobRecord,
     JobState,
     Outcome,

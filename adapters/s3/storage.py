@@ -8,9 +8,10 @@
   default is private everywhere) and a new bucket gets a public access block where the server
   supports it (AWS, moto; MinIO answers NotImplemented, and its buckets are private by default).
 - Users get presigned GET links that expire, signed for the public endpoint (see ``start``).
-- Optional lifecycle rule: objects under ``images/`` expire after ``expire_days`` days. A server
-  that refuses lifecycle rules is logged at start and the images are kept (delete them with the
-  server's own tools, e.g. ``mc ilm rule add --expire-days N`` on MinIO).
+- Optional lifecycle rule: the images (keys under the domain's ``IMAGE_KEY_PREFIX``) expire after
+  ``expire_days`` days. A server that refuses lifecycle rules is logged at start and the images
+  are kept (delete them with the server's own tools, e.g. ``mc ilm rule add --expire-days N`` on
+  MinIO).
 - Errors of the server or the network become ``StorageError`` whose message holds the operation,
   bucket, key, S3 error code and HTTP status only: never credentials, URLs or signatures.
 """
@@ -30,14 +31,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from domain.errors import StorageError
-from domain.models import StoredImage
+from domain.models import IMAGE_KEY_PREFIX, StoredImage
 
 log = logging.getLogger(__name__)
 
 MAX_LINK_TTL_S = 7 * 24 * 3600
 """SigV4 presigned URLs are valid for at most seven days."""
 
-IMAGES_PREFIX = "images/"
 LIFECYCLE_RULE_ID = "prompt2pic-expire-images"
 
 _PUBLIC_ACCESS_FLAGS = (
@@ -311,7 +311,7 @@ class S3Storage:
             if self.expire_days > 0:
                 rule = {
                     "ID": LIFECYCLE_RULE_ID,
-                    "Filter": {"Prefix": IMAGES_PREFIX},
+                    "Filter": {"Prefix": IMAGE_KEY_PREFIX},
                     "Status": "Enabled",
                     "Expiration": {"Days": self.expire_days},
                 }

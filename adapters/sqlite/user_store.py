@@ -14,11 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from adapters.sqlite.db import SqliteDatabase
+from domain.errors import AlreadyAccepted
 from domain.models import Locale, Quality
 from domain.users import (
     ACTIVE_STATES,
     JOB_COLUMNS,
-    AlreadyAccepted,
     JobRecord,
     JobState,
     Outcome,

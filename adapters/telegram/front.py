@@ -22,9 +22,9 @@ from adapters.telegram.i18n import Translator
 from adapters.telegram.keyboards import cancel_keyboard, short
 from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
-from adapters.telegram.status import StatusBoard, progress_bar
+from adapters.telegram.status import QUEUED, StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import Job, Locale, Quality, job_id_for
+from domain.models import Job, Locale, Quality, Stage, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
@@ -135,12 +135,12 @@ class Front:
 
     def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
         prompt = short(prompt, 200)
-        if stage == "generating" and total:
+        if stage == Stage.GENERATING and total:
             percent = max(0, min(100, int(100 * step / total)))
             text = self.t(locale, "status-generating", percent=percent, bar=progress_bar(percent), prompt=prompt)
             return text, percent
-        key = {"started": "status-started", "uploading": "status-uploading"}.get(stage, "status-started")
-        return self.t(locale, key, prompt=prompt), 100 if stage == "uploading" else 0
+        key = "status-uploading" if stage == Stage.UPLOADING else "status-started"
+        return self.t(locale, key, prompt=prompt), 100 if stage == Stage.UPLOADING else 0
 
     # --- making jobs ------------------------------------------------------------------------------
     def size_for(self, aspect: AspectRatio | None) -> tuple[int | None, int | None]:
@@ -293,7 +293,7 @@ class Front:
             self.board.show(
                 record.job_id, record.chat_id, record.status_message_id,
                 self.queued_text(record.locale, record.prompt, position),
-                cancel_keyboard(self.t, record.locale, record.job_id), stage="queued",
+                cancel_keyboard(self.t, record.locale, record.job_id), stage=QUEUED,
             )
         return len(in_line)
 

@@ -28,7 +28,7 @@ from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
 from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, StorageError
-from domain.models import JobStatus, Locale, Progress, Result
+from domain.models import JobStatus, Locale, Progress, Result, Stage
 from domain.users import JobRecord, SendAs, UserPrefs
 
 log = logging.getLogger(__name__)
@@ -110,16 +110,16 @@ class TelegramNotifier:
             self.front.workers_seen[event.worker_id] = max(
                 self.front.workers_seen.get(event.worker_id, 0.0), event.at
             )
-        if event.stage == "started":
+        if event.stage == Stage.STARTED:
             self.front.estimator.started(event.worker_id, event.job_id, event.at)
-        elif event.stage == "generating":
+        elif event.stage == Stage.GENERATING:
             self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
         if self.board.is_closed(event.job_id):
             return
         record = await self.store.get_job(event.job_id)
         if record is not None and not record.active:
             return  # cancelled or finished: its status says so already
-        if event.stage == "started":
+        if event.stage == Stage.STARTED:
             await self.store.mark_started(event.job_id, event.at, event.worker_id)
         # A job the outbox published before its status reply was recorded: the record knows it.
         message_id = event.status_message_id or (record.status_message_id if record else None)
@@ -129,7 +129,7 @@ class TelegramNotifier:
         text, percent = self.front.progress_text(
             event.locale, prompt, event.stage, event.step, event.total_steps
         )
-        markup = None if event.stage == "uploading" else cancel_keyboard(self.t, event.locale, event.job_id)
+        markup = None if event.stage == Stage.UPLOADING else cancel_keyboard(self.t, event.locale, event.job_id)
         self.board.show(
             event.job_id, event.chat_id, message_id, text, markup,
             stage=event.stage, percent=percent,

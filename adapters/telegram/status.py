@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.telegram.sender import Priority, Sender
+from domain.models import Stage
 
-_STAGE_RANK = {"queued": 0, "started": 1, "generating": 2, "uploading": 3}
+QUEUED = "queued"  # the board's stage of a job no worker has reported on yet
+_STAGE_RANK = {QUEUED: 0, Stage.STARTED: 1, Stage.GENERATING: 2, Stage.UPLOADING: 3}
 
 
 def progress_bar(percent: int, width: int = 10) -> str:
@@ -36,7 +38,7 @@ class _Live:
     sent: str | None = None
     last_at: float = 0.0
     wanted: tuple[str, Any] | None = None
-    stage: str = "queued"
+    stage: str = QUEUED
     percent: int = 0
     sending: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -74,7 +76,7 @@ class StatusBoard:
         """Jobs whose status still says "queued": (chat, message, locale, prompt)."""
         return {
             job_id: (live.chat_id, live.message_id, live.locale, live.prompt) if live.locale is not None else None
-            for job_id, live in self._live.items() if live.stage == "queued"
+            for job_id, live in self._live.items() if live.stage == QUEUED
         }
 
     def stage(self, job_id: str) -> tuple[str, int] | None:

@@ -8,37 +8,25 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 from domain.models import (
     ErrorCode,
     GeneratedImage,
     Job,
-    JobStatus,
     Progress,
-    Quality,
     Result,
+    Stage,
     Timings,
     Understood,
     image_key,
 )
 from domain.moderation import SafetyGate
-from domain.ports import Delivery, Generator, JobQueue, Storage
+from domain.ports import Delivery, Generator, JobQueue, QualityPolicy, Storage
 from domain.quality import QualityProfile
 from domain.telemetry import Metrics, Tracer, carrier_of
 from domain.translation import UnderstandPrompts
 
 log = logging.getLogger(__name__)
-
-
-class QualityPolicy(Protocol):
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        """Pick the profile for a job and say why (shown in the caption)."""
-        ...
-
-    def observe(self, profile: str, batch_size: int, seconds: float) -> None:
-        """Learn from a finished batch how fast a profile runs."""
-        ...
 
 
 def _prompt_hash(prompt: str) -> str:
@@ -107,14 +95,14 @@ class Production:
     ) -> None:
         jobs = [item.job for item in todo]
         for job in jobs:
-            await self._progress(job, "started")
+            await self._progress(job, Stage.STARTED)
         last_report = [0.0]
 
         async def on_step(step: int, total: int) -> None:
             if time.time() - last_report[0] >= self.progress_interval_s or step == total:
                 last_report[0] = time.time()
                 for job in jobs:
-                    await self._progress(job, "generating", step, total)
+                    await self._progress(job, Stage.GENERATING, step, total)
 
         links = [c for c in (carrier_of(i.delivery) for i in todo) if c]
         understood = await self._understand(jobs, links)
@@ -156,7 +144,7 @@ class Production:
                     refusal = safety.image_refusal(item.job, verdict, profile.name, self.worker_id)
                     await self._finish(item.delivery, refusal, batch)
                     continue
-                await self._progress(item.job, "uploading")
+                await self._progress(item.job, Stage.UPLOADING)
                 result = safety.mark(await self._store(item, image, started, gen_s), verdict)
                 if understood is not None:
                     result = result.model_copy(update={"understood": understood[i]})
@@ -247,20 +235,12 @@ class Production:
     ) -> Result:
         job = item.job
         width, height = size or item.size
-        return Result(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
-            locale=job.locale,
-            status=JobStatus.DONE,
-            prompt=job.prompt,
-            seed=job.seed,
-            width=width,
-            height=height,
-            status_message_id=job.status_message_id,
-            image_key=key,
-            image_url=url,
-            accepted_at=job.created_at,
+        return Result.done(
+            job,
+            key,
+            url,
+            width,
+            height,
             profile=item.profile.name,
             profile_reason=item.reason,
             timings=Timings(
@@ -271,18 +251,8 @@ class Production:
             worker_id=self.worker_id,
         )
 
-    async def _progress(self, job: Job, stage: str, step: int = 0, total: int = 0) -> None:
-        event = Progress(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
-            locale=job.locale,
-            status_message_id=job.status_message_id,
-            stage=stage,  # type: ignore[arg-type]
-            step=step,
-            total_steps=total,
-            worker_id=self.worker_id,
-        )
+    async def _progress(self, job: Job, stage: Stage, step: int = 0, total: int = 0) -> None:
+        event = Progress.of(job, stage, step, total, worker_id=self.worker_id)
         try:
             await self.queue.publish_event(event)
         except Exception as exc:  # progress is best effort; the result is what matters

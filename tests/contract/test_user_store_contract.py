@@ -15,15 +15,14 @@ from adapters.memory.delivery_log import MemoryDeliveryLog
 from adapters.memory.user_store import MemoryUserStore
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
 from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
+from domain.errors import RateLimited, TooManyJobsInFlight
 from domain.models import Locale, Quality
 from domain.ports import Claim
 from domain.users import (
     JobRecord,
     JobState,
     Outcome,
-    RateLimited,
     SendAs,
-    TooManyJobsInFlight,
     UserLimits,
     UserPrefs,
 )

@@ -52,6 +52,7 @@ async def test_lifecycle_rule_follows_expire_days_and_keeps_other_rules(s3_endpo
     ours = rules[LIFECYCLE_RULE_ID]
     assert ours["Status"] == "Enabled"
     assert ours["Filter"] == {"Prefix": "images/"}
+    assert image_key("some-job").startswith(ours["Filter"]["Prefix"])  # the rule covers the images
     assert ours["Expiration"] == {"Days": 3}
 
     await _start_stop(s3_endpoint.storage(s3_bucket, expire_days=5))  # updated, not doubled

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 import domain.errors
-import domain.params
-import domain.users
 from adapters.telegram.i18n import LOCALES_DIR, Translator
 from domain.models import ErrorCode, Locale, Quality
 
@@ -38,10 +36,9 @@ def test_every_key_the_code_names_exists():
 
 def domain_error_codes() -> set[str]:
     codes = set()
-    for module in (domain.errors, domain.params, domain.users):
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, domain.errors.DomainError):
-                codes.add(value.code)
+    for value in vars(domain.errors).values():
+        if isinstance(value, type) and issubclass(value, domain.errors.DomainError):
+            codes.add(value.code)
     return codes
 
 

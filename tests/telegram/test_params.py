@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import InvalidSeed, PromptControlCharacters
+from domain.errors import (
+    InvalidAspectRatio,
+    InvalidQuality,
+    InvalidSeed,
+    MissingParameterValue,
+    PromptControlCharacters,
+    UnknownParameter,
+)
 from domain.models import Quality
 from domain.params import (
     AspectRatio,
-    InvalidAspectRatio,
-    InvalidQuality,
-    MissingParameterValue,
-    UnknownParameter,
     parse_aspect,
     parse_prompt,
     size_for_aspect,

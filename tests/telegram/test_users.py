@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from domain.errors import RateLimited, TooManyJobsInFlight
 from domain.models import ErrorCode, JobStatus, Locale, Quality, Result, Timings
 from domain.users import (
     JobRecord,
     JobState,
     Outcome,
-    RateLimited,
-    TooManyJobsInFlight,
     UserLimits,
     apply_outcome,
     check_admission,

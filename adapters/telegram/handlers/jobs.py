@@ -12,8 +12,9 @@ from aiogram.types import CallbackQuery, Message
 
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import CancelJob, cancel_choice_keyboard, history_keyboard, short
+from adapters.telegram.status import QUEUED
 from domain.errors import RecipientGone
-from domain.models import Locale
+from domain.models import Locale, Stage
 from domain.users import JobState
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,10 @@ def router() -> Router:
         lines = []
         for i, job in enumerate(mine, 1):
             live = front.board.stage(job.job_id)
-            if job.state == JobState.RUNNING or (live and live[0] != "queued"):
-                stage, percent = live or ("started", 0)
-                state = front.t(locale, "queue-running", percent=percent) if stage == "generating" else front.t(
-                    locale, "queue-started" if stage != "uploading" else "queue-uploading"
+            if job.state == JobState.RUNNING or (live and live[0] != QUEUED):
+                stage, percent = live or (Stage.STARTED, 0)
+                state = front.t(locale, "queue-running", percent=percent) if stage == Stage.GENERATING else front.t(
+                    locale, "queue-started" if stage != Stage.UPLOADING else "queue-uploading"
                 )
             else:
                 position = positions.get(job.job_id, 1)
