@@ -30,8 +30,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
-from adapters.memory.delivery_log import MemoryDeliveryLog  # noqa: E402
-from adapters.memory.storage import LocalFolderStorage  # noqa: E402
+from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
+from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
 from domain.models import Job, JobStatus, Quality  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402

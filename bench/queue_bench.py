@@ -45,7 +45,7 @@ if str(REPO) not in sys.path:
 from PIL import Image
 
 from adapters.kafka.queue import KafkaJobQueue
-from adapters.memory.delivery_log import MemoryDeliveryLog
+from adapters.embedded.delivery_log import MemoryDeliveryLog
 from domain.models import (
     GeneratedImage,
     GenerationRequest,

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def pictures(n: int) -> list[bytes]:
-    from adapters.memory.generator import draw
+    from adapters.embedded.generator import draw
     from domain.models import GenerationRequest
     from tests.safety.helpers import flagged_png
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config import factories, safety
-from config.settings import Settings, StorageBackend, TelegramMode
+from config.settings import Settings, TelegramMode
 from domain.moderation import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, PromptTranslator, QualityPolicy, Storage
 from domain.quality import QualityProfile
@@ -62,7 +62,7 @@ class Components:
     def for_one_picture(cls, settings: Settings, folder: Path) -> Components:
         """The parts of ``app.py generate``: the worker's, on an in-process queue and a
         throwaway folder, whatever the settings say about queue and storage."""
-        from adapters.memory.storage import LocalFolderStorage
+        from adapters.embedded.storage import LocalFolderStorage
 
         return cls(settings, role="generate", queue=factories.memory_queue(), storage=LocalFolderStorage(folder))
 
@@ -172,7 +172,7 @@ class Components:
     def http(self) -> HttpEndpoint:
         """/healthz, /readyz (started, the queue, and the database of a shared user store),
         /metrics, and /files for the local-folder storage's links."""
-        from adapters.http.server import HttpEndpoint
+        from adapters.http.server import HttpEndpoint, SignedFiles
 
         s = self.settings
         return HttpEndpoint(
@@ -180,7 +180,7 @@ class Components:
             s.http_port,
             readiness={"started": lambda: self.started, "queue": self.queue.is_ready},
             metrics=getattr(self.metrics, "prometheus", None),  # only OpenTelemetry's serves /metrics
-            files=self.storage if s.storage_backend == StorageBackend.LOCAL else None,
+            files=self.storage if isinstance(self.storage, SignedFiles) else None,  # the local folder's links
         )
 
     @cached_property

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from adapters.kafka.queue import KafkaJobQueue
     from adapters.kafka.security import KafkaSecurity
-    from adapters.memory.storage import LocalFolderStorage
+    from adapters.embedded.storage import LocalFolderStorage
     from adapters.postgres.coordination import PostgresSendCoordination
     from adapters.telegram.i18n import Translator
     from adapters.wuerstchen.generator import WuerstchenGenerator
@@ -62,7 +62,7 @@ def as_queue(adapter: object) -> JobQueue:
 
 def memory_queue(state_file: Path | None = None) -> JobQueue:
     """The in-process queue; with a file it keeps owed work across restarts."""
-    from adapters.memory.queue import MemoryJobQueue
+    from adapters.embedded.queue import MemoryJobQueue
 
     return as_queue(MemoryJobQueue(state_file))
 
@@ -115,7 +115,7 @@ def storage(settings: Settings) -> Storage:
 
 
 def local_storage(settings: Settings) -> LocalFolderStorage:
-    from adapters.memory.storage import LocalFolderStorage
+    from adapters.embedded.storage import LocalFolderStorage
 
     key = settings.link_signing_key.get_secret_value().encode() or None
     return LocalFolderStorage(
@@ -155,7 +155,7 @@ def generator(settings: Settings) -> Generator:
 
 
 def fake_generator(settings: Settings) -> Generator:
-    from adapters.memory.generator import FakeGenerator
+    from adapters.embedded.generator import FakeGenerator
 
     return FakeGenerator(max_batch=settings.max_batch)
 
@@ -184,7 +184,7 @@ def prompt_translator(settings: Settings) -> PromptTranslator:
     """MarianMT for Würstchen, its tiny random-weight twin for the tiny model; nothing for the
     fake generator (no torch) or with PROMPT_TRANSLATION=off."""
     if settings.prompt_translation == "off" or settings.generator == GeneratorBackend.FAKE:
-        from adapters.memory.translator import IdentityTranslator
+        from adapters.embedded.translator import IdentityTranslator
 
         return IdentityTranslator()
     from adapters.marian.translator import MarianTranslator
@@ -265,7 +265,7 @@ def limits(settings: Settings) -> Limits:
 
 
 def memory_delivery_log() -> DeliveryLog:
-    from adapters.memory.delivery_log import MemoryDeliveryLog
+    from adapters.embedded.delivery_log import MemoryDeliveryLog
 
     return MemoryDeliveryLog()
 
@@ -333,7 +333,7 @@ def user_stores(settings: Settings) -> UserStores:
 
         db = database(settings.sqlite_path)
         return UserStores(SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner))
-    from adapters.memory.user_store import MemoryUserStore
+    from adapters.embedded.user_store import MemoryUserStore
 
     return UserStores(MemoryUserStore(), None)
 

@@ -49,7 +49,7 @@ def image_check(settings: Settings) -> ImageCheck:
     """The image check the settings ask for: NudeNet (the worker extra), or the no-op one when
     ``SAFETY_IMAGE_ACTION=off`` or ``SAFETY_IMAGE_DETECTOR=none``. ``auto`` takes NudeNet when
     it is installed and says loudly when it is not."""
-    from adapters.memory.image_check import NoImageCheck
+    from adapters.embedded.image_check import NoImageCheck
 
     if settings.safety_image_action == "off" or settings.safety_image_detector == "none":
         return NoImageCheck()

@@ -30,7 +30,7 @@ class QueueHarness(Protocol):
 
 class MemoryQueueHarness:
     def __init__(self) -> None:
-        from adapters.memory.queue import MemoryJobQueue
+        from adapters.embedded.queue import MemoryJobQueue
 
         self.queue = MemoryJobQueue()
 

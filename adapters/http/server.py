@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 Check = Callable[[], bool]
 
 
+@runtime_checkable
 class SignedFiles(Protocol):
     """What the endpoint serves links from (the local-folder storage)."""
 

@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(params=["fake", "tiny"])
 async def generator(request):
     if request.param == "fake":
-        from adapters.memory.generator import FakeGenerator
+        from adapters.embedded.generator import FakeGenerator
 
         gen = FakeGenerator(max_batch=8)
     else:

@@ -160,7 +160,7 @@ class CountingGenerator:
     """The fast fake generator, counting the pictures it was asked for."""
 
     def __init__(self) -> None:
-        from adapters.memory.generator import FakeGenerator
+        from adapters.embedded.generator import FakeGenerator
 
         self.inner = FakeGenerator()
         self.name, self.max_batch = self.inner.name, self.inner.max_batch
@@ -181,7 +181,7 @@ async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_
     """The poison-job rule: the adapter counts the deliveries of a job (``Delivery.attempt``), the
     worker use case fails a job delivered more than ``max_deliveries`` times instead of trying it
     again, with one honest result through the normal path, and acks it."""
-    from adapters.memory.storage import LocalFolderStorage
+    from adapters.embedded.storage import LocalFolderStorage
     from domain.models import ErrorCode
     from domain.use_cases import ProcessJobs
 

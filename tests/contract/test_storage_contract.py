@@ -14,7 +14,7 @@ from urllib.request import url2pathname
 import aiohttp
 import pytest
 
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.storage import LocalFolderStorage
 from domain.models import StoredImage, image_key
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"first image" * 50

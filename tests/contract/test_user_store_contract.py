@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from adapters.memory.delivery_log import MemoryDeliveryLog
-from adapters.memory.user_store import MemoryUserStore
+from adapters.embedded.delivery_log import MemoryDeliveryLog
+from adapters.embedded.user_store import MemoryUserStore
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
 from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
 from domain.errors import RateLimited, TooManyJobsInFlight

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.kafka.queue import KafkaJobQueue
-from adapters.memory.delivery_log import MemoryDeliveryLog
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.delivery_log import MemoryDeliveryLog
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.storage import LocalFolderStorage
 from domain.models import Job, JobStatus, Progress, Quality, Result
 from domain.use_cases import DeliverResults, ProcessJobs
 

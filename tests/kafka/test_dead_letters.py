@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.storage import LocalFolderStorage
 from domain.models import Result
 from domain.use_cases import ProcessJobs
 from tests.kafka.pipeline import eventually, make_job, start_bot, start_worker

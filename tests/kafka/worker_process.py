@@ -16,8 +16,8 @@ import logging
 import signal
 
 from adapters.kafka.queue import KafkaJobQueue
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.storage import LocalFolderStorage
 from domain.use_cases import ProcessJobs
 
 

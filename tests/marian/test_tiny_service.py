@@ -4,7 +4,7 @@ both through their real loaders, and a Russian prompt that reaches the model tra
 from __future__ import annotations
 
 from adapters.marian.translator import MarianTranslator
-from adapters.memory.translator import IdentityTranslator
+from adapters.embedded.translator import IdentityTranslator
 from adapters.wuerstchen.generator import WuerstchenGenerator
 from adapters.wuerstchen.tiny import ensure_tiny_model
 from config.bootstrap import Components

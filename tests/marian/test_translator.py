@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from adapters.marian.translator import MarianTranslator, max_new_tokens
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
 from domain.errors import ModelNotFound
 from domain.models import JobStatus, Result, TranslationStatus
 from domain.use_cases import ProcessJobs, SubmitPrompt

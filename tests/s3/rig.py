@@ -8,8 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.queue import MemoryJobQueue
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.queue import MemoryJobQueue
 from domain.models import Job, Quality, Result
 from domain.use_cases import ProcessJobs
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from adapters.memory.generator import FakeGenerator
+from adapters.embedded.generator import FakeGenerator
 from domain.models import GeneratedImage, GenerationRequest
 from domain.ports import ProgressCallback
 

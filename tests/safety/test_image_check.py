@@ -12,10 +12,10 @@ import time
 import pytest
 from PIL import Image
 
-from adapters.memory.generator import FakeGenerator, draw
-from adapters.memory.image_check import NoImageCheck
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.generator import FakeGenerator, draw
+from adapters.embedded.image_check import NoImageCheck
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
 from adapters.nudenet.detector import DEFAULT_CATEGORIES, LABELS, NudeNetCheck
 from domain.errors import PromptRefused
 from domain.models import ErrorCode, GenerationRequest, JobStatus, Result, image_key

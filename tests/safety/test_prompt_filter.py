@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.memory.queue import MemoryJobQueue
+from adapters.embedded.queue import MemoryJobQueue
 from adapters.snowball.stemmer import stemmers
 from config.safety import SHIPPED_LISTS, prompt_filter
 from config.settings import Settings

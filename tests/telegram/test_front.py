@@ -10,7 +10,7 @@ import os
 import aiohttp
 from PIL import Image
 
-from adapters.memory.generator import FakeGenerator
+from adapters.embedded.generator import FakeGenerator
 from domain.models import GeneratedImage
 from tests.telegram.conftest import free_port
 from adapters.sqlite.user_store import SqliteUserStore

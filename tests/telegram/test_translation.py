@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from adapters.marian.translator import MarianTranslator
-from adapters.memory.generator import FakeGenerator
+from adapters.embedded.generator import FakeGenerator
 from adapters.sqlite.user_store import SqliteUserStore
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from adapters.http.server import HttpEndpoint
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.storage import LocalFolderStorage
 
 
 @pytest.fixture

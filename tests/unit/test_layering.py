@@ -67,7 +67,7 @@ def test_translation_adapters_load_torch_only_when_they_run():
     """Importing the MarianMT adapter (the worker's composition root does) and the pass-through
     one that PROMPT_TRANSLATION=off and the fake generator get loads no torch or transformers."""
     code = (
-        "import sys, adapters.marian.translator, adapters.marian.tiny, adapters.memory.translator;"
+        "import sys, adapters.marian.translator, adapters.marian.tiny, adapters.embedded.translator;"
         "from config.bootstrap import Components; from config.settings import Settings;"
         "c = Components(Settings()); c.prompt_translator; c.understand;"
         "print(type(c.prompt_translator).__name__);"

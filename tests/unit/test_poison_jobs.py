@@ -4,9 +4,9 @@ queue adapter: tests/contract/test_queue_contract.py."""
 
 from __future__ import annotations
 
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
 from domain.models import ErrorCode, Job, JobStatus, Result, image_key
 from domain.use_cases import ProcessJobs
 

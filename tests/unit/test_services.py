@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from adapters.memory.delivery_log import MemoryDeliveryLog
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.delivery_log import MemoryDeliveryLog
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
 from domain.errors import QueueUnavailable, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Quality, Result, image_key
 from domain.ports import Claim
@@ -396,7 +396,7 @@ class FlakyQueue(MemoryJobQueue):
 
 
 async def test_the_outbox_publishes_what_was_recorded_and_never_confirmed():
-    from adapters.memory.user_store import MemoryUserStore
+    from adapters.embedded.user_store import MemoryUserStore
 
     queue, store = FlakyQueue(), MemoryUserStore()
     submit = SubmitPrompt(queue)

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from adapters.memory.generator import FakeGenerator
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
-from adapters.memory.translator import IdentityTranslator
+from adapters.embedded.generator import FakeGenerator
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
+from adapters.embedded.translator import IdentityTranslator
 from adapters.otel.metrics import OtelMetrics
 from domain.models import Job, JobStatus, Result, TranslationStatus
 from domain.use_cases import ProcessJobs, SubmitPrompt

@@ -8,8 +8,8 @@ import itertools
 
 import pytest
 
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.user_store import MemoryUserStore
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.user_store import MemoryUserStore
 from domain.errors import DomainError, RecipientGone
 from domain.models import Cancel, Job, JobStatus, Locale, Progress, Quality, Result
 from domain.use_cases import SubmitPrompt

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from adapters.memory.queue import MemoryJobQueue
-from adapters.memory.storage import LocalFolderStorage
+from adapters.embedded.queue import MemoryJobQueue
+from adapters.embedded.storage import LocalFolderStorage
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words
 from domain.models import Quality, Result
