@@ -29,15 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
 from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
+from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
+from bench.queue_bench import run_on_broker  # noqa: E402
 from domain.models import Job, JobStatus, Quality  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402
 from domain.quality import QualityProfile  # noqa: E402
 from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
-from bench.queue_bench import run_on_broker  # noqa: E402
 
 
 class Arrivals:

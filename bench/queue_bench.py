@@ -44,8 +44,8 @@ if str(REPO) not in sys.path:
 
 from PIL import Image
 
-from adapters.kafka.queue import KafkaJobQueue
 from adapters.embedded.delivery_log import MemoryDeliveryLog
+from adapters.kafka.queue import KafkaJobQueue
 from domain.models import (
     GeneratedImage,
     GenerationRequest,

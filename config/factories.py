@@ -28,9 +28,9 @@ from domain.validation import Limits
 if TYPE_CHECKING:
     from aiogram import Bot
 
+    from adapters.embedded.storage import LocalFolderStorage
     from adapters.kafka.queue import KafkaJobQueue
     from adapters.kafka.security import KafkaSecurity
-    from adapters.embedded.storage import LocalFolderStorage
     from adapters.postgres.coordination import PostgresSendCoordination
     from adapters.telegram.i18n import Translator
     from adapters.wuerstchen.generator import WuerstchenGenerator

@@ -75,9 +75,7 @@ class Settings(BaseSettings):
     http_host: str = Field("0.0.0.0", description="address of the HTTP endpoint (/healthz, /readyz, /metrics, /files)")
     http_port: int = Field(8080, description="port of the HTTP endpoint")
     shutdown_grace_s: float = Field(60.0, description="how long in-flight work may finish on SIGTERM")
-    worker_id: str = Field(
-        "", description="stable worker name (Kafka static membership); default: host name and pid"
-    )
+    worker_id: str = Field("", description="stable worker name (Kafka static membership); default: host name and pid")
 
     # --- queue
     queue_backend: QueueBackend = Field(QueueBackend.MEMORY, description="memory (one process) or kafka")
@@ -122,8 +120,9 @@ class Settings(BaseSettings):
     storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="local (a folder) or s3")
     local_storage_dir: Path = Field(Path("data/images"), description="folder of the local storage")
     public_base_url: str = Field(
-        "", description="public https URL of this app's HTTP endpoint, for local-storage links (empty, localhost, "
-        "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)"
+        "",
+        description="public https URL of this app's HTTP endpoint, for local-storage links (empty, localhost, "
+        "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)",
     )
     link_ttl_s: int = Field(
         7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)"
@@ -133,8 +132,9 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str = Field("", description="S3 endpoint the workers write to (empty: AWS)")
     s3_public_endpoint_url: str = Field(
-        "", description="S3 endpoint users' phones reach; links are signed for it (empty: the same); a "
-        "link button needs a public host name (docs/deploy.md)"
+        "",
+        description="S3 endpoint users' phones reach; links are signed for it (empty: the same); a "
+        "link button needs a public host name (docs/deploy.md)",
     )
     s3_bucket: str = Field("prompt2pic", description="bucket of images (created private if missing)")
     s3_region: str = Field("us-east-1", description="S3 region")
@@ -282,8 +282,9 @@ class Settings(BaseSettings):
         5.0, description="how often the status of jobs still in line is updated with their place and wait"
     )
     split_join_s: float = Field(
-        1.5, description="parts of a long paste split by the client (4096 characters each) arriving "
-        "within this many seconds are joined into one prompt (0: off)"
+        1.5,
+        description="parts of a long paste split by the client (4096 characters each) arriving "
+        "within this many seconds are joined into one prompt (0: off)",
     )
     variations: int = Field(3, ge=1, le=10, description="pictures made by the Variations button, sent as one album")
     album_wait_s: float = Field(
@@ -313,9 +314,7 @@ class Settings(BaseSettings):
         description="comma-separated NudeNet classes that flag a picture",
     )
     safety_image_threads: int = Field(0, ge=0, description="CPU threads of the image check (0: onnxruntime's default)")
-    admin_chat_id: int = Field(
-        0, description="chat that gets users' reports of pictures (0: every ADMIN_IDS user)"
-    )
+    admin_chat_id: int = Field(0, description="chat that gets users' reports of pictures (0: every ADMIN_IDS user)")
 
     @field_validator("allowed_user_ids", "admin_ids", mode="before")
     @classmethod

@@ -126,7 +126,6 @@ class Cancel(_Message):
     at: float = Field(default_factory=now)
 
 
-
 class TranslationStatus(StrEnum):
     """What became of a prompt before the model read it."""
 

@@ -70,7 +70,9 @@ class SafetyGate:
     def image_refusal(self, job: Job, verdict: ImageVerdict, profile: str, worker_id: str) -> Result:
         log.info(
             "job %s: picture refused by the image check (%s); not stored",
-            job.job_id, ",".join(verdict.categories), extra={"job_id": job.job_id},
+            job.job_id,
+            ",".join(verdict.categories),
+            extra={"job_id": job.job_id},
         )
         return Result.failure(
             job, ErrorCode.IMAGE_REFUSED, profile=profile, worker_id=worker_id, flags=verdict.categories

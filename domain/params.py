@@ -69,9 +69,7 @@ def max_ratio(limits: Limits) -> int:
 def parse_aspect(value: str, limits: Limits) -> AspectRatio:
     high = max_ratio(limits)
     match = _RATIO.match(value.strip())
-    error = InvalidAspectRatio(
-        value=value, low=f"1:{high}", high=f"{high}:1", examples=", ".join(COMMON_RATIOS)
-    )
+    error = InvalidAspectRatio(value=value, low=f"1:{high}", high=f"{high}:1", examples=", ".join(COMMON_RATIOS))
     if not match:
         raise error
     w, h = int(match.group(1)), int(match.group(2))

@@ -149,9 +149,7 @@ class Storage(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def put(
-        self, key: str, data: bytes, content_type: str, metadata: dict[str, str]
-    ) -> StoredImage:
+    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredImage:
         """Store ``data`` under ``key``, replacing what was there; return the key and a link."""
         ...
 

@@ -120,7 +120,8 @@ def spellings(text: str) -> list[list[str]]:
     ("s e x"). Each reading is a list of words."""
     split = words(text)
     squeezed = [
-        w for w in ("".join(ch for ch in chunk if ch not in _SEPARATORS) for chunk in text.split(" "))
+        w
+        for w in ("".join(ch for ch in chunk if ch not in _SEPARATORS) for chunk in text.split(" "))
         if w and _is_wordish(w)
     ]
     joined: list[str] = []
@@ -202,9 +203,7 @@ def _term(item: str, language: str, stem: Stemmer | None) -> Term:
     return Term(RuleKind.STEM, stem(item), language)
 
 
-def parse_word_list(
-    text: str, language: str, stemmers: Mapping[str, Stemmer], source: str = "list"
-) -> WordList:
+def parse_word_list(text: str, language: str, stemmers: Mapping[str, Stemmer], source: str = "list") -> WordList:
     """Parse a word list (see the module's doc). Raises ``ValueError`` with the line on a bad rule."""
     category = "default"
     rules: list[Rule] = []
@@ -356,9 +355,7 @@ class PromptFilter:
             raise PromptRefused(category=match.category)
 
 
-def build_prompt_filter(
-    texts: Iterable[tuple[str, str, str]], stemmers: Mapping[str, Stemmer]
-) -> PromptFilter:
+def build_prompt_filter(texts: Iterable[tuple[str, str, str]], stemmers: Mapping[str, Stemmer]) -> PromptFilter:
     """A filter from ``(text, language, source)`` triples (the files' contents)."""
     lists = [parse_word_list(text, language, stemmers, source) for text, language, source in texts]
     return PromptFilter(lists, stemmers)

@@ -121,9 +121,7 @@ def fit_translation(source: str, translated: str) -> str:
 
 
 def assemble(pieces: Sequence[Piece], translations: dict[str, str]) -> str:
-    return "".join(
-        fit_translation(p.text, translations[p.text]) if p.translate else p.text for p in pieces
-    )
+    return "".join(fit_translation(p.text, translations[p.text]) if p.translate else p.text for p in pieces)
 
 
 @dataclass
@@ -208,7 +206,8 @@ class UnderstandPrompts:
         except Exception as exc:  # never fails a job: the model reads the prompt as written
             log.warning(
                 "translating %d text(s) failed (%s); the prompts go to the model as written",
-                len(missing), type(exc).__name__,
+                len(missing),
+                type(exc).__name__,
             )
             self.metrics.translation_failed(type(exc).__name__)
             return translations

@@ -58,8 +58,7 @@ def clean_negative_prompt(text: str | None, limits: Limits) -> str:
 
 def check_size(width: int, height: int, limits: Limits) -> tuple[int, int]:
     ok = all(
-        limits.min_side <= side <= limits.max_side and side % limits.size_multiple == 0
-        for side in (width, height)
+        limits.min_side <= side <= limits.max_side and side % limits.size_multiple == 0 for side in (width, height)
     )
     if not ok:
         raise UnsupportedSize(

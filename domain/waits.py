@@ -81,7 +81,13 @@ class WaitEstimator:
             run.step, run.total, run.step_at = step, total, at
 
     def finished(
-        self, worker_id: str, job_id: str, *, started_at: float, finished_at: float, generation_s: float,
+        self,
+        worker_id: str,
+        job_id: str,
+        *,
+        started_at: float,
+        finished_at: float,
+        generation_s: float,
     ) -> None:
         """A result: ``started_at`` is when its batch started (accepted + queue wait)."""
         self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), finished_at)

@@ -150,8 +150,12 @@ class MemoryJobQueue:
                 for raw in saved.get(stream.name, []):
                     await stream.put(base64.b64decode(raw))
             self.state_file.unlink()
-            log.info("restored %d job(s) and %d event(s) from %s",
-                     len(self.jobs.pending), len(self.events.pending), self.state_file)
+            log.info(
+                "restored %d job(s) and %d event(s) from %s",
+                len(self.jobs.pending),
+                len(self.events.pending),
+                self.state_file,
+            )
         self._ready = True
 
     async def stop(self) -> None:
@@ -160,15 +164,16 @@ class MemoryJobQueue:
         self.events.abandon_in_flight()
         if self.state_file and (self.jobs.pending or self.events.pending):
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            saved = {
-                s.name: [base64.b64encode(e.raw).decode() for e in s.pending]
-                for s in (self.jobs, self.events)
-            }
+            saved = {s.name: [base64.b64encode(e.raw).decode() for e in s.pending] for s in (self.jobs, self.events)}
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(saved))
             tmp.replace(self.state_file)
-            log.info("saved %d job(s) and %d event(s) to %s",
-                     len(self.jobs.pending), len(self.events.pending), self.state_file)
+            log.info(
+                "saved %d job(s) and %d event(s) to %s",
+                len(self.jobs.pending),
+                len(self.events.pending),
+                self.state_file,
+            )
 
     def delivers_events_of(self, chat_id: int) -> bool:
         return True  # one process gets every event

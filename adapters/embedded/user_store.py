@@ -80,7 +80,8 @@ class MemoryUserStore:
 
     async def unpublished(self, created_before: float) -> list[JobRecord]:
         found = [
-            r for r in self.jobs.values()
+            r
+            for r in self.jobs.values()
             if r.state == JobState.QUEUED and r.published_at is None and r.created_at < created_before
         ]
         return sorted(found, key=lambda r: (r.created_at, r.job_id))
@@ -88,9 +89,7 @@ class MemoryUserStore:
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         record = self.jobs.get(job_id)
         if record is not None and record.state == JobState.QUEUED:
-            record = self.jobs[job_id] = replace(
-                record, state=JobState.RUNNING, started_at=at, worker_id=worker_id
-            )
+            record = self.jobs[job_id] = replace(record, state=JobState.RUNNING, started_at=at, worker_id=worker_id)
         return record
 
     async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
@@ -109,9 +108,9 @@ class MemoryUserStore:
 
     async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
         found = [
-            r for r in self.jobs.values()
-            if r.state in ACTIVE_STATES and r.created_at >= since
-            and (user_id is None or r.user_id == user_id)
+            r
+            for r in self.jobs.values()
+            if r.state in ACTIVE_STATES and r.created_at >= since and (user_id is None or r.user_id == user_id)
         ]
         return sorted(found, key=lambda r: (r.created_at, r.job_id))
 

@@ -24,8 +24,10 @@ class _LeaveGroupResponseV3(Response):
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         ("error_code", Int16),
-        ("members", Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")),
-                          ("error_code", Int16))),
+        (
+            "members",
+            Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")), ("error_code", Int16)),
+        ),
     )
 
 

@@ -98,7 +98,9 @@ async def why_refused(bootstrap_servers: str, security: KafkaSecurity, timeout_s
     for address in (a.strip() for a in bootstrap_servers.split(",") if a.strip()):
         host, _, port = address.rpartition(":")
         try:
-            conn = await asyncio.wait_for(create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **options), timeout_s)
+            conn = await asyncio.wait_for(
+                create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **options), timeout_s
+            )
         except SaslAuthenticationFailed:
             return (
                 f"Kafka at {address} refused the login ({security.describe()}): invalid credentials; "

@@ -237,8 +237,14 @@ class MarianTranslator:
                 transformers_logging.enable_progress_bar()
         self._tokenizer, self._model = tokenizer, model.to(self.device).eval()
         self.load_seconds = time.perf_counter() - started
-        log.info("translator %s loaded from %s in %.1fs on %s, %s", self.name, folder,
-                 self.load_seconds, self.device, self.dtype)
+        log.info(
+            "translator %s loaded from %s in %.1fs on %s, %s",
+            self.name,
+            folder,
+            self.load_seconds,
+            self.device,
+            self.dtype,
+        )
 
     @property
     def tokenizer(self) -> Any:

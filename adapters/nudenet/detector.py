@@ -24,15 +24,31 @@ log = logging.getLogger(__name__)
 
 # NudeNet 3.4's classes, in its model's order.
 LABELS = (
-    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED",
-    "BELLY_COVERED", "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE",
-    "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED",
+    "FEMALE_GENITALIA_COVERED",
+    "FACE_FEMALE",
+    "BUTTOCKS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_BREAST_EXPOSED",
+    "ANUS_EXPOSED",
+    "FEET_EXPOSED",
+    "BELLY_COVERED",
+    "FEET_COVERED",
+    "ARMPITS_COVERED",
+    "ARMPITS_EXPOSED",
+    "FACE_MALE",
+    "BELLY_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED",
+    "FEMALE_BREAST_COVERED",
     "BUTTOCKS_COVERED",
 )
 DEFAULT_CATEGORIES = (
-    "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
-    "BUTTOCKS_EXPOSED", "ANUS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
 )
 
 
@@ -56,9 +72,7 @@ def _detector(threads: int, spinning: bool = False) -> Any:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
             model = os.path.join(os.path.dirname(module.__file__), "320n.onnx")
-            self.onnx_session = onnxruntime.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"]
-            )
+            self.onnx_session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
             self.input_width = self.input_height = 320
             self.input_name = self.onnx_session.get_inputs()[0].name
 
@@ -123,10 +137,9 @@ class NudeNetCheck:
             started = time.perf_counter()
             found = self._model.detect(_decode(png))
             detections = tuple(Detection(d["class"], float(d["score"])) for d in found)
-            flagged = tuple(sorted({
-                d.category for d in detections
-                if d.category in self.categories and d.score >= self.threshold
-            }))
+            flagged = tuple(
+                sorted({d.category for d in detections if d.category in self.categories and d.score >= self.threshold})
+            )
             out.append(ImageVerdict(bool(flagged), flagged, detections, time.perf_counter() - started))
         return out
 

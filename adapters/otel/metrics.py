@@ -71,16 +71,19 @@ class OtelMetrics:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
             readers.append(
-                PeriodicExportingMetricReader(
-                    OTLPMetricExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/metrics")
-                )
+                PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/metrics"))
             )
         views = [
             View(instrument_name="p2p.batch.size", aggregation=ExplicitBucketHistogramAggregation(BATCH_BUCKETS)),
             *(
                 View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS))
-                for name in ("p2p.generation.duration", "p2p.queue.wait", "p2p.end_to_end", "p2p.translation.duration",
-                             "p2p.safety.image_check.duration")
+                for name in (
+                    "p2p.generation.duration",
+                    "p2p.queue.wait",
+                    "p2p.end_to_end",
+                    "p2p.translation.duration",
+                    "p2p.safety.image_check.duration",
+                )
             ),
         ]
         self.provider = MeterProvider(
@@ -138,15 +141,21 @@ class OtelMetrics:
         if system_metrics:
             rates = _Rates()
             meter.create_observable_gauge(
-                "p2p.process.cpu.utilization", callbacks=[rates.process_cpu], unit="1",
+                "p2p.process.cpu.utilization",
+                callbacks=[rates.process_cpu],
+                unit="1",
                 description="this process's CPU use, share of all cores",
             )
             meter.create_observable_gauge(
-                "p2p.system.cpu.utilization", callbacks=[rates.system_cpu], unit="1",
+                "p2p.system.cpu.utilization",
+                callbacks=[rates.system_cpu],
+                unit="1",
                 description="the machine's CPU use",
             )
             meter.create_observable_gauge(
-                "p2p.network.packets_per_second", callbacks=[rates.packets_per_second], unit="{packet}/s",
+                "p2p.network.packets_per_second",
+                callbacks=[rates.packets_per_second],
+                unit="{packet}/s",
                 description="network packets sent and received per second",
             )
 
@@ -193,6 +202,7 @@ class OtelMetrics:
 
     def translation_failed(self, kind: str) -> None:
         self.translation_errors.add(1, {"kind": kind})
+
     def prompt_refused(self, category: str, where: str) -> None:
         self.safety_refused.add(1, {"category": category or "none", "where": where})
 
@@ -214,4 +224,3 @@ class OtelMetrics:
 
     async def stop(self) -> None:
         self.shutdown()
-

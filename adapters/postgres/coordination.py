@@ -101,7 +101,8 @@ class PostgresSendCoordination:
                 await conn.execute(
                     f"INSERT INTO bot_instances (incarnation, owner, seen_at) VALUES ($1, $2, {NOW}) "
                     "ON CONFLICT (incarnation) DO UPDATE SET seen_at = excluded.seen_at",
-                    self.incarnation, self.owner,
+                    self.incarnation,
+                    self.owner,
                 )
                 live = await conn.fetchval(
                     f"SELECT COUNT(*) FROM bot_instances WHERE seen_at >= {NOW} - $1", self.ttl_s

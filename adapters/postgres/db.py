@@ -99,9 +99,7 @@ class PostgresDatabase:
         try:
             await self._connect()
         except UNREACHABLE as exc:
-            log.error(
-                "PostgreSQL at %s is unreachable (%s); not ready, retrying", self.where, reason(exc)
-            )
+            log.error("PostgreSQL at %s is unreachable (%s); not ready, retrying", self.where, reason(exc))
             self._tasks.append(asyncio.create_task(self._reconnect(), name="postgres-connect"))
         except asyncpg.exceptions.InvalidPasswordError as exc:
             log.error("PostgreSQL at %s refused the login (%s); not ready, retrying", self.where, reason(exc))

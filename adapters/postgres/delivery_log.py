@@ -52,7 +52,9 @@ class PostgresDeliveryLog:
             inserted = await conn.execute(
                 f"INSERT INTO deliveries (job_id, claimed_at, owner, incarnation) VALUES ($1, {NOW}, $2, $3) "
                 "ON CONFLICT (job_id) DO NOTHING",
-                job_id, self.owner, self.incarnation,
+                job_id,
+                self.owner,
+                self.incarnation,
             )
             if changed(inserted) == 1:
                 return Claim.TAKEN
@@ -62,7 +64,10 @@ class PostgresDeliveryLog:
                 f"UPDATE deliveries SET claimed_at = {NOW}, owner = $2, incarnation = $3 "
                 "WHERE job_id = $1 AND delivered_at IS NULL AND incarnation != $3 "
                 f"AND (claimed_at < {NOW} - $4 OR (owner = $2 AND owner != ''))",
-                job_id, self.owner, self.incarnation, self.lease_s,
+                job_id,
+                self.owner,
+                self.incarnation,
+                self.lease_s,
             )
             if changed(taken) == 1:
                 return Claim.TAKEN
@@ -71,9 +76,9 @@ class PostgresDeliveryLog:
 
     async def renew(self, job_id: str) -> None:
         await self.db.execute(
-            f"UPDATE deliveries SET claimed_at = {NOW} WHERE job_id = $1 AND incarnation = $2 "
-            "AND delivered_at IS NULL",
-            job_id, self.incarnation,
+            f"UPDATE deliveries SET claimed_at = {NOW} WHERE job_id = $1 AND incarnation = $2 AND delivered_at IS NULL",
+            job_id,
+            self.incarnation,
         )
 
     async def confirm(self, job_id: str) -> None:
@@ -84,5 +89,6 @@ class PostgresDeliveryLog:
     async def forget(self, job_id: str) -> None:
         await self.db.execute(
             "DELETE FROM deliveries WHERE job_id = $1 AND incarnation = $2 AND delivered_at IS NULL",
-            job_id, self.incarnation,
+            job_id,
+            self.incarnation,
         )

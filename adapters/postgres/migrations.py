@@ -133,16 +133,15 @@ async def migrate(conn: asyncpg.Connection, migrations: tuple[Migration, ...] = 
             log.warning(
                 "the database schema is at version %d, newer than this release's %d "
                 "(a newer release migrated it; migrations only add, so this one keeps working)",
-                have, newest,
+                have,
+                newest,
             )
         for m in migrations:
             if m.version <= have:
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name
-                )
+                await conn.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name)
             applied.append(m.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)

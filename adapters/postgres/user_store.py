@@ -123,7 +123,8 @@ class PostgresUserStore:
                 r["created_at"]
                 for r in await conn.fetch(
                     "SELECT created_at FROM jobs WHERE user_id = $1 AND created_at > $2",
-                    user_id, now - limits.window_s,
+                    user_id,
+                    now - limits.window_s,
                 )
             ]
             check_admission(limits, now=now, active_created=active, recent_created=recent, requested=len(new))
@@ -156,7 +157,11 @@ class PostgresUserStore:
         async with self.db.connection() as conn:
             await conn.execute(
                 "UPDATE jobs SET state = $1, started_at = $2, worker_id = $3 WHERE job_id = $4 AND state = $5",
-                JobState.RUNNING.value, at, worker_id, job_id, JobState.QUEUED.value,
+                JobState.RUNNING.value,
+                at,
+                worker_id,
+                job_id,
+                JobState.QUEUED.value,
             )
             row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", job_id)
         return _record(row) if row else None
@@ -174,7 +179,9 @@ class PostgresUserStore:
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
                 "SELECT * FROM jobs WHERE job_id = $1 AND user_id = $2 AND state = ANY($3::text[]) FOR UPDATE",
-                job_id, user_id, _ACTIVE,
+                job_id,
+                user_id,
+                _ACTIVE,
             )
             if row is None:
                 return None
@@ -195,7 +202,9 @@ class PostgresUserStore:
         rows = await self.db.fetch(
             "SELECT * FROM jobs WHERE user_id = $1 AND state = $2 "
             "ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT $3",
-            user_id, JobState.DONE.value, limit,
+            user_id,
+            JobState.DONE.value,
+            limit,
         )
         return [_record(r) for r in rows]
 
@@ -204,7 +213,8 @@ class PostgresUserStore:
         await self.db.execute(
             "INSERT INTO users (user_id, blocked_at) VALUES ($1, $2) "
             "ON CONFLICT (user_id) DO UPDATE SET blocked_at = COALESCE(users.blocked_at, excluded.blocked_at)",
-            user_id, at,
+            user_id,
+            at,
         )
 
     async def unblock(self, user_id: int) -> None:
@@ -220,7 +230,8 @@ class PostgresUserStore:
             "INSERT INTO users (user_id, banned_at) VALUES ($1, $2) "
             "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
             "WHERE users.banned_at IS NULL",
-            user_id, at,
+            user_id,
+            at,
         )
         return changed(status) > 0
 

@@ -40,9 +40,7 @@ MAX_LINK_TTL_S = 7 * 24 * 3600
 
 LIFECYCLE_RULE_ID = "prompt2pic-expire-images"
 
-_PUBLIC_ACCESS_FLAGS = (
-    "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"
-)
+_PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -163,9 +161,7 @@ class S3Storage:
             # never needs to reach the public endpoint from here.
             if self.public_endpoint_url != self.endpoint_url:
                 signer = await stack.enter_async_context(
-                    self._session.client(
-                        "s3", endpoint_url=self.public_endpoint_url, config=self._config
-                    )
+                    self._session.client("s3", endpoint_url=self.public_endpoint_url, config=self._config)
                 )
             else:
                 signer = client
@@ -178,7 +174,9 @@ class S3Storage:
         self._stack = stack
         log.info(
             "S3 storage ready: bucket=%s endpoint=%s public=%s",
-            self.bucket, _for_log(self.endpoint_url), _for_log(self.public_endpoint_url),
+            self.bucket,
+            _for_log(self.endpoint_url),
+            _for_log(self.public_endpoint_url),
         )
 
     async def stop(self) -> None:
@@ -207,17 +205,17 @@ class S3Storage:
         return StorageError(op=op, bucket=self.bucket, key=key, reason=type(exc).__name__)
 
     @contextmanager
-    def _errors(
-        self, op: str, key: str | None = None, *, missing_is_keyerror: bool = False
-    ) -> Iterator[None]:
+    def _errors(self, op: str, key: str | None = None, *, missing_is_keyerror: bool = False) -> Iterator[None]:
         """Errors of the server or the network inside the block become ``StorageError``; a
         missing object becomes ``KeyError`` where the port says so."""
         try:
             yield
         except ClientError as exc:
             code, status = _error_code(exc), _http_status(exc)
-            if missing_is_keyerror and key is not None and (
-                code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket")
+            if (
+                missing_is_keyerror
+                and key is not None
+                and (code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"))
             ):
                 raise KeyError(key) from None
             raise self._storage_error(op, exc, key) from exc
@@ -267,9 +265,9 @@ class S3Storage:
             # MinIO: NotImplemented. Its buckets are private unless a policy says otherwise,
             # and this adapter never writes a public ACL or policy.
             log.warning(
-                "bucket %s: public access block not set (server said %s); "
-                "objects are still written private",
-                self.bucket, _error_code(exc) or _http_status(exc),
+                "bucket %s: public access block not set (server said %s); objects are still written private",
+                self.bucket,
+                _error_code(exc) or _http_status(exc),
             )
         except _NETWORK_ERRORS as exc:
             raise self._storage_error("put_public_access_block", exc) from exc
@@ -281,9 +279,7 @@ class S3Storage:
             config = got.get("PublicAccessBlockConfiguration", {})
         except ClientError as exc:
             if _error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-                log.debug(
-                    "bucket %s: public access block not readable: %s", self.bucket, _error_code(exc)
-                )
+                log.debug("bucket %s: public access block not readable: %s", self.bucket, _error_code(exc))
                 return
             config = {}
         except _NETWORK_ERRORS as exc:
@@ -333,16 +329,15 @@ class S3Storage:
                 log.warning(
                     "bucket %s: lifecycle rule not set (server said %s); images are kept, "
                     "expire them with the server's own tools",
-                    self.bucket, reason,
+                    self.bucket,
+                    reason,
                 )
             else:
                 log.debug("bucket %s: lifecycle not checked: %s", self.bucket, reason)
 
     # ------------------------------------------------------------------ the port
 
-    async def put(
-        self, key: str, data: bytes, content_type: str, metadata: dict[str, str]
-    ) -> StoredImage:
+    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> StoredImage:
         """Write ``data`` under ``key``, replacing any object there (a redelivered job writes
         the same key again: one object, never two)."""
         client = self._require()

@@ -167,7 +167,8 @@ class SqliteUserStore:
 
         def tx(conn: sqlite3.Connection) -> None:
             known = {
-                row[0] for row in conn.execute(
+                row[0]
+                for row in conn.execute(
                     f"SELECT job_id FROM jobs WHERE job_id IN ({', '.join('?' * len(records))})",
                     tuple(r.job_id for r in records),
                 )
@@ -176,20 +177,20 @@ class SqliteUserStore:
                 raise AlreadyAccepted(job_id=records[0].job_id)
             new = [r for r in records if r.job_id not in known]
             active = [
-                r[0] for r in conn.execute(
+                r[0]
+                for r in conn.execute(
                     f"SELECT created_at FROM jobs WHERE user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
                     (user_id, *_ACTIVE),
                 )
             ]
             recent = [
-                r[0] for r in conn.execute(
+                r[0]
+                for r in conn.execute(
                     "SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ?",
                     (user_id, now - limits.window_s),
                 )
             ]
-            check_admission(
-                limits, now=now, active_created=active, recent_created=recent, requested=len(new)
-            )
+            check_admission(limits, now=now, active_created=active, recent_created=recent, requested=len(new))
             conn.executemany(_INSERT, [_values(r) for r in new])
 
         await self.db.run(self.db.transaction, tx)
@@ -199,17 +200,13 @@ class SqliteUserStore:
         return _record(rows[0]) if rows else None
 
     async def set_status_message(self, job_id: str, message_id: int) -> None:
-        await self.db.write(
-            "UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id)
-        )
+        await self.db.write("UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id))
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         await self.db.write("UPDATE jobs SET file_id = ? WHERE job_id = ?", (file_id, job_id))
 
     async def mark_published(self, job_id: str, at: float) -> None:
-        await self.db.write(
-            "UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL", (at, job_id)
-        )
+        await self.db.write("UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL", (at, job_id))
 
     async def unpublished(self, created_before: float) -> list[JobRecord]:
         rows = await self.db.read(
@@ -266,8 +263,7 @@ class SqliteUserStore:
 
     async def history(self, user_id: int, limit: int) -> list[JobRecord]:
         rows = await self.db.read(
-            "SELECT * FROM jobs WHERE user_id = ? AND state = ? "
-            "ORDER BY finished_at DESC, created_at DESC LIMIT ?",
+            "SELECT * FROM jobs WHERE user_id = ? AND state = ? ORDER BY finished_at DESC, created_at DESC LIMIT ?",
             (user_id, JobState.DONE.value, limit),
         )
         return [_record(r) for r in rows]
@@ -284,9 +280,7 @@ class SqliteUserStore:
         await self.db.write("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
 
     async def is_blocked(self, user_id: int) -> bool:
-        rows = await self.db.read(
-            "SELECT 1 FROM users WHERE user_id = ? AND blocked_at IS NOT NULL", (user_id,)
-        )
+        rows = await self.db.read("SELECT 1 FROM users WHERE user_id = ? AND blocked_at IS NOT NULL", (user_id,))
         return bool(rows)
 
     # --- banned users ---------------------------------------------------------------------------
@@ -324,12 +318,10 @@ class SqliteUserStore:
             active = conn.execute(
                 f"SELECT COUNT(*) FROM jobs WHERE state IN ({', '.join('?' * len(_ACTIVE))})", _ACTIVE
             ).fetchone()[0]
-            users = conn.execute(
-                "SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= ?", (since,)
-            ).fetchone()[0]
-            blocked = conn.execute(
-                "SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL"
-            ).fetchone()[0]
+            users = conn.execute("SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= ?", (since,)).fetchone()[
+                0
+            ]
+            blocked = conn.execute("SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL").fetchone()[0]
             banned = conn.execute("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL").fetchone()[0]
             workers = dict(
                 conn.execute(

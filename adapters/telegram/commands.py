@@ -46,8 +46,11 @@ async def set_menus(front: Front) -> None:
         for admin in sorted(front.config.admins):
             for locale in Locale:
                 await _set(
-                    front, command_list(front, locale, admin=True),
-                    BotCommandScopeChat(chat_id=admin), locale.value, admin,
+                    front,
+                    command_list(front, locale, admin=True),
+                    BotCommandScopeChat(chat_id=admin),
+                    locale.value,
+                    admin,
                 )
             await _set(
                 front, command_list(front, Locale.EN, admin=True), BotCommandScopeChat(chat_id=admin), None, admin

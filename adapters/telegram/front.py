@@ -157,7 +157,13 @@ class Front:
         return None
 
     def build_job(
-        self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        locale: Locale,
+        prefs: UserPrefs,
+        text: str,
         job_id: str | None = None,
     ) -> Job:
         """Parse the message's parameters and check everything; raises ``InvalidRequest``."""
@@ -183,8 +189,14 @@ class Front:
     ) -> list[Job]:
         """The same prompt, size and quality with ``count`` new seeds (``repeat_jobs``)."""
         return repeat_jobs(
-            self.submit, record, user_id=user_id, chat_id=chat_id, locale=locale, count=count,
-            translate=translate, seed_source=self.seed_source,
+            self.submit,
+            record,
+            user_id=user_id,
+            chat_id=chat_id,
+            locale=locale,
+            count=count,
+            translate=translate,
+            seed_source=self.seed_source,
         )
 
     async def answer(self, query: Any, text: str | None = None, *, alert: bool = False) -> None:
@@ -204,15 +216,19 @@ class Front:
             log.warning("a reply to chat %s was refused: %s", chat_id, exc.message)
 
     async def accept_text(
-        self, *, user_id: int, chat_id: int, locale: Locale, prefs: UserPrefs, text: str,
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        locale: Locale,
+        prefs: UserPrefs,
+        text: str,
         reply_to: int | None = None,
     ) -> list[Job]:
         """A prompt message: parse, check, admit, reply with the live status, queue."""
         job_id = job_id_for(chat_id, reply_to) if reply_to is not None else None
         try:
-            job = self.build_job(
-                user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id
-            )
+            job = self.build_job(user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id)
         except InvalidRequest as exc:
             if isinstance(exc, PromptRefused):
                 self.safety.prompts_refused[str(exc.params.get("category", ""))] += 1
@@ -221,7 +237,12 @@ class Front:
         return await self.enqueue([job], locale=locale, reply_to=reply_to)
 
     async def enqueue(
-        self, jobs: Sequence[Job], *, locale: Locale, reply_to: int | None = None, album: bool = False,
+        self,
+        jobs: Sequence[Job],
+        *,
+        locale: Locale,
+        reply_to: int | None = None,
+        album: bool = False,
     ) -> list[Job]:
         """Admit ``jobs`` (all of one user, asked in ``locale``): ``AdmitJobs``, which answers
         through the ``TelegramAnnouncer``. ``album``: their pictures go out together. Returns
@@ -235,7 +256,10 @@ class Front:
         text = self.error_text(record.locale, QueueUnavailable(job_id=record.job_id))
         with contextlib.suppress(Exception):
             if record.status_message_id is not None and await self.sender.edit_text(
-                record.chat_id, record.status_message_id, text, priority=Priority.RESULT,
+                record.chat_id,
+                record.status_message_id,
+                text,
+                priority=Priority.RESULT,
             ):
                 return
             await self.reply(record.chat_id, text)
@@ -258,7 +282,10 @@ class Front:
         try:
             async with self.sender.chat_action(chat_id, "upload_document"):
                 await self.sender.send_document(
-                    chat_id, upload, reply_to=reply_to, priority=Priority.INTERACTIVE,
+                    chat_id,
+                    upload,
+                    reply_to=reply_to,
+                    priority=Priority.INTERACTIVE,
                     caption=self.t(locale, "original-caption"),
                 )
         except RecipientGone:
@@ -291,9 +318,12 @@ class Front:
             if record.status_message_id is None or not self.queue.delivers_events_of(record.chat_id):
                 continue
             self.board.show(
-                record.job_id, record.chat_id, record.status_message_id,
+                record.job_id,
+                record.chat_id,
+                record.status_message_id,
                 self.queued_text(record.locale, record.prompt, position),
-                cancel_keyboard(self.t, record.locale, record.job_id), stage=QUEUED,
+                cancel_keyboard(self.t, record.locale, record.job_id),
+                stage=QUEUED,
             )
         return len(in_line)
 
@@ -310,9 +340,11 @@ class Front:
         timings = result.timings
         if result.image_key and timings.generation_s > 0 and result.accepted_at:
             self.estimator.finished(
-                result.worker_id, result.job_id,
+                result.worker_id,
+                result.job_id,
                 started_at=result.accepted_at + timings.queue_wait_s,
-                finished_at=result.finished_at, generation_s=timings.generation_s,
+                finished_at=result.finished_at,
+                generation_s=timings.generation_s,
             )
         else:
             self.estimator.ended(result.worker_id, result.job_id)

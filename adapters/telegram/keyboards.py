@@ -34,8 +34,15 @@ class SetPref(CallbackData, prefix="s"):
 
 
 def result_keyboard(
-    t: Translator, locale: Locale, job_id: str, url: str | None, *, with_png: bool = True,
-    variations: int = 3, report: bool = True, share: str | None = None,
+    t: Translator,
+    locale: Locale,
+    job_id: str,
+    url: str | None,
+    *,
+    with_png: bool = True,
+    variations: int = 3,
+    report: bool = True,
+    share: str | None = None,
 ) -> InlineKeyboardMarkup:
     """The buttons under a picture. ``url`` becomes a link button only when Telegram takes it
     (``links.button_url``); ``report``: a button that sends the picture to the admins (``rep``);
@@ -68,7 +75,12 @@ def result_keyboard(
 
 
 def album_keyboard(
-    t: Translator, locale: Locale, job_ids: list[str], urls: list[str | None], *, share: str | None = None,
+    t: Translator,
+    locale: Locale,
+    job_ids: list[str],
+    urls: list[str | None],
+    *,
+    share: str | None = None,
 ) -> InlineKeyboardMarkup:
     """Under an album (a follow-up message: albums take no buttons): per picture n, a new seed
     from it, its original PNG and its link where Telegram takes it."""
@@ -113,7 +125,9 @@ def cancel_choice_keyboard(t: Translator, locale: Locale, jobs: list[JobRecord])
 
 
 def history_keyboard(
-    t: Translator, locale: Locale, links: list[tuple[int, str, str | None]],
+    t: Translator,
+    locale: Locale,
+    links: list[tuple[int, str, str | None]],
 ) -> InlineKeyboardMarkup | None:
     """One button per picture (n, job id, link): its full-size link where Telegram takes it,
     else its original PNG."""

@@ -58,8 +58,10 @@ class UserContext(BaseMiddleware):
             return None
         if prefs.blocked:
             await front.store.unblock(user.id)  # they write to us again: they unblocked the bot
-        chat = event.chat if isinstance(event, Message) else (
-            event.message.chat if isinstance(event, CallbackQuery) and event.message else None
+        chat = (
+            event.chat
+            if isinstance(event, Message)
+            else (event.message.chat if isinstance(event, CallbackQuery) and event.message else None)
         )
         if chat is not None:
             front.sender.reachable(chat.id)

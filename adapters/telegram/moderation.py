@@ -19,6 +19,7 @@ from domain.models import Locale
 
 log = logging.getLogger(__name__)
 
+
 async def tell_banned(front: Front, event: Any, locale: Locale, user_id: int) -> None:
     """A banned user hears it once (the store makes sure, across messages and instances);
     after that their messages get no answer, and their buttons stop spinning silently."""
@@ -69,7 +70,11 @@ async def report_picture(front: Front, query: CallbackQuery, job_id: str, locale
         prefs = await front.store.get_prefs(chat_id)
         admin_locale = prefs.locale or Locale.EN
         text = front.t(
-            admin_locale, "report-admin", name=_who(user), user_id=str(user.id), job_id=job_id,
+            admin_locale,
+            "report-admin",
+            name=_who(user),
+            user_id=str(user.id),
+            job_id=job_id,
             prompt=short(record.prompt, 600),
         )
         try:
@@ -85,9 +90,7 @@ async def _send_report(front: Front, chat_id: int, text: str, png: bytes | None,
         return
     upload = BufferedInputFile(png, filename=f"report-{job_id[:12]}.png")
     try:  # behind a spoiler: an admin chat may be open on a shared screen
-        await front.sender.send_photo(
-            chat_id, upload, caption=text, has_spoiler=True, priority=Priority.INTERACTIVE
-        )
+        await front.sender.send_photo(chat_id, upload, caption=text, has_spoiler=True, priority=Priority.INTERACTIVE)
     except (TelegramBadRequest, TelegramEntityTooLarge):
         await front.sender.send_document(chat_id, upload, caption=text, priority=Priority.INTERACTIVE)
 

@@ -107,9 +107,7 @@ class TelegramNotifier:
     # --- progress --------------------------------------------------------------------------------
     async def progress(self, event: Progress) -> None:
         if event.worker_id:
-            self.front.workers_seen[event.worker_id] = max(
-                self.front.workers_seen.get(event.worker_id, 0.0), event.at
-            )
+            self.front.workers_seen[event.worker_id] = max(self.front.workers_seen.get(event.worker_id, 0.0), event.at)
         if event.stage == Stage.STARTED:
             self.front.estimator.started(event.worker_id, event.job_id, event.at)
         elif event.stage == Stage.GENERATING:
@@ -126,13 +124,16 @@ class TelegramNotifier:
         if message_id is None or not self.sender.is_reachable(event.chat_id):
             return  # (blocked the bot: nothing more goes there)
         prompt = record.prompt if record else ""
-        text, percent = self.front.progress_text(
-            event.locale, prompt, event.stage, event.step, event.total_steps
-        )
+        text, percent = self.front.progress_text(event.locale, prompt, event.stage, event.step, event.total_steps)
         markup = None if event.stage == Stage.UPLOADING else cancel_keyboard(self.t, event.locale, event.job_id)
         self.board.show(
-            event.job_id, event.chat_id, message_id, text, markup,
-            stage=event.stage, percent=percent,
+            event.job_id,
+            event.chat_id,
+            message_id,
+            text,
+            markup,
+            stage=event.stage,
+            percent=percent,
         )
 
     # --- results ----------------------------------------------------------------------------------
@@ -263,7 +264,11 @@ class TelegramNotifier:
         return self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200))
 
     async def _fail(
-        self, result: Result, locale: Locale, sent: Callable[[], Awaitable[None]], code: str | None = None,
+        self,
+        result: Result,
+        locale: Locale,
+        sent: Callable[[], Awaitable[None]],
+        code: str | None = None,
     ) -> None:
         """Tell the user; when not even a message gets through, the status message becomes the
         failure (and ``settle`` leaves it)."""
@@ -271,14 +276,20 @@ class TelegramNotifier:
         refused = (code or (result.error_code.value if result.error_code else "")) in REFUSALS
         try:
             await self.sender.send_message(
-                result.chat_id, text, priority=Priority.RESULT,
+                result.chat_id,
+                text,
+                priority=Priority.RESULT,
                 reply_markup=None if refused else retry_keyboard(self.t, locale, result.job_id),
                 on_sent=sent,
             )
         except (TelegramBadRequest, TelegramNotFound) as exc:
             log.warning("the failure of %s could not be sent (%s)", result.job_id, exc.message)
             if result.status_message_id is None or not await self.sender.edit_text(
-                result.chat_id, result.status_message_id, text, priority=Priority.RESULT, on_sent=sent,
+                result.chat_id,
+                result.status_message_id,
+                text,
+                priority=Priority.RESULT,
+                on_sent=sent,
             ):
                 raise DeliveryRefused(job_id=result.job_id) from exc
             self._status_is_failure.add(result.job_id)
@@ -290,8 +301,13 @@ class TelegramNotifier:
             return None
         share = short(picture.result.prompt, 64) if picture.result.chat_id > 0 else None
         return result_keyboard(
-            self.t, picture.locale, picture.result.job_id, url if level == 0 else None,
-            with_png=not document, variations=self.front.config.variations, share=share,
+            self.t,
+            picture.locale,
+            picture.result.job_id,
+            url if level == 0 else None,
+            with_png=not document,
+            variations=self.front.config.variations,
+            share=share,
         )
 
     async def _send_picture(self, picture: _Picture) -> None:
@@ -335,19 +351,34 @@ class TelegramNotifier:
         await self._sent(picture, message)
 
     async def _send_file(
-        self, picture: _Picture, upload: BufferedInputFile, *, document: bool, caption: str, markup: object,
+        self,
+        picture: _Picture,
+        upload: BufferedInputFile,
+        *,
+        document: bool,
+        caption: str,
+        markup: object,
     ) -> Message:
         chat_id = picture.result.chat_id
         if document:
             async with self.sender.chat_action(chat_id, "upload_document"):
                 return await self.sender.send_document(
-                    chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to,
+                    chat_id,
+                    upload,
+                    caption=caption,
+                    reply_markup=markup,
+                    reply_to=picture.reply_to,
                     on_sent=picture.sent,
                 )
         async with self.sender.chat_action(chat_id, "upload_photo"):
             return await self.sender.send_photo(
-                chat_id, upload, caption=caption, reply_markup=markup, reply_to=picture.reply_to,
-                has_spoiler=picture.result.spoiler, on_sent=picture.sent,
+                chat_id,
+                upload,
+                caption=caption,
+                reply_markup=markup,
+                reply_to=picture.reply_to,
+                has_spoiler=picture.result.spoiler,
+                on_sent=picture.sent,
             )
 
     async def _sent(self, picture: _Picture, message: Message | None) -> None:
@@ -379,8 +410,9 @@ class TelegramNotifier:
         for n, picture in enumerate(pictures, 1):
             result = picture.result
             use = link_use(result.image_url)
-            caption = f"{n}. " + self.caption(result, picture.locale, picture.negative,
-                                              result.image_url if use == LinkUse.TEXT else None)
+            caption = f"{n}. " + self.caption(
+                result, picture.locale, picture.negative, result.image_url if use == LinkUse.TEXT else None
+            )
             upload = BufferedInputFile(picture.png, filename=f"prompt2pic-{result.job_id[:12]}.png")
             item = InputMediaDocument if document else InputMediaPhoto
             media.append(item(media=upload, caption=caption[:CAPTION_LIMIT]))
@@ -388,7 +420,9 @@ class TelegramNotifier:
         try:
             async with self.sender.chat_action(chat_id, "upload_document" if document else "upload_photo"):
                 messages = await self.sender.send_album(
-                    chat_id, media, reply_to=first.reply_to,
+                    chat_id,
+                    media,
+                    reply_to=first.reply_to,
                     on_sent=lambda: _all_sent(pictures),
                 )
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
@@ -411,8 +445,11 @@ class TelegramNotifier:
             markup = album_keyboard(self.t, first.locale, job_ids, links, share=share)
             try:
                 await self.sender.send_message(
-                    first.result.chat_id, text, reply_markup=markup,
-                    reply_to=messages[0].message_id if messages else None, priority=Priority.RESULT,
+                    first.result.chat_id,
+                    text,
+                    reply_markup=markup,
+                    reply_to=messages[0].message_id if messages else None,
+                    priority=Priority.RESULT,
                 )
                 return
             except TelegramBadRequest as exc:

@@ -321,7 +321,10 @@ class Sender:
                         delay = min(delay * 2, self.max_backoff_s)
                         log.info(
                             "Bot API call for chat %s failed (%s, try %d/%d)",
-                            chat_id, type(exc).__name__, attempt, attempts,
+                            chat_id,
+                            type(exc).__name__,
+                            attempt,
+                            attempts,
                         )
                         raise
                     finally:
@@ -383,8 +386,15 @@ class Sender:
             return False
 
     async def send_photo(
-        self, chat_id: int, photo: InputFile, *, caption: str, reply_markup: Any = None,
-        reply_to: int | None = None, priority: Priority = Priority.RESULT, has_spoiler: bool = False,
+        self,
+        chat_id: int,
+        photo: InputFile,
+        *,
+        caption: str,
+        reply_markup: Any = None,
+        reply_to: int | None = None,
+        priority: Priority = Priority.RESULT,
+        has_spoiler: bool = False,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> Message:
         """``has_spoiler``: Telegram blurs the photo until it is tapped (a flagged picture)."""
@@ -403,8 +413,12 @@ class Sender:
         )
 
     async def send_album(
-        self, chat_id: int, media: Sequence[InputMediaPhoto | InputMediaDocument], *,
-        reply_to: int | None = None, priority: Priority = Priority.RESULT,
+        self,
+        chat_id: int,
+        media: Sequence[InputMediaPhoto | InputMediaDocument],
+        *,
+        reply_to: int | None = None,
+        priority: Priority = Priority.RESULT,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Message]:
         """2-10 pictures as one album (no buttons: Telegram takes none on an album)."""
@@ -413,13 +427,21 @@ class Sender:
             kwargs["reply_parameters"] = _reply(reply_to)
         items: list[MediaUnion] = [*media]
         return await self.call(
-            chat_id, lambda: self.bot.send_media_group(chat_id, items, **kwargs), priority=priority,
+            chat_id,
+            lambda: self.bot.send_media_group(chat_id, items, **kwargs),
+            priority=priority,
             on_sent=on_sent,
         )
 
     async def send_document(
-        self, chat_id: int, document: InputFile, *, caption: str = "", reply_markup: Any = None,
-        reply_to: int | None = None, priority: Priority = Priority.RESULT,
+        self,
+        chat_id: int,
+        document: InputFile,
+        *,
+        caption: str = "",
+        reply_markup: Any = None,
+        reply_to: int | None = None,
+        priority: Priority = Priority.RESULT,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> Message:
         kwargs: dict[str, Any] = {}
@@ -428,8 +450,12 @@ class Sender:
         return await self.call(
             chat_id,
             lambda: self.bot.send_document(
-                chat_id, document, caption=caption[:1024] or None, reply_markup=reply_markup,
-                disable_content_type_detection=True, **kwargs,
+                chat_id,
+                document,
+                caption=caption[:1024] or None,
+                reply_markup=reply_markup,
+                disable_content_type_detection=True,
+                **kwargs,
             ),
             priority=priority,
             on_sent=on_sent,

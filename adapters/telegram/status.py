@@ -48,7 +48,10 @@ class _Live:
 
 class StatusBoard:
     def __init__(
-        self, sender: Sender, interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+        self,
+        sender: Sender,
+        interval_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
         edits_per_s: float = 10.0,
     ) -> None:
         self.sender = sender
@@ -65,7 +68,14 @@ class StatusBoard:
         return max(self.base_interval_s, len(self._live) / self.edits_per_s)
 
     def opened(
-        self, job_id: str, chat_id: int, message_id: int, text: str, *, locale: Any = None, prompt: str = "",
+        self,
+        job_id: str,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        locale: Any = None,
+        prompt: str = "",
     ) -> None:
         """The status message was just sent with ``text`` (the job is in line)."""
         if job_id in self._closed:
@@ -76,7 +86,8 @@ class StatusBoard:
         """Jobs whose status still says "queued": (chat, message, locale, prompt)."""
         return {
             job_id: (live.chat_id, live.message_id, live.locale, live.prompt) if live.locale is not None else None
-            for job_id, live in self._live.items() if live.stage == QUEUED
+            for job_id, live in self._live.items()
+            if live.stage == QUEUED
         }
 
     def stage(self, job_id: str) -> tuple[str, int] | None:
@@ -84,8 +95,15 @@ class StatusBoard:
         return (live.stage, live.percent) if live else None
 
     def show(
-        self, job_id: str, chat_id: int, message_id: int, text: str, markup: Any = None,
-        *, stage: str = "", percent: int = 0,
+        self,
+        job_id: str,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        markup: Any = None,
+        *,
+        stage: str = "",
+        percent: int = 0,
     ) -> None:
         """Have the status message say ``text`` soon (coalesced, throttled); returns at once."""
         if job_id in self._closed:
@@ -116,8 +134,12 @@ class StatusBoard:
             live.sending = True
             try:
                 await self.sender.edit_text(
-                    live.chat_id, live.message_id, text, reply_markup=markup,
-                    priority=Priority.STATUS, attempts=2,
+                    live.chat_id,
+                    live.message_id,
+                    text,
+                    reply_markup=markup,
+                    priority=Priority.STATUS,
+                    attempts=2,
                 )
                 self.edits += 1
             except Exception:  # a lost status edit is harmless; the result is what matters

@@ -65,8 +65,8 @@ def install() -> None:
     if not os.environ.get("P2P_CRASH_AT"):
         return
     from adapters.sqlite.delivery_log import SqliteDeliveryLog
-    from domain.use_cases.admit import AdmitJobs
     from adapters.telegram.sender import Sender
+    from domain.use_cases.admit import AdmitJobs
 
     _before(Sender, "send_photo", "before_send_photo")
     _after(AdmitJobs, "_open_status", "after_status_reply")

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.fixtures.kafka import RestartableBroker
 from tests.faults.rig import Rig
+from tests.fixtures.kafka import RestartableBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.slow]
 

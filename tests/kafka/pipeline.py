@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.kafka.queue import KafkaJobQueue
 from adapters.embedded.delivery_log import MemoryDeliveryLog
 from adapters.embedded.generator import FakeGenerator
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.kafka.queue import KafkaJobQueue
 from domain.models import Job, JobStatus, Progress, Quality, Result
 from domain.use_cases import DeliverResults, ProcessJobs
 

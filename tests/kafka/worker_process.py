@@ -15,9 +15,9 @@ import json
 import logging
 import signal
 
-from adapters.kafka.queue import KafkaJobQueue
 from adapters.embedded.generator import FakeGenerator
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.kafka.queue import KafkaJobQueue
 from domain.use_cases import ProcessJobs
 
 

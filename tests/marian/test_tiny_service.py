@@ -3,8 +3,8 @@ both through their real loaders, and a Russian prompt that reaches the model tra
 
 from __future__ import annotations
 
-from adapters.marian.translator import MarianTranslator
 from adapters.embedded.translator import IdentityTranslator
+from adapters.marian.translator import MarianTranslator
 from adapters.wuerstchen.generator import WuerstchenGenerator
 from adapters.wuerstchen.tiny import ensure_tiny_model
 from config.bootstrap import Components

@@ -12,13 +12,13 @@ import threading
 
 import pytest
 
-from adapters.marian.translator import MarianTranslator, max_new_tokens
 from adapters.embedded.queue import MemoryJobQueue
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.marian.translator import MarianTranslator, max_new_tokens
 from domain.errors import ModelNotFound
 from domain.models import JobStatus, Result, TranslationStatus
-from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import UnderstandPrompts, assemble, split_for_translation
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from tests.unit.test_translation import RecordingGenerator
 
 

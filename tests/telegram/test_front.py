@@ -11,9 +11,9 @@ import aiohttp
 from PIL import Image
 
 from adapters.embedded.generator import FakeGenerator
+from adapters.sqlite.user_store import SqliteUserStore
 from domain.models import GeneratedImage
 from tests.telegram.conftest import free_port
-from adapters.sqlite.user_store import SqliteUserStore
 from tests.telegram.helpers import Chat, HeldGenerator, png_size
 
 SECRET = "s3cret-Token_for-tests"

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.marian.translator import MarianTranslator
 from adapters.embedded.generator import FakeGenerator
+from adapters.marian.translator import MarianTranslator
 from adapters.sqlite.user_store import SqliteUserStore
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words

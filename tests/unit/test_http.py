@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlparse
 import aiohttp
 import pytest
 
-from adapters.http.server import HttpEndpoint
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.http.server import HttpEndpoint
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import aiohttp
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from adapters.http.server import HttpEndpoint
 from adapters.embedded.delivery_log import MemoryDeliveryLog
 from adapters.embedded.generator import FakeGenerator
 from adapters.embedded.queue import MemoryJobQueue
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.http.server import HttpEndpoint
 from adapters.otel.metrics import OtelMetrics
 from adapters.otel.tracing import OtelTracer
 from domain.models import Quality

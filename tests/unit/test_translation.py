@@ -15,7 +15,6 @@ from adapters.embedded.storage import LocalFolderStorage
 from adapters.embedded.translator import IdentityTranslator
 from adapters.otel.metrics import OtelMetrics
 from domain.models import Job, JobStatus, Result, TranslationStatus
-from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import (
     UnderstandPrompts,
     assemble,
@@ -23,6 +22,7 @@ from domain.translation import (
     fit_translation,
     split_for_translation,
 )
+from domain.use_cases import ProcessJobs, SubmitPrompt
 from tests.unit.test_telemetry import points
 
 DICTIONARY = {

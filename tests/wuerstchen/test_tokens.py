@@ -12,8 +12,8 @@ from adapters.embedded.storage import LocalFolderStorage
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words
 from domain.models import Quality, Result
-from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.translation import UnderstandPrompts
+from domain.use_cases import ProcessJobs, SubmitPrompt
 
 WORDS = ["a", "red", "cat", "on", "the", "blue", "painting", "of", "dog", "and"]  # one token each
 

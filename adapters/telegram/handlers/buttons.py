@@ -40,7 +40,11 @@ def router() -> Router:
         count = 1 if action == "new" else front.config.variations
         try:
             jobs = front.repeat_jobs(
-                record, user_id=query.from_user.id, chat_id=chat_id, locale=locale, count=count,
+                record,
+                user_id=query.from_user.id,
+                chat_id=chat_id,
+                locale=locale,
+                count=count,
                 translate=prefs.translate,
             )
         except InvalidRequest as exc:

@@ -33,7 +33,9 @@ def router() -> Router:
         user = message.from_user if message else (query.from_user if query else None)
         log.warning(
             "update %s not handled (%s); the user is asked to send it again",
-            update.update_id, type(event.exception).__name__, exc_info=event.exception,
+            update.update_id,
+            type(event.exception).__name__,
+            exc_info=event.exception,
         )
         text = front.t(user_locale(user), "error-internal")
         with contextlib.suppress(Exception):  # (when even that fails, the log says so above)

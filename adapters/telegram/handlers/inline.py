@@ -69,7 +69,10 @@ def inline_result(record: JobRecord) -> InlineQueryResultCachedPhoto | InlineQue
         return InlineQueryResultCachedPhoto(id=record.job_id, photo_file_id=file_id, caption=caption)
     if kind == "document":
         return InlineQueryResultCachedDocument(
-            id=record.job_id, title=short(record.prompt, 60), document_file_id=file_id, caption=caption,
+            id=record.job_id,
+            title=short(record.prompt, 60),
+            document_file_id=file_id,
+            caption=caption,
         )
     return None
 
@@ -102,7 +105,11 @@ def router(prompts: InlinePrompts) -> Router:
 
     @r.message(CommandStart(deep_link=True))
     async def on_start_from_inline(
-        message: Message, command: CommandObject, front: Front, locale: Locale, prefs: UserPrefs,
+        message: Message,
+        command: CommandObject,
+        front: Front,
+        locale: Locale,
+        prefs: UserPrefs,
     ) -> None:
         args = command.args or ""
         user_id = message.from_user.id if message.from_user else message.chat.id
@@ -115,7 +122,11 @@ def router(prompts: InlinePrompts) -> Router:
             await front.reply(message.chat.id, front.t(locale, "inline-expired"))
             return
         await front.accept_text(
-            user_id=user_id, chat_id=message.chat.id, locale=locale, prefs=prefs, text=prompt,
+            user_id=user_id,
+            chat_id=message.chat.id,
+            locale=locale,
+            prefs=prefs,
+            text=prompt,
             reply_to=message.message_id,
         )
 

@@ -41,13 +41,17 @@ def router() -> Router:
             live = front.board.stage(job.job_id)
             if job.state == JobState.RUNNING or (live and live[0] != QUEUED):
                 stage, percent = live or (Stage.STARTED, 0)
-                state = front.t(locale, "queue-running", percent=percent) if stage == Stage.GENERATING else front.t(
-                    locale, "queue-started" if stage != Stage.UPLOADING else "queue-uploading"
+                state = (
+                    front.t(locale, "queue-running", percent=percent)
+                    if stage == Stage.GENERATING
+                    else front.t(locale, "queue-started" if stage != Stage.UPLOADING else "queue-uploading")
                 )
             else:
                 position = positions.get(job.job_id, 1)
                 state = front.t(
-                    locale, "queue-waiting", position=position,
+                    locale,
+                    "queue-waiting",
+                    position=position,
                     eta=front.eta(locale, front.estimator.wait_s(position - 1, now)),
                 )
             lines.append(front.t(locale, "queue-line", n=i, prompt=short(job.prompt, 60), state=state))
@@ -112,8 +116,13 @@ def router() -> Router:
             links.append((i, job.job_id, url))
             lines.append(
                 front.t(
-                    locale, "history-line", n=i, prompt=short(job.prompt, 80), seed=str(job.seed),
-                    width=str(job.width), height=str(job.height),
+                    locale,
+                    "history-line",
+                    n=i,
+                    prompt=short(job.prompt, 80),
+                    seed=str(job.seed),
+                    width=str(job.width),
+                    height=str(job.height),
                 )
             )
         header = front.t(locale, "history-header", count=len(records), links=front.config.links)

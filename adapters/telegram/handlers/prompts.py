@@ -25,13 +25,21 @@ def router() -> Router:
     async def accept(message: Message, front: Front, locale: Locale, prefs: UserPrefs, text: str) -> None:
         user_id = message.from_user.id if message.from_user else message.chat.id
         await front.accept_text(
-            user_id=user_id, chat_id=message.chat.id, locale=locale, prefs=prefs, text=text,
+            user_id=user_id,
+            chat_id=message.chat.id,
+            locale=locale,
+            prefs=prefs,
+            text=text,
             reply_to=message.message_id,
         )
 
     @r.message(Command("txt2img"))
     async def on_txt2img(
-        message: Message, command: CommandObject, front: Front, locale: Locale, prefs: UserPrefs,
+        message: Message,
+        command: CommandObject,
+        front: Front,
+        locale: Locale,
+        prefs: UserPrefs,
         joined_text: str | None = None,
     ) -> None:
         text = command_args(joined_text) if joined_text else (command.args or "")
@@ -39,13 +47,21 @@ def router() -> Router:
 
     @r.message(F.chat.type == "private", F.text & ~F.text.startswith("/"))
     async def on_text(
-        message: Message, front: Front, locale: Locale, prefs: UserPrefs, joined_text: str | None = None,
+        message: Message,
+        front: Front,
+        locale: Locale,
+        prefs: UserPrefs,
+        joined_text: str | None = None,
     ) -> None:
         await accept(message, front, locale, prefs, joined_text or message.text or "")
 
     @r.message(F.chat.type != "private", F.text & ~F.text.startswith("/"), F.reply_to_message.from_user.is_bot)
     async def on_reply_in_group(
-        message: Message, front: Front, locale: Locale, prefs: UserPrefs, joined_text: str | None = None,
+        message: Message,
+        front: Front,
+        locale: Locale,
+        prefs: UserPrefs,
+        joined_text: str | None = None,
     ) -> None:
         me = await message.bot.me() if message.bot else None
         replied = message.reply_to_message

@@ -23,8 +23,10 @@ def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Loca
         aspect = prefs.aspect
     else:
         aspect = front.t(
-            locale, "settings-aspect-default",
-            width=str(front.submit.default_width), height=str(front.submit.default_height),
+            locale,
+            "settings-aspect-default",
+            width=str(front.submit.default_width),
+            height=str(front.submit.default_height),
         )
     language = (
         front.t(locale, f"language-{prefs.locale.value}")
