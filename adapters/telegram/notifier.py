@@ -22,24 +22,18 @@ from dataclasses import dataclass
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramNotFound
 from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Message
 
+from adapters.telegram import captions
+from adapters.telegram.captions import CAPTION_LIMIT, REFUSALS, fits_photo
 from adapters.telegram.front import Front
 from adapters.telegram.keyboards import album_keyboard, cancel_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.links import LinkUse, link_use
 from adapters.telegram.sender import Priority
-from adapters.telegram.understood import understood_lines
 from domain.errors import DomainError, StorageError
 from domain.models import JobStatus, Locale, Progress, Result, Stage
 from domain.users import JobRecord, SendAs, UserPrefs
 
 log = logging.getLogger(__name__)
 
-# Telegram's limits for a photo; beyond them the picture goes as a document (up to 50 MB).
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_SIDES_SUM = 10_000
-PHOTO_MAX_RATIO = 20.0
-CAPTION_LIMIT = 1024
-# Results refused for content: their message (which never repeats the prompt).
-REFUSALS = {"prompt_refused": "error-prompt_refused", "image_refused": "refused-image"}
 MAX_TRIES = 6  # sends of one picture, each without something Telegram refused
 
 
@@ -47,16 +41,6 @@ class DeliveryRefused(DomainError):
     """Telegram refuses the message for good (bad request): retrying would loop forever."""
 
     code = "delivery_refused"
-
-
-def fits_photo(width: int, height: int, size_bytes: int) -> bool:
-    if width <= 0 or height <= 0:
-        return False
-    return (
-        size_bytes < PHOTO_MAX_BYTES
-        and width + height <= PHOTO_MAX_SIDES_SUM
-        and max(width, height) / min(width, height) <= PHOTO_MAX_RATIO
-    )
 
 
 async def _all_sent(pictures: list[_Picture]) -> None:
@@ -138,37 +122,7 @@ class TelegramNotifier:
 
     # --- results ----------------------------------------------------------------------------------
     def caption(self, result: Result, locale: Locale, negative: str = "", link: str | None = None) -> str:
-        """The prompt, then extra lines (what to leave out, a link as text), then the details;
-        the prompt is shortened so that the whole fits Telegram's 1024 characters."""
-        reason = result.profile_reason or ""
-        reason_key = f"quality-reason-{reason}"
-        reason_text = self.t(locale, reason_key) if self.t.has(reason_key, locale) else reason
-        profile = result.profile or ""
-        profile_key = f"quality-{profile}"
-        profile_text = self.t(locale, profile_key) if profile and self.t.has(profile_key, locale) else profile
-        details = self.t(
-            locale,
-            "result-details",
-            seed=str(result.seed),
-            width=str(result.width),
-            height=str(result.height),
-            profile=profile_text,
-            reason=reason_text,
-            seconds=f"{result.timings.total_s:.1f}",
-        )
-        lines = []
-        if negative:
-            lines.append(self.t(locale, "result-negative", negative=short(negative, 200)))
-        understood = understood_lines(self.t, locale, result)  # "understood as", CLIP's cut
-        if understood:
-            lines.append(understood)
-        if link:
-            line = self.t(locale, "result-link", url=link)
-            if len(line) + len(details) + sum(len(x) + 1 for x in lines) + 40 <= CAPTION_LIMIT:
-                lines.append(line)
-        extra = "".join("\n" + line for line in lines)
-        room = CAPTION_LIMIT - len(details) - len(extra) - 1
-        return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
+        return captions.caption(self.t, result, locale, negative, link)
 
     # --- the ResultChannel port (RecordOutcomes decided that the result goes out) --------------
     def arrived(self, result: Result) -> None:
@@ -257,11 +211,7 @@ class TelegramNotifier:
 
     # --- failures ---------------------------------------------------------------------------------
     def failure_text(self, result: Result, locale: Locale, code: str | None = None) -> str:
-        code = code or (result.error_code.value if result.error_code else "generation_failed")
-        if code in REFUSALS:  # no prompt repeated, no "try again": the same prompt is refused again
-            return self.t(locale, REFUSALS[code])
-        reason = self.t(locale, f"reason-{code}") if self.t.has(f"reason-{code}", locale) else code
-        return self.t(locale, "failed", reason=reason, prompt=short(result.prompt, 200))
+        return captions.failure_text(self.t, result, locale, code)
 
     async def _fail(
         self,

@@ -16,8 +16,9 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 
-from adapters.telegram.notifier import fits_photo
-from adapters.telegram.sender import Priority, RateWindow, Sender
+from adapters.telegram.captions import fits_photo
+from adapters.telegram.rate_window import Priority, RateWindow
+from adapters.telegram.sender import Sender
 from domain.errors import RecipientGone
 
 METHOD = SendMessage(chat_id=1, text="x")
