@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 from config import factories, safety
 from config.settings import Settings, TelegramMode
 from domain.moderation import SafetyGate
-from domain.ports import Generator, ImageCheck, JobQueue, PromptTranslator, QualityPolicy, Storage
+from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import ImageAction, PromptFilter
-from domain.telemetry import Metrics, Tracer
 from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob

@@ -19,9 +19,19 @@ from pydantic import SecretStr
 from config.settings import GeneratorBackend, QueueBackend, Settings, StorageBackend, UserStoreBackend
 from domain.models import Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
-from domain.ports import DeliveryLog, Generator, JobQueue, PromptReader, PromptTranslator, QualityPolicy, Storage
+from domain.ports import (
+    DeliveryLog,
+    Generator,
+    JobQueue,
+    Metrics,
+    PromptReader,
+    PromptTranslator,
+    QualityPolicy,
+    Storage,
+    Tracer,
+)
 from domain.quality import DEFAULT_PROFILES, QualityProfile
-from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
+from domain.telemetry import NoMetrics, NoTracer
 from domain.users import UserStore
 from domain.validation import Limits
 

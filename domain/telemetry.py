@@ -9,8 +9,6 @@ from typing import Any
 
 from domain.models import Result
 from domain.ports import Carrier
-from domain.ports import Metrics as Metrics  # re-exported: services.py imports it from here
-from domain.ports import Tracer as Tracer  # re-exported: services.py imports it from here
 
 
 class NoMetrics:

@@ -355,7 +355,7 @@ def start(
             scram += ["--add-scram", f'{SCRAM_MECHANISM}=[name={name},password="{password}"]']
         fmt = subprocess.run(
             [java, "-Xmx256m", log4j, "-cp", classpath, STORAGE_TOOL, "format",
-             "-t", cluster_id, "-c", str(props), *scram],
+             f"--cluster-id={cluster_id}", "-c", str(props), *scram],  # (an id may begin with "-")
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:

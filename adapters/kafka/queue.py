@@ -4,13 +4,14 @@ Topics (names configurable, created with the admin client when missing):
 
 - requests: jobs from the bots, consumed by the worker group (``worker_group``): each job goes to
   one worker, partitions are shared out among the workers of the group;
-- results: progress events and results, consumed by the bot group (``bot_group``): any bot
-  instance may deliver any result (Telegram does not care which process sends), and the bot
-  deduplicates results by job id;
+- results: progress events and results, keyed by chat id and consumed by the bot group
+  (``bot_group``): one chat's events reach one bot instance, in order (its live status and
+  pacing stay there; ``delivers_events_of`` says which chats are this instance's), and the
+  delivery log keeps a result from being sent twice;
 - dead letters: what could not be decoded, with the reason in the ``p2p-reason`` header. The
   consumer goes on past it.
 
-Delivery semantics (the same contract as the in-memory adapter): a job is acked by the worker
+Delivery semantics (the same contract as the embedded adapter): a job is acked by the worker
 only after its result is published, and only the contiguous acked prefix of a partition is
 committed, so no job is lost when a worker dies or loses a partition. Each delivery carries its
 attempt, counted across crashes in the offset-commit metadata: the worker (``ProcessJobs``) fails

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Result
-from domain.ports import Claim, Delivery, DeliveryLog, JobQueue, Notifier
-from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer, carrier_of
+from domain.ports import Claim, Delivery, DeliveryLog, JobQueue, Metrics, Notifier, Tracer
+from domain.telemetry import NoMetrics, NoTracer, carrier_of
 
 log = logging.getLogger(__name__)
 

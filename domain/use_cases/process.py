@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from domain.models import Cancel, ErrorCode, Job, Result
 from domain.moderation import SafetyGate
 from domain.policy import FixedPolicy
-from domain.ports import Delivery, Generator, JobQueue, QualityPolicy, Storage
+from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES
 from domain.scheduling import pick_batch
-from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
+from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts
 from domain.use_cases.production import Production, _Planned
 

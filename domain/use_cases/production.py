@@ -21,9 +21,9 @@ from domain.models import (
     image_key,
 )
 from domain.moderation import SafetyGate
-from domain.ports import Delivery, Generator, JobQueue, QualityPolicy, Storage
+from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
-from domain.telemetry import Metrics, Tracer, carrier_of
+from domain.telemetry import carrier_of
 from domain.translation import UnderstandPrompts
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from typing import Any
 
 from domain.errors import PromptRefused, QueueUnavailable
 from domain.models import Job, Locale, Quality
-from domain.ports import JobQueue
+from domain.ports import JobQueue, Metrics, Tracer
 from domain.safety import PromptFilter
-from domain.telemetry import Metrics, NoMetrics, NoTracer, Tracer
+from domain.telemetry import NoMetrics, NoTracer
 from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
 
 log = logging.getLogger(__name__)

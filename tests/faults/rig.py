@@ -211,7 +211,7 @@ class Rig:
                 key = (call.chat_id, prompt)
                 if key in out:
                     continue
-                picture = call.method in ("sendPhoto", "sendDocument") and call.text.split("\n")[0] == prompt
+                picture = call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]
                 failure = call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
                     and prompt in call.text
                 if picture or failure:
@@ -227,7 +227,9 @@ class Rig:
             for user, prompt in self.prompts:
                 if call.chat_id != user:
                     continue
-                if call.method in ("sendPhoto", "sendDocument") and call.text.split("\n")[0] == prompt:
+                # (the prompt is the caption's first line, or its second under the "sensitive"
+                # notice of a picture the image check flagged)
+                if call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]:
                     got[(user, prompt)].append("picture")
                 elif call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
                         and prompt in call.text:

@@ -141,7 +141,7 @@ def test_workers_scale_on_their_groups_lag_within_the_partitions(rendered):
 
 def test_keda_reads_lag_as_the_workers_do():
     """offsetResetPolicy must match the consumer's auto_offset_reset, or a new group's lag is wrong."""
-    source = (ROOT / "adapters" / "kafka" / "queue.py").read_text()
+    source = "\n".join(p.read_text() for p in sorted((ROOT / "adapters" / "kafka").glob("*.py")))
     match = re.search(r'auto_offset_reset="(\w+)"', source)
     assert match
     chart = (ROOT / "deploy" / "helm" / "prompt2pic" / "templates" / "worker-scaledobject.yaml").read_text()
