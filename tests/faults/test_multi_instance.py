@@ -96,16 +96,20 @@ async def wait_until(check, timeout: float, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
-def per_chat_min_gap(calls) -> tuple[float, int]:
-    by_chat: dict[int, list[float]] = collections.defaultdict(list)
+def per_chat_min_gap(calls) -> tuple[float, list[tuple[float, str, str]]]:
+    """The smallest gap between two messages to one chat, and the pairs under 1 s (gap, what)."""
+    by_chat: dict[int, list] = collections.defaultdict(list)
     for c in calls:
         if c.ok and c.method in MESSAGES and c.chat_id is not None:
-            by_chat[c.chat_id].append(c.at)
-    gaps = [b - a for times in by_chat.values() for a, b in zip(sorted(times), sorted(times)[1:])]
-    return (min(gaps) if gaps else float("inf")), sum(1 for g in gaps if g < 1.0)
+            by_chat[c.chat_id].append(c)
+    gaps = []
+    for chat, got in by_chat.items():
+        got.sort(key=lambda c: c.at)
+        gaps += [(b.at - a.at, f"{chat}: {a.method} {a.text[:40]!r}", f"{b.method} {b.text[:40]!r}")
+                 for a, b in zip(got, got[1:])]
+    return min((g for g, *_ in gaps), default=float("inf")), sorted(p for p in gaps if p[0] < 1.0)
 
 
-@pytest.mark.xfail(reason="105 of 360 prompts unanswered in 300 s in CI of 2026-12-01 after the last merges; open in issue 16", strict=False)
 async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, s3_server, telegram, postgres_url, tmp_path):
     arm = tmp_path / "arm-the-kill"
     rig = await Rig(
@@ -168,10 +172,12 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
             async with sem:
                 await hook.post(user, f"scale-out lighthouse {user}")
 
-        await asyncio.gather(*(one(u) for u in USERS))
+        posting = asyncio.gather(*(one(u) for u in USERS))
+        # armed mid-run: a fifth of the prompts in, the rest still coming (and the victim still
+        # holding updates of its own: the load balancer sends those to the others once it is gone)
         await wait_until(
-            lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS)),
-            60, "every prompt of the 300 users recorded",
+            lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS) // 5),
+            120, "a fifth of the prompts of the 300 users recorded",
         )
         arm.write_text("now")
         await bots[victim].wait_crashed(120)
@@ -189,6 +195,11 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
                 await asyncio.sleep(0.2)
 
         watcher = asyncio.create_task(watch_takeovers())
+        await posting  # the rest of the prompts (those posted to the victim go to the others)
+        await wait_until(
+            lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS)),
+            60, "every prompt of the 300 users recorded",
+        )
         try:
             got = await rig.wait_settled(300)
         except AssertionError:
@@ -212,7 +223,10 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
             [photo] = [c for c in telegram.calls if c.ok and c.method in ("sendPhoto", "sendDocument")
                        and c.chat_id == chat and prompt in c.text.split("\n")[:2]]
             redelivered_after.append(photo.at - killed_at)
-        min_gap, close_pairs = per_chat_min_gap(telegram.calls)
+        min_gap, close = per_chat_min_gap(telegram.calls)
+        close_pairs = len(close)
+        for pair in close[:5]:
+            print("two messages within 1 s:", pair)
         busiest = rig.busiest_second()
         pictures = rig.pictures()
         print(
