@@ -3,11 +3,13 @@ batch of compatible jobs, and publish each result before its job is acked."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from domain.models import (
     ErrorCode,
@@ -27,6 +29,10 @@ from domain.telemetry import carrier_of
 from domain.translation import UnderstandPrompts
 
 log = logging.getLogger(__name__)
+
+
+def _error(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
 
 
 def _prompt_hash(prompt: str) -> str:
@@ -198,29 +204,39 @@ class Production:
             "profile": item.profile.name,
         }
         up_started = time.time()
-        for attempt in range(1, self.storage_attempts + 1):
-            try:
-                stored = await self.storage.put(key, image.png, "image/png", metadata)
-                return self._done(
-                    item,
-                    stored.key,
-                    stored.url,
-                    started,
-                    gen_s,
-                    time.time() - up_started,
-                    (image.width, image.height),
-                )
-            except Exception as exc:
-                self.metrics.storage_error()
-                log.warning(
-                    "storing job %s failed (attempt %d/%d): %s",
-                    job.job_id,
-                    attempt,
-                    self.storage_attempts,
-                    type(exc).__name__,
-                )
-                if attempt < self.storage_attempts:
-                    await asyncio.sleep(self.storage_backoff_s * 2 ** (attempt - 1))
+
+        async def put() -> Result:
+            stored = await self.storage.put(key, image.png, "image/png", metadata)
+            return self._done(
+                item,
+                stored.key,
+                stored.url,
+                started,
+                gen_s,
+                time.time() - up_started,
+                (image.width, image.height),
+            )
+
+        def failed(state: RetryCallState) -> None:  # after every failed try, the last one too
+            self.metrics.storage_error()
+            log.warning(
+                "storing job %s failed (attempt %d/%d): %s",
+                job.job_id,
+                state.attempt_number,
+                self.storage_attempts,
+                type(_error(state)).__name__,
+            )
+
+        if self.storage_attempts >= 1:  # none: the job fails without a try, as it always has
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self.storage_attempts),
+                wait=wait_exponential(multiplier=self.storage_backoff_s),  # backoff, 2x, 4x, ... no cap
+                retry=retry_if_exception_type(Exception),
+                after=failed,
+                reraise=True,
+            )
+            with contextlib.suppress(Exception):
+                return await retrying(put)
         return Result.failure(job, ErrorCode.STORAGE_UNAVAILABLE, profile=item.profile.name, worker_id=self.worker_id)
 
     def _done(
@@ -263,15 +279,17 @@ class Production:
         job = delivery.message
         total = max(0.0, time.time() - job.created_at)
         result = result.model_copy(update={"timings": result.timings.model_copy(update={"total_s": total})})
-        delay = self.publish_backoff_s
-        while True:
-            try:
-                await self.queue.publish_event(result)
-                break
-            except Exception as exc:
-                log.warning("publishing result of %s failed: %s; retrying", job.job_id, type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+
+        def retrying_publish(state: RetryCallState) -> None:
+            log.warning("publishing result of %s failed: %s; retrying", job.job_id, type(_error(state)).__name__)
+
+        forever = AsyncRetrying(
+            wait=wait_exponential(multiplier=self.publish_backoff_s, max=30.0),  # backoff, 2x, 4x, ... up to 30 s
+            retry=retry_if_exception_type(Exception),
+            before_sleep=retrying_publish,
+            reraise=True,
+        )
+        await forever(self.queue.publish_event, result)
         await delivery.ack()
         self.metrics.job_finished(result, batch)
         log.info(
