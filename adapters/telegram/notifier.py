@@ -13,7 +13,6 @@ not even a message could be sent and the status was edited into it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramNotFound
 from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Message
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.telegram import captions
 from adapters.telegram.captions import CAPTION_LIMIT, REFUSALS, fits_photo
@@ -197,17 +197,19 @@ class TelegramNotifier:
         """The stored PNG, retried on storage errors like the worker's writes (a missing object
         is final: ``KeyError``; an outage past the retries: ``StorageError``, and
         DeliverResults tries the delivery again later)."""
-        delay = self.storage_backoff_s
-        for attempt in range(1, self.storage_attempts + 1):
-            try:
-                return await self.front.storage.get(key)
-            except StorageError as exc:
-                if attempt == self.storage_attempts:
-                    raise
-                log.info("reading %s failed (%s, try %d/%d)", key, exc.code, attempt, self.storage_attempts)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def retrying(state: RetryCallState) -> None:  # before the pause after a failed try, not the last
+            code = getattr(state.outcome.exception() if state.outcome else None, "code", "")
+            log.info("reading %s failed (%s, try %d/%d)", key, code, state.attempt_number, self.storage_attempts)
+
+        reads = AsyncRetrying(
+            stop=stop_after_attempt(self.storage_attempts),
+            wait=wait_exponential(multiplier=self.storage_backoff_s),  # backoff, 2x, 4x, ... no cap
+            retry=retry_if_exception_type(StorageError),
+            before_sleep=retrying,
+            reraise=True,
+        )
+        return await reads(self.front.storage.get, key)
 
     # --- failures ---------------------------------------------------------------------------------
     def failure_text(self, result: Result, locale: Locale, code: str | None = None) -> str:
