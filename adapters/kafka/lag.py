@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from adapters.kafka.admin import KafkaAdmin
 from adapters.kafka.config import KafkaConfig
@@ -36,21 +37,24 @@ class Backlog:
 
     async def refresh(self) -> int:
         """Measure the lag now (retrying transient errors; the last value known if it fails)."""
-        delay = 0.1
-        for attempt in range(6):
-            try:
-                async with asyncio.timeout(5.0):
-                    value = await self._lag()
-                self._known = (time.monotonic(), value)
-                return value
-            except Exception as exc:
-                if attempt == 5 or not is_transient(exc):
-                    if self._known:  # best effort: the last value known
-                        return self._known[1]
-                    raise
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(6),
+            wait=wait_exponential(multiplier=0.1),  # 0.1, 0.2, 0.4, 0.8, 1.6 s
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._measure)
+        except Exception:
+            if self._known:  # best effort: the last value known
+                return self._known[1]
+            raise
+
+    async def _measure(self) -> int:
+        async with asyncio.timeout(5.0):
+            value = await self._lag()
+        self._known = (time.monotonic(), value)
+        return value
 
     async def _lag(self) -> int:
         """End offsets minus committed offsets (the log start where the group has none), summed."""
