@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from adapters.kafka.config import KafkaConfig
 from adapters.kafka.errors import describe, is_transient
@@ -77,8 +78,8 @@ class Producer:
                 headers = [(k, v.encode()) for k, v in carrier.items()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.config.publish_timeout_s if timeout is None else timeout)
-        delay = 0.05
-        while True:
+
+        async def attempt() -> asyncio.Future[Any] | None:
             try:
                 if not wait and self.health.connected:  # queued at once: no timer needed
                     future = await producer.send(topic, value, key=key, headers=headers)
@@ -87,16 +88,21 @@ class Producer:
                         future = await producer.send(topic, value, key=key, headers=headers)
                         if wait:
                             await future
-                self.health.mark_up()
-                return None if wait else future
             except (KafkaError, TimeoutError) as exc:
-                if not is_transient(exc):
-                    raise
-                self.health.mark_down(exc)
-                if loop.time() + delay >= deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                if is_transient(exc):
+                    self.health.mark_down(exc)
+                raise
+            self.health.mark_up()
+            return None if wait else future
+
+        retrying = AsyncRetrying(
+            # Not past the deadline: the last try is the one whose pause would reach it.
+            stop=lambda state: loop.time() + state.upcoming_sleep >= deadline,
+            wait=wait_exponential(multiplier=0.05, max=1.0),  # 0.05, 0.1, 0.2, 0.4, 0.8, 1 s, ...
+            retry=retry_if_exception(lambda exc: isinstance(exc, (KafkaError, TimeoutError)) and is_transient(exc)),
+            reraise=True,
+        )
+        return await retrying(attempt)
 
 
 class ResultConfirmations:
