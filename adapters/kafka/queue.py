@@ -30,6 +30,13 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential,
+)
 
 from adapters.kafka.admin import KafkaAdmin
 from adapters.kafka.config import KafkaConfig
@@ -78,14 +85,13 @@ class KafkaJobQueue:
         c = self.config
         loop = asyncio.get_running_loop()
         deadline = loop.time() + c.start_timeout_s
-        delay = 0.2
-        while True:
+
+        async def attempt() -> None:
             try:
                 await self.admin.start()
                 self.lag.partitions = await self.admin.ensure_topics()
                 await self.producer.start()
-                break
-            except Exception as exc:
+            except Exception:
                 await self._close_clients()
                 refused = await why_refused(c.bootstrap_servers, c.security)
                 if refused is not None:
@@ -95,11 +101,22 @@ class KafkaJobQueue:
                         log.error("%s", refused)
                         self._refusal_told = refused
                     raise LoginRefused(refused) from None
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning("Kafka at %s not reachable yet (%s); retrying", c.bootstrap_servers, describe(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 3.0)
+                raise
+
+        def retrying(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            why = describe(exc) if exc is not None else ""
+            log.warning("Kafka at %s not reachable yet (%s); retrying", c.bootstrap_servers, why)
+
+        connecting = AsyncRetrying(
+            # Not past the deadline: the last try is the one whose pause would go beyond it.
+            stop=lambda state: loop.time() + state.upcoming_sleep > deadline,
+            wait=wait_exponential(multiplier=0.2, max=3.0),  # 0.2, 0.4, 0.8, 1.6, 3 s, ...
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(LoginRefused),
+            before_sleep=retrying,
+            reraise=True,
+        )
+        await connecting(attempt)
         self.health.up()
         self._refusal_told = None
         self._monitor = asyncio.create_task(
