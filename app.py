@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
 if TYPE_CHECKING:
     from config.bootstrap import Components
     from config.settings import Settings
@@ -35,19 +37,29 @@ async def _start_when_reachable(component: Any, started: list[Any], stop: asynci
     """Start a component that talks to a service (the broker, the object store), retrying with
     backoff while that service is unreachable; readiness stays false meanwhile. False when the
     process was asked to stop first."""
-    delay = 1.0
-    while not stop.is_set():
-        try:
+
+    def retrying(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.upcoming_sleep
+        log.warning("%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay)
+
+    async def pause(seconds: float) -> None:  # cut short when the process is asked to stop
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    tries = AsyncRetrying(
+        wait=wait_exponential(multiplier=1.0, max=30.0),  # 1, 2, 4, 8, 16, 30 s, ...
+        retry=retry_if_exception_type(Exception),
+        before_sleep=retrying,
+        sleep=pause,
+        reraise=True,
+    )
+    async for attempt in tries:
+        if stop.is_set():  # before every try, the first one too
+            return False
+        with attempt:
             await _start(component, started)
-            return True
-        except Exception as exc:
-            log.warning(
-                "%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
-    return False
+    return True
 
 
 async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
