@@ -52,6 +52,25 @@ class UserPrefs:
     # State too: an admin banned the user (``ban``/``unban``; ``save_prefs`` leaves it alone).
     banned: bool = False
 
+    @classmethod
+    def from_row(cls, user_id: int, row: Row) -> UserPrefs:
+        """The prefs from a ``users`` row (``PREFS_COLUMNS``); unknown values fall back to the
+        defaults (a value an older or newer release wrote)."""
+        return cls(
+            user_id=user_id,
+            locale=Locale(row["locale"]) if row["locale"] in set(Locale) else None,
+            aspect=row["aspect"],
+            quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
+            send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
+            translate=bool(row["translate"]),
+            blocked=row["blocked_at"] is not None,
+            banned=row["banned_at"] is not None,
+        )
+
+
+# The columns of ``users`` that ``UserPrefs.from_row`` reads.
+PREFS_COLUMNS = "locale, aspect, quality, send_as, blocked_at, translate, banned_at"
+
 
 class Row(Protocol):
     """A database row read by column name (sqlite3.Row, asyncpg.Record, a dict)."""

@@ -16,14 +16,13 @@ import asyncpg
 
 from adapters.postgres.db import PostgresDatabase, changed
 from domain.errors import AlreadyAccepted
-from domain.models import Locale, Quality
 from domain.users import (
     ACTIVE_STATES,
     JOB_COLUMNS,
+    PREFS_COLUMNS,
     JobRecord,
     JobState,
     Outcome,
-    SendAs,
     StoreStats,
     UserLimits,
     UserPrefs,
@@ -64,23 +63,8 @@ class PostgresUserStore:
 
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
-        rows = await self.db.fetch(
-            "SELECT locale, aspect, quality, send_as, blocked_at, translate, banned_at FROM users WHERE user_id = $1",
-            user_id,
-        )
-        if not rows:
-            return UserPrefs(user_id)
-        row = rows[0]
-        return UserPrefs(
-            user_id=user_id,
-            locale=Locale(row["locale"]) if row["locale"] in set(Locale) else None,
-            aspect=row["aspect"],
-            quality=Quality(row["quality"]) if row["quality"] in set(Quality) else Quality.AUTO,
-            send_as=SendAs(row["send_as"]) if row["send_as"] in set(SendAs) else SendAs.PHOTO,
-            translate=bool(row["translate"]),
-            blocked=row["blocked_at"] is not None,
-            banned=row["banned_at"] is not None,
-        )
+        rows = await self.db.fetch(f"SELECT {PREFS_COLUMNS} FROM users WHERE user_id = $1", user_id)
+        return UserPrefs.from_row(user_id, rows[0]) if rows else UserPrefs(user_id)
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.execute(
