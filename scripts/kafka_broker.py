@@ -3,7 +3,8 @@
 
     python scripts/kafka_broker.py fetch                 # resolve the jars with Maven, once
     python scripts/kafka_broker.py start [--port P] [--data-dir D]
-    python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...]
+    python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
+    python scripts/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
     python scripts/kafka_broker.py status
     python scripts/kafka_broker.py stop [--keep-data] [--kill]
 
@@ -24,6 +25,13 @@ made in the data folder (``tls/ca.pem``, the ``cryptography`` package), and the 
 ``--scram-user`` are added when the storage is formatted (``kafka-storage format --add-scram``). It
 prints ``KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:PORT`` and ``KAFKA_SSL_CA_FILE=...`` too. The plaintext
 listener stays (the broker's own traffic and the readiness probe use it).
+
+``--acls`` (``start(acls=True)``) turns authorization on (KRaft's ``StandardAuthorizer``, nothing
+allowed without an ACL): the plaintext listeners' principal ``User:ANONYMOUS`` (the broker's own
+traffic, the controller and the readiness probe) is the only super user, so the SCRAM users of the
+SASL_SSL listener can do only what ACLs grant them. ``acls`` runs Kafka's own ``kafka-acls.sh``
+tool (``org.apache.kafka.tools.AclCommand``, from the ``kafka-tools`` jar fetched once beside the
+broker's) against a broker's plaintext listener: ``acl_command(broker, *args)``.
 
 The same functions are used by the test fixtures (tests/fixtures/kafka.py) through ``Broker``.
 Environment: KAFKA_VERSION (default 4.1.1), KAFKA_CACHE_DIR, KAFKA_HEAP (default 512m),
@@ -57,6 +65,8 @@ HERE = REPO / "scripts" / "kafka"
 DEFAULT_VERSION = os.environ.get("KAFKA_VERSION", "4.1.1")
 DEFAULT_STATE_FILE = REPO / ".cache" / "kafka" / "broker.json"
 MAIN_CLASS = "kafka.Kafka"
+ACL_TOOL = "org.apache.kafka.tools.AclCommand"  # kafka-acls.sh's class (kafka-tools jar)
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"  # KRaft's
 STORAGE_TOOL = "kafka.tools.StorageTool"  # kafka-storage.sh's class in 4.x (Scala, in kafka_2.13)
 
 
@@ -110,6 +120,37 @@ def fetch(version: str = DEFAULT_VERSION) -> Path:
         done.write_text(f"{version}\n")
         say(f"fetched {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - started:.0f}s")
     return libs
+
+
+def fetch_tools(version: str = DEFAULT_VERSION) -> Path:
+    """Kafka's command-line tools jar (``kafka-tools``: kafka-acls.sh and the like), fetched once
+    beside the broker's jars; its dependencies are the broker's own. Returns the jar."""
+    libs = fetch(version)
+    folder = libs.parent / "tools"
+    jar = folder / f"kafka-tools-{version}.jar"
+    if jar.exists():
+        return jar
+    with open(libs.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if jar.exists():
+            return jar
+        mvn = os.environ.get("MVN") or shutil.which("mvn")
+        if not mvn:
+            raise RuntimeError("Maven (mvn) is not on PATH: it is needed once to fetch kafka-tools")
+        tmp = libs.parent / f"tools.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [
+            mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy",
+            f"-Dartifact=org.apache.kafka:kafka-tools:{version}", f"-DoutputDirectory={tmp}",
+        ]
+        say(f"fetching kafka-tools {version} with Maven into {folder}")
+        proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+        if proc.returncode != 0 or not (tmp / jar.name).exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"mvn could not resolve org.apache.kafka:kafka-tools:{version}:\n{proc.stdout[-3000:]}")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return jar
 
 
 # --------------------------------------------------------------------------- start / stop
@@ -273,7 +314,12 @@ def make_tls(folder: Path) -> tuple[Path, Path]:
 
 
 def _write_properties(
-    data_dir: Path, port: int, controller_port: int, sasl_port: int | None = None, broker_pem: Path | None = None
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_port: int | None = None,
+    broker_pem: Path | None = None,
+    acls: bool = False,
 ) -> Path:
     props = data_dir / "server.properties"
     base = (HERE / "server.properties").read_text()
@@ -292,6 +338,15 @@ def _write_properties(
             "ssl.keystore.type=PEM\n"
             f"ssl.keystore.location={broker_pem}\n"
             "ssl.client.auth=none\n"
+        )
+    if acls:
+        # Only the plaintext listeners' anonymous principal (the broker itself, the controller,
+        # the probe and the ACL tool on 127.0.0.1) is above the ACLs; nothing else is allowed
+        # without one.
+        extra += (
+            f"authorizer.class.name={AUTHORIZER}\n"
+            "super.users=User:ANONYMOUS\n"
+            "allow.everyone.if.no.acl.found=false\n"
         )
     props.write_text(
         base
@@ -321,10 +376,12 @@ def start(
     heap: str | None = None,
     timeout: float = 120.0,
     sasl_users: dict[str, str] | None = None,
+    acls: bool = False,
 ) -> Broker:
     """Start a broker and wait until it answers. Raises RuntimeError when it does not.
     ``sasl_users`` (name: password): also a SASL_SSL listener with these SCRAM-SHA-512 users,
-    added when the storage is formatted (a folder formatted before keeps the users it has)."""
+    added when the storage is formatted (a folder formatted before keeps the users it has).
+    ``acls``: authorization on (see the module's docstring)."""
     libs = fetch(version)
     temporary = data_dir is None
     folder = Path(data_dir or tempfile.mkdtemp(prefix="p2p-kafka-")).resolve()
@@ -342,7 +399,7 @@ def start(
     for p in (port, controller_port, sasl_port):
         if p is not None and port_open(p):
             raise RuntimeError(f"port {p} on 127.0.0.1 is already in use")
-    props = _write_properties(folder, port, controller_port, sasl_port, broker_pem)
+    props = _write_properties(folder, port, controller_port, sasl_port, broker_pem, acls)
     java = _java()
     classpath = str(libs / "*")  # java expands the wildcard itself
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
@@ -393,6 +450,22 @@ def start(
             stop(broker, kill=True, keep_data=not temporary)
             raise RuntimeError(f"the Kafka broker did not answer within {timeout:.0f}s; log:\n{broker.log_tail()}")
         time.sleep(0.3)
+
+
+def acl_command(broker: Broker, *args: str, timeout: float = 120.0) -> str:
+    """Run Kafka's kafka-acls.sh (``AclCommand``) with ``args`` against ``broker``'s plaintext
+    listener (its super user); return what it printed. Raises RuntimeError when it fails."""
+    tools = fetch_tools(broker.version)
+    classpath = f"{libs_dir(broker.version) / '*'}{os.pathsep}{tools}"
+    log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
+    proc = subprocess.run(
+        [_java(), "-Xmx128m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, ACL_TOOL,
+         "--bootstrap-server", broker.bootstrap, *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"kafka-acls {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
 
 
 def min_heap(heap: str) -> str:
@@ -450,9 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     p_start = sub.add_parser("start", help="start a broker and wait until it answers")
     p_stop = sub.add_parser("stop", help="stop the broker of the state file")
     p_status = sub.add_parser("status", help="say whether the broker runs and answers")
+    p_acls = sub.add_parser("acls", help="run kafka-acls.sh against the broker (arguments after --)")
     for p in (p_fetch, p_start):
         p.add_argument("--version", default=DEFAULT_VERSION, help="Kafka version (default %(default)s)")
-    for p in (p_start, p_stop, p_status):
+    for p in (p_start, p_stop, p_status, p_acls):
         p.add_argument("--state-file", help=f"where the broker is recorded (default {DEFAULT_STATE_FILE})")
         p.add_argument("--data-dir", help="the broker's data folder (default: a new temporary one)")
     p_start.add_argument("--port", type=int, help="client port (default: a free one, or the folder's last)")
@@ -461,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("--sasl-ssl", action="store_true", help="also a SASL_SSL listener (SCRAM-SHA-512, throwaway CA)")
     p_start.add_argument("--scram-user", action="append", default=[], metavar="NAME=PASSWORD",
                          help="a SCRAM-SHA-512 user of the SASL_SSL listener (repeatable)")
+    p_start.add_argument("--acls", action="store_true", help="authorization on: nothing without an ACL")
+    p_acls.add_argument("tool_args", nargs=argparse.REMAINDER, help="kafka-acls.sh arguments, after --")
     p_stop.add_argument("--keep-data", action="store_true", help="keep a temporary data folder")
     p_stop.add_argument("--kill", action="store_true", help="SIGKILL at once (a crash)")
     args = parser.parse_args(argv)
@@ -478,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             users = dict(u.split("=", 1) for u in args.scram_user) if args.sasl_ssl else None
             broker = start(version=args.version, port=args.port, data_dir=args.data_dir,
-                           heap=args.heap, timeout=args.timeout, sasl_users=users)
+                           heap=args.heap, timeout=args.timeout, sasl_users=users, acls=args.acls)
         except RuntimeError as exc:
             say(str(exc))
             return 1
@@ -487,6 +563,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
         if broker.sasl_port is not None:
             print(f"KAFKA_SASL_SSL_BOOTSTRAP={broker.sasl_bootstrap}\nKAFKA_SSL_CA_FILE={broker.ca_file}", flush=True)
+        return 0
+    if args.command == "acls":
+        if not current or not current.alive():
+            say(f"no running broker recorded in {state_file}")
+            return 3
+        tool_args = args.tool_args[1:] if args.tool_args[:1] == ["--"] else args.tool_args
+        try:
+            print(acl_command(current, *tool_args), end="")
+        except RuntimeError as exc:
+            say(str(exc))
+            return 1
         return 0
     if args.command == "stop":
         if not current:

@@ -9,6 +9,7 @@ job: the group's next owner of the partition gets it again, with its delivery co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -100,7 +101,14 @@ class GroupConsumer(ConsumerRebalanceListener):
                 consumer_timeout_ms=100,
             )
             consumer.subscribe([self.topic], listener=self)
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                # E.g. a group this user may not join (GroupAuthorizationFailedError): close
+                # this consumer's connections, or every later try would leave one more open.
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                raise
             self.consumer = consumer
             self.committer.start(consumer, f"kafka-commit-{self.role}")
         return self.consumer
