@@ -96,7 +96,8 @@ def test_optional_objects_validate_too(helm: Helm):
         ["values-gpu.yaml"],
         ["serviceMonitor.enabled=true", "secrets.existingSecret=", "secrets.values.telegramBotToken=t",
          "secrets.values.telegramWebhookSecret=w", "secrets.values.s3AccessKeyId=a",
-         "secrets.values.s3SecretAccessKey=s", "gpuWorker.autoscaling.enabled=false",
+         "secrets.values.s3SecretAccessKey=s", "secrets.values.s3BotAccessKeyId=b",
+         "secrets.values.s3BotSecretAccessKey=bs", "gpuWorker.autoscaling.enabled=false",
          "bot.autoscaling.enabled=false", "workers.cache.mode=emptyDir"],
     )
     kinds = {d["kind"] for d in rendered.docs}

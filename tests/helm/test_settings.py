@@ -129,11 +129,12 @@ def test_secret_values_given_at_install_time_go_only_into_the_secret(helm: Helm)
     rendered = helm.template(sets=[
         "secrets.existingSecret=", f"secrets.values.telegramBotToken={canary}",
         "secrets.values.telegramWebhookSecret=hook-canary", "secrets.values.s3AccessKeyId=key-canary",
-        "secrets.values.s3SecretAccessKey=secret-canary",
+        "secrets.values.s3SecretAccessKey=secret-canary", "secrets.values.s3BotAccessKeyId=bot-key-canary",
+        "secrets.values.s3BotSecretAccessKey=bot-secret-canary",
     ])
     (secret,) = rendered.kinds("Secret")
     assert base64.b64decode(secret["data"]["telegram-bot-token"]).decode() == canary
-    for text in (canary, "hook-canary", "secret-canary"):
+    for text in (canary, "hook-canary", "secret-canary", "bot-secret-canary"):
         assert text not in rendered.text
     for env in rendered_env(rendered).values():
         for name in SECRET_FIELDS & set(env):

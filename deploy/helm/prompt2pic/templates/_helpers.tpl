@@ -114,11 +114,11 @@ GENERATOR_DEVICE: cpu for cpuWorker, cuda for gpuWorker
 {{- define "prompt2pic.secretSettings" -}}
 TELEGRAM_BOT_TOKEN: secrets (key telegramBotToken)
 TELEGRAM_WEBHOOK_SECRET: secrets (key telegramWebhookSecret)
-S3_ACCESS_KEY_ID: secrets (key s3AccessKeyId)
-S3_SECRET_ACCESS_KEY: secrets (key s3SecretAccessKey)
+S3_ACCESS_KEY_ID: secrets (keys s3AccessKeyId for the workers, s3BotAccessKeyId for the bot)
+S3_SECRET_ACCESS_KEY: secrets (keys s3SecretAccessKey for the workers, s3BotSecretAccessKey for the bot)
 LINK_SIGNING_KEY: not used (the chart stores images in S3, which signs its own links)
-KAFKA_SASL_USERNAME: secrets (key kafkaSaslUsername)
-KAFKA_SASL_PASSWORD: secrets (key kafkaSaslPassword)
+KAFKA_SASL_USERNAME: secrets (keys kafkaBotUsername, kafkaWorkerUsername)
+KAFKA_SASL_PASSWORD: secrets (keys kafkaBotPassword, kafkaWorkerPassword)
 DATABASE_URL: secrets (key databaseUrl)
 DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
 {{- end -}}
@@ -133,9 +133,32 @@ DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
 {{- end -}}
 {{- end -}}
 
-{{/* Settings every app container gets (queue, storage, HTTP). */}}
+{{/* Secret names of one role's credentials: (dict "root" $ "role" "bot"|"worker") -> YAML map
+     with kafka and s3 (each falls back to its group's Secret, then secrets.existingSecret). */}}
+{{- define "prompt2pic.roleSecrets" -}}
+{{- $v := .root.Values -}}
+{{- $bot := eq .role "bot" -}}
+kafka: {{ include "prompt2pic.secretName" (dict "root" .root "own" ((ternary $v.kafka.sasl.botExistingSecret $v.kafka.sasl.workerExistingSecret $bot) | default $v.kafka.sasl.existingSecret)) | quote }}
+s3: {{ include "prompt2pic.secretName" (dict "root" .root "own" ((ternary $v.s3.botExistingSecret "" $bot) | default $v.s3.existingSecret)) | quote }}
+{{- end -}}
+
+{{/* One env entry from a named Secret: (dict "root" $ "env" NAME "key" KEY "secret" SECRET) */}}
+{{- define "prompt2pic.secretEnvFrom" -}}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ index .root.Values.secrets.keys .key }}
+{{- end -}}
+
+{{/* Settings every app container gets (queue, storage, HTTP), with the credentials of its role:
+     (dict "root" $ "role" "bot"|"worker"). The bot's S3 key only reads; each role has its own
+     Kafka user (docs/deploy-kubernetes.md, "Least privilege"). */}}
 {{- define "prompt2pic.commonEnv" -}}
-{{- $v := .Values -}}
+{{- $v := .root.Values -}}
+{{- $root := .root -}}
+{{- $bot := eq .role "bot" -}}
+{{- $secrets := include "prompt2pic.roleSecrets" . | fromYaml -}}
 - name: HTTP_HOST
   value: "0.0.0.0"
 - name: HTTP_PORT
@@ -164,8 +187,8 @@ DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
   value: {{ ternary "SASL_SSL" "SASL_PLAINTEXT" $v.kafka.sasl.tls | quote }}
 - name: KAFKA_SASL_MECHANISM
   value: {{ $v.kafka.sasl.mechanism | quote }}
-{{ include "prompt2pic.secretEnv" (dict "root" . "env" "KAFKA_SASL_USERNAME" "key" "kafkaSaslUsername" "own" $v.kafka.sasl.existingSecret) }}
-{{ include "prompt2pic.secretEnv" (dict "root" . "env" "KAFKA_SASL_PASSWORD" "key" "kafkaSaslPassword" "own" $v.kafka.sasl.existingSecret) }}
+{{ include "prompt2pic.secretEnvFrom" (dict "root" $root "env" "KAFKA_SASL_USERNAME" "key" (ternary "kafkaBotUsername" "kafkaWorkerUsername" $bot) "secret" $secrets.kafka) }}
+{{ include "prompt2pic.secretEnvFrom" (dict "root" $root "env" "KAFKA_SASL_PASSWORD" "key" (ternary "kafkaBotPassword" "kafkaWorkerPassword" $bot) "secret" $secrets.kafka) }}
 {{- end }}
 - name: STORAGE_BACKEND
   value: s3
@@ -179,8 +202,8 @@ DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
   value: {{ $v.s3.region | quote }}
 - name: S3_EXPIRE_DAYS
   value: {{ include "prompt2pic.envValue" $v.s3.expireDays | quote }}
-{{ include "prompt2pic.secretEnv" (dict "root" . "env" "S3_ACCESS_KEY_ID" "key" "s3AccessKeyId" "own" $v.s3.existingSecret) }}
-{{ include "prompt2pic.secretEnv" (dict "root" . "env" "S3_SECRET_ACCESS_KEY" "key" "s3SecretAccessKey" "own" $v.s3.existingSecret) }}
+{{ include "prompt2pic.secretEnvFrom" (dict "root" $root "env" "S3_ACCESS_KEY_ID" "key" (ternary "s3BotAccessKeyId" "s3AccessKeyId" $bot) "secret" $secrets.s3) }}
+{{ include "prompt2pic.secretEnvFrom" (dict "root" $root "env" "S3_SECRET_ACCESS_KEY" "key" (ternary "s3BotSecretAccessKey" "s3SecretAccessKey" $bot) "secret" $secrets.s3) }}
 {{- end -}}
 
 {{/* Pod and container hardening ---------------------------------------------------------------- */}}
