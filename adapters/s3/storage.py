@@ -73,6 +73,11 @@ def _encode_metadata(metadata: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """The fields of a lifecycle rule this adapter sets are as wanted (servers may add others)."""
+    return all(have.get(field) == value for field, value in want.items())
+
+
 class S3Storage:
     """The ``Storage`` port on an S3-compatible server (AWS S3, MinIO, moto)."""
 
@@ -311,6 +316,10 @@ class S3Storage:
                     "Status": "Enabled",
                     "Expiration": {"Days": self.expire_days},
                 }
+                if any(_same_rule(r, rule) for r in rules):
+                    # Already so (set by a worker): nothing to write. The bot's read-only key
+                    # may not write it, and need not.
+                    return
                 await client.put_bucket_lifecycle_configuration(
                     Bucket=self.bucket, LifecycleConfiguration={"Rules": [*others, rule]}
                 )

@@ -64,6 +64,26 @@ async def test_lifecycle_rule_follows_expire_days_and_keeps_other_rules(s3_endpo
     assert (await _rules(s3_endpoint, s3_bucket)).keys() == {OTHER_RULE["ID"]}
 
 
+async def test_an_unchanged_lifecycle_rule_is_not_written_again(s3_endpoint, s3_bucket):
+    """The bot starts with a read-only key: the rule the workers set is left as it is, with no
+    write (which that key may not do) and no warning."""
+    await _start_stop(s3_endpoint.storage(s3_bucket, expire_days=3))
+    storage = s3_endpoint.storage(s3_bucket, expire_days=3)
+    writes: list[str] = []
+    storage._session.events.register(
+        "before-call.s3.PutBucketLifecycleConfiguration", lambda **kw: writes.append(kw["event_name"])
+    )
+    await _start_stop(storage)
+    assert writes == []
+    assert (await _rules(s3_endpoint, s3_bucket))[LIFECYCLE_RULE_ID]["Expiration"] == {"Days": 3}
+    changed = s3_endpoint.storage(s3_bucket, expire_days=4)
+    changed._session.events.register(
+        "before-call.s3.PutBucketLifecycleConfiguration", lambda **kw: writes.append(kw["event_name"])
+    )
+    await _start_stop(changed)
+    assert len(writes) == 1  # a changed rule is written (the hook sees writes)
+
+
 async def test_no_lifecycle_rule_by_default(s3_endpoint, s3_bucket):
     await _start_stop(s3_endpoint.storage(s3_bucket))
     assert await _rules(s3_endpoint, s3_bucket) == {}
