@@ -179,6 +179,16 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {key: "" if value is None else str(value) for key, value in env.items()}
 
 
+def networks_of(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The networks a service joins (``default`` when it names none), as name -> options."""
+    nets = service.get("networks")
+    if nets is None:
+        return {"default": {}}
+    if isinstance(nets, list):
+        return {name: {} for name in nets}
+    return {name: options or {} for name, options in nets.items()}
+
+
 def duration_seconds(text: str) -> float:
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
     parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", str(text))
@@ -592,7 +602,7 @@ def test_gpu_profile():
     assert environment_of(gpu)["GENERATOR_DEVICE"] == "cuda"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert any(d.get("driver") == "nvidia" and "gpu" in d["capabilities"] for d in devices)
-    assert "worker" in gpu["networks"]["default"]["aliases"], "Prometheus finds GPU workers as `worker`"
+    assert "worker" in networks_of(gpu)["default"]["aliases"], "Prometheus finds GPU workers as `worker`"
     for name, service in compose()["services"].items():
         if name != "worker-gpu":
             assert "gpu" not in (service.get("profiles") or [])
@@ -759,7 +769,7 @@ def test_prometheus_scrapes_the_app():
     names: dict[str, set[str]] = {}
     for name in APP_SERVICES:
         names.setdefault(name, set()).add(name)
-        for alias in (services[name].get("networks") or {}).get("default", {}).get("aliases", []):
+        for alias in networks_of(services[name]).get("default", {}).get("aliases", []):
             names.setdefault(alias, set()).add(name)
     port = settings_default("http_port")
     scraped = set()
