@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a real single-node Apache Kafka broker (KRaft) on 127.0.0.1 for tests, CI and benchmarks.
 
-    python scripts/kafka_broker.py fetch                 # resolve the jars with Maven, once
+    python scripts/kafka_broker.py fetch                 # resolve the jars (and kafka-tools) with Maven, once
     python scripts/kafka_broker.py start [--port P] [--data-dir D]
     python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
     python scripts/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
@@ -543,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "fetch":
         print(fetch(args.version))
+        fetch_tools(args.version)  # kafka-acls (the ACL test), beside the broker's jars
         return 0
     state_file = _state_for(args)
     current = load_state(state_file)
