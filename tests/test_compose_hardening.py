@@ -104,7 +104,10 @@ def run_minio_init(tmp_path: Path, env: dict[str, str]) -> tuple[list[list[str]]
     )
     mc.chmod(mc.stat().st_mode | stat.S_IEXEC)
     done = subprocess.run(
-        ["sh", "-euc", script], capture_output=True, text=True, timeout=30,
+        ["sh", "-euc", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={"PATH": f"{mc.parent}:{os.environ['PATH']}", **env},
     )
     assert done.returncode == 0, done.stderr
@@ -118,8 +121,13 @@ def actions(policy: dict) -> set[str]:
 
 
 def test_minio_init_gives_the_bot_a_read_only_policy(tmp_path):
-    env = {"MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "pw", "P2P_BUCKET": "pics",
-           "P2P_ACCESS_KEY_ID": "p2p-app", "P2P_BOT_ACCESS_KEY_ID": "p2p-bot"}
+    env = {
+        "MINIO_ROOT_USER": "root",
+        "MINIO_ROOT_PASSWORD": "pw",
+        "P2P_BUCKET": "pics",
+        "P2P_ACCESS_KEY_ID": "p2p-app",
+        "P2P_BOT_ACCESS_KEY_ID": "p2p-bot",
+    }
     calls, policies = run_minio_init(tmp_path, env)
     attached = {(c[4], c[6]) for c in calls if c[:3] == ["admin", "policy", "attach"]}
     assert attached == {("p2p-app", "p2p-app"), ("p2p-bot-read", "p2p-bot")}
@@ -136,8 +144,13 @@ def test_minio_init_gives_the_bot_a_read_only_policy(tmp_path):
 def test_minio_init_refuses_one_user_for_both_roles(tmp_path):
     script = compose()["services"]["minio-init"]["command"][0]
     assert "S3_BOT_ACCESS_KEY_ID must differ" in script
-    env = {"MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "pw", "P2P_BUCKET": "pics",
-           "P2P_ACCESS_KEY_ID": "same", "P2P_BOT_ACCESS_KEY_ID": "same"}
+    env = {
+        "MINIO_ROOT_USER": "root",
+        "MINIO_ROOT_PASSWORD": "pw",
+        "P2P_BUCKET": "pics",
+        "P2P_ACCESS_KEY_ID": "same",
+        "P2P_BOT_ACCESS_KEY_ID": "same",
+    }
     try:
         run_minio_init(tmp_path, env)
     except AssertionError as exc:

@@ -54,10 +54,14 @@ def test_cloudru_bot_and_workers_log_in_as_two_kafka_users(helm: Helm):
 
 
 def test_each_role_may_have_secrets_of_its_own(helm: Helm):
-    rendered = helm.template(VALUE_SETS["cloudru"], [
-        "kafka.sasl.botExistingSecret=bot-kafka", "kafka.sasl.workerExistingSecret=worker-kafka",
-        "s3.botExistingSecret=bot-s3",
-    ])
+    rendered = helm.template(
+        VALUE_SETS["cloudru"],
+        [
+            "kafka.sasl.botExistingSecret=bot-kafka",
+            "kafka.sasl.workerExistingSecret=worker-kafka",
+            "s3.botExistingSecret=bot-s3",
+        ],
+    )
     bot, worker = secret_refs(rendered, "-bot"), secret_refs(rendered, "-worker-gpu")
     assert {bot[n][0] for n in CREDENTIALS[:2]} == {"bot-kafka"}
     assert {bot[n][0] for n in CREDENTIALS[2:]} == {"bot-s3"}
@@ -69,12 +73,21 @@ def test_each_role_may_have_secrets_of_its_own(helm: Helm):
 
 def test_a_chart_made_secret_holds_two_kafka_users_and_two_s3_keys(helm: Helm):
     values = {
-        "telegramBotToken": "t", "telegramWebhookSecret": "w" * 32, "s3AccessKeyId": "worker-key",
-        "s3SecretAccessKey": "ws", "s3BotAccessKeyId": "bot-key", "s3BotSecretAccessKey": "bs",
-        "kafkaBotUsername": "p2p-bot", "kafkaBotPassword": "bp", "kafkaWorkerUsername": "p2p-worker",
-        "kafkaWorkerPassword": "wp", "databaseUrl": "postgresql://u:p@db/p2p",
+        "telegramBotToken": "t",
+        "telegramWebhookSecret": "w" * 32,
+        "s3AccessKeyId": "worker-key",
+        "s3SecretAccessKey": "ws",
+        "s3BotAccessKeyId": "bot-key",
+        "s3BotSecretAccessKey": "bs",
+        "kafkaBotUsername": "p2p-bot",
+        "kafkaBotPassword": "bp",
+        "kafkaWorkerUsername": "p2p-worker",
+        "kafkaWorkerPassword": "wp",
+        "databaseUrl": "postgresql://u:p@db/p2p",
     }
-    rendered = helm.template(VALUE_SETS["cloudru"], ["secrets.existingSecret=", *(f"secrets.values.{k}={v}" for k, v in values.items())])
+    rendered = helm.template(
+        VALUE_SETS["cloudru"], ["secrets.existingSecret=", *(f"secrets.values.{k}={v}" for k, v in values.items())]
+    )
     (secret,) = rendered.kinds("Secret")
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert data["kafka-bot-username"] == "p2p-bot" and data["kafka-worker-username"] == "p2p-worker"
@@ -84,25 +97,47 @@ def test_a_chart_made_secret_holds_two_kafka_users_and_two_s3_keys(helm: Helm):
     assert secret_refs(rendered, "-worker-gpu")["KAFKA_SASL_USERNAME"] == (name, "kafka-worker-username")
 
 
-@pytest.mark.parametrize(("same", "message"), [
-    (["secrets.values.kafkaBotUsername=p2p", "secrets.values.kafkaWorkerUsername=p2p"],
-     "give each role its own Kafka user"),
-    (["secrets.values.s3BotAccessKeyId=k", "secrets.values.s3AccessKeyId=k"], "give the bot its own read-only key"),
-])
+@pytest.mark.parametrize(
+    ("same", "message"),
+    [
+        (
+            ["secrets.values.kafkaBotUsername=p2p", "secrets.values.kafkaWorkerUsername=p2p"],
+            "give each role its own Kafka user",
+        ),
+        (["secrets.values.s3BotAccessKeyId=k", "secrets.values.s3AccessKeyId=k"], "give the bot its own read-only key"),
+    ],
+)
 def test_one_credential_for_both_roles_is_refused(helm: Helm, same: list[str], message: str):
-    given = ["secrets.existingSecret=", "secrets.values.telegramBotToken=t", "secrets.values.telegramWebhookSecret=w",
-             "secrets.values.s3AccessKeyId=a", "secrets.values.s3SecretAccessKey=s",
-             "secrets.values.s3BotAccessKeyId=b", "secrets.values.s3BotSecretAccessKey=bs",
-             "secrets.values.kafkaBotUsername=x", "secrets.values.kafkaBotPassword=x",
-             "secrets.values.kafkaWorkerUsername=y", "secrets.values.kafkaWorkerPassword=y"]
+    given = [
+        "secrets.existingSecret=",
+        "secrets.values.telegramBotToken=t",
+        "secrets.values.telegramWebhookSecret=w",
+        "secrets.values.s3AccessKeyId=a",
+        "secrets.values.s3SecretAccessKey=s",
+        "secrets.values.s3BotAccessKeyId=b",
+        "secrets.values.s3BotSecretAccessKey=bs",
+        "secrets.values.kafkaBotUsername=x",
+        "secrets.values.kafkaBotPassword=x",
+        "secrets.values.kafkaWorkerUsername=y",
+        "secrets.values.kafkaWorkerPassword=y",
+    ]
     assert message in helm.refusal(VALUE_SETS["cloudru"], [*given, *same, "database.passToApp=false"])
 
 
 def test_a_chart_made_secret_needs_both_kafka_users(helm: Helm):
-    error = helm.refusal(VALUE_SETS["cloudru"], [
-        "secrets.existingSecret=", "secrets.values.telegramBotToken=t", "secrets.values.telegramWebhookSecret=w",
-        "secrets.values.s3AccessKeyId=a", "secrets.values.s3SecretAccessKey=s",
-        "secrets.values.s3BotAccessKeyId=b", "secrets.values.s3BotSecretAccessKey=bs",
-        "secrets.values.kafkaWorkerUsername=y", "secrets.values.kafkaWorkerPassword=y", "database.passToApp=false",
-    ])
+    error = helm.refusal(
+        VALUE_SETS["cloudru"],
+        [
+            "secrets.existingSecret=",
+            "secrets.values.telegramBotToken=t",
+            "secrets.values.telegramWebhookSecret=w",
+            "secrets.values.s3AccessKeyId=a",
+            "secrets.values.s3SecretAccessKey=s",
+            "secrets.values.s3BotAccessKeyId=b",
+            "secrets.values.s3BotSecretAccessKey=bs",
+            "secrets.values.kafkaWorkerUsername=y",
+            "secrets.values.kafkaWorkerPassword=y",
+            "database.passToApp=false",
+        ],
+    )
     assert "secrets.values.kafkaBotUsername is empty" in error

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,35 +40,49 @@ def acl_script() -> ModuleType:
 class AclBroker:
     """A broker of this module's own with authorization on and the two roles' ACLs granted."""
 
-    broker: object
-    names: object  # kafka_acls.Names of this broker's topics, groups and users
+    broker: Any  # kafka_broker.Broker
+    names: Any  # kafka_acls.Names of this broker's topics, groups and users
     passwords: dict[str, str] = field(repr=False)
 
     def queue(self, user: str, **overrides: object) -> KafkaJobQueue:
         n = self.names
         security = KafkaSecurity(
-            protocol="SASL_SSL", mechanism="SCRAM-SHA-512", username=user,
-            password=self.passwords[user], ca_file=self.broker.ca_file,  # type: ignore[attr-defined]
+            protocol="SASL_SSL",
+            mechanism="SCRAM-SHA-512",
+            username=user,
+            password=self.passwords[user],
+            ca_file=self.broker.ca_file,
         )
         return KafkaJobQueue(
-            self.broker.sasl_bootstrap,  # type: ignore[attr-defined]
-            requests_topic=n.requests_topic, results_topic=n.results_topic,  # type: ignore[attr-defined]
-            dead_letter_topic=n.dead_letter_topic, bot_group=n.bot_group,  # type: ignore[attr-defined]
-            worker_group=n.worker_group, partitions=2, session_timeout_ms=10_000,  # type: ignore[attr-defined]
-            heartbeat_interval_ms=500, start_timeout_s=30, publish_timeout_s=10,
-            client_id=f"acl-{user}", security=security, **overrides,
+            self.broker.sasl_bootstrap,
+            requests_topic=n.requests_topic,
+            results_topic=n.results_topic,
+            dead_letter_topic=n.dead_letter_topic,
+            bot_group=n.bot_group,
+            worker_group=n.worker_group,
+            partitions=2,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=500,
+            start_timeout_s=30,
+            publish_timeout_s=10,
+            client_id=f"acl-{user}",
+            security=security,
+            **overrides,
         )
 
 
-async def create_topics(bootstrap: str, names: object) -> None:
+async def create_topics(bootstrap: str, names: Any) -> None:
     """The administrator creates the topics beforehand (the roles have no CREATE)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([
-            NewTopic(names.requests_topic, 2, 1), NewTopic(names.results_topic, 2, 1),  # type: ignore[attr-defined]
-            NewTopic(names.dead_letter_topic, 1, 1),  # type: ignore[attr-defined]
-        ])
+        await admin.create_topics(
+            [
+                NewTopic(names.requests_topic, 2, 1),
+                NewTopic(names.results_topic, 2, 1),
+                NewTopic(names.dead_letter_topic, 1, 1),
+            ]
+        )
     finally:
         await admin.close()
 
@@ -77,9 +92,13 @@ def acl_broker() -> Iterator[AclBroker]:
     kb, acls = broker_script(), acl_script()
     suffix = uuid.uuid4().hex[:8]
     names = acls.Names(
-        bot_user="p2p-bot", worker_user="p2p-worker", requests_topic=f"acl-{suffix}.requests",
-        results_topic=f"acl-{suffix}.results", dead_letter_topic=f"acl-{suffix}.dead-letters",
-        bot_group=f"acl-{suffix}.bots", worker_group=f"acl-{suffix}.workers",
+        bot_user="p2p-bot",
+        worker_user="p2p-worker",
+        requests_topic=f"acl-{suffix}.requests",
+        results_topic=f"acl-{suffix}.results",
+        dead_letter_topic=f"acl-{suffix}.dead-letters",
+        bot_group=f"acl-{suffix}.bots",
+        worker_group=f"acl-{suffix}.workers",
     )
     passwords = {names.bot_user: f"pw-{uuid.uuid4().hex}", names.worker_user: f"pw-{uuid.uuid4().hex}"}
     try:
@@ -87,7 +106,7 @@ def acl_broker() -> Iterator[AclBroker]:
     except Exception as exc:  # fail loudly: these tests must not be skipped
         pytest.fail(f"the Apache Kafka broker with ACLs could not start: {exc}", pytrace=False)
     try:
-        kb._run_sync(lambda: create_topics(broker.bootstrap, names))
+        kb._run_sync(lambda: create_topics(broker.bootstrap, names))  # the administrator's listener
         for grant in acls.grants(names):
             kb.acl_command(broker, *grant.args())
         yield AclBroker(broker, names, passwords)
