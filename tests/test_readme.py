@@ -4,6 +4,7 @@ CI runs, and its quick-start commands exist."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -132,11 +133,16 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = start.replace("<token from @BotFather>", telegram.token)
-    service_env = {**env, "TELEGRAM_API_URL": telegram.base_url, "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port)}
-    proc = await asyncio.create_subprocess_shell(
-        f"exec {command}", cwd=clone, env=service_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    # The line as the shell reads it: its variable assignments, then the command (run directly, so
+    # that SIGTERM reaches the service itself).
+    words = shlex.split(start.replace("<token from @BotFather>", telegram.token))
+    assigned = dict(w.split("=", 1) for w in words if re.match(r"^[A-Z_]+=", w))
+    argv = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
+    service_env = {
+        **env, **assigned, "TELEGRAM_API_URL": telegram.base_url, "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=clone, env=service_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
 
