@@ -71,7 +71,8 @@ async def start_service(telegram, tmp_path):
         service = Service(telegram, parts, settings, task, stop)
         running.append(service)
         # ready when the bot polls (or, in webhook mode, has set its webhook)
-        await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=15)
+        # (the first start of a test process imports aiogram, NudeNet ...: 15 s and more on a loaded machine)
+        await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=60)
         if service.settings.telegram_mode == "polling":
             await telegram.wait_polling()
         return service
