@@ -2,6 +2,7 @@
 
 python app.py [--role bot|worker|all]        run the service (default: all, in one process)
 python app.py generate "prompt" -o out.png   make one picture in-process and exit
+python app.py --help, --role ROLE --help, generate --help: what each does
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import signal
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,9 +193,14 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
                 f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
                 f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job.job_id}"
             )
+            if result.generator_kind == "placeholder":
+                print("note: a placeholder, not a generated image: the model is not installed (see the warning above)")
+            elif result.generator_kind == "tiny":
+                print("note: random test weights: the picture is noise, not a generated image")
             seen = result.understood
             if seen is not None and seen.translation != "none":
-                print(f"translation {seen.translation}: the model read {seen.prompt!r}")
+                gibberish = " (random test weights: gibberish)" if result.generator_kind == "tiny" else ""
+                print(f"translation {seen.translation}{gibberish}: the model read {seen.prompt!r}")
             if seen is not None and seen.cut:
                 print(f"not read (past {seen.token_limit} tokens): {seen.cut}")
             return 0
@@ -202,25 +209,103 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
                 await component.stop()
 
 
+DESCRIPTION = """\
+Prompt2Pic: text to image for Telegram. A prompt sent to the bot goes on a queue; a worker draws
+the picture (the Würstchen model when it is installed, else a placeholder that says so) and the
+bot sends it back. Settings come from environment variables or a .env file (README: Settings).
+Every role serves /healthz, /readyz and /metrics on HTTP_PORT (default 8080)."""
+
+ROLE_TEXTS = {
+    "bot": "the Telegram front: validates prompts, queues jobs, edits live statuses, delivers results. "
+    "Needs TELEGRAM_BOT_TOKEN, and QUEUE_BACKEND=kafka to reach workers in other processes; no torch.",
+    "worker": "takes jobs from the queue in fair batches, draws them (GENERATOR: auto picks the Würstchen "
+    "model when the worker extra and its weights are there), stores them (STORAGE_BACKEND) and publishes "
+    "the results. Needs QUEUE_BACKEND=kafka to reach a bot in another process.",
+    "all": "the bot and a worker in one process, on any queue (the in-memory one by default). Without "
+    "TELEGRAM_BOT_TOKEN only the worker and the HTTP endpoint run.",
+}
+
+EPILOG = (
+    "roles (--role):\n"
+    + "".join(
+        textwrap.fill(text, 100, initial_indent=f"  {role:<8}", subsequent_indent=" " * 10) + "\n"
+        for role, text in ROLE_TEXTS.items()
+    )
+    + "\nexamples:\n"
+    "  python app.py                                   the bot and a worker in one process\n"
+    "  python app.py --role worker                     a worker alone (QUEUE_BACKEND=kafka)\n"
+    '  python app.py generate "a sunset" -o sunset.png one picture, then exit\n'
+    "  python app.py --role bot --help                 one role in detail"
+)
+
+
+def _role_in(argv: list[str]) -> str | None:
+    """The role named on the command line (``--role bot`` or ``--role=bot``), if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--role" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--role="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="make one picture in this process and exit",
+        description="Make one picture through the same use cases as the service, on an in-process queue "
+        "and a throwaway folder, write it as a PNG and exit (2: bad input or no model).",
+    )
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("--negative", help="negative prompt")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--quality", default="auto", choices=["auto", "fast", "balanced", "quality"])
+    p.add_argument(
+        "--generator",
+        choices=["auto", "fake", "tiny", "wuerstchen"],
+        help="overrides GENERATOR (tiny: the real pipeline on random test weights; needs the worker extra)",
+    )
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    if argv[:1] == ["generate"]:
-        p = argparse.ArgumentParser(prog="app.py generate", description="Make one picture and exit.")
-        p.add_argument("prompt")
-        p.add_argument("-o", "--output", required=True, help="PNG file to write")
-        p.add_argument("--negative", help="negative prompt")
-        p.add_argument("--seed", type=int)
-        p.add_argument("--width", type=int)
-        p.add_argument("--height", type=int)
-        p.add_argument("--quality", default="auto", choices=["auto", "fast", "balanced", "quality"])
-        p.add_argument("--generator", choices=["fake", "tiny", "wuerstchen"], help="overrides GENERATOR")
-        args = p.parse_args(argv[1:])
-        args.command = "generate"
-        return args
-    p = argparse.ArgumentParser(prog="app.py", description="Prompt2Pic: text to image for Telegram.")
-    p.add_argument("--role", choices=ROLES, default="all")
+    """``app.py [--role ROLE]`` or ``app.py generate ...``; ``--role ROLE --help`` describes that role."""
+    role = _role_in(argv)
+    if role in ROLE_TEXTS and ("-h" in argv or "--help" in argv) and "generate" not in argv:
+        p = argparse.ArgumentParser(
+            prog=f"app.py --role {role}",
+            description=f"Run Prompt2Pic as {role}: {ROLE_TEXTS[role]}",
+            epilog="Stop with SIGINT or SIGTERM: intake stops first and accepted work is not lost.",
+        )
+        p.add_argument("--role", choices=ROLES, default="all", help=f"the role ({role} here)")
+        p.parse_args(argv)  # prints this role's help and exits
+    p = argparse.ArgumentParser(
+        prog="app.py", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--role", choices=ROLES, default="all", help="what this process runs (default: all; see below)")
+    _generate_parser(p.add_subparsers(dest="command", metavar="{generate}", title="subcommands"))
     args = p.parse_args(argv)
-    args.command = "serve"
+    if args.command is None:
+        args.command = "serve"
     return args
+
+
+def lonely_role(role: str, settings: Settings) -> str | None:
+    """Why ``role`` cannot work in a process of its own with these settings (None: it can). The
+    in-memory queue reaches only its own process: a bot alone would queue prompts that nothing
+    draws, a worker alone would wait for jobs that never come."""
+    from config.settings import QueueBackend
+
+    if role in ("bot", "worker") and settings.queue_backend == QueueBackend.MEMORY:
+        other = "worker" if role == "bot" else "bot"
+        return (
+            f"--role {role} cannot work on the in-memory queue (QUEUE_BACKEND=memory), which reaches only "
+            f"its own process: no {other} would ever see its messages. Run --role all (bot and worker in "
+            f"one process), or set QUEUE_BACKEND=kafka and KAFKA_BOOTSTRAP_SERVERS for separate processes."
+        )
+    return None
 
 
 def secrets_of(settings: Any) -> list[str]:
@@ -256,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level, secrets_of(settings), settings.log_format)
     if args.command == "generate":
         return asyncio.run(generate_once(settings, args))
+    refusal = lonely_role(args.role, settings)
+    if refusal:
+        log.error("%s", refusal)
+        return 2
     return asyncio.run(serve(Components(settings, role=args.role)))
 
 

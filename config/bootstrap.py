@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config import factories, safety
-from config.settings import Settings, TelegramMode
+from config.settings import GeneratorBackend, Settings, TelegramMode
 from domain.moderation import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
@@ -75,13 +75,22 @@ class Components:
         return self._storage if self._storage is not None else factories.storage(self.settings)
 
     @cached_property
+    def generator_backend(self) -> GeneratorBackend:
+        """The generator in use: GENERATOR, with ``auto`` decided (once, and only in a process
+        that generates), or the one given."""
+        if self._generator is not None:
+            return factories.backend_of(self._generator, self.settings)
+        return factories.choose_generator(self.settings)
+
+    @cached_property
     def generator(self) -> Generator:
-        return self._generator if self._generator is not None else factories.generator(self.settings)
+        given = self._generator
+        return given if given is not None else factories.generator(self.settings, self.generator_backend)
 
     @cached_property
     def prompt_translator(self) -> PromptTranslator:
         given = self._prompt_translator
-        return given if given is not None else factories.prompt_translator(self.settings)
+        return given if given is not None else factories.prompt_translator(self.settings, self.generator_backend)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -150,7 +159,9 @@ class Components:
             storage=self.storage,
             policy=self.policy,
             worker_id=factories.default_worker_id(s),
-            model_name=factories.model_name(s),
+            model_name=factories.model_name(s, self.generator_backend),
+            generator_kind=factories.generator_kind(self.generator),
+            random_translation=bool(getattr(self.prompt_translator, "random_weights", False)),
             max_batch=s.max_batch,
             batch_wait_s=s.batch_wait_s,
             storage_attempts=s.storage_attempts,
@@ -234,6 +245,7 @@ class Components:
             split_join_s=s.split_join_s,
             album_wait_s=s.album_wait_s,
             links=link_mode(s).value,
+            translation=s.prompt_translation != "off",
         )
         front = Front(
             submit=self.submit,
@@ -250,6 +262,8 @@ class Components:
                 send_s=3.0 / max(0.1, s.send_rate_global),
             ),
         )
+        if self.role == "all":  # this process's own generator; a bot-only one learns it from results
+            front.generator_kind = factories.generator_kind(self.generator)
         announcer = TelegramAnnouncer(front)
         front.admit = AdmitJobs(self.submit, store, announcer, limits=config.limits, clock=front.clock)
         front.cancel_job = CancelJob(store, self.queue, announcer, clock=front.clock)

@@ -7,6 +7,7 @@ diffusers or any adapter it does not use.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from pydantic import SecretStr
 
 from config.settings import GeneratorBackend, QueueBackend, Settings, StorageBackend, UserStoreBackend
-from domain.models import Quality
+from domain.models import GeneratorKind, Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.ports import (
     DeliveryLog,
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from adapters.postgres.coordination import PostgresSendCoordination
     from adapters.telegram.i18n import Translator
     from adapters.wuerstchen.generator import WuerstchenGenerator
+
+
+log = logging.getLogger(__name__)
 
 
 def _secret(value: SecretStr) -> str | None:
@@ -156,12 +160,77 @@ def s3_storage(settings: Settings) -> Storage:
 
 # --- generator ---------------------------------------------------------------------------------
 
+# How to get the real model, for the placeholder's start-up warning (and the README says the same).
+REAL_MODEL_HOWTO = (
+    'pip install -e ".[worker]" (on a machine without an NVIDIA GPU, first the CPU build of torch: '
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu), then start again with hub "
+    "access: the first start downloads the Würstchen weights (about 12-15 GB; the log says the exact "
+    "size and the progress) into the Hugging Face cache, {cache} (HF_HOME moves it)"
+)
 
-def generator(settings: Settings) -> Generator:
-    """The image generator GENERATOR names."""
-    if settings.generator == GeneratorBackend.FAKE:
+
+def choose_generator(settings: Settings) -> GeneratorBackend:
+    """The generator GENERATOR names; for ``auto``, the real Würstchen model when the worker extra
+    is installed and its weights are in the Hugging Face cache or the hub answers, else the
+    placeholder. Says at start-up, as a warning, when the pictures will not be the model's."""
+    from adapters.huggingface.hub import hub_cache_from_env
+
+    backend = settings.generator
+    cache = hub_cache_from_env()
+    if backend == GeneratorBackend.AUTO:
+        from adapters.wuerstchen.availability import check_real_model
+
+        check = check_real_model(settings.wuerstchen_prior, settings.wuerstchen_decoder, cache_dir=cache)
+        if check.usable:
+            log.info("GENERATOR=auto: the real Würstchen model (%s)", check.summary())
+            return GeneratorBackend.WUERSTCHEN
+        log.warning(
+            "GENERATOR=auto found no image model (%s): pictures are PLACEHOLDERS, Pillow drawings captioned as "
+            "such, not generated images. To get real pictures: %s.",
+            check.summary(),
+            REAL_MODEL_HOWTO.format(cache=cache),
+        )
+        return GeneratorBackend.FAKE
+    if backend == GeneratorBackend.FAKE:
+        log.warning(
+            "GENERATOR=fake: pictures are PLACEHOLDERS, Pillow drawings captioned as such, not generated "
+            "images. To get real pictures: GENERATOR=auto (the default) or wuerstchen, and %s.",
+            REAL_MODEL_HOWTO.format(cache=cache),
+        )
+    elif backend == GeneratorBackend.TINY:
+        log.warning(
+            "GENERATOR=tiny: the Würstchen pipeline on RANDOM TEST WEIGHTS; its pictures are noise and its "
+            "translations gibberish, and both are captioned as such. For real pictures: GENERATOR=auto or "
+            "wuerstchen, and %s.",
+            REAL_MODEL_HOWTO.format(cache=cache),
+        )
+    return backend
+
+
+def backend_of(generator: Generator, settings: Settings) -> GeneratorBackend:
+    """The backend of a generator given ready-made (tests, the one-picture command)."""
+    kind = generator_kind(generator)
+    if kind is not None:
+        return {
+            GeneratorKind.REAL: GeneratorBackend.WUERSTCHEN,
+            GeneratorKind.TINY: GeneratorBackend.TINY,
+            GeneratorKind.PLACEHOLDER: GeneratorBackend.FAKE,
+        }[kind]
+    return GeneratorBackend.FAKE if settings.generator == GeneratorBackend.AUTO else settings.generator
+
+
+def generator_kind(generator: Generator) -> GeneratorKind | None:
+    """What ``generator`` makes (real, tiny, placeholder), when it says (test doubles may not)."""
+    kind = getattr(generator, "kind", None)
+    return GeneratorKind(kind) if kind is not None else None
+
+
+def generator(settings: Settings, backend: GeneratorBackend | None = None) -> Generator:
+    """The image generator ``backend`` (by default GENERATOR, ``auto`` chosen) names."""
+    backend = backend or choose_generator(settings)
+    if backend == GeneratorBackend.FAKE:
         return fake_generator(settings)
-    return wuerstchen_generator(settings, tiny=settings.generator == GeneratorBackend.TINY)
+    return wuerstchen_generator(settings, tiny=backend == GeneratorBackend.TINY)
 
 
 def fake_generator(settings: Settings) -> Generator:
@@ -171,6 +240,7 @@ def fake_generator(settings: Settings) -> Generator:
 
 
 def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGenerator:
+    from adapters.huggingface.hub import hub_cache_from_env
     from adapters.wuerstchen.generator import WuerstchenGenerator, parse_warmup
 
     options: dict[str, Any] = dict(
@@ -187,13 +257,17 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
     )
     if tiny:  # built on the generation thread at start(), never on the event loop
         return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
-    return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
+    # The cache that GENERATOR=auto looked in, as the environment names it now.
+    return WuerstchenGenerator(
+        settings.wuerstchen_prior, settings.wuerstchen_decoder, cache_dir=hub_cache_from_env(), **options
+    )
 
 
-def prompt_translator(settings: Settings) -> PromptTranslator:
+def prompt_translator(settings: Settings, backend: GeneratorBackend | None = None) -> PromptTranslator:
     """MarianMT for Würstchen, its tiny random-weight twin for the tiny model; nothing for the
-    fake generator (no torch) or with PROMPT_TRANSLATION=off."""
-    if settings.prompt_translation == "off" or settings.generator == GeneratorBackend.FAKE:
+    placeholder (no torch) or with PROMPT_TRANSLATION=off."""
+    backend = backend or choose_generator(settings)
+    if settings.prompt_translation == "off" or backend == GeneratorBackend.FAKE:
         from adapters.embedded.translator import IdentityTranslator
 
         return IdentityTranslator()
@@ -205,7 +279,7 @@ def prompt_translator(settings: Settings) -> PromptTranslator:
         threads=settings.generator_threads,
         beams=settings.prompt_translation_beams,
     )
-    if settings.generator == GeneratorBackend.TINY:
+    if backend == GeneratorBackend.TINY:
         return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
     return MarianTranslator(settings.prompt_translation_model, **options)
 
@@ -215,11 +289,12 @@ def prompt_reader(generator: Generator) -> PromptReader | None:
     return generator if callable(getattr(generator, "unread", None)) else None  # type: ignore[return-value]  # checked: it has unread()
 
 
-def model_name(settings: Settings) -> str:
+def model_name(settings: Settings, backend: GeneratorBackend | None = None) -> str:
     """What the image metadata names as the model."""
-    if settings.generator == "wuerstchen":
+    backend = backend or settings.generator
+    if backend == GeneratorBackend.WUERSTCHEN:
         return f"wuerstchen-v2:{settings.wuerstchen_prior}+{settings.wuerstchen_decoder}"
-    return {"tiny": "tiny-wuerstchen"}.get(settings.generator.value, settings.generator.value)
+    return {"tiny": "tiny-wuerstchen"}.get(backend.value, backend.value)
 
 
 def profiles(settings: Settings) -> dict[str, QualityProfile]:

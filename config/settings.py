@@ -25,6 +25,7 @@ class StorageBackend(StrEnum):
 
 
 class GeneratorBackend(StrEnum):
+    AUTO = "auto"  # wuerstchen when the worker extra and the weights (cached or downloadable) are there, else fake
     FAKE = "fake"
     TINY = "tiny"
     WUERSTCHEN = "wuerstchen"
@@ -148,7 +149,9 @@ class Settings(BaseSettings):
 
     # --- generator
     generator: GeneratorBackend = Field(
-        GeneratorBackend.FAKE, description="fake (Pillow drawing), tiny (random-weight Würstchen) or wuerstchen"
+        GeneratorBackend.AUTO,
+        description="auto (wuerstchen when the worker extra is installed and its weights are cached or the hub "
+        "is reachable, else fake), fake (a Pillow placeholder), tiny (random-weight Würstchen) or wuerstchen",
     )
     wuerstchen_prior: str = Field("warp-ai/wuerstchen-prior", description="prior: hub id or local folder")
     wuerstchen_decoder: str = Field("warp-ai/wuerstchen", description="decoder: hub id or local folder")

@@ -24,7 +24,7 @@ _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
 # writes during a rolling upgrade; they travel only when they say something.
 ADDED_FIELDS: dict[type, frozenset[str]] = {
     Job: frozenset({"translate"}),
-    Result: frozenset({"understood", "spoiler", "flags"}),
+    Result: frozenset({"understood", "spoiler", "flags", "generator_kind", "random_translation"}),
 }
 
 

@@ -135,6 +135,15 @@ class TranslationStatus(StrEnum):
     OFF = "off"  # translation turned off (by the user or the service)
 
 
+class GeneratorKind(StrEnum):
+    """What made a picture, as the worker that made it reports it: the bot is another process,
+    and it must not caption a stand-in as if it were the model's work."""
+
+    REAL = "real"  # the Würstchen model with its trained weights
+    TINY = "tiny"  # the same pipeline on random test weights: noise
+    PLACEHOLDER = "placeholder"  # the Pillow drawing; no model at all
+
+
 class Understood(_Message):
     """How the model read a job's prompt: the text its encoders were given, what was translated,
     and the words past the encoders' token limit (which they never read)."""
@@ -187,6 +196,9 @@ class Result(JobRef):
     error_code: ErrorCode | None = None
     worker_id: str = ""
     understood: Understood | None = None  # how the model read the prompt (None: not known)
+    generator_kind: GeneratorKind | None = None  # what made the picture (None: an older worker)
+    # The prompt was translated by a random-weight test model: gibberish, never "understood as".
+    random_translation: bool = False
     # The image check flagged the picture (SAFETY_IMAGE_ACTION=spoiler): sent behind a spoiler.
     spoiler: bool = False
     flags: tuple[str, ...] = ()  # the categories it flagged

@@ -96,6 +96,8 @@ def parse_quality(value: str) -> Quality:
         raise InvalidQuality(value=value, valid=VALID_QUALITIES) from None
 
 
+# English examples; a catalogue picks its own by ``param`` (the name without dashes) where the
+# words need translating (the Russian one for --no).
 _EXAMPLES = {"--ar": "--ar 16:9", "--no": "--no text, blur", "--seed": "--seed 42", "--q": "--q fast"}
 
 
@@ -139,11 +141,11 @@ def parse_prompt(text: str | None, limits: Limits = _DEFAULT_LIMITS) -> PromptPa
                 negative.append(tokens[j])
                 j += 1
             if j == i + 1:
-                raise MissingParameterValue(name=name, example=_EXAMPLES[name])
+                raise MissingParameterValue(name=name, example=_EXAMPLES[name], param=name.lstrip("-"))
             i = j
             continue
         if i + 1 >= len(tokens) or _flag_name(tokens[i + 1]) is not None:
-            raise MissingParameterValue(name=name, example=_EXAMPLES[name])
+            raise MissingParameterValue(name=name, example=_EXAMPLES[name], param=name.lstrip("-"))
         value = tokens[i + 1]
         if name == "--ar":
             aspect = parse_aspect(value, limits)

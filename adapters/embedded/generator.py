@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageDraw
 
-from domain.models import GeneratedImage, GenerationRequest
+from domain.models import GeneratedImage, GenerationRequest, GeneratorKind
 from domain.ports import ProgressCallback
 
 
@@ -40,7 +40,11 @@ def draw(request: GenerationRequest) -> GeneratedImage:
 
 
 class FakeGenerator:
+    """The Pillow drawing: a stand-in for the model, never to be taken for its work (every
+    result says ``generator_kind=placeholder``, and the bot captions it so)."""
+
     name = "fake"
+    kind = GeneratorKind.PLACEHOLDER
 
     def __init__(self, max_batch: int = 16, step_delay_s: float = 0.0) -> None:
         self.max_batch = max_batch

@@ -3,10 +3,16 @@ there: the parts that the Würstchen and MarianMT loaders share."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from domain.errors import GenerationError, ModelNotFound
+
+log = logging.getLogger(__name__)
 
 
 def one_line_error(cls: type[GenerationError], message: str, **params: object) -> GenerationError:
@@ -54,3 +60,89 @@ def first_line(error: BaseException, limit: int = 160) -> str:
     """``Type: first line of the message`` of a library's error, for a one-line message of ours."""
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0][:limit]}" if text else type(error).__name__
+
+
+def hub_cache_from_env() -> str:
+    """The Hugging Face cache folder as the environment names it now (``HF_HUB_CACHE``, else
+    ``HF_HOME``/hub, else ``XDG_CACHE_HOME``/huggingface/hub, else ~/.cache/huggingface/hub): the
+    rules of ``huggingface_hub.constants``, read at call time rather than at its import."""
+    env = os.environ
+    explicit = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return str(Path(explicit).expanduser())
+    home = env.get("HF_HOME") or str(Path(env.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface")
+    return str(Path(home).expanduser() / "hub")
+
+
+def hub_endpoint() -> str:
+    """The hub's address (``HF_ENDPOINT``, else huggingface.co), read at call time."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_unreachable(repo_id: str, timeout_s: float) -> str | None:
+    """None when the hub answers for ``repo_id``'s ``model_index.json`` within ``timeout_s``
+    (one HEAD request); else why not, in one line."""
+    try:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        endpoint = hub_endpoint()
+        get_hf_file_metadata(hf_hub_url(repo_id, "model_index.json", endpoint=endpoint), timeout=timeout_s)
+    except Exception as error:
+        return first_line(error)
+    return None
+
+
+def download_size(repo_id: str, patterns: list[str], timeout_s: float = 10.0) -> int | None:
+    """Bytes of the files of ``repo_id`` that match ``patterns`` (fnmatch), from the hub's file
+    list; None when the hub does not say."""
+    from fnmatch import fnmatch
+
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi(endpoint=hub_endpoint()).model_info(repo_id, files_metadata=True, timeout=timeout_s)
+    except Exception:
+        return None
+    sizes = [f.size or 0 for f in info.siblings or () if any(fnmatch(f.rfilename, p) for p in patterns)]
+    return sum(sizes) if sizes else None
+
+
+def gigabytes(size: int | None) -> str:
+    return "size unknown" if size is None else f"{size / 1e9:.1f} GB"
+
+
+def repo_cache_folder(cache: str | Path, repo_id: str) -> Path:
+    """Where the hub cache keeps ``repo_id`` (``models--<org>--<name>``)."""
+    return Path(cache).expanduser() / ("models--" + repo_id.replace("/", "--"))
+
+
+def bytes_under(folder: Path) -> int:
+    """Bytes of the plain files under ``folder`` (the snapshots' links to blobs not counted twice)."""
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+@contextlib.contextmanager
+def download_progress(label: str, folder: Path, total: int | None, every_s: float = 10.0) -> Iterator[None]:
+    """Log how far the download of ``label`` into ``folder`` has got, every ``every_s`` seconds
+    while the block runs (the hub library's own bars go to a terminal, not to the log)."""
+    done = threading.Event()
+    before = bytes_under(folder) if folder.exists() else 0
+
+    def watch() -> None:
+        while not done.wait(every_s):
+            got = (bytes_under(folder) if folder.exists() else 0) - before
+            share = f" ({100 * got / total:.0f}%)" if total else ""
+            log.info("downloading %s: %s of %s%s", label, gigabytes(got), gigabytes(total), share)
+
+    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()

@@ -184,6 +184,11 @@ class MarianTranslator:
         translator._tiny_folder = Path(folder)
         return translator
 
+    @property
+    def random_weights(self) -> bool:
+        """The tiny test model: its translations are gibberish, never shown as "understood as"."""
+        return self._tiny_folder is not None
+
     # ----------------------------------------------------------------- lifecycle
 
     @property

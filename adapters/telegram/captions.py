@@ -6,7 +6,7 @@ from __future__ import annotations
 from adapters.telegram.i18n import Translator
 from adapters.telegram.keyboards import short
 from adapters.telegram.understood import understood_lines
-from domain.models import Locale, Result
+from domain.models import GeneratorKind, Locale, Result
 
 # Telegram's limits for a photo; beyond them the picture goes as a document (up to 50 MB).
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -15,6 +15,8 @@ PHOTO_MAX_RATIO = 20.0
 CAPTION_LIMIT = 1024
 # Results refused for content: their message (which never repeats the prompt).
 REFUSALS = {"prompt_refused": "error-prompt_refused", "image_refused": "refused-image"}
+# Pictures that are not the model's work, and the line that says so under every one of them.
+STAND_INS = {GeneratorKind.PLACEHOLDER: "result-placeholder", GeneratorKind.TINY: "result-tiny"}
 
 
 def fits_photo(width: int, height: int, size_bytes: int) -> bool:
@@ -47,6 +49,9 @@ def caption(t: Translator, result: Result, locale: Locale, negative: str = "", l
         seconds=f"{result.timings.total_s:.1f}",
     )
     lines = []
+    stand_in = STAND_INS.get(result.generator_kind) if result.generator_kind else None
+    if stand_in:  # first: a placeholder or noise must never pass for the model's work
+        lines.append(t(locale, stand_in))
     if negative:
         lines.append(t(locale, "result-negative", negative=short(negative, 200)))
     understood = understood_lines(t, locale, result)  # "understood as", CLIP's cut

@@ -24,7 +24,7 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import QUEUED, StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import Job, Locale, Quality, Stage, job_id_for
+from domain.models import GeneratorKind, Job, Locale, Quality, Stage, job_id_for
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
@@ -55,6 +55,7 @@ class FrontConfig:
     album_wait_s: float = 30.0  # how long a finished variation waits for the others of its album
     # What links the bot can give (adapters/telegram/links.py): set by the runtime from storage.
     links: str = "none"  # button | text | none
+    translation: bool = True  # PROMPT_TRANSLATION is not off
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Front:
     safety: SafetyTally = field(default_factory=SafetyTally)  # for /stats
     paste: SplitPaste = field(default_factory=SplitPaste)
     albums: Albums = field(default_factory=Albums)
+    # What makes the pictures: this process's generator (--role all), else what the last result
+    # said (a bot-only process); None until known. /start, /help and /settings say it.
+    generator_kind: GeneratorKind | None = None
     # The use cases behind the handlers (the runtime wires them, with a TelegramAnnouncer).
     admit: AdmitJobs | None = None
     cancel_job: CancelJob | None = None
@@ -337,6 +341,8 @@ class Front:
         """A worker's result, for the wait estimates (its batch's size and time) and /stats."""
         if result.worker_id:
             self.workers_seen[result.worker_id] = max(self.workers_seen.get(result.worker_id, 0.0), result.finished_at)
+        if result.generator_kind is not None:
+            self.generator_kind = result.generator_kind
         timings = result.timings
         if result.image_key and timings.generation_s > 0 and result.accepted_at:
             self.estimator.finished(
@@ -348,6 +354,15 @@ class Front:
             )
         else:
             self.estimator.ended(result.worker_id, result.job_id)
+
+    def translates(self) -> bool:
+        """Whether prompts are translated for the model now: not with PROMPT_TRANSLATION=off, and
+        not for the placeholder, which reads no prompt."""
+        return self.config.translation and self.generator_kind != GeneratorKind.PLACEHOLDER
+
+    def generator_text(self, locale: Locale) -> str:
+        """One line on what makes the pictures, for /start and /help."""
+        return self.t(locale, f"generator-{self.generator_kind.value if self.generator_kind else 'unknown'}")
 
     def prefs_with(self, prefs: UserPrefs, field_name: str, value: str) -> UserPrefs:
         """``prefs`` with one setting changed from a settings button; unknown values change nothing."""

@@ -1,5 +1,8 @@
 """The caption's note on how the model read the prompt: "understood as: ..." when it was
-translated, a warning when the translation failed, and the words past CLIP's token limit."""
+translated, a warning when the translation failed, and the words past CLIP's token limit.
+
+A translation by the tiny random-weight model (``GENERATOR=tiny``) is gibberish: never "understood
+as", only a line that says a test model translated it."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ def understood_lines(t: Translator, locale: Locale, result: Result) -> str:
     if seen is None:
         return ""
     lines = []
-    if seen.translation == TranslationStatus.TRANSLATED:
+    if seen.translation == TranslationStatus.TRANSLATED and result.random_translation:
+        lines.append(t(locale, "result-random-translation"))
+    elif seen.translation == TranslationStatus.TRANSLATED:
         prompt = short(seen.prompt, UNDERSTOOD_CHARS)
         if seen.negative_translated and seen.negative_prompt:
             negative = short(seen.negative_prompt, UNDERSTOOD_CHARS // 2)

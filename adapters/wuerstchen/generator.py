@@ -37,7 +37,7 @@ from adapters.wuerstchen.generation_thread import GenerationThread
 from adapters.wuerstchen.model_files import find_repos, load_pipelines
 from adapters.wuerstchen.pipelines import Pipelines
 from adapters.wuerstchen.png import PngEncoder
-from domain.models import GeneratedImage, GenerationRequest
+from domain.models import GeneratedImage, GenerationRequest, GeneratorKind
 from domain.ports import ProgressCallback
 
 __all__ = ["WuerstchenGenerator", "parse_warmup"]
@@ -130,6 +130,11 @@ class WuerstchenGenerator:
         gen = cls(folder / "prior", folder / "decoder", **kwargs)
         gen._tiny_folder = folder
         return gen
+
+    @property
+    def kind(self) -> GeneratorKind:
+        """Real weights, or the tiny model's random ones (its pictures are noise)."""
+        return GeneratorKind.TINY if self._tiny_folder is not None else GeneratorKind.REAL
 
     @property
     def pipelines(self) -> Pipelines | None:

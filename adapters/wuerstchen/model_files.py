@@ -25,7 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.huggingface.hub import first_line, hub_cache_dir, looks_like_path, model_not_found, offline_from_env
+from adapters.huggingface.hub import (
+    download_progress,
+    download_size,
+    first_line,
+    gigabytes,
+    hub_cache_dir,
+    hub_endpoint,
+    looks_like_path,
+    model_not_found,
+    offline_from_env,
+    repo_cache_folder,
+)
 from adapters.wuerstchen.pipelines import DECODER_DEFAULTS, PRIOR_DEFAULTS, Pipelines, make_pipelines
 
 log = logging.getLogger(__name__)
@@ -119,16 +130,18 @@ def resolve_repo(
             source=text,
             cache=cache,
         )
-    log.info("downloading %s from the Hugging Face hub into %s", text, cache)
+    size = download_size(text, patterns)
+    log.info("downloading %s (%s) from the Hugging Face hub into %s", text, gigabytes(size), cache)
     try:
-        snapshot = snapshot_download(text, allow_patterns=patterns, cache_dir=cache_dir)
+        with download_progress(text, repo_cache_folder(cache, text), size):
+            snapshot = snapshot_download(text, allow_patterns=patterns, cache_dir=cache_dir)
         pickled = [p for p in _missing_parts(Path(snapshot), parts) if p in WEIGHT_PARTS]
         if pickled:  # a repo with PyTorch pickles only for these parts
             snapshot = snapshot_download(text, allow_patterns=_weight_patterns(pickled, (".bin",)), cache_dir=cache_dir)
     except Exception as error:
         raise model_not_found(
             f"Würstchen {kind} not found: hub repo {text!r} is not in the Hugging Face cache ({cache}) "
-            f"and could not be downloaded ({first_line(error)}). Set {setting} to a local folder "
+            f"and could not be downloaded from {hub_endpoint()} ({first_line(error)}). Set {setting} to a local folder "
             f"with {layout} or allow hub access.",
             kind=kind,
             source=text,

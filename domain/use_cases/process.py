@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from domain.models import Cancel, ErrorCode, Job, Result
+from domain.models import Cancel, ErrorCode, GeneratorKind, Job, Result
 from domain.moderation import SafetyGate
 from domain.policy import FixedPolicy
 from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
@@ -40,6 +40,9 @@ class ProcessJobs(Production):
     policy: QualityPolicy | None = None
     worker_id: str = "worker"
     model_name: str = "fake"
+    # What makes the pictures (real, tiny, placeholder), told to the bot with every result.
+    generator_kind: GeneratorKind | None = None
+    random_translation: bool = False  # the translator has random test weights (GENERATOR=tiny)
     max_batch: int = 4
     batch_wait_s: float = 0.05
     lookahead: int = 4  # jobs held in hand, in batches, to choose fair batches from

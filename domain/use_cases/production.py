@@ -14,11 +14,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from domain.models import (
     ErrorCode,
     GeneratedImage,
+    GeneratorKind,
     Job,
     Progress,
     Result,
     Stage,
     Timings,
+    TranslationStatus,
     Understood,
     image_key,
 )
@@ -60,6 +62,8 @@ class Production:
     policy: QualityPolicy | None
     worker_id: str
     model_name: str
+    generator_kind: GeneratorKind | None
+    random_translation: bool
     storage_attempts: int
     storage_backoff_s: float
     publish_backoff_s: float
@@ -153,7 +157,13 @@ class Production:
                 await self._progress(item.job, Stage.UPLOADING)
                 result = safety.mark(await self._store(item, image, started, gen_s), verdict)
                 if understood is not None:
-                    result = result.model_copy(update={"understood": understood[i]})
+                    translated = understood[i].translation == TranslationStatus.TRANSLATED
+                    result = result.model_copy(
+                        update={
+                            "understood": understood[i],
+                            "random_translation": translated and self.random_translation,
+                        }
+                    )
                 await self._finish(item.delivery, result, batch)
 
     async def _understand(self, jobs: list[Job], links: list) -> list[Understood] | None:
@@ -265,6 +275,7 @@ class Production:
                 upload_s=upload_s,
             ),
             worker_id=self.worker_id,
+            generator_kind=self.generator_kind,
         )
 
     async def _progress(self, job: Job, stage: Stage, step: int = 0, total: int = 0) -> None:

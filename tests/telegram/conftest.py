@@ -39,12 +39,16 @@ def free_port() -> int:
 @pytest.fixture
 async def start_service(telegram, tmp_path):
     """``await start_service(**settings)`` runs the service (``generator``, ``translator``: adapters
-    to use instead of the settings' choice); it is stopped after the test."""
+    to use instead of the settings' choice, or for ``generator`` a GENERATOR value such as "auto";
+    ``role``: "all", or "bot" for a bot-only process); it is stopped after the test."""
     running: list[Service] = []
 
-    async def start(*, generator: Any = None, translator: Any = None, **overrides: Any) -> Service:
+    async def start(
+        *, generator: Any = None, translator: Any = None, role: str = "all", **overrides: Any
+    ) -> Service:
         values: dict[str, Any] = dict(
             _env_file=None,
+            generator="fake",  # not auto: no look at the hub cache or the network from these tests
             telegram_bot_token=telegram.token,
             telegram_api_url=telegram.base_url,
             http_host="127.0.0.1",
@@ -57,15 +61,18 @@ async def start_service(telegram, tmp_path):
             status_edit_interval_s=0.3,
             send_backoff_s=0.1,
         )
+        if isinstance(generator, str):  # a setting, not an adapter
+            values["generator"], generator = generator, None
         values.update(overrides)
         settings = Settings(**values)
-        parts = Components(settings, role="all", generator=generator, prompt_translator=translator)
+        parts = Components(settings, role=role, generator=generator, prompt_translator=translator)
         stop = asyncio.Event()
         task = asyncio.create_task(app.serve(parts, stop))
         service = Service(telegram, parts, settings, task, stop)
         running.append(service)
         # ready when the bot polls (or, in webhook mode, has set its webhook)
-        await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=15)
+        # (the first start of a test process imports aiogram, NudeNet ...: 15 s and more on a loaded machine)
+        await telegram.wait_for(lambda c: c.method in ("deleteWebhook", "setWebhook"), timeout=60)
         if service.settings.telegram_mode == "polling":
             await telegram.wait_polling()
         return service

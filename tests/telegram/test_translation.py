@@ -1,8 +1,10 @@
 """Translated prompts as the user sees them, through the real aiogram stack and the fake Bot API:
 "understood as" under the picture in the user's language, the 77-token note, a failed translation,
 and the /settings switch. The translator is the real MarianMT adapter on the tiny random-weight
-model (what ``GENERATOR=tiny`` gets); the picture is drawn by a recording fake generator whose token
-count is the real tiny CLIP tokenizer's."""
+model (what ``GENERATOR=tiny`` gets), presented as a real one (its captions are those of the real
+model's translations); the picture is drawn by a recording fake generator whose token count is the
+real tiny CLIP tokenizer's, standing in for the real model. What a random-weight translation shows
+instead is tested in tests/telegram/test_first_hour.py."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from adapters.marian.translator import MarianTranslator
 from adapters.sqlite.user_store import SqliteUserStore
 from adapters.wuerstchen.tiny import build_tokenizer
 from adapters.wuerstchen.tokens import unread_words
+from domain.models import GeneratorKind
 from tests.telegram.helpers import Chat
 
 LINES = {
@@ -35,8 +38,17 @@ LINES = {
 }
 
 
+class TranslatorAsReal(MarianTranslator):
+    """The tiny MarianMT model, captioned as the real one's translations are."""
+
+    random_weights = False  # type: ignore[assignment]
+
+
 class ReadingGenerator(FakeGenerator):
-    """The fake generator that records its requests and counts tokens as CLIP does."""
+    """The fake generator that records its requests and counts tokens as CLIP does; it stands in
+    for the real model (which reads prompts; the placeholder reads none)."""
+
+    kind = GeneratorKind.REAL
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,7 +66,7 @@ class ReadingGenerator(FakeGenerator):
 @pytest.fixture
 async def translating(start_service, tiny_marian):
     generator = ReadingGenerator()
-    translator = MarianTranslator.tiny(tiny_marian, device="cpu", threads=1)
+    translator = TranslatorAsReal.tiny(tiny_marian, device="cpu", threads=1)
     service = await start_service(
         generator=generator, translator=translator, send_rate_per_chat=50.0, user_rate_per_minute=100
     )

@@ -82,7 +82,7 @@ def test_fields_added_in_this_release_travel_only_when_they_say_something():
     import json
 
     from domain.codec import ADDED_FIELDS, decode_event, decode_job, encode_event, encode_job
-    from domain.models import Job, JobStatus, Result
+    from domain.models import GeneratorKind, Job, JobStatus, Result
 
     job = Job(user_id=1, chat_id=1, prompt="a fox", width=512, height=512, seed=1)
     data = json.loads(encode_job(job))["data"]
@@ -94,6 +94,11 @@ def test_fields_added_in_this_release_travel_only_when_they_say_something():
     result = Result(job_id="j", user_id=1, chat_id=1, status=JobStatus.DONE)
     assert not ADDED_FIELDS[Result] & json.loads(encode_event(result))["data"].keys()
     assert decode_event(encode_event(result)) == result
+    # What made the picture travels once a worker says it (the bot captions a stand-in as such).
+    told = result.model_copy(update={"generator_kind": GeneratorKind.PLACEHOLDER, "random_translation": True})
+    data = json.loads(encode_event(told))["data"]
+    assert data["generator_kind"] == "placeholder" and data["random_translation"] is True
+    assert decode_event(encode_event(told)) == told
 
 
 # Messages as the release before the shared JobRef encoded them (captured from that code): what a

@@ -115,7 +115,9 @@ def router(prompts: InlinePrompts) -> Router:
         user_id = message.from_user.id if message.from_user else message.chat.id
         if not args.startswith("g"):
             name = message.from_user.first_name if message.from_user else ""
-            await front.reply(message.chat.id, front.t(locale, "start", name=name))
+            await front.reply(
+                message.chat.id, front.t(locale, "start", name=name, generator=front.generator_text(locale))
+            )
             return
         prompt = prompts.take(user_id, args[1:])
         if prompt is None:

@@ -18,6 +18,14 @@ from domain.models import Locale
 from domain.users import UserPrefs
 
 
+def translate_key(front: Front, prefs: UserPrefs) -> str:
+    """What really happens to the user's prompts: translated only when they asked for it and the
+    service translates (not with PROMPT_TRANSLATION=off, nor for the placeholder generator)."""
+    if not front.translates():
+        return "translate-unavailable"
+    return "translate-on" if prefs.translate else "translate-off"
+
+
 def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Locale) -> str:
     if prefs.aspect:
         aspect = prefs.aspect
@@ -40,7 +48,7 @@ def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Loca
         quality=front.t(locale, f"quality-{prefs.quality.value}"),
         language=language,
         send_as=front.t(locale, f"send-as-{prefs.send_as.value}"),
-        translate=front.t(locale, "translate-on" if prefs.translate else "translate-off"),
+        translate=front.t(locale, translate_key(front, prefs)),
     )
 
 

@@ -1,4 +1,5 @@
-"""/start and /help."""
+"""/start and /help; both say what makes the pictures (the model, random test weights or a
+placeholder), so that nobody takes a stand-in for the model's work."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def router() -> Router:
     @r.message(CommandStart())
     async def on_start(message: Message, front: Front, locale: Locale) -> None:
         name = message.from_user.first_name if message.from_user else ""
-        await front.reply(message.chat.id, front.t(locale, "start", name=name))
+        text = front.t(locale, "start", name=name, generator=front.generator_text(locale))
+        await front.reply(message.chat.id, text)
 
     @r.message(Command("help"))
     async def on_help(message: Message, front: Front, locale: Locale) -> None:
@@ -35,6 +37,7 @@ def router() -> Router:
             variations=front.config.variations,
             links=front.config.links,
             bot=(await message.bot.me()).username if message.bot else "",
+            generator=front.generator_text(locale),
         )
         await front.reply(message.chat.id, text)
 

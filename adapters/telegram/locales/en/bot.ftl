@@ -7,6 +7,7 @@ start =
     Send me a description, for example: a mountain landscape at dawn
     Add parameters if you like: a lighthouse in a storm --ar 16:9 --q fast
     /help shows everything I can do, /settings your defaults.
+    { $generator }
 help =
     How to get a picture: send a prompt as a message, or /txt2img <prompt>.
     Examples:
@@ -33,6 +34,11 @@ help =
     /cancel — cancel a picture that is not ready yet
     /history — your last pictures
     Prompts can be up to { $limit } characters. At most { $max_in_flight } pictures in progress and { $per_minute } per minute per user.
+    { $generator }
+generator-real = 🖼 Pictures here are drawn by the Würstchen v2 model.
+generator-tiny = ⚠️ This service runs the model on random test weights: its pictures are noise, not generated images.
+generator-placeholder = ⚠️ The image model is not installed on this service: you get placeholders (a drawing of random shapes), not generated images.
+generator-unknown = ℹ️ Which model draws here is not known yet: the first picture will say.
 cmd-txt2img = Draw a picture from a prompt
 cmd-settings = Aspect ratio, quality, language
 cmd-queue = Your pictures in progress
@@ -78,6 +84,9 @@ album-buttons = 🎲 { $count } variations of: { $prompt }
 result-understood = 💬 understood as: { $prompt }
 result-understood-negative = 💬 understood as: { $prompt } · 🚫 { $negative }
 result-translation-failed = ⚠️ I could not translate the prompt: the model read it as written.
+result-placeholder = ⚠️ A placeholder, not a generated image: the model is not installed.
+result-random-translation = 🔤 Translated by a test model with random weights: its English is gibberish, so it is not shown.
+result-tiny = ⚠️ Random test weights: this picture is noise, not a generated image.
 result-cut = ✂️ The model reads only the first { $limit } tokens; not read: { $words }
 quality-reason-requested = as you asked
 quality-reason-default = the service default
@@ -140,6 +149,7 @@ send-as-photo = 🖼 Photo
 send-as-document = 📄 File (PNG)
 translate-on = 🔤 Translated into English
 translate-off = ✍️ As written
+translate-unavailable = ✍️ As written: this service does not translate prompts now
 
 ## /queue, /cancel, /history
 

@@ -7,6 +7,7 @@ start =
     Пришлите описание, например: горный пейзаж на рассвете
     Можно добавить параметры: маяк во время шторма --ar 16:9 --q fast
     /help — всё, что я умею, /settings — ваши настройки.
+    { $generator }
 help =
     Как получить картинку: пришлите описание сообщением или командой /txt2img <описание>.
     Примеры:
@@ -33,6 +34,11 @@ help =
     /cancel — отменить картинку, которая ещё не готова
     /history — ваши последние картинки
     Описание — до { $limit } символов. Не больше { $max_in_flight } картинок в работе и { $per_minute } в минуту на человека.
+    { $generator }
+generator-real = 🖼 Картинки здесь рисует модель Würstchen v2.
+generator-tiny = ⚠️ Модель здесь работает на случайных тестовых весах: картинки получаются шумом, а не настоящими изображениями.
+generator-placeholder = ⚠️ На этом сервисе не установлена модель: вместо сгенерированных картинок приходят заглушки (случайные фигуры).
+generator-unknown = ℹ️ Какая модель здесь рисует, пока неизвестно: это станет ясно по первой картинке.
 cmd-txt2img = Нарисовать картинку по описанию
 cmd-settings = Соотношение сторон, качество, язык
 cmd-queue = Ваши картинки в работе
@@ -78,6 +84,9 @@ album-buttons = 🎲 Варианты ({ $count }): { $prompt }
 result-understood = 💬 понял как: { $prompt }
 result-understood-negative = 💬 понял как: { $prompt } · 🚫 { $negative }
 result-translation-failed = ⚠️ Не удалось перевести описание: модель прочла его как есть.
+result-placeholder = ⚠️ Это заглушка, а не сгенерированная картинка: модель не установлена.
+result-random-translation = 🔤 Перевёл тестовый переводчик со случайными весами: его английский — бессмыслица, поэтому он не показан.
+result-tiny = ⚠️ Случайные тестовые веса: эта картинка — шум, а не работа модели.
 result-cut = ✂️ Модель читает только первые { $limit } токенов, не прочитано: { $words }
 quality-reason-requested = как вы просили
 quality-reason-default = по умолчанию сервиса
@@ -140,6 +149,7 @@ send-as-photo = 🖼 Фото
 send-as-document = 📄 Файлом (PNG)
 translate-on = 🔤 Перевод на английский
 translate-off = ✍️ Как написано
+translate-unavailable = ✍️ Как написано: сейчас сервис не переводит описания
 
 ## /queue, /cancel, /history
 
@@ -188,7 +198,10 @@ error-prompt_no_content = В описании нет слов, из которы
 error-unsupported_size = Размер { $width }×{ $height } не поддерживается: каждая сторона от { $min_side } до { $max_side } и кратна { $multiple }.
 error-invalid_seed = Seed должен быть целым числом от 0 до 4294967295, а не «{ $value }». Пример: --seed 42
 error-unknown_parameter = Я не знаю параметр { $name }. Допустимые параметры: { $valid }. Подробнее — в /help.
-error-missing_parameter_value = У параметра { $name } нет значения, например: { $example }
+error-missing_parameter_value = У параметра { $name } нет значения, например: { $param ->
+        [no] --no текст, размытие
+       *[other] { $example }
+    }
 error-invalid_aspect_ratio = Соотношение сторон «{ $value }» не поддерживается: укажите Ш:В от { $low } до { $high }, например { $examples }.
 error-invalid_quality = Неизвестное качество «{ $value }». Допустимые значения: { $valid }.
 error-too_many_in_flight = У вас уже { $in_flight } в работе (не больше { $limit }{ $requested ->
