@@ -24,6 +24,7 @@ from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
 from domain.use_cases.outcomes import RecordOutcomes
+from domain.use_cases.vet import VetEvents
 from domain.users import UserLimits
 from domain.validation import Limits
 from domain.waits import WaitEstimator
@@ -275,6 +276,7 @@ class Components:
             renew_every_s=max(0.1, s.delivery_lease_s / 3),
             metrics=self.metrics,
             tracer=self.tracer,
+            vet=VetEvents(store, self.storage, metrics=self.metrics),  # the record is the authority
         )
         outbox = PublishOutbox(
             self.queue,

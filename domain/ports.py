@@ -267,9 +267,19 @@ class Announcer(Protocol):
 
 class ResultChannel(Protocol):
     """The chat side of delivering results (``RecordOutcomes``): the live status, and sending a
-    result that the use case decided goes out."""
+    result that the use case decided goes out. The events handed over were checked against
+    their job's record and rebuilt from it (``VetEvents``): a result's chat, status message,
+    prompt, language and link (``image_url``, signed by the bot's storage) are the record's."""
 
-    async def progress(self, event: Progress) -> None: ...
+    def observed(self, event: Progress) -> None:
+        """A worker's report on a job (any job the bot knows, active or not): the wait estimates
+        and the list of workers seen learn from it."""
+        ...
+
+    async def progress(self, event: Progress, record: JobRecord) -> None:
+        """Show the report in the live status of ``record``'s job (an active one): its chat,
+        status message, prompt and language are the record's."""
+        ...
 
     def arrived(self, result: Result) -> None:
         """A result came (before anything is decided): its live status stops; the wait
@@ -426,6 +436,11 @@ class Metrics(Protocol):
 
     def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         """One picture through the image check: how long it took, the categories it flagged."""
+        ...
+
+    def forged_event(self, kind: str, reason: str) -> None:
+        """An event on the results stream that does not match its job's record was dropped
+        (``kind``: progress or result; ``reason``: a ``domain.use_cases.vet.Forgery``)."""
         ...
 
 

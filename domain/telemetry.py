@@ -57,6 +57,9 @@ class NoMetrics:
     def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
 
+    def forged_event(self, kind: str, reason: str) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

@@ -133,6 +133,10 @@ class OtelMetrics:
         self.safety_refused = meter.create_counter(
             "p2p.safety.prompts.refused", description="prompts the filter refused, by category and where"
         )
+        self.forged_events = meter.create_counter(
+            "p2p.forged_events",
+            description="events on the results stream dropped for not matching their job's record, by kind and reason",
+        )
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
         self._lag = 0
         meter.create_observable_gauge(
@@ -211,6 +215,9 @@ class OtelMetrics:
         self.safety_checked.add(1, {"flagged": bool(flagged)})
         for category in flagged:
             self.safety_flagged.add(1, {"category": category, "action": action})
+
+    def forged_event(self, kind: str, reason: str) -> None:
+        self.forged_events.add(1, {"kind": kind, "reason": reason})
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:

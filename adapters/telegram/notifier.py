@@ -1,6 +1,9 @@
 """The outgoing side of delivering results in Telegram (the ``ResultChannel`` port; the domain's
 ``RecordOutcomes`` decides first what a result does to its job): live status from progress
-events, and the finished picture (or an honest failure) from results.
+events, and the finished picture (or an honest failure) from results. What it is handed was
+checked against the job's record and rebuilt from it (``domain.use_cases.vet``): the chat, the
+status message, the prompt, the language and the link (signed by the bot's own storage) are the
+record's, never a worker's word.
 
 Every picture is sent. Links follow the link policy (adapters/telegram/links.py): a button only
 where Telegram takes it, text in the caption for a public IP address, left out otherwise. When
@@ -89,31 +92,30 @@ class TelegramNotifier:
         self._status_is_failure: set[str] = set()  # jobs whose status message became the failure
 
     # --- progress --------------------------------------------------------------------------------
-    async def progress(self, event: Progress) -> None:
+    def observed(self, event: Progress) -> None:
         if event.worker_id:
             self.front.workers_seen[event.worker_id] = max(self.front.workers_seen.get(event.worker_id, 0.0), event.at)
         if event.stage == Stage.STARTED:
             self.front.estimator.started(event.worker_id, event.job_id, event.at)
         elif event.stage == Stage.GENERATING:
             self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
-        if self.board.is_closed(event.job_id):
+
+    async def progress(self, event: Progress, record: JobRecord) -> None:
+        """The live status of an active job (RecordOutcomes marked it running, and decided it is
+        shown): where and what from the record, how far from the event."""
+        if self.board.is_closed(record.job_id):
             return
-        record = await self.store.get_job(event.job_id)
-        if record is not None and not record.active:
-            return  # cancelled or finished: its status says so already
-        if event.stage == Stage.STARTED:
-            await self.store.mark_started(event.job_id, event.at, event.worker_id)
-        # A job the outbox published before its status reply was recorded: the record knows it.
-        message_id = event.status_message_id or (record.status_message_id if record else None)
-        if message_id is None or not self.sender.is_reachable(event.chat_id):
-            return  # (blocked the bot: nothing more goes there)
-        prompt = record.prompt if record else ""
-        text, percent = self.front.progress_text(event.locale, prompt, event.stage, event.step, event.total_steps)
-        markup = None if event.stage == Stage.UPLOADING else cancel_keyboard(self.t, event.locale, event.job_id)
+        # (no message: the status could not be sent; blocked the bot: nothing more goes there)
+        if record.status_message_id is None or not self.sender.is_reachable(record.chat_id):
+            return
+        text, percent = self.front.progress_text(
+            record.locale, record.prompt, event.stage, event.step, event.total_steps
+        )
+        markup = None if event.stage == Stage.UPLOADING else cancel_keyboard(self.t, record.locale, record.job_id)
         self.board.show(
-            event.job_id,
-            event.chat_id,
-            message_id,
+            record.job_id,
+            record.chat_id,
+            record.status_message_id,
             text,
             markup,
             stage=event.stage,

@@ -14,6 +14,7 @@ from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Result
 from domain.ports import Claim, Delivery, DeliveryLog, JobQueue, Metrics, Notifier, Tracer
 from domain.telemetry import NoMetrics, NoTracer, carrier_of
+from domain.use_cases.vet import VetEvents
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,12 @@ class DeliverResults:
     only then acked. A claim held by a delivery in progress elsewhere is left for later (the
     result is released, not skipped); a result already delivered is skipped, but its status is
     settled again (the bot that sent it may have died before it could). A storage outage is
-    waited out for ``storage_give_up_s``; then the user is told honestly."""
+    waited out for ``storage_give_up_s``; then the user is told honestly.
+
+    ``vet`` checks every event against its job's record before anything else (even before the
+    claim) and hands on the event rebuilt from that record; a forged event is acked and goes no
+    further. The composition root always sets it; None trusts every event (the tests and
+    benchmarks of the queue alone, which have no user store)."""
 
     queue: JobQueue
     notifier: Notifier
@@ -45,6 +51,7 @@ class DeliverResults:
     concurrency: int = 64
     slow_after_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    vet: VetEvents | None = None
 
     def __post_init__(self) -> None:
         self._storage_failing_since: dict[str, float] = {}
@@ -99,6 +106,13 @@ class DeliverResults:
 
     async def handle(self, delivery: Delivery[object]) -> None:
         event = delivery.message
+        if self.vet is not None:
+            assert isinstance(event, Progress | Result)  # what the queue hands out
+            vetted = await self.vet(event)
+            if vetted is None:  # forged: counted and logged; acked, never retried
+                await delivery.ack()
+                return
+            event = vetted
         if isinstance(event, Progress):
             try:
                 await self.notifier.progress(event)

@@ -1,6 +1,10 @@
 """What a result does to its job on delivery (bot side), before anything is sent: the job is
 finished in the user store, a cancelled job stays cancelled (its result is dropped), a user who
-blocked the bot is not sent to (and is marked when a send finds it out)."""
+blocked the bot is not sent to (and is marked when a send finds it out). What a progress event
+does: the job is marked running when a worker starts it, and its live status shows it.
+
+The events come here checked against their job's record and rebuilt from it (``VetEvents``):
+their chat, user, status message, prompt, language and link are the record's."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from domain.errors import RecipientGone
-from domain.models import Progress, Result
+from domain.models import Progress, Result, Stage
 from domain.ports import ResultChannel
 from domain.users import JobState, Outcome, UserStore
 
@@ -27,8 +31,17 @@ class RecordOutcomes:
     clock: Callable[[], float] = time.time
 
     async def progress(self, event: object) -> None:
+        """A worker's report: the wait estimates learn from it; a started job is marked
+        running; an active job's live status shows it (a cancelled or finished job's status
+        says so already)."""
         assert isinstance(event, Progress)  # DeliverResults hands on progress events only
-        await self.channel.progress(event)
+        self.channel.observed(event)
+        record = await self.store.get_job(event.job_id)
+        if record is None or not record.active:
+            return
+        if event.stage == Stage.STARTED:
+            record = await self.store.mark_started(event.job_id, event.at, event.worker_id) or record
+        await self.channel.progress(event, record)
 
     async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         """``RecipientGone``: the user cannot be reached (recorded; nothing is sent)."""

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from domain.models import Job, Locale
+from domain.users import JobRecord, UserLimits
 from tests.safety.helpers import MARKER, SampleGenerator
 from tests.telegram.helpers import Chat
 
@@ -135,10 +136,13 @@ async def test_a_refused_prompt_is_answered_in_the_users_language_and_never_queu
 
 
 async def test_the_worker_refuses_a_job_that_did_not_come_through_the_bot(telegram, start_service):
-    """A job put on the queue by something else (another front, a script) meets the filter on the
-    worker: an honest failed result, delivered to the chat without the prompt."""
+    """A job put on the queue by something else (another front sharing the bot's database, a
+    script) meets the filter on the worker: an honest failed result, delivered to the chat
+    without the prompt. (The job is recorded, as such a front records it: the bot delivers
+    nothing for a job it has no record of, tests/kafka/test_forged_events.py.)"""
     service = await start(start_service)
     job = Job(user_id=311, chat_id=311, prompt="porno in the park", width=512, height=512, seed=1, locale=Locale.EN)
+    await service.parts.telegram.front.store.admit([JobRecord.from_job(job)], UserLimits(), job.created_at)
     await service.queue.publish_job(job)
     me = Chat(telegram, 311)
     [refusal] = await me.wait(lambda c: c.method == "sendMessage" and "not allowed" in c.text, timeout=20)

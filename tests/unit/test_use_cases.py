@@ -254,8 +254,11 @@ class Channel:
         self.unreachable: set[int] = set()
         self.send_raises: Exception | None = None
 
-    async def progress(self, event):
-        self.calls.append(("progress", event.job_id))
+    def observed(self, event):
+        self.calls.append(("observed", event.job_id))
+
+    async def progress(self, event, record):
+        self.calls.append(("progress", event.job_id, record.state))
 
     def arrived(self, result):
         self.calls.append(("arrived", result.job_id))
@@ -366,10 +369,25 @@ async def test_other_send_failures_pass_through_unrecorded_as_blocked(delivery):
 
 
 async def test_progress_and_settling_go_to_the_channel(delivery):
-    _, channel, outcomes, accepted = delivery
-    await outcomes.progress(Progress(job_id=accepted.job_id, user_id=5, chat_id=5, stage="started"))
+    store, channel, outcomes, accepted = delivery
+    started = Progress(job_id=accepted.job_id, user_id=5, chat_id=5, stage="started", worker_id="w1", at=NOW + 2)
+    await outcomes.progress(started)
     await outcomes.settle(done_result(accepted))
-    assert channel.calls == [("progress", accepted.job_id), ("settle", accepted.job_id)]
+    assert channel.calls == [
+        ("observed", accepted.job_id),
+        ("progress", accepted.job_id, JobState.RUNNING),  # marked running before it is shown
+        ("settle", accepted.job_id),
+    ]
+    record = await store.get_job(accepted.job_id)
+    assert record.state == JobState.RUNNING and record.started_at == NOW + 2 and record.worker_id == "w1"
+
+
+async def test_progress_of_a_job_no_longer_active_is_only_observed(delivery):
+    store, channel, outcomes, accepted = delivery
+    await store.cancel(accepted.job_id, 5, NOW + 1)
+    await outcomes.progress(Progress(job_id=accepted.job_id, user_id=5, chat_id=5, stage="started"))
+    assert channel.calls == [("observed", accepted.job_id)]  # the estimates learn; its status stays
+    assert (await store.get_job(accepted.job_id)).state == JobState.CANCELLED  # not made running
 
 
 async def _never() -> None:
