@@ -125,7 +125,10 @@ class Settings(BaseSettings):
         "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)",
     )
     link_ttl_s: int = Field(
-        7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)"
+        24 * 3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="lifetime of image links, seconds (default a day; S3 allows 7 days at most)",
     )
     link_signing_key: SecretStr = Field(
         SecretStr(""), description="key signing local-storage links (empty: a random key per process)"
