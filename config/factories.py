@@ -187,7 +187,13 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
     )
     if tiny:  # built on the generation thread at start(), never on the event loop
         return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
-    return WuerstchenGenerator(settings.wuerstchen_prior, settings.wuerstchen_decoder, **options)
+    return WuerstchenGenerator(
+        settings.wuerstchen_prior,
+        settings.wuerstchen_decoder,
+        prior_revision=settings.wuerstchen_prior_revision,
+        decoder_revision=settings.wuerstchen_decoder_revision,
+        **options,
+    )
 
 
 def prompt_translator(settings: Settings) -> PromptTranslator:
@@ -207,7 +213,7 @@ def prompt_translator(settings: Settings) -> PromptTranslator:
     )
     if settings.generator == GeneratorBackend.TINY:
         return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
-    return MarianTranslator(settings.prompt_translation_model, **options)
+    return MarianTranslator(settings.prompt_translation_model, revision=settings.prompt_translation_revision, **options)
 
 
 def prompt_reader(generator: Generator) -> PromptReader | None:

@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     )
     wuerstchen_prior: str = Field("warp-ai/wuerstchen-prior", description="prior: hub id or local folder")
     wuerstchen_decoder: str = Field("warp-ai/wuerstchen", description="decoder: hub id or local folder")
+    wuerstchen_prior_revision: str = Field(
+        "main", min_length=1, description="hub revision of the prior: branch, tag or (to pin it) commit hash"
+    )
+    wuerstchen_decoder_revision: str = Field(
+        "main", min_length=1, description="hub revision of the decoder: branch, tag or (to pin it) commit hash"
+    )
     tiny_model_dir: Path = Field(Path("data/tiny-wuerstchen"), description="where the tiny model is built once")
     generator_device: str = Field("auto", description="auto (CUDA when present), cuda, cuda:N or cpu")
     generator_dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
@@ -196,6 +202,9 @@ class Settings(BaseSettings):
     )
     prompt_translation_model: str = Field(
         "Helsinki-NLP/opus-mt-ru-en", description="MarianMT model translating prompts: hub id or local folder"
+    )
+    prompt_translation_revision: str = Field(
+        "main", min_length=1, description="hub revision of the translation model: branch, tag or commit hash"
     )
     prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
     prompt_translation_dtype: str = Field(
@@ -271,6 +280,7 @@ class Settings(BaseSettings):
                 "(make one with: openssl rand -hex 32)"
             )
         return value
+
     user_store: UserStoreBackend = Field(
         UserStoreBackend.SQLITE,
         description="where user settings, jobs and deliveries are kept: sqlite (one host), "

@@ -1,5 +1,10 @@
 """Finding a model on disk or in the Hugging Face hub cache, and the one-line errors when it is not
-there: the parts that the Würstchen and MarianMT loaders share."""
+there: the parts that the Würstchen and MarianMT loaders share.
+
+Weights are loaded from safetensors files only (``use_safetensors=True``): a pickle (``*.bin``,
+``*.pt``, ``*.ckpt``) runs code when it is loaded, and torch's ``weights_only`` guard has been
+bypassed before (CVE-2025-32434). A hub model is fetched at a revision (a branch, tag or commit
+hash; ``main`` unless a setting pins it): the snapshot folder it lands in is that revision's."""
 
 from __future__ import annotations
 
@@ -7,6 +12,21 @@ import os
 from pathlib import Path
 
 from domain.errors import GenerationError, ModelNotFound
+
+DEFAULT_REVISION = "main"
+# Weight files that are pickles: never loaded, never downloaded.
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def has_safetensors(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors"))
+
+
+def pickles_only(folder: Path) -> list[str]:
+    """The pickle weight files of ``folder`` when it has no safetensors file (else nothing)."""
+    if has_safetensors(folder):
+        return []
+    return sorted(p.name for pattern in PICKLE_PATTERNS for p in folder.glob(pattern))
 
 
 def one_line_error(cls: type[GenerationError], message: str, **params: object) -> GenerationError:
