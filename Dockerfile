@@ -65,7 +65,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 FROM python-base AS worker-cpu-venv
 ARG TORCH_VERSION=2.15.0
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
-# torch first, from the CPU index; the next install keeps it (it satisfies "torch>=2.3") and takes
+# torch first, from the CPU index; the next install keeps it (it satisfies "torch>=2.10") and takes
 # the rest of the worker's requirements from PyPI.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX_URL}" "torch==${TORCH_VERSION}"

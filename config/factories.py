@@ -259,7 +259,12 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
         return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
     # The cache that GENERATOR=auto looked in, as the environment names it now.
     return WuerstchenGenerator(
-        settings.wuerstchen_prior, settings.wuerstchen_decoder, cache_dir=hub_cache_from_env(), **options
+        settings.wuerstchen_prior,
+        settings.wuerstchen_decoder,
+        cache_dir=hub_cache_from_env(),
+        prior_revision=settings.wuerstchen_prior_revision,
+        decoder_revision=settings.wuerstchen_decoder_revision,
+        **options,
     )
 
 
@@ -281,7 +286,7 @@ def prompt_translator(settings: Settings, backend: GeneratorBackend | None = Non
     )
     if backend == GeneratorBackend.TINY:
         return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
-    return MarianTranslator(settings.prompt_translation_model, **options)
+    return MarianTranslator(settings.prompt_translation_model, revision=settings.prompt_translation_revision, **options)
 
 
 def prompt_reader(generator: Generator) -> PromptReader | None:

@@ -6,11 +6,12 @@ table and this class agree). Names are the environment variables, upper-cased.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -53,6 +54,22 @@ class KafkaSaslMechanism(StrEnum):
     PLAIN = "PLAIN"
     SCRAM_SHA_256 = "SCRAM-SHA-256"
     SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+# Telegram's alphabet for the webhook secret (1-256 characters), with our own floor of 32.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+
+
+def _strip_secret(value: Any) -> Any:
+    """A secret without the whitespace around it: a Kubernetes Secret made from a file written by
+    ``echo`` or ``openssl rand -hex 32 > file`` ends in a newline, which the app would otherwise
+    send to Telegram as part of the token or the webhook secret (and aiogram refuses such a
+    token outright). No real secret starts or ends with whitespace."""
+    if isinstance(value, SecretStr):
+        return SecretStr(value.get_secret_value().strip())
+    if isinstance(value, str):
+        return value.strip()
+    return value
 
 
 def _id_set(value: Any) -> Any:
@@ -126,7 +143,10 @@ class Settings(BaseSettings):
         "an IP or a dotless name: no link buttons, Telegram refuses them; the Original PNG button remains)",
     )
     link_ttl_s: int = Field(
-        7 * 24 * 3600, le=7 * 24 * 3600, description="lifetime of image links (S3 allows 7 days at most)"
+        24 * 3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="lifetime of image links, seconds (default a day; S3 allows 7 days at most)",
     )
     link_signing_key: SecretStr = Field(
         SecretStr(""), description="key signing local-storage links (empty: a random key per process)"
@@ -155,6 +175,12 @@ class Settings(BaseSettings):
     )
     wuerstchen_prior: str = Field("warp-ai/wuerstchen-prior", description="prior: hub id or local folder")
     wuerstchen_decoder: str = Field("warp-ai/wuerstchen", description="decoder: hub id or local folder")
+    wuerstchen_prior_revision: str = Field(
+        "main", min_length=1, description="hub revision of the prior: branch, tag or (to pin it) commit hash"
+    )
+    wuerstchen_decoder_revision: str = Field(
+        "main", min_length=1, description="hub revision of the decoder: branch, tag or (to pin it) commit hash"
+    )
     tiny_model_dir: Path = Field(Path("data/tiny-wuerstchen"), description="where the tiny model is built once")
     generator_device: str = Field("auto", description="auto (CUDA when present), cuda, cuda:N or cpu")
     generator_dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
@@ -179,6 +205,9 @@ class Settings(BaseSettings):
     )
     prompt_translation_model: str = Field(
         "Helsinki-NLP/opus-mt-ru-en", description="MarianMT model translating prompts: hub id or local folder"
+    )
+    prompt_translation_revision: str = Field(
+        "main", min_length=1, description="hub revision of the translation model: branch, tag or commit hash"
     )
     prompt_translation_beams: int = Field(1, ge=1, description="beam search width of the translator (1: greedy)")
     prompt_translation_dtype: str = Field(
@@ -236,8 +265,25 @@ class Settings(BaseSettings):
         "/telegram/webhook", description="path of the webhook route on this app's HTTP endpoint"
     )
     telegram_webhook_secret: SecretStr = Field(
-        SecretStr(""), description="secret token Telegram sends in X-Telegram-Bot-Api-Secret-Token"
+        SecretStr(""),
+        description="secret token Telegram sends in X-Telegram-Bot-Api-Secret-Token: 32-256 characters "
+        "of A-Z a-z 0-9 _ - (openssl rand -hex 32)",
     )
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr) -> SecretStr:
+        # Telegram accepts 1-256 characters of this alphabet; a short secret could be guessed, and
+        # it is all that stands between the internet and the webhook route. The message never
+        # holds the value (hide_input_in_errors keeps pydantic from echoing it too).
+        secret = value.get_secret_value()
+        if secret and not _WEBHOOK_SECRET.fullmatch(secret):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be 32 to 256 characters of A-Z, a-z, 0-9, _ and - "
+                "(make one with: openssl rand -hex 32)"
+            )
+        return value
+
     user_store: UserStoreBackend = Field(
         UserStoreBackend.SQLITE,
         description="where user settings, jobs and deliveries are kept: sqlite (one host), "
@@ -318,6 +364,14 @@ class Settings(BaseSettings):
     )
     safety_image_threads: int = Field(0, ge=0, description="CPU threads of the image check (0: onnxruntime's default)")
     admin_chat_id: int = Field(0, description="chat that gets users' reports of pictures (0: every ADMIN_IDS user)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip_secrets(cls, value: Any, info: ValidationInfo) -> Any:
+        """One rule for every secret setting (whatever its source: the environment, a ``*_FILE``
+        read by the entry point, a Kubernetes Secret, ``.env``): surrounding whitespace goes."""
+        field = cls.model_fields.get(info.field_name or "")
+        return _strip_secret(value) if field is not None and field.annotation is SecretStr else value
 
     @field_validator("allowed_user_ids", "admin_ids", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ class LocalFolderStorage:
         root: str | Path,
         *,
         public_base_url: str | None = None,
-        link_ttl_s: int = 7 * 24 * 3600,
+        link_ttl_s: int = 24 * 3600,  # as S3Storage: a day
         signing_key: bytes | None = None,
     ) -> None:
         self.root = Path(root).resolve()
@@ -99,4 +99,5 @@ class LocalFolderStorage:
         """True when the link is genuine and not expired (the HTTP endpoint's check)."""
         if (now if now is not None else time.time()) > expires:
             return False
-        return hmac.compare_digest(self.sign(key, expires), signature)
+        # As bytes: compare_digest on str raises on anything but ASCII (a 500 for a forged link).
+        return hmac.compare_digest(self.sign(key, expires).encode(), signature.encode("utf-8", "surrogatepass"))

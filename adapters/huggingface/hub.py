@@ -1,5 +1,10 @@
 """Finding a model on disk or in the Hugging Face hub cache, and the one-line errors when it is not
-there: the parts that the Würstchen and MarianMT loaders share."""
+there: the parts that the Würstchen and MarianMT loaders share.
+
+Weights are loaded from safetensors files only (``use_safetensors=True``): a pickle (``*.bin``,
+``*.pt``, ``*.ckpt``) runs code when it is loaded, and torch's ``weights_only`` guard has been
+bypassed before (CVE-2025-32434). A hub model is fetched at a revision (a branch, tag or commit
+hash; ``main`` unless a setting pins it): the snapshot folder it lands in is that revision's."""
 
 from __future__ import annotations
 
@@ -13,6 +18,21 @@ from pathlib import Path
 from domain.errors import GenerationError, ModelNotFound
 
 log = logging.getLogger(__name__)
+
+DEFAULT_REVISION = "main"
+# Weight files that are pickles: never loaded, never downloaded.
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def has_safetensors(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors"))
+
+
+def pickles_only(folder: Path) -> list[str]:
+    """The pickle weight files of ``folder`` when it has no safetensors file (else nothing)."""
+    if has_safetensors(folder):
+        return []
+    return sorted(p.name for pattern in PICKLE_PATTERNS for p in folder.glob(pattern))
 
 
 def one_line_error(cls: type[GenerationError], message: str, **params: object) -> GenerationError:
@@ -92,7 +112,9 @@ def hub_unreachable(repo_id: str, timeout_s: float) -> str | None:
     return None
 
 
-def download_size(repo_id: str, patterns: list[str], timeout_s: float = 10.0) -> int | None:
+def download_size(
+    repo_id: str, patterns: list[str], timeout_s: float = 10.0, revision: str | None = None
+) -> int | None:
     """Bytes of the files of ``repo_id`` that match ``patterns`` (fnmatch), from the hub's file
     list; None when the hub does not say."""
     from fnmatch import fnmatch
@@ -100,7 +122,9 @@ def download_size(repo_id: str, patterns: list[str], timeout_s: float = 10.0) ->
     try:
         from huggingface_hub import HfApi
 
-        info = HfApi(endpoint=hub_endpoint()).model_info(repo_id, files_metadata=True, timeout=timeout_s)
+        info = HfApi(endpoint=hub_endpoint()).model_info(
+            repo_id, revision=revision, files_metadata=True, timeout=timeout_s
+        )
     except Exception:
         return None
     sizes = [f.size or 0 for f in info.siblings or () if any(fnmatch(f.rfilename, p) for p in patterns)]

@@ -4,8 +4,10 @@
 (default ``Helsinki-NLP/opus-mt-ru-en``: 76M parameters, 6+6 layers of width 512) or a local
 folder in the hub layout, the way the Würstchen parts are loaded: a local folder as it is, a hub id
 from the Hugging Face cache first, the hub only when that misses and hub access is allowed
-(``local_files_only`` / ``HF_HUB_OFFLINE``), and a one-line :class:`domain.errors.ModelNotFound`
-when the model cannot be found. The device is the generator's; the dtype has the generator's
+(``local_files_only`` / ``HF_HUB_OFFLINE``), at the revision ``PROMPT_TRANSLATION_REVISION`` pins
+(``main`` by default), and a one-line :class:`domain.errors.ModelNotFound` when the model cannot
+be found. The weights are loaded from safetensors only; a folder with a pickle alone
+(``pytorch_model.bin``) is refused. The device is the generator's; the dtype has the generator's
 choices (``auto``: bf16 on a GPU, fp32 on the CPU). On a CPU without native bf16, bf16 halves the
 time of a prompt translated alone (the decoder is bound by reading its weights) but slows batches;
 figures in docs/benchmarks.md.
@@ -31,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from adapters.huggingface.hub import DEFAULT_REVISION, has_safetensors, pickles_only
 from adapters.huggingface.hub import first_line as _first_line
 from adapters.huggingface.hub import hub_cache_dir as _hub_cache_dir
 from adapters.huggingface.hub import looks_like_path as _looks_like_path
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Helsinki-NLP/opus-mt-ru-en"
 SETTING = "PROMPT_TRANSLATION_MODEL"
+REVISION_SETTING = "PROMPT_TRANSLATION_REVISION"
 TOKENIZER_FILES = ("source.spm", "target.spm", "vocab.json")
 
 
@@ -52,16 +56,21 @@ def _not_found(message: str, **params: object) -> ModelNotFound:
 
 def _missing(folder: Path) -> list[str]:
     missing = [name for name in ("config.json", *TOKENIZER_FILES) if not (folder / name).is_file()]
-    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
-        missing.append("model.safetensors (or pytorch_model.bin)")
+    if not has_safetensors(folder):
+        missing.append("model.safetensors")
     return missing
 
 
 def resolve_model(
-    source: str | Path, *, local_files_only: bool | None = None, cache_dir: str | Path | None = None
+    source: str | Path,
+    *,
+    local_files_only: bool | None = None,
+    cache_dir: str | Path | None = None,
+    revision: str = DEFAULT_REVISION,
 ) -> Path:
-    """The folder of the translation model ``source`` (a local folder, or a hub id found in the
-    Hugging Face cache or downloaded when hub access is allowed). Raises ``ModelNotFound``."""
+    """The folder of the translation model ``source`` (a local folder, or a hub id at ``revision``
+    found in the Hugging Face cache or downloaded when hub access is allowed). Raises
+    ``ModelNotFound``, also for a folder whose weights are a pickle only."""
     text = str(source)
     path = Path(text).expanduser()
     layout = "config.json, model.safetensors, source.spm, target.spm, vocab.json"
@@ -74,47 +83,59 @@ def resolve_model(
             source=text,
         )
     else:
-        folder = _from_hub(text, local_files_only, cache_dir)
+        folder = _from_hub(text, local_files_only, cache_dir, revision)
+    pickled = pickles_only(folder)
+    if pickled:
+        raise _not_found(
+            f"translation model refused: {folder} has pickle weights only ({pickled[0]}), which are not "
+            f"loaded (loading a pickle can run code). Set {SETTING} to a folder with model.safetensors "
+            f"or {REVISION_SETTING} to a hub revision that has it (or PROMPT_TRANSLATION=off).",
+            source=text,
+            missing=["model.safetensors"],
+        )
     missing = _missing(folder)
     if missing:
         raise _not_found(
             f"translation model incomplete: {folder} lacks {', '.join(missing)}. Set {SETTING} to a "
-            f"complete MarianMT folder or hub id (or PROMPT_TRANSLATION=off).",
+            f"complete MarianMT folder or hub id ({REVISION_SETTING}: a revision with model.safetensors) "
+            f"(or PROMPT_TRANSLATION=off).",
             source=text,
             missing=missing,
         )
     return folder
 
 
-def _from_hub(repo: str, local_files_only: bool | None, cache_dir: str | Path | None) -> Path:
+def _from_hub(repo: str, local_files_only: bool | None, cache_dir: str | Path | None, revision: str) -> Path:
     from huggingface_hub import snapshot_download
 
     offline = _offline_from_env() if local_files_only is None else local_files_only
     cache = _hub_cache_dir(cache_dir)
     patterns = ["*.json", "*.spm", "*.safetensors"]
+    at = f"hub repo {repo!r} at revision {revision!r}"
     cached = None
     with contextlib.suppress(Exception):  # the cache first: no network at all when the snapshot is there
-        cached = snapshot_download(repo, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir)
+        cached = snapshot_download(
+            repo, revision=revision, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir
+        )
     if cached is not None and (offline or not _missing(Path(cached))):
         return Path(cached)
     if offline:
         raise _not_found(
-            f"translation model not found: hub repo {repo!r} is not in the Hugging Face cache ({cache}) "
+            f"translation model not found: {at} is not in the Hugging Face cache ({cache}) "
             f"and hub access is off (HF_HUB_OFFLINE). Set {SETTING} to a local folder, allow hub "
             f"access to download it, or set PROMPT_TRANSLATION=off.",
             source=repo,
             cache=cache,
         )
-    log.info("downloading %s from the Hugging Face hub into %s", repo, cache)
+    log.info("downloading %s at revision %s from the Hugging Face hub into %s", repo, revision, cache)
     try:
-        snapshot = snapshot_download(repo, allow_patterns=patterns, cache_dir=cache_dir)
-        if not any(Path(snapshot).glob("*.safetensors")):  # a repo with PyTorch pickles only
-            snapshot = snapshot_download(repo, allow_patterns=[*patterns, "pytorch_model.bin"], cache_dir=cache_dir)
+        # Only safetensors weights are fetched: a revision without them is refused below, by name.
+        snapshot = snapshot_download(repo, revision=revision, allow_patterns=patterns, cache_dir=cache_dir)
     except Exception as error:
         raise _not_found(
-            f"translation model not found: hub repo {repo!r} is not in the Hugging Face cache ({cache}) "
+            f"translation model not found: {at} is not in the Hugging Face cache ({cache}) "
             f"and could not be downloaded ({_first_line(error)}). Set {SETTING} to a local folder, "
-            f"allow hub access, or set PROMPT_TRANSLATION=off.",
+            f"{REVISION_SETTING} to a revision that exists, allow hub access, or set PROMPT_TRANSLATION=off.",
             source=repo,
             cache=cache,
         ) from None
@@ -137,6 +158,7 @@ class MarianTranslator:
         max_batch: texts per model call; a larger call is split.
         local_files_only: never ask the hub; None follows ``HF_HUB_OFFLINE``.
         cache_dir: the Hugging Face cache folder; None: the usual one.
+        revision: the hub revision (branch, tag or commit hash) of a hub id ``source``.
     """
 
     translates = True
@@ -152,6 +174,7 @@ class MarianTranslator:
         max_batch: int = 16,
         local_files_only: bool | None = None,
         cache_dir: str | Path | None = None,
+        revision: str = DEFAULT_REVISION,
         name: str = "",
     ) -> None:
         if beams < 1 or max_batch < 1:
@@ -165,6 +188,7 @@ class MarianTranslator:
         self.max_batch = max_batch
         self.local_files_only = local_files_only
         self.cache_dir = cache_dir
+        self.revision = revision
         self.device: Any = None
         self.dtype: Any = None
         self.load_seconds = 0.0
@@ -221,7 +245,9 @@ class MarianTranslator:
             from adapters.marian.tiny import ensure_tiny_translator
 
             ensure_tiny_translator(self._tiny_folder)
-        folder = resolve_model(self.source, local_files_only=self.local_files_only, cache_dir=self.cache_dir)
+        folder = resolve_model(
+            self.source, local_files_only=self.local_files_only, cache_dir=self.cache_dir, revision=self.revision
+        )
         self.device = resolve_device(self.device_setting)
         self.dtype = resolve_dtype(self.dtype_setting, self.device)
         if self.device.type == "cpu":
@@ -230,7 +256,9 @@ class MarianTranslator:
         transformers_logging.disable_progress_bar()
         try:
             tokenizer = MarianTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = MarianMTModel.from_pretrained(str(folder), local_files_only=True, dtype=self.dtype)
+            model = MarianMTModel.from_pretrained(
+                str(folder), local_files_only=True, use_safetensors=True, dtype=self.dtype
+            )
         except Exception as error:
             raise _not_found(
                 f"translation model: could not load {folder} ({_first_line(error)}). Set {SETTING} to a "

@@ -36,6 +36,9 @@ from domain.models import IMAGE_KEY_PREFIX, StoredImage
 log = logging.getLogger(__name__)
 
 MAX_LINK_TTL_S = 7 * 24 * 3600
+# A link is a bearer token to the picture: a day is enough to open or save it, and a link that
+# leaks (a forwarded message, a proxy log) stops working the next day.
+DEFAULT_LINK_TTL_S = 24 * 3600
 """SigV4 presigned URLs are valid for at most seven days."""
 
 LIFECYCLE_RULE_ID = "prompt2pic-expire-images"
@@ -90,7 +93,7 @@ class S3Storage:
         region: str = "us-east-1",
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-        link_ttl_s: int = MAX_LINK_TTL_S,
+        link_ttl_s: int = DEFAULT_LINK_TTL_S,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
         max_attempts: int = 3,

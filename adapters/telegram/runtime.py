@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.telegram.commands import set_menus
 from domain.ports import JobQueue
@@ -33,7 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+POLL_RESTART_FIRST_S = 1.0  # the first pause before polling starts again; it doubles up to the maximum
+POLL_RESTART_MAX_S = 60.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule; the settings ask for 32 at least
 
 
 class StoppableEvents:
@@ -79,7 +84,7 @@ class Webhook:
     def __post_init__(self) -> None:
         if not self.url:
             raise ValueError("TELEGRAM_WEBHOOK_URL must be set in webhook mode")
-        if not _SECRET.match(self.secret):
+        if not _SECRET.fullmatch(self.secret):
             raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode (1-256 characters A-Z a-z 0-9 _ -)")
 
 
@@ -126,6 +131,7 @@ class TelegramRuntime:
         self.link_warning = link_warning
         self._tasks: list[asyncio.Task[Any]] = []
         self._accepting = False
+        self._polling_stop = asyncio.Event()  # set once intake stops: polling is not started again
         self._webhook: Any = None
         if webhook is not None:
             from aiogram.webhook.aiohttp_server import SimpleRequestHandler
@@ -152,7 +158,17 @@ class TelegramRuntime:
                 log.debug("refreshing the queue positions failed: %s", type(exc).__name__)
 
     # --- webhook ------------------------------------------------------------------------------------
+    def _authentic(self, request: web.Request) -> bool:
+        """The secret header matches, compared in constant time as bytes: ``hmac.compare_digest``
+        on ``str`` raises on anything but ASCII, which aiogram's own check lets through (a 503
+        and a warning per forged request instead of a 401)."""
+        assert self.webhook is not None
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(given, self.webhook.secret.encode())
+
     async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
+        if not self._authentic(request):  # missing, wrong or not even ASCII: all the same to us
+            return web.Response(status=401, text="Unauthorized")
         if not self._accepting:  # stopping: Telegram sends it again, to another instance
             return web.Response(status=503, text="not accepting updates")
         try:
@@ -161,15 +177,63 @@ class TelegramRuntime:
             log.warning("update not handled (%s); Telegram will send it again", type(exc).__name__)
             return web.Response(status=503, text="update not handled; send it again")
 
+    # --- polling ------------------------------------------------------------------------------------
+    async def _poll(self, allowed: list[str]) -> None:
+        """Long polling until intake stops, started again after any failure.
+
+        aiogram retries a failed ``getUpdates`` by itself, but ``start_polling`` first asks for
+        ``getMe`` and returns for good when that fails: a Bot API unreachable at start (or any
+        other error that ends polling) would leave a bot that never reads an update again. Each
+        restart waits 1 s, doubling up to 60 s, cut short when intake stops; the log line names
+        the error's type only (the token is part of every request URL)."""
+
+        def restarting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "Telegram polling stopped (%s); starting it again in %.0f s",
+                type(error).__name__,
+                state.upcoming_sleep,
+            )
+
+        async def pause(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._polling_stop.wait(), seconds)
+
+        tries = AsyncRetrying(
+            wait=wait_exponential(multiplier=POLL_RESTART_FIRST_S, max=POLL_RESTART_MAX_S),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=restarting,
+            sleep=pause,
+            reraise=True,
+        )
+        async for attempt in tries:
+            if self._polling_stop.is_set():  # before every start, the first one too
+                return
+            with attempt:
+                await self.dispatcher.start_polling(
+                    self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
+                )
+                if not self._polling_stop.is_set():  # it returned without being told to
+                    raise RuntimeError("polling ended by itself")
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        """A background task whose failure is logged as it happens, with its traceback (secrets
+        are scrubbed by the logging setup), instead of surfacing as "Task exception was never
+        retrieved" at exit, or never."""
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(_report_failure)
+        self._tasks.append(task)
+
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         for part in self.resources:
             await part.start()
-        self._tasks.append(asyncio.create_task(self.deliver.run(self._stop_delivery), name="deliver"))
-        self._tasks.append(asyncio.create_task(self.outbox.run(self._stop_delivery), name="outbox"))
-        self._tasks.append(asyncio.create_task(set_menus(self.front), name="menus"))
+        self._polling_stop.clear()
+        self._spawn(self.deliver.run(self._stop_delivery), "deliver")
+        self._spawn(self.outbox.run(self._stop_delivery), "outbox")
+        self._spawn(set_menus(self.front), "menus")
         if self.queue_refresh_s > 0:
-            self._tasks.append(asyncio.create_task(self._refresh_waiting(), name="refresh-waiting"))
+            self._spawn(self._refresh_waiting(), "refresh-waiting")
         if self.link_warning:
             log.warning("%s", self.link_warning)
         allowed = self.dispatcher.resolve_used_update_types()
@@ -192,24 +256,19 @@ class TelegramRuntime:
             await self.sender.call(
                 0, lambda: self.bot.delete_webhook(drop_pending_updates=False), paced=False, attempts=2
             )
-        self._tasks.append(
-            asyncio.create_task(
-                self.dispatcher.start_polling(
-                    self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
-                ),
-                name="polling",
-            )
-        )
+        self._spawn(self._poll(allowed), "polling")
 
     async def stop_intake(self) -> None:
         """Accept no more prompts; results keep being delivered."""
         self._accepting = False
+        self._polling_stop.set()  # no restart from here on; a pause between restarts ends now
         if self.mode != "webhook":
-            with contextlib.suppress(RuntimeError):  # polling was not running
+            with contextlib.suppress(RuntimeError):  # polling was not running (or between restarts)
                 await self.dispatcher.stop_polling()
 
     async def stop(self) -> None:
         self._accepting = False
+        self._polling_stop.set()
         self._stop_delivery.set()
         if self._tasks:
             # Deliveries in hand get a few seconds; one still retrying then is cut short: it is
@@ -227,3 +286,11 @@ class TelegramRuntime:
         for part in reversed(self.resources):
             await part.stop()
         await self.bot.session.close()
+
+
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("Telegram background task %r failed (%s)", task.get_name(), type(error).__name__, exc_info=error)

@@ -60,6 +60,8 @@ class WuerstchenGenerator:
         warmup: (batch, width, height) combinations to run once at start (and to compile for).
         local_files_only: never ask the hub; None follows ``HF_HUB_OFFLINE``.
         cache_dir: the Hugging Face cache folder; None: the usual one (``HF_HOME``/``HF_HUB_CACHE``).
+        prior_revision, decoder_revision: the hub revision (branch, tag or commit hash) of a hub id
+            ``prior``/``decoder``; a commit hash pins the weights exactly.
         compile_mode, compile_backend: passed to ``torch.compile``.
         channels_last: keep the prior's and decoder's convolution weights (and so their
             activations) in the channels-last layout; None: on CUDA only.
@@ -83,6 +85,8 @@ class WuerstchenGenerator:
         warmup: list[tuple[int, int, int]] | None = None,
         local_files_only: bool | None = None,
         cache_dir: str | Path | None = None,
+        prior_revision: str = "main",
+        decoder_revision: str = "main",
         compile_mode: str | None = None,
         compile_backend: str = "inductor",
         channels_last: bool | None = None,
@@ -104,6 +108,8 @@ class WuerstchenGenerator:
         self.warmup = [(int(b), int(w), int(h)) for b, w, h in (warmup or [])]
         self.local_files_only = local_files_only
         self.cache_dir = cache_dir
+        self.prior_revision = prior_revision
+        self.decoder_revision = decoder_revision
         self.compile_mode = compile_mode
         self.compile_backend = compile_backend
         self.channels_last = channels_last
@@ -174,7 +180,12 @@ class WuerstchenGenerator:
             ensure_tiny_model(self._tiny_folder)
         self._set_up_torch()
         prior_repo, decoder_repo = find_repos(
-            self.prior_source, self.decoder_source, local_files_only=self.local_files_only, cache_dir=self.cache_dir
+            self.prior_source,
+            self.decoder_source,
+            local_files_only=self.local_files_only,
+            cache_dir=self.cache_dir,
+            prior_revision=self.prior_revision,
+            decoder_revision=self.decoder_revision,
         )
         pipelines = load_pipelines(prior_repo, decoder_repo, device=self.device, dtype=self.dtype)
         self.load_seconds = time.perf_counter() - started

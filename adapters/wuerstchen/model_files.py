@@ -8,9 +8,11 @@ library ``"wuerstchen"`` in ``model_index.json``), so each component is loaded w
 ``WuerstchenDiffNeXt``, ``PaellaVQModel``) and the pipelines are built from the parts, with the
 pipelines' own settings (``latent_mean``, ``latent_dim_scale`` ...) read from ``model_index.json``.
 A hub id is looked up in the local Hugging Face cache first; the hub is only asked when that
-misses and hub access is allowed (``local_files_only`` / ``HF_HUB_OFFLINE``). When the weights
-cannot be found a one-line :class:`domain.errors.ModelNotFound` says what was looked for, where,
-and how to fix it.
+misses and hub access is allowed (``local_files_only`` / ``HF_HUB_OFFLINE``), at the revision the
+settings pin (``WUERSTCHEN_PRIOR_REVISION`` / ``WUERSTCHEN_DECODER_REVISION``, ``main`` by
+default). Weights are safetensors only: a part whose folder holds pickles alone is refused. When
+the weights cannot be found a one-line :class:`domain.errors.ModelNotFound` says what was looked
+for, where, and how to fix it.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from adapters.huggingface.hub import (
+    DEFAULT_REVISION,
     download_progress,
     download_size,
     first_line,
     gigabytes,
+    has_safetensors,
     hub_cache_dir,
     hub_endpoint,
     looks_like_path,
     model_not_found,
     offline_from_env,
+    pickles_only,
     repo_cache_folder,
 )
 from adapters.wuerstchen.pipelines import DECODER_DEFAULTS, PRIOR_DEFAULTS, Pipelines, make_pipelines
@@ -55,12 +60,8 @@ def _weight_patterns(parts: Sequence[str], suffixes: Sequence[str]) -> list[str]
     return patterns
 
 
-def _has_weights(folder: Path) -> bool:
-    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
-
-
 def _missing_parts(folder: Path, parts: Sequence[str]) -> list[str]:
-    return [p for p in parts if not (folder / p).is_dir() or (p in WEIGHT_PARTS and not _has_weights(folder / p))]
+    return [p for p in parts if not (folder / p).is_dir() or (p in WEIGHT_PARTS and not has_safetensors(folder / p))]
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,12 @@ class ModelRepo:
     source: str  # what the settings said
     path: Path
     from_hub: bool
+    revision: str = DEFAULT_REVISION
 
     def describe(self) -> str:
-        return f"hub repo {self.source!r} (cached at {self.path})" if self.from_hub else f"folder {self.path}"
+        if not self.from_hub:
+            return f"folder {self.path}"
+        return f"hub repo {self.source!r} at revision {self.revision!r} (cached at {self.path})"
 
     @property
     def setting(self) -> str:
@@ -84,6 +88,10 @@ def setting_name(kind: str) -> str:
     return f"WUERSTCHEN_{kind.upper()}"
 
 
+def revision_setting(kind: str) -> str:
+    return f"WUERSTCHEN_{kind.upper()}_REVISION"
+
+
 def resolve_repo(
     source: str | Path,
     kind: str,
@@ -91,10 +99,12 @@ def resolve_repo(
     *,
     local_files_only: bool | None = None,
     cache_dir: str | Path | None = None,
+    revision: str = DEFAULT_REVISION,
 ) -> ModelRepo:
     """Find the ``kind`` ("prior"/"decoder") repository ``source`` on disk: a local folder as it
-    is, a hub id in the Hugging Face cache, or else downloaded from the hub when hub access is
-    allowed (``local_files_only``; None follows ``HF_HUB_OFFLINE``). Raises ``ModelNotFound``."""
+    is, a hub id at ``revision`` in the Hugging Face cache, or else downloaded from the hub when
+    hub access is allowed (``local_files_only``; None follows ``HF_HUB_OFFLINE``). Only json/txt
+    files and safetensors weights are fetched, never pickles. Raises ``ModelNotFound``."""
     text = str(source)
     setting = setting_name(kind)
     layout = ", ".join(f"{p}/" for p in parts)
@@ -115,49 +125,66 @@ def resolve_repo(
     offline = offline_from_env() if local_files_only is None else local_files_only
     cache = hub_cache_dir(cache_dir)
     patterns = _weight_patterns(parts, (".json", ".txt", ".safetensors"))
+    at = f"hub repo {text!r} at revision {revision!r}"
     cached: str | None = None
     # The cache first: no network at all when the snapshot is there (any error: not in the cache).
     with contextlib.suppress(Exception):
-        cached = snapshot_download(text, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir)
+        cached = snapshot_download(
+            text, revision=revision, allow_patterns=patterns, local_files_only=True, cache_dir=cache_dir
+        )
     if cached is not None and (offline or not _missing_parts(Path(cached), parts)):
-        return ModelRepo(kind, text, Path(cached), from_hub=True)
+        return ModelRepo(kind, text, Path(cached), from_hub=True, revision=revision)
     if offline:
         raise model_not_found(
-            f"Würstchen {kind} not found: hub repo {text!r} is not in the Hugging Face cache ({cache}) "
+            f"Würstchen {kind} not found: {at} is not in the Hugging Face cache ({cache}) "
             f"and hub access is off (HF_HUB_OFFLINE / local_files_only). Set {setting} to a local "
-            f"folder with {layout} or allow hub access to download it.",
+            f"folder with {layout} (or {revision_setting(kind)} to a cached revision) or allow hub access.",
             kind=kind,
             source=text,
             cache=cache,
         )
-    size = download_size(text, patterns)
-    log.info("downloading %s (%s) from the Hugging Face hub into %s", text, gigabytes(size), cache)
+    size = download_size(text, patterns, revision=revision)
+    log.info(
+        "downloading %s at revision %s (%s) from the Hugging Face hub into %s", text, revision, gigabytes(size), cache
+    )
     try:
         with download_progress(text, repo_cache_folder(cache, text), size):
-            snapshot = snapshot_download(text, allow_patterns=patterns, cache_dir=cache_dir)
-        pickled = [p for p in _missing_parts(Path(snapshot), parts) if p in WEIGHT_PARTS]
-        if pickled:  # a repo with PyTorch pickles only for these parts
-            snapshot = snapshot_download(text, allow_patterns=_weight_patterns(pickled, (".bin",)), cache_dir=cache_dir)
+            snapshot = snapshot_download(text, revision=revision, allow_patterns=patterns, cache_dir=cache_dir)
     except Exception as error:
         raise model_not_found(
-            f"Würstchen {kind} not found: hub repo {text!r} is not in the Hugging Face cache ({cache}) "
-            f"and could not be downloaded from {hub_endpoint()} ({first_line(error)}). Set {setting} to a local folder "
-            f"with {layout} or allow hub access.",
+            f"Würstchen {kind} not found: {at} is not in the Hugging Face cache ({cache}) "
+            f"and could not be downloaded from {hub_endpoint()} ({first_line(error)}). Set {setting} to a local "
+            f"folder with {layout}, {revision_setting(kind)} to a revision that exists, or allow hub access.",
             kind=kind,
             source=text,
             cache=cache,
         ) from None
-    return ModelRepo(kind, text, Path(snapshot), from_hub=True)
+    return ModelRepo(kind, text, Path(snapshot), from_hub=True, revision=revision)
 
 
 def check_layout(repo: ModelRepo, parts: Sequence[str]) -> None:
-    """Raise ``ModelNotFound`` naming the parts (or their weights) that ``repo`` lacks."""
+    """Raise ``ModelNotFound`` naming the parts (or their weights) that ``repo`` lacks; a part
+    with pickle weights only is named as refused."""
     missing = _missing_parts(repo.path, parts)
+    pickled = {p: pickles_only(repo.path / p) for p in missing if p in WEIGHT_PARTS and (repo.path / p).is_dir()}
+    pickled = {p: names for p, names in pickled.items() if names}
+    if pickled:
+        found = ", ".join(f"{p}/{names[0]}" for p, names in pickled.items())
+        raise model_not_found(
+            f"Würstchen {repo.kind}: {repo.describe()} has pickle weights only ({found}), which are "
+            f"refused (loading a pickle can run code). Set {repo.setting} to a folder with "
+            f"*.safetensors weights (save_pretrained writes them) or {revision_setting(repo.kind)} "
+            f"to a hub revision that has them.",
+            kind=repo.kind,
+            source=repo.source,
+            missing=missing,
+        )
     if missing:
         raise model_not_found(
             f"Würstchen {repo.kind} incomplete: {repo.describe()} lacks {', '.join(m + '/' for m in missing)}"
-            f" (or its weights). Set {repo.setting} to a folder with "
-            f"{', '.join(p + '/' for p in parts)} (the hub layout) or to the hub id.",
+            f" (or its safetensors weights). Set {repo.setting} to a folder with "
+            f"{', '.join(p + '/' for p in parts)} (the hub layout) or to the hub id "
+            f"({revision_setting(repo.kind)}: a revision that has them).",
             kind=repo.kind,
             source=repo.source,
             missing=missing,
@@ -207,7 +234,10 @@ def _load_decoder(*args: Any, **kwargs: Any) -> Any:
 
 
 def load_part(repo: ModelRepo, part: str, loader: Callable[..., Any], **kwargs: Any) -> Any:
-    """``loader(repo, subfolder=part)``, any failure a one-line ``ModelNotFound``."""
+    """``loader(repo, subfolder=part)`` from the folder found on disk (the hub revision's snapshot
+    for a hub id), weights from safetensors only; any failure a one-line ``ModelNotFound``."""
+    if part in WEIGHT_PARTS:
+        kwargs["use_safetensors"] = True  # never fall back to a pickle
     try:
         return loader(str(repo.path), subfolder=part, local_files_only=True, **kwargs)
     except Exception as error:
@@ -226,11 +256,20 @@ def find_repos(
     *,
     local_files_only: bool | None = None,
     cache_dir: str | Path | None = None,
+    prior_revision: str = DEFAULT_REVISION,
+    decoder_revision: str = DEFAULT_REVISION,
 ) -> tuple[ModelRepo, ModelRepo]:
     """The prior and decoder repositories, each complete (or ``ModelNotFound``)."""
-    prior_repo = resolve_repo(prior, "prior", PRIOR_PARTS, local_files_only=local_files_only, cache_dir=cache_dir)
+    prior_repo = resolve_repo(
+        prior, "prior", PRIOR_PARTS, local_files_only=local_files_only, cache_dir=cache_dir, revision=prior_revision
+    )
     decoder_repo = resolve_repo(
-        decoder, "decoder", DECODER_PARTS, local_files_only=local_files_only, cache_dir=cache_dir
+        decoder,
+        "decoder",
+        DECODER_PARTS,
+        local_files_only=local_files_only,
+        cache_dir=cache_dir,
+        revision=decoder_revision,
     )
     check_layout(prior_repo, PRIOR_PARTS)
     check_layout(decoder_repo, DECODER_PARTS)

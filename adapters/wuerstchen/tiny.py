@@ -202,7 +202,7 @@ def _build(target: Path) -> None:
         _condition_prior(prior)
         tokenizer.save_pretrained(prior_dir / "tokenizer")
         prior_text.save_pretrained(prior_dir / "text_encoder")
-        prior.save_pretrained(prior_dir / "prior")
+        prior.save_pretrained(prior_dir / "prior", safe_serialization=True)
         DDPMWuerstchenScheduler().save_pretrained(prior_dir / "scheduler")
         # The hub repos name the library "wuerstchen", which diffusers 0.42 cannot resolve; the
         # loader must not depend on it, so the tiny model mirrors that too.
@@ -228,8 +228,8 @@ def _build(target: Path) -> None:
             vqgan.out_block[0].bias.fill_(0.5)
         tokenizer.save_pretrained(decoder_dir / "tokenizer")
         decoder_text.save_pretrained(decoder_dir / "text_encoder")
-        decoder.save_pretrained(decoder_dir / "decoder")
-        vqgan.save_pretrained(decoder_dir / "vqgan")
+        decoder.save_pretrained(decoder_dir / "decoder", safe_serialization=True)
+        vqgan.save_pretrained(decoder_dir / "vqgan", safe_serialization=True)
         DDPMWuerstchenScheduler().save_pretrained(decoder_dir / "scheduler")
         _write_model_index(
             decoder_dir,

@@ -25,7 +25,7 @@ from tests.faults.rig import Proc, Rig
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SECRET = "multi-instance-hook-secret"
+SECRET = "multi-instance-hook-secret-0123456789"
 USERS = range(700_001, 700_301)  # 300 users
 BURST_USERS = USERS[:20]  # each posts 15 prompts at once, 5 to each bot
 LIMIT = 3

@@ -16,16 +16,19 @@ from domain.models import GeneratedImage
 from tests.telegram.conftest import free_port
 from tests.telegram.helpers import Chat, HeldGenerator, png_size
 
-SECRET = "s3cret-Token_for-tests"
+SECRET = "s3cret-Token_for-tests_0123456789abcdef"  # 32-256 of A-Z a-z 0-9 _ -
 
 
-async def test_webhook_mode_checks_the_secret_token(start_service, telegram):
+async def test_webhook_mode_checks_the_secret_token(start_service, telegram, caplog):
     port = free_port()
     service = await start_service(
+        # As read from Kubernetes Secrets made from files written by echo or openssl: a trailing
+        # newline, which must reach neither Telegram (setWebhook, the URL) nor the comparison.
+        telegram_bot_token=telegram.token + "\n",
         telegram_mode="webhook",
         telegram_webhook_url="https://bot.example.com/tg/hook",
         telegram_webhook_path="/tg/hook",
-        telegram_webhook_secret=SECRET,
+        telegram_webhook_secret=SECRET + "\n",
         http_port=port,
     )
     [hook] = telegram.calls_of("setWebhook")
@@ -35,10 +38,20 @@ async def test_webhook_mode_checks_the_secret_token(start_service, telegram):
     assert telegram.calls_of("deleteWebhook") == []
     url = f"http://127.0.0.1:{port}/tg/hook"
     async with aiohttp.ClientSession() as http:
-        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+        forged = (
+            {},
+            {"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            {"X-Telegram-Bot-Api-Secret-Token": ""},
+            {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1]},
+            {"X-Telegram-Bot-Api-Secret-Token": SECRET + "x"},
+            {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1] + "é"},  # not ASCII: compare_digest on str raises
+            {"X-Telegram-Bot-Api-Secret-Token": "секрет" * 8},
+        )
+        for headers in forged:
             update = telegram.text_update(31, "a forged prompt")
             async with http.post(url, json=update, headers=headers) as response:
-                assert response.status == 401
+                assert response.status == 401, headers
+        assert "update not handled" not in caplog.text  # a 401, not a 503 with a warning
         update = telegram.text_update(32, "a lighthouse at night")
         async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
             assert response.status == 200
@@ -47,6 +60,7 @@ async def test_webhook_mode_checks_the_secret_token(start_service, telegram):
         assert [c.text for c in telegram.calls_of("sendMessage", 32)][0].startswith("⏳ Queued")
         await asyncio.sleep(0.3)
         assert telegram.calls_of("sendMessage", 31) == []  # the forged ones did nothing
+        assert {c.token for c in telegram.calls} == {telegram.token}  # the token without its newline
         assert await service.queue.backlog() == 0
 
         # stopping: updates are turned away (Telegram sends them again, to another instance)
