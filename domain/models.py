@@ -103,11 +103,14 @@ class Job(JobRef):
     """One accepted prompt: what a worker needs to make the picture and the bot to deliver it."""
 
     job_id: str = Field(default_factory=new_job_id, min_length=1, max_length=64)
-    prompt: str = Field(min_length=1)
+    # The prompt, size and seed are checked by the domain's rules (``validation.check_job``), at
+    # the bot and again on the worker, not here: a job that breaks them still decodes, so that
+    # the worker can fail it honestly (the user is told) instead of setting it aside unanswered.
+    prompt: str
     negative_prompt: str = ""
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    seed: int = Field(ge=0, le=2**32 - 1)
+    width: int
+    height: int
+    seed: int
     quality: Quality = Quality.AUTO
     created_at: float = Field(default_factory=now)
     attempt: int = Field(default=0, ge=0)

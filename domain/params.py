@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from domain.errors import (
@@ -23,7 +22,7 @@ from domain.errors import (
     UnknownParameter,
 )
 from domain.models import Quality
-from domain.validation import MAX_SEED, Limits
+from domain.validation import MAX_SEED, Limits, has_control_characters, strip_invisible
 
 PARAMETERS = ("--ar", "--no", "--seed", "--q")
 VALID_PARAMETERS = ", ".join(PARAMETERS)
@@ -116,9 +115,10 @@ def parse_prompt(text: str | None, limits: Limits = _DEFAULT_LIMITS) -> PromptPa
     (without the parameters); ``validation.clean_prompt`` checks it afterwards.
     """
     text = text or ""
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
+    if has_control_characters(text):
         raise PromptControlCharacters(field="prompt")  # refused, not silently dropped by split()
-    tokens = text.split()
+    # Invisible characters go first: "--ar\u200b 16:9" is "--ar 16:9", and none reach a caption.
+    tokens = strip_invisible(text).split()
     words: list[str] = []
     negative: list[str] = []
     aspect: AspectRatio | None = None
