@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from domain.errors import (
     EmptyPrompt,
+    InvalidAspectRatio,
     InvalidSeed,
     PromptControlCharacters,
     PromptNoContent,
@@ -111,15 +112,24 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def check_aspect(aspect: float, limits: Limits) -> float:
+    """A job's asked ratio: 0 (none) or one that a size within the limits can have."""
+    widest = max(1, limits.max_side // max(limits.min_side, 1))
+    if aspect != 0 and not (1 / widest - 1e-9 <= aspect <= widest + 1e-9):  # NaN fails both
+        raise InvalidAspectRatio(value=str(aspect), low=f"1:{widest}", high=f"{widest}:1", examples="1:1, 16:9")
+    return aspect
+
+
 def check_job(job: Job, limits: Limits) -> Job:
     """The rules a request meets at the bot, applied to a job: its prompt and negative prompt
-    (characters, length, content), its size and its seed. Returns the job with its prompts in
+    (characters, length, content), its size, its seed and its asked ratio. Returns the job with its prompts in
     their clean form (the same job when they were clean already); raises the ``InvalidRequest``
     that says what is wrong. The prompt filter is the other half (``domain.safety``)."""
     prompt = clean_prompt(job.prompt, limits)
     negative = clean_negative_prompt(job.negative_prompt, limits)
     check_size(job.width, job.height, limits)
     check_seed(job.seed)
+    check_aspect(job.aspect, limits)
     if (prompt, negative) == (job.prompt, job.negative_prompt):
         return job
     return job.model_copy(update={"prompt": prompt, "negative_prompt": negative})

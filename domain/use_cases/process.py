@@ -210,7 +210,8 @@ class ProcessJobs(Production):
         out = []
         for delivery in deliveries:
             profile, reason = self.policy.choose(delivery.message.quality, backlog)
-            size = profile.fit_size(delivery.message.width, delivery.message.height)
+            job = delivery.message
+            size = profile.fit_size(job.width, job.height, job.aspect)
             out.append(_Planned(delivery, profile, reason, size))
         return out
 

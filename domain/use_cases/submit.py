@@ -46,10 +46,12 @@ class SubmitPrompt:
         quality: Quality = Quality.AUTO,
         locale: Locale = Locale.EN,
         job_id: str | None = None,
+        aspect: float = 0.0,
     ) -> Job:
         """Check everything and build the job; raises ``InvalidRequest`` subclasses. ``job_id``:
         one derived from the message that asked (``job_id_for``), so that the same message
-        handled twice makes one job."""
+        handled twice makes one job. ``aspect``: the ratio asked for (``--ar``), which ``width``
+        and ``height`` come near; the worker keeps it at every quality profile."""
         given: dict[str, Any] = {"job_id": job_id} if job_id else {}  # else a fresh one
         job = Job(
             **given,
@@ -62,6 +64,7 @@ class SubmitPrompt:
             seed=self.seed_source() if seed is None else seed,
             quality=quality,
             locale=locale,
+            aspect=aspect,
         )
         # The rules every worker applies again to every job it takes (``check_job``).
         job = check_job(job, self.limits)

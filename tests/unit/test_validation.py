@@ -153,6 +153,9 @@ def test_check_job_is_the_bots_rules_on_a_job():
         ({"prompt": "x" * 1001}, errors.PromptTooLong),
         ({"prompt": ""}, errors.EmptyPrompt),
         ({"negative_prompt": "a\x00b"}, errors.PromptControlCharacters),
+        ({"aspect": -1.0}, errors.InvalidAspectRatio),
+        ({"aspect": 100.0}, errors.InvalidAspectRatio),
+        ({"aspect": float("nan")}, errors.InvalidAspectRatio),
     ]:
         with pytest.raises(error):
             check_job(clean.model_copy(update=fields), Limits())
