@@ -199,6 +199,14 @@ class Result(JobRef):
     accepted_at: float = 0.0  # when the bot accepted the job (for end-to-end latency)
     finished_at: float = Field(default_factory=now)
 
+    @property
+    def outcome(self) -> str:
+        """What happened, for metrics: ``done``, ``failed``, or ``cancelled`` (the user withdrew
+        the job: not a failure of the service)."""
+        if self.error_code == ErrorCode.CANCELLED:
+            return "cancelled"
+        return self.status.value
+
     @classmethod
     def failure(cls, job: Job, code: ErrorCode, **extra: Any) -> Result:
         """The job failed for ``code``; ``extra``: any other Result field, validated by pydantic."""

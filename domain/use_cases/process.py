@@ -187,6 +187,9 @@ class ProcessJobs(Production):
         """The next fair batch of compatible jobs from those in hand (receiving more first)."""
         await self._receive(0.0 if self._held else self.poll_timeout_s)
         if not self._held:
+            # Nothing in hand: the gauge says what waits now (0 once drained), not what waited
+            # when this worker last planned a batch.
+            self.metrics.consumer_lag(await self._backlog())
             return []
         planned = await self._plan(self._held)
         head = (planned[0].profile.name, planned[0].size)
