@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from adapters.embedded.generator import FakeGenerator
 from adapters.embedded.storage import LocalFolderStorage
+from adapters.otel.metrics import OtelMetrics
 from domain.models import ErrorCode, Result
 from domain.use_cases import ProcessJobs
 from tests.kafka.pipeline import Worker, eventually, make_job, start_bot, start_worker
@@ -140,7 +142,11 @@ async def test_jobs_that_break_the_rules_fail_honestly_on_the_broker_without_gen
     storage = LocalFolderStorage(tmp_path / "images")
     await storage.start()
     generator = RecordingGenerator()
-    process = ProcessJobs(queue, generator, storage, worker_id="w-rules", poll_timeout_s=0.2, batch_wait_s=0.02)
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader], system_metrics=False)
+    process = ProcessJobs(
+        queue, generator, storage, worker_id="w-rules", poll_timeout_s=0.2, batch_wait_s=0.02, metrics=metrics
+    )
     worker = Worker(queue, process).start()
     publisher = await harness.new_queue(client_id="publisher")
     bad = [
@@ -163,5 +169,24 @@ async def test_jobs_that_break_the_rules_fail_honestly_on_the_broker_without_gen
     assert generator.prompts == [good.prompt]
     await eventually(_zero_backlog(publisher), 20, "the worker to commit past every job")
     assert await harness.dead_letter_records(timeout=1) == []  # failed honestly, not set aside
+    jobs = {(p.attributes["outcome"], p.attributes.get("error")): p.value for p in _points(reader, "p2p.jobs")}
+    assert jobs == {("failed", "invalid_job"): 3, ("done", None): 1}
+
+    async def drained() -> bool:  # the idle worker's gauge comes down to what waits: nothing
+        return [p.value for p in _points(reader, "p2p.consumer.lag")] == [0]
+
+    await eventually(drained, 20, "p2p_consumer_lag to say 0")
     await worker.stop()
     await bot.stop()
+
+
+def _points(reader, name: str) -> list:
+    data = reader.get_metrics_data()
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]

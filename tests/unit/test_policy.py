@@ -31,7 +31,10 @@ def test_quiet_service_gets_full_quality():
     assert (profile.name, reason) == ("quality", REASON_QUIET)
 
 
-@pytest.mark.parametrize(("backlog", "expected"), [(5, "quality"), (6, "quality"), (7, "balanced"), (15, "balanced"), (16, "fast"), (500, "fast")])
+@pytest.mark.parametrize(
+    ("backlog", "expected"),
+    [(5, "quality"), (6, "quality"), (7, "balanced"), (15, "balanced"), (16, "fast"), (500, "fast")],
+)
 def test_busier_service_gets_faster_profiles(backlog, expected):
     assert policy(Clock()).choose(Quality.AUTO, backlog)[0].name == expected
 

@@ -110,9 +110,16 @@ async def test_metrics_endpoint_serves_prometheus_text(tmp_path):
     finally:
         await http.stop()
     for name in (
-        "p2p_generation_duration_seconds_bucket", "p2p_queue_wait_seconds_count", "p2p_end_to_end_seconds_sum",
-        "p2p_batch_size_bucket", "p2p_jobs_total", "p2p_consumer_lag", "p2p_jobs_in_flight",
-        "p2p_quality_profile_selected_total", "p2p_process_cpu_utilization", "p2p_system_cpu_utilization",
+        "p2p_generation_duration_seconds_bucket",
+        "p2p_queue_wait_seconds_count",
+        "p2p_end_to_end_seconds_sum",
+        "p2p_batch_size_bucket",
+        "p2p_jobs_total",
+        "p2p_consumer_lag",
+        "p2p_jobs_in_flight",
+        "p2p_quality_profile_selected_total",
+        "p2p_process_cpu_utilization",
+        "p2p_system_cpu_utilization",
         "p2p_network_packets_per_second",
     ):
         assert name in text, name
