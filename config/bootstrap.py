@@ -171,6 +171,7 @@ class Components:
             tracer=self.tracer,
             prompts=self.understand,
             safety=self.safety_gate,
+            limits=self.limits,  # the bot's own rules, applied again to every job taken
         )
 
     # --- the process's HTTP endpoint and the Telegram front --------------------------------------

@@ -103,17 +103,23 @@ class Job(JobRef):
     """One accepted prompt: what a worker needs to make the picture and the bot to deliver it."""
 
     job_id: str = Field(default_factory=new_job_id, min_length=1, max_length=64)
-    prompt: str = Field(min_length=1)
+    # The prompt, size and seed are checked by the domain's rules (``validation.check_job``), at
+    # the bot and again on the worker, not here: a job that breaks them still decodes, so that
+    # the worker can fail it honestly (the user is told) instead of setting it aside unanswered.
+    prompt: str
     negative_prompt: str = ""
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    seed: int = Field(ge=0, le=2**32 - 1)
+    width: int
+    height: int
+    seed: int
     quality: Quality = Quality.AUTO
     created_at: float = Field(default_factory=now)
     attempt: int = Field(default=0, ge=0)
     # Translate the prompt into English before the (English-only) text encoders read it: the
     # user's setting; the worker's PROMPT_TRANSLATION=off turns it off for everyone.
     translate: bool = True
+    # The shape the user asked for (--ar, as width / height), which a size in steps of 128 only
+    # comes near: the worker keeps it within 5 % at every quality profile. 0: the size's own.
+    aspect: float = 0.0
 
 
 class Cancel(_Message):
@@ -204,6 +210,14 @@ class Result(JobRef):
     flags: tuple[str, ...] = ()  # the categories it flagged
     accepted_at: float = 0.0  # when the bot accepted the job (for end-to-end latency)
     finished_at: float = Field(default_factory=now)
+
+    @property
+    def outcome(self) -> str:
+        """What happened, for metrics: ``done``, ``failed``, or ``cancelled`` (the user withdrew
+        the job: not a failure of the service)."""
+        if self.error_code == ErrorCode.CANCELLED:
+            return "cancelled"
+        return self.status.value
 
     @classmethod
     def failure(cls, job: Job, code: ErrorCode, **extra: Any) -> Result:

@@ -32,7 +32,9 @@ class SafetyGate:
 
     @property
     def checks_images(self) -> bool:
-        return self.image_check is not None and self.action is not ImageAction.OFF
+        """A detector runs (not the stand-in that passes everything) and the action is not off."""
+        check = self.image_check
+        return check is not None and check.inspects and self.action is not ImageAction.OFF
 
     def prompt_refusal(self, job: Job, worker_id: str) -> Result | None:
         """An honest failure for a job whose prompt the filter refuses; None when it passes."""

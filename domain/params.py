@@ -4,14 +4,14 @@
 Pure functions: ``parse_prompt`` splits a message into the prompt and its parameters, raising a
 typed error (an ``InvalidRequest``, ``domain.errors``) that names the valid choices when something is wrong, so the
 front can say so in the user's language and queue nothing. ``size_for_aspect`` maps an aspect ratio
-to a size the model supports (multiples of 128 within ``Limits``).
+to a size the model supports (multiples of 128 within ``Limits``, the ratio kept within 5 %).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.errors import (
@@ -23,7 +23,7 @@ from domain.errors import (
     UnknownParameter,
 )
 from domain.models import Quality
-from domain.validation import MAX_SEED, Limits
+from domain.validation import MAX_SEED, Limits, has_control_characters, strip_invisible
 
 PARAMETERS = ("--ar", "--no", "--seed", "--q")
 VALID_PARAMETERS = ", ".join(PARAMETERS)
@@ -118,9 +118,10 @@ def parse_prompt(text: str | None, limits: Limits = _DEFAULT_LIMITS) -> PromptPa
     (without the parameters); ``validation.clean_prompt`` checks it afterwards.
     """
     text = text or ""
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
+    if has_control_characters(text):
         raise PromptControlCharacters(field="prompt")  # refused, not silently dropped by split()
-    tokens = text.split()
+    # Invisible characters go first: "--ar\u200b 16:9" is "--ar 16:9", and none reach a caption.
+    tokens = strip_invisible(text).split()
     words: list[str] = []
     negative: list[str] = []
     aspect: AspectRatio | None = None
@@ -169,21 +170,38 @@ def _multiples(limits: Limits) -> list[int]:
     return list(range(first, limits.max_side + 1, m))
 
 
-def size_for_aspect(aspect: AspectRatio, limits: Limits, area: int = 1024 * 1024) -> tuple[int, int]:
-    """The supported size closest to ``aspect`` with about ``area`` pixels.
+RATIO_TOLERANCE = 0.05
+"""How far a picture's shape may be from the one asked for (5 %: 16:9 may be 7:4, never 2:1)."""
+AREA_WEIGHT = 0.1
+"""How much missing the pixel count matters against missing the ratio (both on a log scale)."""
 
-    Candidates are all pairs of multiples of ``size_multiple`` within the limits; the ratio matters
-    four times as much as the area (both compared on a log scale, so 2x too big and 2x too small
-    count the same)."""
-    sides = _multiples(limits)
-    if not sides:
-        raise InvalidAspectRatio(value=str(aspect), low="1:1", high="1:1", examples="1:1")
-    target = math.log(aspect.ratio)
+
+def closest_size(ratio: float, area: float, widths: Sequence[int], heights: Sequence[int]) -> tuple[int, int] | None:
+    """The (width, height) of the given sides that best keeps ``ratio`` at about ``area`` pixels.
+
+    Only sizes within ``RATIO_TOLERANCE`` of the ratio are considered when there are any (the
+    shape is what a user notices); among them the ratio still counts ten times as much as the
+    area, both on a log scale (2x too big and 2x too small count the same). None: no sides."""
+    if not widths or not heights:
+        return None
+    target = math.log(ratio)
+    pairs = [(w, h) for w in widths for h in heights]
+    close = [(w, h) for w, h in pairs if abs(w / h / ratio - 1) <= RATIO_TOLERANCE + 1e-9]
     best: tuple[float, int, int] | None = None
-    for w in sides:
-        for h in sides:
-            score = abs(math.log(w / h) - target) + 0.25 * abs(math.log(w * h / area))
-            if best is None or score < best[0] - 1e-12:
-                best = (score, w, h)
+    for w, h in close or pairs:
+        score = abs(math.log(w / h) - target) + AREA_WEIGHT * abs(math.log(w * h / area))
+        if best is None or score < best[0] - 1e-12:
+            best = (score, w, h)
     assert best is not None
     return best[1], best[2]
+
+
+def size_for_aspect(aspect: AspectRatio, limits: Limits, area: int = 1024 * 1024) -> tuple[int, int]:
+    """The supported size closest to ``aspect`` with about ``area`` pixels: multiples of
+    ``size_multiple`` within the limits, within 5 % of the ratio wherever the limits allow one
+    (``closest_size``), so that every quality profile can keep the shape too (``QualityProfile.fit_size``)."""
+    sides = _multiples(limits)
+    found = closest_size(aspect.ratio, area, sides, sides)
+    if found is None:
+        raise InvalidAspectRatio(value=str(aspect), low="1:1", high="1:1", examples="1:1")
+    return found

@@ -213,9 +213,12 @@ class DeliveryLog(Protocol):
 
 class ImageCheck(Protocol):
     """Looks at finished pictures before they are stored (NudeNet, or the no-op check).
-    ``check`` must not block the event loop: the detector runs on a thread of its own."""
+    ``check`` must not block the event loop: the detector runs on a thread of its own.
+    ``inspects``: a detector really looks (False: the stand-in that passes every picture, which
+    is then not called, and no picture is counted as checked)."""
 
     name: str
+    inspects: bool
 
     async def start(self) -> None:
         """Load the detector (off the event loop)."""

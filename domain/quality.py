@@ -5,10 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.models import GenerationRequest, Job, Quality
+from domain.params import closest_size
+
+# Würstchen's sizes are multiples of 128: the prior works at ceil(side / 42.67) latent pixels and
+# the decoder at int(10.67 x that), which the DiffNeXt (a pixel unshuffle by 2, then three
+# halvings) needs divisible by 16, and the VQGAN makes 4 pixels of each. Only a prior latent that
+# is a multiple of 3 gives that: 128 -> 3 -> 32 -> 128 px; 64 -> 2 -> 21 fails, 192 -> 5 -> 53
+# fails, 224 -> 6 -> 64 gives 256 px (tried on the tiny model: tests/wuerstchen/test_sizes.py).
+SIZE_MULTIPLE = 128
 
 
 @dataclass(frozen=True)
 class QualityProfile:
+    """Steps and size of a quality level. ``max_side``: the side of the square whose area is the
+    profile's pixel budget (512: about 512 x 512 pixels); a picture of another shape keeps its
+    shape within 5 % and gets about as many pixels, so its longer side may be longer (16:9 at
+    512 is 896 x 512: 7:4, the nearest shape in steps of 128)."""
+
     name: str
     prior_steps: int
     decoder_steps: int
@@ -16,19 +29,30 @@ class QualityProfile:
     prior_guidance: float = 4.0
     decoder_guidance: float = 0.0
 
-    def fit_size(self, width: int, height: int, multiple: int = 128) -> tuple[int, int]:
-        """Scale (width, height) down so the longer side is at most ``max_side``, keeping the
-        aspect ratio as well as multiples of ``multiple`` allow."""
-        longer = max(width, height)
-        if longer <= self.max_side:
+    def __post_init__(self) -> None:
+        # A profile comes from QUALITY_PROFILES too: a bad one stops the start, not every job.
+        if self.prior_steps < 1 or self.decoder_steps < 1:
+            raise ValueError(f"quality profile {self.name!r}: prior and decoder steps must be at least 1")
+        if self.max_side < SIZE_MULTIPLE:
+            raise ValueError(f"quality profile {self.name!r}: max_side must be at least {SIZE_MULTIPLE}")
+        if self.prior_guidance < 0 or self.decoder_guidance < 0:
+            raise ValueError(f"quality profile {self.name!r}: guidance must not be negative")
+
+    def fit_size(self, width: int, height: int, aspect: float = 0.0, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+        """The size a job of ``width`` x ``height`` is generated at: as asked when it is within
+        the pixel budget; else the multiples of ``multiple`` no larger than asked that keep the
+        shape within 5 % with about ``max_side`` squared pixels (``params.closest_size``). The
+        shape kept is ``aspect`` (the ratio the user asked for) when given, else the size's own:
+        steps of 128 only come near 16:9, and two such steps could add up to more than 5 %."""
+        budget = self.max_side * self.max_side
+        if width * height <= budget:
             return width, height
-        scale = self.max_side / longer
-        w = max(multiple, int(width * scale) // multiple * multiple)
-        h = max(multiple, int(height * scale) // multiple * multiple)
-        return w, h
+        widths = list(range(multiple, width + 1, multiple))
+        heights = list(range(multiple, height + 1, multiple))
+        return closest_size(aspect or width / height, budget, widths, heights) or (width, height)
 
     def request(self, job: Job) -> GenerationRequest:
-        width, height = self.fit_size(job.width, job.height)
+        width, height = self.fit_size(job.width, job.height, job.aspect)
         return GenerationRequest(
             prompt=job.prompt,
             negative_prompt=job.negative_prompt,

@@ -92,6 +92,7 @@ def _decode(png: bytes) -> Any:
 
 class NudeNetCheck:
     name = "nudenet"
+    inspects = True
 
     def __init__(
         self,

@@ -104,7 +104,9 @@ class OtelMetrics:
         self.batch_size = meter.create_histogram(
             "p2p.batch.size", unit="{image}", description="images per generator call"
         )
-        self.jobs = meter.create_counter("p2p.jobs", description="finished jobs by outcome and profile")
+        self.jobs = meter.create_counter(
+            "p2p.jobs", description="finished jobs by outcome (done, failed, cancelled) and profile"
+        )
         self.selected = meter.create_counter(
             "p2p.quality.profile.selected", description="quality profile chosen per job, with the reason"
         )
@@ -129,7 +131,9 @@ class OtelMetrics:
         self.safety_flagged = meter.create_counter(
             "p2p.safety.images.flagged", description="pictures the image check flagged, by category and action"
         )
-        self.safety_checked = meter.create_counter("p2p.safety.images.checked", description="pictures checked")
+        self.safety_checked = meter.create_counter(
+            "p2p.safety.images.checked", description="pictures a detector looked at (none without one)"
+        )
         self.safety_refused = meter.create_counter(
             "p2p.safety.prompts.refused", description="prompts the filter refused, by category and where"
         )
@@ -175,7 +179,7 @@ class OtelMetrics:
         self.batch_size.record(batch_size, {"profile": profile})
 
     def job_finished(self, result: Result, batch_size: int) -> None:
-        attrs = {"outcome": result.status.value, "profile": result.profile or "none"}
+        attrs = {"outcome": result.outcome, "profile": result.profile or "none"}
         if result.error_code:
             attrs["error"] = result.error_code.value
         self.jobs.add(1, attrs)
@@ -192,7 +196,7 @@ class OtelMetrics:
         self._lag = jobs
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None:
-        self.end_to_end.record(end_to_end_s, {"outcome": result.status.value, "profile": result.profile or "none"})
+        self.end_to_end.record(end_to_end_s, {"outcome": result.outcome, "profile": result.profile or "none"})
 
     def delivery_error(self, kind: str) -> None:
         self.telegram_errors.add(1, {"kind": kind})

@@ -172,7 +172,8 @@ class Front:
     ) -> Job:
         """Parse the message's parameters and check everything; raises ``InvalidRequest``."""
         params = parse_prompt(text, self.submit.limits)
-        width, height = self.size_for(params.aspect or self.prefs_aspect(prefs))
+        aspect = params.aspect or self.prefs_aspect(prefs)
+        width, height = self.size_for(aspect)
         quality = params.quality or prefs.quality or Quality.AUTO
         job = self.submit.prepare(
             user_id=user_id,
@@ -185,6 +186,7 @@ class Front:
             quality=quality,
             locale=locale,
             job_id=job_id,
+            aspect=aspect.ratio if aspect else 0.0,
         )
         return job if prefs.translate else job.model_copy(update={"translate": False})
 

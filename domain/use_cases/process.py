@@ -9,15 +9,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from domain.errors import InvalidRequest
 from domain.models import Cancel, ErrorCode, GeneratorKind, Job, Result
 from domain.moderation import SafetyGate
 from domain.policy import FixedPolicy
-from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
+from domain.ports import Carrier, Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES
 from domain.scheduling import pick_batch
-from domain.telemetry import NoMetrics, NoTracer
+from domain.telemetry import NoMetrics, NoTracer, carrier_of
 from domain.translation import UnderstandPrompts
 from domain.use_cases.production import Production, _Planned
+from domain.validation import Limits, check_job, shown_prompt
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ class ProcessJobs(Production):
     id, and an image already stored (a redelivered job whose result was lost) is not generated
     again. A job delivered more than ``max_deliveries`` times (each worker that took it died or
     gave it back: a poison prompt) is not tried again but fails with ``TOO_MANY_ATTEMPTS``.
+    A job taken is checked first with the bot's own rules (``check_job`` with ``limits``, then
+    the prompt filter): one that breaks them fails at once with ``INVALID_JOB`` or
+    ``PROMPT_REFUSED`` and is never generated, whoever put it on the queue.
     """
 
     queue: JobQueue
@@ -57,6 +62,7 @@ class ProcessJobs(Production):
     # Translation and the token-limit check before generation (None: prompts go as written).
     prompts: UnderstandPrompts | None = None
     safety: SafetyGate | None = None  # the prompt filter again and the image check
+    limits: Limits = field(default_factory=Limits)  # the bot's (MAX_PROMPT_CHARS, MIN_SIDE, MAX_SIDE)
 
     def __post_init__(self) -> None:
         if self.safety is None:
@@ -126,8 +132,34 @@ class ProcessJobs(Production):
             elif self.max_deliveries and delivery.attempt > self.max_deliveries:
                 await self._give_up(delivery)  # type: ignore[arg-type]
             else:
-                jobs.append(delivery)  # type: ignore[arg-type]
+                checked = await self._checked(delivery)  # type: ignore[arg-type]
+                if checked is not None:
+                    jobs.append(checked)
         return jobs
+
+    async def _checked(self, delivery: Delivery[Job]) -> Delivery[Job] | None:
+        """The job with the bot's rules applied (its prompts in clean form), or None after it
+        failed them honestly: an ``INVALID_JOB`` or ``PROMPT_REFUSED`` result, then the ack."""
+        job = delivery.message
+        try:
+            checked = check_job(job, self.limits)
+        except InvalidRequest as exc:
+            log.warning(
+                "job %s breaks the rules (%s): failing it without generating",
+                job.job_id,
+                exc.code,
+                extra={"job_id": job.job_id},
+            )
+            failure = Result.failure(job, ErrorCode.INVALID_JOB, worker_id=self.worker_id)
+            # The prompt it carried may be megabytes or unprintable: the user sees a clean excerpt.
+            failure = failure.model_copy(update={"prompt": shown_prompt(job.prompt, self.limits)})
+            await self._finish(delivery, failure, 0)
+            return None
+        refused = self.safety.prompt_refusal(checked, self.worker_id)  # type: ignore[union-attr]
+        if refused is not None:
+            await self._finish(delivery, refused, 0)
+            return None
+        return delivery if checked is job else CheckedDelivery(delivery, checked)
 
     async def _give_up(self, delivery: Delivery[Job]) -> None:
         """The user is owed an honest answer, not silence, and the group a way past the job."""
@@ -158,6 +190,9 @@ class ProcessJobs(Production):
         """The next fair batch of compatible jobs from those in hand (receiving more first)."""
         await self._receive(0.0 if self._held else self.poll_timeout_s)
         if not self._held:
+            # Nothing in hand: the gauge says what waits now (0 once drained), not what waited
+            # when this worker last planned a batch.
+            self.metrics.consumer_lag(await self._backlog())
             return []
         planned = await self._plan(self._held)
         head = (planned[0].profile.name, planned[0].size)
@@ -181,7 +216,8 @@ class ProcessJobs(Production):
         out = []
         for delivery in deliveries:
             profile, reason = self.policy.choose(delivery.message.quality, backlog)
-            size = profile.fit_size(delivery.message.width, delivery.message.height)
+            job = delivery.message
+            size = profile.fit_size(job.width, job.height, job.aspect)
             out.append(_Planned(delivery, profile, reason, size))
         return out
 
@@ -205,3 +241,30 @@ class ProcessJobs(Production):
             return await self.queue.backlog()
         except Exception:
             return 0
+
+
+@dataclass(frozen=True)
+class CheckedDelivery:
+    """A delivery whose job the worker cleaned (white space folded, invisible characters
+    dropped): the clean job is what is generated and reported; acks go to the original."""
+
+    original: Delivery[Job]
+    job: Job
+
+    @property
+    def message(self) -> Job:
+        return self.job
+
+    @property
+    def attempt(self) -> int:
+        return self.original.attempt
+
+    @property
+    def carrier(self) -> Carrier | None:
+        return carrier_of(self.original)
+
+    async def ack(self) -> None:
+        await self.original.ack()
+
+    async def release(self) -> None:
+        await self.original.release()

@@ -79,12 +79,8 @@ class Production:
         self.metrics.jobs_in_flight(len(group))
         try:
             todo: list[_Planned] = []
-            for item in group:
+            for item in group:  # checked when taken (``ProcessJobs._checked``): rules and prompt filter
                 self.metrics.profile_selected(profile.name, item.reason)
-                refused = self.safety.prompt_refusal(item.job, self.worker_id)  # type: ignore[union-attr]
-                if refused is not None:
-                    await self._finish(item.delivery, refused, len(group))
-                    continue
                 key = image_key(item.job.job_id)
                 if await self._already_stored(key):
                     # A redelivered job whose image was stored before: only the result is missing.

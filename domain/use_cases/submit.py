@@ -13,7 +13,7 @@ from domain.models import Job, Locale, Quality
 from domain.ports import JobQueue, Metrics, Tracer
 from domain.safety import PromptFilter
 from domain.telemetry import NoMetrics, NoTracer
-from domain.validation import Limits, check_seed, check_size, clean_negative_prompt, clean_prompt
+from domain.validation import Limits, check_job
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +46,30 @@ class SubmitPrompt:
         quality: Quality = Quality.AUTO,
         locale: Locale = Locale.EN,
         job_id: str | None = None,
+        aspect: float = 0.0,
     ) -> Job:
         """Check everything and build the job; raises ``InvalidRequest`` subclasses. ``job_id``:
         one derived from the message that asked (``job_id_for``), so that the same message
-        handled twice makes one job."""
-        prompt = clean_prompt(prompt, self.limits)
-        negative_prompt = clean_negative_prompt(negative_prompt, self.limits)
-        self._filter(prompt)  # the negative prompt says what to leave out: never filtered
-        width, height = check_size(width or self.default_width, height or self.default_height, self.limits)
-        seed = check_seed(self.seed_source() if seed is None else seed)
+        handled twice makes one job. ``aspect``: the ratio asked for (``--ar``), which ``width``
+        and ``height`` come near; the worker keeps it at every quality profile."""
         given: dict[str, Any] = {"job_id": job_id} if job_id else {}  # else a fresh one
-        return Job(
+        job = Job(
             **given,
             user_id=user_id,
             chat_id=chat_id,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            width=width,
-            height=height,
-            seed=seed,
+            prompt=prompt or "",
+            negative_prompt=negative_prompt or "",
+            width=width or self.default_width,
+            height=height or self.default_height,
+            seed=self.seed_source() if seed is None else seed,
             quality=quality,
             locale=locale,
+            aspect=aspect,
         )
+        # The rules every worker applies again to every job it takes (``check_job``).
+        job = check_job(job, self.limits)
+        self._filter(job.prompt)  # the negative prompt says what to leave out: never filtered
+        return job
 
     def _filter(self, prompt: str) -> None:
         if self.prompt_filter is None:

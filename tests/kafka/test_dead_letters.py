@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from adapters.embedded.generator import FakeGenerator
 from adapters.embedded.storage import LocalFolderStorage
-from domain.models import Result
+from adapters.otel.metrics import OtelMetrics
+from domain.models import ErrorCode, Result
 from domain.use_cases import ProcessJobs
-from tests.kafka.pipeline import eventually, make_job, start_bot, start_worker
+from tests.kafka.pipeline import Worker, eventually, make_job, start_bot, start_worker
+from tests.unit.test_worker_rules import RecordingGenerator
 
 pytestmark = pytest.mark.kafka
 
@@ -127,3 +130,63 @@ async def test_garbage_events_do_not_stop_the_bot(harness, tmp_path):
     assert len(reasons) == 1 and reasons[0].startswith("invalid")
     await worker.stop()
     await bot.stop()
+
+
+async def test_jobs_that_break_the_rules_fail_honestly_on_the_broker_without_generating(harness, tmp_path):
+    """Jobs that did not come through the bot (a 1x1 size with a long prompt, a seed out of
+    range, a size that is not a multiple of 128) decode, fail with an honest ``invalid_job``
+    result each, are committed past, and never reach the generator; the next job completes."""
+    bot = await start_bot(harness.make_queue)
+    queue = harness.make_queue(client_id="w-rules")
+    await queue.start()
+    storage = LocalFolderStorage(tmp_path / "images")
+    await storage.start()
+    generator = RecordingGenerator()
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader], system_metrics=False)
+    process = ProcessJobs(
+        queue, generator, storage, worker_id="w-rules", poll_timeout_s=0.2, batch_wait_s=0.02, metrics=metrics
+    )
+    worker = Worker(queue, process).start()
+    publisher = await harness.new_queue(client_id="publisher")
+    bad = [
+        make_job(1).model_copy(update={"width": 1, "height": 1, "prompt": "x" * 200_000}),
+        make_job(2).model_copy(update={"seed": -5}),
+        make_job(3).model_copy(update={"width": 300}),
+    ]
+    good = make_job(4)
+    for job in [*bad, good]:
+        await publisher.publish_job(job)
+
+    ids = {j.job_id for j in [*bad, good]}
+    assert not await bot.wait_for_pictures(ids, 30)
+    by_id = {r.job_id: r for r in bot.notifier.delivered}
+    assert [(by_id[j.job_id].status.value, by_id[j.job_id].error_code) for j in bad] == [
+        ("failed", ErrorCode.INVALID_JOB)
+    ] * 3
+    assert len(by_id[bad[0].job_id].prompt) <= 1000
+    assert by_id[good.job_id].status.value == "done"
+    assert generator.prompts == [good.prompt]
+    await eventually(_zero_backlog(publisher), 20, "the worker to commit past every job")
+    assert await harness.dead_letter_records(timeout=1) == []  # failed honestly, not set aside
+    jobs = {(p.attributes["outcome"], p.attributes.get("error")): p.value for p in _points(reader, "p2p.jobs")}
+    assert jobs == {("failed", "invalid_job"): 3, ("done", None): 1}
+
+    async def drained() -> bool:  # the idle worker's gauge comes down to what waits: nothing
+        return [p.value for p in _points(reader, "p2p.consumer.lag")] == [0]
+
+    await eventually(drained, 20, "p2p_consumer_lag to say 0")
+    await worker.stop()
+    await bot.stop()
+
+
+def _points(reader, name: str) -> list:
+    data = reader.get_metrics_data()
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]

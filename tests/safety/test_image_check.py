@@ -176,6 +176,8 @@ async def test_off_checks_nothing(rig):
 
 async def test_a_failing_check_flags_rather_than_passes(rig):
     class Broken(NoImageCheck):
+        inspects = True  # a detector, only a broken one
+
         async def check(self, pngs):
             raise RuntimeError("onnxruntime exploded")
 

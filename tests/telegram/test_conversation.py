@@ -45,7 +45,7 @@ EN = {
     "queued": "Queued: position",
     "full": "a lighthouse in a storm",
     "negative": "people, text",
-    "caption": ["seed 42", "640×384", "quality: balanced (as you asked)", "without: people, text"],
+    "caption": ["seed 42", "896×512", "quality: balanced (as you asked)", "without: people, text"],
     "auto_caption": "quality: quality (the service is quiet enough for it)",
     "answer_new": "A new seed",
     "answer_var": "3 variations",
@@ -96,7 +96,7 @@ RU = {
     "queued": "В очереди: место",
     "full": "маяк во время шторма",
     "negative": "люди, текст",
-    "caption": ["seed 42", "640×384", "качество: сбалансированно (как вы просили)", "без: люди, текст"],
+    "caption": ["seed 42", "896×512", "качество: сбалансированно (как вы просили)", "без: люди, текст"],
     "auto_caption": "качество: максимум (сервис достаточно свободен)",
     "answer_new": "Новый seed",
     "answer_var": "Варианты (3)",
@@ -219,7 +219,7 @@ async def _script(service, tg, store, gen, L) -> None:
     [photo] = await me.photo()
     for part in L["caption"]:
         assert part in photo.text, photo.text
-    assert png_size(photo.files["photo"]) == (640, 384)
+    assert png_size(photo.files["photo"]) == (896, 512)  # 7:4, the nearest to 16:9 in steps of 128
     # the chat action showed the upload, before the photo
     actions = [c for c in me.since_mark() if c.method == "sendChatAction"]
     assert actions and actions[0].params["action"] == "upload_photo"
@@ -231,7 +231,7 @@ async def _script(service, tg, store, gen, L) -> None:
     assert list(buttons) == L["buttons"]
     job_id = buttons[L["buttons"][2]]["callback_data"].split(":")[-1]
     record = await store.get_job(job_id)
-    assert (record.seed, record.width, record.height, record.quality) == (42, 640, 384, Quality.BALANCED)
+    assert (record.seed, record.width, record.height, record.quality) == (42, 896, 512, Quality.BALANCED)
     assert record.negative_prompt == L["negative"] and record.state == JobState.DONE
 
     # URL button: the storage link (signed, served by this app's HTTP endpoint)
@@ -254,7 +254,7 @@ async def _script(service, tg, store, gen, L) -> None:
     answered_before(me, qid)
     assert L["answer_new"] in answer_text(tg, qid)
     assert L["full"] in photo2.text and seed_of(photo2.text) != 42
-    assert png_size(photo2.files["photo"]) == (640, 384)
+    assert png_size(photo2.files["photo"]) == (896, 512)
 
     # Variations: three pictures, three seeds, as one album with the buttons below it
     qid = me.press(full_photo_id, buttons[L["buttons"][1]]["callback_data"])
@@ -268,7 +268,7 @@ async def _script(service, tg, store, gen, L) -> None:
     seeds = {seed_of(m["caption"]) for m in media}
     assert len(seeds) == 3 and 42 not in seeds
     assert all(L["full"] in m["caption"] for m in media)
-    assert all(png_size(album.files[f"media{i}"]) == (640, 384) for i in range(3))
+    assert all(png_size(album.files[f"media{i}"]) == (896, 512) for i in range(3))
     [follow] = await me.wait(lambda c: c.method == "sendMessage" and c.text.startswith(L["album"]))
     assert [b["text"] for b in follow.buttons()][:3] == ["🔁 1", "📄 1", "🔗 1"]
     assert not [c for c in me.since_mark() if c.method in ("sendPhoto", "sendDocument")]  # one delivery
@@ -348,7 +348,7 @@ async def _script(service, tg, store, gen, L) -> None:
     [document] = await me.photo()
     assert document.method == "sendDocument"
     width, height = caption_size(document.text)
-    assert png_size(document.files["document"]) == (width, height) == (256, 512)  # 9:16, fast
+    assert png_size(document.files["document"]) == (width, height) == (512, 896)  # 9:16 (4:7), even at fast
     actions = [c for c in me.since_mark() if c.method == "sendChatAction"]
     assert actions[0].params["action"] == "upload_document"
     assert [b["text"] for b in document.buttons()] == [b for i, b in enumerate(L["buttons"]) if i != 2]  # no PNG button under a file

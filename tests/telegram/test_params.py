@@ -79,15 +79,16 @@ def test_sizes_are_supported_and_close(ratio, area):
     w, h = size_for_aspect(aspect, L, area)
     assert w % 128 == 0 and h % 128 == 0
     assert L.min_side <= w <= L.max_side and L.min_side <= h <= L.max_side
-    # as close to the ratio as 128-pixel steps allow
-    assert abs(w / h - aspect.ratio) / aspect.ratio < 0.25
+    # as close to the ratio as 128-pixel steps allow: within 5 % wherever the limits have such a size
+    assert abs(w / h - aspect.ratio) / aspect.ratio < (0.25 if ratio in ("6:1", "1:6") else 0.05)
 
 
 def test_known_sizes():
     assert size_for_aspect(AspectRatio(1, 1), L) == (1024, 1024)
     assert size_for_aspect(AspectRatio(16, 9), L) == (1408, 768)
     assert size_for_aspect(AspectRatio(9, 16), L) == (768, 1408)
-    assert size_for_aspect(AspectRatio(16, 9), L, 512 * 384) == (640, 384)
+    # 640x384 (5:3) would be nearer the area, but 6 % off the shape: 7:4 is 1.6 % off.
+    assert size_for_aspect(AspectRatio(16, 9), L, 512 * 384) == (896, 512)
     assert size_for_aspect(AspectRatio(6, 1), L) == (1536, 256)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from domain.models import Quality
+from domain.params import COMMON_RATIOS, parse_aspect, size_for_aspect
 from domain.policy import REASON_BUSY, REASON_QUIET, REASON_REQUESTED, AdaptivePolicy, FixedPolicy
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.scheduling import pick_batch
+from domain.validation import Limits
 
 
 class Clock:
@@ -29,7 +31,10 @@ def test_quiet_service_gets_full_quality():
     assert (profile.name, reason) == ("quality", REASON_QUIET)
 
 
-@pytest.mark.parametrize(("backlog", "expected"), [(5, "quality"), (6, "quality"), (7, "balanced"), (15, "balanced"), (16, "fast"), (500, "fast")])
+@pytest.mark.parametrize(
+    ("backlog", "expected"),
+    [(5, "quality"), (6, "quality"), (7, "balanced"), (15, "balanced"), (16, "fast"), (500, "fast")],
+)
 def test_busier_service_gets_faster_profiles(backlog, expected):
     assert policy(Clock()).choose(Quality.AUTO, backlog)[0].name == expected
 
@@ -93,8 +98,63 @@ def test_fixed_policy():
 def test_fit_size_keeps_aspect_and_multiples():
     fast = QualityProfile("fast", 8, 4, max_side=512)
     assert fast.fit_size(1024, 1024) == (512, 512)
-    assert fast.fit_size(1536, 640) == (512, 128)
-    assert fast.fit_size(384, 256) == (384, 256)
+    assert fast.fit_size(1536, 640) == (896, 384)  # 2.33 for 2.4: about 512 x 512 pixels, the shape kept
+    assert fast.fit_size(1408, 768) == (896, 512)  # the --ar 16:9 --q fast of the issue: 7:4, not 2:1
+    assert fast.fit_size(384, 256) == (384, 256)  # within the budget: as asked
+
+
+# Every ratio offered on a button, and the other usual ones.
+RATIOS = [*COMMON_RATIOS, "2:1", "1:2", "5:4", "4:5", "21:9", "9:21", "3:1", "1:3"]
+
+
+@pytest.mark.parametrize("ratio", RATIOS)
+@pytest.mark.parametrize("area", [1024 * 1024, 512 * 384, 1536 * 1536])  # DEFAULT_WIDTH x DEFAULT_HEIGHT
+@pytest.mark.parametrize("profile", list(DEFAULT_PROFILES.values()), ids=lambda p: p.name)
+def test_every_profile_keeps_the_ratio_asked_for_within_5_percent(ratio, area, profile):
+    """The bot sizes the job from ``--ar`` (``size_for_aspect``), the worker fits it to the
+    profile (``fit_size``): the picture's shape stays within 5 % of the one asked for, in the
+    model's steps of 128, no larger than the job, with about the profile's pixels."""
+    limits = Limits()
+    aspect = parse_aspect(ratio, limits)
+    width, height = size_for_aspect(aspect, limits, area)
+    w, h = profile.fit_size(width, height, aspect.ratio)  # the job carries the ratio asked for
+    assert abs(w / h / aspect.ratio - 1) <= 0.05 + 1e-9, (ratio, (width, height), (w, h))
+    assert w % 128 == 0 and h % 128 == 0 and w >= 128 and h >= 128
+    assert w <= width and h <= height
+    budget = profile.max_side**2
+    assert w * h <= max(budget * 2, width * height if width * height <= budget else 0)
+
+
+def test_the_ratio_asked_for_is_what_is_kept_not_the_jobs_own_approximation():
+    """16:9 with a small default size is 896x512 (7:4, 1.6 % off); fitting 7:4 alone to the fast
+    profile could take 640x384 (5:3, 4.8 % off 7:4 but 6.25 % off 16:9)."""
+    fast = DEFAULT_PROFILES[Quality.FAST]
+    assert fast.fit_size(896, 512) == (640, 384)
+    assert fast.fit_size(896, 512, 16 / 9) == (896, 512)
+
+
+def test_fitting_never_moves_a_jobs_shape_more_than_5_percent():
+    """Whatever size a job asks for (any multiple of 128 within the limits), every profile keeps
+    its shape within 5 %, and does not shrink a job that is within its budget."""
+    limits = Limits()
+    sides = range(limits.min_side, limits.max_side + 1, limits.size_multiple)
+    for profile in DEFAULT_PROFILES.values():
+        for width in sides:
+            for height in sides:
+                w, h = profile.fit_size(width, height)
+                assert abs(w / h / (width / height) - 1) <= 0.05 + 1e-9, (profile.name, width, height, w, h)
+                assert w <= width and h <= height
+                if width * height <= profile.max_side**2:
+                    assert (w, h) == (width, height)
+
+
+@pytest.mark.parametrize(
+    "fields", [{"prior_steps": 0}, {"decoder_steps": -1}, {"max_side": 64}, {"prior_guidance": -1.0}]
+)
+def test_a_profile_with_impossible_steps_or_size_is_refused(fields):
+    values = {"name": "bad", "prior_steps": 8, "decoder_steps": 4, "max_side": 512, **fields}
+    with pytest.raises(ValueError, match="quality profile 'bad'"):
+        QualityProfile(**values)
 
 
 def test_pick_batch_takes_the_oldest_group_and_rotates_users():

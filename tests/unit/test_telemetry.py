@@ -110,9 +110,97 @@ async def test_metrics_endpoint_serves_prometheus_text(tmp_path):
     finally:
         await http.stop()
     for name in (
-        "p2p_generation_duration_seconds_bucket", "p2p_queue_wait_seconds_count", "p2p_end_to_end_seconds_sum",
-        "p2p_batch_size_bucket", "p2p_jobs_total", "p2p_consumer_lag", "p2p_jobs_in_flight",
-        "p2p_quality_profile_selected_total", "p2p_process_cpu_utilization", "p2p_system_cpu_utilization",
+        "p2p_generation_duration_seconds_bucket",
+        "p2p_queue_wait_seconds_count",
+        "p2p_end_to_end_seconds_sum",
+        "p2p_batch_size_bucket",
+        "p2p_jobs_total",
+        "p2p_consumer_lag",
+        "p2p_jobs_in_flight",
+        "p2p_quality_profile_selected_total",
+        "p2p_process_cpu_utilization",
+        "p2p_system_cpu_utilization",
         "p2p_network_packets_per_second",
     ):
         assert name in text, name
+
+
+# --------------------------------------------------------------------------- metrics that say what happened
+
+
+def counts(reader: InMemoryMetricReader, name: str) -> dict[tuple, float]:
+    return {tuple(sorted(p.attributes.items())): p.value for p in points(reader).get(name, [])}
+
+
+async def worker_rig(tmp_path, **kw):
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader], system_metrics=False)
+    queue = MemoryJobQueue()
+    storage = LocalFolderStorage(tmp_path)
+    await queue.start()
+    await storage.start()
+    submit = SubmitPrompt(queue, default_width=256, default_height=256)
+    worker = ProcessJobs(queue, FakeGenerator(), storage, max_batch=4, poll_timeout_s=0.05, metrics=metrics, **kw)
+    return reader, queue, submit, worker
+
+
+async def test_the_lag_is_zero_once_nothing_waits(tmp_path):
+    reader, queue, submit, worker = await worker_rig(tmp_path)
+    for u in (1, 2):
+        await submit(user_id=u, chat_id=u, prompt="a fox")
+    assert await worker.run_once() == 2
+    assert [p.value for p in points(reader)["p2p.consumer.lag"]] == [2]  # as planned
+    assert await queue.backlog() == 0
+    assert await worker.run_once() == 0  # an idle poll: the queue is drained
+    assert [p.value for p in points(reader)["p2p.consumer.lag"]] == [0]
+    await submit(user_id=3, chat_id=3, prompt="a fox")
+    assert await worker.run_once() == 1
+    assert [p.value for p in points(reader)["p2p.consumer.lag"]] == [1]  # one waited again
+
+
+async def test_no_picture_counts_as_checked_without_a_detector(tmp_path):
+    from adapters.embedded.image_check import NoImageCheck
+    from domain.moderation import SafetyGate
+    from domain.safety import CLEAN
+
+    class Detector(NoImageCheck):
+        """A detector double that looks (and passes everything)."""
+
+        name = "double"
+        inspects = True
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+        async def check(self, pngs):
+            self.seen += len(pngs)
+            return [CLEAN for _ in pngs]
+
+    reader, _, submit, worker = await worker_rig(tmp_path, safety=SafetyGate(image_check=NoImageCheck()))
+    worker.safety.metrics = worker.metrics
+    await submit(user_id=1, chat_id=1, prompt="a fox")
+    assert await worker.run_once() == 1
+    assert counts(reader, "p2p.safety.images.checked") == {}  # the stand-in looked at nothing
+    assert "p2p.safety.image_check.duration" not in points(reader)
+
+    detector = Detector()
+    reader, _, submit, worker = await worker_rig(tmp_path / "2", safety=SafetyGate(image_check=detector))
+    worker.safety.metrics = worker.metrics
+    await submit(user_id=1, chat_id=1, prompt="a fox")
+    assert await worker.run_once() == 1
+    assert detector.seen == 1
+    assert counts(reader, "p2p.safety.images.checked") == {(("flagged", False),): 1}
+
+
+async def test_a_users_cancel_counts_as_cancelled_not_failed(tmp_path):
+    from domain.models import Cancel
+
+    reader, queue, submit, worker = await worker_rig(tmp_path)
+    withdrawn = await submit(user_id=1, chat_id=1, prompt="a fox")
+    await queue.publish_cancel(Cancel(job_id=withdrawn.job_id, user_id=1))
+    await submit(user_id=2, chat_id=2, prompt="a hare")
+    await worker.run_once()
+    jobs = counts(reader, "p2p.jobs")
+    assert jobs[(("error", "cancelled"), ("outcome", "cancelled"), ("profile", "none"))] == 1
+    assert jobs[(("outcome", "done"), ("profile", "quality"))] == 1
+    assert not any(dict(k)["outcome"] == "failed" for k in jobs)

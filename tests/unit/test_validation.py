@@ -84,3 +84,78 @@ def test_seed_range():
 )
 def test_locale_from_telegram_language_code(code, locale):
     assert Locale.from_language_code(code) == locale
+
+
+INVISIBLE = [
+    *(chr(c) for c in range(0x202A, 0x202F)),  # bidi embeddings and overrides (U+202E: right-to-left)
+    *(chr(c) for c in range(0x2066, 0x206A)),  # bidi isolates
+    *(chr(c) for c in range(0x200B, 0x2010)),  # zero-width space, joiners, direction marks
+    "\u2060",  # word joiner
+    "\ufeff",  # zero-width no-break space (BOM)
+    "\u00ad",  # soft hyphen
+    "\u061c",  # Arabic letter mark
+    "\U000e0041",  # a tag character (invisible text smuggled in)
+]
+
+
+@pytest.mark.parametrize("ch", INVISIBLE)
+def test_invisible_and_bidi_characters_are_dropped(ch):
+    assert clean_prompt(f"a{ch} cat{ch} on a mat{ch}", Limits()) == "a cat on a mat"
+    assert clean_negative_prompt(f"{ch}blur{ch}", Limits()) == "blur"
+
+
+def test_every_format_character_is_dropped_but_the_joiner_inside_an_emoji():
+    import sys
+    import unicodedata
+
+    from domain.validation import strip_invisible
+
+    every_cf = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf")
+    assert len(every_cf) > 150
+    assert strip_invisible(f"sun{every_cf}set") == "sunset"
+    family, rainbow = "👩\u200d👩\u200d👧", "🏳\ufe0f\u200d🌈"
+    assert strip_invisible(f"{family} and {rainbow} flag") == f"{family} and {rainbow} flag"
+    assert strip_invisible("cat\u200ddog 🐱\u200d") == "catdog 🐱"  # not between two emoji: dropped
+
+
+def test_a_prompt_of_only_invisible_characters_is_empty():
+    with pytest.raises(errors.EmptyPrompt):
+        clean_prompt("\u200b\u202e\u2060 \ufeff", Limits())
+    assert clean_negative_prompt("\u200b\u200b", Limits()) == ""
+
+
+def test_a_lone_surrogate_is_a_control_character():
+    with pytest.raises(errors.PromptControlCharacters):
+        clean_prompt("a cat \ud800", Limits())
+
+
+def test_parameters_are_read_through_invisible_characters():
+    from domain.params import parse_prompt
+
+    params = parse_prompt("a\u202e cat --ar\u200b 16:9 --no\u2060 blur\u200f")
+    assert (params.prompt, params.negative_prompt, str(params.aspect)) == ("a cat", "blur", "16:9")
+
+
+def test_check_job_is_the_bots_rules_on_a_job():
+    from domain.models import Job
+    from domain.validation import check_job
+
+    clean = Job(user_id=1, chat_id=1, prompt="a cat", width=512, height=512, seed=1)
+    assert check_job(clean, Limits()) is clean
+    messy = clean.model_copy(update={"prompt": " a\u200b  cat\u202e ", "negative_prompt": "\ufeff"})
+    checked = check_job(messy, Limits())
+    assert (checked.prompt, checked.negative_prompt, checked.job_id) == ("a cat", "", clean.job_id)
+    for fields, error in [
+        ({"width": 1, "height": 1}, errors.UnsupportedSize),
+        ({"width": 500}, errors.UnsupportedSize),
+        ({"seed": -1}, errors.InvalidSeed),
+        ({"seed": 2**32}, errors.InvalidSeed),
+        ({"prompt": "x" * 1001}, errors.PromptTooLong),
+        ({"prompt": ""}, errors.EmptyPrompt),
+        ({"negative_prompt": "a\x00b"}, errors.PromptControlCharacters),
+        ({"aspect": -1.0}, errors.InvalidAspectRatio),
+        ({"aspect": 100.0}, errors.InvalidAspectRatio),
+        ({"aspect": float("nan")}, errors.InvalidAspectRatio),
+    ]:
+        with pytest.raises(error):
+            check_job(clean.model_copy(update=fields), Limits())
