@@ -235,6 +235,11 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr = Field(
         SecretStr(""), description="secret token Telegram sends in X-Telegram-Bot-Api-Secret-Token"
     )
+    job_id_secret: SecretStr = Field(
+        SecretStr(""),
+        description="key of the HMAC that makes job ids from chat and message ids, so that nobody can "
+        "compute another user's job id (empty: derived from TELEGRAM_BOT_TOKEN, the same on every bot host)",
+    )
     user_store: UserStoreBackend = Field(
         UserStoreBackend.SQLITE,
         description="where user settings, jobs and deliveries are kept: sqlite (one host), "

@@ -24,7 +24,7 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import QUEUED, StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import Job, Locale, Quality, Stage, job_id_for
+from domain.models import Job, Locale, Quality, Stage
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
@@ -226,7 +226,7 @@ class Front:
         reply_to: int | None = None,
     ) -> list[Job]:
         """A prompt message: parse, check, admit, reply with the live status, queue."""
-        job_id = job_id_for(chat_id, reply_to) if reply_to is not None else None
+        job_id = self.submit.job_id_for(chat_id, reply_to) if reply_to is not None else None
         try:
             job = self.build_job(user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id)
         except InvalidRequest as exc:
