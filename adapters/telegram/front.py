@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, CallbackQuery
 
 from adapters.telegram.albums import Albums
 from adapters.telegram.i18n import Translator
@@ -92,6 +92,11 @@ class Front:
     # --- who may do what ----------------------------------------------------------------------
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.config.admins
+
+    @property
+    def receives_reports(self) -> bool:
+        """Whether anyone gets users' reports (an admin chat, or admins): else no Report button."""
+        return bool(self.config.admin_chat_id or self.config.admins)
 
     def is_allowed(self, user_id: int) -> bool:
         return not self.config.allowed or user_id in self.config.allowed or self.is_admin(user_id)
@@ -198,6 +203,26 @@ class Front:
             translate=translate,
             seed_source=self.seed_source,
         )
+
+    async def job_for_button(
+        self, query: CallbackQuery, job_id: str, locale: Locale, *, owner_only: bool = False
+    ) -> JobRecord | None:
+        """The job a button names, when the one who pressed it may act on it: its owner, or
+        (not with ``owner_only``) a member of the group it was made in (``JobRecord.reachable_by``).
+        Otherwise the query is answered here, politely and once, and None comes back: the
+        handler then touches nothing. Callback data is whatever a client sends, so the job id
+        in it proves nothing; the record decides."""
+        record = await self.store.get_job(job_id)
+        user_id = query.from_user.id
+        chat_id = query.message.chat.id if query.message else None
+        if record is None:
+            await self.answer(query, self.t(locale, "answer-job-forgotten"))
+            return None
+        if not (record.owned_by(user_id) if owner_only else record.reachable_by(user_id, chat_id)):
+            log.info("user %s pressed a button of job %s, which is not theirs", user_id, job_id)
+            await self.answer(query, self.t(locale, "answer-not-yours"))
+            return None
+        return record
 
     async def answer(self, query: Any, text: str | None = None, *, alert: bool = False) -> None:
         """Answer a callback query at once; a query too old to answer does not stop the work."""

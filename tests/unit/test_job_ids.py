@@ -12,8 +12,9 @@ import uuid
 from adapters.embedded.queue import MemoryJobQueue
 from config import factories
 from config.settings import Settings
-from domain.models import job_id_for
+from domain.models import Locale, Quality, job_id_for
 from domain.use_cases import SubmitPrompt
+from domain.users import JobRecord
 
 TOKEN = "123456:AAE-secret-token-of-the-bot"
 # The namespace of the former ids (uuid5 of "chat_id:message_id"), written in the source before.
@@ -64,3 +65,16 @@ def test_the_use_case_makes_ids_with_its_secret_and_never_shows_it():
 def test_the_secret_setting_is_not_shown():
     s = settings(telegram_bot_token=TOKEN, job_id_secret="a-long-random-secret")
     assert "a-long-random-secret" not in repr(s) and "a-long-random-secret" not in str(s.model_dump())
+
+
+def test_a_record_is_reachable_by_its_owner_and_by_its_group_only():
+    def record(user_id: int, chat_id: int) -> JobRecord:
+        return JobRecord("j", user_id, chat_id, "a fox", "", 512, 512, 1, Quality.AUTO, Locale.EN, 0.0)
+
+    private = record(1, 1)
+    assert private.reachable_by(1, 1) and private.reachable_by(1, None) and private.reachable_by(1, -5)
+    assert not private.reachable_by(2, 2) and not private.reachable_by(2, None) and not private.reachable_by(2, -5)
+    group = record(1, -5)
+    assert group.reachable_by(2, -5)  # a member of the group, under a message in that group
+    assert not group.reachable_by(2, 2) and not group.reachable_by(2, -6) and not group.reachable_by(2, None)
+    assert group.owned_by(1) and not group.owned_by(2)
