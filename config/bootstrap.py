@@ -141,6 +141,7 @@ class Components:
             tracer=self.tracer,
             prompt_filter=self.prompt_filter,
             metrics=self.metrics,
+            job_id_secret=factories.job_id_secret(self.settings),
         )
 
     @cached_property

@@ -7,6 +7,8 @@ diffusers or any adapter it does not use.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -52,6 +54,18 @@ log = logging.getLogger(__name__)
 
 def _secret(value: SecretStr) -> str | None:
     return value.get_secret_value() or None
+
+
+def job_id_secret(settings: Settings) -> bytes:
+    """The key of the job ids (``domain.models.job_id_for``): JOB_ID_SECRET, or else one derived
+    from the bot token with a fixed label, so that bot hosts sharing the token agree on the ids
+    of a message handed to two of them without any new setting, and the token itself never
+    leaves this function."""
+    given = settings.job_id_secret.get_secret_value()
+    if given:
+        return given.encode()
+    token = settings.telegram_bot_token.get_secret_value().encode()
+    return hmac.new(token, b"prompt2pic job ids v1", hashlib.sha256).digest()
 
 
 def default_worker_id(settings: Settings) -> str:

@@ -269,6 +269,11 @@ class Settings(BaseSettings):
         description="secret token Telegram sends in X-Telegram-Bot-Api-Secret-Token: 32-256 characters "
         "of A-Z a-z 0-9 _ - (openssl rand -hex 32)",
     )
+    job_id_secret: SecretStr = Field(
+        SecretStr(""),
+        description="key of the HMAC that makes job ids from chat and message ids, so that nobody can "
+        "compute another user's job id (empty: derived from TELEGRAM_BOT_TOKEN, the same on every bot host)",
+    )
 
     @field_validator("telegram_webhook_secret")
     @classmethod

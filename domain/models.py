@@ -8,6 +8,8 @@ way in.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from enum import StrEnum
@@ -67,13 +69,16 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-_MESSAGE_JOBS = uuid.UUID("6f1c2b0e-3d5a-4c39-9a59-2a8d8e0f7b11")
-
-
-def job_id_for(*origin: object) -> str:
+def job_id_for(secret: bytes, *origin: object) -> str:
     """A job id derived from what asked for the job (a chat and a message id): a message handed
-    over twice (a restarted bot gets the updates it had not confirmed) gives the same job."""
-    return uuid.uuid5(_MESSAGE_JOBS, ":".join(map(str, origin))).hex
+    over twice (a restarted bot gets the updates it had not confirmed) gives the same job.
+
+    It is an HMAC-SHA256 keyed with the service's secret (``JOB_ID_SECRET``), cut to 32 hex
+    characters like a uuid's (a button's callback data holds at most 64 bytes): chat ids and
+    message ids are easy to guess (in a private chat the chat id is the user's id and message
+    ids count up), so an id computed from them alone would let anyone name another user's job."""
+    message = ":".join(map(str, origin)).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
 
 def now() -> float:

@@ -129,6 +129,20 @@ class JobRecord:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
+    def owned_by(self, user_id: int) -> bool:
+        """Whether ``user_id`` asked for this job: only its owner may cancel it."""
+        return self.user_id == user_id
+
+    def reachable_by(self, user_id: int, chat_id: int | None) -> bool:
+        """Whether a button pressed by ``user_id`` under a message in ``chat_id`` may act on this
+        job (send its original, repeat it, report it): the owner's own job, or a job asked for
+        in that very group, which its members share. Callback data is whatever a client sends
+        (a modified one can send any job id), so this is checked on every press; ``chat_id``
+        is the chat Telegram says the button's message is in, which a client cannot choose.
+        In a private chat the chat id is the user's own id, so a job made there is reachable
+        only by its owner; ``None`` (a message sent in inline mode) leaves the owner alone."""
+        return self.owned_by(user_id) or (chat_id is not None and chat_id == self.chat_id)
+
     @classmethod
     def from_row(cls, row: Row) -> JobRecord:
         """A record from a database row with one column per field (enums stored as values)."""

@@ -123,6 +123,7 @@ class FakeBotAPI(ScriptedUpdates):
         self._file_ids = itertools.count(1)
         self.chats: dict[int, dict[str, Any]] = {}  # chat id -> the chat object updates carry
         self.user_messages: set[tuple[int, int]] = set()  # (chat id, message id) users sent
+        self.user_message_bodies: dict[tuple[int, int], dict[str, Any]] = {}  # their text messages
         self.file_ids: set[str] = set()  # of photos and documents the bot sent
         self.inline_queries: dict[str, dict[str, Any]] = {}  # id -> query (answered: "answered")
 
@@ -303,6 +304,14 @@ class FakeBotAPI(ScriptedUpdates):
         markup = params.get("reply_markup")
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             message["reply_markup"] = markup
+        reply = params.get("reply_parameters")
+        if isinstance(reply, str):
+            reply = _maybe_json(reply)
+        if isinstance(reply, dict) and "message_id" in reply:  # as Telegram: the message replied to
+            key = (message["chat"]["id"], int(reply["message_id"]))
+            replied = self.user_message_bodies.get(key) or self.messages.get(key[1])
+            if replied is not None and replied["chat"]["id"] == key[0]:
+                message["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
         self.messages[message["message_id"]] = message
         return message
 

@@ -19,6 +19,7 @@ class ScriptedUpdates:
     messages: dict[int, dict[str, Any]]
     chats: dict[int, dict[str, Any]]
     user_messages: set[tuple[int, int]]
+    user_message_bodies: dict[tuple[int, int], dict[str, Any]]
     inline_queries: dict[str, dict[str, Any]]
     bot_user: dict[str, Any]
 
@@ -63,6 +64,7 @@ class ScriptedUpdates:
                 "message_id": reply_to, "date": int(time.time()), "chat": chat, "text": "",
             }
         self.user_messages.add((chat["id"], message["message_id"]))
+        self.user_message_bodies[(chat["id"], message["message_id"])] = message
         return {"update_id": next(self._update_ids), "message": message}
 
     def send_text(

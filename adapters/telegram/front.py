@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, CallbackQuery
 
 from adapters.telegram.albums import Albums
 from adapters.telegram.i18n import Translator
@@ -24,7 +24,7 @@ from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.status import QUEUED, StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
-from domain.models import GeneratorKind, Job, Locale, Quality, Stage, job_id_for
+from domain.models import GeneratorKind, Job, Locale, Quality, Stage
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
 from domain.ports import JobQueue, Storage
 from domain.safety import SafetyTally
@@ -96,6 +96,11 @@ class Front:
     # --- who may do what ----------------------------------------------------------------------
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.config.admins
+
+    @property
+    def receives_reports(self) -> bool:
+        """Whether anyone gets users' reports (an admin chat, or admins): else no Report button."""
+        return bool(self.config.admin_chat_id or self.config.admins)
 
     def is_allowed(self, user_id: int) -> bool:
         return not self.config.allowed or user_id in self.config.allowed or self.is_admin(user_id)
@@ -205,6 +210,26 @@ class Front:
             seed_source=self.seed_source,
         )
 
+    async def job_for_button(
+        self, query: CallbackQuery, job_id: str, locale: Locale, *, owner_only: bool = False
+    ) -> JobRecord | None:
+        """The job a button names, when the one who pressed it may act on it: its owner, or
+        (not with ``owner_only``) a member of the group it was made in (``JobRecord.reachable_by``).
+        Otherwise the query is answered here, politely and once, and None comes back: the
+        handler then touches nothing. Callback data is whatever a client sends, so the job id
+        in it proves nothing; the record decides."""
+        record = await self.store.get_job(job_id)
+        user_id = query.from_user.id
+        chat_id = query.message.chat.id if query.message else None
+        if record is None:
+            await self.answer(query, self.t(locale, "answer-job-forgotten"))
+            return None
+        if not (record.owned_by(user_id) if owner_only else record.reachable_by(user_id, chat_id)):
+            log.info("user %s pressed a button of job %s, which is not theirs", user_id, job_id)
+            await self.answer(query, self.t(locale, "answer-not-yours"))
+            return None
+        return record
+
     async def answer(self, query: Any, text: str | None = None, *, alert: bool = False) -> None:
         """Answer a callback query at once; a query too old to answer does not stop the work."""
         with contextlib.suppress(Exception):
@@ -232,7 +257,7 @@ class Front:
         reply_to: int | None = None,
     ) -> list[Job]:
         """A prompt message: parse, check, admit, reply with the live status, queue."""
-        job_id = job_id_for(chat_id, reply_to) if reply_to is not None else None
+        job_id = self.submit.job_id_for(chat_id, reply_to) if reply_to is not None else None
         try:
             job = self.build_job(user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id)
         except InvalidRequest as exc:

@@ -49,18 +49,21 @@ async def report_picture(front: Front, query: CallbackQuery, job_id: str, locale
     """A user's report of a picture: answered at once, then the picture goes to the admins with
     who reported it, the prompt and the command to ban them."""
     user = query.from_user
-    record = await front.store.get_job(job_id)
-    if record is None or record.user_id != user.id or not record.image_key:
+    record = await front.job_for_button(query, job_id, locale)  # the owner's, or a group's own
+    if record is None:
+        return  # answered: forgotten, or not this user's to report
+    if not record.image_key:
         await front.answer(query, front.t(locale, "answer-report-gone"))
+        return
+    targets = report_targets(front)
+    if not targets:  # an old button: no Report button is shown while nobody receives reports
+        log.warning("a report of job %s has nowhere to go: set ADMIN_IDS or ADMIN_CHAT_ID", job_id)
+        await front.answer(query, front.t(locale, "answer-report-nobody"))
         return
     if not front.safety.reported(job_id):
         await front.answer(query, front.t(locale, "answer-report-again"))
         return
     await front.answer(query, front.t(locale, "answer-report"))
-    targets = report_targets(front)
-    if not targets:
-        log.warning("a report of job %s has nowhere to go: set ADMIN_IDS or ADMIN_CHAT_ID", job_id)
-        return
     try:
         png = await front.storage.get(record.image_key)
     except Exception as exc:

@@ -261,6 +261,7 @@ class TelegramNotifier:
             url if level == 0 else None,
             with_png=not document,
             variations=self.front.config.variations,
+            report=self.front.receives_reports,
             share=share,
         )
 

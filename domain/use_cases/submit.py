@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import PromptRefused, QueueUnavailable
-from domain.models import Job, Locale, Quality
+from domain.models import Job, Locale, Quality, job_id_for
 from domain.ports import JobQueue, Metrics, Tracer
 from domain.safety import PromptFilter
 from domain.telemetry import NoMetrics, NoTracer
@@ -32,6 +33,14 @@ class SubmitPrompt:
     metrics: Metrics = field(default_factory=NoMetrics)
     # Jobs this process is handing to the queue right now (the outbox leaves them alone).
     in_flight: set[str] = field(default_factory=set)
+    # The key of the job ids made from messages (``job_id_for``): the composition root gives
+    # one every bot host shares (JOB_ID_SECRET); a random one per process otherwise. Never shown.
+    job_id_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def job_id_for(self, chat_id: int, message_id: int) -> str:
+        """The id of the job asked for by message ``message_id`` of ``chat_id``: the same for
+        the same message, not computable without the secret."""
+        return job_id_for(self.job_id_secret, chat_id, message_id)
 
     def prepare(
         self,
@@ -49,7 +58,7 @@ class SubmitPrompt:
         aspect: float = 0.0,
     ) -> Job:
         """Check everything and build the job; raises ``InvalidRequest`` subclasses. ``job_id``:
-        one derived from the message that asked (``job_id_for``), so that the same message
+        one derived from the message that asked (``self.job_id_for``), so that the same message
         handled twice makes one job. ``aspect``: the ratio asked for (``--ar``), which ``width``
         and ``height`` come near; the worker keeps it at every quality profile."""
         given: dict[str, Any] = {"job_id": job_id} if job_id else {}  # else a fresh one

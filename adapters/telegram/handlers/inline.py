@@ -83,7 +83,10 @@ def router(prompts: InlinePrompts) -> Router:
     @r.inline_query()
     async def on_inline(query: InlineQuery, front: Front, locale: Locale) -> None:
         text = " ".join(query.query.split())
-        records = await front.store.history(query.from_user.id, 50)
+        user_id = query.from_user.id
+        # only the user's own pictures (their history, and the record's word on it): an inline
+        # result shares a picture by its file id, so anyone else's would be handed over
+        records = [rec for rec in await front.store.history(user_id, 50) if rec.owned_by(user_id)]
         found: list[InlineQueryResultUnion] = [
             item for item in (inline_result(rec) for rec in records if matches(text, rec.prompt)) if item
         ]

@@ -81,11 +81,14 @@ def router() -> Router:
     @r.callback_query(CancelJob.filter())
     async def on_cancel_button(query: CallbackQuery, callback_data: CancelJob, front: Front, locale: Locale) -> None:
         user_id = query.from_user.id
-        if callback_data.job == "all":
+        if callback_data.job == "all":  # the presser's own jobs, whoever's list it is under
             targets = await front.store.active_jobs(user_id)
         else:
-            record = await front.store.get_job(callback_data.job)
-            targets = [record] if record is not None and record.user_id == user_id and record.active else []
+            # Only the owner cancels, even in a group whose members share the picture buttons.
+            record = await front.job_for_button(query, callback_data.job, locale, owner_only=True)
+            if record is None:
+                return  # answered: forgotten, or someone else's
+            targets = [record] if record.active else []
         if not targets:
             await front.answer(query, front.t(locale, "cancel-too-late"))
             return

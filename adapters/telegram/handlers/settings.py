@@ -52,6 +52,28 @@ def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Loca
     )
 
 
+def is_panel(message: object) -> bool:
+    """Whether ``message`` (as Telegram gives it with a callback query) is a settings panel: its
+    buttons are settings buttons. A settings press under any other message edits nothing."""
+    markup = getattr(message, "reply_markup", None)
+    rows = markup.inline_keyboard if markup is not None else []
+    return any((button.callback_data or "").startswith(SetPref.__prefix__ + ":") for row in rows for button in row)
+
+
+def panel_is_theirs(query: CallbackQuery) -> bool:
+    """Whether the one who pressed a settings button may use the panel it is under: in a private
+    chat always (the chat is theirs); in a group only their own panel, the one that answered
+    their /settings (Telegram gives the message it replies to). Someone else's panel, or a
+    forged settings press under someone's picture, changes nothing."""
+    message = query.message
+    if message is None or message.chat.type == "private":
+        return True
+    if not isinstance(message, Message) or not is_panel(message):
+        return False
+    asked = message.reply_to_message
+    return asked is not None and asked.from_user is not None and asked.from_user.id == query.from_user.id
+
+
 def router() -> Router:
     r = Router(name="settings")
 
@@ -60,18 +82,27 @@ def router() -> Router:
         text = settings_text(front, locale, prefs, telegram_locale(message.from_user))
         with contextlib.suppress(Exception):
             await front.sender.send_message(
-                message.chat.id, text, reply_markup=settings_keyboard(front.t, locale, prefs)
+                message.chat.id,
+                text,
+                reply_markup=settings_keyboard(front.t, locale, prefs),
+                # in a group the panel answers its owner's /settings: only they may use it
+                reply_to=None if message.chat.type == "private" else message.message_id,
             )
 
     @r.callback_query(SetPref.filter())
-    async def on_set(query: CallbackQuery, callback_data: SetPref, front: Front, prefs: UserPrefs) -> None:
+    async def on_set(
+        query: CallbackQuery, callback_data: SetPref, front: Front, prefs: UserPrefs, locale: Locale
+    ) -> None:
+        if not panel_is_theirs(query):
+            await front.answer(query, front.t(locale, "answer-settings-not-yours"))
+            return
         new = front.prefs_with(prefs, callback_data.field, callback_data.value)
         telegram = telegram_locale(query.from_user)
         locale = new.locale or telegram
         await front.answer(query, front.t(locale, "settings-saved"))  # at once, before the work
         if new != prefs:
             await front.store.save_prefs(new)
-        if query.message is None or new == prefs:
+        if query.message is None or new == prefs or not is_panel(query.message):
             return
         await front.sender.edit_text(
             query.message.chat.id,

@@ -127,6 +127,10 @@ button-share = ↗️ Share
 answer-new-seed = 🔁 A new seed: queued
 answer-variations = 🎲 { $count } variations: queued
 answer-png = 📄 Sending the original PNG…
+answer-job-forgotten = I no longer have this picture. Please send the prompt again.
+answer-not-yours = Sorry, this picture is not yours, so its buttons do not work for you.
+answer-settings-not-yours = These are someone else's settings. Send /settings to change yours.
+answer-button-dead = This button no longer works. Send the prompt again, or see /help.
 
 ## /settings
 
@@ -227,6 +231,7 @@ button-report = ⚠️ Report
 answer-report = ⚠️ Thank you: the picture was sent to the moderators.
 answer-report-again = You have reported this picture already.
 answer-report-gone = This picture can no longer be reported.
+answer-report-nobody = Reports are not collected here: this bot has no moderators.
 report-admin =
     ⚠️ Report from { $name } (id { $user_id }), job { $job_id }
     Prompt: { $prompt }

@@ -127,6 +127,10 @@ button-share = ↗️ Поделиться
 answer-new-seed = 🔁 Новый seed: в очереди
 answer-variations = 🎲 Варианты ({ $count }): в очереди
 answer-png = 📄 Отправляю оригинал PNG…
+answer-job-forgotten = Этой картинки у меня больше нет. Пришлите описание ещё раз.
+answer-not-yours = Извините, это не ваша картинка, поэтому её кнопки для вас не работают.
+answer-settings-not-yours = Это чужие настройки. Чтобы изменить свои, отправьте /settings.
+answer-button-dead = Эта кнопка больше не работает. Пришлите описание заново или загляните в /help.
 
 ## /settings
 
@@ -230,6 +234,7 @@ button-report = ⚠️ Пожаловаться
 answer-report = ⚠️ Спасибо: картинка отправлена модераторам.
 answer-report-again = Вы уже пожаловались на эту картинку.
 answer-report-gone = На эту картинку больше нельзя пожаловаться.
+answer-report-nobody = Жалобы здесь не принимаются: у этого бота нет модераторов.
 report-admin =
     ⚠️ Жалоба от { $name } (id { $user_id }), задача { $job_id }
     Запрос: { $prompt }

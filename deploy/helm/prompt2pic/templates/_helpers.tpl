@@ -121,6 +121,7 @@ KAFKA_SASL_USERNAME: secrets (keys kafkaBotUsername, kafkaWorkerUsername)
 KAFKA_SASL_PASSWORD: secrets (keys kafkaBotPassword, kafkaWorkerPassword)
 DATABASE_URL: secrets (key databaseUrl)
 DATABASE_PASSWORD: not used (the password is part of DATABASE_URL in the Secret)
+JOB_ID_SECRET: not set (derived from the bot token, so every bot pod makes the same job ids)
 {{- end -}}
 
 {{/* The `config` entries of one container, global ones overridden by the component's:
