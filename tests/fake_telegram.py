@@ -9,10 +9,13 @@ deleted messages gone). It is as strict as Telegram (tests/fake_telegram_rules.p
 button on localhost, an IP address or a dotless host refuses the whole call with
 ``Bad Request: BUTTON_URL_INVALID``; callback data over 64 bytes, texts over 4096 and captions over
 1024 characters, albums of other than 2-10 items, unparsable HTML, "message is not modified",
-"message to edit not found", replies to unknown messages and bad inline query answers are refused
-with Telegram's own descriptions. Chats are private (positive ids) or groups (negative ids); a
-long paste arrives split at 4096 characters, as clients send it. It can be told to fail: answer
-429 with ``retry_after``, 502, or 403 for a user who blocked the bot.
+"message to edit not found" (an unknown or a deleted message), "message to delete not found" (a
+second delete of one message), replies to unknown messages and bad inline query answers are
+refused with Telegram's own descriptions (a refused call is recorded with its ``error``). Chats
+are private (positive ids) or groups (negative ids); a long paste arrives split at 4096
+characters, as clients send it; ``batch_size`` makes updates sent at once arrive in successive
+getUpdates answers (``batches`` records them). It can be told to fail: answer 429 with
+``retry_after``, 502, or 403 for a user who blocked the bot.
 """
 
 from __future__ import annotations
@@ -115,6 +118,11 @@ class FakeBotAPI(ScriptedUpdates):
         self.port = 0
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot sent, as it stands now
         self.polls = 0  # getUpdates calls so far (the bot is polling once this is above 0)
+        # When each getUpdates answer went and the update ids it carried (non-empty answers
+        # only), and an optional cap on how many one answer carries (None: Telegram's 100):
+        # updates a user sent in one go then reach the bot as quick successive batches.
+        self.batches: list[tuple[float, list[int]]] = []
+        self.batch_size: int | None = None
         # As Telegram: an update is confirmed once getUpdates is called with a higher offset; a
         # bot that asks without an offset (a restarted one) gets every unconfirmed update again.
         self.confirmed = 0
@@ -291,6 +299,9 @@ class FakeBotAPI(ScriptedUpdates):
             except TimeoutError:
                 pass
             ready = [u for u in self._updates if u["update_id"] >= offset]
+        limit = min(limit, self.batch_size or limit)
+        if ready[:limit]:
+            self.batches.append((time.monotonic(), [u["update_id"] for u in ready[:limit]]))
         return ready[:limit]
 
     def _message(self, params: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -35,9 +35,10 @@ def build_dispatcher(front: Front, *, answer_errors: bool = True) -> Dispatcher:
     """``answer_errors``: a failed update is answered with an honest message (polling); False
     (webhook): the failure goes back to Telegram, which sends the update again."""
     from adapters.telegram.handlers import errors, routers
-    from adapters.telegram.middleware import UserContext
+    from adapters.telegram.middleware import InOrder, UserContext
 
     dispatcher = Dispatcher()
+    InOrder(front).install(dispatcher)  # one chat's updates in the order they came
     if answer_errors:
         dispatcher.include_router(errors.router())
     dispatcher["front"] = front

@@ -1,5 +1,6 @@
-"""Runs before every handler: who the user is, in which language to answer, and whether they may
-use the bot at all (the allowlist)."""
+"""Runs before every handler: one chat's updates one after the other (``InOrder``); who the
+user is, in which language to answer, and whether they may use the bot at all (``UserContext``,
+the allowlist)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram import BaseMiddleware, Dispatcher
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
 from adapters.telegram.front import Front
 from adapters.telegram.moderation import tell_banned
+from adapters.telegram.paste import Paste
+from adapters.telegram.turns import ChatTurns
 from domain.models import Locale
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,55 @@ log = logging.getLogger(__name__)
 
 def telegram_locale(user: User | None) -> Locale:
     return Locale.from_language_code(user.language_code if user else None)
+
+
+class InOrder(BaseMiddleware):
+    """One chat's updates are handled in the order they came, one after the other (the turns of
+    adapters/telegram/turns.py); other chats' at the same time. So what the bot sends in answer
+    (status replies, command replies, status edits and deletions) goes out in the order the user
+    sent the messages, and a command sees what the messages before it did (/queue lists the
+    prompts sent before it, /cancel cancels them).
+
+    Installed before aiogram's own update middlewares (``install``): an update that fails is
+    answered (handlers/errors.py) in its turn too. The parts of a long paste split by the client
+    are claimed here, before the turn is waited for: the first part's handler holds the turn
+    while it waits for the next part, and the next part must not wait for that turn."""
+
+    def __init__(self, front: Front, turns: ChatTurns | None = None) -> None:
+        self.front = front
+        self.turns = turns or ChatTurns()
+
+    def install(self, dispatcher: Dispatcher) -> None:
+        """Put this middleware first, around aiogram's errors and user-context middlewares."""
+        manager = dispatcher.update.outer_middleware
+        builtin = list(manager)
+        for middleware in builtin:
+            manager.unregister(middleware)
+        manager.register(self)
+        for middleware in builtin:
+            manager.register(middleware)
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        # Nothing is awaited before the turn is taken: updates are handled on tasks started in
+        # the order they came, so turns (and paste parts) are taken in that order.
+        if not isinstance(event, Update):  # (an update middleware gets updates only)
+            return await handler(event, data)
+        context = UserContextMiddleware.resolve_event_context(event)
+        if context.chat is None:  # inline queries: no chat to keep in order
+            return await handler(event, data)
+        user, message = context.user, event.message
+        if message is not None and message.text and user is not None and not user.is_bot:
+            paste = self.front.paste.claim(message.chat.id, user.id, message.message_id, message.text)
+            if paste is None:
+                return None  # a later part of a long paste: handled with the first part
+            data["paste"] = paste
+        async with self.turns.take(context.chat.id).held():
+            return await handler(event, data)
 
 
 class UserContext(BaseMiddleware):
@@ -37,12 +90,7 @@ class UserContext(BaseMiddleware):
         if user is None or user.is_bot:
             return None
         front = self.front
-        paste = None
-        if isinstance(event, Message) and event.text:
-            # before anything is awaited: the parts of a split paste are claimed in arrival order
-            paste = front.paste.claim(event.chat.id, user.id, event.message_id, event.text)
-            if paste is None:
-                return None  # a later part of a long paste: handled with the first part
+        paste: Paste | None = data.get("paste")  # claimed by InOrder
         prefs = await front.store.get_prefs(user.id)
         locale = prefs.locale or telegram_locale(user)
         if not front.is_allowed(user.id):

@@ -9,7 +9,9 @@ handler waits until no part came for ``window_s`` and gets the joined text; the 
 updates are taken by the paste and not handled on their own.
 
 ``claim`` must be called before the update's handling awaits anything (updates are handled as
-tasks in arrival order, so the first part has opened the paste when the second is claimed).
+tasks in arrival order, so the first part has opened the paste when the second is claimed), and
+before the update waits for its chat's turn (``middleware.InOrder``): the first part's handler
+holds the turn while it waits for the next part.
 """
 
 from __future__ import annotations

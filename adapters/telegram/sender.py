@@ -17,6 +17,13 @@ through ``Sender``, which keeps to Telegram's limits and survives its hiccups.
   that chat (every call raises ``RecipientGone`` without reaching Telegram) until ``reachable``
   says the user wrote again.
 - Other errors (bad request, entity too large...) are raised at once.
+- One chat's line is kept in order: a call waits behind the calls to that chat made before it
+  (a deletion too, though it needs no pacing). A handler whose call must wait long in the line
+  (``hold_turn_s``: flood control, a long backlog) hands over its update's turn
+  (adapters/telegram/turns.py): the call keeps its place, and the chat's next updates are
+  handled meanwhile.
+- A message is deleted once: a second delete of it (another path that ends the same status)
+  is not sent, nor is an edit of a deleted message.
 
 Several bot instances (webhook mode) share the limits through ``shared`` (a ``SharedPacing``, e.g.
 ``adapters.postgres.coordination``): it sets this instance's share of the overall rate
@@ -30,6 +37,7 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -53,6 +61,7 @@ from tenacity import (
 )
 
 from adapters.telegram.rate_window import Priority, RateWindow
+from adapters.telegram.turns import Turn, held_turn
 from domain.errors import RecipientGone
 
 if TYPE_CHECKING:
@@ -81,11 +90,17 @@ class SharedPacing(Protocol):
 
 
 class _Chat:
-    __slots__ = ("lock", "next_at")
+    __slots__ = ("lock", "next_at", "queued", "turns")
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # the chat's line (asyncio's lock serves its waiters first come, first served)
         self.next_at = 0.0
+        self.queued = 0  # calls in the line, the one being made included
+        self.turns: set[Turn] = set()  # the updates' turns held by calls in the line
+
+    def hand_over_turns(self) -> None:
+        for turn in self.turns:
+            turn.hand_over()
 
 
 class Sender:
@@ -102,6 +117,8 @@ class Sender:
         max_backoff_s: float = 30.0,
         on_blocked: Callable[[int], Awaitable[None]] | None = None,
         shared: SharedPacing | None = None,
+        hold_turn_s: float = 10.0,
+        remember_deleted: int = 10_000,
     ) -> None:
         self.bot = bot
         self.shared = shared
@@ -114,6 +131,10 @@ class Sender:
         self.max_backoff_s = max_backoff_s
         self.on_blocked = on_blocked
         self._chats: dict[int, _Chat] = {}
+        # A handler whose call would wait longer than this in its chat's line hands over its turn.
+        self.hold_turn_s = hold_turn_s
+        self._deleted: OrderedDict[tuple[int, int], None] = OrderedDict()  # (chat, message), newest last
+        self._remember_deleted = remember_deleted
         self.sent = 0  # calls that went through, for /stats and tests
         self.retried = 0
 
@@ -152,7 +173,7 @@ class Sender:
         if chat is None:
             if len(self._chats) > 10_000:  # forget idle chats
                 now = time.monotonic()
-                for key in [k for k, c in self._chats.items() if not c.lock.locked() and c.next_at < now]:
+                for key in [k for k, c in self._chats.items() if not c.queued and c.next_at < now]:
                     del self._chats[key]
             chat = self._chats[chat_id] = _Chat()
         return chat
@@ -164,21 +185,24 @@ class Sender:
         *,
         priority: Priority = Priority.INTERACTIVE,
         paced: bool = True,
+        in_line: bool = False,
         attempts: int | None = None,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
         """Run one Bot API call for ``chat_id`` under the limits, retrying what can be retried.
 
-        ``paced=False``: not a message (chat actions, deletions): skips the chat's queue but still
-        counts against the overall rate. ``on_sent``: awaited the moment Telegram has answered the
-        call, before any bookkeeping here (the delivery confirms its claim in it: the shorter the
-        gap between Telegram's answer and that record, the less a killed process sends twice)."""
+        ``paced=False``: not a message (chat actions): skips the chat's line but still counts
+        against the overall rate; with ``in_line`` (deletions) it waits its turn in the chat's
+        line, unpaced. ``on_sent``: awaited the moment Telegram has answered the call, before any
+        bookkeeping here (the delivery confirms its claim in it: the shorter the gap between
+        Telegram's answer and that record, the less a killed process sends twice)."""
         attempts = attempts or self.max_attempts
         if chat_id in self.unreachable:
             raise RecipientGone(chat_id=chat_id)
         interval = self.interval(chat_id)
         chat = self._chat(chat_id)
-        guard = chat.lock if paced else contextlib.nullcontext()
+        # In the chat's line, its place taken before anything is awaited (``_line``).
+        guard = self._line(chat, interval) if paced or in_line else contextlib.nullcontext()
         async with guard:
             delay = self.backoff_s  # the next pause after a network or server error (doubles)
             pause = 0.0  # the pause the last failed try asked for
@@ -198,6 +222,8 @@ class Sender:
                         wait = chat.next_at - time.monotonic()
                         if wait > 0:
                             await asyncio.sleep(wait)
+                    if chat_id in self.unreachable:  # found out while this call waited in line
+                        raise RecipientGone(chat_id=chat_id)
                     held = paced and self.shared is not None and await self.shared.acquire(chat_id)
                     pause = 0.0
                     try:
@@ -239,9 +265,32 @@ class Sender:
                     finally:
                         if paced:
                             chat.next_at = time.monotonic() + max(interval, pause)
+                        if max(interval, pause) + (chat.queued - 1) * interval > self.hold_turn_s:
+                            chat.hand_over_turns()  # flood control: the line's handlers wait long
                         if held and self.shared is not None:
                             await asyncio.shield(self.shared.release(chat_id, max(interval, pause)))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def _line(self, chat: _Chat, interval: float) -> AsyncIterator[None]:
+        """Wait in the chat's line (first come, first served). The place is taken before
+        anything is awaited; an update's handler whose call would wait long in it hands over its
+        turn (adapters/telegram/turns.py), and so do those in the line when a pause (flood
+        control) makes their wait long."""
+        turn = held_turn()
+        if turn is not None:
+            if max(0.0, chat.next_at - time.monotonic()) + chat.queued * interval > self.hold_turn_s:
+                turn.hand_over()  # a long wait: the chat's next updates need not wait for it
+            else:
+                chat.turns.add(turn)
+        chat.queued += 1
+        try:
+            async with chat.lock:
+                yield
+        finally:
+            chat.queued -= 1
+            if turn is not None:
+                chat.turns.discard(turn)
 
     def _count_retry(self, _: RetryCallState) -> None:
         self.retried += 1
@@ -279,6 +328,9 @@ class Sender:
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
         """Edit a message's text; False when the message is gone or already says that."""
+        if (chat_id, message_id) in self._deleted:
+            log.debug("edit of %s/%s skipped: the message was deleted", chat_id, message_id)
+            return False
         try:
             await self.call(
                 chat_id,
@@ -371,15 +423,30 @@ class Sender:
         )
 
     async def delete(self, chat_id: int, message_id: int) -> None:
-        """Best effort: a message already gone is fine."""
-        with contextlib.suppress(TelegramBadRequest, RecipientGone):
+        """Best effort: a message already gone is fine. Once per message: several paths may end
+        one status (its result settled, a withdrawal, a delivery settled again), and Telegram
+        refuses the second delete ("message to delete not found"). In the chat's line, after
+        the calls to the chat made before it (an edit queued before never finds it gone)."""
+        key = (chat_id, message_id)
+        if key in self._deleted:
+            return
+        self._deleted[key] = None  # at once: a second delete while this one is on its way waits for nothing
+        while len(self._deleted) > self._remember_deleted:
+            self._deleted.popitem(last=False)
+        try:
             await self.call(
                 chat_id,
                 lambda: self.bot.delete_message(chat_id, message_id),
                 priority=Priority.STATUS,
                 paced=False,
+                in_line=True,
                 attempts=2,
             )
+        except (TelegramBadRequest, RecipientGone):
+            pass  # gone already, too old to delete, or the user blocked the bot: no second try either
+        except BaseException:
+            self._deleted.pop(key, None)  # not known to be gone: a later delete may try again
+            raise
 
     async def chat_action_once(self, chat_id: int, action: str) -> None:
         """A courtesy ("sending a photo..."), sent only from spare budget: it never waits for a

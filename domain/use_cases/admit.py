@@ -72,10 +72,17 @@ class AdmitJobs:
         accepted: list[Job] = []
         for i, job in enumerate(jobs):
             try:
-                job = await self._open_status(job, positions.get(job.job_id, i + 1), reply_to)
+                job, active = await self._open_status(job, positions.get(job.job_id, i + 1), reply_to)
             except RecipientGone:
                 pending.discard(job.job_id)
                 await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
+                continue
+            if not active:
+                # Cancelled or finished while its status was on the way, its status withdrawn: not
+                # published (again). A worker would answer with a result whose delivery ends
+                # the status a second time, or draw a picture the user cancelled.
+                pending.discard(job.job_id)
+                accepted.append(job)
                 continue
             try:
                 await self.submit.publish(job)
@@ -88,19 +95,23 @@ class AdmitJobs:
             accepted.append(job)
         return accepted
 
-    async def _open_status(self, job: Job, position: int, reply_to: int | None) -> Job:
-        """Send the job's live status and remember it; the job, with its message id. A status
-        that cannot be sent does not stop the job (``RecipientGone`` does: nobody to draw for)."""
+    async def _open_status(self, job: Job, position: int, reply_to: int | None) -> tuple[Job, bool]:
+        """Send the job's live status and remember it; the job, with its message id, and
+        whether it is still active. A status that cannot be sent does not stop the job
+        (``RecipientGone`` does: nobody to draw for)."""
         message_id = await self.announcer.open_status(job, position, reply_to)
         if message_id is None:
-            return job
+            return job, True
         await self.store.set_status_message(job.job_id, message_id)
         record = await self.store.get_job(job.job_id)
+        job = job.model_copy(update={"status_message_id": message_id})
         if record is not None and not record.active:
-            # Its result came first: a reply that waited long (flood control, a busy send budget)
-            # and another bot instance's outbox published the job meanwhile. The status goes.
+            # A reply that waited long (flood control, a busy send budget): meanwhile the user
+            # cancelled the job, or another bot instance's outbox published it and its result
+            # came first. The status goes.
             await self.announcer.withdraw_status(job, message_id)
-        return job.model_copy(update={"status_message_id": message_id})
+            return job, False
+        return job, True
 
     async def queue_positions(self) -> dict[str, int]:
         """Each job not started yet and its place in line (1 = next), oldest first, from the user

@@ -128,3 +128,22 @@ async def test_inline_answers(bot, telegram):
     await bot.answer_inline_query(query, [good, article], button=InlineQueryResultsButton(text="go", start_parameter="g_1"))
     with pytest.raises(TelegramBadRequest, match="query is too old"):
         await bot.answer_inline_query(query, [good])  # one answer per query
+
+
+async def test_a_deleted_message_is_gone_for_deletes_and_edits(bot, telegram):
+    sent = await bot.send_message(5, "⏳ Queued")
+    assert await bot.delete_message(5, sent.message_id) is True
+    with pytest.raises(TelegramBadRequest, match="^Telegram server says - Bad Request: message to delete not found$"):
+        await bot.delete_message(5, sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message to edit not found"):
+        await bot.edit_message_text("✖ Cancelled.", chat_id=5, message_id=sent.message_id)
+    other = await bot.send_message(6, "hello")
+    with pytest.raises(TelegramBadRequest, match="message to delete not found"):
+        await bot.delete_message(5, other.message_id)  # not a message of that chat
+    refused = [(c.method, c.error) for c in telegram.calls if not c.ok]
+    assert refused == [
+        ("deleteMessage", "Bad Request: message to delete not found"),
+        ("editMessageText", "Bad Request: message to edit not found"),
+        ("deleteMessage", "Bad Request: message to delete not found"),
+    ]
+    assert [m["text"] for m in telegram.visible(6)] == ["hello"] and telegram.visible(5) == []

@@ -182,6 +182,28 @@ async def test_a_status_recorded_after_the_result_came_is_withdrawn(bot):
     [accepted] = await admit([job(submit)])
     assert announcer.named("withdraw") == [("withdraw", accepted.job_id, 321)]
     assert accepted.status_message_id == 321
+    assert await queued(_queue) == []  # not published again: its result is in already
+    assert submit.in_flight == set()
+
+
+async def test_a_job_cancelled_while_its_status_was_on_the_way_is_withdrawn_once_and_not_queued(bot):
+    queue, store, submit, announcer, admit = bot
+    cancel = CancelJob(store, queue, announcer, clock=lambda: NOW + 1)
+
+    async def open_late(j, position, reply_to):  # the reply waited out flood control; /cancel came
+        [record] = await store.active_jobs(j.user_id)
+        assert await cancel(record, j.user_id, Locale.EN) is True
+        return 321
+
+    announcer.open_status = open_late
+    [accepted] = await admit([job(submit)])
+    assert announcer.named("withdraw") == [("withdraw", accepted.job_id, 321)]
+    assert announcer.named("cancelled") == []  # the status was not recorded yet when it was cancelled
+    # Only the cancellation is queued: a worker would answer the job with a "cancelled" result,
+    # whose delivery would end (delete) the withdrawn status a second time.
+    assert [type(m).__name__ for m in await queued(queue)] == ["Cancel"]
+    assert (await store.get_job(accepted.job_id)).state == JobState.CANCELLED
+    assert await store.unpublished(NOW + 60) == [] and submit.in_flight == set()
 
 
 async def test_a_status_recorded_in_time_is_kept(bot):
