@@ -126,6 +126,8 @@ async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
 
         await stop_intake.wait()
         log.info("stopping: no new prompts are accepted")
+        # SHUTDOWN_GRACE_S covers the whole stop: the worker's batch, then the replies' drain.
+        grace_ends = loop.time() + settings.shutdown_grace_s
         if telegram is not None:
             await telegram.stop_intake()
         if workers:
@@ -133,7 +135,7 @@ async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
         if telegram is not None:
             if role == "all":
                 await asyncio.sleep(1.0)  # one more poll, for results the worker just published
-            await telegram.stop()
+            await telegram.stop(max(1.0, grace_ends - loop.time()))
             telegram = None
         return 0
     finally:
