@@ -192,6 +192,11 @@ class Settings(BaseSettings):
 
     # --- quality policy and observability
     quality_policy: str = Field("adaptive", pattern="^(adaptive|fixed)$", description="adaptive or fixed")
+    quality_cap: str = Field(
+        "",
+        pattern="^(|quality|balanced|fast)$",
+        description="best profile this worker makes, e.g. fast on CPUs; slower requests are lowered (empty: none)",
+    )
     target_wait_s: float = Field(60.0, description="queue wait the adaptive policy aims to keep under")
     policy_workers: int = Field(1, ge=1, description="workers sharing the queue, for the wait estimate")
     quality_profiles: dict[str, dict[str, float]] = Field(
