@@ -204,7 +204,8 @@ class Settings(BaseSettings):
     )
     seconds_per_image: dict[str, float] = Field(
         default_factory=lambda: {"quality": 0.55, "balanced": 0.32, "fast": 0.04},
-        description="starting estimates per profile (H200 figures); measured values replace them",
+        description="starting estimates per profile (quality: an H200's measured figure; balanced, fast: "
+        "scaled from it by steps and pixels); each worker's measured values replace them",
     )
     otlp_endpoint: str = Field("", description="OTLP/HTTP collector for metrics and traces (empty: off)")
     metrics_enabled: bool = Field(True, description="OpenTelemetry metrics on /metrics")
