@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from config.settings import GeneratorBackend, QueueBackend, Settings, StorageBackend, UserStoreBackend
 from domain.models import Quality
-from domain.policy import AdaptivePolicy, FixedPolicy, capped_ladder
+from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.ports import (
     DeliveryLog,
     Generator,
@@ -234,15 +234,14 @@ def profiles(settings: Settings) -> dict[str, QualityProfile]:
 
 
 def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> QualityPolicy:
-    ladder = capped_ladder(settings.quality_cap or None)
     if settings.quality_policy == "fixed":
-        return FixedPolicy(profiles, default=settings.default_quality, ladder=ladder)
+        return FixedPolicy(profiles, default=settings.default_quality, cap=settings.quality_cap)
     return AdaptivePolicy(
         dict(settings.seconds_per_image),
         target_wait_s=settings.target_wait_s,
         profiles=profiles,
-        ladder=ladder,
         workers=settings.policy_workers,
+        cap=settings.quality_cap,
     )
 
 

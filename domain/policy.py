@@ -51,8 +51,10 @@ class AdaptivePolicy:
     min_dwell_s: float = 10.0
     smoothing: float = 0.3
     clock: Callable[[], float] = time.monotonic
+    cap: str = ""  # QUALITY_CAP: the best profile made (``capped_ladder``); empty: none
 
     def __post_init__(self) -> None:
+        self.ladder = capped_ladder(self.cap, self.ladder)
         missing = [p for p in self.ladder if p not in self.seconds_per_image]
         if missing:
             raise ValueError(f"no service time estimate for profiles {missing}")
@@ -108,9 +110,11 @@ class FixedPolicy:
     profiles: dict[str, QualityProfile]
     default: str = Quality.QUALITY
     honour_requests: bool = True
-    ladder: Sequence[str] = LADDER  # what may be made (``capped_ladder``); requests above it are lowered
+    ladder: Sequence[str] = LADDER  # what may be made; requests above it are lowered
+    cap: str = ""  # QUALITY_CAP (``capped_ladder``); empty: none
 
     def __post_init__(self) -> None:
+        self.ladder = capped_ladder(self.cap, self.ladder)
         if self.default in LADDER and self.default not in self.ladder:
             self.default = self.ladder[0]  # the default lowered to the cap
 
