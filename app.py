@@ -64,6 +64,18 @@ async def _start_when_reachable(component: Any, started: list[Any], stop: asynci
     return True
 
 
+async def stop_workers(workers: list[asyncio.Task[Any]], grace_s: float) -> None:
+    """Give the workers (already told to stop) ``grace_s`` to finish the batch in hand, then
+    cut them short; either way they hand their jobs back uncounted (``ProcessJobs.run``). The
+    cut ones are waited for, so that the hand-back is done before the queue closes."""
+    _, pending = await asyncio.wait(workers, timeout=grace_s)
+    for task in pending:
+        log.warning("in-flight work did not finish in %.0f s; it goes back to the queue", grace_s)
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5.0)
+
+
 async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
     """Run the parts of ``parts.role`` until SIGINT/SIGTERM, then stop without losing accepted
     work: intake stops first, the worker finishes the batch in hand, results still owed are
@@ -116,17 +128,16 @@ async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
 
         await stop_intake.wait()
         log.info("stopping: no new prompts are accepted")
+        # SHUTDOWN_GRACE_S covers the whole stop: the worker's batch, then the replies' drain.
+        grace_ends = loop.time() + settings.shutdown_grace_s
         if telegram is not None:
             await telegram.stop_intake()
         if workers:
-            _, pending = await asyncio.wait(workers, timeout=settings.shutdown_grace_s)
-            for task in pending:
-                log.warning("in-flight work did not finish in time; it goes back to the queue")
-                task.cancel()
+            await stop_workers(workers, settings.shutdown_grace_s)
         if telegram is not None:
             if role == "all":
                 await asyncio.sleep(1.0)  # one more poll, for results the worker just published
-            await telegram.stop()
+            await telegram.stop(max(1.0, grace_ends - loop.time()))
             telegram = None
         return 0
     finally:

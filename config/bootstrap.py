@@ -308,4 +308,5 @@ class Components:
             http=self.http,
             queue_refresh_s=s.queue_refresh_s,
             link_warning=link_warning(s),
+            stop_grace_s=s.shutdown_grace_s,
         )

@@ -329,12 +329,13 @@ def profiles(settings: Settings) -> dict[str, QualityProfile]:
 
 def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> QualityPolicy:
     if settings.quality_policy == "fixed":
-        return FixedPolicy(profiles, default=settings.default_quality)
+        return FixedPolicy(profiles, default=settings.default_quality, cap=settings.quality_cap)
     return AdaptivePolicy(
         dict(settings.seconds_per_image),
         target_wait_s=settings.target_wait_s,
         profiles=profiles,
         workers=settings.policy_workers,
+        cap=settings.quality_cap,
     )
 
 

@@ -224,6 +224,11 @@ class Settings(BaseSettings):
 
     # --- quality policy and observability
     quality_policy: str = Field("adaptive", pattern="^(adaptive|fixed)$", description="adaptive or fixed")
+    quality_cap: str = Field(
+        "",
+        pattern="^(|quality|balanced|fast)$",
+        description="best profile this worker makes, e.g. fast on CPUs; slower requests are lowered (empty: none)",
+    )
     target_wait_s: float = Field(60.0, description="queue wait the adaptive policy aims to keep under")
     policy_workers: int = Field(1, ge=1, description="workers sharing the queue, for the wait estimate")
     quality_profiles: dict[str, dict[str, float]] = Field(
@@ -231,7 +236,8 @@ class Settings(BaseSettings):
     )
     seconds_per_image: dict[str, float] = Field(
         default_factory=lambda: {"quality": 0.55, "balanced": 0.32, "fast": 0.04},
-        description="starting estimates per profile (H200 figures); measured values replace them",
+        description="starting estimates per profile (quality: an H200's measured figure; balanced, fast: "
+        "scaled from it by steps and pixels); each worker's measured values replace them",
     )
     otlp_endpoint: str = Field("", description="OTLP/HTTP collector for metrics and traces (empty: off)")
     metrics_enabled: bool = Field(True, description="OpenTelemetry metrics on /metrics")

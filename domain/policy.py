@@ -18,6 +18,17 @@ from domain.quality import DEFAULT_PROFILES, LADDER, QualityProfile
 REASON_REQUESTED = "requested"  # the user's own choice, and the load allows it
 REASON_QUIET = "quiet"  # automatic, and the service is quiet enough for it
 REASON_BUSY = "busy"  # a faster profile than wanted, because of the load
+REASON_CAPPED = "capped"  # a faster profile than asked for: these workers make nothing slower
+
+
+def capped_ladder(cap: str | None, ladder: Sequence[str] = LADDER) -> tuple[str, ...]:
+    """The ladder from ``cap`` down (``QUALITY_CAP``: e.g. CPU workers that make only ``fast``,
+    whose full quality would take many minutes per picture); the whole ladder without a cap."""
+    if not cap:
+        return tuple(ladder)
+    if cap not in ladder:
+        raise ValueError(f"QUALITY_CAP {cap!r} is not one of {', '.join(ladder)}")
+    return tuple(ladder[ladder.index(cap) :])
 
 
 @dataclass
@@ -40,8 +51,10 @@ class AdaptivePolicy:
     min_dwell_s: float = 10.0
     smoothing: float = 0.3
     clock: Callable[[], float] = time.monotonic
+    cap: str = ""  # QUALITY_CAP: the best profile made (``capped_ladder``); empty: none
 
     def __post_init__(self) -> None:
+        self.ladder = capped_ladder(self.cap, self.ladder)
         missing = [p for p in self.ladder if p not in self.seconds_per_image]
         if missing:
             raise ValueError(f"no service time estimate for profiles {missing}")
@@ -85,6 +98,8 @@ class AdaptivePolicy:
             if wanted >= level:  # as fast or faster than the load needs: honour it
                 return self.profiles[requested], REASON_REQUESTED
             return self.profiles[allowed], REASON_BUSY
+        if requested != Quality.AUTO and requested in LADDER:  # above the cap (``capped_ladder``)
+            return self.profiles[allowed], REASON_CAPPED
         return self.profiles[allowed], REASON_QUIET if level == 0 else REASON_BUSY
 
 
@@ -95,11 +110,20 @@ class FixedPolicy:
     profiles: dict[str, QualityProfile]
     default: str = Quality.QUALITY
     honour_requests: bool = True
+    ladder: Sequence[str] = LADDER  # what may be made; requests above it are lowered
+    cap: str = ""  # QUALITY_CAP (``capped_ladder``); empty: none
+
+    def __post_init__(self) -> None:
+        self.ladder = capped_ladder(self.cap, self.ladder)
+        if self.default in LADDER and self.default not in self.ladder:
+            self.default = self.ladder[0]  # the default lowered to the cap
 
     def observe(self, profile: str, batch_size: int, seconds: float) -> None:
         pass
 
     def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
         if self.honour_requests and requested != Quality.AUTO and requested in self.profiles:
+            if requested in LADDER and requested not in self.ladder:
+                return self.profiles[self.default], REASON_CAPPED
             return self.profiles[requested], REASON_REQUESTED
         return self.profiles[self.default], REASON_QUIET

@@ -38,7 +38,12 @@ T_co = TypeVar("T_co", covariant=True)
 class Delivery(Protocol, Generic[T_co]):
     """A message handed to a consumer. The consumer must ``ack`` it once its work is durable
     (for a job: once its result is published), or ``release`` it to have it delivered again.
-    A delivery neither acked nor released when its consumer dies is delivered again."""
+    A delivery neither acked nor released when its consumer dies is delivered again.
+
+    ``hand_back`` is the release of a planned stop (a shutdown, a rolling upgrade, a scale-down):
+    the message is delivered again and this delivery does not count toward ``attempt``, so a
+    job that restarts cut short fails with TOO_MANY_ATTEMPTS only when its workers died with it,
+    never because they were stopped on purpose."""
 
     @property
     def message(self) -> T_co: ...
@@ -52,6 +57,10 @@ class Delivery(Protocol, Generic[T_co]):
     async def ack(self) -> None: ...
 
     async def release(self) -> None: ...
+
+    async def hand_back(self) -> None:
+        """Give the message back unfinished, uncounted: this consumer stops as planned."""
+        ...
 
 
 class JobQueue(Protocol):

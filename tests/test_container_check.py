@@ -37,9 +37,9 @@ def test_worker_hardening_and_grace_periods():
     module = helper()
     flags = module.hardening("worker", volume_prefix="run1")
     assert ("-v", "run1-model-cache:/cache") in list(zip(flags, flags[1:]))
-    assert "--read-only" not in flags  # the compose file does not ask it of workers
+    assert "--read-only" in flags  # the compose file asks it of workers too (since the least-privilege change)
     assert module.grace_s("bot") == 90
-    assert module.grace_s("worker") == 90
+    assert module.grace_s("worker") == 210  # SHUTDOWN_GRACE_S 180 s for one CPU batch, + 30 s
 
 
 @pytest.mark.parametrize(

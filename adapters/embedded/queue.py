@@ -45,7 +45,7 @@ class _Entry:
 @dataclass
 class MemoryDelivery(Generic[T]):
     """``attempt``: the entry's deliveries so far, this one included (a release and a consumer
-    that went away both count), for the worker's poison-job rule."""
+    that went away both count, a ``hand_back`` does not), for the worker's poison-job rule."""
 
     _message: T
     _entry: _Entry
@@ -70,6 +70,13 @@ class MemoryDelivery(Generic[T]):
     async def release(self) -> None:
         if not self.done:
             self.done = True
+            self._stream.requeue(self._entry)
+
+    async def hand_back(self) -> None:
+        """A release on a planned stop: delivered again, this delivery not counted."""
+        if not self.done:
+            self.done = True
+            self._entry.deliveries = max(0, self._entry.deliveries - 1)
             self._stream.requeue(self._entry)
 
 

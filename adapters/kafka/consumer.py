@@ -289,6 +289,16 @@ class GroupConsumer(ConsumerRebalanceListener):
         record.state = WAITING  # still unfinished: the commit point cannot pass it
         self.ready.appendleft(record)  # first in line, as the in-memory queue does
 
+    def hand_back(self, delivery: KafkaDelivery[Any]) -> None:
+        """A release on a planned stop: this delivery is taken off the message's count, and the
+        next commit (at the latest the final one of ``close``) carries the count as it was
+        before the message was handed out, for the partition's next owner."""
+        if not delivery.stale:
+            delivery.record.attempts = max(0, delivery.record.attempts - 1)
+            if self.counts_deliveries:
+                self.committer.want()
+        self.release(delivery)
+
     def _finish(self, record: Record) -> None:
         record.part.finish(record)
         self.committer.want()

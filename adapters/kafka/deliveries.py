@@ -17,12 +17,15 @@ class Settler(Protocol):
 
     def release(self, delivery: KafkaDelivery[Any]) -> None: ...
 
+    def hand_back(self, delivery: KafkaDelivery[Any]) -> None: ...
+
 
 class KafkaDelivery(Generic[T]):
     """A message handed to a consumer. ``ack`` after the work is durable; ``release`` to have it
     delivered again. After its partition was revoked (rebalance) both are no-ops: the partition's
     new owner gets the message again. ``attempt`` counts the deliveries of the message by every
-    consumer of the group, across crashes (1: the first)."""
+    consumer of the group, across crashes (1: the first); ``hand_back`` releases it on a planned
+    stop without counting this delivery."""
 
     __slots__ = ("_message", "_settler", "attempt", "record", "settled")
 
@@ -66,6 +69,9 @@ class KafkaDelivery(Generic[T]):
 
     async def release(self) -> None:
         self._settler.release(self)
+
+    async def hand_back(self) -> None:
+        self._settler.hand_back(self)
 
     def __repr__(self) -> str:
         return f"<KafkaDelivery {self.topic}[{self.partition}]@{self.offset} attempt={self.attempt}>"

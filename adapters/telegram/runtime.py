@@ -114,6 +114,7 @@ class TelegramRuntime:
         webhook: Webhook | None = None,
         queue_refresh_s: float = 5.0,
         link_warning: str | None = None,
+        stop_grace_s: float = STOP_GRACE_S,  # SHUTDOWN_GRACE_S: how long replies may drain on a stop
     ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
@@ -129,6 +130,7 @@ class TelegramRuntime:
         self.mode = "webhook" if webhook is not None else "polling"
         self.queue_refresh_s = queue_refresh_s
         self.link_warning = link_warning
+        self.stop_grace_s = stop_grace_s
         self._tasks: list[asyncio.Task[Any]] = []
         self._accepting = False
         self._polling_stop = asyncio.Event()  # set once intake stops: polling is not started again
@@ -266,14 +268,16 @@ class TelegramRuntime:
             with contextlib.suppress(RuntimeError):  # polling was not running (or between restarts)
                 await self.dispatcher.stop_polling()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop; deliveries in hand get ``grace_s`` (default: ``stop_grace_s``) to finish."""
         self._accepting = False
         self._polling_stop.set()
         self._stop_delivery.set()
         if self._tasks:
-            # Deliveries in hand get a few seconds; one still retrying then is cut short: it is
-            # not acked, so the queue delivers it again after the restart.
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+            # Deliveries in hand get the grace period; one still retrying then is cut short: it
+            # is not acked, so the queue delivers it again after the restart.
+            grace = self.stop_grace_s if grace_s is None else grace_s
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:

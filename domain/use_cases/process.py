@@ -71,6 +71,7 @@ class ProcessJobs(Production):
             self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
         self._held: list[Delivery[Job]] = []
+        self._in_batch: list[Delivery[Job]] = []  # the batch being made now
         self._cancelled: OrderedDict[str, None] = OrderedDict()
 
     @property
@@ -79,7 +80,10 @@ class ProcessJobs(Production):
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process until ``stop`` is set; the batch in hand is finished before returning, and
-        jobs held but not started go back to the queue."""
+        jobs held but not started go back to the queue. A stop is planned (the app cancels this
+        task when the batch outlasts the grace period; a crash never gets here), so every job
+        given back, held or cut mid-batch, is handed back uncounted: restarts and upgrades never
+        use up a job's ``max_deliveries``."""
         log.info("worker %s started", self.worker_id)
         try:
             while not stop.is_set():
@@ -92,10 +96,16 @@ class ProcessJobs(Production):
                 if batch:
                     await self._run_batch(batch)
         finally:
+            cut, self._in_batch = self._in_batch, []  # acked ones are left alone by hand_back
             held, self._held = self._held, []
-            for delivery in held:
-                await delivery.release()
-            log.info("worker %s stopped; %d held job(s) returned to the queue", self.worker_id, len(held))
+            for delivery in (*cut, *held):
+                await delivery.hand_back()
+            log.info(
+                "worker %s stopped; %d held and %d cut job(s) handed back to the queue",
+                self.worker_id,
+                len(held),
+                len(cut),
+            )
 
     async def run_once(self) -> int:
         """Take and process one batch; returns how many jobs it had."""
@@ -106,8 +116,16 @@ class ProcessJobs(Production):
 
     async def _run_batch(self, batch: list[_Planned]) -> None:
         self.busy = True
+        self._in_batch = [p.delivery for p in batch]
         try:
             await self._process_group(batch)
+        except asyncio.CancelledError:
+            raise  # a stop cut the batch short: ``run`` hands it back, uncounted
+        except BaseException:
+            self._in_batch = []  # an unexpected failure is no planned stop: it counts
+            raise
+        else:
+            self._in_batch = []
         finally:
             self.busy = False
 

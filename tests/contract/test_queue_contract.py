@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from domain.models import Job, JobStatus, Progress, Result
 
 
@@ -224,3 +226,54 @@ async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_
         await asyncio.sleep(0.3)
     assert backlog == 0
     assert await drain_jobs(queue, 1, timeout=1.5) == []
+
+
+@pytest.mark.parametrize("grace_s", [30.0, 0.3], ids=["batch-done-within-grace", "batch-cut-at-grace"])
+async def test_a_worker_stopped_mid_batch_loses_nothing_and_counts_no_delivery(queue_harness, tmp_path, grace_s):
+    """A planned stop (SIGTERM, a rolling upgrade) in the middle of a long batch, through the
+    app's own ``stop_workers``: whether the batch finishes within the grace period or is cut at
+    its end, no job is lost, and every job given back (held, or cut mid-batch) comes again with
+    the delivery count it had before the stopped worker took it: five restarts never fail a job
+    with TOO_MANY_ATTEMPTS. Kafka carries the count to the next owner in the commit metadata."""
+    from adapters.embedded.storage import LocalFolderStorage
+    from app import stop_workers
+    from domain.use_cases import ProcessJobs
+    from tests.telegram.helpers import HeldGenerator
+
+    queue = await queue_harness.new_queue()
+    jobs = {job.job_id: job for job in (make_job(20 + i) for i in range(4))}
+    for job in jobs.values():
+        await queue.publish_job(job)
+    # One job was given back once before (as by a worker that died with it): its count is 1.
+    [earlier] = await drain_jobs(queue, 1, ack=False, timeout=30)
+    assert earlier.attempt == 1
+    await earlier.release()
+    counted_before = {job_id: 1 if job_id == earlier.message.job_id else 0 for job_id in jobs}
+
+    generator = HeldGenerator(marker="prompt")  # every batch waits until the test lets it go
+    storage = LocalFolderStorage(tmp_path / "images")
+    await storage.start()
+    worker = ProcessJobs(queue, generator, storage, max_batch=2, lookahead=2, batch_wait_s=0.5, poll_timeout_s=0.3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(generator.holding.wait(), 30)
+    assert worker.busy and len(worker._in_batch) >= 1
+    stop.set()
+    if grace_s > 1:  # the batch ends within the grace period
+        asyncio.get_running_loop().call_later(0.3, generator.release)
+    await stop_workers([task], grace_s)
+    assert task.done() and task.cancelled() == (grace_s < 1)
+    await queue.stop()  # Kafka: leaves the group, committing the counts
+
+    successor = await queue_harness.new_queue()
+    finished = {r.job_id for r in await drain_events(successor, 100, timeout=3) if isinstance(r, Result)}
+    if grace_s > 1:
+        assert len(finished) >= 1  # the batch was finished, its results published
+    else:
+        assert finished == set()  # cut: nothing published, all given back
+    again = await drain_jobs(successor, len(jobs) - len(finished), timeout=60)
+    assert sorted(d.message.job_id for d in again) == sorted(set(jobs) - finished)  # nothing lost
+    assert {d.message.job_id: d.attempt for d in again} == {
+        d.message.job_id: counted_before[d.message.job_id] + 1 for d in again
+    }
+    assert await drain_jobs(successor, 1, timeout=1.5) == []

@@ -29,6 +29,29 @@ VALUE_SETS: dict[str, list[str]] = {
     "gpu-scale-to-zero": ["values-gpu.yaml", "values-scale-to-zero.yaml"],
     "cloudru": ["values-cloudru.yaml"],
 }
+# What an operator passes at install time: the chart refuses an empty webhook host and the
+# placeholders of values-cloudru.yaml (<registry>, <broker>, <your bot host>).
+SITE_SETS: list[str] = ["bot.webhook.host=p2p-bot.acme-lab.ru"]
+CLOUDRU_SETS: list[str] = ["image.registry=acme.cr.cloud.ru", "kafka.bootstrapServers=rc1a-kafka.acme.internal:9094"]
+
+
+def site_sets(files: list[str]) -> list[str]:
+    return SITE_SETS + (CLOUDRU_SETS if "values-cloudru.yaml" in files else [])
+
+
+def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Simple ``--set a.b=c`` (string values) applied to ``values``, as helm does."""
+    out = copy.deepcopy(values)
+    for item in sets:
+        path, _, value = item.partition("=")
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out
+
+
 # The oldest Kubernetes the chart allows (Chart.yaml kubeVersion) and the newest helm knows.
 KUBE_VERSIONS = ["1.30.0", "1.37.0"]
 
@@ -78,7 +101,7 @@ def effective_values(files: list[str]) -> dict[str, Any]:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for name in files:
         values = deep_merge(values, yaml.safe_load((CHART / name).read_text()) or {})
-    return values
+    return apply_sets(values, site_sets(files))
 
 
 def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -103,7 +126,7 @@ class Helm:
         args = ["--kube-version", kube]
         for name in files:
             args += ["-f", str(CHART / name)]
-        for item in sets:
+        for item in [*site_sets(files), *sets]:  # the test's own come last and win
             args += ["--set", item]
         return args
 

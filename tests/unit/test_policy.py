@@ -163,3 +163,41 @@ def test_pick_batch_takes_the_oldest_group_and_rotates_users():
     assert batch == [("A", 1), ("A", 2), ("A", 3)]
     assert rest == [("B", 2), ("A", 1), ("A", 1), ("B", 1)]
     assert pick_batch([], group=len, user=len, limit=3) == ([], [])
+
+
+def test_quality_cap_makes_cpu_workers_settings_mean_what_they_say():
+    """The chart's CPU workers: QUALITY_CAP=fast with the default adaptive policy (and with the
+    fixed one) makes every job fast, however quiet the queue and whatever the user asked for;
+    the caption's reason says why. Without the cap a quiet queue got full quality (1536 px)."""
+    from config.factories import profiles, quality_policy
+    from config.settings import Settings
+    from domain.policy import REASON_CAPPED
+
+    for policy_name in ("adaptive", "fixed"):
+        settings = Settings(_env_file=None, quality_policy=policy_name, quality_cap="fast")
+        chosen = quality_policy(settings, profiles(settings))
+        for requested in Quality:
+            for backlog in (0, 1, 50, 500):
+                profile, reason = chosen.choose(requested, backlog)
+                assert profile.name == "fast", (policy_name, requested, backlog)
+                expected = REASON_CAPPED if requested in ("quality", "balanced") else reason
+                assert reason == expected
+                assert reason in (REASON_CAPPED, REASON_QUIET, REASON_REQUESTED)
+    uncapped = quality_policy(Settings(_env_file=None), profiles(Settings(_env_file=None)))
+    assert uncapped.choose(Quality.AUTO, 1)[0].name == "quality"  # what the chart's values got before
+    capped_balanced = quality_policy(*(lambda s: (s, profiles(s)))(Settings(_env_file=None, quality_cap="balanced")))
+    assert capped_balanced.choose(Quality.QUALITY, 0)[0].name == "balanced"
+    assert capped_balanced.choose(Quality.FAST, 0) == (DEFAULT_PROFILES[Quality.FAST], REASON_REQUESTED)
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, quality_cap="best")
+
+
+def test_every_quality_reason_has_a_caption_in_both_languages():
+    from pathlib import Path
+
+    from domain import policy as module
+
+    reasons = {v for k, v in vars(module).items() if k.startswith("REASON_")}
+    for lang in ("en", "ru"):
+        text = (Path(__file__).resolve().parents[2] / f"adapters/telegram/locales/{lang}/bot.ftl").read_text()
+        assert all(f"quality-reason-{r} = " in text for r in reasons), lang

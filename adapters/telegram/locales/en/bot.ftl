@@ -92,6 +92,7 @@ quality-reason-requested = as you asked
 quality-reason-default = the service default
 quality-reason-busy = the service is busy, so a faster profile
 quality-reason-quiet = the service is quiet enough for it
+quality-reason-capped = the best these servers make
 quality-auto = auto
 quality-fast = fast
 quality-balanced = balanced

@@ -92,6 +92,7 @@ quality-reason-requested = как вы просили
 quality-reason-default = по умолчанию сервиса
 quality-reason-busy = сервис загружен, поэтому быстрее
 quality-reason-quiet = сервис достаточно свободен
+quality-reason-capped = лучшее, что рисуют эти серверы
 quality-auto = авто
 quality-fast = быстро
 quality-balanced = сбалансированно
