@@ -286,3 +286,6 @@ class CheckedDelivery:
 
     async def release(self) -> None:
         await self.original.release()
+
+    async def hand_back(self) -> None:
+        await self.original.hand_back()
