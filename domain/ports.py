@@ -446,6 +446,19 @@ class Metrics(Protocol):
         (``kind``: progress or result; ``reason``: a ``domain.use_cases.vet.Forgery``)."""
         ...
 
+    def job_accepted(self) -> None:
+        """The bot accepted one prompt (it is recorded and will be answered): the denominator of
+        the service-level objectives (docs/operations.md)."""
+        ...
+
+    def first_reply(self, seconds: float) -> None:
+        """The bot's first reply (the live status) went out this long after it read the prompt."""
+        ...
+
+    def dead_lettered(self, topic: str, reason: str) -> None:
+        """A message that could not be decoded was set aside on the dead-letter topic."""
+        ...
+
 
 class Tracer(Protocol):
     def span(
