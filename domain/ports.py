@@ -455,8 +455,8 @@ class Metrics(Protocol):
         """The bot's first reply (the live status) went out this long after it read the prompt."""
         ...
 
-    def dead_lettered(self, topic: str, reason: str) -> None:
-        """A message that could not be decoded was set aside on the dead-letter topic."""
+    def dead_lettered(self, topic: str) -> None:
+        """A message of ``topic`` that could not be decoded was set aside on the dead-letter topic."""
         ...
 
 

@@ -66,7 +66,7 @@ class NoMetrics:
     def first_reply(self, seconds: float) -> None:
         pass
 
-    def dead_lettered(self, topic: str, reason: str) -> None:
+    def dead_lettered(self, topic: str) -> None:
         pass
 
 

@@ -149,7 +149,7 @@ class OtelMetrics:
             "p2p.first_reply", unit="s", description="time from reading a prompt to the bot's first reply (its status)"
         )
         self.dead_letters = meter.create_counter(
-            "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic and reason"
+            "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic"
         )
         # Counters without labels start at 0, so that rate() and increase() count their first
         # increments too (a series that appears at 1 loses that 1: the alerts and the objectives).
@@ -243,8 +243,9 @@ class OtelMetrics:
     def first_reply(self, seconds: float) -> None:
         self.first_reply_time.record(seconds)
 
-    def dead_lettered(self, topic: str, reason: str) -> None:
-        self.dead_letters.add(1, {"topic": topic, "reason": reason})
+    def dead_lettered(self, topic: str) -> None:
+        # Not by reason: the reasons carry the decoder's message (free text, unbounded labels).
+        self.dead_letters.add(1, {"topic": topic})
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:
