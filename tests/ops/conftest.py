@@ -1,4 +1,5 @@
-"""Fixtures of the operations tests: Debian's prometheus package (prometheus, promtool) and the
+"""Fixtures of the operations tests: Debian's prometheus and prometheus-alertmanager packages
+(prometheus, promtool, prometheus-alertmanager, amtool) and the
 chart's helm. A missing tool fails the tests, it never skips them (.ci/run installs the package)."""
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     return need("prometheus")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    """Debian's prometheus-alertmanager package names its binary so."""
+    return need("prometheus-alertmanager")
 
 
 @pytest.fixture(scope="session")

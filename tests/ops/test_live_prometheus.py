@@ -1,9 +1,12 @@
 """The dashboard and the alerts on a real Prometheus (Debian's binary) that scraped the real
 service: a bot and a worker of the app (tests/faults/rig.py: the real Kafka broker, moto's S3 over
 HTTP, the fake generator, the strict fake Bot API) under the compose scrape config's job names,
-every second. After a short load every dashboard query returns data and every alert expression is
-quiet; then the worker is stopped with prompts waiting and the no-worker alert goes pending within
-its `for` window (shortened to 10 s in the test's copy of the rules; the others keep theirs)."""
+every second, and a real Alertmanager (Debian's) with the receiver of
+deploy/alertmanager/alertmanager.yml aimed at the fake Bot API. After a short load every dashboard
+query returns data, every alert expression is quiet and the operators' chat got nothing; then the
+worker is stopped with prompts waiting, the no-worker alert goes pending within its `for` window
+(shortened to 10 s in the test's copy of the rules; the others keep theirs), fires, and its
+message reaches the operators' chat through the Bot API."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.fake_telegram import FakeBotAPI
 from tests.faults.rig import Rig
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.slow]
@@ -29,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/prompt2pic.yml"
 DASHBOARD = ROOT / "deploy/grafana/dashboards/prompt2pic.json"
 COMPOSE_PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
+ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
+OPERATORS_CHAT = -1001234567890
 FAULT_ALERT = "P2PNoWorkerWhileJobsWait"
 FAULT_FOR = "10s"
 # Grafana's variables, as Grafana fills them for a short time range at a 1 s scrape interval.
@@ -70,10 +76,52 @@ def shortened_rules(folder: Path) -> Path:
     return path
 
 
+def alertmanager_config(telegram: FakeBotAPI, folder: Path) -> Path:
+    """The compose Alertmanager config with the token inline (Debian's Alertmanager 0.25 has no
+    bot_token_file), the fake Bot API as Telegram, the operators' chat, and a 1 s group wait."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    (receiver,) = config["receivers"]
+    (target,) = receiver["telegram_configs"]
+    del target["bot_token_file"]
+    target.update(bot_token=telegram.token, api_url=telegram.base_url, chat_id=OPERATORS_CHAT)
+    config["route"]["group_wait"] = "1s"
+    path = folder / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
-def prometheus_at(prometheus_binary: str, tmp_path: Path) -> Iterator[tuple[int, dict[str, int]]]:
+def prometheus_at(
+    prometheus_binary: str, alertmanager_binary: str, telegram: FakeBotAPI, tmp_path: Path
+) -> Iterator[tuple[int, dict[str, int]]]:
     """A Prometheus on a free port scraping the app's ports (chosen here) every second, with the
-    compose scrape config's job names for the bot and the workers."""
+    compose scrape config's job names for the bot and the workers, sending its alerts to an
+    Alertmanager that posts to the fake Bot API."""
+    alertmanager_port = free_port()
+    alertmanager = start(
+        [
+            alertmanager_binary,
+            f"--config.file={alertmanager_config(telegram, tmp_path)}",
+            f"--storage.path={tmp_path / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address=",
+        ],
+        tmp_path / "alertmanager.log",
+    )
     jobs = [c["job_name"] for c in yaml.safe_load(COMPOSE_PROMETHEUS.read_text())["scrape_configs"]]
     ports = {"bot": free_port(), "worker": free_port()}
     job_of = {"bot": "prompt2pic-bot", "worker": "prompt2pic-worker"}
@@ -81,6 +129,7 @@ def prometheus_at(prometheus_binary: str, tmp_path: Path) -> Iterator[tuple[int,
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(shortened_rules(tmp_path))],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
         "scrape_configs": [
             {"job_name": job_of[role], "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
             for role, port in ports.items()
@@ -88,27 +137,20 @@ def prometheus_at(prometheus_binary: str, tmp_path: Path) -> Iterator[tuple[int,
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
+    prometheus = start(
         [
             prometheus_binary,
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        tmp_path / "prometheus.log",
     )
     try:
         yield port, ports
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop(prometheus)
+        stop(alertmanager)
 
 
 class PromAPI:
@@ -189,6 +231,7 @@ async def test_dashboard_and_alerts_on_a_real_prometheus(kafka_bootstrap, s3_ser
                     loud[name] = result
             assert not loud, f"alerts that should be quiet: {loud}"
             assert not [a for a in await prom.alerts() if a["labels"]["alertname"].startswith("P2P")]
+            assert not operators_messages(telegram)
 
             # The fault: the worker stopped, prompts waiting.
             assert await worker.terminate() == 0
@@ -210,8 +253,22 @@ async def test_dashboard_and_alerts_on_a_real_prometheus(kafka_bootstrap, s3_ser
                 seen.update({a["labels"]["alertname"]: a["state"] for a in await prom.alerts()})
                 await asyncio.sleep(0.5)
             assert bot.process is not None and bot.process.returncode is None
+
+            # Alertmanager tells the operators' chat, through the Bot API.
+            deadline = time.monotonic() + 20
+            while not any(FAULT_ALERT in text for text in operators_messages(telegram)):
+                assert time.monotonic() < deadline, f"no message to the operators: {operators_messages(telegram)}"
+                await asyncio.sleep(0.5)
+            (message,) = [text for text in operators_messages(telegram) if FAULT_ALERT in text]
+            rule = alert_rules()[FAULT_ALERT]
+            assert message.startswith("🔥 FIRING") and rule["annotations"]["summary"] in message
+            assert rule["annotations"]["runbook_url"] in message
         finally:
             await rig.close()
+
+
+def operators_messages(telegram: FakeBotAPI) -> list[str]:
+    return [c.text for c in telegram.calls if c.ok and c.method == "sendMessage" and c.chat_id == OPERATORS_CHAT]
 
 
 def test_fault_rules_copy_changes_only_the_for_window(tmp_path: Path):
