@@ -452,7 +452,8 @@ class Metrics(Protocol):
         ...
 
     def first_reply(self, seconds: float) -> None:
-        """The bot's first reply (the live status) went out this long after it read the prompt."""
+        """The bot's first reply (the live status) went out this long after it began admitting the
+        prompt (the limits, the place in line, the status message)."""
         ...
 
     def dead_lettered(self, topic: str) -> None:

@@ -146,7 +146,7 @@ class OtelMetrics:
             "p2p.jobs.accepted", description="prompts the bot accepted (recorded; each gets a picture or an error)"
         )
         self.first_reply_time = meter.create_histogram(
-            "p2p.first_reply", unit="s", description="time from reading a prompt to the bot's first reply (its status)"
+            "p2p.first_reply", unit="s", description="time from admitting a prompt to the bot's first reply (its status)"
         )
         self.dead_letters = meter.create_counter(
             "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic"
