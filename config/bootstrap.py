@@ -69,7 +69,12 @@ class Components:
     # --- ports ------------------------------------------------------------------------------------
     @cached_property
     def queue(self) -> JobQueue:
-        return self._queue if self._queue is not None else factories.queue(self.settings)
+        if self._queue is not None:
+            return self._queue
+        queue = factories.queue(self.settings)
+        if hasattr(queue, "on_dead_letter"):  # Kafka's: dead letters are counted (an alert watches them)
+            queue.on_dead_letter = self.metrics.dead_lettered
+        return queue
 
     @cached_property
     def storage(self) -> Storage:
@@ -268,7 +273,9 @@ class Components:
         if self.role == "all":  # this process's own generator; a bot-only one learns it from results
             front.generator_kind = factories.generator_kind(self.generator)
         announcer = TelegramAnnouncer(front)
-        front.admit = AdmitJobs(self.submit, store, announcer, limits=config.limits, clock=front.clock)
+        front.admit = AdmitJobs(
+            self.submit, store, announcer, limits=config.limits, clock=front.clock, metrics=self.metrics
+        )
         front.cancel_job = CancelJob(store, self.queue, announcer, clock=front.clock)
         stop_delivery = asyncio.Event()
         deliver = DeliverResults(

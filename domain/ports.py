@@ -455,6 +455,20 @@ class Metrics(Protocol):
         (``kind``: progress or result; ``reason``: a ``domain.use_cases.vet.Forgery``)."""
         ...
 
+    def job_accepted(self) -> None:
+        """The bot accepted one prompt (it is recorded and will be answered): the denominator of
+        the service-level objectives (docs/operations.md)."""
+        ...
+
+    def first_reply(self, seconds: float) -> None:
+        """The bot's first reply (the live status) went out this long after it began admitting the
+        prompt (the limits, the place in line, the status message)."""
+        ...
+
+    def dead_lettered(self, topic: str) -> None:
+        """A message of ``topic`` that could not be decoded was set aside on the dead-letter topic."""
+        ...
+
 
 class Tracer(Protocol):
     def span(

@@ -60,6 +60,15 @@ class NoMetrics:
     def forged_event(self, kind: str, reason: str) -> None:
         pass
 
+    def job_accepted(self) -> None:
+        pass
+
+    def first_reply(self, seconds: float) -> None:
+        pass
+
+    def dead_lettered(self, topic: str) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

@@ -68,12 +68,15 @@ METRIC_LABELS: dict[str, set[str]] = {
     "p2p_jobs_in_flight": set(),
     "p2p_storage_errors_total": set(),
     "p2p_telegram_errors_total": set(),
-    "p2p_process_cpu_utilization_ratio": set(),
-    "p2p_system_cpu_utilization_ratio": set(),
+    "p2p_process_cpu_utilization": set(),
+    "p2p_system_cpu_utilization": set(),
     "p2p_network_packets_per_second": set(),
     "p2p_quality_profile_selected_total": {"profile"},
+    "p2p_jobs_accepted_total": set(),
+    "p2p_first_reply_seconds": set(),
 }
 HISTOGRAMS = {
+    "p2p_first_reply_seconds",
     "p2p_generation_duration_seconds",
     "p2p_queue_wait_seconds",
     "p2p_end_to_end_seconds",

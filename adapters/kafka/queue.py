@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -77,6 +78,8 @@ class KafkaJobQueue:
         self._jobs: GroupConsumer | None = None
         self._events: GroupConsumer | None = None
         self._monitor: asyncio.Task[None] | None = None
+        # Told of each dead letter sent (its source topic): the composition root counts them.
+        self.on_dead_letter: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -205,6 +208,8 @@ class KafkaJobQueue:
 
     async def _send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         await self.producer.send(self.config.dead_letter_topic, value or b"", key, wait=True, headers=headers)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(dict(headers).get("p2p-source-topic", b"").decode(errors="replace"))
 
     # ------------------------------------------------------------------ consuming
     def _consumer(self, role: str) -> GroupConsumer:

@@ -83,6 +83,7 @@ class OtelMetrics:
                     "p2p.end_to_end",
                     "p2p.translation.duration",
                     "p2p.safety.image_check.duration",
+                    "p2p.first_reply",
                 )
             ),
         ]
@@ -141,6 +142,19 @@ class OtelMetrics:
             "p2p.forged_events",
             description="events on the results stream dropped for not matching their job's record, by kind and reason",
         )
+        self.accepted = meter.create_counter(
+            "p2p.jobs.accepted", description="prompts the bot accepted (recorded; each gets a picture or an error)"
+        )
+        self.first_reply_time = meter.create_histogram(
+            "p2p.first_reply", unit="s", description="time from admitting a prompt to the bot's first reply (its status)"
+        )
+        self.dead_letters = meter.create_counter(
+            "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic"
+        )
+        # Counters without labels start at 0, so that rate() and increase() count their first
+        # increments too (a series that appears at 1 loses that 1: the alerts and the objectives).
+        self.accepted.add(0)
+        self.storage_errors.add(0)
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
         self._lag = 0
         meter.create_observable_gauge(
@@ -222,6 +236,16 @@ class OtelMetrics:
 
     def forged_event(self, kind: str, reason: str) -> None:
         self.forged_events.add(1, {"kind": kind, "reason": reason})
+
+    def job_accepted(self) -> None:
+        self.accepted.add(1)
+
+    def first_reply(self, seconds: float) -> None:
+        self.first_reply_time.record(seconds)
+
+    def dead_lettered(self, topic: str) -> None:
+        # Not by reason: the reasons carry the decoder's message (free text, unbounded labels).
+        self.dead_letters.add(1, {"topic": topic})
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:

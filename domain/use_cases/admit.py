@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from domain.errors import QueueUnavailable, RecipientGone
 from domain.models import Cancel, Job, Locale
-from domain.ports import Announcer, JobQueue
+from domain.ports import Announcer, JobQueue, Metrics
+from domain.telemetry import NoMetrics
 from domain.use_cases.submit import SubmitPrompt
 from domain.users import AlreadyAccepted, JobRecord, JobState, LimitExceeded, Outcome, UserLimits, UserStore
 
@@ -35,6 +36,7 @@ class AdmitJobs:
     announcer: Announcer
     limits: UserLimits = field(default_factory=UserLimits)
     clock: Callable[[], float] = time.time
+    metrics: Metrics = field(default_factory=NoMetrics)
     _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def __call__(self, jobs: Sequence[Job], *, reply_to: int | None = None, album: bool = False) -> list[Job]:
@@ -90,9 +92,11 @@ class AdmitJobs:
                 # Not refused: its fate is unknown, and the outbox publishes it again.
                 await self.announcer.waiting_for_service(job)
                 accepted.append(job)
+                self.metrics.job_accepted()
                 continue
             await self.store.mark_published(job.job_id, self.clock())
             accepted.append(job)
+            self.metrics.job_accepted()
         return accepted
 
     async def _open_status(self, job: Job, position: int, reply_to: int | None) -> tuple[Job, bool]:
@@ -102,6 +106,7 @@ class AdmitJobs:
         message_id = await self.announcer.open_status(job, position, reply_to)
         if message_id is None:
             return job, True
+        self.metrics.first_reply(max(0.0, self.clock() - job.created_at))
         await self.store.set_status_message(job.job_id, message_id)
         record = await self.store.get_job(job.job_id)
         job = job.model_copy(update={"status_message_id": message_id})

@@ -190,3 +190,32 @@ def _points(reader, name: str) -> list:
         if metric.name == name
         for point in metric.data.data_points
     ]
+
+
+async def test_dead_letters_are_counted_by_source_topic(harness):
+    """The composition root counts each dead letter (p2p_dead_letters_total, the alert
+    P2PDeadLetters in docs/operations.md), by the topic it came from, once it is on the topic."""
+    from config.bootstrap import Components
+    from config.settings import Settings
+
+    metrics = OtelMetrics(system_metrics=False)
+    queue = harness.make_queue(client_id="w-counted")
+    queue.on_dead_letter = metrics.dead_lettered
+    await queue.start()
+    publisher = await harness.new_queue(client_id="publisher")
+    job = make_job(11)
+    await publisher.publish_raw_job(b"not a job", key=job.job_id.encode())
+    await publisher.publish_job(job)
+    d = await take_one(queue)
+    assert d is not None and d.message == job  # past the garbage, which is set aside
+    await d.ack()
+    await harness.dead_letter_records(at_least=1, timeout=20)
+    exported = metrics.prometheus()[0].decode()
+    topic = harness.options["requests_topic"]
+    assert [line for line in exported.splitlines() if line.startswith("p2p_dead_letters_total{")] == [
+        f'p2p_dead_letters_total{{otel_scope_name="prompt2pic",otel_scope_schema_url="",'
+        f'otel_scope_version="",topic="{topic}"}} 1.0'
+    ]
+    # The app wires it: a Kafka queue built by the composition root reports to the app's metrics.
+    components = Components(Settings(queue_backend="kafka", kafka_bootstrap_servers=harness.bootstrap), role="worker")
+    assert components.queue.on_dead_letter == components.metrics.dead_lettered

@@ -414,3 +414,25 @@ async def test_progress_of_a_job_no_longer_active_is_only_observed(delivery):
 
 async def _never() -> None:
     raise AssertionError("nothing was sent")
+
+
+async def test_admission_counts_accepted_prompts_and_times_the_first_reply(bot):
+    """The objectives' numbers (docs/operations.md): each accepted prompt counts once, a refused
+    request not at all; the first reply's time runs from the admission of the prompt to its status."""
+    from adapters.otel.metrics import OtelMetrics
+
+    _, _, submit, _, admit = bot
+    metrics = OtelMetrics(system_metrics=False)
+    admit.metrics = metrics
+    ticks = itertools.chain([NOW], itertools.repeat(NOW + 0.3))  # admission starts, then 0.3 s pass
+    admit.clock = lambda: next(ticks)
+    assert len(await admit([job(submit, prompt=f"p{i}") for i in range(2)])) == 2
+    assert await admit([job(submit, prompt=f"q{i}") for i in range(4)]) == []  # over the limit: refused
+    exported = metrics.prometheus()[0].decode()
+    samples = {line.split("{")[0]: line.rsplit(" ", 1)[1] for line in exported.splitlines() if "{" in line}
+    assert samples["p2p_jobs_accepted_total"] == "2.0"
+    assert samples["p2p_first_reply_seconds_count"] == "2.0"
+    lines = exported.splitlines()
+    (under,) = [line for line in lines if line.startswith('p2p_first_reply_seconds_bucket{le="0.25"')]
+    (over,) = [line for line in lines if line.startswith('p2p_first_reply_seconds_bucket{le="0.5"')]
+    assert under.endswith(" 0.0") and over.endswith(" 2.0")  # 0.3 s each
