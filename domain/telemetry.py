@@ -57,6 +57,12 @@ class NoMetrics:
     def image_checked(self, seconds: float, flagged: Sequence[str], action: str) -> None:
         pass
 
+    def generator_info(self, info: Mapping[str, str]) -> None:
+        pass
+
+    def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

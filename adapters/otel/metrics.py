@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import psutil
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -138,6 +138,20 @@ class OtelMetrics:
         meter.create_observable_gauge(
             "p2p.consumer.lag", callbacks=[self._observe_lag], unit="{job}", description="jobs queued and not finished"
         )
+        self._generator_info: dict[str, str] = {}
+        meter.create_observable_gauge(
+            "p2p.generator.info",
+            callbacks=[self._observe_generator],
+            unit="1",
+            description="1, labelled with the generator's device, dtype (and why), backend, machine and model",
+        )
+        self._speed: dict[str, float] = {}
+        self._speed_sources: dict[str, str] = {}
+        meter.create_observable_gauge(
+            "p2p.worker.seconds_per_image",  # no unit: it would add "_seconds" to the Prometheus name
+            callbacks=[self._observe_speed],
+            description="this worker's own seconds per image by profile, timed at start (or from its cache)",
+        )
         if system_metrics:
             rates = _Rates()
             meter.create_observable_gauge(
@@ -161,6 +175,14 @@ class OtelMetrics:
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self._lag)
+
+    def _observe_generator(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._generator_info:
+            yield Observation(1, self._generator_info)
+
+    def _observe_speed(self, options: CallbackOptions) -> Iterable[Observation]:
+        for profile, seconds in self._speed.items():
+            yield Observation(seconds, {"profile": profile, "source": self._speed_sources.get(profile, "")})
 
     # --- the Metrics port -----------------------------------------------------------------
     def profile_selected(self, profile: str, reason: str) -> None:
@@ -211,6 +233,14 @@ class OtelMetrics:
         self.safety_checked.add(1, {"flagged": bool(flagged)})
         for category in flagged:
             self.safety_flagged.add(1, {"category": category, "action": action})
+
+    def generator_info(self, info: Mapping[str, str]) -> None:
+        keys = ("device", "dtype", "dtype_reason", "backend", "machine", "model")
+        self._generator_info = {key: str(info.get(key, "")) for key in keys}
+
+    def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
+        self._speed = dict(seconds_per_image)
+        self._speed_sources = dict(sources)
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:
