@@ -25,6 +25,7 @@ _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
 ADDED_FIELDS: dict[type, frozenset[str]] = {
     Job: frozenset({"translate"}),
     Result: frozenset({"understood", "spoiler", "flags"}),
+    Progress: frozenset({"seconds_per_image"}),
 }
 
 

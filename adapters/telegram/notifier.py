@@ -93,9 +93,11 @@ class TelegramNotifier:
         if event.worker_id:
             self.front.workers_seen[event.worker_id] = max(self.front.workers_seen.get(event.worker_id, 0.0), event.at)
         if event.stage == Stage.STARTED:
-            self.front.estimator.started(event.worker_id, event.job_id, event.at)
+            self.front.estimator.started(event.worker_id, event.job_id, event.at, event.seconds_per_image)
         elif event.stage == Stage.GENERATING:
-            self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
+            self.front.estimator.progressed(
+                event.worker_id, event.job_id, event.step, event.total_steps, event.at, event.seconds_per_image
+            )
         if self.board.is_closed(event.job_id):
             return
         record = await self.store.get_job(event.job_id)
