@@ -189,3 +189,19 @@ def test_the_fixed_policy_keeps_figures_to_tell():
     policy.calibrate({"fast": 10.0})
     policy.observe("fast", 2, 30.0)  # 15 s per image, smoothed
     assert policy.estimate("fast") == pytest.approx(10.0 + 0.3 * 5.0)
+
+
+def test_the_composition_root_calibrates_only_a_generator_that_can_time_itself(tmp_path):
+    from config.bootstrap import Components
+    from config.settings import Settings
+
+    def parts(**values) -> Components:
+        return Components(Settings(_env_file=None, metrics_enabled=False, tiny_model_dir=tmp_path, **values))
+
+    tiny = parts(generator="tiny", calibration_file=tmp_path / "speed.json", calibration_budget_s=30)
+    calibrate = tiny.calibrate
+    assert isinstance(calibrate, CalibrateSpeed)
+    assert calibrate.probe is tiny.generator and calibrate.policy is tiny.policy
+    assert calibrate.budget_s == 30 and calibrate.cache.path == tmp_path / "speed.json"
+    assert parts(generator="tiny", calibration="off").calibrate is None
+    assert parts(generator="fake").calibrate is None  # it cannot time itself
