@@ -80,9 +80,11 @@ class CalibrateSpeed:
             measured = await self._time(todo)
             for name, (seconds, source) in measured.items():
                 figures[name], sources[name] = seconds, source
-            if self.cache is not None:
+            # A scaled figure is a guess from another profile: a later start with time to spare times it.
+            timed = {signature(todo[n]): figures[n] for n in todo if sources[n] != SCALED}
+            if self.cache is not None and timed:
                 try:
-                    await self.cache.save(key, {**cached, **{signature(todo[n]): figures[n] for n in todo}})
+                    await self.cache.save(key, {**cached, **timed})
                 except Exception as exc:  # the figures still serve this run
                     log.warning("could not keep the calibration: %s", type(exc).__name__)
         spent = self.clock() - started if todo else 0.0

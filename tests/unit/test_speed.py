@@ -116,6 +116,17 @@ async def test_no_budget_times_the_cheapest_profile_twice_and_scales_the_rest():
     assert speed.seconds_per_image == pytest.approx(truth(probe))
 
 
+async def test_scaled_guesses_are_not_cached(tmp_path):
+    path = tmp_path / "speed.json"
+    hurried, _, _ = calibration(0, JsonSpeedCache(path))
+    await hurried()
+    [entry] = json.loads(path.read_text())["entries"].values()
+    assert list(entry["figures"]) == [signature(calibration_request(DEFAULT_PROFILES["fast"], 1024, 1024))]
+    patient, probe, _ = calibration(10_000, JsonSpeedCache(path))
+    speed = await patient()
+    assert speed.sources == {"fast": CACHED, "balanced": MEASURED, "quality": MEASURED}
+
+
 async def test_the_cache_file_serves_a_restart_and_a_changed_profile_is_timed_again(tmp_path):
     path = tmp_path / "speed.json"
     first, probe, _ = calibration(10_000, JsonSpeedCache(path))
