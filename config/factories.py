@@ -263,7 +263,7 @@ def calibration(
         probe=cast("SpeedProbe", generator),
         profiles=profiles,
         policy=policy,
-        cache=JsonSpeedCache(settings.calibration_file),
+        cache=JsonSpeedCache(settings.calibration_cache),
         width=settings.default_width,
         height=settings.default_height,
         budget_s=settings.calibration_budget_s,

@@ -214,7 +214,7 @@ class Settings(BaseSettings):
     calibration_budget_s: float = Field(
         120.0, ge=0, description="most seconds the calibration at start spends timing (beyond: extrapolated)"
     )
-    calibration_file: Path = Field(
+    calibration_cache: Path = Field(
         Path("data/worker-speed.json"),
         description="cache of calibrations by machine, model, dtype and backend (a restart reads it)",
     )

@@ -209,7 +209,7 @@ def test_the_composition_root_calibrates_only_a_generator_that_can_time_itself(t
     def parts(**values) -> Components:
         return Components(Settings(_env_file=None, metrics_enabled=False, tiny_model_dir=tmp_path, **values))
 
-    tiny = parts(generator="tiny", calibration_file=tmp_path / "speed.json", calibration_budget_s=30)
+    tiny = parts(generator="tiny", calibration_cache=tmp_path / "speed.json", calibration_budget_s=30)
     calibrate = tiny.calibrate
     assert isinstance(calibrate, CalibrateSpeed)
     assert calibrate.probe is tiny.generator and calibrate.policy is tiny.policy
