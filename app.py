@@ -76,6 +76,17 @@ async def stop_workers(workers: list[asyncio.Task[Any]], grace_s: float) -> None
         await asyncio.wait(pending, timeout=5.0)
 
 
+async def _work(parts: Components, stop: asyncio.Event) -> None:
+    """The worker: first its calibration (the policy then starts from this worker's own speed;
+    jobs wait on the queue meanwhile, and the bot of role all is up already), then its jobs."""
+    if parts.calibrate is not None and not stop.is_set():
+        try:
+            await parts.calibrate()
+        except Exception:
+            log.exception("the calibration failed; the quality policy starts from SECONDS_PER_IMAGE")
+    await parts.worker.run(stop)
+
+
 async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
     """Run the parts of ``parts.role`` until SIGINT/SIGTERM, then stop without losing accepted
     work: intake stops first, the worker finishes the batch in hand, results still owed are
@@ -120,7 +131,7 @@ async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
                 log.error("%s", exc.params.get("message", exc))
                 return 2
             await _start(parts.image_check, started)  # the detector loads on its thread
-            workers.append(asyncio.create_task(parts.worker.run(stop_intake), name="worker"))
+            workers.append(asyncio.create_task(_work(parts, stop_intake), name="worker"))
         if telegram is not None:
             await telegram.start()
         parts.started = True

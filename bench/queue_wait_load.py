@@ -127,6 +127,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         max_side=max(512, args.size),
         local_storage_dir=folder / "images",
         sqlite_path=folder / "p2p.sqlite3",
+        calibration_cache=folder / "worker-speed.json",  # the worker times itself at start, cached here
         max_jobs_in_flight_per_user=3,
         user_rate_per_minute=100,
         status_edit_interval_s=1.0,

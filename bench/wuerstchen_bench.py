@@ -11,9 +11,15 @@ worker gets.
 
 For every size, batch size and mode (eager, compiled) it prints seconds per image and images per
 second (median of ``--repeats`` timed calls after ``--warmup`` calls; CUDA is synchronised), the
-first call's time (for ``compiled``: the compilation), peak GPU memory, and the FLOPs per image
+first call's time (for ``compiled``: the compilation), peak GPU memory, the process's peak RSS, and
+the FLOPs per image
 counted with ``torch.utils.flop_counter.FlopCounterMode`` (on the ``meta`` device: exact shapes,
 no compute, so it works on any machine), from which it derives the achieved TFLOP/s.
+
+The dtype is the worker's own choice unless ``--dtype`` names one: ``auto`` is bf16 on a GPU and on a
+CPU with native bf16 (AMX or AVX512-BF16), fp32 on other CPUs; the header prints the CPU's model,
+its bf16-relevant flags and the reason for the dtype. On a CPU the default mode is ``eager``, as a
+worker runs by default (``GENERATOR_COMPILE`` is off).
 
 Examples::
 
@@ -36,6 +42,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -47,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded, nothing is asked
 
-from adapters.wuerstchen import tiny  # noqa: E402
-from domain.models import GenerationRequest  # noqa: E402
+from adapters.wuerstchen import tiny
+from domain.models import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -285,10 +292,25 @@ def measure(pipelines, pngs, mode: str, size: int, batch: int, args, device, flo
         "png_s_per_image": png_s,  # wall time of the batch's PNGs over the batch, in parallel
         "png_threads": pngs.threads,
         "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "peak_rss_gib": peak_rss_gib(),
     }
     if size in flops:
         row["tflops_per_s"] = flops[size] * batch / seconds / 1e12
     return row
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model, threads and the flags that decide bf16's speed (torch's detection)."""
+    from adapters.huggingface.torch_setup import cpu_flags, cpu_name
+
+    flags = cpu_flags()
+    wanted = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512_f", "avx512_vnni", "avx_vnni", "avx2", "fma3")
+    return {"cpu": cpu_name(), "cpu_flags": " ".join(f for f in wanted if f in flags) or "none of " + ",".join(wanted)}
 
 
 def flops_text(value: float, unit: str = "FLOP") -> str:
@@ -306,6 +328,8 @@ def format_row(row: dict) -> str:
     )
     if row.get("peak_gib") is not None:
         text += f", peak {row['peak_gib']:.1f} GiB"
+    if row.get("peak_rss_gib") is not None:
+        text += f", peak RSS {row['peak_rss_gib']:.1f} GiB"
     if row.get("tflops_per_s") is not None:
         text += f", {flops_text(row['tflops_per_s'] * 1e12, 'FLOP/s')}"
     return text + ")"
@@ -397,7 +421,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="the tiny test architecture (CPU, seconds)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu ...")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32")
+    parser.add_argument(
+        "--dtype", default="auto",
+        help="auto (the worker's choice: bf16 on CUDA and on CPUs with native bf16, else fp32), bf16, fp16, fp32",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: physical cores)")
     parser.add_argument("--sizes", default=None, help="square sizes, e.g. 1024,512 (tiny: 256,128)")
     parser.add_argument("--batches", default=None, help="e.g. 1-16 or 1,2,4,8,16 (tiny: 1,2,4)")
@@ -426,7 +453,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sizes = parse_ints(args.sizes or ("256,128" if args.tiny else "1024,512"))
     args.batches = parse_ints(args.batches or ("1,2,4" if args.tiny else "1,2,4,8,12,16"))
-    modes = args.modes or ("eager" if args.tiny else "eager,compiled")
+    cpu = args.device == "cpu"
+    modes = args.modes or ("eager" if args.tiny or cpu else "eager,compiled")
     args.modes = [m.strip() for m in modes.split(",") if m.strip()]
     args.compile_sizes = parse_ints(args.compile_sizes) if args.compile_sizes else args.sizes[:1]
     args.compile_batches = parse_ints(args.compile_batches)
@@ -444,12 +472,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from adapters.huggingface.torch_setup import default_threads, resolve_device, resolve_dtype
+    from adapters.huggingface.torch_setup import choose_dtype, default_threads, resolve_device
 
     started = time.perf_counter()
     arch = TINY if args.tiny else REAL
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    dtype, dtype_reason = choose_dtype(args.dtype, device)  # the worker's own rule
     if device.type == "cpu":
         torch.set_num_threads(args.threads or default_threads())
     meta = {
@@ -459,6 +487,8 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
         ),
         "dtype": str(dtype),
+        "dtype_reason": dtype_reason,
+        **(cpu_description() if device.type == "cpu" else {}),
         "torch": torch.__version__,
         "prior_steps": args.prior_steps,
         "decoder_steps": args.decoder_steps,
@@ -546,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict:
     best = max((r for r in report.data["rows"] if "images_per_s" in r), key=lambda r: r["images_per_s"], default=None)
     if best:
         log(f"best: {best['images_per_s']:.2f} images/s ({best['mode']}, {best['size']}px, batch {best['batch']})")
-    log(f"total {time.perf_counter() - started:.1f}s")
+    log(f"total {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_gib():.1f} GiB")
     return report.data
 
 

@@ -23,6 +23,7 @@ from domain.safety import ImageAction, PromptFilter
 from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.calibrate import CalibrateSpeed
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
 from domain.users import UserLimits
@@ -126,6 +127,12 @@ class Components:
     @cached_property
     def policy(self) -> QualityPolicy:
         return factories.quality_policy(self.settings, self.profiles)
+
+    @cached_property
+    def calibrate(self) -> CalibrateSpeed | None:
+        """The worker's calibration at start (None: CALIBRATION=off, or a generator that cannot
+        time itself): the policy then starts from this worker's own figures."""
+        return factories.calibration(self.settings, self.generator, self.policy, self.profiles, self.metrics)
 
     @cached_property
     def safety_gate(self) -> SafetyGate:

@@ -30,11 +30,13 @@ from domain.ports import (
     PromptReader,
     PromptTranslator,
     QualityPolicy,
+    SpeedProbe,
     Storage,
     Tracer,
 )
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.telemetry import NoMetrics, NoTracer
+from domain.use_cases.calibrate import CalibrateSpeed
 from domain.users import UserStore
 from domain.validation import Limits
 
@@ -336,6 +338,31 @@ def quality_policy(settings: Settings, profiles: dict[str, QualityProfile]) -> Q
         profiles=profiles,
         workers=settings.policy_workers,
         cap=settings.quality_cap,
+    )
+
+
+def calibration(
+    settings: Settings,
+    generator: Generator,
+    policy: QualityPolicy,
+    profiles: dict[str, QualityProfile],
+    metrics: Metrics,
+) -> CalibrateSpeed | None:
+    """The worker's calibration at start (CALIBRATION=auto), for a generator that can time
+    itself (Würstchen); None: the policy starts from SECONDS_PER_IMAGE."""
+    if settings.calibration == "off" or not callable(getattr(generator, "time_one", None)):
+        return None
+    from adapters.embedded.speed_cache import JsonSpeedCache
+
+    return CalibrateSpeed(
+        probe=cast("SpeedProbe", generator),
+        profiles=profiles,
+        policy=policy,
+        cache=JsonSpeedCache(settings.calibration_cache),
+        width=settings.default_width,
+        height=settings.default_height,
+        budget_s=settings.calibration_budget_s,
+        metrics=metrics,
     )
 
 

@@ -183,7 +183,11 @@ class Settings(BaseSettings):
     )
     tiny_model_dir: Path = Field(Path("data/tiny-wuerstchen"), description="where the tiny model is built once")
     generator_device: str = Field("auto", description="auto (CUDA when present), cuda, cuda:N or cpu")
-    generator_dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
+    generator_dtype: str = Field(
+        "auto",
+        description="auto (bf16 on GPU and on CPUs with native bf16: AMX or AVX512-BF16; fp32 on other CPUs), "
+        "bfloat16, float16 or float32",
+    )
     generator_threads: int = Field(0, description="CPU threads for torch (0: physical cores)")
     generator_compile: bool = Field(False, description="torch.compile on GPU, warmed up at start")
     generator_compile_mode: str = Field(
@@ -237,7 +241,20 @@ class Settings(BaseSettings):
     seconds_per_image: dict[str, float] = Field(
         default_factory=lambda: {"quality": 0.55, "balanced": 0.32, "fast": 0.04},
         description="starting estimates per profile (quality: an H200's measured figure; balanced, fast: "
-        "scaled from it by steps and pixels); each worker's measured values replace them",
+        "scaled from it by steps and pixels) when the worker does not calibrate; its calibration, then "
+        "measured values replace them",
+    )
+    calibration: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: a Würstchen worker times one image per profile at start (or reads its cache) "
+        "and the policy starts from that; off: from SECONDS_PER_IMAGE",
+    )
+    calibration_budget_s: float = Field(
+        120.0, ge=0, description="most seconds the calibration at start spends timing (beyond: extrapolated)"
+    )
+    calibration_cache: Path = Field(
+        Path("data/worker-speed.json"),
+        description="cache of calibrations by machine, model, dtype and backend (a restart reads it)",
     )
     otlp_endpoint: str = Field("", description="OTLP/HTTP collector for metrics and traces (empty: off)")
     metrics_enabled: bool = Field(True, description="OpenTelemetry metrics on /metrics")

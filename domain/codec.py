@@ -25,6 +25,7 @@ _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
 ADDED_FIELDS: dict[type, frozenset[str]] = {
     Job: frozenset({"translate", "aspect"}),
     Result: frozenset({"understood", "spoiler", "flags", "generator_kind", "random_translation"}),
+    Progress: frozenset({"seconds_per_image"}),
 }
 
 

@@ -184,10 +184,28 @@ class Progress(JobRef):
     total_steps: int = 0
     worker_id: str = ""
     at: float = Field(default_factory=now)
+    # The worker's own seconds per image of the job's profile (timed at its start, then learnt
+    # from its batches; 0: unknown): a bot that has seen no batch yet estimates waits from it.
+    seconds_per_image: float = Field(default=0.0, ge=0.0)
 
     @classmethod
-    def of(cls, job: Job, stage: Stage, step: int = 0, total_steps: int = 0, worker_id: str = "") -> Progress:
-        return cls(**job.ref_fields(), stage=stage, step=step, total_steps=total_steps, worker_id=worker_id)
+    def of(
+        cls,
+        job: Job,
+        stage: Stage,
+        step: int = 0,
+        total_steps: int = 0,
+        worker_id: str = "",
+        seconds_per_image: float = 0.0,
+    ) -> Progress:
+        return cls(
+            **job.ref_fields(),
+            stage=stage,
+            step=step,
+            total_steps=total_steps,
+            worker_id=worker_id,
+            seconds_per_image=seconds_per_image,
+        )
 
 
 class Result(JobRef):

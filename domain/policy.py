@@ -8,7 +8,7 @@ its measurements; the simulation in ``bench/simulate_quality.py`` runs the same 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from domain.models import Quality
@@ -70,6 +70,16 @@ class AdaptivePolicy:
         old = self.seconds_per_image[profile]
         self.seconds_per_image[profile] = old + self.smoothing * (per_image - old)
 
+    def calibrate(self, seconds_per_image: Mapping[str, float]) -> None:
+        """The worker's own figures, timed at its start (``domain.use_cases.calibrate``): they
+        replace the starting estimates (``SECONDS_PER_IMAGE``, another device's figures)."""
+        for profile, seconds in seconds_per_image.items():
+            if seconds > 0:
+                self.seconds_per_image[profile] = seconds
+
+    def estimate(self, profile: str) -> float | None:
+        return self.seconds_per_image.get(profile)
+
     def expected_wait(self, profile: str, backlog: int) -> float:
         return backlog * self.seconds_per_image[profile] / max(1, self.workers)
 
@@ -112,6 +122,9 @@ class FixedPolicy:
     honour_requests: bool = True
     ladder: Sequence[str] = LADDER  # what may be made; requests above it are lowered
     cap: str = ""  # QUALITY_CAP (``capped_ladder``); empty: none
+    # Not used to choose: the worker's figures, which it tells the bots (their wait estimates).
+    seconds_per_image: dict[str, float] = field(default_factory=dict)
+    smoothing: float = 0.3
 
     def __post_init__(self) -> None:
         self.ladder = capped_ladder(self.cap, self.ladder)
@@ -119,7 +132,17 @@ class FixedPolicy:
             self.default = self.ladder[0]  # the default lowered to the cap
 
     def observe(self, profile: str, batch_size: int, seconds: float) -> None:
-        pass
+        if batch_size <= 0 or seconds <= 0:
+            return
+        per_image = seconds / batch_size
+        old = self.seconds_per_image.get(profile, per_image)
+        self.seconds_per_image[profile] = old + self.smoothing * (per_image - old)
+
+    def calibrate(self, seconds_per_image: Mapping[str, float]) -> None:
+        self.seconds_per_image.update({p: s for p, s in seconds_per_image.items() if s > 0})
+
+    def estimate(self, profile: str) -> float | None:
+        return self.seconds_per_image.get(profile)
 
     def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
         if self.honour_requests and requested != Quality.AUTO and requested in self.profiles:

@@ -329,6 +329,15 @@ class QualityPolicy(Protocol):
         """Learn from a finished batch how fast a profile runs."""
         ...
 
+    def calibrate(self, seconds_per_image: Mapping[str, float]) -> None:
+        """This worker's own seconds per image, timed at its start: they replace the starting
+        estimates of the profiles they name."""
+        ...
+
+    def estimate(self, profile: str) -> float | None:
+        """The seconds per image the policy reckons with for ``profile`` now (None: none)."""
+        ...
+
 
 class UserStore(Protocol):
     """Keeps users' preferences and jobs. Every method is safe to call concurrently."""
@@ -469,6 +478,16 @@ class Metrics(Protocol):
         """A message of ``topic`` that could not be decoded was set aside on the dead-letter topic."""
         ...
 
+    def generator_info(self, info: Mapping[str, str]) -> None:
+        """What the worker's generator runs on, set once at start: device, dtype and why that
+        dtype (``dtype_reason``), backend, machine and model."""
+        ...
+
+    def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
+        """This worker's own seconds per image of each profile (timed at start or read from its
+        cache: ``sources``), as the policy starts from them."""
+        ...
+
 
 class Tracer(Protocol):
     def span(
@@ -482,3 +501,27 @@ class Tracer(Protocol):
         """A span, child of the trace in ``carrier`` when given, current while the block runs
         (so messages published inside it carry its context)."""
         ...
+
+
+class SpeedProbe(Protocol):
+    """A generator that times itself (the worker's calibration at start)."""
+
+    def speed_identity(self) -> dict[str, str]:
+        """What its speed depends on: ``machine`` (CPU model and threads, or GPU name), ``model``,
+        ``dtype``, ``backend``; with ``device`` and ``dtype_reason`` for the metrics."""
+        ...
+
+    async def time_one(self, request: GenerationRequest) -> tuple[float, list[float]]:
+        """Make ``request``'s image as a job's (PNG included): the seconds it took, and when each
+        step ended (seconds since the start: the prior's steps, then the decoder's)."""
+        ...
+
+
+class SpeedCache(Protocol):
+    """Figures of earlier calibrations, by the worker's identity (a small file)."""
+
+    async def load(self, key: str) -> dict[str, float]:
+        """Seconds per image by request signature (``domain.speed.signature``); {} if none."""
+        ...
+
+    async def save(self, key: str, figures: Mapping[str, float]) -> None: ...

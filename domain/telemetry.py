@@ -69,6 +69,12 @@ class NoMetrics:
     def dead_lettered(self, topic: str) -> None:
         pass
 
+    def generator_info(self, info: Mapping[str, str]) -> None:
+        pass
+
+    def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

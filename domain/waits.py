@@ -13,8 +13,9 @@ it knows, from real data:
 ``wait_s(ahead)`` simulates the queue: each worker, when free, takes the next ``max_batch`` jobs
 in line; the answer is when the batch holding the job ``ahead`` places back finishes (or, when the
 pictures ahead need longer to go out at the bot's outbound rate, that), plus the delivery time
-seen lately. Before any batch was seen the answer is ``None`` (unknown): a guess
-would be a lie by orders of magnitude between a GPU and a CPU worker.
+seen lately. Before any batch was seen, the workers' own figures on their progress events (seconds
+per image, timed at their start) stand in for batches; with neither the answer is ``None``
+(unknown): a guess would be a lie by orders of magnitude between a GPU and a CPU worker.
 """
 
 from __future__ import annotations
@@ -64,18 +65,24 @@ class WaitEstimator:
     _running: dict[str, _Running] = field(default_factory=dict)  # worker -> its current batch
     _seen: dict[str, float] = field(default_factory=dict)  # worker -> last event
     _delivery: list[float] = field(default_factory=list)  # result -> sent, seconds
+    _told: dict[str, float] = field(default_factory=dict)  # worker -> its own seconds per image
 
     # --- what happened ---------------------------------------------------------------------------
-    def started(self, worker_id: str, job_id: str, at: float) -> None:
-        """A worker started a job (its batch starts with it, or a new batch does)."""
+    def started(self, worker_id: str, job_id: str, at: float, seconds_per_image: float = 0.0) -> None:
+        """A worker started a job (its batch starts with it, or a new batch does); it may say
+        how many seconds an image takes it (its calibration), for use until batches are seen."""
         self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), at)
+        self.told(worker_id, seconds_per_image)
         run = self._running.get(worker_id)
         if run is None or (abs(at - run.started_at) > 1.0 and job_id not in run.jobs):
             run = self._running[worker_id] = _Running(started_at=at)
         run.jobs.add(job_id)
 
-    def progressed(self, worker_id: str, job_id: str, step: int, total: int, at: float) -> None:
+    def progressed(
+        self, worker_id: str, job_id: str, step: int, total: int, at: float, seconds_per_image: float = 0.0
+    ) -> None:
         self._seen[worker_id] = max(self._seen.get(worker_id, 0.0), at)
+        self.told(worker_id, seconds_per_image)
         run = self._running.get(worker_id)
         if run is not None and job_id in run.jobs and step > run.step and total:
             run.step, run.total, run.step_at = step, total, at
@@ -101,6 +108,11 @@ class WaitEstimator:
         batch.started_at = min(batch.started_at, started_at)
         batch.finished_at = max(batch.finished_at, finished_at)
         self.ended(worker_id, job_id)
+
+    def told(self, worker_id: str, seconds_per_image: float) -> None:
+        """A worker's own figure for one image (0: it did not say)."""
+        if seconds_per_image > 0:
+            self._told[worker_id] = seconds_per_image
 
     def ended(self, worker_id: str, job_id: str) -> None:
         """The job left its worker (finished, failed or cancelled)."""
@@ -130,7 +142,11 @@ class WaitEstimator:
         plus per-image cost)."""
         recent = self._recent(now)[-16:]
         if not recent:
-            return None
+            told = [s for w, s in self._told.items() if now - self._seen.get(w, 0.0) < self.horizon_s]
+            if not told:
+                return None
+            # No batch seen yet: the workers' own timing of one image, grown as batches grow.
+            return max(0.05, statistics.median(told) * (1 - MARGINAL + MARGINAL * size))
         sizes = {b.size for b in recent}
         if len(sizes) >= 2:
             xs = [float(b.size) for b in recent]

@@ -1,9 +1,16 @@
 """Fixtures that start real services (the Kafka broker, moto's S3 server) live in
 tests/fixtures; a service that cannot start fails its tests, it never skips them."""
 
+import os
+
 import pytest
 
 from tests.fake_telegram import FakeBotAPI
+
+# GENERATOR_DTYPE=auto takes bf16 on CPUs with native bf16 (AMX, AVX512-BF16): the suite runs as on a
+# CPU without it, so that its pictures and tolerances do not depend on the machine; the tests of
+# the choice and of bf16 (tests/wuerstchen/test_cpu_speed.py) set the check themselves.
+os.environ.setdefault("P2P_CPU_BF16", "0")
 
 pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.postgres"]
 

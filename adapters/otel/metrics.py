@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import psutil
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -146,7 +146,9 @@ class OtelMetrics:
             "p2p.jobs.accepted", description="prompts the bot accepted (recorded; each gets a picture or an error)"
         )
         self.first_reply_time = meter.create_histogram(
-            "p2p.first_reply", unit="s", description="time from admitting a prompt to the bot's first reply (its status)"
+            "p2p.first_reply",
+            unit="s",
+            description="time from admitting a prompt to the bot's first reply (its status)",
         )
         self.dead_letters = meter.create_counter(
             "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic"
@@ -159,6 +161,20 @@ class OtelMetrics:
         self._lag = 0
         meter.create_observable_gauge(
             "p2p.consumer.lag", callbacks=[self._observe_lag], unit="{job}", description="jobs queued and not finished"
+        )
+        self._generator_info: dict[str, str] = {}
+        meter.create_observable_gauge(
+            "p2p.generator.info",
+            callbacks=[self._observe_generator],
+            unit="1",
+            description="1, labelled with the generator's device, dtype (and why), backend, machine and model",
+        )
+        self._speed: dict[str, float] = {}
+        self._speed_sources: dict[str, str] = {}
+        meter.create_observable_gauge(
+            "p2p.worker.seconds_per_image",  # no unit: it would add "_seconds" to the Prometheus name
+            callbacks=[self._observe_speed],
+            description="this worker's own seconds per image by profile, timed at start (or from its cache)",
         )
         if system_metrics:
             rates = _Rates()
@@ -183,6 +199,14 @@ class OtelMetrics:
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self._lag)
+
+    def _observe_generator(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._generator_info:
+            yield Observation(1, self._generator_info)
+
+    def _observe_speed(self, options: CallbackOptions) -> Iterable[Observation]:
+        for profile, seconds in self._speed.items():
+            yield Observation(seconds, {"profile": profile, "source": self._speed_sources.get(profile, "")})
 
     # --- the Metrics port -----------------------------------------------------------------
     def profile_selected(self, profile: str, reason: str) -> None:
@@ -246,6 +270,14 @@ class OtelMetrics:
     def dead_lettered(self, topic: str) -> None:
         # Not by reason: the reasons carry the decoder's message (free text, unbounded labels).
         self.dead_letters.add(1, {"topic": topic})
+
+    def generator_info(self, info: Mapping[str, str]) -> None:
+        keys = ("device", "dtype", "dtype_reason", "backend", "machine", "model")
+        self._generator_info = {key: str(info.get(key, "")) for key in keys}
+
+    def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
+        self._speed = dict(seconds_per_image)
+        self._speed_sources = dict(sources)
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:

@@ -96,9 +96,11 @@ class TelegramNotifier:
         if event.worker_id:
             self.front.workers_seen[event.worker_id] = max(self.front.workers_seen.get(event.worker_id, 0.0), event.at)
         if event.stage == Stage.STARTED:
-            self.front.estimator.started(event.worker_id, event.job_id, event.at)
+            self.front.estimator.started(event.worker_id, event.job_id, event.at, event.seconds_per_image)
         elif event.stage == Stage.GENERATING:
-            self.front.estimator.progressed(event.worker_id, event.job_id, event.step, event.total_steps, event.at)
+            self.front.estimator.progressed(
+                event.worker_id, event.job_id, event.step, event.total_steps, event.at, event.seconds_per_image
+            )
 
     async def progress(self, event: Progress, record: JobRecord) -> None:
         """The live status of an active job (RecordOutcomes marked it running, and decided it is

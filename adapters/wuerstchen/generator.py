@@ -15,8 +15,10 @@
   the event loop, cancellation;
 - :mod:`~adapters.wuerstchen.compilation`: ``torch.compile``, its cache and the warm-up.
 
-CUDA with bfloat16 when a GPU is there (fp16 overflows in the decoder), CPU with float32
-otherwise, with as many threads as physical cores. Figures: docs/benchmarks.md.
+CUDA with bfloat16 when a GPU is there (fp16 overflows in the decoder); on a CPU bfloat16 where it
+has native bf16 (AMX or AVX512-BF16), float32 elsewhere, with as many threads as physical cores.
+It also times itself (``SpeedProbe``: the worker's calibration at start). Figures:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from adapters.huggingface.torch_setup import default_threads, resolve_device, resolve_dtype
+from adapters.huggingface.torch_setup import choose_dtype, cpu_name, default_threads, resolve_device
 from adapters.wuerstchen.batching import Group, ShapeBuckets, parse_warmup, plan_groups
 from adapters.wuerstchen.compilation import TorchCompile, warm_up
 from adapters.wuerstchen.generation_thread import GenerationThread
@@ -51,7 +53,10 @@ class WuerstchenGenerator:
     Args:
         prior, decoder: hub ids or local folders in the hub layout.
         device: ``auto`` (CUDA if there is a GPU, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
-        dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16``, ``fp32``.
+        dtype: ``auto`` (bf16 on CUDA and on CPUs with native bf16, else fp32), ``bf16``,
+            ``fp16``, ``fp32``.
+        cpu_bf16: replaces the CPU's native-bf16 check of ``auto`` (tests; None: ask the CPU,
+            or the ``P2P_CPU_BF16`` environment variable).
         threads: torch CPU threads; 0 = the physical cores available. Only used on CPU.
         compile: wrap the prior and decoder in ``torch.compile`` (meant for GPUs; on a CPU it needs
             a C++ compiler and minutes).
@@ -93,6 +98,7 @@ class WuerstchenGenerator:
         png_threads: int = 0,
         png_encoder: PngEncoder | None = None,
         name: str = "wuerstchen",
+        cpu_bf16: bool | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -102,6 +108,8 @@ class WuerstchenGenerator:
         self.decoder_source = decoder
         self.device_setting = device
         self.dtype_setting = dtype
+        self.cpu_bf16 = cpu_bf16
+        self.dtype_reason = ""
         self.threads = threads
         self.compile = compile
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir else None
@@ -202,16 +210,18 @@ class WuerstchenGenerator:
         import torch
 
         self.device = resolve_device(self.device_setting)
-        self.dtype = resolve_dtype(self.dtype_setting, self.device)
+        self.dtype, self.dtype_reason = choose_dtype(self.dtype_setting, self.device, self.cpu_bf16)
         if self.device.type == "cpu":
             threads = self.threads or default_threads()
             torch.set_num_threads(threads)
-            log.info("Würstchen on CPU with %d threads, %s", threads, self.dtype)
+            log.info(
+                "Würstchen on CPU (%s) with %d threads, %s (%s)", cpu_name(), threads, self.dtype, self.dtype_reason
+            )
         else:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-            log.info("Würstchen on %s, %s", self.device, self.dtype)
+            log.info("Würstchen on %s, %s (%s)", self.device, self.dtype, self.dtype_reason)
 
     def _prepare(self, pipelines: Pipelines) -> None:
         """Set the memory layout, compile (if asked) and warm up."""
@@ -260,6 +270,45 @@ class WuerstchenGenerator:
         finally:
             for future in pending.values():
                 future.cancel()
+
+    # ----------------------------------------------------------------- its own speed
+
+    def speed_identity(self) -> dict[str, str]:
+        """The ``SpeedProbe`` port: what this generator's speed depends on (after ``start``)."""
+        import torch
+
+        if self.device is not None and self.device.type == "cuda":
+            machine = torch.cuda.get_device_name(self.device)
+        else:
+            machine = f"{cpu_name()} x{torch.get_num_threads()} threads"
+        return {
+            "machine": machine,
+            "model": f"{self.name}:{self.prior_source}+{self.decoder_source}",
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype_reason": self.dtype_reason,
+            "backend": "torch-compile" if self.compile else "torch-eager",
+            "device": str(self.device),
+        }
+
+    async def time_one(self, request: GenerationRequest) -> tuple[float, list[float]]:
+        """The ``SpeedProbe`` port: ``request``'s image made as a job's (PNG included), timed on
+        the generation thread: seconds in all, and when each step ended."""
+        if not self.started:
+            await self.start()
+        groups = plan_groups([request], self.max_batch, self.batch_limit)
+        ends: list[float] = []
+
+        def work(on_step: Callable[[], None], cancel: threading.Event) -> float:
+            began = time.perf_counter()
+
+            def stamp() -> None:
+                ends.append(time.perf_counter() - began)
+
+            self._denoise_and_encode(groups, 1, stamp, cancel)
+            return time.perf_counter() - began
+
+        total = await self._thread.run(work, sum(g.steps for g in groups))
+        return total, ends
 
     async def unread(self, prompts: Sequence[str]) -> list[tuple[str, int]]:
         """The ``PromptReader`` port: for each prompt, the words past the prior's CLIP token limit

@@ -100,15 +100,17 @@ class Production:
         self, todo: list[_Planned], profile: QualityProfile, started: float, batch: int
     ) -> None:
         jobs = [item.job for item in todo]
+        assert self.policy is not None
+        per_image = self.policy.estimate(profile.name) or 0.0  # told to the bots' wait estimates
         for job in jobs:
-            await self._progress(job, Stage.STARTED)
+            await self._progress(job, Stage.STARTED, per_image=per_image)
         last_report = [0.0]
 
         async def on_step(step: int, total: int) -> None:
             if time.time() - last_report[0] >= self.progress_interval_s or step == total:
                 last_report[0] = time.time()
                 for job in jobs:
-                    await self._progress(job, Stage.GENERATING, step, total)
+                    await self._progress(job, Stage.GENERATING, step, total, per_image)
 
         links = [c for c in (carrier_of(i.delivery) for i in todo) if c]
         understood = await self._understand(jobs, links)
@@ -274,8 +276,8 @@ class Production:
             generator_kind=self.generator_kind,
         )
 
-    async def _progress(self, job: Job, stage: Stage, step: int = 0, total: int = 0) -> None:
-        event = Progress.of(job, stage, step, total, worker_id=self.worker_id)
+    async def _progress(self, job: Job, stage: Stage, step: int = 0, total: int = 0, per_image: float = 0.0) -> None:
+        event = Progress.of(job, stage, step, total, worker_id=self.worker_id, seconds_per_image=per_image)
         try:
             await self.queue.publish_event(event)
         except Exception as exc:  # progress is best effort; the result is what matters

@@ -67,3 +67,21 @@ async def test_meta_flop_count_matches_the_running_pipeline(bench, tiny_generato
         tiny_generator.pipelines.denoise([request])
     counted = bench.count_flops(bench.TINY, 256, 128, 5, 3)["total"]
     assert counter.get_total_flops() == pytest.approx(counted, rel=0.01)
+
+
+@pytest.mark.parametrize(("native", "dtype"), [("1", "torch.bfloat16"), ("0", "torch.float32")])
+def test_cpu_run_names_the_cpu_and_takes_the_workers_dtype(bench, monkeypatch, capsys, native, dtype):
+    """On a CPU: its model and bf16 flags, the worker's dtype choice with its reason (the CPU check
+    overridden here), and the peak RSS."""
+    monkeypatch.setenv("P2P_CPU_BF16", native)
+    data = bench.main(
+        ["--tiny", "--device", "cpu", "--threads", "1", "--sizes", "128", "--batches", "1", "--repeats", "1",
+         "--prior-steps", "2", "--decoder-steps", "2", "--no-flops"]
+    )
+    printed = capsys.readouterr().out
+    meta = data["meta"]
+    assert meta["dtype"] == dtype and meta["dtype_reason"] == f"P2P_CPU_BF16={native}"
+    assert meta["cpu"] and meta["cpu"] in printed and "cpu_flags=" in printed
+    [row] = data["rows"]
+    assert row["mode"] == "eager" and row["peak_rss_gib"] > 0.05
+    assert "peak RSS" in printed
