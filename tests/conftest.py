@@ -1,11 +1,11 @@
-"""Fixtures that start real services (the Kafka broker, moto's S3 server) live in
+"""Fixtures that start real services (the Kafka broker, moto's S3 server, MinIO) live in
 tests/fixtures; a service that cannot start fails its tests, it never skips them."""
 
 import pytest
 
 from tests.fake_telegram import FakeBotAPI
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.minio", "tests.fixtures.postgres"]
 
 
 @pytest.fixture
