@@ -16,9 +16,9 @@ with the commit time as the version and a ``DEVELOPMENT.`` release tag (it is no
 
 The binary lands in ``$MINIO_CACHE_DIR/<version>/minio`` (default ``.cache/minio/<version>/minio``);
 a second call finds it and does nothing. The Go module and build caches of the build are
-temporary folders, removed afterwards, so only the binary (112 MB) stays. A cold build took 16
-minutes on two cores shared with other jobs (load about 11; 5 min 10 s user and 45 s system CPU
-time, 1.5 GB peak memory, measured with /usr/bin/time -v): about 3 minutes on two idle cores
+temporary folders, removed afterwards, so only the binary (112 MB) stays. A cold build took 16 and
+18 minutes (two runs, /usr/bin/time -v) on two cores shared with other jobs (load about 10), for
+6 to 7 minutes of CPU time and 1.5 GB peak memory: about 3 to 4 minutes on two idle cores
 (estimated from that CPU time, not measured).
 
 Environment: MINIO_VERSION (default below), MINIO_CACHE_DIR, GO (the go binary), MINIO_BIN (use
