@@ -1,4 +1,4 @@
-"""Fixtures that start real services (the Kafka broker, moto's S3 server) live in
+"""Fixtures that start real services (the Kafka broker, moto's S3 server, MinIO) live in
 tests/fixtures; a service that cannot start fails its tests, it never skips them."""
 
 import os
@@ -12,7 +12,7 @@ from tests.fake_telegram import FakeBotAPI
 # the choice and of bf16 (tests/wuerstchen/test_cpu_speed.py) set the check themselves.
 os.environ.setdefault("P2P_CPU_BF16", "0")
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.minio", "tests.fixtures.postgres"]
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@
   attempts with backoff on top (``ProcessJobs.storage_attempts``) and then fails the job honestly.
 - The bucket is created if missing and stays private: objects are written without an ACL (the
   default is private everywhere) and a new bucket gets a public access block where the server
-  supports it (AWS, moto; MinIO answers NotImplemented, and its buckets are private by default).
+  supports it (AWS, moto). MinIO has no public access blocks (PUT: MalformedXML, GET:
+  NotImplemented): its buckets are private unless a bucket policy lets anyone in, so there an
+  existing bucket's policy is checked instead (the tests run on moto and on a real MinIO server).
 - Users get presigned GET links that expire, signed for the public endpoint (see ``start``).
 - Optional lifecycle rule: the images (keys under the domain's ``IMAGE_KEY_PREFIX``) expire after
   ``expire_days`` days. A server that refuses lifecycle rules is logged at start and the images
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -74,6 +77,22 @@ def _encode_metadata(metadata: dict[str, str]) -> dict[str, str]:
             value = quote(value, safe="")
         out[name.lower()] = value
     return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _lets_anyone_in(statement: Any) -> bool:
+    """An ``Allow`` statement of a bucket policy whose principal is everyone (``"*"``)."""
+    if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+        return False
+    principal = statement.get("Principal")
+    if isinstance(principal, dict):
+        principal = principal.get("AWS")
+    return "*" in _as_list(principal)
 
 
 def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -270,8 +289,16 @@ class S3Storage:
                 PublicAccessBlockConfiguration=dict.fromkeys(_PUBLIC_ACCESS_FLAGS, True),
             )
         except ClientError as exc:
-            # MinIO: NotImplemented. Its buckets are private unless a policy says otherwise,
-            # and this adapter never writes a public ACL or policy.
+            if await self._has_no_public_access_blocks():
+                # MinIO has no public access blocks. It answers this PUT with MalformedXML (its
+                # router takes it for a bucket creation and fails to parse the body) and the GET
+                # with NotImplemented. Its buckets are private unless a bucket policy says
+                # otherwise, a new bucket has none, and this adapter never writes one.
+                log.info(
+                    "bucket %s: the server has no public access blocks; the new bucket has no policy, so it is private",
+                    self.bucket,
+                )
+                return
             log.warning(
                 "bucket %s: public access block not set (server said %s); objects are still written private",
                 self.bucket,
@@ -280,22 +307,61 @@ class S3Storage:
         except _NETWORK_ERRORS as exc:
             raise self._storage_error("put_public_access_block", exc) from exc
 
+    async def _has_no_public_access_blocks(self) -> bool:
+        """The server does not implement public access blocks at all (MinIO)."""
+        try:
+            await self._client.get_public_access_block(Bucket=self.bucket)
+        except ClientError as exc:
+            return _error_code(exc) == "NotImplemented"
+        except _NETWORK_ERRORS as exc:
+            raise self._storage_error("get_public_access_block", exc) from exc
+        return False
+
     async def _check_public_access(self) -> None:
         """An existing bucket is left as its owner set it up; say so when it may be public."""
         try:
             got = await self._client.get_public_access_block(Bucket=self.bucket)
             config = got.get("PublicAccessBlockConfiguration", {})
         except ClientError as exc:
-            if _error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-                log.debug("bucket %s: public access block not readable: %s", self.bucket, _error_code(exc))
+            code = _error_code(exc)
+            if code == "NotImplemented":  # MinIO: no blocks; its bucket policy alone decides
+                await self._check_bucket_policy()
+                return
+            if code != "NoSuchPublicAccessBlockConfiguration":
+                log.debug("bucket %s: public access block not readable: %s", self.bucket, code)
                 return
             config = {}
         except _NETWORK_ERRORS as exc:
             raise self._storage_error("get_public_access_block", exc) from exc
         if not all(config.get(flag) for flag in _PUBLIC_ACCESS_FLAGS):
             log.warning(
-                "bucket %s exists and does not block all public access; this service writes "
-                "private objects only, but check the bucket's policy",
+                "bucket %s exists and does not block all public access, so it may be public; this "
+                "service writes private objects only, but check the bucket's policy",
+                self.bucket,
+            )
+
+    async def _check_bucket_policy(self) -> None:
+        """On a server without public access blocks (MinIO), a bucket is public when its bucket
+        policy allows anonymous users something (``mc anonymous set download`` writes such a
+        policy; ``mc anonymous set none`` removes it). The policy is read rather than asked about:
+        MinIO's GetBucketPolicyStatus says ``IsPublic`` only when anyone may both list and write,
+        so a download-only policy, which publishes every picture, would read as private."""
+        try:
+            got = await self._client.get_bucket_policy(Bucket=self.bucket)
+            policy = json.loads(got.get("Policy") or "{}")
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchBucketPolicy":  # e.g. the bot's read-only user: AccessDenied
+                log.debug("bucket %s: bucket policy not readable: %s", self.bucket, _error_code(exc))
+            return
+        except ValueError:
+            log.warning("bucket %s: its bucket policy is not JSON; check who may read it", self.bucket)
+            return
+        except _NETWORK_ERRORS as exc:
+            raise self._storage_error("get_bucket_policy", exc) from exc
+        if any(_lets_anyone_in(statement) for statement in _as_list(policy.get("Statement"))):
+            log.warning(
+                "bucket %s exists and its bucket policy lets anyone in, so it is public; this service "
+                "writes private objects only, but remove that policy (mc anonymous set none)",
                 self.bucket,
             )
 

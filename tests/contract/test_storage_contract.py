@@ -1,5 +1,6 @@
 """The storage contract, run against every adapter of the ``Storage`` port: the local folder
-(with and without a public URL) and S3 (moto's server over HTTP).
+(with and without a public URL) and S3 over HTTP, on moto's server and on the real MinIO server
+that docker-compose.yml runs (MinIO checks the signature and expiry of the links it serves).
 
 Each adapter comes with a small harness for what the port does not offer: how a user opens a
 link, and how many objects the store holds.
@@ -87,14 +88,17 @@ class S3Harness:
         await self.storage.stop()
 
 
-@pytest.fixture(params=["local", "local-public", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=["local", "local-public", pytest.param("s3", marks=pytest.mark.s3),
+            pytest.param("s3-minio", marks=pytest.mark.s3)]
+)
 async def storage_harness(request, tmp_path):
     if request.param == "local":
         harness = LocalHarness(tmp_path / "images")
     elif request.param == "local-public":
         harness = LocalHarness(tmp_path / "images", public_base_url="https://p2p.example.org/")
     else:
-        endpoint = request.getfixturevalue("s3_endpoint")
+        endpoint = request.getfixturevalue("s3_endpoint" if request.param == "s3" else "minio_endpoint")
         harness = S3Harness(endpoint, request.getfixturevalue("s3_bucket"))
     await harness.storage.start()
     try:

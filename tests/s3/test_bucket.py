@@ -1,12 +1,18 @@
 """Bucket set-up (created if missing, private, lifecycle), the client's settings, and errors that
-say what failed without saying any secret."""
+say what failed without saying any secret.
+
+The tests that take ``s3_endpoint`` run on moto's server and on the real MinIO server (the one
+docker-compose.yml runs), which answers some of these calls differently (adapters/s3/storage.py).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
 
+import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
@@ -16,6 +22,16 @@ from domain.errors import StorageError
 from domain.models import image_key
 
 pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(params=["moto", "minio"])
+def s3_endpoint(request):
+    """This module's tests of the bucket set-up run on both servers (overrides the session's
+    moto-only ``s3_endpoint``)."""
+    if request.param == "moto":
+        return request.getfixturevalue("s3_server").endpoint
+    return request.getfixturevalue("minio_endpoint")
+
 
 OTHER_RULE = {
     "ID": "someone-elses-rule",
@@ -92,22 +108,56 @@ async def test_no_lifecycle_rule_by_default(s3_endpoint, s3_bucket):
     assert await _rules(s3_endpoint, s3_bucket) == {}
 
 
+def _public_read_policy(bucket: str) -> str:
+    """What ``mc anonymous set download`` writes: anyone may read the objects."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
+                       "Resource": [f"arn:aws:s3:::{bucket}/*"]}],
+    })
+
+
+def _public_warnings(caplog, bucket: str) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records
+        if r.name.startswith("adapters.s3") and r.levelno >= logging.WARNING
+        and bucket in r.getMessage() and "public" in r.getMessage()
+    ]
+
+
 async def test_an_existing_bucket_is_used_and_a_public_one_is_reported(
     s3_endpoint, s3_bucket, caplog
 ):
+    """A bucket whose policy lets anyone read: moto reports it through the missing public access
+    block, MinIO (which has no public access blocks) through the policy itself."""
     async with s3_endpoint.client() as client:
         await client.create_bucket(Bucket=s3_bucket)
         await client.put_object(Bucket=s3_bucket, Key="images/old.png", Body=b"old")
+        await client.put_bucket_policy(Bucket=s3_bucket, Policy=_public_read_policy(s3_bucket))
     storage = s3_endpoint.storage(s3_bucket)
     with caplog.at_level(logging.WARNING, logger="adapters.s3"):
         await storage.start()
     try:
         assert await storage.get("images/old.png") == b"old"  # nothing was recreated
-        assert "does not block all public access" in caplog.text
+        assert len(_public_warnings(caplog, s3_bucket)) == 1
         await storage.start()  # a second start is a no-op
     finally:
         await storage.stop()
         await storage.stop()  # and so is a second stop
+
+
+async def test_a_new_or_private_bucket_is_not_reported(s3_endpoint, s3_bucket, caplog):
+    """The bucket the adapter creates is private and says nothing at WARNING, on the first start
+    and on the next (on MinIO: no policy, and public access blocks NotImplemented)."""
+    with caplog.at_level(logging.INFO, logger="adapters.s3"):
+        await _start_stop(s3_endpoint.storage(s3_bucket))
+        await _start_stop(s3_endpoint.storage(s3_bucket))
+    assert not [r for r in caplog.records if r.name.startswith("adapters.s3") and r.levelno >= logging.WARNING]
+    assert "S3 storage ready" in caplog.text
+    async with s3_endpoint.client() as client:
+        await client.put_object(Bucket=s3_bucket, Key="images/private.png", Body=b"mine")
+    async with aiohttp.ClientSession() as http, http.get(f"{s3_endpoint.url}/{s3_bucket}/images/private.png") as got:
+        assert got.status == 403  # an anonymous read is refused
 
 
 def test_client_settings():

@@ -3,8 +3,9 @@
 moto serves a presigned URL without checking its signature or expiry, so each link is also
 checked here against the SigV4 specification (``tests/s3/sigv4.py``): signed with the
 credentials, for the public host, valid for the configured time and not after. That a server
-refuses an expired link is shown on s3rver, a second S3 server that checks expiry; on moto that
-check stays a strict xfail (it starts failing the day moto enforces it).
+refuses an expired link is shown on s3rver and on the real MinIO server (the one compose runs),
+which check expiry; on moto that check stays a strict xfail (it starts failing the day moto
+enforces it).
 """
 
 from __future__ import annotations
@@ -95,18 +96,43 @@ async def test_server_refuses_an_expired_link(s3_endpoint, s3_bucket):
     assert status == 403
 
 
-async def test_link_works_until_it_expires_and_not_after_on_a_server_that_checks(s3rver_endpoint):
-    storage = s3rver_endpoint.storage("p2p-expiry", link_ttl_s=2)
+@pytest.mark.parametrize("server", ["s3rver", "minio"])
+async def test_link_works_until_it_expires_and_not_after_on_a_server_that_checks(server, request):
+    """s3rver and MinIO (the server compose runs) both refuse a presigned link once it expired."""
+    endpoint = request.getfixturevalue(f"{server}_endpoint")
+    storage = endpoint.storage("p2p-expiry", link_ttl_s=2)
     await storage.start()
     try:
         stored = await storage.put(image_key("expiring"), b"fresh picture", "image/png", {"seed": "1"})
     finally:
         await storage.stop()
-    assert urlsplit(stored.url).netloc == urlsplit(s3rver_endpoint.public_url).netloc
+    assert urlsplit(stored.url).netloc == urlsplit(endpoint.public_url).netloc
     assert await _fetch(stored.url) == (200, b"fresh picture")
     await asyncio.sleep(max(0.0, expires_at(stored.url) + 1.1 - time.time()))
     status, body = await _fetch(stored.url)
     assert status == 403 and b"expired" in body
+
+
+async def test_minio_refuses_a_link_with_a_wrong_signature_or_host(minio_endpoint):
+    """MinIO checks the signature of a presigned link, the host it was signed for included (moto
+    checks neither): a link signed for the public host does not open under another name."""
+    storage = minio_endpoint.storage("p2p-signed")
+    await storage.start()
+    try:
+        stored = await storage.put(image_key("signed"), b"picture", "image/png", {})
+    finally:
+        await storage.stop()
+    assert await _fetch(stored.url) == (200, b"picture")
+    query = parse_qs(urlsplit(stored.url).query)
+    signature = query["X-Amz-Signature"][0]
+    forged = stored.url.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
+    status, body = await _fetch(forged)
+    assert status == 403 and b"SignatureDoesNotMatch" in body
+    internal = stored.url.replace(minio_endpoint.public_url, minio_endpoint.url)
+    status, body = await _fetch(internal)
+    assert status == 403 and b"SignatureDoesNotMatch" in body
+    status, body = await _fetch(f"{minio_endpoint.url}/p2p-signed/{stored.key}")  # unsigned
+    assert status == 403 and b"AccessDenied" in body
 
 
 def test_link_ttl_is_bounded_by_sigv4():

@@ -3,7 +3,8 @@
 moto (5.2) checks an anonymous GET of an object against the object's ACL and the bucket policy,
 so the 403 below is a real refusal; the control shows that moto does serve an object whose ACL
 is public. moto does not act on public access blocks, nor refuse anonymous listing or uploads:
-those gaps are recorded as strict xfails rather than passed.
+those gaps are recorded as strict xfails rather than passed, and shown on the real MinIO server
+(tests/fixtures/minio.py) by the last test.
 """
 
 from __future__ import annotations
@@ -92,3 +93,27 @@ async def test_anonymous_listing_and_upload_are_refused(s3_endpoint, s3_bucket, 
             request = http.put(f"{s3_endpoint.url}/{s3_bucket}/images/anon.png", data=b"x")
         async with request as response:
             assert response.status == 403
+
+
+@pytest.mark.parametrize("method", ["get", "list", "put"])
+async def test_anonymous_read_listing_and_upload_are_refused_on_minio(minio_endpoint, s3_bucket, method):
+    """What moto cannot show (the xfail above), on the real MinIO server compose runs: a bucket
+    the adapter made refuses anonymous reads, listing and uploads."""
+    storage = minio_endpoint.storage(s3_bucket)
+    await storage.start()
+    try:
+        key = image_key("anonymous")
+        await storage.put(key, b"x", "image/png", {})
+        async with aiohttp.ClientSession() as http:
+            if method == "get":
+                request = http.get(f"{minio_endpoint.url}/{s3_bucket}/{key}")
+            elif method == "list":
+                request = http.get(f"{minio_endpoint.url}/{s3_bucket}?list-type=2")
+            else:
+                request = http.put(f"{minio_endpoint.url}/{s3_bucket}/images/anon.png", data=b"x")
+            async with request as response:
+                assert response.status == 403
+                assert "<Code>AccessDenied</Code>" in await response.text()
+        assert not await storage.exists("images/anon.png")
+    finally:
+        await storage.stop()
