@@ -32,7 +32,7 @@ export PYTHONUNBUFFERED=1
 
 run_id="$(date +%s)-$$"
 prefix="p2p-ci-${run_id}"
-work="$root/.cache/container-check"
+work="${CONTAINER_CHECK_CACHE:-$root/.cache/container-check}"
 mkdir -p "$work"
 bot_image="localhost/p2p-ci-bot:${run_id}"
 standin_suite="${P2P_CI_STANDIN_SUITE:-bookworm}"
