@@ -5,11 +5,13 @@ images. Rendered by the real helm (tests/helm/conftest.py)."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helm.conftest import CHART, Helm
+from tests.test_release_script import make_repo, release_with_stand_ins
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -25,8 +27,9 @@ PUBLIC_KEY = (
 )
 
 
-def images_by_component(helm: Helm, sets: list[str]) -> dict[str, str]:
-    rendered = helm.template(["values-gpu.yaml"], ["cpuWorker.enabled=true", *sets])
+def images_by_component(helm: Helm, sets: list[str], files: tuple[str, ...] = ()) -> dict[str, str]:
+    """component -> image of every container, with the GPU worker and the CPU worker on."""
+    rendered = helm.template(["values-gpu.yaml", *files], ["cpuWorker.enabled=true", *sets])
     return {
         workload["metadata"]["labels"].get("app.kubernetes.io/component", workload["metadata"]["name"]): c["image"]
         for workload, c in rendered.containers()
@@ -132,3 +135,14 @@ def test_the_kyverno_policy_forced_with_a_keyless_identity(helm: Helm) -> None:
 )
 def test_the_kyverno_policy_refuses_an_incomplete_setup(helm: Helm, sets: list[str], message: str) -> None:
     assert message in helm.refusal(sets=sets)
+
+
+def test_a_chart_rendered_with_the_release_values_runs_exactly_the_pushed_digests(helm: Helm, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    done, pushed = release_with_stand_ins(repo, tmp_path / "cosign.key")
+    assert done.returncode == 0, done.stderr
+    values = repo.path / "dist" / "release" / "release-values.yaml"
+    images = images_by_component(helm, ["cpuWorker.enabled=true"], files=(str(values),))
+    assert sorted(images.values()) == sorted(
+        f"acme.cr.cloud.ru/p2p/prompt2pic-{target}@{digest}" for target, digest in pushed.items()
+    )
