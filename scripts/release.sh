@@ -88,8 +88,10 @@ elif command -v docker > /dev/null 2>&1 && docker info > /dev/null 2>&1; then
 else
     die "no container engine: install podman (or docker with a running daemon), or set CONTAINER_ENGINE"
 fi
-engine_kind=docker
-"$engine" --version 2> /dev/null | grep -qi podman && engine_kind=podman
+case "$("$engine" --version 2> /dev/null)" in
+    *[Pp]odman*) engine_kind=podman ;;
+    *) engine_kind=docker ;;
+esac
 
 if command -v syft > /dev/null 2>&1; then
     sbom_tool=syft

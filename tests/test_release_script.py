@@ -256,3 +256,36 @@ def test_release_sh_passes_shellcheck() -> None:
     assert shellcheck, "shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)"
     done = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, env={**os.environ})
     assert done.returncode == 0, done.stdout
+
+
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+# A stand-in for the docker CLI: `push` prints nothing useful, the digest is read from RepoDigests.
+echo "docker $*" >> "$FAKE_LOG"
+case "$1" in
+    --version) echo "Docker version 27.3.1, build ce12230" ;;
+    build | tag | push) exit 0 ;;
+    image)
+        ref="${*: -1}"
+        case "$*" in
+            *RepoDigests*) echo "${ref%:*}@sha256:$(printf 'pushed %s' "$ref" | sha256sum | cut -c1-64)" ;;
+            *) echo "sha256:$(printf '%s' "$ref" | sha256sum | cut -c1-64)" ;;
+        esac ;;
+    *) echo "fake docker: unexpected $1" >&2; exit 2 ;;
+esac
+"""
+
+
+def test_with_docker_the_digest_comes_from_repo_digests(repo: Repo) -> None:
+    _tool(repo.bin, "docker", FAKE_DOCKER)
+    _tool(repo.bin, "cosign", FAKE_COSIGN)
+    repo.git("tag", "v3.0.0")
+    done = repo.release(
+        "--skip-tests", REGISTRY="acme.cr.cloud.ru/p2p", COSIGN_KEYLESS="1", CONTAINER_ENGINE=str(repo.bin / "docker")
+    )
+    assert done.returncode == 0, done.stderr
+    builds = [c for c in repo.calls() if c.startswith("docker build")]
+    assert len(builds) == 3 and not any("--layers=false" in c for c in builds)  # podman-only flags
+    digest = "sha256:" + hashlib.sha256(b"pushed acme.cr.cloud.ru/p2p/prompt2pic-bot:3.0.0").hexdigest()
+    # Keyless: no --key, cosign takes the CI's OIDC identity.
+    assert f"cosign sign --yes acme.cr.cloud.ru/p2p/prompt2pic-bot@{digest}" in repo.calls()
+    assert f"BOT_DIGEST={digest}" in (repo.path / "dist/release/release-digests.env").read_text()
