@@ -14,7 +14,7 @@
 #  5. pushes each image as REGISTRY/prompt2pic-<target>:VERSION and reads back its digest;
 #  6. signs each image by digest with cosign and attaches its SBOM as a signed CycloneDX
 #     attestation: with the key COSIGN_KEY (a file, or the PEM itself in the variable) and
-#     COSIGN_PASSWORD, or keyless (COSIGN_KEYLESS=1: the CI's OIDC token, SIGSTORE_ID_TOKEN if set);
+#     COSIGN_PASSWORD, or keyless (COSIGN_KEYLESS=1 or SIGSTORE_ID_TOKEN: the CI's OIDC token);
 #  7. prints the digests and writes OUT/release-digests.env (for scripts) and
 #     OUT/release-values.yaml (for `helm upgrade -f`: the chart then runs repo@sha256:...).
 #
@@ -122,10 +122,10 @@ if [ -n "${COSIGN_KEY:-}" ]; then
     fi
     [ "$dry_run" = 1 ] || [ -n "${COSIGN_PASSWORD+set}" ] || die "COSIGN_PASSWORD is not set (an empty value is allowed for a key without a password)"
 elif [ "${COSIGN_KEYLESS:-0}" = 1 ] || [ -n "${SIGSTORE_ID_TOKEN:-}" ]; then
-    if [ -n "${SIGSTORE_ID_TOKEN:-}" ]; then
-        # The token itself is given through the environment, never on a command line (ps would show it).
-        sign_args=(--identity-token env://SIGSTORE_ID_TOKEN)
-    fi
+    # Keyless: cosign (2.0.1 and later) reads the OIDC token from SIGSTORE_ID_TOKEN itself (GitLab's
+    # id_tokens), or asks GitHub Actions for one (id-token: write). It is never put on a command
+    # line (`--identity-token TOKEN`), where ps would show it.
+    sign_args=()
 elif [ "$dry_run" = 0 ]; then
     die "no signing identity: set COSIGN_KEY (a file or the PEM) and COSIGN_PASSWORD, or COSIGN_KEYLESS=1 where the CI offers OIDC"
 fi

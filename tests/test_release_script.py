@@ -289,3 +289,15 @@ def test_with_docker_the_digest_comes_from_repo_digests(repo: Repo) -> None:
     # Keyless: no --key, cosign takes the CI's OIDC identity.
     assert f"cosign sign --yes acme.cr.cloud.ru/p2p/prompt2pic-bot@{digest}" in repo.calls()
     assert f"BOT_DIGEST={digest}" in (repo.path / "dist/release/release-digests.env").read_text()
+
+
+def test_keyless_with_the_cis_token_keeps_the_token_off_the_command_line(repo: Repo) -> None:
+    _tool(repo.bin, "cosign", FAKE_COSIGN + 'echo "token seen by cosign: ${SIGSTORE_ID_TOKEN:+yes}" >> "$FAKE_LOG"\n')
+    repo.git("tag", "v2.0.0")
+    done = repo.release("--skip-tests", REGISTRY="acme.cr.cloud.ru/p2p", SIGSTORE_ID_TOKEN="eyJ.oidc-token.sig")
+    assert done.returncode == 0, done.stderr
+    calls = repo.calls()
+    signs = [c for c in calls if c.startswith("cosign sign")]
+    assert len(signs) == 3 and not any("--key" in c for c in signs)
+    assert calls.count("token seen by cosign: yes") == 6  # three signatures, three attestations
+    assert "eyJ.oidc-token.sig" not in repo.log.read_text() + done.stdout + done.stderr
