@@ -176,7 +176,7 @@ cyclonedx_tool() {  # cyclonedx_tool PYTHON_MINOR: pure and manylinux wheels for
     cyclonedx_dir="$work/cyclonedx-bom-$CYCLONEDX_VERSION-py$minor-$arch"
     [ -f "$cyclonedx_dir/.complete" ] && return 0
     rm -rf "$cyclonedx_dir"
-    python3 -m pip install --quiet --disable-pip-version-check --target "$cyclonedx_dir" \
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$cyclonedx_dir" \
         --only-binary=:all: --implementation cp --python-version "$minor" \
         --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" \
         "cyclonedx-bom==$CYCLONEDX_VERSION" \
@@ -191,12 +191,12 @@ make_sbom() {  # make_sbom TARGET -> OUT/sbom-TARGET.cdx.json
     if [ "$sbom_tool" = syft ]; then
         syft "$ref" -o "cyclonedx-json=$file" || die "syft failed on $ref"
     else
-        minor="$("$engine" run --rm --network none --entrypoint /opt/venv/bin/python "$ref" \
+        minor="$("$engine" run --rm --network none --no-healthcheck --entrypoint /opt/venv/bin/python "$ref" \
             -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || die "no /opt/venv/bin/python in $ref"
         cyclonedx_tool "$minor"
         # The image's own Python reads its own /opt/venv: the tool comes in read-only on a mount and
         # never lands in the environment it describes.
-        "$engine" run --rm --network none --entrypoint /opt/venv/bin/python \
+        "$engine" run --rm --network none --no-healthcheck --entrypoint /opt/venv/bin/python \
             -v "$cyclonedx_dir:/sbom-tool:ro" "$ref" -c \
             'import sys; sys.path.insert(0, "/sbom-tool"); from cyclonedx_py._internal.cli import run; sys.argv = ["cyclonedx-py", "environment", "--output-format", "JSON", "/opt/venv/bin/python"]; run()' \
             > "$file.tmp" || die "cyclonedx-py failed in $ref"
