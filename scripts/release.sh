@@ -176,7 +176,7 @@ cyclonedx_tool() {  # cyclonedx_tool PYTHON_MINOR: pure and manylinux wheels for
     cyclonedx_dir="$work/cyclonedx-bom-$CYCLONEDX_VERSION-py$minor-$arch"
     [ -f "$cyclonedx_dir/.complete" ] && return 0
     rm -rf "$cyclonedx_dir"
-    python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$cyclonedx_dir" \
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --target "$cyclonedx_dir" \
         --only-binary=:all: --implementation cp --python-version "$minor" \
         --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" \
         "cyclonedx-bom==$CYCLONEDX_VERSION" \
