@@ -41,14 +41,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Image of a component: (dict "root" $ "image" .Values.bot.image) */}}
+{{/* Image of a component: (dict "root" $ "image" .Values.bot.image). A digest (what
+     scripts/release.sh pushed and signed) wins over the tag: `repo@sha256:...` is the one image
+     that was tested and signed, while a tag can be pushed over. A malformed digest stops the render. */}}
 {{- define "prompt2pic.image" -}}
-{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
 {{- $repo := .image.repository -}}
 {{- with .root.Values.image.registry -}}
 {{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
 {{- end -}}
+{{- $digest := .image.digest | default "" | toString -}}
+{{- if $digest -}}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" $digest) -}}
+{{- fail (printf "the image digest of %s must be sha256: and 64 lowercase hex digits (as release-digests.env has it), not %q" .image.repository $digest) -}}
+{{- end -}}
+{{- printf "%s@%s" $repo $digest -}}
+{{- else -}}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
 {{- printf "%s:%s" $repo (toString $tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Secrets ----------------------------------------------------------------------------------- */}}
