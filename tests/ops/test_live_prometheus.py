@@ -17,10 +17,11 @@ limit): here each user sends three prompts 3 s apart while the earlier ones' pro
 pictures go to the same chat, so a status can wait for two or three paced calls: the slowest
 first reply was 1.5 s in one run and 4.9 s in another on a loaded test machine (2 cores shared by
 several test runs, where each call takes longer), nearly all of it in the chat's line (the
-admission's own work, the store and the place in line, took a few milliseconds). Twelve prompts make the p99 the slowest one, so one status that
-waited breaks the production threshold (2.5 s, for the p99 of real traffic over 10 minutes and
-15 minutes on end); the copy keeps the check of the expression but at 10 s, a wait that pacing
-does not explain at this load (a stuck line, the 10 s turn hand-over of the sender)."""
+admission's own work, the store and the place in line, took a few milliseconds). Twelve prompts
+make the p99 the slowest one, so one status that waited breaks the production threshold (2.5 s,
+meant for the p99 of real traffic over 10 minutes, 15 minutes on end); the copy keeps the check of
+the expression but at 10 s, a wait that pacing does not explain at this load (a stuck line, the
+sender's 10 s turn hand-over)."""
 
 from __future__ import annotations
 
