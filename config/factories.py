@@ -374,7 +374,7 @@ def metrics(settings: Settings, role: str) -> Metrics:
 def otel_metrics(settings: Settings, role: str) -> Metrics:
     from adapters.otel.metrics import OtelMetrics
 
-    return OtelMetrics(role=role, otlp_endpoint=settings.otlp_endpoint)
+    return OtelMetrics(role=role, otlp_endpoint=settings.otlp_endpoint, answer_limit_s=2 * settings.target_wait_s)
 
 
 def tracer(settings: Settings, role: str) -> Tracer:

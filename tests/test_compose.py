@@ -73,6 +73,7 @@ METRIC_LABELS: dict[str, set[str]] = {
     "p2p_network_packets_per_second": set(),
     "p2p_quality_profile_selected_total": {"profile"},
     "p2p_jobs_accepted_total": set(),
+    "p2p_answers_total": {"in_time"},
     "p2p_first_reply_seconds": set(),
 }
 HISTOGRAMS = {

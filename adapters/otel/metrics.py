@@ -64,7 +64,11 @@ class OtelMetrics:
         extra_readers: Iterable[MetricReader] = (),
         otlp_endpoint: str = "",
         system_metrics: bool = True,
+        answer_limit_s: float = 120.0,
     ) -> None:
+        """``answer_limit_s``: the answer-in-time objective's limit (twice ``TARGET_WAIT_S``), by
+        which ``p2p_answers_total`` tells answers in time from late ones."""
+        self.answer_limit_s = answer_limit_s
         self.registry = CollectorRegistry()
         readers: list[MetricReader] = [PrometheusMetricReader(registry=self.registry), *extra_readers]
         if otlp_endpoint:
@@ -150,13 +154,21 @@ class OtelMetrics:
             unit="s",
             description="time from admitting a prompt to the bot's first reply (its status)",
         )
+        self.answers = meter.create_counter(
+            "p2p.answers",
+            description="results delivered to the user (picture or error), by whether within the answer-in-time limit",
+        )
         self.dead_letters = meter.create_counter(
             "p2p.dead_letters", description="messages set aside on the dead-letter topic, by source topic"
         )
-        # Counters without labels start at 0, so that rate() and increase() count their first
-        # increments too (a series that appears at 1 loses that 1: the alerts and the objectives).
+        # Counters start at 0 (every label value the objectives read), so that rate() and
+        # increase() count their first increments too: OpenTelemetry creates a series at its
+        # first add, and a series that appears at 1 loses that 1 (rate() extrapolates from its
+        # first sample, never before it). The alerts and the objectives need them exact.
         self.accepted.add(0)
         self.storage_errors.add(0)
+        for in_time in ("true", "false"):
+            self.answers.add(0, {"in_time": in_time})
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
         self._lag = 0
         meter.create_observable_gauge(
@@ -235,6 +247,10 @@ class OtelMetrics:
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None:
         self.end_to_end.record(end_to_end_s, {"outcome": result.outcome, "profile": result.profile or "none"})
+        # The answer-in-time objective counts from these, not from the histogram above: its
+        # series appear only at the first delivery of each outcome and profile, so rate() over
+        # them misses the deliveries before their first scrape.
+        self.answers.add(1, {"in_time": "true" if end_to_end_s <= self.answer_limit_s else "false"})
 
     def delivery_error(self, kind: str) -> None:
         self.telegram_errors.add(1, {"kind": kind})

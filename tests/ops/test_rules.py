@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.helm.conftest import CHART, RELEASE, Helm
+from tests.helm.conftest import CHART, RELEASE, SITE_SETS, Helm
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/prompt2pic.yml"
@@ -109,7 +109,8 @@ def test_prometheus_rule_renders_the_same_rules_only_with_the_operator(helm: Hel
     operator = ["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]
 
     def render(*extra: str) -> list[dict[str, Any]]:
-        done = helm.run("template", RELEASE, str(CHART), *extra)
+        sets = [arg for value in SITE_SETS for arg in ("--set", value)]  # what the chart requires
+        done = helm.run("template", RELEASE, str(CHART), *sets, *extra)
         assert done.returncode == 0, done.stderr
         return [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
 
@@ -134,6 +135,7 @@ def test_service_monitor_gives_the_compose_job_names(helm: Helm):
         "serviceMonitor.enabled=true",
         "--set",
         "cpuWorker.enabled=true",
+        *(arg for value in SITE_SETS for arg in ("--set", value)),  # what the chart requires
     )
     assert done.returncode == 0, done.stderr
     docs = [d for d in yaml.safe_load_all(done.stdout) if d]

@@ -14,7 +14,7 @@ from adapters.embedded.storage import LocalFolderStorage
 from adapters.http.server import HttpEndpoint
 from adapters.otel.metrics import OtelMetrics
 from adapters.otel.tracing import OtelTracer
-from domain.models import Quality
+from domain.models import ErrorCode, Quality, Result
 from domain.use_cases import DeliverResults, ProcessJobs, SubmitPrompt
 
 
@@ -204,3 +204,30 @@ async def test_a_users_cancel_counts_as_cancelled_not_failed(tmp_path):
     assert jobs[(("error", "cancelled"), ("outcome", "cancelled"), ("profile", "none"))] == 1
     assert jobs[(("outcome", "done"), ("profile", "quality"))] == 1
     assert not any(dict(k)["outcome"] == "failed" for k in jobs)
+
+
+def answers(metrics: OtelMetrics) -> dict[str, float]:
+    """p2p_answers_total by its in_time label, as Prometheus scrapes it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = metrics.prometheus()[0].decode()
+    return {
+        sample.labels["in_time"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "p2p_answers_total"
+    }
+
+
+async def test_answers_are_counted_from_zero_in_time_or_late(tmp_path):
+    """The answer-in-time objective's counter (docs/operations.md): both its series are exported at
+    0 before any delivery, so that rate() counts the first answers too (a series that appears at
+    its first increment loses it); a delivery within the limit counts in time, one after it late."""
+    metrics = OtelMetrics(system_metrics=False, answer_limit_s=120)
+    assert answers(metrics) == {"true": 0.0, "false": 0.0}
+    jobs = await run_two_jobs(tmp_path, metrics, OtelTracer())  # delivered at once
+    assert answers(metrics) == {"true": 2.0, "false": 0.0}
+    late = Result.failure(jobs[0], ErrorCode.GENERATION_FAILED)
+    metrics.result_delivered(late, 120.5)
+    metrics.result_delivered(late, 120.0)  # the limit itself is in time
+    assert answers(metrics) == {"true": 3.0, "false": 1.0}
