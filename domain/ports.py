@@ -418,7 +418,10 @@ class Metrics(Protocol):
 
     def jobs_in_flight(self, delta: int) -> None: ...
 
-    def consumer_lag(self, jobs: int) -> None: ...
+    def consumer_lag(self, jobs: int) -> None:
+        """The group-wide backlog: every process that measures it reports the same figure, so
+        dashboards take ``max()`` of it, never ``sum()``."""
+        ...
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None: ...
 
@@ -444,6 +447,18 @@ class Metrics(Protocol):
     def forged_event(self, kind: str, reason: str) -> None:
         """An event on the results stream that does not match its job's record was dropped
         (``kind``: progress or result; ``reason``: a ``domain.use_cases.vet.Forgery``)."""
+        ...
+
+    def telegram_api_error(self, method: str, code: str) -> None:
+        """A Bot API call refused (``code``: 400, 401, 403, 409, 429, 5xx, network...), any method."""
+        ...
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        """Whether updates reach the bot (``mode``: polling or webhook)."""
+        ...
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        """The worker's model loads (or downloads: the bytes fetched so far) and it takes no jobs yet."""
         ...
 
 

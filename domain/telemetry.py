@@ -60,6 +60,15 @@ class NoMetrics:
     def forged_event(self, kind: str, reason: str) -> None:
         pass
 
+    def telegram_api_error(self, method: str, code: str) -> None:
+        pass
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        pass
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

@@ -21,6 +21,7 @@ from domain.models import Result
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+LAG_MAX_AGE_S = 60.0  # the backlog is measured every few seconds; older than this it is unknown
 
 
 class _Rates:
@@ -142,9 +143,41 @@ class OtelMetrics:
             description="events on the results stream dropped for not matching their job's record, by kind and reason",
         )
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
-        self._lag = 0
+        self.api_errors = meter.create_counter(
+            "p2p.telegram.api.errors", description="Bot API calls refused, by method and error code"
+        )
+        # The backlog is group-wide: each process that measures it reports the same figure
+        # (dashboards and alerts take max(), never sum()). A value older than LAG_MAX_AGE_S (the
+        # broker unreachable, the measuring loop stopped) is not reported rather than reported stale.
+        self._lag: tuple[float, int] | None = None
         meter.create_observable_gauge(
-            "p2p.consumer.lag", callbacks=[self._observe_lag], unit="{job}", description="jobs queued and not finished"
+            "p2p.consumer.lag",
+            callbacks=[self._observe_lag],
+            unit="{job}",
+            description="jobs queued and not finished, group-wide (the same in every process: use max())",
+        )
+        self._telegram_up: dict[str, int] = {}
+        meter.create_observable_gauge(
+            "p2p.telegram.polling.up",
+            callbacks=[lambda options: self._observe_up("polling")],
+            description="1 while getUpdates works (polling mode), else 0",
+        )
+        meter.create_observable_gauge(
+            "p2p.telegram.webhook.up",
+            callbacks=[lambda options: self._observe_up("webhook")],
+            description="1 while Telegram delivers to our webhook (webhook mode), else 0",
+        )
+        self._model: tuple[int, int] | None = None  # (loading, bytes downloaded); None: no model here
+        meter.create_observable_gauge(
+            "p2p.model.loading",
+            callbacks=[lambda options: self._observe_model(0)],
+            description="1 while the worker loads or downloads its model (not ready), else 0",
+        )
+        meter.create_observable_gauge(
+            "p2p.model.downloaded",
+            callbacks=[lambda options: self._observe_model(1)],
+            unit="By",
+            description="bytes of the model downloaded so far by this start",
         )
         if system_metrics:
             rates = _Rates()
@@ -168,7 +201,16 @@ class OtelMetrics:
             )
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(self._lag)
+        if self._lag is not None and time.monotonic() - self._lag[0] <= LAG_MAX_AGE_S:
+            yield Observation(self._lag[1])
+
+    def _observe_up(self, mode: str) -> Iterable[Observation]:
+        if mode in self._telegram_up:
+            yield Observation(self._telegram_up[mode])
+
+    def _observe_model(self, which: int) -> Iterable[Observation]:
+        if self._model is not None:
+            yield Observation(self._model[which])
 
     # --- the Metrics port -----------------------------------------------------------------
     def profile_selected(self, profile: str, reason: str) -> None:
@@ -193,7 +235,7 @@ class OtelMetrics:
         self.in_flight.add(delta)
 
     def consumer_lag(self, jobs: int) -> None:
-        self._lag = jobs
+        self._lag = (time.monotonic(), jobs)
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None:
         self.end_to_end.record(end_to_end_s, {"outcome": result.outcome, "profile": result.profile or "none"})
@@ -222,6 +264,15 @@ class OtelMetrics:
 
     def forged_event(self, kind: str, reason: str) -> None:
         self.forged_events.add(1, {"kind": kind, "reason": reason})
+
+    def telegram_api_error(self, method: str, code: str) -> None:
+        self.api_errors.add(1, {"method": method, "code": code})
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        self._telegram_up = {mode: int(up)}
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        self._model = (int(loading), downloaded_bytes)
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:
