@@ -22,6 +22,7 @@ from aiohttp import web
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.telegram.commands import set_menus
+from adapters.telegram.health import error_code
 from domain.ports import JobQueue
 from domain.use_cases import DeliverResults, PublishOutbox
 
@@ -270,8 +271,6 @@ class TelegramRuntime:
                 paced=False,
             )
         except Exception as exc:
-            from adapters.telegram.health import error_code
-
             self._webhook_state(f"setWebhook failed ({error_code(exc)})")
             return False
         self._webhook_state(None)
@@ -294,10 +293,8 @@ class TelegramRuntime:
                 return
             try:
                 info = await self.bot.get_webhook_info()
-            except Exception as exc:
-                from adapters.telegram.health import error_code
-
-                self._webhook_state(f"getWebhookInfo failed ({error_code(exc)})")
+            except Exception as exc:  # counted by the session's middleware; the state stands
+                log.debug("getWebhookInfo failed (%s)", error_code(exc))
                 continue
             if info.url != webhook.url:
                 self._webhook_state("the webhook points elsewhere or is not set")
