@@ -5,6 +5,7 @@ measured ages out of the metrics instead of being reported as current."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -62,3 +63,27 @@ async def test_the_backlog_is_watched_without_a_worker_and_ages_out(monkeypatch)
         stop.set()
         await asyncio.wait_for(task, 5)
         await queue.stop()
+
+
+async def test_a_kafka_backlog_measured_too_long_ago_is_unknown():
+    """The broker went away a while ago: the queue does not hand out its last figure as current
+    (the watch then stops reporting it), and says so at once instead of making a reply wait."""
+    from adapters.kafka import lag
+    from adapters.kafka.queue import KafkaJobQueue
+
+    queue = KafkaJobQueue("127.0.0.1:1")  # never started: every measurement fails
+    queue.lag._known = (time.monotonic() - 2.0, 7)  # measured 2 s ago: it stands
+    assert await queue.backlog() == 7
+    queue.lag._known = (time.monotonic() - lag.KNOWN_FOR_S - 1, 7)  # measured over a minute ago
+    started = time.monotonic()
+    try:
+        await queue.backlog()
+    except lag.BacklogUnknown:
+        pass
+    else:
+        raise AssertionError("a backlog measured over a minute ago was given as current")
+    assert time.monotonic() - started < 1.0
+    metrics = OtelMetrics(extra_readers=[reader := InMemoryMetricReader()], system_metrics=False)
+    assert await WatchBacklog(queue, metrics).measure() is None
+    assert "p2p.consumer.lag" not in points(reader)
+    await queue.lag.stop_refreshing()
