@@ -87,6 +87,23 @@ async def _work(parts: Components, stop: asyncio.Event) -> None:
     await parts.worker.run(stop)
 
 
+def _vital(http: Any, name: str, loop: Any, stop: asyncio.Event) -> asyncio.Task[Any]:
+    """A loop that must run until ``stop``: one that ends before makes ``/healthz`` fail (a
+    container restart), and its failure is logged as it happens."""
+    task = asyncio.create_task(loop, name=name)
+
+    def alive() -> bool | str:
+        return True if stop.is_set() or not task.done() else f"the {name} loop ended"
+
+    def report(done: asyncio.Task[Any]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("the %s loop failed", name, exc_info=done.exception())
+
+    task.add_done_callback(report)
+    http.liveness[name] = alive
+    return task
+
+
 async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
     """Run the parts of ``parts.role`` until SIGINT/SIGTERM, then stop without losing accepted
     work: intake stops first, the worker finishes the batch in hand, results still owed are
@@ -120,21 +137,29 @@ async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
                 )
         # Liveness first: a model that loads for minutes must not look like a dead container.
         await _start(http, started)
+        parts.phase = "waiting for the queue and the storage"
         for component in (parts.queue, parts.storage):
             if not await _start_when_reachable(component, started, stop_intake):
                 return 0
+        # The group's backlog, measured on a clock in every process (dashboards take max()).
+        workers.append(_vital(http, "backlog", parts.watch_backlog.run(stop_intake), stop_intake))
         if role in ("worker", "all"):
+            parts.phase = "loading the model"
             try:
-                await _start(parts.prompt_translator, started)
-                await _start(parts.generator, started)
+                async with parts.model_load():
+                    await _start(parts.prompt_translator, started)
+                    await _start(parts.generator, started)
             except ModelNotFound as exc:
                 log.error("%s", exc.params.get("message", exc))
                 return 2
             await _start(parts.image_check, started)  # the detector loads on its thread
-            workers.append(asyncio.create_task(_work(parts, stop_intake), name="worker"))
+            workers.append(_vital(http, "worker", _work(parts, stop_intake), stop_intake))
         if telegram is not None:
+            parts.phase = "starting the Telegram front"
             await telegram.start()
+            http.liveness["telegram"] = telegram.alive
         parts.started = True
+        parts.phase = ""
         log.info("prompt2pic running as %s on port %d", role, http.port)
 
         await stop_intake.wait()

@@ -9,7 +9,10 @@ never asked for is never built (nor imported: the bot role loads no torch).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,11 +27,15 @@ from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
 from domain.use_cases.calibrate import CalibrateSpeed
+from domain.use_cases.backlog import WatchBacklog
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
 from domain.users import UserLimits
 from domain.validation import Limits
 from domain.waits import WaitEstimator
+
+log = logging.getLogger(__name__)
+MODEL_PROGRESS_S = 5.0  # how often the bytes downloaded so far go to the metrics while the model loads
 
 if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
@@ -58,6 +65,7 @@ class Components:
         self._generator = generator
         self._prompt_translator = prompt_translator
         self.started = False  # readiness: set once every part of the role has started
+        self.phase = "starting"  # what the process waits for while it starts (readiness says it)
 
     @classmethod
     def for_one_picture(cls, settings: Settings, folder: Path) -> Components:
@@ -187,6 +195,32 @@ class Components:
             limits=self.limits,  # the bot's own rules, applied again to every job taken
         )
 
+    @cached_property
+    def watch_backlog(self) -> WatchBacklog:
+        return WatchBacklog(self.queue, self.metrics)
+
+    @contextlib.asynccontextmanager
+    async def model_load(self) -> AsyncIterator[None]:
+        """While the block loads the model: ``p2p_model_loading`` is 1 and the bytes downloaded so
+        far (when the hub downloads it) are exported every few seconds."""
+        progress = _downloaded_bytes if self.generator_backend == GeneratorBackend.WUERSTCHEN else (lambda: 0)
+        self.metrics.model_loading(True, progress())
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(MODEL_PROGRESS_S)
+                self.metrics.model_loading(True, progress())
+
+        reporter = asyncio.create_task(report(), name="model-progress")
+        try:
+            yield
+        finally:
+            reporter.cancel()
+            self.metrics.model_loading(False, progress())
+
+    def _readiness_of_start(self) -> bool | str:
+        return True if self.started else self.phase or "starting"
+
     # --- the process's HTTP endpoint and the Telegram front --------------------------------------
     @cached_property
     def translator(self) -> Translator:
@@ -203,7 +237,7 @@ class Components:
         return HttpEndpoint(
             s.http_host,
             s.http_port,
-            readiness={"started": lambda: self.started, "queue": self.queue.is_ready},
+            readiness={"started": self._readiness_of_start, "queue": self.queue.is_ready},
             metrics=getattr(self.metrics, "prometheus", None),  # only OpenTelemetry's serves /metrics
             files=self.storage if isinstance(self.storage, SignedFiles) else None,  # the local folder's links
         )
@@ -216,6 +250,7 @@ class Components:
         from adapters.telegram.announcer import TelegramAnnouncer
         from adapters.telegram.bot import build_dispatcher
         from adapters.telegram.front import Front, FrontConfig
+        from adapters.telegram.health import TelegramHealth
         from adapters.telegram.links import link_mode, link_warning
         from adapters.telegram.notifier import TelegramNotifier
         from adapters.telegram.runtime import StoppableEvents, TelegramRuntime, Webhook
@@ -224,6 +259,11 @@ class Components:
 
         s = self.settings
         bot = factories.bot(s)
+        health = TelegramHealth(
+            str(s.telegram_mode), on_error=self.metrics.telegram_api_error, on_state=self.metrics.telegram_up
+        )
+        bot.session.middleware(health.middleware())  # sees every Bot API answer
+        self.http.readiness["telegram"] = health.check
         stores = factories.user_stores(s)
         store = stores.store
         if stores.is_ready is not None:
@@ -323,4 +363,11 @@ class Components:
             queue_refresh_s=s.queue_refresh_s,
             link_warning=link_warning(s),
             stop_grace_s=s.shutdown_grace_s,
+            health=health,
         )
+
+
+def _downloaded_bytes() -> int:
+    from adapters.huggingface.hub import downloaded_bytes
+
+    return downloaded_bytes()

@@ -436,7 +436,10 @@ class Metrics(Protocol):
 
     def jobs_in_flight(self, delta: int) -> None: ...
 
-    def consumer_lag(self, jobs: int) -> None: ...
+    def consumer_lag(self, jobs: int) -> None:
+        """The group-wide backlog: every process that measures it reports the same figure, so
+        dashboards take ``max()`` of it, never ``sum()``."""
+        ...
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None: ...
 
@@ -486,6 +489,18 @@ class Metrics(Protocol):
     def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
         """This worker's own seconds per image of each profile (timed at start or read from its
         cache: ``sources``), as the policy starts from them."""
+        ...
+
+    def telegram_api_error(self, method: str, code: str) -> None:
+        """A Bot API call refused (``code``: 400, 401, 403, 409, 429, 5xx, network...), any method."""
+        ...
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        """Whether updates reach the bot (``mode``: polling or webhook)."""
+        ...
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        """The worker's model loads (or downloads: the bytes fetched so far) and it takes no jobs yet."""
         ...
 
 

@@ -75,6 +75,15 @@ class NoMetrics:
     def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
         pass
 
+    def telegram_api_error(self, method: str, code: str) -> None:
+        pass
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        pass
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        pass
+
 
 class NoTracer:
     async def start(self) -> None:

@@ -134,6 +134,12 @@ class FakeBotAPI(ScriptedUpdates):
         self.user_message_bodies: dict[tuple[int, int], dict[str, Any]] = {}  # their text messages
         self.file_ids: set[str] = set()  # of photos and documents the bot sent
         self.inline_queries: dict[str, dict[str, Any]] = {}  # id -> query (answered: "answered")
+        # Faults as Telegram shows them: a revoked token (401 to every call), another instance
+        # polling (409 to getUpdates), and the webhook Telegram holds with its last delivery error.
+        self.revoked = False
+        self.other_poller = False
+        self.webhook_url = ""
+        self.webhook_error: tuple[int, str] | None = None  # (unix time, message)
 
     # --- server ------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:
@@ -157,6 +163,10 @@ class FakeBotAPI(ScriptedUpdates):
 
     def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1) -> None:
         self._failures.setdefault(method, []).append(Failure(status, description, retry_after, times))
+
+    def heal(self, method: str) -> None:
+        """Failures still planned for ``method`` are dropped: it works again."""
+        self._failures.pop(method, None)
 
     # --- reading what the bot did -----------------------------------------------------------
     def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
@@ -216,8 +226,17 @@ class FakeBotAPI(ScriptedUpdates):
             if isinstance(value, str) and value.startswith("attach://"):
                 files[key] = files.pop(value.removeprefix("attach://"), b"")
                 params[key] = "<file>"
-        if token != self.token:
+        if token != self.token or self.revoked:
             return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        if method == "getUpdates" and (self.other_poller or self.webhook_url):
+            self.polls += 1
+            description = (
+                "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+                if self.other_poller
+                else "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
+                "the webhook first"
+            )
+            return web.json_response({"ok": False, "error_code": 409, "description": description}, status=409)
         call: Call | None = None
         if method != "getUpdates":
             call = Call(method, params, files, time.monotonic(), token)
@@ -284,6 +303,20 @@ class FakeBotAPI(ScriptedUpdates):
 
     async def _m_getMe(self, params, files):  # type: ignore[no-untyped-def]
         return self.bot_user
+
+    async def _m_setWebhook(self, params, files):  # type: ignore[no-untyped-def]
+        self.webhook_url = str(params.get("url") or "")
+        return True
+
+    async def _m_deleteWebhook(self, params, files):  # type: ignore[no-untyped-def]
+        self.webhook_url = ""
+        return True
+
+    async def _m_getWebhookInfo(self, params, files):  # type: ignore[no-untyped-def]
+        info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": 0}
+        if self.webhook_url and self.webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_error
+        return info
 
     async def _m_getUpdates(self, params, files):  # type: ignore[no-untyped-def]
         self.polls += 1

@@ -1,5 +1,9 @@
 """The app's small HTTP endpoint (aiohttp): liveness, readiness, metrics, and signed links to
-images of the local-folder storage."""
+images of the local-folder storage.
+
+Liveness (``/healthz``) and readiness (``/readyz``) are each a set of named checks. A check
+answers True when all is well, or False, or a short reason why not (a string): the reason goes
+into the 503's JSON body, so an operator reads *why* without digging through logs."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[], bool]
+Check = Callable[[], "bool | str"]  # True: fine; False or a short reason (str): not fine
 
 
 @runtime_checkable
@@ -30,12 +34,14 @@ class HttpEndpoint:
         port: int,
         *,
         readiness: dict[str, Check] | None = None,
+        liveness: dict[str, Check] | None = None,
         metrics: Callable[[], tuple[bytes, str]] | None = None,
         files: SignedFiles | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.readiness = readiness or {}
+        self.liveness = liveness or {}  # the loops that must run: dead ones fail /healthz
         self.metrics = metrics
         self.files = files  # a LocalFolderStorage, when links point here
         self.app = web.Application()
@@ -65,20 +71,10 @@ class HttpEndpoint:
             self._runner = None
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
+        return _verdict(self.liveness, "alive", "dead")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        checks = {}
-        for name, check in self.readiness.items():
-            try:
-                checks[name] = bool(check())
-            except Exception:
-                checks[name] = False
-        ready = all(checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "unready", "checks": checks},
-            status=200 if ready else 503,
-        )
+        return _verdict(self.readiness, "ready", "unready")
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         if self.metrics is None:
@@ -102,3 +98,23 @@ class HttpEndpoint:
         except Exception:  # missing (KeyError) or unreadable: nothing to serve
             raise web.HTTPNotFound() from None
         return web.Response(body=data, content_type="image/png")
+
+
+def _verdict(checks: dict[str, Check], good: str, bad: str) -> web.Response:
+    """200 with every check true, else 503 with the reasons of those that failed."""
+    results: dict[str, bool] = {}
+    reasons: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            answer = check()
+        except Exception as exc:  # a check that fails is a failed check
+            answer = f"check failed ({type(exc).__name__})"
+        fine = not isinstance(answer, str) and bool(answer)
+        results[name] = fine
+        if not fine:
+            reasons[name] = answer if isinstance(answer, str) and answer else "failed"
+    body: dict[str, object] = {"status": good if not reasons else bad, "checks": results}
+    if reasons:
+        body["reasons"] = reasons
+        body["reason"] = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+    return web.json_response(body, status=503 if reasons else 200)

@@ -150,16 +150,26 @@ def bytes_under(folder: Path) -> int:
     return total
 
 
+_downloaded = [0]  # bytes fetched by the downloads of this process so far (for the metrics)
+
+
+def downloaded_bytes() -> int:
+    """Bytes the model downloads of this process have fetched so far (0: none ran)."""
+    return _downloaded[0]
+
+
 @contextlib.contextmanager
 def download_progress(label: str, folder: Path, total: int | None, every_s: float = 10.0) -> Iterator[None]:
     """Log how far the download of ``label`` into ``folder`` has got, every ``every_s`` seconds
     while the block runs (the hub library's own bars go to a terminal, not to the log)."""
     done = threading.Event()
     before = bytes_under(folder) if folder.exists() else 0
+    earlier = _downloaded[0]  # of the parts downloaded before this one
 
     def watch() -> None:
         while not done.wait(every_s):
             got = (bytes_under(folder) if folder.exists() else 0) - before
+            _downloaded[0] = earlier + max(0, got)
             share = f" ({100 * got / total:.0f}%)" if total else ""
             log.info("downloading %s: %s of %s%s", label, gigabytes(got), gigabytes(total), share)
 

@@ -14,6 +14,12 @@ from adapters.kafka.admin import KafkaAdmin
 from adapters.kafka.config import KafkaConfig
 from adapters.kafka.errors import is_transient
 
+KNOWN_FOR_S = 60.0  # a backlog measured longer ago than this is unknown, not current
+
+
+class BacklogUnknown(ConnectionError):
+    """The backlog cannot be measured now and the last figure is too old to stand for it."""
+
 
 class Backlog:
     def __init__(self, config: KafkaConfig, client_options: dict[str, Any], admin: KafkaAdmin) -> None:
@@ -27,11 +33,15 @@ class Backlog:
 
     async def value(self) -> int:
         """The lag, never older than ``backlog_cache_s`` as far as the caller waits for it: an
-        older value is returned as it is and refreshed in the background."""
+        older value is returned as it is and refreshed in the background. One measured more than
+        ``KNOWN_FOR_S`` ago (the broker unreachable since) is not given as the current lag:
+        ``BacklogUnknown`` at once, so the metric stops reporting a figure that no longer holds."""
         if self._known is not None:
-            stale = time.monotonic() - self._known[0] >= self.config.backlog_cache_s
-            if stale and (self._refresh is None or self._refresh.done()):
+            age = time.monotonic() - self._known[0]
+            if age >= self.config.backlog_cache_s and (self._refresh is None or self._refresh.done()):
                 self._refresh = asyncio.create_task(self.refresh(), name="kafka-backlog")
+            if age >= KNOWN_FOR_S:
+                raise BacklogUnknown(f"the backlog was last measured {age:.0f} s ago")
             return self._known[1]
         return await self.refresh()
 

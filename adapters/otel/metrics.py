@@ -21,6 +21,7 @@ from domain.models import Result
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+LAG_MAX_AGE_S = 60.0  # the backlog is measured every few seconds; older than this it is unknown
 
 
 class _Rates:
@@ -170,9 +171,41 @@ class OtelMetrics:
         for in_time in ("true", "false"):
             self.answers.add(0, {"in_time": in_time})
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
-        self._lag = 0
+        self.api_errors = meter.create_counter(
+            "p2p.telegram.api.errors", description="Bot API calls refused, by method and error code"
+        )
+        # The backlog is group-wide: each process that measures it reports the same figure
+        # (dashboards and alerts take max(), never sum()). A value older than LAG_MAX_AGE_S (the
+        # broker unreachable, the measuring loop stopped) is not reported rather than reported stale.
+        self._lag: tuple[float, int] | None = None
         meter.create_observable_gauge(
-            "p2p.consumer.lag", callbacks=[self._observe_lag], unit="{job}", description="jobs queued and not finished"
+            "p2p.consumer.lag",
+            callbacks=[self._observe_lag],
+            unit="{job}",
+            description="jobs queued and not finished, group-wide (the same in every process: use max())",
+        )
+        self._telegram_up: dict[str, int] = {}
+        meter.create_observable_gauge(
+            "p2p.telegram.polling.up",
+            callbacks=[lambda options: self._observe_up("polling")],
+            description="1 while getUpdates works (polling mode), else 0",
+        )
+        meter.create_observable_gauge(
+            "p2p.telegram.webhook.up",
+            callbacks=[lambda options: self._observe_up("webhook")],
+            description="1 while Telegram delivers to our webhook (webhook mode), else 0",
+        )
+        self._model: tuple[int, int] | None = None  # (loading, bytes downloaded); None: no model here
+        meter.create_observable_gauge(
+            "p2p.model.loading",
+            callbacks=[lambda options: self._observe_model(0)],
+            description="1 while the worker loads or downloads its model (not ready), else 0",
+        )
+        meter.create_observable_gauge(
+            "p2p.model.downloaded",
+            callbacks=[lambda options: self._observe_model(1)],
+            unit="By",
+            description="bytes of the model downloaded so far by this start",
         )
         self._generator_info: dict[str, str] = {}
         meter.create_observable_gauge(
@@ -210,7 +243,16 @@ class OtelMetrics:
             )
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(self._lag)
+        if self._lag is not None and time.monotonic() - self._lag[0] <= LAG_MAX_AGE_S:
+            yield Observation(self._lag[1])
+
+    def _observe_up(self, mode: str) -> Iterable[Observation]:
+        if mode in self._telegram_up:
+            yield Observation(self._telegram_up[mode])
+
+    def _observe_model(self, which: int) -> Iterable[Observation]:
+        if self._model is not None:
+            yield Observation(self._model[which])
 
     def _observe_generator(self, options: CallbackOptions) -> Iterable[Observation]:
         if self._generator_info:
@@ -243,7 +285,7 @@ class OtelMetrics:
         self.in_flight.add(delta)
 
     def consumer_lag(self, jobs: int) -> None:
-        self._lag = jobs
+        self._lag = (time.monotonic(), jobs)
 
     def result_delivered(self, result: Result, end_to_end_s: float) -> None:
         self.end_to_end.record(end_to_end_s, {"outcome": result.outcome, "profile": result.profile or "none"})
@@ -294,6 +336,15 @@ class OtelMetrics:
     def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:
         self._speed = dict(seconds_per_image)
         self._speed_sources = dict(sources)
+
+    def telegram_api_error(self, method: str, code: str) -> None:
+        self.api_errors.add(1, {"method": method, "code": code})
+
+    def telegram_up(self, mode: str, up: bool) -> None:
+        self._telegram_up = {mode: int(up)}
+
+    def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
+        self._model = (int(loading), downloaded_bytes)
 
     # --- export ----------------------------------------------------------------------------
     def prometheus(self) -> tuple[bytes, str]:

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +22,7 @@ from aiohttp import web
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.telegram.commands import set_menus
+from adapters.telegram.health import error_code
 from domain.ports import JobQueue
 from domain.use_cases import DeliverResults, PublishOutbox
 
@@ -29,12 +31,17 @@ if TYPE_CHECKING:
 
     from adapters.http.server import HttpEndpoint
     from adapters.telegram.front import Front
+    from adapters.telegram.health import TelegramHealth
     from adapters.telegram.sender import Sender
     from adapters.telegram.status import StatusBoard
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
+WEBHOOK_CHECK_S = 60.0  # how often getWebhookInfo is asked whether Telegram reaches us
+WEBHOOK_ERROR_WINDOW_S = 600.0  # a delivery error older than this, with none since, is over
+# The loops that must run while the bot runs: one that ended makes /healthz fail.
+VITAL_TASKS = frozenset({"deliver", "outbox", "polling", "refresh-waiting", "webhook-watch"})
 POLL_RESTART_FIRST_S = 1.0  # the first pause before polling starts again; it doubles up to the maximum
 POLL_RESTART_MAX_S = 60.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -115,6 +122,8 @@ class TelegramRuntime:
         queue_refresh_s: float = 5.0,
         link_warning: str | None = None,
         stop_grace_s: float = STOP_GRACE_S,  # SHUTDOWN_GRACE_S: how long replies may drain on a stop
+        health: TelegramHealth | None = None,
+        webhook_check_s: float = WEBHOOK_CHECK_S,
     ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
@@ -131,6 +140,10 @@ class TelegramRuntime:
         self.queue_refresh_s = queue_refresh_s
         self.link_warning = link_warning
         self.stop_grace_s = stop_grace_s
+        self.health = health  # the Bot API's answers, seen by a middleware on the bot's session
+        self.webhook_check_s = webhook_check_s
+        self._stopping = False
+        self._delivered_at = 0.0  # wall clock of the last update Telegram posted to us, handled
         self._tasks: list[asyncio.Task[Any]] = []
         self._accepting = False
         self._polling_stop = asyncio.Event()  # set once intake stops: polling is not started again
@@ -174,7 +187,9 @@ class TelegramRuntime:
         if not self._accepting:  # stopping: Telegram sends it again, to another instance
             return web.Response(status=503, text="not accepting updates")
         try:
-            return await self._webhook.handle(request)
+            answer = await self._webhook.handle(request)
+            self._delivered_at = time.time()
+            return answer
         except Exception as exc:  # e.g. the database away: Telegram sends the update again
             log.warning("update not handled (%s); Telegram will send it again", type(exc).__name__)
             return web.Response(status=503, text="update not handled; send it again")
@@ -212,9 +227,18 @@ class TelegramRuntime:
             if self._polling_stop.is_set():  # before every start, the first one too
                 return
             with attempt:
-                await self.dispatcher.start_polling(
-                    self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
-                )
+                if self.health is not None:
+                    self.health.polling_started()
+                try:
+                    await self.dispatcher.start_polling(
+                        self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
+                    )
+                except Exception as exc:
+                    if self.health is not None:
+                        self.health.polling_stopped(exc)
+                    raise
+                if self.health is not None:
+                    self.health.polling_stopped()
                 if not self._polling_stop.is_set():  # it returned without being told to
                     raise RuntimeError("polling ended by itself")
 
@@ -225,6 +249,69 @@ class TelegramRuntime:
         task = asyncio.create_task(coroutine, name=name)
         task.add_done_callback(_report_failure)
         self._tasks.append(task)
+
+    def alive(self) -> bool | str:
+        """The liveness check: True while every loop that should run runs, else which one ended."""
+        if self._stopping:
+            return True
+        dead = [t.get_name() for t in self._tasks if t.done() and t.get_name() in VITAL_TASKS]
+        return f"Telegram {', '.join(dead)} loop ended" if dead else True
+
+    # --- webhook state -------------------------------------------------------------------------------
+    async def _set_webhook(self, allowed: list[str]) -> bool:
+        webhook = self.webhook
+        assert webhook is not None
+        try:
+            await self.sender.call(
+                0,
+                lambda: self.bot.set_webhook(
+                    webhook.url,
+                    secret_token=webhook.secret,
+                    allowed_updates=allowed,
+                    drop_pending_updates=False,
+                ),
+                paced=False,
+            )
+        except Exception as exc:
+            self._webhook_state(f"setWebhook failed ({error_code(exc)})")
+            return False
+        self._webhook_state(None)
+        return True
+
+    def _webhook_state(self, problem: str | None) -> None:
+        if self.health is not None:
+            self.health.webhook_state(problem)
+        elif problem is not None:
+            log.warning("Telegram webhook not working: %s", problem)
+
+    async def _watch_webhook(self, allowed: list[str]) -> None:
+        """Ask Telegram every ``webhook_check_s`` whether it delivers to us: a webhook that
+        another process replaced or deleted is set again; a current delivery error is exported."""
+        webhook = self.webhook
+        assert webhook is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_delivery.wait(), self.webhook_check_s)
+                return
+            try:
+                info = await self.bot.get_webhook_info()
+            except Exception as exc:  # counted by the session's middleware; the state stands
+                log.debug("getWebhookInfo failed (%s)", error_code(exc))
+                continue
+            if info.url != webhook.url:
+                self._webhook_state("the webhook points elsewhere or is not set")
+                await self._set_webhook(allowed)
+                continue
+            # Telegram keeps the last error for good: it is current when no update reached us
+            # since, and Telegram, retrying, keeps renewing it (ten minutes at most apart).
+            last = info.last_error_date.timestamp() if info.last_error_date is not None else None
+            current = last is not None and last >= self._delivered_at and time.time() - last < WEBHOOK_ERROR_WINDOW_S
+            self._webhook_state(None)
+            problem = (info.last_error_message or "delivery failed")[:120] if current else None
+            if self.health is not None:
+                self.health.webhook_deliveries(problem)
+            elif problem is not None:
+                log.warning("Telegram cannot deliver updates to the webhook: %s", problem)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -240,18 +327,14 @@ class TelegramRuntime:
             log.warning("%s", self.link_warning)
         allowed = self.dispatcher.resolve_used_update_types()
         self._accepting = True
+        self._stopping = False
         webhook = self.webhook
         if webhook is not None:
-            await self.sender.call(
-                0,
-                lambda: self.bot.set_webhook(
-                    webhook.url,
-                    secret_token=webhook.secret,
-                    allowed_updates=allowed,
-                    drop_pending_updates=False,
-                ),
-                paced=False,
-            )
+            # A webhook that cannot be set is not fatal: readiness says so, and the watch
+            # sets it again on its next look.
+            await self._set_webhook(allowed)
+            if self.webhook_check_s > 0:
+                self._spawn(self._watch_webhook(allowed), "webhook-watch")
             log.info("Telegram webhook mode: updates arrive on %s", webhook.path)
             return
         with contextlib.suppress(Exception):  # a webhook left set would make getUpdates fail
@@ -263,6 +346,7 @@ class TelegramRuntime:
     async def stop_intake(self) -> None:
         """Accept no more prompts; results keep being delivered."""
         self._accepting = False
+        self._stopping = True  # the loops end on purpose from here on: not a liveness failure
         self._polling_stop.set()  # no restart from here on; a pause between restarts ends now
         if self.mode != "webhook":
             with contextlib.suppress(RuntimeError):  # polling was not running (or between restarts)
@@ -270,6 +354,7 @@ class TelegramRuntime:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop; deliveries in hand get ``grace_s`` (default: ``stop_grace_s``) to finish."""
+        self._stopping = True
         self._accepting = False
         self._polling_stop.set()
         self._stop_delivery.set()

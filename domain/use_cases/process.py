@@ -210,7 +210,7 @@ class ProcessJobs(Production):
         if not self._held:
             # Nothing in hand: the gauge says what waits now (0 once drained), not what waited
             # when this worker last planned a batch.
-            self.metrics.consumer_lag(await self._backlog())
+            await self._backlog()
             return []
         planned = await self._plan(self._held)
         head = (planned[0].profile.name, planned[0].size)
@@ -229,7 +229,6 @@ class ProcessJobs(Production):
 
     async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[_Planned]:
         backlog = await self._backlog()
-        self.metrics.consumer_lag(backlog)
         assert self.policy is not None
         out = []
         for delivery in deliveries:
@@ -255,10 +254,15 @@ class ProcessJobs(Production):
             await self._process_group(batch)
 
     async def _backlog(self) -> int:
+        """The group's backlog, exported as measured (the same figure every process reports).
+        Unknown (the broker away): plan as if nothing waited, and leave the gauge alone rather
+        than report 0."""
         try:
-            return await self.queue.backlog()
+            backlog = await self.queue.backlog()
         except Exception:
             return 0
+        self.metrics.consumer_lag(backlog)
+        return backlog
 
 
 @dataclass(frozen=True)

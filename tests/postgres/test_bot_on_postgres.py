@@ -24,7 +24,7 @@ async def test_the_bot_runs_on_the_shared_store(postgres_url, start_service, tel
 
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"] == {"started": True, "queue": True, "database": True}
+        assert (await response.json())["checks"] == {"started": True, "queue": True, "database": True, "telegram": True}
 
     telegram.send_text(71, "a lighthouse in the fog")
     [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 71, timeout=20)

@@ -66,3 +66,33 @@ async def test_link_without_public_url_is_a_file_uri(tmp_path):
     stored = await storage.put("images/a.png", b"data", "image/png", {})
     assert stored.url.startswith("file://")
     assert open(urlparse(stored.url).path, "rb").read() == b"data"
+
+
+async def test_failed_checks_say_why():
+    def broken() -> bool:
+        raise RuntimeError("the check itself broke")
+
+    http = HttpEndpoint(
+        "127.0.0.1",
+        0,
+        readiness={"telegram": lambda: "the Bot API refuses the token (401 Unauthorized)", "queue": lambda: True},
+        liveness={"worker": lambda: "the worker loop ended", "backlog": broken},
+    )
+    await http.start()
+    base = f"http://127.0.0.1:{http.port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/readyz") as r:
+                body = await r.json()
+                assert r.status == 503 and body["checks"] == {"telegram": False, "queue": True}
+                assert body["reasons"] == {"telegram": "the Bot API refuses the token (401 Unauthorized)"}
+                assert body["reason"] == "telegram: the Bot API refuses the token (401 Unauthorized)"
+            async with session.get(f"{base}/healthz") as r:
+                body = await r.json()
+                assert r.status == 503 and body["status"] == "dead"
+                assert body["reasons"] == {"worker": "the worker loop ended", "backlog": "check failed (RuntimeError)"}
+            http.liveness = {"worker": lambda: True}
+            async with session.get(f"{base}/healthz") as r:
+                assert r.status == 200 and (await r.json()) == {"status": "alive", "checks": {"worker": True}}
+    finally:
+        await http.stop()
