@@ -6,10 +6,13 @@ deploy/alertmanager/alertmanager.yml aimed at the fake Bot API. After a short lo
 query returns data, every alert expression is quiet and the operators' chat got nothing; then the
 worker is stopped with prompts waiting, the no-worker alert goes pending within its `for` window
 (shortened to 10 s in the test's copy of the rules; the others keep theirs), fires, and its
-message reaches the operators' chat through the Bot API.
+message reaches the operators' chat through the Bot API. A second test runs the bot alone through
+the Telegram faults: the Bot API refusing the token (401), then a second poller (409); each raises
+its alert, /readyz answers 503 with the reason, and the bot is ready again once the fault clears.
 
-The test's copy of the rules differs from the shipped ones in two numbers only
-(``test_fault_rules_copy_changes_only_what_it_says``): the fault's `for`, and the first-reply
+The test's copy of the rules differs from the shipped ones in three numbers only
+(``test_fault_rules_copy_changes_only_what_it_says``): the two faults' `for` (no worker; the
+Telegram conflict), and the first-reply
 threshold (``TEST_FIRST_REPLY_S``). The first reply is the status message, and it waits in its
 chat's line behind what the bot sends that chat before it (adapters/telegram/sender.py: one call
 at a time, the next no sooner than 1 s after the previous one finished, Telegram's per-chat
@@ -52,6 +55,15 @@ ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 OPERATORS_CHAT = -1001234567890
 FAULT_ALERT = "P2PNoWorkerWhileJobsWait"
 FAULT_FOR = "10s"
+# The Telegram faults of the second test: the alert each one raises, and its `for` in the test's
+# copy (the token alert fires at once in production too; the conflict's 5 m is shortened).
+TOKEN_ALERT = "P2PTelegramTokenRefused"
+CONFLICT_ALERT = "P2PTelegramConflict"
+CONFLICT_FOR = "10s"
+NOT_RECEIVING_ALERT = "P2PBotNotReceiving"
+# How long a state may take to show on a loaded test machine: a failed getUpdates and aiogram's
+# backoff (up to 5 s between tries), a scrape, an evaluation; generous, never a bound on speed.
+SHOW_S = 45
 FIRST_REPLY_ALERT = "P2PFirstReplySlow"
 FIRST_REPLY_THRESHOLD = "> 2.5"  # the shipped rule's
 TEST_FIRST_REPLY_S = 10  # the test copy's; why: the module's docstring
@@ -83,13 +95,15 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def shortened_rules(folder: Path) -> Path:
-    """The rules with the fault's alert's `for` shortened and the first-reply threshold suited to
+    """The rules with the faults' alerts' `for` shortened and the first-reply threshold suited to
     a test machine (the only changes; why: the module's docstring)."""
     data = yaml.safe_load(RULES.read_text())
     for group in data["groups"]:
         for rule in group["rules"]:
             if rule.get("alert") == FAULT_ALERT:
                 rule["for"] = FAULT_FOR
+            if rule.get("alert") == CONFLICT_ALERT:
+                rule["for"] = CONFLICT_FOR
             if rule.get("alert") == FIRST_REPLY_ALERT:
                 assert rule["expr"].count(FIRST_REPLY_THRESHOLD) == 1, rule["expr"]
                 rule["expr"] = rule["expr"].replace(FIRST_REPLY_THRESHOLD, f"> {TEST_FIRST_REPLY_S}")
@@ -289,6 +303,115 @@ async def test_dashboard_and_alerts_on_a_real_prometheus(kafka_bootstrap, s3_ser
             await rig.close()
 
 
+async def readyz(session: aiohttp.ClientSession, port: int) -> tuple[int, dict[str, Any]]:
+    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+        return response.status, await response.json()
+
+
+async def until_ready_is(session: aiohttp.ClientSession, port: int, status: int) -> dict[str, Any]:
+    """The bot's /readyz body once it answers ``status``."""
+    deadline = time.monotonic() + SHOW_S
+    last = await readyz(session, port)
+    while last[0] != status:
+        assert time.monotonic() < deadline, f"/readyz did not turn {status} within {SHOW_S} s: {last}"
+        await asyncio.sleep(0.5)
+        last = await readyz(session, port)
+    return last[1]
+
+
+async def until_alert(prom: PromAPI, name: str, since: float, within: float) -> str:
+    """The state of the alert ``name`` when Prometheus first shows it, at most ``within`` seconds
+    after ``since``."""
+    while True:
+        states = {a["labels"]["alertname"]: a["state"] for a in await prom.alerts()}
+        if name in states:
+            return states[name]
+        assert time.monotonic() - since < within, f"{name} not raised within {within} s: {states}"
+        await asyncio.sleep(0.5)
+
+
+async def until_query(prom: PromAPI, expr: str, want: list[float]) -> None:
+    """Until the values of ``expr`` (sorted) are ``want``: what Prometheus scraped last."""
+    deadline = time.monotonic() + SHOW_S
+    while (got := sorted(float(r["value"][1]) for r in await prom.query(expr))) != want:
+        assert time.monotonic() < deadline, f"{expr}: {got}, not {want}, within {SHOW_S} s"
+        await asyncio.sleep(0.5)
+
+
+async def test_telegram_faults_raise_their_alerts_and_take_readiness(
+    kafka_bootstrap, s3_server, telegram, tmp_path, prometheus_at
+):
+    """The Bot API refusing the token (401), then another poller holding the polling (409): each
+    raises its own alert (the token's at once, the conflict's pending through its shortened `for`,
+    then firing) and the not-receiving one, as Prometheus evaluates them on what it scraped from
+    the bot; /readyz answers 503 with the reason; once the fault clears the bot is ready and
+    polling again. Only the bot runs: these are its alerts."""
+    prom_port, ports = prometheus_at
+    rig = await Rig(
+        bootstrap=kafka_bootstrap,
+        s3_url=s3_server.url,
+        telegram=telegram,
+        folder=tmp_path / "rig",
+        metrics_enabled="true",
+    ).start()
+    async with aiohttp.ClientSession() as session:
+        prom = PromAPI(session, prom_port)
+        try:
+            bot = await rig.proc("bot", "bot-1", http_port=ports["bot"]).start()
+            await asyncio.gather(bot.wait_ready(), prom.ready())
+            await until_ready_is(session, ports["bot"], 200)
+            await until_query(prom, 'p2p_telegram_polling_up{job="prompt2pic-bot"}', [1.0])
+            rules = alert_rules(tmp_path / "rules.yml")  # the copy Prometheus runs
+            for name in (TOKEN_ALERT, CONFLICT_ALERT, NOT_RECEIVING_ALERT):
+                assert not await prom.query(rules[name]["expr"]), f"{name} loud before any fault"
+
+            # The token is revoked: every call answers 401, getUpdates included.
+            telegram.revoked = True
+            revoked = time.monotonic()
+            body = await until_ready_is(session, ports["bot"], 503)
+            assert body["checks"]["telegram"] is False
+            assert "401" in body["reasons"]["telegram"] and telegram.token not in str(body)
+            # `for: 0m`: firing at its first evaluation that sees the refusals' increase.
+            assert rules[TOKEN_ALERT]["for"] == "0m"
+            assert await until_alert(prom, TOKEN_ALERT, revoked, SHOW_S) == "firing"
+            assert await until_alert(prom, NOT_RECEIVING_ALERT, revoked, SHOW_S) == "pending"
+            # The rule reads the series as the bot exports it: the code label's value, the method.
+            refused = await prom.query('p2p_telegram_api_errors_total{job="prompt2pic-bot",code="401"}')
+            assert "getUpdates" in {r["metric"]["method"] for r in refused}, refused
+            assert not await prom.query(rules[CONFLICT_ALERT]["expr"]), "a 401 is no conflict"
+
+            telegram.revoked = False
+            await until_ready_is(session, ports["bot"], 200)
+            await until_query(prom, 'p2p_telegram_polling_up{job="prompt2pic-bot"}', [1.0])
+            await until_query(prom, rules[NOT_RECEIVING_ALERT]["expr"], [])
+
+            # Another instance polls with the same token: getUpdates answers 409 Conflict.
+            telegram.other_poller = True
+            conflict = time.monotonic()
+            body = await until_ready_is(session, ports["bot"], 503)
+            assert body["checks"]["telegram"] is False
+            assert "409" in body["reasons"]["telegram"] and "another instance" in body["reasons"]["telegram"]
+            assert await until_alert(prom, CONFLICT_ALERT, conflict, SHOW_S) == "pending", (
+                "first pending, for its `for` window"
+            )
+            assert await until_alert(prom, NOT_RECEIVING_ALERT, conflict, SHOW_S) == "pending"
+            pending = time.monotonic()
+            deadline = pending + 10 + SHOW_S  # the shortened `for`, then an evaluation
+            while {a["labels"]["alertname"]: a["state"] for a in await prom.alerts()}.get(CONFLICT_ALERT) != "firing":
+                assert time.monotonic() < deadline, f"{CONFLICT_ALERT} not firing after its window"
+                await asyncio.sleep(0.5)
+            conflicts = await prom.query('p2p_telegram_api_errors_total{job="prompt2pic-bot",code="409"}')
+            assert {r["metric"]["method"] for r in conflicts} == {"getUpdates"}, conflicts
+
+            telegram.other_poller = False
+            await until_ready_is(session, ports["bot"], 200)
+            await until_query(prom, 'p2p_telegram_polling_up{job="prompt2pic-bot"}', [1.0])
+            await until_query(prom, rules[NOT_RECEIVING_ALERT]["expr"], [])
+            assert bot.process is not None and bot.process.returncode is None
+        finally:
+            await rig.close()
+
+
 def operators_messages(telegram: FakeBotAPI) -> list[str]:
     return [c.text for c in telegram.calls if c.ok and c.method == "sendMessage" and c.chat_id == OPERATORS_CHAT]
 
@@ -306,6 +429,7 @@ def test_fault_rules_copy_changes_only_what_it_says(tmp_path: Path):
     (first_reply,) = [rule["expr"] for rule in production if rule.get("alert") == FIRST_REPLY_ALERT]
     assert changed == [
         (FAULT_ALERT, {"for": (FAULT_FOR, "5m")}),
+        (CONFLICT_ALERT, {"for": (CONFLICT_FOR, "5m")}),
         (FIRST_REPLY_ALERT, {"expr": (first_reply.replace("> 2.5", f"> {TEST_FIRST_REPLY_S}"), first_reply)}),
     ]
     assert re.search(r"\$__\w+", DASHBOARD.read_text()), "the dashboard uses Grafana's variables"
