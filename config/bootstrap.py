@@ -26,8 +26,8 @@ from domain.safety import ImageAction, PromptFilter
 from domain.translation import UnderstandPrompts
 from domain.use_cases import DeliverResults, ProcessJobs, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
-from domain.use_cases.calibrate import CalibrateSpeed
 from domain.use_cases.backlog import WatchBacklog
+from domain.use_cases.calibrate import CalibrateSpeed
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
 from domain.users import UserLimits
