@@ -15,7 +15,9 @@
 #   PYTHON_IMAGE          the pinned Python base image.
 #   TORCH_VERSION         torch release installed in both worker images.
 #   TORCH_CPU_INDEX_URL   index for worker-cpu's torch: https://download.pytorch.org/whl/cpu or a
-#                         mirror of it.
+#                         mirror of it. Empty or `pypi`: PyPI's torch (the CUDA build, several GB
+#                         larger; it runs on the CPU as well), for where the CPU index is unreachable
+#                         (the CI's container check builds it so).
 #   TORCH_CUDA_INDEX_URL  index for worker-cuda's torch: PyPI by default (its Linux wheel is the CUDA
 #                         build); https://download.pytorch.org/whl/cu126 (cu128, ...) for a CUDA
 #                         version that matches an older host driver.
@@ -65,14 +67,24 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 FROM python-base AS worker-cpu-venv
 ARG TORCH_VERSION=2.15.0
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
-# torch first, from the CPU index; the next install keeps it (it satisfies "torch>=2.10") and takes
-# the rest of the worker's requirements from PyPI.
+# torch first, from the CPU index (or PyPI when TORCH_CPU_INDEX_URL is empty or `pypi`); the next
+# install keeps it (it satisfies "torch>=2.10") and takes the rest of the worker's requirements
+# from PyPI.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX_URL}" "torch==${TORCH_VERSION}"
+    && case "${TORCH_CPU_INDEX_URL}" in \
+         "" | pypi) /opt/venv/bin/pip install --no-cache-dir "torch==${TORCH_VERSION}" ;; \
+         *) /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX_URL}" "torch==${TORCH_VERSION}" ;; \
+       esac
+# The check: the torch version asked for, and one that computes on the CPU. From the CPU index it
+# must also be the CPU-only build (a CUDA build there means a wrong index, and gigabytes of CUDA
+# libraries nobody uses). PyPI's Linux torch is always the CUDA build, which runs on the CPU too
+# (no GPU is needed to import it or to compute on the CPU), so from PyPI a CUDA build is accepted.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     /opt/venv/bin/pip install --no-cache-dir --find-links=/wheels \
        -r /wheels/requirements-bot.txt -r /wheels/requirements-worker.txt \
-    && /opt/venv/bin/python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}') and not torch.version.cuda, torch.__version__"
+    && /opt/venv/bin/python -c "import torch; from_pypi = '${TORCH_CPU_INDEX_URL}' in ('', 'pypi'); \
+assert torch.__version__.startswith('${TORCH_VERSION}') and (from_pypi or not torch.version.cuda), torch.__version__; \
+assert torch.ones(2, 2).matmul(torch.ones(2, 2)).sum().item() == 8.0"
 
 FROM python-base AS worker-cuda-venv
 ARG TORCH_VERSION=2.15.0

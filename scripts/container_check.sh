@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the `bot` image for real and start it, without Docker: Debian's Podman (see
+# Build the `bot` and `worker-cpu` images for real and start them, without Docker: Debian's Podman (see
 # docs/deploy.md, "Checking the images without Docker"). Called by .ci/run; runs as root.
 #
 #   scripts/container_check.sh
@@ -8,8 +8,7 @@
 # 2. uses the pinned PYTHON_IMAGE when it can be pulled, else a stand-in made by debootstrap from
 #    Debian's mirror (its rootfs tarball is cached in .cache/container-check/, so later runs import it
 #    in seconds);
-# 3. builds the `bot` target; the worker-cpu target is NOT built (its torch index is not reachable
-#    here) and the output says so;
+# 3. builds the `bot` target;
 # 4. checks the image: `app.py --help`; `--role all` with the compose file's hardening (read-only
 #    root, tmpfs /tmp, no capabilities, no-new-privileges, init) and a `_FILE` secret: /healthz, then
 #    /readyz; every process runs as the image's non-root uid; the image's own HEALTHCHECK passes;
@@ -17,12 +16,19 @@
 # 5. carries one prompt through containers: the image as `--role bot` and as `--role worker`
 #    (GENERATOR=fake) on the host network, against a real Kafka broker (scripts/kafka_broker.py),
 #    moto's S3 server and the fake Bot API of the tests (scripts/container_prompt_check.py), all on
-#    127.0.0.1: the picture must reach the user and its object must be in the bucket.
+#    127.0.0.1: the picture must reach the user and its object must be in the bucket;
+# 6. builds the `worker-cpu` target (torch from the PyTorch CPU index when it answers, else from PyPI:
+#    TORCH_CPU_INDEX_URL=pypi, the CUDA build, which runs on the CPU too) and carries one prompt
+#    through it as in 5, the bot image as `--role bot` and worker-cpu as `--role worker` with the
+#    compose file's hardening and GENERATOR=tiny (the random-weight Würstchen, built into the model
+#    cache volume, /cache, not the read-only root). The image is removed as soon as it is checked:
+#    it is several GB (the CUDA torch), and its build needs about 26 GB of free disk at its peak.
 # Every step prints its time; the images, containers, volumes and secrets it made are removed at the
 # end (trap), and so are the broker and the S3 server. Any failed check exits non-zero.
 #
 # Environment: P2P_CI_KEEP_IMAGES=1 keeps the images (to iterate on the run checks),
-# P2P_CI_REUSE_BOT_IMAGE=REF skips the build and checks REF, PYTHON_IMAGE overrides the pin,
+# P2P_CI_REUSE_BOT_IMAGE=REF and P2P_CI_REUSE_WORKER_CPU_IMAGE=REF skip a build and check REF,
+# P2P_CI_TORCH_CPU_INDEX_URL forces worker-cpu's torch index (`pypi`: PyPI), PYTHON_IMAGE overrides the pin,
 # P2P_CI_STANDIN_SUITE (default bookworm: Python 3.11, the pinned minor version), DEBIAN_MIRROR.
 set -euo pipefail
 
@@ -35,6 +41,8 @@ prefix="p2p-ci-${run_id}"
 work="${CONTAINER_CHECK_CACHE:-$root/.cache/container-check}"
 mkdir -p "$work"
 bot_image="localhost/p2p-ci-bot:${run_id}"
+worker_cpu_image="localhost/p2p-ci-worker-cpu:${run_id}"
+cpu_index_default="$(sed -n 's/^ARG TORCH_CPU_INDEX_URL=//p' Dockerfile | head -1)"
 standin_suite="${P2P_CI_STANDIN_SUITE:-bookworm}"
 standin_image="localhost/p2p-ci-python-standin:${standin_suite}-${run_id}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -209,28 +217,25 @@ else
 fi
 
 # --------------------------------------------------------------------------- 3. build
+# --layers=false: buildah 1.28 bind-mounts an empty folder for RUN --mount=from=<cached stage>
+# (containers/buildah#4375). --format docker keeps the HEALTHCHECK. The host's CA bundle lets pip
+# through this network's TLS interception; the image keeps its own bundle.
+build_args=(--layers=false --format docker --network host --pull=never
+    --build-arg "PYTHON_IMAGE=$python_image")
+[ -r "$ca_bundle" ] && build_args+=(-v "$ca_bundle:$ca_bundle:ro")
 if [ -n "${P2P_CI_REUSE_BOT_IMAGE:-}" ]; then
     bot_image="$P2P_CI_REUSE_BOT_IMAGE"
     step "build: reusing $bot_image (P2P_CI_REUSE_BOT_IMAGE)"
     podman image exists "$bot_image" || fail "no image $bot_image"
 else
     step "build: target bot (PYTHON_IMAGE=$python_image)"
-    # --layers=false: buildah 1.28 bind-mounts an empty folder for RUN --mount=from=<cached stage>
-    # (containers/buildah#4375). --format docker keeps the HEALTHCHECK. The host's CA bundle lets pip
-    # through this network's TLS interception; the image keeps its own bundle.
-    build_args=(--layers=false --format docker --network host --pull=never
-        --build-arg "PYTHON_IMAGE=$python_image" --target bot -t "$bot_image")
-    [ -r "$ca_bundle" ] && build_args+=(-v "$ca_bundle:$ca_bundle:ro")
     made_images+=("$bot_image")
-    if ! podman build "${build_args[@]}" . > "$work/build.log" 2>&1; then
+    if ! podman build "${build_args[@]}" --target bot -t "$bot_image" . > "$work/build.log" 2>&1; then
         tail -40 "$work/build.log" >&2
         fail "the bot image does not build (full log: $work/build.log)"
     fi
     ok "built $bot_image, $(podman image inspect "$bot_image" --format '{{.Size}}' | awk '{ printf "%d MB", $1 / 1e6 }')"
 fi
-echo "   worker-cpu: NOT BUILT here: its torch comes from TORCH_CPU_INDEX_URL" \
-     "(https://download.pytorch.org/whl/cpu), which this machine cannot reach, and PyPI's torch is the" \
-     "CUDA build its assert refuses. The worker role below runs in the bot image with GENERATOR=fake."
 
 # --------------------------------------------------------------------------- 4. image checks
 step "image: metadata (non-root user, HEALTHCHECK, entry point)"
@@ -382,4 +387,63 @@ step "prompt: bot and worker containers, a prompt in, a picture out"
 timeout 300 python3 scripts/container_prompt_check.py prompt --image "$bot_image" \
     --kafka "$bootstrap" --s3 "http://127.0.0.1:$s3_port" --prefix "$prefix" \
     || fail "the prompt through containers"
+
+# --------------------------------------------------------------------------- 6. the CPU worker image
+if [ -n "${P2P_CI_REUSE_WORKER_CPU_IMAGE:-}" ]; then
+    worker_cpu_image="$P2P_CI_REUSE_WORKER_CPU_IMAGE"
+    step "build: reusing $worker_cpu_image (P2P_CI_REUSE_WORKER_CPU_IMAGE)"
+    podman image exists "$worker_cpu_image" || fail "no image $worker_cpu_image"
+else
+    # The Dockerfile's default, the PyTorch CPU index (CPU-only torch, ~200 MB), when it answers;
+    # else PyPI's torch (the CUDA build, ~6 GB with its libraries; it runs on the CPU as well).
+    torch_index="${P2P_CI_TORCH_CPU_INDEX_URL:-}"
+    if [ -z "$torch_index" ]; then
+        if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' \
+            "${cpu_index_default%/}/torch/" > /dev/null 2>&1; then
+            torch_index="$cpu_index_default"
+        else
+            torch_index=pypi
+            echo "   $cpu_index_default cannot be reached here: worker-cpu gets PyPI's torch (TORCH_CPU_INDEX_URL=pypi)"
+        fi
+    fi
+    storage="$(podman info --format '{{.Store.GraphRoot}}')"
+    free_gb="$(df -P -BG "$storage" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+    if [ "$torch_index" = pypi ] && [ "$free_gb" -lt 28 ]; then
+        fail "worker-cpu with PyPI's torch needs about 26 GB of free disk at its peak; $storage has $free_gb GB"
+    fi
+    step "build: target worker-cpu (TORCH_CPU_INDEX_URL=$torch_index; $free_gb GB free)"
+    made_images+=("$worker_cpu_image")
+    if ! podman build "${build_args[@]}" --build-arg "TORCH_CPU_INDEX_URL=$torch_index" \
+        --target worker-cpu -t "$worker_cpu_image" . > "$work/build-worker-cpu.log" 2>&1; then
+        tail -40 "$work/build-worker-cpu.log" >&2
+        fail "the worker-cpu image does not build (full log: $work/build-worker-cpu.log)"
+    fi
+    ok "built $worker_cpu_image, $(podman image inspect "$worker_cpu_image" --format '{{.Size}}' | awk '{ printf "%d MB", $1 / 1e6 }'); $(df -P -BG "$storage" | awk 'NR == 2 { print $4 }') free"
+fi
+
+step "worker-cpu: metadata, torch on the CPU"
+[ "$(podman image inspect "$worker_cpu_image" --format '{{.Config.User}}')" = "$image_user" ] \
+    || fail "worker-cpu does not run as $image_user"
+[ "$(podman image inspect "$worker_cpu_image" --format '{{json .Config.Healthcheck}}')" != null ] \
+    || fail "worker-cpu has no HEALTHCHECK"
+torch_out="$(timeout 120 podman run --rm "$worker_cpu_image" python -c \
+    'import torch, diffusers; print(f"torch {torch.__version__} (CUDA build: {torch.version.cuda}), diffusers {diffusers.__version__}, GPU: {torch.cuda.is_available()}, {torch.ones(3).sum().item():.0f} = 3 on the CPU")' 2>&1 | no_noise)" \
+    || { echo "$torch_out" >&2; fail "torch does not import in worker-cpu"; }
+ok "USER $image_user, HEALTHCHECK; $torch_out"
+
+step "prompt: bot and worker-cpu (GENERATOR=tiny) containers, a prompt in, a picture out"
+timeout 900 python3 scripts/container_prompt_check.py prompt --image "$bot_image" \
+    --worker-image "$worker_cpu_image" --generator tiny --timeout 300 \
+    --kafka "$bootstrap" --s3 "http://127.0.0.1:$s3_port" --prefix "${prefix}-cpu" \
+    || fail "the prompt through the worker-cpu container"
+if [ "${P2P_CI_KEEP_IMAGES:-0}" != 1 ] && [ -z "${P2P_CI_REUSE_WORKER_CPU_IMAGE:-}" ]; then
+    step "worker-cpu: remove the image (several GB) now, not at the end"
+    podman rmi -f "$worker_cpu_image" > /dev/null
+    kept=()
+    for image in "${made_images[@]}"; do
+        [ "$image" = "$worker_cpu_image" ] || kept+=("$image")
+    done
+    made_images=("${kept[@]}")
+    ok "removed; $(df -P -BG "$(podman info --format '{{.Store.GraphRoot}}')" | awk 'NR == 2 { print $4 }') free"
+fi
 end_step

@@ -5,6 +5,7 @@ carried through containers.
     container_prompt_check.py hardening SERVICE [--volume-prefix P]   # podman run flags, one a line
     container_prompt_check.py grace SERVICE                            # stop_grace_period in seconds
     container_prompt_check.py prompt --image REF --kafka HOST:PORT --s3 URL --prefix P
+        [--worker-image REF --generator fake|tiny]
 
 ``hardening`` reads docker-compose.yml: ``init``, ``read_only``, ``tmpfs``, ``cap_drop``,
 ``security_opt`` and the named volumes of SERVICE become ``podman run`` flags (each named volume
@@ -13,12 +14,16 @@ Prompt2Pic service must have (init, ``cap_drop: [ALL]``, no-new-privileges; the 
 read-only root with a tmpfs /tmp), so the container check cannot quietly run with less.
 
 ``prompt`` runs, on 127.0.0.1 only: the fake Bot API of the tests (tests/fake_telegram.py) in this
-process, and two containers of IMAGE on the host network with that hardening, ``--role bot`` and
-``--role worker`` (``GENERATOR=fake``), against the Kafka broker and the S3 server given. The bot
-token and the S3 secret key reach the containers as Compose ``file:`` secrets do (read-only bind
-mounts of files only the image's uid may read) and are read through ``*_FILE`` by the entry point. A user sends a prompt; the check waits for the ``sendPhoto``, then checks with boto3
-that the bucket holds exactly that picture, that neither log shows a secret, and that both containers
-stop on SIGTERM with exit code 0. Every step prints its time; any failure exits 1.
+process, and two containers on the host network with that hardening, ``--role bot`` of IMAGE and
+``--role worker`` of WORKER_IMAGE (IMAGE by default) with ``GENERATOR=fake`` or ``tiny``, against the
+Kafka broker and the S3 server given. With ``tiny`` (the worker-cpu image) the worker builds the tiny
+random-weight Würstchen and its translator into its model cache volume (``/cache``, as in the compose
+file; its root is read-only) and the check finds them there afterwards. The bot token and the S3
+secret key reach the containers as Compose ``file:`` secrets do (read-only bind mounts of files only
+the image's uid may read) and are read through ``*_FILE`` by the entry point. A user sends a
+prompt; the check waits for the ``sendPhoto``, then checks with boto3 that the bucket holds exactly
+that picture, that neither log shows a secret, and that both containers stop on SIGTERM with exit
+code 0. Every step prints its time; any failure exits 1.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def hardening(name: str, volume_prefix: str = "p2p-ci") -> list[str]:
         missing.append("read_only: true")
     tmpfs = service.get("tmpfs") or []
     for path in [tmpfs] if isinstance(tmpfs, str) else tmpfs:
-        flags += ["--tmpfs", path]
+        flags += ["--tmpfs", podman_tmpfs(path)]
     if service.get("read_only") is True and "/tmp" not in tmpfs:
         missing.append("tmpfs: [/tmp]")
     cap_drop = service.get("cap_drop") or []
@@ -106,6 +111,19 @@ def hardening(name: str, volume_prefix: str = "p2p-ci") -> list[str]:
     if missing:
         raise CheckFailed(f"{COMPOSE.name}: service {name} lacks {', '.join(missing)}")
     return flags
+
+
+def podman_tmpfs(spec: str) -> str:
+    """A compose ``tmpfs`` entry as podman 4.3's ``--tmpfs``: it has no ``uid=``/``gid=`` options
+    ("unknown mount option"), but ``U`` chowns the tmpfs to the container's user, which is what the
+    compose file's ``uid=10001,gid=10001`` (the image's user) asks for."""
+    path, _, options = spec.partition(":")
+    if not options:
+        return path
+    kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid="))]
+    if len(kept) < len(options.split(",")):
+        kept.append("U")
+    return f"{path}:{','.join(kept)}"
 
 
 def grace_s(name: str) -> int:
@@ -193,7 +211,11 @@ async def prompt(args: argparse.Namespace) -> None:
 
     timer = Timer()
     prefix = args.prefix
+    worker_image = args.worker_image or args.image
     uid = podman("image", "inspect", args.image, "--format", "{{.Config.User}}").split(":")[0]
+    worker_uid = podman("image", "inspect", worker_image, "--format", "{{.Config.User}}").split(":")[0]
+    if worker_uid != uid:
+        raise CheckFailed(f"{worker_image} runs as uid {worker_uid}, {args.image} as {uid}: the secrets need one")
     token = f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(27)}"
     s3_key_id = f"ci{secrets.token_hex(8)}"
     s3_secret = secrets.token_urlsafe(30)
@@ -250,8 +272,9 @@ async def prompt(args: argparse.Namespace) -> None:
                 "-e", "TELEGRAM_BOT_TOKEN_FILE=/run/secrets/telegram_bot_token",
                 "-e", f"TELEGRAM_API_URL={telegram.base_url}",
             ],
-            "worker": ["-e", "GENERATOR=fake", "-e", "GENERATOR_DEVICE=cpu"],
+            "worker": ["-e", f"GENERATOR={args.generator}", "-e", "GENERATOR_DEVICE=cpu", *TINY_ENV[args.generator]],
         }
+        images = {"bot": args.image, "worker": worker_image}
         ports: dict[str, int] = {}
         for role, extra in roles.items():
             ports[role] = free_port()
@@ -259,9 +282,9 @@ async def prompt(args: argparse.Namespace) -> None:
                 "run", "-d", "--name", names[role], "--network", "host",
                 *hardening(role, volume_prefix=prefix), *common, *extra,
                 "-e", f"HTTP_PORT={ports[role]}",
-                args.image, "python", "app.py", "--role", role,
+                images[role], "python", "app.py", "--role", role,
             )
-            timer.say(f"{names[role]} started: python app.py --role {role}")
+            timer.say(f"{names[role]} started: {images[role]}, python app.py --role {role}")
         await asyncio.gather(*(wait_ready(ports[r], names[r], args.timeout) for r in roles))
         timer.say("both answer /readyz")
         await telegram.wait_polling(timeout=args.timeout)
@@ -304,6 +327,11 @@ async def prompt(args: argparse.Namespace) -> None:
                 if value in text:
                     raise CheckFailed(f"the {what} appears in the log of {names[role]}")
         timer.say("no secret in either log")
+        if args.generator == "tiny":
+            if "RANDOM TEST WEIGHTS" not in logs(names["worker"]):  # the GENERATOR=tiny warning
+                raise CheckFailed(f"{names['worker']} did not say it ran the tiny Würstchen model")
+            check_model_cache(f"{prefix}-model-cache")
+            timer.say(f"the tiny model and translator are in the volume {prefix}-model-cache (/cache)")
     except BaseException:
         for name in names.values():
             print(f"--- last lines of {name}:", file=sys.stderr)
@@ -320,6 +348,37 @@ async def prompt(args: argparse.Namespace) -> None:
                 podman("volume", "rm", "-f", volume, check=False)
 
 
+# GENERATOR=tiny builds its random-weight models on first start, by default under data/ (a tmpfs in the
+# compose file, lost at every restart): here into the model cache volume, as an operator would, and
+# without asking the Hugging Face hub (nothing is downloaded: the tiny models are written by code).
+# One picture at a time, at most the fast profile, as the compose file's CPU worker.
+TINY_ENV = {
+    "fake": [],
+    "tiny": [
+        "-e", "TINY_MODEL_DIR=/cache/tiny-wuerstchen",
+        "-e", "TINY_TRANSLATION_MODEL_DIR=/cache/tiny-marian",
+        "-e", "HF_HUB_OFFLINE=1",
+        "-e", "MAX_BATCH=1",
+        "-e", "QUALITY_CAP=fast",
+    ],
+}
+
+
+def check_model_cache(volume: str) -> None:
+    """The tiny models were written to the model cache volume (the worker's root is read-only)."""
+    mountpoint = Path(podman("volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
+    wanted = [
+        mountpoint / "tiny-wuerstchen" / "TINY_WUERSTCHEN.json",
+        mountpoint / "tiny-wuerstchen" / "prior" / "model_index.json",
+        mountpoint / "tiny-wuerstchen" / "decoder" / "model_index.json",
+        mountpoint / "tiny-marian" / "TINY_MARIAN.json",
+    ]
+    missing = [str(path.relative_to(mountpoint)) for path in wanted if not path.exists()]
+    if missing:
+        found = sorted(str(path.relative_to(mountpoint)) for path in mountpoint.rglob("*"))[:40]
+        raise CheckFailed(f"the volume {volume} lacks {missing}; it holds {found}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -333,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p_prompt.add_argument("--kafka", required=True, help="bootstrap servers, 127.0.0.1:PORT")
     p_prompt.add_argument("--s3", required=True, help="S3 endpoint URL, http://127.0.0.1:PORT")
     p_prompt.add_argument("--prefix", required=True, help="names of this run's containers and volumes")
+    p_prompt.add_argument("--worker-image", help="image of the worker container (default: --image)")
+    p_prompt.add_argument("--generator", choices=sorted(TINY_ENV), default="fake", help="the worker's GENERATOR")
     p_prompt.add_argument("--timeout", type=float, default=90.0, help="seconds per wait")
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ themselves need Podman and run in CI through .ci/run, not here)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def test_worker_hardening_and_grace_periods():
     flags = module.hardening("worker", volume_prefix="run1")
     assert ("-v", "run1-model-cache:/cache") in list(zip(flags, flags[1:]))
     assert "--read-only" in flags  # the compose file asks it of workers too (since the least-privilege change)
+    # podman 4.3 refuses uid=/gid= tmpfs options; U gives the tmpfs to the container's user instead.
+    assert ("--tmpfs", "/app/data:mode=0700,U") in list(zip(flags, flags[1:]))
     assert module.grace_s("bot") == 90
     assert module.grace_s("worker") == 210  # SHUTDOWN_GRACE_S 180 s for one CPU batch, + 30 s
 
@@ -78,3 +81,49 @@ def test_the_check_script_parses_and_ci_runs_it():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "container_check.sh")]).returncode == 0
     ci = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in ci and "\nbash scripts/container_check.sh\n" in ci
+
+
+def test_the_check_builds_the_cpu_worker_and_runs_the_tiny_model_in_it():
+    script = (ROOT / "scripts" / "container_check.sh").read_text()
+    assert "--target worker-cpu" in script and "TORCH_CPU_INDEX_URL=$torch_index" in script
+    assert '--worker-image "$worker_cpu_image" --generator tiny' in script
+    assert 'podman rmi -f "$worker_cpu_image"' in script  # several GB: gone before the test suite runs
+
+
+def test_the_tiny_model_is_built_on_the_workers_cache_volume():
+    module = helper()
+    flags = module.hardening("worker", volume_prefix="run1")
+    volumes = [target for flag, target in zip(flags, flags[1:]) if flag == "-v"]
+    tiny = module.TINY_ENV["tiny"]
+    tiny_env = dict(value.split("=", 1) for flag, value in zip(tiny, tiny[1:]) if flag == "-e")
+    cache = next(volume.split(":", 1)[1] for volume in volumes if volume.startswith("run1-model-cache:"))
+    for setting in ("TINY_MODEL_DIR", "TINY_TRANSLATION_MODEL_DIR"):
+        assert tiny_env[setting].startswith(cache + "/"), setting  # not the read-only root, not a tmpfs
+    assert tiny_env["HF_HUB_OFFLINE"] == "1"
+
+
+def dockerfile_torch_check(index_url: str) -> subprocess.CompletedProcess:
+    """worker-cpu's torch check from the Dockerfile, run with this machine's torch."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", "")
+    stage = dockerfile.split("AS worker-cpu-venv", 1)[1].split("\nFROM ", 1)[0]
+    version = re.search(r"ARG TORCH_VERSION=(\S+)", stage).group(1)
+    code = re.search(r'/opt/venv/bin/python -c "(.+?)"\n', stage).group(1)
+    code = code.replace("${TORCH_VERSION}", version).replace("${TORCH_CPU_INDEX_URL}", index_url)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("index_url", ["pypi", ""])
+def test_worker_cpu_accepts_pypis_torch_which_runs_on_the_cpu(index_url):
+    # This machine's torch is PyPI's (the CUDA build where it has one) and computes on its CPU.
+    result = dockerfile_torch_check(index_url)
+    assert result.returncode == 0, result.stderr
+
+
+def test_worker_cpu_refuses_a_cuda_torch_from_the_cpu_index():
+    import torch
+
+    result = dockerfile_torch_check("https://download.pytorch.org/whl/cpu")
+    if torch.version.cuda:  # PyPI's Linux torch: a wrong index for the CPU-only image
+        assert result.returncode != 0 and "AssertionError" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
