@@ -36,7 +36,7 @@ MESSAGES = ("sendMessage", "sendPhoto", "sendDocument", "editMessageText", "edit
 
 
 async def http_port(proc: Proc) -> int:
-    await proc.wait_for_line("HTTP endpoint on", 60)
+    await proc.wait_for_line("HTTP endpoint on", 180)
     line = next(line for line in proc.lines if "HTTP endpoint on" in line)
     return int(re.search(r":(\d+)\s*$", line).group(1))
 
@@ -200,8 +200,30 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
             lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS)),
             60, "every prompt of the 300 users recorded",
         )
+        # The one documented limit on statuses: a status reply the victim sent but had not
+        # recorded when it was killed (its send in flight, or answered but not yet written to
+        # the job's record: a Postgres round trip or two, long on a loaded machine). No process
+        # knows that message's id, so none can delete it; the other bots publish the job from
+        # the outbox and deliver its picture. Excused: only statuses that no job record names
+        # and that were sent before the kill was seen (1 s for requests still in flight).
+        excused: dict[tuple[int, int], float] = {}  # (chat, message): sent this long before the kill
+
+        async def unrecorded_by_the_victim(left: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+            recorded = {(r["chat_id"], r["status_message_id"]) for r in await rows(
+                postgres_url, "SELECT chat_id, status_message_id FROM jobs WHERE status_message_id IS NOT NULL")}
+            sent_at = {(c.chat_id, c.params.get("_message_id")): c.at for c in telegram.calls
+                       if c.ok and c.method == "sendMessage"}
+            kept = []
+            for chat, message_id, text in left:
+                at = sent_at.get((chat, message_id))
+                if (chat, message_id) in recorded or at is None or at > killed_at + 1.0:
+                    kept.append((chat, message_id, text))
+                else:
+                    excused[(chat, message_id)] = round(killed_at - at, 2)
+            return kept
+
         try:
-            got = await rig.wait_settled(300)
+            got = await rig.wait_settled(300, excuse=unrecorded_by_the_victim)
         except AssertionError:
             answered = rig.outcomes()
             for user, prompt in [p for p in rig.prompts if not answered.get(p)][:3]:
@@ -243,6 +265,8 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
             f"(lease {LEASE_S:.0f} s, session timeout {SESSION_MS / 1000:.0f} s), their pictures sent "
             f"{min(redelivered_after):.1f}-{max(redelivered_after):.1f} s after it (behind the others, "
             f"at the shared budget)\n"
+            f"  statuses the victim sent but never recorded (left in the chat, excused): {len(excused)} "
+            f"(chat, message: seconds before the kill was seen {excused})\n"
             f"  300-user phase: {ended - posted_at:.1f} s; whole test {ended - began:.1f} s"
         )
         assert close_pairs == 0, f"a chat got two messages within 1 s (smallest gap {min_gap:.3f} s)"
