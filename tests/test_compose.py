@@ -38,7 +38,7 @@ HEALTHCHECK = ROOT / "deploy" / "docker" / "healthcheck.py"
 REQUIREMENTS_SCRIPT = ROOT / "deploy" / "docker" / "requirements_from_pyproject.py"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
-DASHBOARD = GRAFANA_DIR / "dashboards" / "prompt2pic.json"
+DASHBOARD = ROOT / "deploy" / "helm" / "prompt2pic" / "dashboards" / "prompt2pic.json"  # the one copy, in the chart
 
 # Services built from this repository's Dockerfile: they run app.py.
 APP_SERVICES = {"bot", "worker", "worker-gpu"}
@@ -803,7 +803,7 @@ def test_grafana_provisioning():
     assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "prompt2pic.yml").read_text())
     (provider,) = providers["providers"]
-    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./deploy/helm/prompt2pic/dashboards"] == provider["options"]["path"]  # the chart's copy, the only one
     for panel in dashboard_panels():
         for node in [panel.get("datasource"), *[t.get("datasource") for t in panel.get("targets", [])]]:
             if node is not None:

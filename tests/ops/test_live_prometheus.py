@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/prompt2pic.yml"
-DASHBOARD = ROOT / "deploy/grafana/dashboards/prompt2pic.json"
+DASHBOARD = ROOT / "deploy/helm/prompt2pic/dashboards/prompt2pic.json"
 COMPOSE_PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 OPERATORS_CHAT = -1001234567890

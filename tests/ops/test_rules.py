@@ -151,7 +151,7 @@ def test_service_monitor_gives_the_compose_job_names(helm: Helm):
                 job = step["replacement"]
         expected = "prompt2pic-bot" if component == "bot" else "prompt2pic-worker"
         assert job == expected and job in jobs, f"{component}: job {job}"
-    dashboard = (ROOT / "deploy/grafana/dashboards/prompt2pic.json").read_text()
+    dashboard = (ROOT / "deploy/helm/prompt2pic/dashboards/prompt2pic.json").read_text()
     used = set(re.findall(r'job=\\"([^\\"]+)\\"', dashboard)) | set(re.findall(r'job="([^"]+)"', RULES.read_text()))
     assert used and used <= jobs
 
