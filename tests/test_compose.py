@@ -803,7 +803,7 @@ def test_grafana_provisioning():
     assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "prompt2pic.yml").read_text())
     (provider,) = providers["providers"]
-    assert mounts["./deploy/helm/prompt2pic/dashboards"] == provider["options"]["path"]  # the chart's copy, the only one
+    assert mounts["./deploy/helm/prompt2pic/dashboards"] == provider["options"]["path"]  # the one copy
     for panel in dashboard_panels():
         for node in [panel.get("datasource"), *[t.get("datasource") for t in panel.get("targets", [])]]:
             if node is not None:
