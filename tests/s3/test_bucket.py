@@ -2,7 +2,7 @@
 say what failed without saying any secret.
 
 The tests that take ``s3_endpoint`` run on moto's server and on the real MinIO server (the one
-docker-compose.yml runs), which answers some of these calls differently (adapters/s3/storage.py).
+docker-compose.yml runs), which answers some of these calls differently (adapters/s3/bucket.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from adapters.s3 import S3Storage
-from adapters.s3.storage import LIFECYCLE_RULE_ID
+from adapters.s3.bucket import LIFECYCLE_RULE_ID
 from domain.errors import StorageError
 from domain.models import image_key
 

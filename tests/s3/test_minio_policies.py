@@ -22,7 +22,7 @@ from minio import MinioAdmin
 from minio.credentials import StaticProvider
 
 from adapters.s3 import S3Storage
-from adapters.s3.storage import LIFECYCLE_RULE_ID
+from adapters.s3.bucket import LIFECYCLE_RULE_ID
 from domain.errors import StorageError
 from tests.fixtures.minio import MinioServer
 from tests.test_compose_hardening import run_minio_init

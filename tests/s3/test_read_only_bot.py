@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from adapters.s3 import S3Storage
-from adapters.s3.storage import LIFECYCLE_RULE_ID
+from adapters.s3.bucket import LIFECYCLE_RULE_ID
 from domain.errors import StorageError
 from tests.test_compose_hardening import run_minio_init
 
