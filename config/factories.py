@@ -33,11 +33,11 @@ from domain.ports import (
     SpeedProbe,
     Storage,
     Tracer,
+    UserStore,
 )
 from domain.quality import DEFAULT_PROFILES, QualityProfile
 from domain.telemetry import NoMetrics, NoTracer
 from domain.use_cases.calibrate import CalibrateSpeed
-from domain.users import UserStore
 from domain.validation import Limits
 
 if TYPE_CHECKING:

@@ -15,11 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from domain.errors import AlreadyAccepted as AlreadyAccepted  # re-exported: telegram/front.py imports it from here
-from domain.errors import LimitExceeded as LimitExceeded  # re-exported: telegram/front.py imports it from here
 from domain.errors import RateLimited, TooManyJobsInFlight
 from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
-from domain.ports import UserStore as UserStore  # re-exported: telegram/front.py and runtime.py import it from here
 
 
 class SendAs(StrEnum):

@@ -26,7 +26,7 @@ from adapters.telegram.status import QUEUED, StatusBoard, progress_bar
 from domain.errors import DomainError, InvalidRequest, PromptRefused, QueueUnavailable, RecipientGone
 from domain.models import GeneratorKind, Job, Locale, Quality, Stage
 from domain.params import AspectRatio, parse_aspect, parse_prompt, size_for_aspect
-from domain.ports import JobQueue, Storage
+from domain.ports import JobQueue, Storage, UserStore
 from domain.safety import SafetyTally
 from domain.use_cases import SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob, repeat_jobs
@@ -36,7 +36,6 @@ from domain.users import (
     TooManyJobsInFlight,
     UserLimits,
     UserPrefs,
-    UserStore,
 )
 from domain.waits import WaitEstimator
 

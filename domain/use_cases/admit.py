@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from domain.errors import QueueUnavailable, RecipientGone
+from domain.errors import AlreadyAccepted, LimitExceeded, QueueUnavailable, RecipientGone
 from domain.models import Cancel, Job, Locale
-from domain.ports import Announcer, JobQueue, Metrics
+from domain.ports import Announcer, JobQueue, Metrics, UserStore
 from domain.telemetry import NoMetrics
 from domain.use_cases.submit import SubmitPrompt
-from domain.users import AlreadyAccepted, JobRecord, JobState, LimitExceeded, Outcome, UserLimits, UserStore
+from domain.users import JobRecord, JobState, Outcome, UserLimits
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from domain.errors import QueueUnavailable
 from domain.models import ErrorCode
-from domain.ports import JobQueue
+from domain.ports import JobQueue, UserStore
 from domain.use_cases.submit import SubmitPrompt
-from domain.users import JobRecord, JobState, Outcome, UserStore
+from domain.users import JobRecord, JobState, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from domain.errors import RecipientGone
 from domain.models import Progress, Result, Stage
-from domain.ports import ResultChannel
-from domain.users import JobState, Outcome, UserStore
+from domain.ports import ResultChannel, UserStore
+from domain.users import JobState, Outcome
 
 log = logging.getLogger(__name__)
 
