@@ -1,31 +1,35 @@
-"""Process jobs (worker side): take jobs from the queue in fair batches, drop the cancelled
-ones, fail the poison ones; the batch step itself is in ``production.py``."""
+"""Process jobs (worker side): take jobs from the queue in fair batches and run each batch.
+What it is composed of, each in its own file: ``TakeJobs`` (intake.py) notes cancellations and
+fails the poison and rule-breaking jobs, ``ProduceBatch`` (production.py) generates, checks,
+stores and reports a batch, ``StoreImages`` (store.py) and ``ReportJobs`` (report.py) serve it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from domain.errors import InvalidRequest
-from domain.models import Cancel, ErrorCode, GeneratorKind, Job, Result
+from domain.models import Cancel, GeneratorKind, Job
 from domain.moderation import SafetyGate
 from domain.policy import FixedPolicy
-from domain.ports import Carrier, Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
+from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES
 from domain.scheduling import pick_batch
-from domain.telemetry import NoMetrics, NoTracer, carrier_of
+from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts
-from domain.use_cases.production import Production, _Planned
-from domain.validation import Limits, check_job, shown_prompt
+from domain.use_cases.intake import TakeJobs
+from domain.use_cases.planned import PlannedJob
+from domain.use_cases.production import ProduceBatch
+from domain.use_cases.report import ReportJobs
+from domain.use_cases.store import StoreImages
+from domain.validation import Limits
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ProcessJobs(Production):
+class ProcessJobs:
     """The worker: take jobs from the queue, make their images, store them, publish results.
 
     Jobs are gathered for up to ``batch_wait_s`` and compatible ones (same profile and size) run
@@ -63,16 +67,45 @@ class ProcessJobs(Production):
     prompts: UnderstandPrompts | None = None
     safety: SafetyGate | None = None  # the prompt filter again and the image check
     limits: Limits = field(default_factory=Limits)  # the bot's (MAX_PROMPT_CHARS, MIN_SIDE, MAX_SIDE)
+    # Composed from the fields above (``_compose``).
+    report: ReportJobs = field(init=False)
+    take: TakeJobs = field(init=False)
+    produce: ProduceBatch = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.safety is None:
-            self.safety = SafetyGate(metrics=self.metrics)
-        if self.policy is None:
-            self.policy = FixedPolicy(DEFAULT_PROFILES)
         self.busy = False
         self._held: list[Delivery[Job]] = []
         self._in_batch: list[Delivery[Job]] = []  # the batch being made now
-        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._compose()
+
+    def _compose(self) -> None:
+        safety = self.safety = SafetyGate(metrics=self.metrics) if self.safety is None else self.safety
+        policy = self.policy = FixedPolicy(DEFAULT_PROFILES) if self.policy is None else self.policy
+        self.report = ReportJobs(self.queue, self.worker_id, self.publish_backoff_s, self.metrics)
+        self.take = TakeJobs(self.report, safety, self.limits, self.worker_id, self.max_deliveries)
+        store = StoreImages(
+            self.storage,
+            worker_id=self.worker_id,
+            model_name=self.model_name,
+            generator_kind=self.generator_kind,
+            attempts=self.storage_attempts,
+            backoff_s=self.storage_backoff_s,
+            metrics=self.metrics,
+        )
+        self.produce = ProduceBatch(
+            generator=self.generator,
+            storage=self.storage,
+            policy=policy,
+            safety=safety,
+            store=store,
+            report=self.report,
+            metrics=self.metrics,
+            tracer=self.tracer,
+            prompts=self.prompts,
+            worker_id=self.worker_id,
+            random_translation=self.random_translation,
+            progress_interval_s=self.progress_interval_s,
+        )
 
     @property
     def batch_limit(self) -> int:
@@ -114,11 +147,11 @@ class ProcessJobs(Production):
             await self._run_batch(batch)
         return len(batch)
 
-    async def _run_batch(self, batch: list[_Planned]) -> None:
+    async def _run_batch(self, batch: list[PlannedJob]) -> None:
         self.busy = True
         self._in_batch = [p.delivery for p in batch]
         try:
-            await self._process_group(batch)
+            await self.produce(batch)
         except asyncio.CancelledError:
             raise  # a stop cut the batch short: ``run`` hands it back, uncounted
         except BaseException:
@@ -132,79 +165,12 @@ class ProcessJobs(Production):
     async def _receive(self, timeout: float) -> None:
         room = self.batch_limit * self.lookahead - len(self._held)
         if room > 0:
-            self._held += await self._jobs_only(await self.queue.receive_jobs(room, timeout))
+            self._held += await self.take(await self.queue.receive_jobs(room, timeout))
             # Oldest first, across partitions too: the order the bots told users their places in.
             self._held.sort(key=lambda d: d.message.created_at)
-        await self._drop_cancelled()
+        self._held = await self.take.drop_cancelled(self._held)
 
-    async def _jobs_only(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> list[Delivery[Job]]:
-        """Note the cancellations among ``deliveries``, fail the jobs delivered too many times,
-        and return the other jobs."""
-        jobs: list[Delivery[Job]] = []
-        for delivery in deliveries:
-            if isinstance(delivery.message, Cancel):
-                self._cancelled[delivery.message.job_id] = None
-                while len(self._cancelled) > 10_000:
-                    self._cancelled.popitem(last=False)
-                await delivery.ack()
-            elif self.max_deliveries and delivery.attempt > self.max_deliveries:
-                await self._give_up(delivery)  # type: ignore[arg-type]
-            else:
-                checked = await self._checked(delivery)  # type: ignore[arg-type]
-                if checked is not None:
-                    jobs.append(checked)
-        return jobs
-
-    async def _checked(self, delivery: Delivery[Job]) -> Delivery[Job] | None:
-        """The job with the bot's rules applied (its prompts in clean form), or None after it
-        failed them honestly: an ``INVALID_JOB`` or ``PROMPT_REFUSED`` result, then the ack."""
-        job = delivery.message
-        try:
-            checked = check_job(job, self.limits)
-        except InvalidRequest as exc:
-            log.warning(
-                "job %s breaks the rules (%s): failing it without generating",
-                job.job_id,
-                exc.code,
-                extra={"job_id": job.job_id},
-            )
-            failure = Result.failure(job, ErrorCode.INVALID_JOB, worker_id=self.worker_id)
-            # The prompt it carried may be megabytes or unprintable: the user sees a clean excerpt.
-            failure = failure.model_copy(update={"prompt": shown_prompt(job.prompt, self.limits)})
-            await self._finish(delivery, failure, 0)
-            return None
-        refused = self.safety.prompt_refusal(checked, self.worker_id)  # type: ignore[union-attr]
-        if refused is not None:
-            await self._finish(delivery, refused, 0)
-            return None
-        return delivery if checked is job else CheckedDelivery(delivery, checked)
-
-    async def _give_up(self, delivery: Delivery[Job]) -> None:
-        """The user is owed an honest answer, not silence, and the group a way past the job."""
-        job = delivery.message
-        log.warning(
-            "job %s delivered %d times, more than max_deliveries=%d: failing it without another try",
-            job.job_id,
-            delivery.attempt,
-            self.max_deliveries,
-            extra={"job_id": job.job_id},
-        )
-        failure = Result.failure(job, ErrorCode.TOO_MANY_ATTEMPTS, worker_id=self.worker_id)
-        await self._finish(delivery, failure, 0)
-
-    async def _drop_cancelled(self) -> None:
-        """Jobs withdrawn before they started: an honest 'cancelled' result instead of a picture."""
-        keep = []
-        for delivery in self._held:
-            job = delivery.message
-            if job.job_id in self._cancelled:
-                log.info("job %s cancelled before it started", job.job_id, extra={"job_id": job.job_id})
-                await self._finish(delivery, Result.failure(job, ErrorCode.CANCELLED, worker_id=self.worker_id), 0)
-            else:
-                keep.append(delivery)
-        self._held = keep
-
-    async def next_batch(self) -> list[_Planned]:
+    async def next_batch(self) -> list[PlannedJob]:
         """The next fair batch of compatible jobs from those in hand (receiving more first)."""
         await self._receive(0.0 if self._held else self.poll_timeout_s)
         if not self._held:
@@ -218,16 +184,11 @@ class ProcessJobs(Production):
         if compatible < self.batch_limit and self.batch_wait_s > 0:
             await self._receive(self.batch_wait_s)
             planned = await self._plan(self._held)
-        batch, rest = pick_batch(
-            planned,
-            group=lambda p: (p.profile.name, p.size),
-            user=lambda p: p.job.user_id,
-            limit=self.batch_limit,
-        )
+        batch, rest = _fair_batch(planned, self.batch_limit)
         self._held = [p.delivery for p in rest]
         return batch
 
-    async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[_Planned]:
+    async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[PlannedJob]:
         backlog = await self._backlog()
         assert self.policy is not None
         out = []
@@ -235,23 +196,18 @@ class ProcessJobs(Production):
             profile, reason = self.policy.choose(delivery.message.quality, backlog)
             job = delivery.message
             size = profile.fit_size(job.width, job.height, job.aspect)
-            out.append(_Planned(delivery, profile, reason, size))
+            out.append(PlannedJob(delivery, profile, reason, size))
         return out
 
     async def process(self, deliveries: Sequence[Delivery[Job | Cancel]]) -> None:
         """Process the given jobs now, in as many batches as their profiles and sizes need."""
-        self._held += await self._jobs_only(deliveries)
-        await self._drop_cancelled()
+        self._held += await self.take(deliveries)
+        self._held = await self.take.drop_cancelled(self._held)
         planned = await self._plan(self._held)
         self._held = []
         while planned:
-            batch, planned = pick_batch(
-                planned,
-                group=lambda p: (p.profile.name, p.size),
-                user=lambda p: p.job.user_id,
-                limit=self.batch_limit,
-            )
-            await self._process_group(batch)
+            batch, planned = _fair_batch(planned, self.batch_limit)
+            await self.produce(batch)
 
     async def _backlog(self) -> int:
         """The group's backlog, exported as measured (the same figure every process reports).
@@ -265,31 +221,6 @@ class ProcessJobs(Production):
         return backlog
 
 
-@dataclass(frozen=True)
-class CheckedDelivery:
-    """A delivery whose job the worker cleaned (white space folded, invisible characters
-    dropped): the clean job is what is generated and reported; acks go to the original."""
-
-    original: Delivery[Job]
-    job: Job
-
-    @property
-    def message(self) -> Job:
-        return self.job
-
-    @property
-    def attempt(self) -> int:
-        return self.original.attempt
-
-    @property
-    def carrier(self) -> Carrier | None:
-        return carrier_of(self.original)
-
-    async def ack(self) -> None:
-        await self.original.ack()
-
-    async def release(self) -> None:
-        await self.original.release()
-
-    async def hand_back(self) -> None:
-        await self.original.hand_back()
+def _fair_batch(planned: list[PlannedJob], limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:
+    """Up to ``limit`` compatible jobs (same profile and size), users taking turns; and the rest."""
+    return pick_batch(planned, group=lambda p: (p.profile.name, p.size), user=lambda p: p.job.user_id, limit=limit)
