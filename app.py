@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 if TYPE_CHECKING:
+    from adapters.telegram.runtime import TelegramRuntime
     from config.bootstrap import Components
     from config.settings import Settings
+    from domain.models import Result
+    from domain.ports import JobQueue
 
 ROLES = ("bot", "worker", "all")
 
@@ -38,12 +41,14 @@ async def _start(component: Any, started: list[Any]) -> Any:
 async def _start_when_reachable(component: Any, started: list[Any], stop: asyncio.Event) -> bool:
     """Start a component that talks to a service (the broker, the object store), retrying with
     backoff while that service is unreachable; readiness stays false meanwhile. False when the
-    process was asked to stop first."""
+    process was asked to stop first. The log names the component by its ``name`` if it has one
+    (``Components.runner``: the part's own class), else by its class."""
+    name = getattr(component, "name", None) or type(component).__name__
 
     def retrying(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.upcoming_sleep
-        log.warning("%s cannot start yet (%s); retrying in %.0f s", type(component).__name__, type(exc).__name__, delay)
+        log.warning("%s cannot start yet (%s); retrying in %.0f s", name, type(exc).__name__, delay)
 
     async def pause(seconds: float) -> None:  # cut short when the process is asked to stop
         with contextlib.suppress(TimeoutError):
@@ -104,89 +109,155 @@ def _vital(http: Any, name: str, loop: Any, stop: asyncio.Event) -> asyncio.Task
     return task
 
 
-async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
-    """Run the parts of ``parts.role`` until SIGINT/SIGTERM, then stop without losing accepted
-    work: intake stops first, the worker finishes the batch in hand, results still owed are
-    delivered (or stay on the queue), and only then do the adapters close."""
-    from domain.errors import ModelNotFound
-
-    role, settings = parts.role, parts.settings
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    stop_intake = stop or asyncio.Event()
-    if stop is None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop_intake.set)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
-    started: list[Any] = []
-    workers: list[asyncio.Task[Any]] = []
-    telegram = None
-    try:
-        await _start(parts.metrics, started)
-        await _start(parts.tracer, started)
-        http = parts.http
-        if role in ("bot", "all"):
-            if settings.telegram_bot_token.get_secret_value():
-                telegram = parts.telegram
-            elif role == "bot":
-                log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")
-                return 2
-            else:
-                log.warning(
-                    "TELEGRAM_BOT_TOKEN is not set: running without the Telegram front "
-                    "(the worker and the HTTP endpoint run; see README)"
-                )
+
+class _Service:
+    """One run of ``serve``, step by step: ``start`` the parts of the role, ``drain`` once the
+    process is asked to stop, and ``close`` whatever is still open, whatever happened."""
+
+    def __init__(self, parts: Components, stop_intake: asyncio.Event) -> None:
+        self.parts = parts
+        self.stop_intake = stop_intake
+        self.workers: list[asyncio.Task[Any]] = []
+        self.telegram: TelegramRuntime | None = None
+
+    async def start(self) -> int | None:
+        """Start every part of the role; the exit status when the process cannot run (or was
+        stopped while it waited for a service), None once it runs."""
+        parts, role = self.parts, self.parts.role
+        await parts.start("metrics")
+        await parts.start("tracer")
+        if role in ("bot", "all") and not self._telegram_wanted():
+            return 2
         # Liveness first: a model that loads for minutes must not look like a dead container.
-        await _start(http, started)
-        parts.phase = "waiting for the queue and the storage"
-        for component in (parts.queue, parts.storage):
-            if not await _start_when_reachable(component, started, stop_intake):
-                return 0
+        await parts.start("http")
+        if not await self._reach_services():
+            return 0
         # The group's backlog, measured on a clock in every process (dashboards take max()).
-        workers.append(_vital(http, "backlog", parts.watch_backlog.run(stop_intake), stop_intake))
+        self._vital("backlog", parts.watch_backlog.run(self.stop_intake))
         if role in ("worker", "all"):
-            parts.phase = "loading the model"
-            try:
-                async with parts.model_load():
-                    await _start(parts.prompt_translator, started)
-                    await _start(parts.generator, started)
-            except ModelNotFound as exc:
-                log.error("%s", exc.params.get("message", exc))
-                return 2
-            await _start(parts.image_check, started)  # the detector loads on its thread
-            workers.append(_vital(http, "worker", _work(parts, stop_intake), stop_intake))
-        if telegram is not None:
+            refused = await self._start_worker()
+            if refused is not None:
+                return refused
+        if self.telegram is not None:
             parts.phase = "starting the Telegram front"
-            await telegram.start()
-            http.liveness["telegram"] = telegram.alive
+            await self.telegram.start()
+            parts.http.liveness["telegram"] = self.telegram.alive
         parts.started = True
         parts.phase = ""
-        log.info("prompt2pic running as %s on port %d", role, http.port)
+        log.info("prompt2pic running as %s on port %d", role, parts.http.port)
+        return None
 
-        await stop_intake.wait()
+    def _telegram_wanted(self) -> bool:
+        """Wire the Telegram front when there is a token (its webhook route goes on the HTTP
+        endpoint, so before that starts); False: the bot role cannot run without one."""
+        parts = self.parts
+        if parts.settings.telegram_bot_token.get_secret_value():
+            self.telegram = parts.telegram
+        elif parts.role == "bot":
+            log.error("TELEGRAM_BOT_TOKEN is not set: the bot role cannot start")
+            return False
+        else:
+            log.warning(
+                "TELEGRAM_BOT_TOKEN is not set: running without the Telegram front "
+                "(the worker and the HTTP endpoint run; see README)"
+            )
+        return True
+
+    async def _reach_services(self) -> bool:
+        """The queue and the storage, each retried while its service is unreachable; False when
+        the process was asked to stop first."""
+        self.parts.phase = "waiting for the queue and the storage"
+        for part in ("queue", "storage"):
+            if not await _start_when_reachable(self.parts.runner(part), [], self.stop_intake):
+                return False
+        return True
+
+    async def _start_worker(self) -> int | None:
+        """Load the model (the translator with it) and the image check, then run the jobs; 2
+        when the model is not there."""
+        from domain.errors import ModelNotFound
+
+        parts = self.parts
+        parts.phase = "loading the model"
+        try:
+            async with parts.model_load():
+                await parts.start("prompt_translator")
+                await parts.start("generator")
+        except ModelNotFound as exc:
+            log.error("%s", exc.params.get("message", exc))
+            return 2
+        await parts.start("image_check")  # the detector loads on its thread
+        self._vital("worker", _work(parts, self.stop_intake))
+        return None
+
+    def _vital(self, name: str, loop: Any) -> None:
+        self.workers.append(_vital(self.parts.http, name, loop, self.stop_intake))
+
+    async def drain(self) -> None:
+        """Intake stops first, the worker finishes the batch in hand, results still owed are
+        delivered (or stay on the queue). SHUTDOWN_GRACE_S covers the whole stop."""
         log.info("stopping: no new prompts are accepted")
-        # SHUTDOWN_GRACE_S covers the whole stop: the worker's batch, then the replies' drain.
-        grace_ends = loop.time() + settings.shutdown_grace_s
+        loop = asyncio.get_running_loop()
+        grace_s = self.parts.settings.shutdown_grace_s
+        grace_ends = loop.time() + grace_s
+        telegram = self.telegram
         if telegram is not None:
             await telegram.stop_intake()
-        if workers:
-            await stop_workers(workers, settings.shutdown_grace_s)
+        if self.workers:
+            await stop_workers(self.workers, grace_s)
         if telegram is not None:
-            if role == "all":
+            if self.parts.role == "all":
                 await asyncio.sleep(1.0)  # one more poll, for results the worker just published
             await telegram.stop(max(1.0, grace_ends - loop.time()))
-            telegram = None
+            self.telegram = None
+
+    async def close(self) -> None:
+        """Whatever still runs: the loops cancelled, the front stopped, then the parts, the
+        last started first."""
+        for task in self.workers:
+            task.cancel()
+        if self.telegram is not None:
+            await self.telegram.stop()
+        await self.parts.stop()
+        log.info("prompt2pic stopped")
+
+
+async def serve(parts: Components, stop: asyncio.Event | None = None) -> int:
+    """Run the parts of ``parts.role`` until SIGINT/SIGTERM (or ``stop``), then stop without
+    losing accepted work: intake stops first, the worker finishes the batch in hand, results
+    still owed are delivered (or stay on the queue), and only then do the adapters close."""
+    service = _Service(parts, stop or _stop_on_signals())
+    try:
+        refused = await service.start()
+        if refused is not None:
+            return refused
+        await service.stop_intake.wait()
+        await service.drain()
         return 0
     finally:
-        for task in workers:
-            task.cancel()
-        if telegram is not None:
-            await telegram.stop()
-        for component in reversed(started):
-            try:
-                await component.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(component).__name__)
-        log.info("prompt2pic stopped")
+        await service.close()
+
+
+async def _result_of(queue: JobQueue) -> Result | None:
+    """The next result on the queue (the progress events before it acked and passed over);
+    None when none comes within 5 s."""
+    from domain.models import Result
+
+    while True:
+        events = await queue.receive_events(1, 5.0)
+        if not events:
+            return None
+        if isinstance(events[0].message, Result):
+            return events[0].message
+        await events[0].ack()
 
 
 async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
@@ -197,17 +268,17 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="p2p-") as tmp:
         parts = Components.for_one_picture(settings, Path(tmp))
-        started: list[Any] = []
         try:
-            queue = await _start(parts.queue, started)
-            storage = await _start(parts.storage, started)
+            await parts.start("queue")
+            await parts.start("storage")
+            queue, storage = parts.queue, parts.storage
             try:
-                await _start(parts.prompt_translator, started)
-                await _start(parts.generator, started)
+                await parts.start("prompt_translator")
+                await parts.start("generator")
             except ModelNotFound as exc:
                 print(f"error: {exc.params.get('message', exc)}", file=sys.stderr)
                 return 2
-            await _start(parts.image_check, started)
+            await parts.start("image_check")
             try:
                 job = await parts.submit(
                     user_id=0,
@@ -223,15 +294,12 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"error: {parts.translator('en', 'error-' + exc.code, **exc.params)}", file=sys.stderr)
                 return 2
             await parts.worker.process(await queue.receive_jobs(1, 5.0))
-            [delivery] = await queue.receive_events(1, 5.0) or [None]
-            while delivery is not None and delivery.message.kind != "result":
-                await delivery.ack()
-                [delivery] = await queue.receive_events(1, 5.0) or [None]
-            if delivery is None or delivery.message.status != JobStatus.DONE:
-                code = delivery.message.error_code if delivery else "no result"
+            result = await _result_of(queue)
+            if result is None or result.status != JobStatus.DONE:
+                code = result.error_code if result else "no result"
                 print(f"error: generation failed ({code})", file=sys.stderr)
                 return 1
-            result = delivery.message
+            assert result.image_key is not None  # done: the picture was stored
             out = Path(args.output)
             png = await storage.get(result.image_key)
             await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
@@ -252,8 +320,7 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"not read (past {seen.token_limit} tokens): {seen.cut}")
             return 0
         finally:
-            for component in reversed(started):
-                await component.stop()
+            await parts.stop()
 
 
 DESCRIPTION = """\

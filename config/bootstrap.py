@@ -1,9 +1,12 @@
 """The composition root: the one place that builds the parts of a process and wires them together.
 
-``Components(settings, role=...)`` builds each part on first use, from the settings alone
-(``config/factories.py`` has one function per adapter), and hands out the same instance
-afterwards. ``app.py`` asks it for the parts its role needs, starts them and stops them; a part
-never asked for is never built (nor imported: the bot role loads no torch).
+The parts are declared in ``config/container.py`` (a dependency-injector container: one
+``Selector`` per port, keyed by the settings, every provider lazy). ``Components(settings,
+role=...)`` is the typed face of that container that ``app.py`` and the tests use: it hands out
+each part (built on first use, the same instance afterwards), starts and stops the ones that
+run (the container's ``Resource`` providers), and wires the bot's wing
+(``config/telegram_wiring.py``). A part never asked for is never built (nor imported: the bot
+role loads no torch).
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import logging
 from collections.abc import AsyncIterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from config import factories, safety
+from dependency_injector import providers
+
+from config import factories
+from config.container import Container
 from config.settings import GeneratorBackend, Settings
 from domain.moderation import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
-from domain.safety import ImageAction, PromptFilter
+from domain.safety import PromptFilter
 from domain.translation import UnderstandPrompts
 from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.use_cases.backlog import WatchBacklog
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
     from adapters.telegram.i18n import Translator
     from adapters.telegram.runtime import TelegramRuntime
+
+# The parts that start and stop (the container's ``running_<part>`` resources).
+Running = Literal["metrics", "tracer", "http", "queue", "storage", "prompt_translator", "generator", "image_check"]
 
 
 class Components:
@@ -54,12 +63,20 @@ class Components:
     ) -> None:
         self.settings = settings
         self.role = role
-        self._queue = queue
-        self._storage = storage
-        self._generator = generator
-        self._prompt_translator = prompt_translator
         self.started = False  # readiness: set once every part of the role has started
         self.phase = "starting"  # what the process waits for while it starts (readiness says it)
+        self.container = Container(settings=settings, role=role, started=self._readiness_of_start)
+        c = self.container
+        if queue is not None:
+            c.queue.override(providers.Object(queue))
+        if storage is not None:
+            c.storage.override(providers.Object(storage))
+        if generator is not None:  # its backend is what it says it is, not the settings' choice
+            c.generator.override(providers.Object(generator))
+            c.generator_backend.override(providers.Object(factories.backend_of(generator, settings)))
+        if prompt_translator is not None:
+            c.prompt_translator.override(providers.Object(prompt_translator))
+        self._running: list[providers.Resource[object]] = []
 
     @classmethod
     def for_one_picture(cls, settings: Settings, folder: Path) -> Components:
@@ -69,129 +86,108 @@ class Components:
 
         return cls(settings, role="generate", queue=factories.memory_queue(), storage=LocalFolderStorage(folder))
 
+    # --- starting and stopping ----------------------------------------------------------------
+    async def start(self, part: Running) -> None:
+        """Start ``part`` (built first if it was not); ``stop`` stops it again."""
+        resource: providers.Resource[object] = getattr(self.container, f"running_{part}")
+        await resource.async_()
+        self._running.append(resource)
+
+    def runner(self, part: Running) -> _Runner:
+        """``part`` as something with ``start()``, for ``app._start_when_reachable``, which
+        retries the start while the service behind the part is unreachable."""
+        return _Runner(self, part)
+
+    async def stop(self) -> None:
+        """Stop every part started, the last started first (a failed stop is logged, and the
+        others still stop)."""
+        while self._running:
+            shutdown = self._running.pop().shutdown()
+            if shutdown is not None:
+                await shutdown
+
     # --- ports ------------------------------------------------------------------------------------
-    @cached_property
+    @property
     def queue(self) -> JobQueue:
-        if self._queue is not None:
-            return self._queue
-        queue = factories.queue(self.settings)
-        if hasattr(queue, "on_dead_letter"):  # Kafka's: dead letters are counted (an alert watches them)
-            queue.on_dead_letter = self.metrics.dead_lettered
-        return queue
+        return self.container.queue()
 
-    @cached_property
+    @property
     def storage(self) -> Storage:
-        return self._storage if self._storage is not None else factories.storage(self.settings)
+        return self.container.storage()
 
-    @cached_property
+    @property
     def generator_backend(self) -> GeneratorBackend:
         """The generator in use: GENERATOR, with ``auto`` decided (once, and only in a process
         that generates), or the one given."""
-        if self._generator is not None:
-            return factories.backend_of(self._generator, self.settings)
-        return factories.choose_generator(self.settings)
+        return self.container.generator_backend()
 
-    @cached_property
+    @property
     def generator(self) -> Generator:
-        given = self._generator
-        return given if given is not None else factories.generator(self.settings, self.generator_backend)
+        return self.container.generator()
 
-    @cached_property
+    @property
     def prompt_translator(self) -> PromptTranslator:
-        given = self._prompt_translator
-        return given if given is not None else factories.prompt_translator(self.settings, self.generator_backend)
+        return self.container.prompt_translator()
 
-    @cached_property
+    @property
     def metrics(self) -> Metrics:
-        return factories.metrics(self.settings, self.role)
+        return self.container.metrics()
 
-    @cached_property
+    @property
     def tracer(self) -> Tracer:
-        return factories.tracer(self.settings, self.role)
+        return self.container.tracer()
 
-    @cached_property
+    @property
     def prompt_filter(self) -> PromptFilter | None:
-        return safety.prompt_filter(self.settings)
+        return self.container.prompt_filter()
 
-    @cached_property
+    @property
     def image_check(self) -> ImageCheck:
-        return safety.image_check(self.settings)
+        return self.container.image_check()
+
+    @property
+    def user_stores(self) -> factories.UserStores:
+        """The user store USER_STORE names, and what shares its database."""
+        return self.container.user_stores()
 
     # --- use cases --------------------------------------------------------------------------------
-    @cached_property
+    @property
     def limits(self) -> Limits:
-        return factories.limits(self.settings)
+        return self.container.limits()
 
-    @cached_property
+    @property
     def profiles(self) -> dict[str, QualityProfile]:
-        return factories.profiles(self.settings)
+        return self.container.profiles()
 
-    @cached_property
+    @property
     def policy(self) -> QualityPolicy:
-        return factories.quality_policy(self.settings, self.profiles)
+        return self.container.policy()
 
-    @cached_property
+    @property
     def calibrate(self) -> CalibrateSpeed | None:
         """The worker's calibration at start (None: CALIBRATION=off, or a generator that cannot
         time itself): the policy then starts from this worker's own figures."""
-        return factories.calibration(self.settings, self.generator, self.policy, self.profiles, self.metrics)
+        return self.container.calibrate()
 
-    @cached_property
+    @property
     def safety_gate(self) -> SafetyGate:
-        return SafetyGate(
-            prompt_filter=self.prompt_filter,
-            image_check=self.image_check,
-            action=ImageAction(self.settings.safety_image_action),
-            metrics=self.metrics,
-        )
+        return self.container.safety_gate()
 
-    @cached_property
+    @property
     def submit(self) -> SubmitPrompt:
-        return SubmitPrompt(
-            queue=self.queue,
-            limits=self.limits,
-            default_width=self.settings.default_width,
-            default_height=self.settings.default_height,
-            tracer=self.tracer,
-            prompt_filter=self.prompt_filter,
-            metrics=self.metrics,
-            job_id_secret=factories.job_id_secret(self.settings),
-        )
+        return self.container.submit()
 
-    @cached_property
+    @property
     def understand(self) -> UnderstandPrompts:
-        return UnderstandPrompts(
-            translator=self.prompt_translator,
-            reader=factories.prompt_reader(self.generator),
-            metrics=self.metrics,
-        )
+        return self.container.understand()
 
-    @cached_property
+    @property
     def worker(self) -> ProcessJobs:
-        s = self.settings
-        return ProcessJobs(
-            queue=self.queue,
-            generator=self.generator,
-            storage=self.storage,
-            policy=self.policy,
-            worker_id=factories.default_worker_id(s),
-            model_name=factories.model_name(s, self.generator_backend),
-            generator_kind=factories.generator_kind(self.generator),
-            random_translation=bool(getattr(self.prompt_translator, "random_weights", False)),
-            max_batch=s.max_batch,
-            batch_wait_s=s.batch_wait_s,
-            storage_attempts=s.storage_attempts,
-            max_deliveries=s.kafka_max_deliveries,
-            metrics=self.metrics,
-            tracer=self.tracer,
-            prompts=self.understand,
-            safety=self.safety_gate,
-            limits=self.limits,  # the bot's own rules, applied again to every job taken
-        )
+        return self.container.worker()
 
-    @cached_property
+    @property
     def watch_backlog(self) -> WatchBacklog:
-        return WatchBacklog(self.queue, self.metrics)
+        return self.container.watch_backlog()
 
     @contextlib.asynccontextmanager
     async def model_load(self) -> AsyncIterator[None]:
@@ -216,25 +212,16 @@ class Components:
         return True if self.started else self.phase or "starting"
 
     # --- the process's HTTP endpoint and the Telegram front --------------------------------------
-    @cached_property
+    @property
     def translator(self) -> Translator:
         """The bot's texts in the user's language (Fluent catalogues)."""
-        return factories.translator()
+        return self.container.translator()
 
-    @cached_property
+    @property
     def http(self) -> HttpEndpoint:
         """/healthz, /readyz (started, the queue, and the database of a shared user store),
         /metrics, and /files for the local-folder storage's links."""
-        from adapters.http.server import HttpEndpoint, SignedFiles
-
-        s = self.settings
-        return HttpEndpoint(
-            s.http_host,
-            s.http_port,
-            readiness={"started": self._readiness_of_start, "queue": self.queue.is_ready},
-            metrics=getattr(self.metrics, "prometheus", None),  # only OpenTelemetry's serves /metrics
-            files=self.storage if isinstance(self.storage, SignedFiles) else None,  # the local folder's links
-        )
+        return self.container.http()
 
     @cached_property
     def telegram(self) -> TelegramRuntime:
@@ -242,6 +229,21 @@ class Components:
         from config.telegram_wiring import build_telegram
 
         return build_telegram(self)
+
+
+class _Runner:
+    """One part of ``Components`` as ``app._start_when_reachable`` starts it; named after the
+    part itself in its log lines."""
+
+    def __init__(self, parts: Components, part: Running) -> None:
+        self.parts, self.part = parts, part
+
+    @property
+    def name(self) -> str:
+        return type(getattr(self.parts, self.part)).__name__
+
+    async def start(self) -> None:
+        await self.parts.start(self.part)
 
 
 def _downloaded_bytes() -> int:

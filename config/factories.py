@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import SecretStr
 
-from config.settings import GeneratorBackend, QueueBackend, Settings, StorageBackend, UserStoreBackend
+from config.settings import GeneratorBackend, Settings, UserStoreBackend
 from domain.models import GeneratorKind, Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.ports import (
@@ -36,7 +36,6 @@ from domain.ports import (
     UserStore,
 )
 from domain.quality import DEFAULT_PROFILES, QualityProfile
-from domain.telemetry import NoMetrics, NoTracer
 from domain.use_cases.calibrate import CalibrateSpeed
 from domain.validation import Limits
 
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
     from aiogram import Bot
 
     from adapters.embedded.storage import LocalFolderStorage
+    from adapters.http.server import HttpEndpoint
     from adapters.kafka.queue import KafkaJobQueue
     from adapters.kafka.security import KafkaSecurity
     from adapters.postgres.coordination import PostgresSendCoordination
@@ -77,11 +77,11 @@ def default_worker_id(settings: Settings) -> str:
 # --- queue -------------------------------------------------------------------------------------
 
 
-def queue(settings: Settings) -> JobQueue:
-    """The job queue QUEUE_BACKEND names."""
-    if settings.queue_backend == QueueBackend.KAFKA:
-        return as_queue(kafka_queue(settings))
-    return memory_queue(settings.memory_queue_file)
+def counted_kafka_queue(settings: Settings, metrics: Metrics) -> JobQueue:
+    """The Kafka queue as the port; its dead letters are counted (an alert watches them)."""
+    queue = kafka_queue(settings)
+    queue.on_dead_letter = metrics.dead_lettered
+    return as_queue(queue)
 
 
 def as_queue(adapter: object) -> JobQueue:
@@ -135,13 +135,6 @@ def kafka_queue(settings: Settings) -> KafkaJobQueue:
 
 
 # --- storage -----------------------------------------------------------------------------------
-
-
-def storage(settings: Settings) -> Storage:
-    """The image storage STORAGE_BACKEND names."""
-    if settings.storage_backend == StorageBackend.S3:
-        return s3_storage(settings)
-    return local_storage(settings)
 
 
 def local_storage(settings: Settings) -> LocalFolderStorage:
@@ -241,14 +234,6 @@ def generator_kind(generator: Generator) -> GeneratorKind | None:
     return GeneratorKind(kind) if kind is not None else None
 
 
-def generator(settings: Settings, backend: GeneratorBackend | None = None) -> Generator:
-    """The image generator ``backend`` (by default GENERATOR, ``auto`` chosen) names."""
-    backend = backend or choose_generator(settings)
-    if backend == GeneratorBackend.FAKE:
-        return fake_generator(settings)
-    return wuerstchen_generator(settings, tiny=backend == GeneratorBackend.TINY)
-
-
 def fake_generator(settings: Settings) -> Generator:
     from adapters.embedded.generator import FakeGenerator
 
@@ -284,14 +269,22 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
     )
 
 
-def prompt_translator(settings: Settings, backend: GeneratorBackend | None = None) -> PromptTranslator:
-    """MarianMT for Würstchen, its tiny random-weight twin for the tiny model; nothing for the
-    placeholder (no torch) or with PROMPT_TRANSLATION=off."""
-    backend = backend or choose_generator(settings)
+def translator_kind(settings: Settings, backend: GeneratorBackend) -> str:
+    """Which prompt translator goes with ``backend``: MarianMT (``marian``) for Würstchen, its tiny
+    random-weight twin (``tiny``) for the tiny model; none (``identity``) for the placeholder (no
+    torch) or with PROMPT_TRANSLATION=off."""
     if settings.prompt_translation == "off" or backend == GeneratorBackend.FAKE:
-        from adapters.embedded.translator import IdentityTranslator
+        return "identity"
+    return "tiny" if backend == GeneratorBackend.TINY else "marian"
 
-        return IdentityTranslator()
+
+def identity_translator() -> PromptTranslator:
+    from adapters.embedded.translator import IdentityTranslator
+
+    return IdentityTranslator()
+
+
+def marian_translator(settings: Settings, tiny: bool = False) -> PromptTranslator:
     from adapters.marian.translator import MarianTranslator
 
     options: dict[str, Any] = dict(
@@ -300,7 +293,7 @@ def prompt_translator(settings: Settings, backend: GeneratorBackend | None = Non
         threads=settings.generator_threads,
         beams=settings.prompt_translation_beams,
     )
-    if backend == GeneratorBackend.TINY:
+    if tiny:
         return MarianTranslator.tiny(settings.tiny_translation_model_dir, **options)
     return MarianTranslator(settings.prompt_translation_model, revision=settings.prompt_translation_revision, **options)
 
@@ -366,20 +359,10 @@ def calibration(
     )
 
 
-def metrics(settings: Settings, role: str) -> Metrics:
-    """OpenTelemetry metrics (served on /metrics) with METRICS_ENABLED, else none."""
-    return otel_metrics(settings, role) if settings.metrics_enabled else NoMetrics()
-
-
 def otel_metrics(settings: Settings, role: str) -> Metrics:
     from adapters.otel.metrics import OtelMetrics
 
     return OtelMetrics(role=role, otlp_endpoint=settings.otlp_endpoint, answer_limit_s=2 * settings.target_wait_s)
-
-
-def tracer(settings: Settings, role: str) -> Tracer:
-    """OpenTelemetry traces to OTLP_ENDPOINT when it is set, else none."""
-    return otel_tracer(settings, role) if settings.otlp_endpoint else NoTracer()
 
 
 def otel_tracer(settings: Settings, role: str) -> Tracer:
@@ -437,37 +420,68 @@ class UserStores:
     is_ready: Callable[[], bool] | None = None  # a database server: ready while it is reachable
 
 
-def user_stores(settings: Settings) -> UserStores:
+def postgres_user_stores(settings: Settings) -> UserStores:
+    """Shared by bot instances on any number of hosts, with the send budget they share."""
+    from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
+    from adapters.postgres.coordination import PostgresSendCoordination
+
     owner = instance_name(settings)
-    lease = settings.delivery_lease_s
-    if settings.user_store == UserStoreBackend.POSTGRES:  # shared by bot instances on any number of hosts
-        from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
-        from adapters.postgres.coordination import PostgresSendCoordination
+    pg = PostgresDatabase(
+        settings.database_url.get_secret_value(),
+        password=settings.database_password.get_secret_value() or None,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        connect_timeout_s=settings.database_connect_timeout_s,
+    )
+    store = PostgresUserStore(pg)
+    return UserStores(
+        store,
+        PostgresDeliveryLog(pg, lease_s=settings.delivery_lease_s, owner=owner),
+        # the send budget and per-chat pacing shared by every bot instance
+        PostgresSendCoordination(pg, owner=owner, rate=settings.send_rate_global),
+        is_ready=store.is_ready,
+    )
 
-        pg = PostgresDatabase(
-            settings.database_url.get_secret_value(),
-            password=settings.database_password.get_secret_value() or None,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-            connect_timeout_s=settings.database_connect_timeout_s,
-        )
-        store = PostgresUserStore(pg)
-        return UserStores(
-            store,
-            PostgresDeliveryLog(pg, lease_s=lease, owner=owner),
-            # the send budget and per-chat pacing shared by every bot instance
-            PostgresSendCoordination(pg, owner=owner, rate=settings.send_rate_global),
-            is_ready=store.is_ready,
-        )
-    if settings.user_store == UserStoreBackend.SQLITE:
-        from adapters.sqlite.delivery_log import SqliteDeliveryLog
-        from adapters.sqlite.user_store import SqliteUserStore, database
 
-        db = database(settings.sqlite_path)
-        return UserStores(SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=lease, owner=owner))
+def sqlite_user_stores(settings: Settings) -> UserStores:
+    from adapters.sqlite.delivery_log import SqliteDeliveryLog
+    from adapters.sqlite.user_store import SqliteUserStore, database
+
+    db = database(settings.sqlite_path)
+    owner = instance_name(settings)
+    return UserStores(SqliteUserStore(db), SqliteDeliveryLog(db, lease_s=settings.delivery_lease_s, owner=owner))
+
+
+def memory_user_stores() -> UserStores:
     from adapters.embedded.user_store import MemoryUserStore
 
     return UserStores(MemoryUserStore(), None)
+
+
+def user_stores(settings: Settings) -> UserStores:
+    """The user store USER_STORE names, and what shares its database (the container's
+    ``user_stores`` selects among the same three)."""
+    if settings.user_store == UserStoreBackend.POSTGRES:
+        return postgres_user_stores(settings)
+    if settings.user_store == UserStoreBackend.SQLITE:
+        return sqlite_user_stores(settings)
+    return memory_user_stores()
+
+
+def http_endpoint(
+    settings: Settings, queue: JobQueue, metrics: Metrics, storage: Storage, started: Callable[[], bool | str]
+) -> HttpEndpoint:
+    """/healthz, /readyz (``started``, the queue, and the database of a shared user store),
+    /metrics, and /files for the local-folder storage's links."""
+    from adapters.http.server import HttpEndpoint, SignedFiles
+
+    return HttpEndpoint(
+        settings.http_host,
+        settings.http_port,
+        readiness={"started": started, "queue": queue.is_ready},
+        metrics=getattr(metrics, "prometheus", None),  # only OpenTelemetry's serves /metrics
+        files=storage if isinstance(storage, SignedFiles) else None,  # the local folder's links
+    )
 
 
 def bot(settings: Settings) -> Bot:

@@ -45,14 +45,12 @@ def prompt_filter(settings: Settings) -> PromptFilter | None:
     return found
 
 
-def image_check(settings: Settings) -> ImageCheck:
-    """The image check the settings ask for: NudeNet (the worker extra), or the no-op one when
+def image_check_kind(settings: Settings) -> str:
+    """Which image check the settings ask for: ``nudenet`` (the worker extra), or ``none`` when
     ``SAFETY_IMAGE_ACTION=off`` or ``SAFETY_IMAGE_DETECTOR=none``. ``auto`` takes NudeNet when
     it is installed and says loudly when it is not."""
-    from adapters.embedded.image_check import NoImageCheck
-
     if settings.safety_image_action == "off" or settings.safety_image_detector == "none":
-        return NoImageCheck()
+        return "none"
     if settings.safety_image_detector == "auto":
         import importlib.util
 
@@ -61,7 +59,17 @@ def image_check(settings: Settings) -> ImageCheck:
                 "SAFETY_IMAGE_DETECTOR=auto: NudeNet is not installed (the worker extra), so "
                 "pictures are NOT checked; install prompt2pic[worker] or set SAFETY_IMAGE_DETECTOR=none"
             )
-            return NoImageCheck()
+            return "none"
+    return "nudenet"
+
+
+def no_image_check() -> ImageCheck:
+    from adapters.embedded.image_check import NoImageCheck
+
+    return NoImageCheck()
+
+
+def nudenet_check(settings: Settings) -> ImageCheck:
     from adapters.nudenet.detector import NudeNetCheck
 
     return NudeNetCheck(
@@ -69,3 +77,8 @@ def image_check(settings: Settings) -> ImageCheck:
         categories=[c.strip() for c in settings.safety_image_categories.split(",") if c.strip()],
         threads=settings.safety_image_threads,
     )
+
+
+def image_check(settings: Settings) -> ImageCheck:
+    """The image check the settings ask for (``image_check_kind``)."""
+    return nudenet_check(settings) if image_check_kind(settings) == "nudenet" else no_image_check()
