@@ -15,11 +15,10 @@ from typing import Any
 import asyncpg
 
 from adapters.postgres.db import PostgresDatabase, changed
+from adapters.sql import user_store as sql
+from adapters.sql.user_store import numbered
 from domain.errors import AlreadyAccepted
 from domain.users import (
-    ACTIVE_STATES,
-    JOB_COLUMNS,
-    PREFS_COLUMNS,
     JobRecord,
     JobState,
     Outcome,
@@ -30,22 +29,35 @@ from domain.users import (
     check_admission,
 )
 
-_COLUMNS = JOB_COLUMNS
-_ACTIVE = [s.value for s in ACTIVE_STATES]
-_PLACES = ", ".join(f"${i + 1}" for i in range(len(_COLUMNS)))
-_UPSERT = (
-    f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({_PLACES}) ON CONFLICT (job_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "job_id")
-)
-_INSERT_NEW = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({_PLACES}) ON CONFLICT (job_id) DO NOTHING"
-
 
 def _record(row: asyncpg.Record) -> JobRecord:
     return JobRecord.from_row(row)
 
 
-def _values(record: JobRecord) -> tuple[object, ...]:
-    return record.row()
+# The shared statements (adapters/sql/user_store.py) with PostgreSQL's placeholders.
+_GET_PREFS = numbered(sql.GET_PREFS)
+_SAVE_PREFS = numbered(sql.SAVE_PREFS)
+_INSERT_NEW_JOB = numbered(sql.INSERT_NEW_JOB)
+_UPSERT_JOB = numbered(sql.UPSERT_JOB)
+_ACTIVE_CREATED = numbered(sql.ACTIVE_CREATED)
+_RECENT_CREATED = numbered(sql.RECENT_CREATED)
+_GET_JOB = numbered(sql.GET_JOB)
+_SET_STATUS_MESSAGE = numbered(sql.SET_STATUS_MESSAGE)
+_SET_FILE_ID = numbered(sql.SET_FILE_ID)
+_MARK_PUBLISHED = numbered(sql.MARK_PUBLISHED)
+_UNPUBLISHED = numbered(sql.UNPUBLISHED)
+_MARK_STARTED = numbered(sql.MARK_STARTED)
+_ACTIVE_OF_USER = numbered(sql.ACTIVE_OF_USER)
+_HISTORY = numbered(sql.HISTORY)
+_MARK_BLOCKED = numbered(sql.MARK_BLOCKED)
+_UNBLOCK = numbered(sql.UNBLOCK)
+_IS_BLOCKED = numbered(sql.IS_BLOCKED)
+_BAN = numbered(sql.BAN)
+_UNBAN = numbered(sql.UNBAN)
+_STATE_COUNTS = numbered(sql.STATE_COUNTS)
+_ACTIVE_COUNT = numbered(sql.ACTIVE_COUNT)
+_USERS_SINCE = numbered(sql.USERS_SINCE)
+_WORKERS_SEEN = numbered(sql.WORKERS_SEEN)
 
 
 class PostgresUserStore:
@@ -63,14 +75,12 @@ class PostgresUserStore:
 
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
-        rows = await self.db.fetch(f"SELECT {PREFS_COLUMNS} FROM users WHERE user_id = $1", user_id)
+        rows = await self.db.fetch(_GET_PREFS, user_id)
         return UserPrefs.from_row(user_id, rows[0]) if rows else UserPrefs(user_id)
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.execute(
-            "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
-            "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate",
+            _SAVE_PREFS,
             prefs.user_id,
             prefs.locale.value if prefs.locale else None,
             prefs.aspect,
@@ -90,140 +100,88 @@ class PostgresUserStore:
             await conn.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", user_id)
             known = {
                 r["job_id"]
-                for r in await conn.fetch(
-                    "SELECT job_id FROM jobs WHERE job_id = ANY($1::text[])", [r.job_id for r in records]
-                )
+                for r in await conn.fetch(numbered(sql.known_jobs(len(records))), *(r.job_id for r in records))
             }
             if len(known) == len(records):
                 raise AlreadyAccepted(job_id=records[0].job_id)
             new = [r for r in records if r.job_id not in known]
-            active = [
-                r["created_at"]
-                for r in await conn.fetch(
-                    "SELECT created_at FROM jobs WHERE user_id = $1 AND state = ANY($2::text[])", user_id, _ACTIVE
-                )
-            ]
-            recent = [
-                r["created_at"]
-                for r in await conn.fetch(
-                    "SELECT created_at FROM jobs WHERE user_id = $1 AND created_at > $2",
-                    user_id,
-                    now - limits.window_s,
-                )
-            ]
+            active = [r["created_at"] for r in await conn.fetch(_ACTIVE_CREATED, user_id, *sql.ACTIVE)]
+            recent = [r["created_at"] for r in await conn.fetch(_RECENT_CREATED, user_id, now - limits.window_s)]
             check_admission(limits, now=now, active_created=active, recent_created=recent, requested=len(new))
-            await conn.executemany(_INSERT_NEW, [_values(r) for r in new])
+            await conn.executemany(_INSERT_NEW_JOB, [r.row() for r in new])
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        rows = await self.db.fetch("SELECT * FROM jobs WHERE job_id = $1", job_id)
+        rows = await self.db.fetch(_GET_JOB, job_id)
         return _record(rows[0]) if rows else None
 
     async def set_status_message(self, job_id: str, message_id: int) -> None:
-        await self.db.execute("UPDATE jobs SET status_message_id = $1 WHERE job_id = $2", message_id, job_id)
+        await self.db.execute(_SET_STATUS_MESSAGE, message_id, job_id)
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
-        await self.db.execute("UPDATE jobs SET file_id = $1 WHERE job_id = $2", file_id, job_id)
+        await self.db.execute(_SET_FILE_ID, file_id, job_id)
 
     async def mark_published(self, job_id: str, at: float) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET published_at = $1 WHERE job_id = $2 AND published_at IS NULL", at, job_id
-        )
+        await self.db.execute(_MARK_PUBLISHED, at, job_id)
 
     async def unpublished(self, created_before: float) -> list[JobRecord]:
-        rows = await self.db.fetch(
-            "SELECT * FROM jobs WHERE state = 'queued' AND published_at IS NULL AND created_at < $1 "
-            "ORDER BY created_at, job_id",
-            created_before,
-        )
+        rows = await self.db.fetch(_UNPUBLISHED, sql.QUEUED, created_before)
         return [_record(r) for r in rows]
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         async with self.db.connection() as conn:
-            await conn.execute(
-                "UPDATE jobs SET state = $1, started_at = $2, worker_id = $3 WHERE job_id = $4 AND state = $5",
-                JobState.RUNNING.value,
-                at,
-                worker_id,
-                job_id,
-                JobState.QUEUED.value,
-            )
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", job_id)
+            await conn.execute(_MARK_STARTED, sql.RUNNING, at, worker_id, job_id, sql.QUEUED)
+            row = await conn.fetchrow(_GET_JOB, job_id)
         return _record(row) if row else None
 
     async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+            row = await conn.fetchrow(_GET_JOB + " FOR UPDATE", job_id)
             if row is None:
                 return None
             record = apply_outcome(_record(row), outcome)
-            await conn.execute(_UPSERT, *_values(record))
+            await conn.execute(_UPSERT_JOB, *record.row())
             return record
 
     async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM jobs WHERE job_id = $1 AND user_id = $2 AND state = ANY($3::text[]) FOR UPDATE",
-                job_id,
-                user_id,
-                _ACTIVE,
-            )
+            row = await conn.fetchrow(_ACTIVE_OF_USER + " FOR UPDATE", job_id, user_id, *sql.ACTIVE)
             if row is None:
                 return None
             record = replace(_record(row), state=JobState.CANCELLED, finished_at=at)
-            await conn.execute(_UPSERT, *_values(record))
+            await conn.execute(_UPSERT_JOB, *record.row())
             return record
 
     async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
-        sql = "SELECT * FROM jobs WHERE state = ANY($1::text[]) AND created_at >= $2"
-        args: list[Any] = [_ACTIVE, since]
+        query = sql.ACTIVE_SINCE
+        args: list[Any] = [*sql.ACTIVE, since]
         if user_id is not None:
-            sql += " AND user_id = $3"
+            query += sql.AND_USER
             args.append(user_id)
-        rows = await self.db.fetch(sql + " ORDER BY created_at, job_id", *args)
+        rows = await self.db.fetch(numbered(query + sql.BY_AGE), *args)
         return [_record(r) for r in rows]
 
     async def history(self, user_id: int, limit: int) -> list[JobRecord]:
-        rows = await self.db.fetch(
-            "SELECT * FROM jobs WHERE user_id = $1 AND state = $2 "
-            "ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT $3",
-            user_id,
-            JobState.DONE.value,
-            limit,
-        )
+        rows = await self.db.fetch(_HISTORY, user_id, sql.DONE, limit)
         return [_record(r) for r in rows]
 
     # --- blocked users --------------------------------------------------------------------------
     async def mark_blocked(self, user_id: int, at: float) -> None:
-        await self.db.execute(
-            "INSERT INTO users (user_id, blocked_at) VALUES ($1, $2) "
-            "ON CONFLICT (user_id) DO UPDATE SET blocked_at = COALESCE(users.blocked_at, excluded.blocked_at)",
-            user_id,
-            at,
-        )
+        await self.db.execute(_MARK_BLOCKED, user_id, at)
 
     async def unblock(self, user_id: int) -> None:
-        await self.db.execute("UPDATE users SET blocked_at = NULL WHERE user_id = $1", user_id)
+        await self.db.execute(_UNBLOCK, user_id)
 
     async def is_blocked(self, user_id: int) -> bool:
-        rows = await self.db.fetch("SELECT 1 FROM users WHERE user_id = $1 AND blocked_at IS NOT NULL", user_id)
+        rows = await self.db.fetch(_IS_BLOCKED, user_id)
         return bool(rows)
 
     # --- banned users ---------------------------------------------------------------------------
     async def ban(self, user_id: int, at: float) -> bool:
-        status = await self.db.execute(
-            "INSERT INTO users (user_id, banned_at) VALUES ($1, $2) "
-            "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
-            "WHERE users.banned_at IS NULL",
-            user_id,
-            at,
-        )
+        status = await self.db.execute(_BAN, user_id, at)
         return changed(status) > 0
 
     async def unban(self, user_id: int) -> bool:
-        status = await self.db.execute(
-            "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = $1 AND banned_at IS NOT NULL",
-            user_id,
-        )
+        status = await self.db.execute(_UNBAN, user_id)
         return changed(status) > 0
 
     async def ban_noticed(self, user_id: int) -> bool:
@@ -236,26 +194,12 @@ class PostgresUserStore:
 
     async def stats(self, since: float) -> StoreStats:
         async with self.db.connection() as conn:
-            counts = {
-                r["state"]: r["n"]
-                for r in await conn.fetch(
-                    "SELECT state, COUNT(*) AS n FROM jobs WHERE created_at >= $1 GROUP BY state", since
-                )
-            }
-            active = await conn.fetchval("SELECT COUNT(*) FROM jobs WHERE state = ANY($1::text[])", _ACTIVE)
-            users = await conn.fetchval("SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= $1", since)
-            blocked = await conn.fetchval("SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL")
-            banned = await conn.fetchval("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL")
-            workers = {
-                r["worker_id"]: r["seen"]
-                for r in await conn.fetch(
-                    "SELECT worker_id, MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
-                    "ELSE started_at END) AS seen FROM jobs WHERE worker_id != '' "
-                    "GROUP BY worker_id HAVING MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
-                    "ELSE started_at END) >= $1",
-                    since,
-                )
-            }
+            counts = {r["state"]: r["n"] for r in await conn.fetch(_STATE_COUNTS, since)}
+            active = await conn.fetchval(_ACTIVE_COUNT, *sql.ACTIVE)
+            users = await conn.fetchval(_USERS_SINCE, since)
+            blocked = await conn.fetchval(sql.BLOCKED_COUNT)
+            banned = await conn.fetchval(sql.BANNED_COUNT)
+            workers = {r["worker_id"]: r["seen"] for r in await conn.fetch(_WORKERS_SEEN, since)}
         return StoreStats(
             submitted=sum(counts.values()),
             done=counts.get(JobState.DONE.value, 0),

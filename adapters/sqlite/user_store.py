@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from adapters.sql import user_store as sql
 from adapters.sqlite.db import SqliteDatabase
 from domain.errors import AlreadyAccepted
 from domain.users import (
-    ACTIVE_STATES,
-    JOB_COLUMNS,
-    PREFS_COLUMNS,
     JobRecord,
     JobState,
     Outcome,
@@ -98,19 +96,8 @@ def database(path: str | Path) -> SqliteDatabase:
     return SqliteDatabase(path, SCHEMA, columns=COLUMNS)
 
 
-_COLUMNS = JOB_COLUMNS
-_ACTIVE = tuple(s.value for s in ACTIVE_STATES)
-
-
 def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord.from_row(row)
-
-
-def _values(record: JobRecord) -> tuple[object, ...]:
-    return record.row()
-
-
-_INSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 class SqliteUserStore:
@@ -125,14 +112,12 @@ class SqliteUserStore:
 
     # --- preferences --------------------------------------------------------------------------
     async def get_prefs(self, user_id: int) -> UserPrefs:
-        rows = await self.db.read(f"SELECT {PREFS_COLUMNS} FROM users WHERE user_id = ?", (user_id,))
+        rows = await self.db.read(sql.GET_PREFS, (user_id,))
         return UserPrefs.from_row(user_id, rows[0]) if rows else UserPrefs(user_id)
 
     async def save_prefs(self, prefs: UserPrefs) -> None:
         await self.db.write(
-            "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
-            "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate",
+            sql.SAVE_PREFS,
             (
                 prefs.user_id,
                 prefs.locale.value if prefs.locale else None,
@@ -150,138 +135,95 @@ class SqliteUserStore:
         user_id = records[0].user_id
 
         def tx(conn: sqlite3.Connection) -> None:
-            known = {
-                row[0]
-                for row in conn.execute(
-                    f"SELECT job_id FROM jobs WHERE job_id IN ({', '.join('?' * len(records))})",
-                    tuple(r.job_id for r in records),
-                )
-            }
+            known = {row[0] for row in conn.execute(sql.known_jobs(len(records)), tuple(r.job_id for r in records))}
             if len(known) == len(records):
                 raise AlreadyAccepted(job_id=records[0].job_id)
             new = [r for r in records if r.job_id not in known]
-            active = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT created_at FROM jobs WHERE user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
-                    (user_id, *_ACTIVE),
-                )
-            ]
-            recent = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ?",
-                    (user_id, now - limits.window_s),
-                )
-            ]
+            active = [r[0] for r in conn.execute(sql.ACTIVE_CREATED, (user_id, *sql.ACTIVE))]
+            recent = [r[0] for r in conn.execute(sql.RECENT_CREATED, (user_id, now - limits.window_s))]
             check_admission(limits, now=now, active_created=active, recent_created=recent, requested=len(new))
-            conn.executemany(_INSERT, [_values(r) for r in new])
+            conn.executemany(sql.INSERT_NEW_JOB, [r.row() for r in new])
 
         await self.db.run(self.db.transaction, tx)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        rows = await self.db.read("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        rows = await self.db.read(sql.GET_JOB, (job_id,))
         return _record(rows[0]) if rows else None
 
     async def set_status_message(self, job_id: str, message_id: int) -> None:
-        await self.db.write("UPDATE jobs SET status_message_id = ? WHERE job_id = ?", (message_id, job_id))
+        await self.db.write(sql.SET_STATUS_MESSAGE, (message_id, job_id))
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
-        await self.db.write("UPDATE jobs SET file_id = ? WHERE job_id = ?", (file_id, job_id))
+        await self.db.write(sql.SET_FILE_ID, (file_id, job_id))
 
     async def mark_published(self, job_id: str, at: float) -> None:
-        await self.db.write("UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL", (at, job_id))
+        await self.db.write(sql.MARK_PUBLISHED, (at, job_id))
 
     async def unpublished(self, created_before: float) -> list[JobRecord]:
-        rows = await self.db.read(
-            "SELECT * FROM jobs WHERE state = ? AND published_at IS NULL AND created_at < ? "
-            "ORDER BY created_at, job_id",
-            (JobState.QUEUED.value, created_before),
-        )
+        rows = await self.db.read(sql.UNPUBLISHED, (sql.QUEUED, created_before))
         return [_record(r) for r in rows]
 
     async def mark_started(self, job_id: str, at: float, worker_id: str) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:
-            conn.execute(
-                "UPDATE jobs SET state = ?, started_at = ?, worker_id = ? WHERE job_id = ? AND state = ?",
-                (JobState.RUNNING.value, at, worker_id, job_id, JobState.QUEUED.value),
-            )
-            row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            conn.execute(sql.MARK_STARTED, (sql.RUNNING, at, worker_id, job_id, sql.QUEUED))
+            row = conn.execute(sql.GET_JOB, (job_id,)).fetchone()
             return _record(row) if row else None
 
         return await self.db.run(self.db.transaction, tx)
 
     async def finish(self, job_id: str, outcome: Outcome) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:
-            row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = conn.execute(sql.GET_JOB, (job_id,)).fetchone()
             if row is None:
                 return None
             record = apply_outcome(_record(row), outcome)
-            conn.execute(_INSERT, _values(record))
+            conn.execute(sql.UPSERT_JOB, record.row())
             return record
 
         return await self.db.run(self.db.transaction, tx)
 
     async def cancel(self, job_id: str, user_id: int, at: float) -> JobRecord | None:
         def tx(conn: sqlite3.Connection) -> JobRecord | None:
-            row = conn.execute(
-                f"SELECT * FROM jobs WHERE job_id = ? AND user_id = ? AND state IN ({', '.join('?' * len(_ACTIVE))})",
-                (job_id, user_id, *_ACTIVE),
-            ).fetchone()
+            row = conn.execute(sql.ACTIVE_OF_USER, (job_id, user_id, *sql.ACTIVE)).fetchone()
             if row is None:
                 return None
             record = replace(_record(row), state=JobState.CANCELLED, finished_at=at)
-            conn.execute(_INSERT, _values(record))
+            conn.execute(sql.UPSERT_JOB, record.row())
             return record
 
         return await self.db.run(self.db.transaction, tx)
 
     async def active_jobs(self, user_id: int | None = None, since: float = 0.0) -> list[JobRecord]:
-        sql = f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(_ACTIVE))}) AND created_at >= ?"
-        params: tuple[object, ...] = (*_ACTIVE, since)
+        query = sql.ACTIVE_SINCE
+        params: tuple[object, ...] = (*sql.ACTIVE, since)
         if user_id is not None:
-            sql += " AND user_id = ?"
+            query += sql.AND_USER
             params += (user_id,)
-        rows = await self.db.read(sql + " ORDER BY created_at, job_id", params)
+        rows = await self.db.read(query + sql.BY_AGE, params)
         return [_record(r) for r in rows]
 
     async def history(self, user_id: int, limit: int) -> list[JobRecord]:
-        rows = await self.db.read(
-            "SELECT * FROM jobs WHERE user_id = ? AND state = ? ORDER BY finished_at DESC, created_at DESC LIMIT ?",
-            (user_id, JobState.DONE.value, limit),
-        )
+        rows = await self.db.read(sql.HISTORY, (user_id, sql.DONE, limit))
         return [_record(r) for r in rows]
 
     # --- blocked users --------------------------------------------------------------------------
     async def mark_blocked(self, user_id: int, at: float) -> None:
-        await self.db.write(
-            "INSERT INTO users (user_id, blocked_at) VALUES (?, ?) "
-            "ON CONFLICT (user_id) DO UPDATE SET blocked_at = COALESCE(users.blocked_at, excluded.blocked_at)",
-            (user_id, at),
-        )
+        await self.db.write(sql.MARK_BLOCKED, (user_id, at))
 
     async def unblock(self, user_id: int) -> None:
-        await self.db.write("UPDATE users SET blocked_at = NULL WHERE user_id = ?", (user_id,))
+        await self.db.write(sql.UNBLOCK, (user_id,))
 
     async def is_blocked(self, user_id: int) -> bool:
-        rows = await self.db.read("SELECT 1 FROM users WHERE user_id = ? AND blocked_at IS NOT NULL", (user_id,))
+        rows = await self.db.read(sql.IS_BLOCKED, (user_id,))
         return bool(rows)
 
     # --- banned users ---------------------------------------------------------------------------
     async def ban(self, user_id: int, at: float) -> bool:
-        changed = await self.db.write(
-            "INSERT INTO users (user_id, banned_at) VALUES (?, ?) "
-            "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
-            "WHERE users.banned_at IS NULL",
-            (user_id, at),
-        )
+        changed = await self.db.write(sql.BAN, (user_id, at))
         return changed > 0
 
     async def unban(self, user_id: int) -> bool:
-        changed = await self.db.write(
-            "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = ? AND banned_at IS NOT NULL",
-            (user_id,),
-        )
+        changed = await self.db.write(sql.UNBAN, (user_id,))
         return changed > 0
 
     async def ban_noticed(self, user_id: int) -> bool:
@@ -294,27 +236,12 @@ class SqliteUserStore:
 
     async def stats(self, since: float) -> StoreStats:
         def read(conn: sqlite3.Connection) -> StoreStats:
-            counts = dict(
-                conn.execute(
-                    "SELECT state, COUNT(*) FROM jobs WHERE created_at >= ? GROUP BY state", (since,)
-                ).fetchall()
-            )
-            active = conn.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE state IN ({', '.join('?' * len(_ACTIVE))})", _ACTIVE
-            ).fetchone()[0]
-            users = conn.execute("SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= ?", (since,)).fetchone()[
-                0
-            ]
-            blocked = conn.execute("SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL").fetchone()[0]
-            banned = conn.execute("SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL").fetchone()[0]
-            workers = dict(
-                conn.execute(
-                    "SELECT worker_id, MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at "
-                    "ELSE started_at END) AS seen FROM jobs WHERE worker_id != '' "
-                    "GROUP BY worker_id HAVING seen >= ?",
-                    (since,),
-                ).fetchall()
-            )
+            counts = dict(conn.execute(sql.STATE_COUNTS, (since,)).fetchall())
+            active = conn.execute(sql.ACTIVE_COUNT, sql.ACTIVE).fetchone()[0]
+            users = conn.execute(sql.USERS_SINCE, (since,)).fetchone()[0]
+            blocked = conn.execute(sql.BLOCKED_COUNT).fetchone()[0]
+            banned = conn.execute(sql.BANNED_COUNT).fetchone()[0]
+            workers = dict(conn.execute(sql.WORKERS_SEEN, (since,)).fetchall())
             return StoreStats(
                 submitted=sum(counts.values()),
                 done=counts.get(JobState.DONE.value, 0),

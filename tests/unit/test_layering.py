@@ -35,10 +35,11 @@ ADAPTERS_ALLOWED: dict[str, set[str]] = {
     "marian": {"huggingface_hub", "sentencepiece", "torch", "transformers", "adapters.huggingface"},
     "nudenet": {"nudenet", "onnxruntime", "cv2", "numpy"},
     "otel": {"opentelemetry", "prometheus_client", "psutil"},
-    "postgres": {"asyncpg"},
+    "postgres": {"asyncpg", "adapters.sql"},
     "s3": {"aioboto3", "aiohttp", "botocore"},
     "snowball": {"snowballstemmer"},
-    "sqlite": set(),
+    "sql": set(),  # the SQL the two database adapters share (plain text: the standard library)
+    "sqlite": {"adapters.sql"},
     "telegram": {"aiogram", "aiohttp", "fluent", "adapters.http"},
     "wuerstchen": {"PIL", "diffusers", "huggingface_hub", "torch", "transformers", "adapters.huggingface"},
 }

@@ -1,0 +1,1 @@
+"""SQL shared by the SQLite and PostgreSQL adapters, where the two dialects agree."""

@@ -1,0 +1,100 @@
+"""The user store's SQL, written once for SQLite and PostgreSQL: the two stores run the same
+statements wherever the dialects agree (SQLite 3.30+ knows ``NULLS LAST`` and upserts; both know
+``IN`` lists). Statements use SQLite's ``?`` placeholders; ``numbered`` turns them into
+PostgreSQL's ``$1, $2, ...``. What stays dialect-specific lives in each adapter: the row lock
+(``FOR UPDATE``, PostgreSQL only) and the clock that notes a ban was seen.
+"""
+
+from __future__ import annotations
+
+import re
+
+from domain.users import ACTIVE_STATES, JOB_COLUMNS, PREFS_COLUMNS, JobState
+
+ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+
+
+def marks(n: int) -> str:
+    """``n`` placeholders for an ``IN`` list."""
+    return ", ".join("?" * n)
+
+
+def numbered(sql: str) -> str:
+    """``sql`` with PostgreSQL's numbered placeholders: the n-th ``?`` becomes ``$n`` (the
+    statements here hold no ``?`` inside string literals)."""
+    count = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+_COLUMNS = ", ".join(JOB_COLUMNS)
+_ACTIVE_IN = f"state IN ({marks(len(ACTIVE))})"
+
+# --- preferences --------------------------------------------------------------------------------
+GET_PREFS = f"SELECT {PREFS_COLUMNS} FROM users WHERE user_id = ?"
+SAVE_PREFS = (
+    "INSERT INTO users (user_id, locale, aspect, quality, send_as, translate) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET locale = excluded.locale, aspect = excluded.aspect, "
+    "quality = excluded.quality, send_as = excluded.send_as, translate = excluded.translate"
+)
+
+# --- jobs ---------------------------------------------------------------------------------------
+# A new job (admit: the ones not known yet), and a job written again whole (finish, cancel).
+INSERT_NEW_JOB = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks(len(JOB_COLUMNS))}) ON CONFLICT (job_id) DO NOTHING"
+UPSERT_JOB = (
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({marks(len(JOB_COLUMNS))}) ON CONFLICT (job_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in JOB_COLUMNS if c != "job_id")
+)
+
+
+def known_jobs(n: int) -> str:
+    """The ids among ``n`` given job ids that the store has already."""
+    return f"SELECT job_id FROM jobs WHERE job_id IN ({marks(n)})"
+
+
+ACTIVE_CREATED = f"SELECT created_at FROM jobs WHERE user_id = ? AND {_ACTIVE_IN}"  # user_id, *ACTIVE
+RECENT_CREATED = "SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ?"
+GET_JOB = "SELECT * FROM jobs WHERE job_id = ?"
+SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ? WHERE job_id = ?"
+SET_FILE_ID = "UPDATE jobs SET file_id = ? WHERE job_id = ?"
+MARK_PUBLISHED = "UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL"
+UNPUBLISHED = (
+    "SELECT * FROM jobs WHERE state = ? AND published_at IS NULL AND created_at < ? ORDER BY created_at, job_id"
+)
+MARK_STARTED = "UPDATE jobs SET state = ?, started_at = ?, worker_id = ? WHERE job_id = ? AND state = ?"
+ACTIVE_OF_USER = f"SELECT * FROM jobs WHERE job_id = ? AND user_id = ? AND {_ACTIVE_IN}"  # job, user, *ACTIVE
+ACTIVE_SINCE = f"SELECT * FROM jobs WHERE {_ACTIVE_IN} AND created_at >= ?"  # *ACTIVE, since [, user_id]
+AND_USER = " AND user_id = ?"
+BY_AGE = " ORDER BY created_at, job_id"
+HISTORY = (
+    "SELECT * FROM jobs WHERE user_id = ? AND state = ? ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT ?"
+)
+
+# --- blocked and banned users -------------------------------------------------------------------
+MARK_BLOCKED = (
+    "INSERT INTO users (user_id, blocked_at) VALUES (?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET blocked_at = COALESCE(users.blocked_at, excluded.blocked_at)"
+)
+UNBLOCK = "UPDATE users SET blocked_at = NULL WHERE user_id = ?"
+IS_BLOCKED = "SELECT 1 FROM users WHERE user_id = ? AND blocked_at IS NOT NULL"
+BAN = (
+    "INSERT INTO users (user_id, banned_at) VALUES (?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET banned_at = excluded.banned_at, ban_noticed_at = NULL "
+    "WHERE users.banned_at IS NULL"
+)
+UNBAN = "UPDATE users SET banned_at = NULL, ban_noticed_at = NULL WHERE user_id = ? AND banned_at IS NOT NULL"
+
+# --- the statistics -----------------------------------------------------------------------------
+STATE_COUNTS = "SELECT state, COUNT(*) AS n FROM jobs WHERE created_at >= ? GROUP BY state"
+ACTIVE_COUNT = f"SELECT COUNT(*) FROM jobs WHERE {_ACTIVE_IN}"  # *ACTIVE
+USERS_SINCE = "SELECT COUNT(DISTINCT user_id) FROM jobs WHERE created_at >= ?"
+BLOCKED_COUNT = "SELECT COUNT(*) FROM users WHERE blocked_at IS NOT NULL"
+BANNED_COUNT = "SELECT COUNT(*) FROM users WHERE banned_at IS NOT NULL"
+_SEEN = "MAX(CASE WHEN state IN ('done', 'failed') THEN finished_at ELSE started_at END)"
+# Each worker and when it was last seen working (PostgreSQL allows no alias in HAVING).
+WORKERS_SEEN = (
+    f"SELECT worker_id, {_SEEN} AS seen FROM jobs WHERE worker_id != '' GROUP BY worker_id HAVING {_SEEN} >= ?"
+)
+
+QUEUED = JobState.QUEUED.value
+RUNNING = JobState.RUNNING.value
+DONE = JobState.DONE.value
