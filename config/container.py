@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dependency_injector import containers, providers
 
@@ -44,13 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Startable(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-S = TypeVar("S", bound=Startable)
+S = TypeVar("S", bound=factories.Startable)
 
 
 async def running(part: S) -> AsyncIterator[S]:
