@@ -260,6 +260,25 @@ async def _result_of(queue: JobQueue) -> Result | None:
         await events[0].ack()
 
 
+def _say_what_was_made(result: Result, out: Path, job_id: str) -> None:
+    """The one-picture command's report: the file, and whether the picture and the prompt's
+    translation are the model's work."""
+    print(
+        f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
+        f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job_id}"
+    )
+    if result.generator_kind == "placeholder":
+        print("note: a placeholder, not a generated image: the model is not installed (see the warning above)")
+    elif result.generator_kind == "tiny":
+        print("note: random test weights: the picture is noise, not a generated image")
+    seen = result.understood
+    if seen is not None and seen.translation != "none":
+        gibberish = " (random test weights: gibberish)" if result.generator_kind == "tiny" else ""
+        print(f"translation {seen.translation}{gibberish}: the model read {seen.prompt!r}")
+    if seen is not None and seen.cut:
+        print(f"not read (past {seen.token_limit} tokens): {seen.cut}")
+
+
 async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
     """One picture, in-process, through the same use cases as the service."""
     from config.bootstrap import Components
@@ -304,20 +323,7 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
             png = await storage.get(result.image_key)
             await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(out.write_bytes, png)
-            print(
-                f"wrote {out} ({result.width}x{result.height}, seed {result.seed}, "
-                f"profile {result.profile}, {result.timings.generation_s:.2f}s) job {job.job_id}"
-            )
-            if result.generator_kind == "placeholder":
-                print("note: a placeholder, not a generated image: the model is not installed (see the warning above)")
-            elif result.generator_kind == "tiny":
-                print("note: random test weights: the picture is noise, not a generated image")
-            seen = result.understood
-            if seen is not None and seen.translation != "none":
-                gibberish = " (random test weights: gibberish)" if result.generator_kind == "tiny" else ""
-                print(f"translation {seen.translation}{gibberish}: the model read {seen.prompt!r}")
-            if seen is not None and seen.cut:
-                print(f"not read (past {seen.token_limit} tokens): {seen.cut}")
+            _say_what_was_made(result, out, job.job_id)
             return 0
         finally:
             await parts.stop()
