@@ -69,6 +69,9 @@ class GoTool:
     # matches(output of version_args, version) -> whether that output is of this version.
     matches: Callable[[str, str], bool] = field(default=lambda output, version: version.lstrip("v") in output)
     minutes: str = "a few"  # for the message while it builds
+    # `go install pkg@version` refuses a module whose go.mod has replace directives (Kyverno's):
+    # such a tool is built as the main module, from its source as the proxy serves it.
+    main_module: bool = False
 
     @property
     def version(self) -> str:
@@ -138,14 +141,22 @@ class GoTool:
         try:
             say(f"building {self.name} {version} from the Go module proxy (once; {self.minutes} minutes)")
             ldflags = " ".join(["-s", "-w", *self.ldflags(go, version, env)])
+            built = work / "bin" / self.package.rsplit("/", 1)[-1]
+            if self.main_module:
+                source = module_source(go, self.module, version, env)
+                shutil.copytree(source, work / "src")
+                command = [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(built)]
+                command.append("./" + self.package.removeprefix(self.module + "/"))
+            else:
+                command = [go, "install", "-trimpath", "-ldflags", ldflags, f"{self.package}@{version}"]
             done = subprocess.run(
-                [go, "install", "-trimpath", "-ldflags", ldflags, f"{self.package}@{version}"],
+                command,
                 capture_output=True,
                 text=True,
                 env=env,
                 timeout=3600,
+                cwd=work / "src" if self.main_module else None,
             )
-            built = work / "bin" / self.package.rsplit("/", 1)[-1]
             if done.returncode != 0 or not built.exists():
                 raise RuntimeError(
                     f"go install {self.package}@{version} failed (exit {done.returncode}):\n"
@@ -161,14 +172,24 @@ class GoTool:
         say(f"built {self.name} {version} in {time.monotonic() - started:.0f}s: {target}")
 
 
-def module_go_mod(go: str, module: str, version: str, env: dict[str, str]) -> str:
-    """The go.mod of ``module@version`` (downloaded into the build's module cache)."""
+def _download(go: str, module: str, version: str, env: dict[str, str]) -> dict[str, str]:
     done = subprocess.run(
         [go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True, env=env, timeout=1800
     )
     if done.returncode != 0:
         raise RuntimeError(f"go mod download {module}@{version} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return Path(json.loads(done.stdout)["GoMod"]).read_text()
+    found: dict[str, str] = json.loads(done.stdout)
+    return found
+
+
+def module_go_mod(go: str, module: str, version: str, env: dict[str, str]) -> str:
+    """The go.mod of ``module@version`` (downloaded into the build's module cache)."""
+    return Path(_download(go, module, version, env)["GoMod"]).read_text()
+
+
+def module_source(go: str, module: str, version: str, env: dict[str, str]) -> Path:
+    """The source tree of ``module@version`` as the Go module proxy serves it."""
+    return Path(_download(go, module, version, env)["Dir"])
 
 
 def requirement(go_mod: str, module: str) -> str:
@@ -303,6 +324,7 @@ TOOLS: dict[str, GoTool] = {
             ("version",),
             override_env="KYVERNO_CLI",
             ldflags=_kyverno_ldflags,
+            main_module=True,
             minutes="fifteen or more",
         ),
     )
