@@ -5,8 +5,8 @@ and attests the three images by digest and writes the files the Helm step reads.
 
 The container engine, syft and cosign are stand-ins here (CONTAINER_ENGINE and PATH): small
 scripts that record their arguments and answer as the real tools do (podman's --digestfile, a
-CycloneDX JSON), so these tests need no image build. The real build of the dry run is run by hand
-(docs/release.md, "Testing the release here")."""
+CycloneDX JSON), so these tests need no image build. The real release, with the real engine,
+cosign and a local registry, is tests/test_release_registry.py (docs/release.md, section 7)."""
 
 from __future__ import annotations
 
