@@ -184,33 +184,11 @@ if timeout 120 podman pull -q "$python_image" > "$work/pull.log" 2>&1; then
     ok "pulled $python_image"
 else
     echo "   $python_image cannot be pulled here: $(tail -1 "$work/pull.log")"
-    # The stand-in: Debian's python3 in a minimal rootfs, like the official python images (pip,
-    # venv, CA certificates, no EXTERNALLY-MANAGED marker). Cached as a tarball, keyed by its recipe.
-    packages="python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
-    key="$(printf '%s %s %s' "$standin_suite" "$packages" "$mirror" | sha256sum | cut -c1-12)"
-    tarball="$work/python-standin-${standin_suite}-${key}.tar"
-    if [ -s "$tarball" ]; then
-        step "base image: stand-in from the cached rootfs ($tarball)"
-    else
-        step "base image: stand-in rootfs, debootstrap $standin_suite (cached after this run)"
-        rootfs="$work/rootfs-${run_id}"
-        rm -rf "$rootfs"
-        debootstrap --variant=minbase --include="$packages" "$standin_suite" "$rootfs" "$mirror" \
-            > "$work/debootstrap.log" 2>&1 \
-            || { tail -20 "$work/debootstrap.log" >&2; rm -rf "$rootfs"; fail "debootstrap $standin_suite from $mirror"; }
-        chroot "$rootfs" apt-get clean
-        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
-            "$rootfs"/etc/resolv.conf "$rootfs"/etc/hostname
-        rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED
-        tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" .
-        mv "$tarball.tmp" "$tarball"
-        rm -rf "$rootfs"
-        ok "rootfs $(du -m "$tarball" | cut -f1) MB"
-    fi
-    podman import -q \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-        "$tarball" "$standin_image" > /dev/null
+    # The stand-in (Debian's python3 in a minimal rootfs, its rootfs cached as a tarball):
+    # scripts/python_standin.sh, shared with the release test.
+    step "base image: stand-in (scripts/python_standin.sh; debootstrap once, then the cached rootfs)"
+    P2P_CI_STANDIN_SUITE="$standin_suite" DEBIAN_MIRROR="$mirror" CONTAINER_CHECK_CACHE="$work" \
+        bash scripts/python_standin.sh "$standin_image" > /dev/null || fail "the stand-in base image"
     made_images+=("$standin_image")
     python_image="$standin_image"
     ok "stand-in $standin_image: $(podman run --rm "$standin_image" python --version)"

@@ -3,7 +3,8 @@
 #   1. hadolint on the Dockerfile (rules and threshold in .hadolint.yaml);
 #   2. docker-compose.yml against the Compose Specification's JSON schema, vendored in
 #      deploy/schema/compose-spec.json (nothing is downloaded);
-#   3. shellcheck on scripts/release.sh (the release command, docs/release.md).
+#   3. shellcheck on scripts/release.sh (the release command, docs/release.md) and
+#      scripts/python_standin.sh (the base image it and the container check build on here).
 # All run; the script fails if any finds a problem.
 #
 #   scripts/lint_deploy.sh [DOCKERFILE [COMPOSE_FILE]]     (defaults: Dockerfile docker-compose.yml)
@@ -39,11 +40,11 @@ if ! check-jsonschema --schemafile "$schema" "$compose_file"; then
     status=1
 fi
 
-echo "== shellcheck scripts/release.sh"
-if shellcheck "$root/scripts/release.sh"; then
+echo "== shellcheck scripts/release.sh scripts/python_standin.sh"
+if shellcheck "$root/scripts/release.sh" "$root/scripts/python_standin.sh"; then
     echo "ok"
 else
-    echo "lint_deploy: shellcheck found problems in scripts/release.sh" >&2
+    echo "lint_deploy: shellcheck found problems in scripts/release.sh or scripts/python_standin.sh" >&2
     status=1
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One release, from a clean tagged commit to signed images in the registry (docs/release.md):
 #
-#   REGISTRY=<registry>.cr.cloud.ru/prompt2pic scripts/release.sh [--skip-tests] [--out DIR]
+#   REGISTRY=<registry>.cr.cloud.ru/prompt2pic scripts/release.sh [--skip-tests] [--out DIR] [--images LIST]
 #   scripts/release.sh --dry-run [--skip-tests]
 #
 #  1. refuses a dirty work tree and a HEAD without a tag (the tag, less a leading "v", is the version);
@@ -18,14 +18,18 @@
 #  7. prints the digests and writes OUT/release-digests.env (for scripts) and
 #     OUT/release-values.yaml (for `helm upgrade -f`: the chart then runs repo@sha256:...).
 #
+# --images bot,worker-cpu releases only those targets (comma-separated; default all three): a
+# hotfix of one image, or the test against a local registry (tests/test_release_registry.py).
 # --dry-run builds the bot image only, writes its SBOM, and prints what a release would push and
 # sign (no registry, no key, no cosign needed); the checks of step 1 still apply.
 # A missing tool stops the script with a message naming it; nothing is skipped silently.
 #
 # Environment: REGISTRY (required unless --dry-run), REGISTRY_USER/REGISTRY_PASSWORD (optional:
 # log the engine and cosign in), COSIGN_KEY, COSIGN_PASSWORD, COSIGN_KEYLESS, SIGSTORE_ID_TOKEN,
+# COSIGN_TLOG_UPLOAD=false (key signing without the public Rekor transparency log: an offline or
+# private registry; the chart's imageVerification.ignoreTlog must then be true),
 # CONTAINER_ENGINE, PYTHON_IMAGE (build arg), P2P_BUILD_CA_BUNDLE (a CA file mounted into the
-# build, for a network that re-signs TLS), P2P_RELEASE_TEST_CMD.
+# build, for a network that re-signs TLS), P2P_RELEASE_TEST_CMD, P2P_RELEASE_CACHE (default .cache/release).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +39,7 @@ CYCLONEDX_VERSION=7.5.0
 TARGETS=(bot worker-cpu worker-cuda)
 dry_run=0
 skip_tests=0
+images=""
 out="$root/dist/release"
 
 die() {
@@ -48,6 +53,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) dry_run=1 ;;
         --skip-tests) skip_tests=1 ;;
+        --images)
+            [ $# -ge 2 ] || die "--images needs a list, e.g. bot,worker-cpu"
+            images="$2"
+            shift
+            ;;
         --out)
             [ $# -ge 2 ] || die "--out needs a folder"
             out="$2"
@@ -107,6 +117,12 @@ else
     [ -n "${REGISTRY:-}" ] || die "REGISTRY is not set: REGISTRY=<registry>.cr.cloud.ru/<path> (docs/release.md)"
     registry="${REGISTRY%/}"
     targets=("${TARGETS[@]}")
+    if [ -n "$images" ]; then
+        IFS=, read -r -a targets <<< "$images"
+        for target in "${targets[@]}"; do
+            [[ " ${TARGETS[*]} " == *" $target "* ]] || die "--images: unknown image '$target' (known: ${TARGETS[*]})"
+        done
+    fi
     command -v cosign > /dev/null 2>&1 \
         || die "cosign is not installed: it signs the images (https://docs.sigstore.dev/cosign/system_config/installation/)"
 fi
@@ -129,11 +145,16 @@ elif [ "${COSIGN_KEYLESS:-0}" = 1 ] || [ -n "${SIGSTORE_ID_TOKEN:-}" ]; then
 elif [ "$dry_run" = 0 ]; then
     die "no signing identity: set COSIGN_KEY (a file or the PEM) and COSIGN_PASSWORD, or COSIGN_KEYLESS=1 where the CI offers OIDC"
 fi
-say "engine $engine ($engine_kind), SBOM by $sbom_tool, registry $registry"
+case "${COSIGN_TLOG_UPLOAD:-true}" in
+    true) ;;
+    false) sign_args+=(--tlog-upload=false) ;;
+    *) die "COSIGN_TLOG_UPLOAD must be true or false, not '$COSIGN_TLOG_UPLOAD'" ;;
+esac
+say "engine $engine ($engine_kind), SBOM by $sbom_tool, registry $registry, images ${targets[*]}"
 
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-work="$root/.cache/release"
+work="${P2P_RELEASE_CACHE:-$root/.cache/release}"  # cyclonedx-bom and the digest files
 mkdir -p "$work"
 
 # --------------------------------------------------------------------------- 2. tests
@@ -273,21 +294,20 @@ done
         echo "${key}_IMAGE=$(image_ref "$target" | sed 's/:[^:/]*$//')@${digests[$target]}"
     done
 } > "$out/release-digests.env"
-cat > "$out/release-values.yaml" << EOF
-# Written by scripts/release.sh for $tag ($commit): helm upgrade ... -f this file.
-image:
-  registry: "$registry"
-  tag: "$version"
-bot:
-  image:
-    digest: "${digests[bot]}"
-cpuWorker:
-  image:
-    digest: "${digests[worker-cpu]}"
-gpuWorker:
-  image:
-    digest: "${digests[worker-cuda]}"
-EOF
+{
+    echo "# Written by scripts/release.sh for $tag ($commit): helm upgrade ... -f this file."
+    echo "image:"
+    echo "  registry: \"$registry\""
+    echo "  tag: \"$version\""
+    for target in "${targets[@]}"; do
+        case "$target" in
+            bot) key=bot ;;
+            worker-cpu) key=cpuWorker ;;
+            worker-cuda) key=gpuWorker ;;
+        esac
+        printf '%s:\n  image:\n    digest: "%s"\n' "$key" "${digests[$target]}"
+    done
+} > "$out/release-values.yaml"
 say "released $tag:"
 cat "$out/release-digests.env"
 say "written: $out/release-digests.env, $out/release-values.yaml, $out/sbom-*.cdx.json"

@@ -5,8 +5,8 @@ and attests the three images by digest and writes the files the Helm step reads.
 
 The container engine, syft and cosign are stand-ins here (CONTAINER_ENGINE and PATH): small
 scripts that record their arguments and answer as the real tools do (podman's --digestfile, a
-CycloneDX JSON), so these tests need no image build. The real build of the dry run is run by hand
-(docs/release.md, "Testing the release here")."""
+CycloneDX JSON), so these tests need no image build. The real release, with the real engine,
+cosign and a local registry, is tests/test_release_registry.py (docs/release.md, section 7)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "release.sh"
@@ -237,6 +238,56 @@ def test_a_release_pushes_signs_and_attests_each_image_by_digest(repo: Repo, tmp
     assert env["WORKER_CUDA_IMAGE"] == f"acme.cr.cloud.ru/p2p/prompt2pic-worker-cuda@{pushed['worker-cuda']}"
     for digest in pushed.values():
         assert digest in done.stdout
+
+
+def test_images_releases_only_those_and_tlog_upload_can_be_turned_off(repo: Repo, tmp_path: Path) -> None:
+    """--images bot: one build, one push, one signature; the values file pins only the bot, so the
+    chart keeps the tag for the others. COSIGN_TLOG_UPLOAD=false reaches cosign as --tlog-upload=false."""
+    _tool(repo.bin, "cosign", FAKE_COSIGN)
+    repo.git("tag", "v2.0.0")
+    key = tmp_path / "cosign.key"
+    key.write_text("encrypted cosign key\n")
+    done = repo.release(
+        "--skip-tests",
+        "--images",
+        "bot",
+        REGISTRY="acme.cr.cloud.ru/p2p",
+        COSIGN_KEY=str(key),
+        COSIGN_PASSWORD="pw",
+        COSIGN_TLOG_UPLOAD="false",
+    )
+    assert done.returncode == 0, done.stderr
+    calls = repo.calls()
+    assert [c for c in calls if c.startswith("podman build")] == [
+        next(c for c in calls if c.startswith("podman build --target bot "))
+    ]
+    assert len([c for c in calls if c.startswith("podman push")]) == 1
+    (sign,) = [c for c in calls if c.startswith("cosign sign")]
+    assert f"--key {key} --tlog-upload=false acme.cr.cloud.ru/p2p/prompt2pic-bot@sha256:" in sign
+    values = yaml.safe_load((repo.path / "dist/release/release-values.yaml").read_text())
+    assert set(values) == {"image", "bot"} and values["bot"]["image"]["digest"].startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--images", "bot,worker-gpu"], {}, "--images: unknown image 'worker-gpu'"),
+        ([], {"COSIGN_TLOG_UPLOAD": "no"}, "COSIGN_TLOG_UPLOAD must be true or false"),
+    ],
+)
+def test_a_bad_image_list_or_tlog_setting_is_refused(
+    repo: Repo, tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    _tool(repo.bin, "cosign", FAKE_COSIGN)
+    repo.git("tag", "v2.0.0")
+    key = tmp_path / "cosign.key"
+    key.write_text("encrypted cosign key\n")
+    done = repo.release(
+        "--skip-tests", *args, REGISTRY="acme.cr.cloud.ru/p2p", COSIGN_KEY=str(key), COSIGN_PASSWORD="pw", **env
+    )
+    assert done.returncode == 1
+    assert expected in done.stderr
+    assert not [c for c in repo.calls() if c.startswith("podman build")]  # refused before any build
 
 
 def test_the_signing_password_and_key_never_reach_a_command_line(repo: Repo, tmp_path: Path) -> None:

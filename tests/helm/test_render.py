@@ -26,6 +26,7 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda" / "scaledobject-keda-v1alpha1.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): SCHEMAS / "keda" / "triggerauthentication-keda-v1alpha1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SCHEMAS / "prometheus-operator" / "servicemonitor-monitoring-v1.json",
+    ("kyverno.io/v1", "ClusterPolicy"): SCHEMAS / "kyverno" / "clusterpolicy-kyverno-v1.json",
 }
 
 
