@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fake_telegram import FakeBotAPI  # noqa: E402
+from tests.fakes.telegram import FakeBotAPI  # noqa: E402
 from tests.faults.rig import Rig  # noqa: E402
 from tests.fixtures.kafka import RestartableBroker  # noqa: E402
 from tests.fixtures.s3 import MotoS3Server  # noqa: E402

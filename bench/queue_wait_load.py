@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 import app  # noqa: E402
 from config.bootstrap import Components  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from tests.fake_telegram import FakeBotAPI  # noqa: E402
+from tests.fakes.telegram import FakeBotAPI  # noqa: E402
 
 _STATED = re.compile(r"position (\d+), (?:about (\d+) (s|min)|the wait is not known)")
 

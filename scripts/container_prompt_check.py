@@ -13,7 +13,7 @@ gets a volume of this run's own, ``P-<name>``). It fails when the service lacks 
 Prompt2Pic service must have (init, ``cap_drop: [ALL]``, no-new-privileges; the bot also a
 read-only root with a tmpfs /tmp), so the container check cannot quietly run with less.
 
-``prompt`` runs, on 127.0.0.1 only: the fake Bot API of the tests (tests/fake_telegram.py) in this
+``prompt`` runs, on 127.0.0.1 only: the fake Bot API of the tests (tests/fakes/telegram/server.py) in this
 process, and two containers on the host network with that hardening, ``--role bot`` of IMAGE and
 ``--role worker`` of WORKER_IMAGE (IMAGE by default) with ``GENERATOR=fake`` or ``tiny``, against the
 Kafka broker and the S3 server given. With ``tiny`` (the worker-cpu image) the worker builds the tiny
@@ -207,7 +207,7 @@ async def prompt(args: argparse.Namespace) -> None:
     from PIL import Image
 
     sys.path.insert(0, str(REPO))
-    from tests.fake_telegram import FakeBotAPI
+    from tests.fakes.telegram import FakeBotAPI
 
     timer = Timer()
     prefix = args.prefix

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 
 # GENERATOR_DTYPE=auto takes bf16 on CPUs with native bf16 (AMX, AVX512-BF16): the suite runs as on a
 # CPU without it, so that its pictures and tolerances do not depend on the machine; the tests of

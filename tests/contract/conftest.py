@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import MemoryQueueHarness
+from tests.contract.queue_harness import MemoryQueueHarness
 
 
 @pytest.fixture(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 from tests.faults.tcp_proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from config.bootstrap import Components
 from config.settings import Settings
 from domain.codec import encode_event
 from domain.models import JobStatus, Progress, Result, image_key
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 from tests.kafka.pipeline import eventually
 from tests.telegram.helpers import Chat, HeldGenerator
 

@@ -13,7 +13,7 @@ import pytest
 import app
 from config.bootstrap import Components
 from config.settings import Settings
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 
 
 @dataclass

@@ -13,7 +13,7 @@ from PIL import Image
 from adapters.embedded.generator import FakeGenerator
 from domain.models import GeneratedImage, GenerationRequest
 from domain.ports import ProgressCallback
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from aiogram.types import (
 )
 
 from adapters.telegram.bot import build_bot
-from tests.fake_telegram_rules import button_url_refused
+from tests.fakes.telegram.rules import button_url_refused
 from tests.telegram.helpers import tiny_png
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 
 from adapters.sqlite.user_store import SqliteUserStore
 from domain.models import JobStatus, Result
-from tests.fake_telegram import MESSAGE_METHODS, Call, FakeBotAPI
+from tests.fakes.telegram import MESSAGE_METHODS, Call, FakeBotAPI
 from tests.telegram.helpers import HeldGenerator, png_size
 
 

@@ -5,7 +5,7 @@ button presses (callback queries on the messages the bot sent); it records every
 (``sendMessage``, ``sendPhoto``, ``sendDocument``, ``editMessageText``, ``deleteMessage``,
 ``answerCallbackQuery``, ``sendChatAction``, ``setMyCommands``, ``setWebhook``...) with its
 parameters, uploaded files and time; it keeps the chat as a user would see it (edits applied,
-deleted messages gone). It is as strict as Telegram (tests/fake_telegram_rules.py): a URL
+deleted messages gone). It is as strict as Telegram (tests/fakes/telegram/rules.py): a URL
 button on localhost, an IP address or a dotless host refuses the whole call with
 ``Bad Request: BUTTON_URL_INVALID``; callback data over 64 bytes, texts over 4096 and captions over
 1024 characters, albums of other than 2-10 items, unparsable HTML, "message is not modified",
@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_telegram_rules as rules
-from tests.fake_telegram_script import ScriptedUpdates
+from tests.fakes.telegram import rules
+from tests.fakes.telegram.script import ScriptedUpdates
 
 
 @dataclass

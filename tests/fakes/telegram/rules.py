@@ -1,4 +1,4 @@
-"""What real Telegram refuses, for the fake Bot API server (tests/fake_telegram.py).
+"""What real Telegram refuses, for the fake Bot API server (tests/fakes/telegram/server.py).
 
 Each check raises ``BadRequest`` with the description Telegram's Bot API server gives (the
 ``Bad Request: ...`` texts of tdlib/telegram-bot-api's ``Client.cpp`` and of Telegram's own

@@ -1,4 +1,4 @@
-"""The scripted side of the fake Bot API server (tests/fake_telegram.py): the updates users send
+"""The scripted side of the fake Bot API server (tests/fakes/telegram/server.py): the updates users send
 (messages in private chats and groups, long pastes split as clients split them, button presses,
 inline queries), queued for ``getUpdates``."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests import fake_telegram_rules as rules
+from tests.fakes.telegram import rules
 
 SPLIT_AT = rules.TEXT_LIMIT  # clients cut a long paste into messages of this many characters
 
