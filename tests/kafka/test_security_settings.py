@@ -1,5 +1,5 @@
 """Kafka security settings: what the composition root makes of them, and that the password stays
-out of reprs, validation errors and logs. The real broker's SASL_SSL listener: tests/kafka/test_security.py."""
+out of reprs, validation errors and logs. The real broker's SASL_SSL listener: tests/kafka/test_sasl_ssl_listener.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 real broker's SASL_SSL listener with a throwaway CA (tests/fixtures/kafka.py ``kafka_sasl_ssl``).
 The queue contract suite runs there too (tests/contract, ``kafka-sasl-ssl``). Here: a wrong
 password or an untrusted certificate is one clear error line and readiness false, in the queue and
-in the real app process, and no password reaches a log."""
+in the real app process, and no password reaches a log. The settings themselves (what the
+composition root makes of them, the password kept out of reprs and errors): test_security_settings.py."""
 
 from __future__ import annotations
 
