@@ -5,7 +5,7 @@ how long each fault stalled the service and whether anything was lost or sent tw
     python bench/fault_run.py --set KAFKA_SESSION_TIMEOUT_MS=6000
     python bench/fault_run.py --prompts 100 --users 20
 
-On this machine, loopback only: a Kafka broker of its own (scripts/kafka_broker.py, restartable),
+On this machine, loopback only: a Kafka broker of its own (tools/kafka_broker.py, restartable),
 moto's S3 server over HTTP (the bot reaches it through a proxy that can refuse connections), the
 strict fake Bot API server, one bot and two worker processes of the real app with the fake
 generator (tests/faults/rig.py). Prompts arrive at a steady rate; in turn: a worker killed

@@ -262,12 +262,12 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
 
 def run_on_broker(run):  # type: ignore[no-untyped-def]
     """``asyncio.run(run(bootstrap))`` on the broker at KAFKA_BOOTSTRAP_SERVERS, or on one this
-    starts (scripts/kafka_broker.py) and stops afterwards."""
+    starts (tools/kafka_broker.py) and stops afterwards."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         return asyncio.run(run(bootstrap))
     kb = load_broker_script()
-    print("starting a Kafka broker (scripts/kafka_broker.py) ...", file=sys.stderr)
+    print("starting a Kafka broker (tools/kafka_broker.py) ...", file=sys.stderr)
     broker = kb.start()
     try:
         return asyncio.run(run(broker.bootstrap))
@@ -276,7 +276,7 @@ def run_on_broker(run):  # type: ignore[no-untyped-def]
 
 
 def load_broker_script():
-    spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "scripts" / "kafka_broker.py")
+    spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "tools" / "kafka_broker.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader
     sys.modules["kafka_broker"] = module  # its dataclass looks itself up there

@@ -14,11 +14,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_settings_table_matches_the_settings_class():
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from settings_table import END, START, table
 
     documented = README.split(START)[1].split(END)[0].strip()
-    assert documented == table(), "run: python scripts/settings_table.py --write"
+    assert documented == table(), "run: python tools/settings_table.py --write"
 
 
 def test_ci_runs_the_readme_test_command():

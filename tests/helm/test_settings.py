@@ -61,7 +61,7 @@ def values_config_names() -> dict[str, set[str]]:
 
 
 def test_readme_table_is_the_settings_class():
-    assert readme_names() == settings_names(), "run: python scripts/settings_table.py --write"
+    assert readme_names() == settings_names(), "run: python tools/settings_table.py --write"
 
 
 def test_every_rendered_env_name_is_a_setting_in_the_readme_table(rendered):
@@ -159,10 +159,10 @@ def test_a_name_that_is_no_setting_is_refused(helm: Helm, name: str):
 
 
 def test_the_charts_setting_names_are_the_readme_table():
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from settings_table import CHART_SETTINGS, chart_settings
 
-    assert CHART_SETTINGS.read_text(encoding="utf-8") == chart_settings(), "run: python scripts/settings_table.py --write"
+    assert CHART_SETTINGS.read_text(encoding="utf-8") == chart_settings(), "run: python tools/settings_table.py --write"
     assert set(yaml.safe_load(CHART_SETTINGS.read_text())) == readme_names()
 
 

@@ -1,5 +1,5 @@
 """Pictures for the safety tests: the sample that the real NudeNet detector flags (made by
-``scripts/make_flagged_sample.py``, an abstract picture; see there why), and a generator that
+``tools/make_flagged_sample.py``, an abstract picture; see there why), and a generator that
 draws it for prompts with a marker word and the fake generator's picture otherwise."""
 
 from __future__ import annotations

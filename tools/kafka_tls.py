@@ -1,6 +1,6 @@
 """A throwaway CA and a broker certificate for the test broker's SASL_SSL listener (made with the
 ``cryptography`` package, valid for a week, for 127.0.0.1 and localhost). Used by
-scripts/kafka_broker.py; nothing here is fit for production."""
+tools/kafka_broker.py; nothing here is fit for production."""
 
 from __future__ import annotations
 

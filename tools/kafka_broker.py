@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Run a real single-node Apache Kafka broker (KRaft) on 127.0.0.1 for tests, CI and benchmarks.
 
-    python scripts/kafka_broker.py fetch                 # resolve the jars (and kafka-tools) with Maven, once
-    python scripts/kafka_broker.py start [--port P] [--data-dir D]
-    python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
-    python scripts/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
-    python scripts/kafka_broker.py status
-    python scripts/kafka_broker.py stop [--keep-data] [--kill]
+    python tools/kafka_broker.py fetch                 # resolve the jars (and kafka-tools) with Maven, once
+    python tools/kafka_broker.py start [--port P] [--data-dir D]
+    python tools/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
+    python tools/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
+    python tools/kafka_broker.py status
+    python tools/kafka_broker.py stop [--keep-data] [--kill]
 
 ``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
-``mvn dependency:copy-dependencies`` (scripts/kafka/pom.xml) into
+``mvn dependency:copy-dependencies`` (tools/kafka/pom.xml) into
 ``$KAFKA_CACHE_DIR/<version>/libs`` (default ``.cache/kafka/<version>/libs``), only when they are not
 there yet. ``start`` fetches if needed, formats the KRaft storage of a data folder (a new temporary
 one unless ``--data-dir`` is given; an already formatted one is reused as it is, so a broker can be
@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HERE = REPO / "scripts" / "kafka"
+HERE = REPO / "tools" / "kafka"
 DEFAULT_VERSION = os.environ.get("KAFKA_VERSION", "4.1.1")
 DEFAULT_STATE_FILE = REPO / ".cache" / "kafka" / "broker.json"
 MAIN_CLASS = "kafka.Kafka"
@@ -305,8 +305,8 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def make_tls(folder: Path) -> tuple[Path, Path]:
-    """The throwaway CA and broker certificate of the SASL_SSL listener (scripts/kafka_tls.py)."""
-    spec = importlib.util.spec_from_file_location("kafka_tls", REPO / "scripts" / "kafka_tls.py")
+    """The throwaway CA and broker certificate of the SASL_SSL listener (tools/kafka_tls.py)."""
+    spec = importlib.util.spec_from_file_location("kafka_tls", REPO / "tools" / "kafka_tls.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -350,7 +350,7 @@ def _write_properties(
         )
     props.write_text(
         base
-        + "\n# ---- added by scripts/kafka_broker.py for this data folder\n"
+        + "\n# ---- added by tools/kafka_broker.py for this data folder\n"
         + "node.id=1\n"
         + f"controller.quorum.voters=1@127.0.0.1:{controller_port}\n"
         + f"listeners={listeners}\n"

@@ -7,7 +7,7 @@ changed at random, a change kept when it raises the detector's score for
 this model: the point is that the *real* detector, unchanged and at its usual threshold, flags it,
 so the tests can show what happens to a flagged picture. Deterministic for a seed (one thread).
 
-    python scripts/make_flagged_sample.py [--target 0.85] [--seed 0] [--out tests/data/nudenet-flagged.png]
+    python tools/make_flagged_sample.py [--target 0.85] [--seed 0] [--out tests/data/nudenet-flagged.png]
 """
 
 from __future__ import annotations
