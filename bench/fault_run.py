@@ -52,8 +52,7 @@ async def run(prompts: int, users: int, folder: Path, interval_s: float, setting
     s3.start()
     tg = FakeBotAPI()
     await tg.start()
-    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig",
-                    **settings).start()
+    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig", **settings).start()
     recoveries: list[tuple[str, float]] = []
     fault_ends: list[tuple[str, float]] = []
     try:
@@ -121,9 +120,11 @@ async def run(prompts: int, users: int, folder: Path, interval_s: float, setting
         times = rig.picture_times()
         longest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         print(f"\nlongest pause between two pictures delivered, over the whole run: {longest:.1f} s")
-        print(f"prompts {len(rig.prompts)}; answered {len(got)} ({failures} honest failures); "
-              f"lost {len(lost)}; sent twice {len(twice)}; statuses left {len(rig.left_statuses())}; "
-              f"busiest second {rig.busiest_second()} Bot API calls")
+        print(
+            f"prompts {len(rig.prompts)}; answered {len(got)} ({failures} honest failures); "
+            f"lost {len(lost)}; sent twice {len(twice)}; statuses left {len(rig.left_statuses())}; "
+            f"busiest second {rig.busiest_second()} Bot API calls"
+        )
         return 0 if not lost and not twice else 1
     finally:
         await rig.close()
@@ -138,8 +139,13 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between prompts")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000",
+    )
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="p2p-faults-") as tmp:

@@ -134,8 +134,9 @@ async def serve_worker(bootstrap: str, options: dict, worker_id: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     queue = KafkaJobQueue(bootstrap, client_id=worker_id, **options)
     await queue.start()
-    worker = ProcessJobs(queue, ZeroGenerator(), MemoryStorage(), worker_id=worker_id, max_batch=16,
-                         batch_wait_s=0.0, poll_timeout_s=0.5)
+    worker = ProcessJobs(
+        queue, ZeroGenerator(), MemoryStorage(), worker_id=worker_id, max_batch=16, batch_wait_s=0.0, poll_timeout_s=0.5
+    )
     await worker.run(stop)
     await queue.stop()
 
@@ -154,8 +155,17 @@ async def delete_topics(bootstrap: str, topics: list[str]) -> None:
         await admin.close()
 
 
-async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, concurrency: int,
-                    workers: int, queue_options: dict, worker_processes: int = 0, warmup: int = 500) -> dict:
+async def run_phase(
+    bootstrap: str,
+    name: str,
+    jobs: int,
+    rate: float | None,
+    concurrency: int,
+    workers: int,
+    queue_options: dict,
+    worker_processes: int = 0,
+    warmup: int = 500,
+) -> dict:
     suffix = uuid.uuid4().hex[:8]
     options = {
         "requests_topic": f"bench-{suffix}.requests",
@@ -186,14 +196,17 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     ]
     for i in range(workers):
         wq = await new_queue(f"bench-worker-{i}")
-        worker = ProcessJobs(wq, ZeroGenerator(), MemoryStorage(), worker_id=f"w{i}", max_batch=16,
-                             batch_wait_s=0.0, poll_timeout_s=0.5)
+        worker = ProcessJobs(
+            wq, ZeroGenerator(), MemoryStorage(), worker_id=f"w{i}", max_batch=16, batch_wait_s=0.0, poll_timeout_s=0.5
+        )
         tasks.append(asyncio.create_task(worker.run(stop)))
 
     # Warm up: every consumer has joined its group and the path (and the broker's JIT) is hot
     # before timing starts.
-    warm = [Job(user_id=1, chat_id=1, prompt="warm up", width=256, height=256, seed=i, quality=Quality.FAST)
-            for i in range(max(1, warmup))]
+    warm = [
+        Job(user_id=1, chat_id=1, prompt="warm up", width=256, height=256, seed=i, quality=Quality.FAST)
+        for i in range(max(1, warmup))
+    ]
     notifier.expected = len(warm)
     pending_warm = iter(warm)
 
@@ -207,8 +220,18 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     notifier.all_in.clear()
     notifier.expected = jobs
 
-    batch = [Job(user_id=10 + i % 50, chat_id=10 + i % 50, prompt=f"bench {i}", width=256, height=256,
-                 seed=i, quality=Quality.FAST) for i in range(jobs)]
+    batch = [
+        Job(
+            user_id=10 + i % 50,
+            chat_id=10 + i % 50,
+            prompt=f"bench {i}",
+            width=256,
+            height=256,
+            seed=i,
+            quality=Quality.FAST,
+        )
+        for i in range(jobs)
+    ]
     sent: dict[str, float] = {}
     cpu_started = time.process_time()
     started = time.perf_counter()
@@ -290,11 +313,33 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> list[dict]:
         queue_options["fetch_max_wait_ms"] = args.fetch_max_wait_ms
     results = []
     if args.latency_jobs:
-        results.append(await run_phase(bootstrap, "latency", args.latency_jobs, args.rate, 1,
-                                       args.workers, queue_options, args.worker_processes, args.warmup))
+        results.append(
+            await run_phase(
+                bootstrap,
+                "latency",
+                args.latency_jobs,
+                args.rate,
+                1,
+                args.workers,
+                queue_options,
+                args.worker_processes,
+                args.warmup,
+            )
+        )
     if args.jobs:
-        results.append(await run_phase(bootstrap, "throughput", args.jobs, None, args.concurrency,
-                                       args.workers, queue_options, args.worker_processes, args.warmup))
+        results.append(
+            await run_phase(
+                bootstrap,
+                "throughput",
+                args.jobs,
+                None,
+                args.concurrency,
+                args.workers,
+                queue_options,
+                args.worker_processes,
+                args.warmup,
+            )
+        )
     return results
 
 
@@ -305,15 +350,22 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="jobs/s in the latency phase")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent publishers (throughput)")
     parser.add_argument("--workers", type=int, default=1, help="worker instances in this process (one group)")
-    parser.add_argument("--worker-processes", type=int, default=0,
-                        help="worker instances in processes of their own (same group), as deployed")
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="worker instances in processes of their own (same group), as deployed",
+    )
     parser.add_argument("--serve-worker", help=argparse.SUPPRESS)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=500, help="jobs sent before each phase, not timed")
     parser.add_argument("--linger-ms", type=int, default=0)
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
-                        help="consumers' fetch long-poll (default: the adapter's, 100); lower cuts latency, "
-                             "costs idle CPU")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=None,
+        help="consumers' fetch long-poll (default: the adapter's, 100); lower cuts latency, costs idle CPU",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -329,11 +381,13 @@ def main() -> int:
             print(json.dumps(r))
         else:
             where = f" ({r['worker_processes']} in processes of their own)" if r["worker_processes"] else ""
-            print(f"{r['phase']:>10}: {r['jobs']} jobs, {r['workers']} worker(s){where}: "
-                  f"{r['throughput_jobs_per_s']:.0f} jobs/s, latency p50 {r['latency_ms_p50']:.1f} ms, "
-                  f"p99 {r['latency_ms_p99']:.1f} ms, max {r['latency_ms_max']:.1f} ms "
-                  f"(published in {r['publish_s']:.2f} s, all results in {r['elapsed_s']:.2f} s; "
-                  f"this process's CPU {r['python_cpu_ms_per_job']:.2f} ms/job)")
+            print(
+                f"{r['phase']:>10}: {r['jobs']} jobs, {r['workers']} worker(s){where}: "
+                f"{r['throughput_jobs_per_s']:.0f} jobs/s, latency p50 {r['latency_ms_p50']:.1f} ms, "
+                f"p99 {r['latency_ms_p99']:.1f} ms, max {r['latency_ms_max']:.1f} ms "
+                f"(published in {r['publish_s']:.2f} s, all results in {r['elapsed_s']:.2f} s; "
+                f"this process's CPU {r['python_cpu_ms_per_job']:.2f} ms/job)"
+            )
     return 0
 
 

@@ -117,8 +117,10 @@ async def main(argv: list[str]) -> int:
     import onnxruntime
 
     pngs = pictures(max(2, args.images))
-    print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-          f"load average {os.getloadavg()[0]:.1f}; onnxruntime {onnxruntime.__version__}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.1f}; onnxruntime {onnxruntime.__version__}"
+    )
     print(f"NudeNet check at 1024x1024, {len(pngs)} pictures, one per call (target <= 0.3 s):")
     await time_check(0, pngs[:4])  # a first, untimed pass: the first session runs slow
     samples = await time_check(0, pngs, spinning=True)

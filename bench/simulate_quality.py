@@ -62,7 +62,11 @@ class Machine:
         else:
             lo = max(s for s in sizes if s <= n)
             hi = min(s for s in sizes if s >= n)
-            per = self.per_image[lo] if lo == hi else self.per_image[lo] + (self.per_image[hi] - self.per_image[lo]) * (n - lo) / (hi - lo)
+            per = (
+                self.per_image[lo]
+                if lo == hi
+                else self.per_image[lo] + (self.per_image[hi] - self.per_image[lo]) * (n - lo) / (hi - lo)
+            )
         return per * n * relative_cost(profile)
 
     @property

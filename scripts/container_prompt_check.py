@@ -146,9 +146,7 @@ def free_port() -> int:
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["podman", *args], input=stdin, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise CheckFailed(f"podman {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return proc.stdout.strip()
@@ -221,8 +219,12 @@ async def prompt(args: argparse.Namespace) -> None:
     s3_secret = secrets.token_urlsafe(30)
     bucket = f"{prefix}-images".lower()[:63]
     s3 = boto3.client(
-        "s3", endpoint_url=args.s3, region_name="us-east-1", aws_access_key_id=s3_key_id,
-        aws_secret_access_key=s3_secret, config=Config(s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=args.s3,
+        region_name="us-east-1",
+        aws_access_key_id=s3_key_id,
+        aws_secret_access_key=s3_secret,
+        config=Config(s3={"addressing_style": "path"}),
     )
     s3.create_bucket(Bucket=bucket)  # as minio-init does in the compose file
     timer.say(f"bucket {bucket} at {args.s3}")
@@ -248,29 +250,47 @@ async def prompt(args: argparse.Namespace) -> None:
             return ["-v", f"{files[secret]}:/run/secrets/{secret}:ro"]
 
         common = [
-            "-e", "LOG_LEVEL=INFO",
-            "-e", "HTTP_HOST=127.0.0.1",
-            "-e", "SHUTDOWN_GRACE_S=20",
-            "-e", "QUEUE_BACKEND=kafka",
-            "-e", f"KAFKA_BOOTSTRAP_SERVERS={args.kafka}",
-            "-e", f"KAFKA_REQUESTS_TOPIC={prefix}.requests",
-            "-e", f"KAFKA_RESULTS_TOPIC={prefix}.results",
-            "-e", f"KAFKA_DEAD_LETTER_TOPIC={prefix}.dead-letters",
-            "-e", "KAFKA_PARTITIONS=2",
-            "-e", "STORAGE_BACKEND=s3",
-            "-e", f"S3_ENDPOINT_URL={args.s3}",
-            "-e", f"S3_PUBLIC_ENDPOINT_URL={args.s3}",
-            "-e", f"S3_BUCKET={bucket}",
-            "-e", "S3_REGION=us-east-1",
-            "-e", f"S3_ACCESS_KEY_ID={s3_key_id}",
+            "-e",
+            "LOG_LEVEL=INFO",
+            "-e",
+            "HTTP_HOST=127.0.0.1",
+            "-e",
+            "SHUTDOWN_GRACE_S=20",
+            "-e",
+            "QUEUE_BACKEND=kafka",
+            "-e",
+            f"KAFKA_BOOTSTRAP_SERVERS={args.kafka}",
+            "-e",
+            f"KAFKA_REQUESTS_TOPIC={prefix}.requests",
+            "-e",
+            f"KAFKA_RESULTS_TOPIC={prefix}.results",
+            "-e",
+            f"KAFKA_DEAD_LETTER_TOPIC={prefix}.dead-letters",
+            "-e",
+            "KAFKA_PARTITIONS=2",
+            "-e",
+            "STORAGE_BACKEND=s3",
+            "-e",
+            f"S3_ENDPOINT_URL={args.s3}",
+            "-e",
+            f"S3_PUBLIC_ENDPOINT_URL={args.s3}",
+            "-e",
+            f"S3_BUCKET={bucket}",
+            "-e",
+            "S3_REGION=us-east-1",
+            "-e",
+            f"S3_ACCESS_KEY_ID={s3_key_id}",
             *mount("s3_secret_access_key"),
-            "-e", "S3_SECRET_ACCESS_KEY_FILE=/run/secrets/s3_secret_access_key",
+            "-e",
+            "S3_SECRET_ACCESS_KEY_FILE=/run/secrets/s3_secret_access_key",
         ]
         roles = {
             "bot": [
                 *mount("telegram_bot_token"),
-                "-e", "TELEGRAM_BOT_TOKEN_FILE=/run/secrets/telegram_bot_token",
-                "-e", f"TELEGRAM_API_URL={telegram.base_url}",
+                "-e",
+                "TELEGRAM_BOT_TOKEN_FILE=/run/secrets/telegram_bot_token",
+                "-e",
+                f"TELEGRAM_API_URL={telegram.base_url}",
             ],
             "worker": ["-e", f"GENERATOR={args.generator}", "-e", "GENERATOR_DEVICE=cpu", *TINY_ENV[args.generator]],
         }
@@ -279,10 +299,22 @@ async def prompt(args: argparse.Namespace) -> None:
         for role, extra in roles.items():
             ports[role] = free_port()
             podman(
-                "run", "-d", "--name", names[role], "--network", "host",
-                *hardening(role, volume_prefix=prefix), *common, *extra,
-                "-e", f"HTTP_PORT={ports[role]}",
-                images[role], "python", "app.py", "--role", role,
+                "run",
+                "-d",
+                "--name",
+                names[role],
+                "--network",
+                "host",
+                *hardening(role, volume_prefix=prefix),
+                *common,
+                *extra,
+                "-e",
+                f"HTTP_PORT={ports[role]}",
+                images[role],
+                "python",
+                "app.py",
+                "--role",
+                role,
             )
             timer.say(f"{names[role]} started: {images[role]}, python app.py --role {role}")
         await asyncio.gather(*(wait_ready(ports[r], names[r], args.timeout) for r in roles))
@@ -355,11 +387,16 @@ async def prompt(args: argparse.Namespace) -> None:
 TINY_ENV = {
     "fake": [],
     "tiny": [
-        "-e", "TINY_MODEL_DIR=/cache/tiny-wuerstchen",
-        "-e", "TINY_TRANSLATION_MODEL_DIR=/cache/tiny-marian",
-        "-e", "HF_HUB_OFFLINE=1",
-        "-e", "MAX_BATCH=1",
-        "-e", "QUALITY_CAP=fast",
+        "-e",
+        "TINY_MODEL_DIR=/cache/tiny-wuerstchen",
+        "-e",
+        "TINY_TRANSLATION_MODEL_DIR=/cache/tiny-marian",
+        "-e",
+        "HF_HUB_OFFLINE=1",
+        "-e",
+        "MAX_BATCH=1",
+        "-e",
+        "QUALITY_CAP=fast",
     ],
 }
 

@@ -12,7 +12,13 @@ from tests.fakes.telegram import FakeBotAPI
 # the choice and of bf16 (tests/wuerstchen/test_cpu_speed.py) set the check themselves.
 os.environ.setdefault("P2P_CPU_BF16", "0")
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.minio", "tests.fixtures.postgres"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.s3",
+    "tests.fixtures.s3rver",
+    "tests.fixtures.minio",
+    "tests.fixtures.postgres",
+]
 
 
 @pytest.fixture

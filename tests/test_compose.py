@@ -303,9 +303,7 @@ def dashboard_panels() -> list[dict[str, Any]]:
 
 
 def run_lint(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(LINT_SCRIPT), *args], capture_output=True, text=True, timeout=180, cwd=ROOT
-    )
+    return subprocess.run(["bash", str(LINT_SCRIPT), *args], capture_output=True, text=True, timeout=180, cwd=ROOT)
 
 
 def test_lint_script_passes_on_the_repository():
@@ -516,7 +514,9 @@ def test_env_file_stays_out_of_git_and_images():
     gitignore = (ROOT / ".gitignore").read_text().split()
     assert ".env" in gitignore or "/.env" in gitignore
     dockerignore = [
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
     ]
     assert dockerignore[0] == "*", ".dockerignore must be an allow-list (start with *)"
     assert not any(line.startswith("!") and ".env" in line for line in dockerignore)
@@ -572,7 +572,7 @@ def test_start_order():
             if condition == "service_healthy":
                 assert "healthcheck" in services[target], f"{name} waits for {target} to be healthy: no health check"
             elif condition == "service_completed_successfully":
-                assert services[target].get("restart") == "no", f"{target} is a one-shot job: restart: \"no\""
+                assert services[target].get("restart") == "no", f'{target} is a one-shot job: restart: "no"'
             else:
                 pytest.fail(f"{name} -> {target}: {condition} does not wait for readiness")
     for name in APP_SERVICES:
@@ -683,7 +683,9 @@ def test_dockerfile_copies_all_of_the_app():
         if instruction == "COPY":
             copied.add(args.split()[0].rstrip("/"))
     assert wanted <= copied, f"the image lacks {sorted(wanted - copied)}"
-    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    }
     assert wanted <= allowed, f".dockerignore keeps out {sorted(wanted - allowed)}"
 
 
@@ -750,7 +752,9 @@ def http_app():
 def test_healthcheck_script(http_app):
     def check(*args: str, **env: str) -> int:
         full_env = {"PATH": os.environ["PATH"], "HTTP_PORT": str(http_app), **env}
-        return subprocess.run([sys.executable, str(HEALTHCHECK), *args], env=full_env, capture_output=True, timeout=30).returncode
+        return subprocess.run(
+            [sys.executable, str(HEALTHCHECK), *args], env=full_env, capture_output=True, timeout=30
+        ).returncode
 
     assert check() == 0
     assert check("/healthz", HTTP_HOST="0.0.0.0") == 0

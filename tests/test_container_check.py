@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def helper():
-    spec = importlib.util.spec_from_file_location("container_prompt_check", ROOT / "scripts" / "container_prompt_check.py")
+    spec = importlib.util.spec_from_file_location(
+        "container_prompt_check", ROOT / "scripts" / "container_prompt_check.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["container_prompt_check"] = module

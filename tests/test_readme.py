@@ -31,8 +31,22 @@ def test_ci_runs_the_readme_test_command():
 def test_quick_start_generate_command_works(tmp_path):
     out = tmp_path / "sunset.png"
     done = subprocess.run(
-        [sys.executable, "app.py", "generate", "a sunset over the ocean", "-o", str(out), "--width", "512", "--height", "384"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "app.py",
+            "generate",
+            "a sunset over the ocean",
+            "-o",
+            str(out),
+            "--width",
+            "512",
+            "--height",
+            "384",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GENERATOR": "fake"},
     )
     assert done.returncode == 0, done.stderr
@@ -45,7 +59,11 @@ def test_quick_start_generate_command_works(tmp_path):
 def test_generate_refuses_bad_input_clearly(tmp_path):
     done = subprocess.run(
         [sys.executable, "app.py", "generate", "   ", "-o", str(tmp_path / "x.png")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert done.returncode == 2
     assert "The prompt is empty" in done.stderr
@@ -55,11 +73,33 @@ def test_generate_refuses_bad_input_clearly(tmp_path):
 def test_generate_with_the_tiny_wuerstchen_model_offline(tmp_path):
     out = tmp_path / "fox.png"
     done = subprocess.run(
-        [sys.executable, "app.py", "generate", "a red fox in the snow", "-o", str(out),
-         "--generator", "tiny", "--width", "256", "--height", "256", "--quality", "fast"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-             "TINY_MODEL_DIR": str(tmp_path / "tiny"), "GENERATOR_THREADS": "1"},
+        [
+            sys.executable,
+            "app.py",
+            "generate",
+            "a red fox in the snow",
+            "-o",
+            str(out),
+            "--generator",
+            "tiny",
+            "--width",
+            "256",
+            "--height",
+            "256",
+            "--quality",
+            "fast",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "HF_HUB_OFFLINE": "1",
+            "TINY_MODEL_DIR": str(tmp_path / "tiny"),
+            "GENERATOR_THREADS": "1",
+        },
     )
     assert done.returncode == 0, done.stderr[-2000:]
     from PIL import Image
@@ -139,10 +179,18 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
     assigned = dict(w.split("=", 1) for w in words if re.match(r"^[A-Z_]+=", w))
     argv = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
     service_env = {
-        **env, **assigned, "TELEGRAM_API_URL": telegram.base_url, "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port),
+        **env,
+        **assigned,
+        "TELEGRAM_API_URL": telegram.base_url,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
     }
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=clone, env=service_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        cwd=clone,
+        env=service_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
 
@@ -153,6 +201,7 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
 
     reader = asyncio.create_task(read())
     try:
+
         async def until(fragment: str, timeout: float) -> None:
             deadline = asyncio.get_running_loop().time() + timeout
             while not any(fragment in line for line in lines):

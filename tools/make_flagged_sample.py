@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(
-        os.path.join(os.path.dirname(module.__file__), "320n.onnx"), options,
+        os.path.join(os.path.dirname(module.__file__), "320n.onnx"),
+        options,
         providers=["CPUExecutionProvider"],
     )
     name = session.get_inputs()[0].name

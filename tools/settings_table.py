@@ -1,8 +1,8 @@
 """Print the README's settings table from ``config.settings.Settings``.
 
-    python tools/settings_table.py            # print the table
-    python tools/settings_table.py --write    # replace it in README.md, and write the Helm
-                                                # chart's list of setting names (CHART_SETTINGS)
+python tools/settings_table.py            # print the table
+python tools/settings_table.py --write    # replace it in README.md, and write the Helm
+                                            # chart's list of setting names (CHART_SETTINGS)
 """
 
 from __future__ import annotations

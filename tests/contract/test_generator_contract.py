@@ -38,9 +38,7 @@ async def generator(request):
         from adapters.wuerstchen.generator import WuerstchenGenerator
 
         prior, decoder = request.getfixturevalue("tiny_model")
-        gen = WuerstchenGenerator(
-            prior, decoder, device="cpu", threads=1, max_batch=4, local_files_only=True
-        )
+        gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, max_batch=4, local_files_only=True)
     await gen.start()
     try:
         yield gen

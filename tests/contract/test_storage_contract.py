@@ -45,7 +45,7 @@ class LocalHarness:
         prefix = urlsplit(self.public_base_url.rstrip("/") + "/files/")
         assert (parts.scheme, parts.netloc) == (prefix.scheme, prefix.netloc), link
         assert parts.path.startswith(prefix.path), link
-        linked_key = unquote(parts.path[len(prefix.path):])
+        linked_key = unquote(parts.path[len(prefix.path) :])
         assert linked_key == key
         query = parse_qs(parts.query)
         expires, signature = int(query["exp"][0]), query["sig"][0]
@@ -89,8 +89,12 @@ class S3Harness:
 
 
 @pytest.fixture(
-    params=["local", "local-public", pytest.param("s3", marks=pytest.mark.s3),
-            pytest.param("s3-minio", marks=pytest.mark.s3)]
+    params=[
+        "local",
+        "local-public",
+        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("s3-minio", marks=pytest.mark.s3),
+    ]
 )
 async def storage_harness(request, tmp_path):
     if request.param == "local":

@@ -48,8 +48,15 @@ class Proc:
             env.pop("P2P_CRASH_AT", None)
         self.lines = []
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.faults.proc", "--role", self.role,
-            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "tests.faults.proc",
+            "--role",
+            self.role,
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read(), name=f"log-{self.name}")
         return self
@@ -110,8 +117,7 @@ class Proc:
 
 
 class Rig:
-    def __init__(self, *, bootstrap: str, s3_url: str, telegram: FakeBotAPI, folder: Path,
-                 **settings: Any) -> None:
+    def __init__(self, *, bootstrap: str, s3_url: str, telegram: FakeBotAPI, folder: Path, **settings: Any) -> None:
         self.bootstrap = bootstrap
         self.s3_url = s3_url
         self.tg = telegram
@@ -213,8 +219,11 @@ class Rig:
                 if key in out:
                     continue
                 picture = call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]
-                failure = call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
+                failure = (
+                    call.method in ("sendMessage", "editMessageText")
+                    and call.text.startswith(FAILURE_MARK)
                     and prompt in call.text
+                )
                 if picture or failure:
                     out[key] = call.at
         return out
@@ -232,8 +241,11 @@ class Rig:
                 # notice of a picture the image check flagged)
                 if call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]:
                     got[(user, prompt)].append("picture")
-                elif call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
-                        and prompt in call.text:
+                elif (
+                    call.method in ("sendMessage", "editMessageText")
+                    and call.text.startswith(FAILURE_MARK)
+                    and prompt in call.text
+                ):
                     got[(user, prompt)].append("failure")
         return got
 
@@ -245,7 +257,9 @@ class Rig:
         message id, text."""
         users = {user for user, _ in self.prompts}
         return [
-            (user, m["message_id"], m.get("text", "")) for user in users for m in self.tg.visible(user)
+            (user, m["message_id"], m.get("text", ""))
+            for user in users
+            for m in self.tg.visible(user)
             if m.get("text", "").startswith(STATUS_PREFIXES)
         ]
 
@@ -256,8 +270,9 @@ class Rig:
         """The Bot API calls to each chat with a status left, into the logs folder (what a
         failure's reader needs to tell which call left it)."""
         users = {user for user, _ in self.prompts}
-        chats = sorted({user for user in users for m in self.tg.visible(user)
-                        if m.get("text", "").startswith(STATUS_PREFIXES)})
+        chats = sorted(
+            {user for user in users for m in self.tg.visible(user) if m.get("text", "").startswith(STATUS_PREFIXES)}
+        )
         with (self.folder / "left-chats.txt").open("w") as out:
             for chat in chats:
                 left = [m for m in self.tg.visible(chat) if m.get("text", "").startswith(STATUS_PREFIXES)]
@@ -268,8 +283,9 @@ class Rig:
                         out.write(f"{c.at:.3f} {c.method} ok={c.ok} {str(params)[:260]}\n")
 
     async def wait_settled(
-        self, timeout: float, excuse: Callable[[list[tuple[int, int, str]]], Awaitable[list[tuple[int, int, str]]]]
-        | None = None,
+        self,
+        timeout: float,
+        excuse: Callable[[list[tuple[int, int, str]]], Awaitable[list[tuple[int, int, str]]]] | None = None,
     ) -> dict[tuple[int, str], list[str]]:
         """Until every prompt has its picture or failure and no status is left; the outcomes.
         ``excuse``: once every prompt is answered, it is handed the statuses left and returns

@@ -71,7 +71,9 @@ class Rendered:
 
     def one(self, kind: str, name_suffix: str) -> dict[str, Any]:
         found = [d for d in self.kinds(kind) if d["metadata"]["name"].endswith(name_suffix)]
-        assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        assert len(found) == 1, (
+            f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        )
         return found[0]
 
     def pod_specs(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -164,11 +164,23 @@ def test_scale_to_zero_and_sasl(helm: Helm):
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["cpuWorker.autoscaling.maxReplicaCount=13"], "cpuWorker.autoscaling.maxReplicaCount (13) is above the requests topic's partitions"),
+        (
+            ["cpuWorker.autoscaling.maxReplicaCount=13"],
+            "cpuWorker.autoscaling.maxReplicaCount (13) is above the requests topic's partitions",
+        ),
         (["kafka.partitions=3"], "maxReplicaCount (4) is above the requests topic's partitions (kafka.partitions: 3)"),
-        (["gpuWorker.enabled=true", "cpuWorker.autoscaling.maxReplicaCount=8", "gpuWorker.autoscaling.maxReplicaCount=8"],
-         "together may reach 16 replicas, above the requests topic's 12 partitions"),
-        (["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"], "cpuWorker.replicas (20) is above the requests topic's partitions"),
+        (
+            [
+                "gpuWorker.enabled=true",
+                "cpuWorker.autoscaling.maxReplicaCount=8",
+                "gpuWorker.autoscaling.maxReplicaCount=8",
+            ],
+            "together may reach 16 replicas, above the requests topic's 12 partitions",
+        ),
+        (
+            ["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"],
+            "cpuWorker.replicas (20) is above the requests topic's partitions",
+        ),
         (["cpuWorker.shutdownGraceSeconds=60"], "cuts its batch short on SIGTERM"),
         (["cpuWorker.maxPollIntervalMs=300000"], "Kafka drops a worker that does not poll within it"),
         (["cpuWorker.autoscaling.lagThreshold=0"], "lagThreshold must be 1 or more"),
@@ -188,10 +200,16 @@ def test_images_come_from_values(helm: Helm):
     app_version = re.search(r'^appVersion: "(.+)"$', (ROOT / "deploy/helm/prompt2pic/Chart.yaml").read_text(), re.M)[1]
     images = {component(w): c["image"] for w, c in default.containers()}
     assert images == {"bot": f"prompt2pic-bot:{app_version}", "worker-cpu": f"prompt2pic-worker-cpu:{app_version}"}
-    custom = helm.template(sets=[
-        "image.registry=reg.example.ru/team/", "image.tag=1.2.3", "gpuWorker.enabled=true",
-        "gpuWorker.image.tag=1.2.3-cu128", "bot.image.repository=my-bot", "image.pullSecrets={pull-a}",
-    ])
+    custom = helm.template(
+        sets=[
+            "image.registry=reg.example.ru/team/",
+            "image.tag=1.2.3",
+            "gpuWorker.enabled=true",
+            "gpuWorker.image.tag=1.2.3-cu128",
+            "bot.image.repository=my-bot",
+            "image.pullSecrets={pull-a}",
+        ]
+    )
     images = {component(w): c["image"] for w, c in custom.containers()}
     assert images == {
         "bot": "reg.example.ru/team/my-bot:1.2.3",
@@ -228,7 +246,11 @@ def test_network_policies_fence_the_pods(rendered):
     assert any("from" in rule and rule["ports"] == [{"protocol": "TCP", "port": "http"}] for rule in bot_in)
     (worker_in,) = policies["workers"]["ingress"]  # Prometheus only
     assert worker_in["from"] == rendered.values["networkPolicy"]["metricsFrom"]
-    allowed = {53, *rendered.values["networkPolicy"]["kafka"]["ports"], *rendered.values["networkPolicy"]["s3"]["ports"]}
+    allowed = {
+        53,
+        *rendered.values["networkPolicy"]["kafka"]["ports"],
+        *rendered.values["networkPolicy"]["s3"]["ports"],
+    }
     assert {p["port"] for rule in policies["workers"]["egress"] for p in rule["ports"]} == allowed
     selector = policies["workers"]["podSelector"]["matchLabels"]
     for workload, _ in rendered.pod_specs():
@@ -241,7 +263,9 @@ def test_disruption_budgets_cover_every_deployment(rendered):
     budgets = rendered.kinds("PodDisruptionBudget")
     for workload, _ in rendered.pod_specs():
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        matching = [b for b in budgets if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())]
+        matching = [
+            b for b in budgets if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())
+        ]
         assert len(matching) == 1, workload["metadata"]["name"]
 
 
@@ -275,7 +299,9 @@ def test_gpu_workers_land_on_gpu_nodes(helm: Helm):
 def test_dashboard_and_service_monitor(helm: Helm):
     chart_copy = ROOT / "deploy/helm/prompt2pic/dashboards/prompt2pic.json"
     original = ROOT / "deploy/grafana/dashboards/prompt2pic.json"
-    assert chart_copy.read_text() == original.read_text(), "cp deploy/grafana/dashboards/prompt2pic.json deploy/helm/prompt2pic/dashboards/"
+    assert chart_copy.read_text() == original.read_text(), (
+        "cp deploy/grafana/dashboards/prompt2pic.json deploy/helm/prompt2pic/dashboards/"
+    )
     rendered = helm.template(VALUE_SETS["gpu"], ["serviceMonitor.enabled=true"])
     (dashboard,) = rendered.kinds("ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -84,7 +84,9 @@ async def test_a_wrong_password_is_one_clear_error_line_and_not_ready(kafka_sasl
 
 async def test_an_untrusted_certificate_is_one_clear_error_line(kafka_sasl_ssl, caplog):
     caplog.set_level(logging.DEBUG)
-    harness = KafkaQueueHarness(kafka_sasl_ssl.bootstrap, security=kafka_sasl_ssl.security(ca_file=""), start_timeout_s=20)
+    harness = KafkaQueueHarness(
+        kafka_sasl_ssl.bootstrap, security=kafka_sasl_ssl.security(ca_file=""), start_timeout_s=20
+    )
     queue = harness.make_queue()
     try:
         with pytest.raises(LoginRefused):
@@ -115,13 +117,23 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
     """The real app process (worker role), configured by the settings alone."""
     secure = kafka_sasl_ssl
     base = {
-        "QUEUE_BACKEND": "kafka", "KAFKA_BOOTSTRAP_SERVERS": secure.bootstrap,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "KAFKA_SASL_USERNAME": secure.username, "KAFKA_SSL_CA_FILE": secure.ca_file,
-        "KAFKA_REQUESTS_TOPIC": "sec-app.requests", "KAFKA_RESULTS_TOPIC": "sec-app.results",
-        "KAFKA_DEAD_LETTER_TOPIC": "sec-app.dead", "KAFKA_PARTITIONS": "2",
-        "GENERATOR": "fake", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "METRICS_ENABLED": "false",
-        "LOCAL_STORAGE_DIR": str(tmp_path / "images"), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin",
+        "QUEUE_BACKEND": "kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": secure.bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": secure.username,
+        "KAFKA_SSL_CA_FILE": secure.ca_file,
+        "KAFKA_REQUESTS_TOPIC": "sec-app.requests",
+        "KAFKA_RESULTS_TOPIC": "sec-app.results",
+        "KAFKA_DEAD_LETTER_TOPIC": "sec-app.dead",
+        "KAFKA_PARTITIONS": "2",
+        "GENERATOR": "fake",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "METRICS_ENABLED": "false",
+        "LOCAL_STORAGE_DIR": str(tmp_path / "images"),
+        "PYTHONUNBUFFERED": "1",
+        "PATH": "/usr/bin:/bin",
         "SHUTDOWN_GRACE_S": "5",
     }
     password_file = tmp_path / "kafka-password"

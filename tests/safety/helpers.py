@@ -37,6 +37,7 @@ class SampleGenerator(FakeGenerator):
         images = await super().generate(requests, progress)
         return [
             GeneratedImage(png=flagged_png(r.width, r.height), width=r.width, height=r.height)
-            if MARKER in r.prompt else image
+            if MARKER in r.prompt
+            else image
             for r, image in zip(requests, images, strict=True)
         ]

@@ -60,7 +60,7 @@ class Chat:
         self.mark = 0
 
     def since_mark(self) -> list[Call]:
-        return [c for c in self.tg.calls[self.mark:] if c.chat_id == self.user_id]
+        return [c for c in self.tg.calls[self.mark :] if c.chat_id == self.user_id]
 
     def send(self, text: str) -> None:
         self.mark = len(self.tg.calls)

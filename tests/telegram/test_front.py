@@ -77,7 +77,9 @@ async def test_allowlist(start_service, telegram):
     reply = await outsider.ask("a forbidden fruit")
     assert "this bot is private" in reply and "42" in reply
     outsider.press(12345, "r:new:" + "0" * 32)
-    await telegram.wait_for(lambda c: c.method == "answerCallbackQuery" and c.params.get("show_alert") in (True, "true"))
+    await telegram.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.params.get("show_alert") in (True, "true")
+    )
     assert "⏳ Queued" in await member.ask("an allowed apple")
     assert "В очереди" in await admin.ask("яблоко админа")
     await asyncio.sleep(0.3)
@@ -105,7 +107,7 @@ async def test_blocked_users_get_no_call_after_the_first_403_and_are_forgiven(st
     finally:
         await store.stop()
     await asyncio.sleep(1.5)  # progress edits, chat actions or the photo would show up now
-    later = [c.method for c in telegram.calls[telegram.calls.index(first) + 1:] if c.chat_id == 50]
+    later = [c.method for c in telegram.calls[telegram.calls.index(first) + 1 :] if c.chat_id == 50]
     assert later == [], f"calls after the first 403: {later}"
     admin = Chat(telegram, 51)
     assert "blocked the bot: 1" in await admin.ask("/stats")
@@ -132,7 +134,9 @@ class HugeGenerator(FakeGenerator):
 async def test_too_large_for_a_photo_goes_as_a_document(start_service, telegram):
     await start_service(generator=HugeGenerator())
     telegram.send_text(60, "the whole sky, every star")
-    [sent] = await telegram.wait_for(lambda c: c.method in ("sendPhoto", "sendDocument") and c.chat_id == 60, timeout=20)
+    [sent] = await telegram.wait_for(
+        lambda c: c.method in ("sendPhoto", "sendDocument") and c.chat_id == 60, timeout=20
+    )
     assert sent.method == "sendDocument"
     data = sent.files["document"]
     assert len(data) > 10 * 1024 * 1024 and png_size(data) == (1920, 1920)
@@ -219,8 +223,11 @@ async def test_webhook_a_failed_update_is_refused_so_telegram_sends_it_again(sta
     error (Telegram then sends the update again) instead of a 200 for an update that was lost."""
     port = free_port()
     await start_service(
-        telegram_mode="webhook", telegram_webhook_url="https://bot.example.com/tg/hook",
-        telegram_webhook_path="/tg/hook", telegram_webhook_secret=SECRET, http_port=port,
+        telegram_mode="webhook",
+        telegram_webhook_url="https://bot.example.com/tg/hook",
+        telegram_webhook_path="/tg/hook",
+        telegram_webhook_secret=SECRET,
+        http_port=port,
     )
     away = DatabaseAway(monkeypatch)
     update = telegram.text_update(72, "a lighthouse in the fog")

@@ -20,8 +20,7 @@ from tests.telegram.helpers import HeldGenerator, png_size
 
 
 def message_calls(tg: FakeBotAPI, chat_id: int, *, include_failed: bool = False) -> list[Call]:
-    return [c for c in tg.calls if c.chat_id == chat_id and c.method in MESSAGE_METHODS
-            and (include_failed or c.ok)]
+    return [c for c in tg.calls if c.chat_id == chat_id and c.method in MESSAGE_METHODS and (include_failed or c.ok)]
 
 
 def assert_one_per_second(tg: FakeBotAPI, chats, *, include_failed: bool = True) -> float:
@@ -86,11 +85,21 @@ async def test_flood_control_and_server_errors(start_service, telegram):
     finally:
         await store.stop()
     before = len(tg.calls_of("sendPhoto", users[0]))
-    await service.queue.publish_event(Result(
-        job_id=record.job_id, user_id=record.user_id, chat_id=record.chat_id, status=JobStatus.DONE,
-        prompt=record.prompt, seed=record.seed, width=record.width, height=record.height,
-        image_key=record.image_key, image_url=record.image_url, profile=record.profile,
-    ))
+    await service.queue.publish_event(
+        Result(
+            job_id=record.job_id,
+            user_id=record.user_id,
+            chat_id=record.chat_id,
+            status=JobStatus.DONE,
+            prompt=record.prompt,
+            seed=record.seed,
+            width=record.width,
+            height=record.height,
+            image_key=record.image_key,
+            image_url=record.image_url,
+            profile=record.profile,
+        )
+    )
     await asyncio.sleep(1.5)
     assert len(tg.calls_of("sendPhoto", users[0])) == before
 
@@ -127,7 +136,8 @@ async def test_fifty_users_at_once(start_service, telegram):
     # (a greedy user's refusal may come before its second status: both are answers to it)
     calm = [user for user in users if user not in greedy]
     assert all(first_reply[user].text.startswith("⏳ Queued") for user in calm), [
-        first_reply[user].text for user in calm if not first_reply[user].text.startswith("⏳ Queued")]
+        first_reply[user].text for user in calm if not first_reply[user].text.startswith("⏳ Queued")
+    ]
 
     # the per-user cap held: two accepted, two turned away with when to try again
     for user in greedy:
@@ -154,8 +164,10 @@ async def test_fifty_users_at_once(start_service, telegram):
     span = sent[-1] - sent[0]
     assert len(sent) <= rate * (span + 1)
     lat = sorted(latency.values())
-    print(f"\n50 users: status latency min {lat[0]:.3f}s median {lat[25]:.3f}s max {lat[-1]:.3f}s; "
-          f"smallest per-chat gap {smallest_gap:.3f}s; {len(sent)} calls in {span:.1f}s, busiest second {busiest}")
+    print(
+        f"\n50 users: status latency min {lat[0]:.3f}s median {lat[25]:.3f}s max {lat[-1]:.3f}s; "
+        f"smallest per-chat gap {smallest_gap:.3f}s; {len(sent)} calls in {span:.1f}s, busiest second {busiest}"
+    )
 
 
 async def test_rate_limit_says_when(start_service, telegram):
@@ -163,8 +175,9 @@ async def test_rate_limit_says_when(start_service, telegram):
     await start_service(user_rate_per_minute=2, max_jobs_in_flight_per_user=5, send_rate_per_chat=20)
     for i in range(3):
         tg.send_text(77, f"a blue whale {i}")
-        await tg.wait_for(lambda c, i=i: c.chat_id == 77 and c.method == "sendMessage"
-                          and len(tg.calls_of("sendMessage", 77)) > i)
+        await tg.wait_for(
+            lambda c, i=i: c.chat_id == 77 and c.method == "sendMessage" and len(tg.calls_of("sendMessage", 77)) > i
+        )
     texts = [c.text for c in tg.calls_of("sendMessage", 77)]
     assert sum(t.startswith("⏳ Queued") for t in texts) == 2
     [refusal] = [t for t in texts if "more than 2 pictures a minute" in t]

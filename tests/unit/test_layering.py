@@ -9,9 +9,25 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {"adapters", "config", "app", "aiogram", "aiokafka", "aioboto3", "aiobotocore", "botocore",
-             "boto3", "diffusers", "torch", "transformers", "aiohttp", "PIL", "opentelemetry",
-             "dependency_injector", "fluent"}
+FORBIDDEN = {
+    "adapters",
+    "config",
+    "app",
+    "aiogram",
+    "aiokafka",
+    "aioboto3",
+    "aiobotocore",
+    "botocore",
+    "boto3",
+    "diffusers",
+    "torch",
+    "transformers",
+    "aiohttp",
+    "PIL",
+    "opentelemetry",
+    "dependency_injector",
+    "fluent",
+}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -29,9 +45,7 @@ def test_domain_imports_no_framework_or_adapter():
     files = sorted((ROOT / "domain").rglob("*.py"))
     assert files
     offenders = {
-        str(f.relative_to(ROOT)): sorted(imported_roots(f) & FORBIDDEN)
-        for f in files
-        if imported_roots(f) & FORBIDDEN
+        str(f.relative_to(ROOT)): sorted(imported_roots(f) & FORBIDDEN) for f in files if imported_roots(f) & FORBIDDEN
     }
     assert offenders == {}
 

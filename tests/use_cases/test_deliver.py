@@ -165,8 +165,7 @@ async def test_a_delivery_log_that_is_away_delays_results_and_loses_none():
 async def test_a_storage_outage_is_waited_out_then_told_honestly():
     queue, notifier, log = MemoryJobQueue(), RecordingNotifier(), MemoryDeliveryLog()
     clock = [0.0]
-    deliver = DeliverResults(queue, notifier, log, retry_delay_s=0.0, storage_give_up_s=60,
-                             clock=lambda: clock[0])
+    deliver = DeliverResults(queue, notifier, log, retry_delay_s=0.0, storage_give_up_s=60, clock=lambda: clock[0])
     notifier.storage_down = 2  # two reads fail, the third works
     await queue.publish_event(result("slow"))
     for _ in range(3):

@@ -107,7 +107,9 @@ async def test_one_users_burst_does_not_starve_others(parts):
 
 async def test_stopping_returns_held_jobs_to_the_queue(parts):
     queue, storage, submit = parts
-    worker = ProcessJobs(queue, FakeGenerator(step_delay_s=0.05), storage, max_batch=1, lookahead=8, poll_timeout_s=0.05)
+    worker = ProcessJobs(
+        queue, FakeGenerator(step_delay_s=0.05), storage, max_batch=1, lookahead=8, poll_timeout_s=0.05
+    )
     for i in range(5):
         await submit(user_id=i, chat_id=i, prompt="x", quality=Quality.FAST)
     stop = asyncio.Event()
@@ -137,7 +139,11 @@ async def test_generation_failure_is_an_honest_error_and_the_job_is_acked(parts)
     job = await submit(user_id=1, chat_id=1, prompt="fox")
     await ProcessJobs(queue, CountingGenerator(fail=True), storage).process(await queue.receive_jobs(1, 1))
     [result] = await results_of(queue)
-    assert (result.job_id, result.status, result.error_code) == (job.job_id, JobStatus.FAILED, ErrorCode.GENERATION_FAILED)
+    assert (result.job_id, result.status, result.error_code) == (
+        job.job_id,
+        JobStatus.FAILED,
+        ErrorCode.GENERATION_FAILED,
+    )
     assert await queue.backlog() == 0
 
 

@@ -23,10 +23,20 @@ PRIOR, DECODER = "p2p-test/tiny-wuerstchen-prior", "p2p-test/tiny-wuerstchen"
 
 def auto_parts(tmp_path, **overrides) -> Components:
     values = dict(
-        _env_file=None, generator="auto", wuerstchen_prior=PRIOR, wuerstchen_decoder=DECODER,
-        prompt_translation="off", generator_device="cpu", generator_threads=1, metrics_enabled=False,
-        quality_policy="fixed", default_quality="fast", memory_queue_file=tmp_path / "q.json",
-        local_storage_dir=tmp_path / "img", batch_wait_s=0.0, safety_image_detector="none",
+        _env_file=None,
+        generator="auto",
+        wuerstchen_prior=PRIOR,
+        wuerstchen_decoder=DECODER,
+        prompt_translation="off",
+        generator_device="cpu",
+        generator_threads=1,
+        metrics_enabled=False,
+        quality_policy="fixed",
+        default_quality="fast",
+        memory_queue_file=tmp_path / "q.json",
+        local_storage_dir=tmp_path / "img",
+        batch_wait_s=0.0,
+        safety_image_detector="none",
     )
     values.update(overrides)
     return Components(Settings(**values), role="worker")

@@ -35,9 +35,7 @@ def mean_diff(a, b) -> float:
 
 
 async def test_negative_prompt_changes_the_image(tiny_generator):
-    plain, negative = await tiny_generator.generate(
-        [req(seed=3), req(seed=3, negative_prompt="blurry, low quality")]
-    )
+    plain, negative = await tiny_generator.generate([req(seed=3), req(seed=3, negative_prompt="blurry, low quality")])
     assert mean_diff(plain, negative) > 5
 
 
@@ -188,8 +186,15 @@ async def test_compiled_generator_warms_up_pads_batches_and_matches_eager(tiny_m
     size, the same pictures as without compilation, and the compile cache folder is set up."""
     prior, decoder = tiny_model
     compiled = WuerstchenGenerator(
-        prior, decoder, device="cpu", threads=1, max_batch=8, compile=True, compile_backend="eager",
-        compile_cache_dir=tmp_path / "compile-cache", warmup=[(2, 128, 128)],
+        prior,
+        decoder,
+        device="cpu",
+        threads=1,
+        max_batch=8,
+        compile=True,
+        compile_backend="eager",
+        compile_cache_dir=tmp_path / "compile-cache",
+        warmup=[(2, 128, 128)],
     )
     plain = WuerstchenGenerator(prior, decoder, device="cpu", threads=1)
     await compiled.start()
@@ -250,7 +255,8 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
         try:
             # weights whose layouts differ (a channel or pixel axis of 1 is the same in both)
             conv_weights = [
-                m.weight for m in gen.pipelines.decoder_pipe.decoder.modules()
+                m.weight
+                for m in gen.pipelines.decoder_pipe.decoder.modules()
                 if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight.shape[-2:] != (1, 1)
             ]
             assert conv_weights
@@ -260,11 +266,17 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
                 p, d = gen.pipelines.prior_pipe.prior, gen.pipelines.decoder_pipe.decoder
                 g = torch.Generator().manual_seed(0)
                 r = torch.rand(2, generator=g)
-                prior_in = (torch.randn(2, p.config.c_in, 3, 3, generator=g), r,
-                            torch.randn(2, 77, p.config.c_cond, generator=g))
-                decoder_in = (torch.randn(2, 4, 32, 32, generator=g), r,
-                              torch.randn(2, p.config.c_in, 3, 3, generator=g),
-                              torch.randn(2, 77, d.config.clip_embd, generator=g))
+                prior_in = (
+                    torch.randn(2, p.config.c_in, 3, 3, generator=g),
+                    r,
+                    torch.randn(2, 77, p.config.c_cond, generator=g),
+                )
+                decoder_in = (
+                    torch.randn(2, 4, 32, 32, generator=g),
+                    r,
+                    torch.randn(2, p.config.c_in, 3, 3, generator=g),
+                    torch.randn(2, 77, d.config.clip_embd, generator=g),
+                )
                 with torch.inference_mode():
                     outs = [(p(*prior_in), d(*decoder_in))]
                     set_channels_last(False, p, d)
@@ -365,7 +377,11 @@ def test_a_restart_reuses_the_compile_cache(tiny_model, tmp_path):
         env = {**os.environ, "PYTHONPATH": str(root), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / f"default-{n}")}
         done = subprocess.run(
             [sys.executable, "-c", RESTART_PROBE, str(prior), str(decoder), str(cache)],
-            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])

@@ -79,13 +79,19 @@ class Call:
 
 # Methods after which the chat shows a new or changed message: what per-chat limits are about.
 MESSAGE_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
-     "editMessageReplyMarkup", "sendMediaGroup"}
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "sendMediaGroup",
+    }
 )
 # Methods that take an inline keyboard (checked before anything is sent).
 MARKUP_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
-     "editMessageReplyMarkup"}
+    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
 )
 
 
@@ -101,9 +107,7 @@ class Failure:
 class FakeBotAPI(ScriptedUpdates):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
-        default_factory=lambda: {
-            "id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"
-        }
+        default_factory=lambda: {"id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"}
     )
     calls: list[Call] = field(default_factory=list)
     blocked_chats: set[int] = field(default_factory=set)
@@ -161,7 +165,9 @@ class FakeBotAPI(ScriptedUpdates):
         if self._runner:
             await self._runner.cleanup()
 
-    def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1) -> None:
+    def fail(
+        self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
         self._failures.setdefault(method, []).append(Failure(status, description, retry_after, times))
 
     def heal(self, method: str) -> None:
@@ -170,10 +176,7 @@ class FakeBotAPI(ScriptedUpdates):
 
     # --- reading what the bot did -----------------------------------------------------------
     def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
-        return [
-            c for c in self.calls
-            if c.method == method and (chat_id is None or c.chat_id == chat_id)
-        ]
+        return [c for c in self.calls if c.method == method and (chat_id is None or c.chat_id == chat_id)]
 
     def messages_to(self, chat_id: int) -> list[Call]:
         """Successful calls that put a new or changed message in the chat, in order."""
@@ -252,12 +255,14 @@ class FakeBotAPI(ScriptedUpdates):
                 call.params["_failed"] = 403
                 self.calls.append(call)
                 description = (
-                    "Forbidden: bot was blocked by the user" if (call.chat_id or 0) > 0
+                    "Forbidden: bot was blocked by the user"
+                    if (call.chat_id or 0) > 0
                     else "Forbidden: bot was kicked from the group chat"
                 )
                 call.params["_error"] = description
                 return web.json_response(
-                    {"ok": False, "error_code": 403, "description": description}, status=403,
+                    {"ok": False, "error_code": 403, "description": description},
+                    status=403,
                 )
             self.calls.append(call)
         handler = getattr(self, f"_m_{method}", None)
@@ -372,7 +377,9 @@ class FakeBotAPI(ScriptedUpdates):
     async def _m_editMessageReplyMarkup(self, params, files):  # type: ignore[no-untyped-def]
         message = self._to_edit(params)
         markup = params.get("reply_markup")
-        if message.get("reply_markup") == (markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None):
+        if message.get("reply_markup") == (
+            markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None
+        ):
             raise _BadRequest(NOT_MODIFIED)
         if isinstance(markup, dict) and markup.get("inline_keyboard"):
             message["reply_markup"] = markup
@@ -432,8 +439,9 @@ class FakeBotAPI(ScriptedUpdates):
             raise _BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS")
         file_id = f"photo-{next(self._file_ids)}"
         self.file_ids.add(file_id)
-        return [{"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height,
-                 "file_size": len(data)}]
+        return [
+            {"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height, "file_size": len(data)}
+        ]
 
     def _document(self, data: bytes) -> dict[str, Any]:
         if not data:
@@ -468,7 +476,9 @@ class FakeBotAPI(ScriptedUpdates):
             else:
                 contents.append({"document": self._document(data), "caption": item.get("caption")})
         group_id = str(next(self._message_ids) * 7919)
-        item_files = {f"media{i}": files.get(str(m["media"]).removeprefix("attach://"), b"") for i, m in enumerate(media)}
+        item_files = {
+            f"media{i}": files.get(str(m["media"]).removeprefix("attach://"), b"") for i, m in enumerate(media)
+        }
         files.clear()
         files.update(item_files)  # the call's files: media0, media1... in album order
         return [self._message(params, media_group_id=group_id, **content) for content in contents]
@@ -476,9 +486,7 @@ class FakeBotAPI(ScriptedUpdates):
     async def _m_answerInlineQuery(self, params, files):  # type: ignore[no-untyped-def]
         query = self.inline_queries.get(str(params.get("inline_query_id")))
         if query is None or query.get("answered"):
-            raise _BadRequest(
-                "Bad Request: query is too old and response timeout expired or query ID is invalid"
-            )
+            raise _BadRequest("Bad Request: query is too old and response timeout expired or query ID is invalid")
         rules.check_inline_answer(params, self.file_ids)
         query["answered"] = True
         return True
