@@ -137,7 +137,7 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            translator._model = torch.ao.quantization.quantize_dynamic(  # noqa: SLF001
+            translator._model = torch.ao.quantization.quantize_dynamic(
                 translator.model, {torch.nn.Linear}, dtype=torch.qint8
             )
         gc.collect()

@@ -650,7 +650,7 @@ def test_dockerfile_targets():
         chain = stage_chain(stages, target)
         assert "runtime" in chain, f"{target} must build on the runtime stage"
         users = [args for stage in chain for instruction, args in stages[stage] if instruction == "USER"]
-        assert users and not users[0].split(":")[0] in ("root", "0"), f"{target} runs as root"
+        assert users and users[0].split(":")[0] not in ("root", "0"), f"{target} runs as root"
     assert list(stages)[-1] == "bot", "a plain `docker build .` gives the small bot image"
     # The bot image has no torch; the worker images do.
     bot_venv = " ".join(args for _, args in stages["bot-venv"])
@@ -734,7 +734,7 @@ def http_app():
     """A stand-in for the app's HTTP endpoint: /healthz 200, /readyz 503."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response({"/healthz": 200, "/readyz": 503}.get(self.path, 404))
             self.end_headers()
 

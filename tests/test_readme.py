@@ -213,9 +213,8 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
         log = "".join(lines)
         assert "the worker extra is not installed" in log and "PLACEHOLDERS" in log  # the warning
         assert telegram.token not in log
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as reply:
-                assert reply.status == 200
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+            assert reply.status == 200
         await telegram.wait_polling()
         telegram.send_text(77, "a sunset over the ocean")
         [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 77, timeout=60)

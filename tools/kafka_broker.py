@@ -218,7 +218,7 @@ def _run_sync(make_coro) -> object:
     def target() -> None:
         try:
             box["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+        except BaseException as exc:  # handed back to the caller
             box["error"] = exc
 
     thread = threading.Thread(target=target)

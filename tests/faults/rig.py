@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.telegram import Call, FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.faults.tcp_proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ class Proc:
     lines: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
 
-    async def start(self, crash_at: str | None = None) -> "Proc":
+    async def start(self, crash_at: str | None = None) -> Proc:
         env = dict(self.env)
         if crash_at:
             env["P2P_CRASH_AT"] = crash_at
@@ -165,7 +165,7 @@ class Rig:
         self.prompts: list[tuple[int, str]] = []
         self.sent_at: dict[tuple[int, str], float] = {}
 
-    async def start(self) -> "Rig":
+    async def start(self) -> Rig:
         self.folder.mkdir(parents=True, exist_ok=True)
         await self.s3_proxy.start()
         return self

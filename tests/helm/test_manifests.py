@@ -64,7 +64,7 @@ def test_root_filesystem_is_read_only_with_writable_volumes(rendered):
         for container in spec["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-            assert WRITABLE <= set(mounts), f"{container['name']} lacks {WRITABLE - set(mounts)}"
+            assert set(mounts) >= WRITABLE, f"{container['name']} lacks {WRITABLE - set(mounts)}"
             for path in WRITABLE:
                 volume = volumes[mounts[path]["name"]]
                 assert not mounts[path].get("readOnly")

@@ -59,9 +59,9 @@ def values_config_names() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in sorted(CHART.glob("values*.yaml")):
         values = yaml.safe_load(path.read_text()) or {}
-        names = set((values.get("config") or {}))
+        names = set(values.get("config") or {})
         for key in ("bot", "cpuWorker", "gpuWorker"):
-            names |= set(((values.get(key) or {}).get("config") or {}))
+            names |= set((values.get(key) or {}).get("config") or {})
         found[path.name] = names
     return found
 
@@ -91,7 +91,7 @@ def test_chart_managed_settings_are_real():
         real = names
         assert real <= readme_names(), f"{block}: {sorted(real - readme_names())}"
         if block == "prompt2pic.secretSettings":
-            assert SECRET_FIELDS <= names, f"secret settings the chart does not know: {SECRET_FIELDS - names}"
+            assert names >= SECRET_FIELDS, f"secret settings the chart does not know: {SECRET_FIELDS - names}"
 
 
 def test_rendered_values_are_accepted_by_the_settings(rendered, monkeypatch):
@@ -203,7 +203,7 @@ def test_config_values_keep_their_form(helm: Helm):
 def test_settings_of_issue_16_render_only_when_asked(helm: Helm):
     """The cloud.ru values pass SASL and PostgreSQL to the app; the default values pass neither
     (one bot pod's SQLite, a broker without SASL)."""
-    assert ISSUE_16 <= settings_names()
+    assert settings_names() >= ISSUE_16
     rendered = helm.template(VALUE_SETS["cloudru"])
     bot = rendered_env(rendered)
     for name, env in bot.items():

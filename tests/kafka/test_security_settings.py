@@ -39,7 +39,7 @@ def test_sasl_ssl_reaches_every_client_option():
     assert options["sasl_plain_username"] == "p2p" and options["sasl_plain_password"] == SECRET
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED and options["ssl_context"].check_hostname
-    assert SECRET not in repr(queue.security) and "SASL_SSL SCRAM-SHA-512 as 'p2p'" == queue.security.describe()
+    assert SECRET not in repr(queue.security) and queue.security.describe() == "SASL_SSL SCRAM-SHA-512 as 'p2p'"
 
 
 def test_sasl_plaintext_has_no_tls_and_ssl_has_no_sasl():

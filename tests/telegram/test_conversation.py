@@ -423,10 +423,8 @@ async def _script(service, tg, store, gen, L) -> None:
     chat_menu = [c for c in tg.calls[mark:] if c.method == "setMyCommands"]
     assert {c.params.get("language_code") for c in chat_menu} == {None, "en", "ru"}
     assert all(
-        L["other_lang"] == "ru"
-        and c.params["commands"][0]["description"] == RU["menu"]
-        or L["other_lang"] == "en"
-        and c.params["commands"][0]["description"] == EN["menu"]
+        (L["other_lang"] == "ru" and c.params["commands"][0]["description"] == RU["menu"])
+        or (L["other_lang"] == "en" and c.params["commands"][0]["description"] == EN["menu"])
         for c in chat_menu
     )
     assert (await store.get_prefs(ADMIN)).locale == Locale(L["other_lang"])

@@ -61,7 +61,7 @@ async def test_flood_control_and_server_errors(start_service, telegram):
     for user in users:
         for prompt in prompts[user]:
             tg.send_text(user, prompt)
-    await wait_photos(tg, {user: 2 for user in users}, timeout=40)
+    await wait_photos(tg, dict.fromkeys(users, 2), timeout=40)
     await asyncio.sleep(1.5)  # anything sent twice would show up now
 
     failed = Counter((c.method, c.params["_failed"]) for c in tg.calls if not c.ok)

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from adapters.telegram.i18n import Translator
 from adapters.telegram.captions import CAPTION_LIMIT
+from adapters.telegram.i18n import Translator
 from adapters.telegram.notifier import TelegramNotifier
 from domain.models import JobStatus, Locale, Result, TranslationStatus, Understood
 
