@@ -23,6 +23,7 @@ import logging
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ async def run(prompts: int, users: int, folder: Path, interval_s: float, setting
             waits = [answered[p] - t for p, t in rig.sent_at.items() if end <= t < end + 3 and p in answered]
             print(f"| {name} | {max(waits, default=float('nan')):.1f} s ({len(waits)} prompts) |")
         times = rig.picture_times()
-        longest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        longest = max((b - a for a, b in pairwise(times)), default=0.0)
         print(f"\nlongest pause between two pictures delivered, over the whole run: {longest:.1f} s")
         print(
             f"prompts {len(rig.prompts)}; answered {len(got)} ({failures} honest failures); "

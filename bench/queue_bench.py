@@ -31,7 +31,6 @@ import logging
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -42,19 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from PIL import Image
+from PIL import Image  # noqa: E402
 
-from adapters.embedded.delivery_log import MemoryDeliveryLog
-from adapters.kafka.queue import KafkaJobQueue
-from domain.models import (
-    GeneratedImage,
-    GenerationRequest,
-    Job,
-    Quality,
-    Result,
-    StoredImage,
-)
-from domain.use_cases import DeliverResults, ProcessJobs
+from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
+from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
+from domain.models import GeneratedImage, GenerationRequest, Job, Quality, Result, StoredImage  # noqa: E402
+from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
 
 
 def _tiny_png() -> bytes:
@@ -191,7 +183,9 @@ async def run_phase(
     bot = DeliverResults(bot_queue, notifier, MemoryDeliveryLog(), batch=256, poll_timeout_s=0.5)
     tasks = [asyncio.create_task(bot.run(stop))]
     children = [
-        subprocess.Popen([sys.executable, __file__, "--serve-worker", json.dumps([bootstrap, options, f"p{i}"])])
+        await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve-worker", json.dumps([bootstrap, options, f"p{i}"])
+        )
         for i in range(worker_processes)
     ]
     for i in range(workers):
@@ -265,7 +259,7 @@ async def run_phase(
     for child in children:
         child.terminate()
     for child in children:
-        child.wait(30)
+        await asyncio.wait_for(child.wait(), 30)
     await delete_topics(bootstrap, [options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")])
     return {
         "phase": name,

@@ -36,7 +36,7 @@ def pictures(n: int) -> list[bytes]:
     from tests.safety.helpers import flagged_png
 
     out = [draw(GenerationRequest(prompt=f"landscape {i}", width=1024, height=1024, seed=i)).png for i in range(n - 1)]
-    return out + [flagged_png(1024, 1024)]
+    return [*out, flagged_png(1024, 1024)]
 
 
 def summary(samples: list[float]) -> str:

@@ -215,7 +215,7 @@ def main() -> int:
         print(json.dumps(measure(Path(args.measure), args.dtype, args)))
         return 0
 
-    passed = [a for a in sys.argv[1:]]
+    passed = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="marian-bench-") as tmp:
         folder = Path(tmp) / "opus-mt-ru-en-random"
         started = time.perf_counter()
@@ -248,7 +248,8 @@ def main() -> int:
             print(f"| {r['dtype']} | {name} | {one:.3f} s | {many:.3f} s | {many / args.batch:.3f} s |")
     print()
     print(
-        "| dtype | load | RSS before load | after load | after the runs | added (end - before) | peak RSS | tokenising 8 prompts |"
+        "| dtype | load | RSS before load | after load | after the runs | added (end - before) | peak RSS "
+        "| tokenising 8 prompts |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

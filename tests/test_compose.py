@@ -532,7 +532,7 @@ def test_ports_and_health_checks_match_the_app():
         service = services[name]
         env = environment_of(service)
         assert env.get("HTTP_PORT", port) == port
-        for host_ip, _host_port, container_port in published_ports(service):
+        for _host_ip, _host_port, container_port in published_ports(service):
             assert container_port == port, f"{name} publishes container port {container_port}, app listens on {port}"
         test = service["healthcheck"]["test"]
         assert test[:3] == HEALTHCHECK_COMMAND and test[3] in HEALTH_PATHS, f"{name}: {test}"

@@ -159,15 +159,18 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
 
     install, start = bash_blocks(section("Run it"))[0]
     clone, venv = tmp_path / "clone", tmp_path / "venv"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # Blocking calls on a thread: the fake Bot API serves on this event loop.
+    await asyncio.to_thread(subprocess.run, ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path / "home"),
         "VIRTUAL_ENV": str(venv),
         **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},  # the machine's index and certificates
     }
-    done = subprocess.run(install, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    done = await asyncio.to_thread(
+        subprocess.run, install, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     with socket.socket() as s:

@@ -61,7 +61,7 @@ async def test_one_png_per_request_of_the_requested_size(generator):
     requests = [req(seed=1), req("a dog", seed=2, width=384, height=256), req("a tree", seed=3)]
     images = await generator.generate(requests)
     assert len(images) == len(requests)
-    for request, image in zip(requests, images):
+    for request, image in zip(requests, images, strict=True):
         assert image.png.startswith(PNG_SIGNATURE)
         assert (image.width, image.height) == (request.width, request.height)
         with Image.open(io.BytesIO(image.png)) as decoded:
@@ -146,7 +146,7 @@ async def test_a_batch_matches_the_same_requests_made_one_by_one(generator):
     ]
     batch = await generator.generate(requests)
     alone = [(await generator.generate([r]))[0] for r in requests]
-    for one, other in zip(batch, alone):
+    for one, other in zip(batch, alone, strict=True):
         diff = np.abs(pixels(one.png) - pixels(other.png))
         assert diff.mean() < 0.5, f"mean pixel difference {diff.mean():.3f}"
         assert (diff > 8).mean() < 0.001

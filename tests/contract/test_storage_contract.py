@@ -8,6 +8,7 @@ link, and how many objects the store holds.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from urllib.request import url2pathname
@@ -39,7 +40,7 @@ class LocalHarness:
             # No public URL: the link is a file URI the user (on this machine) can open.
             parts = urlsplit(link)
             assert parts.scheme == "file", link
-            return Path(url2pathname(parts.path)).read_bytes()
+            return await asyncio.to_thread(Path(url2pathname(parts.path)).read_bytes)
         # A public URL: the app's HTTP endpoint serves the file after checking the signed token.
         parts = urlsplit(link)
         prefix = urlsplit(self.public_base_url.rstrip("/") + "/files/")

@@ -16,6 +16,7 @@ import collections
 import itertools
 import re
 import time
+from itertools import pairwise
 
 import aiohttp
 import asyncpg
@@ -119,7 +120,7 @@ def per_chat_min_gap(calls) -> tuple[float, list[tuple[float, str, str]]]:
         got.sort(key=lambda c: c.at)
         gaps += [
             (b.at - a.at, f"{chat}: {a.method} {a.text[:40]!r}", f"{b.method} {b.text[:40]!r}")
-            for a, b in zip(got, got[1:])
+            for a, b in pairwise(got)
         ]
     return min((g for g, *_ in gaps), default=float("inf")), sorted(p for p in gaps if p[0] < 1.0)
 
@@ -281,7 +282,7 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(
             got = await rig.wait_settled(300, excuse=unrecorded_by_the_victim)
         except AssertionError:
             answered = rig.outcomes()
-            for user, prompt in [p for p in rig.prompts if not answered.get(p)][:3]:
+            for user, _prompt in [p for p in rig.prompts if not answered.get(p)][:3]:
                 print(
                     f"calls to chat {user}:",
                     [(c.method, c.ok, c.text[:80]) for c in telegram.calls if c.chat_id == user],

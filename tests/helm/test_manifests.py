@@ -44,13 +44,13 @@ def component(workload: dict) -> str:
 def test_pods_run_as_the_images_non_root_user(rendered):
     uid = image_uid()
     assert rendered.pod_specs()
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] == uid and pod["runAsGroup"] == uid
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
         assert spec["enableServiceLinks"] is False, "Service variables would add env names that are no setting"
-    for workload, container in rendered.containers():
+    for _workload, container in rendered.containers():
         sc = container["securityContext"]
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == uid
         assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
@@ -59,7 +59,7 @@ def test_pods_run_as_the_images_non_root_user(rendered):
 
 
 def test_root_filesystem_is_read_only_with_writable_volumes(rendered):
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         volumes = {v["name"]: v for v in spec["volumes"]}
         for container in spec["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -113,7 +113,7 @@ def test_grace_period_covers_the_shutdown_grace_and_the_longest_batch(rendered):
         assert spec["terminationGracePeriodSeconds"] > grace + longest
         assert grace >= longest, "the worker would cut its batch short on SIGTERM"
         assert int(env["KAFKA_MAX_POLL_INTERVAL_MS"]["value"]) > longest * 1000
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         env = container_env(spec["containers"][0])
         assert spec["terminationGracePeriodSeconds"] > float(env["SHUTDOWN_GRACE_S"]["value"])
 
@@ -286,7 +286,7 @@ def test_model_cache_is_shared_or_per_pod(helm: Helm):
 
 def test_gpu_workers_land_on_gpu_nodes(helm: Helm):
     rendered = helm.template(VALUE_SETS["gpu"])
-    (workload, spec) = [(w, s) for w, s in rendered.pod_specs() if component(w) == "worker-gpu"][0]
+    workload, spec = next((w, s) for w, s in rendered.pod_specs() if component(w) == "worker-gpu")
     # A rollout never asks for a GPU beyond the running pods' (quota).
     assert workload["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert spec["nodeSelector"] == rendered.values["gpuWorker"]["nodeSelector"]

@@ -15,6 +15,7 @@ import time
 import urllib.request
 
 import pytest
+from aiokafka.errors import KafkaError
 
 from adapters.kafka.security import LoginRefused
 from domain.models import Job
@@ -48,7 +49,7 @@ async def test_jobs_and_events_travel_over_sasl_ssl(kafka_sasl_ssl, caplog):
 async def test_the_sasl_listener_refuses_a_plaintext_client(kafka_sasl_ssl):
     harness = KafkaQueueHarness(kafka_sasl_ssl.bootstrap, start_timeout_s=3)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(KafkaError):  # aiokafka: unable to bootstrap
             await harness.new_queue()
     finally:
         await harness.close()
@@ -108,7 +109,7 @@ def readyz(port: int) -> tuple[int, dict]:
 
 async def http_port(proc: Proc, timeout: float = 60) -> int:
     await proc.wait_for_line("HTTP endpoint on", timeout)
-    line = next(l for l in proc.lines if "HTTP endpoint on" in l)
+    line = next(text for text in proc.lines if "HTTP endpoint on" in text)
     return int(re.search(r":(\d+)\s*$", line).group(1))
 
 
@@ -146,9 +147,9 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
         assert status == 503 and body["checks"]["queue"] is False
     finally:
         await wrong.terminate(30)
-    errors = [l for l in wrong.lines if " ERROR " in l]
+    errors = [line for line in wrong.lines if " ERROR " in line]
     assert len(errors) == 1 and "refused the login" in errors[0], wrong.lines
-    assert not any(WRONG in l for l in wrong.lines)
+    assert not any(WRONG in line for line in wrong.lines)
 
     right = Proc("right", "worker", {**base, "KAFKA_SASL_PASSWORD": secure.password}, tmp_path / "right.log")
     await right.start()
@@ -158,6 +159,6 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
         assert status == 200 and body["checks"]["queue"] is True
     finally:
         await right.terminate(30)
-    assert not any(secure.password in l for l in right.lines)
-    assert not [l for l in right.lines if " ERROR " in l]
+    assert not any(secure.password in line for line in right.lines)
+    assert not [line for line in right.lines if " ERROR " in line]
     del password_file

@@ -204,7 +204,7 @@ def test_list_syntax_and_errors():
     assert found.check("собака") is None
     match = found.check("кошками")
     assert match is not None and match.source == "t.txt:2" and match.category == "cats"
-    with pytest.raises(ValueError, match="t.txt:1"):
+    with pytest.raises(ValueError, match=r"t\.txt:1"):
         parse_word_list("re:(unclosed", "en", stems, "t.txt")
 
 

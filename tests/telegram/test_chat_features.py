@@ -33,7 +33,7 @@ async def test_a_split_paste_that_fits_makes_one_picture_of_the_whole(start_serv
     chat = Chat(telegram, 121)
     chat.mark = len(telegram.calls)
     telegram.send_long_text(121, text)
-    [photo] = await chat.photo(timeout=20)
+    [_photo] = await chat.photo(timeout=20)  # exactly one picture
     await asyncio.sleep(2.0)
     statuses = [c for c in chat.since_mark() if c.method == "sendMessage" and c.ok]
     assert len(statuses) == 1 and statuses[0].text.startswith("⏳ Queued")

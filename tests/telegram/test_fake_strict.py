@@ -153,7 +153,7 @@ async def test_inline_answers(bot, telegram):
 async def test_a_deleted_message_is_gone_for_deletes_and_edits(bot, telegram):
     sent = await bot.send_message(5, "⏳ Queued")
     assert await bot.delete_message(5, sent.message_id) is True
-    with pytest.raises(TelegramBadRequest, match="^Telegram server says - Bad Request: message to delete not found$"):
+    with pytest.raises(TelegramBadRequest, match=r"^Telegram server says - Bad Request: message to delete not found$"):
         await bot.delete_message(5, sent.message_id)
     with pytest.raises(TelegramBadRequest, match="Bad Request: message to edit not found"):
         await bot.edit_message_text("✖ Cancelled.", chat_id=5, message_id=sent.message_id)

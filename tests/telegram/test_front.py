@@ -57,7 +57,7 @@ async def test_webhook_mode_checks_the_secret_token(start_service, telegram, cap
             assert response.status == 200
         [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 32, timeout=15)
         assert "a lighthouse at night" in photo.text
-        assert [c.text for c in telegram.calls_of("sendMessage", 32)][0].startswith("⏳ Queued")
+        assert telegram.calls_of("sendMessage", 32)[0].text.startswith("⏳ Queued")
         await asyncio.sleep(0.3)
         assert telegram.calls_of("sendMessage", 31) == []  # the forged ones did nothing
         assert {c.token for c in telegram.calls} == {telegram.token}  # the token without its newline
@@ -182,7 +182,7 @@ async def test_a_chat_in_flood_control_holds_up_nobody_else(start_service, teleg
     await asyncio.wait_for(gen.holding.wait(), 10)
     gen.release()
     released = asyncio.get_running_loop().time()
-    [photo] = await slow.photo(timeout=10)
+    [_photo] = await slow.photo(timeout=10)
     assert asyncio.get_running_loop().time() - released < 3.0  # not after the other chat's 5 s
     assert "⏳ Queued" in await slow.ask("a crab")  # the finished one no longer counts
     assert not [c for c in telegram.calls_of("sendPhoto", 700) if c.ok]  # still waiting out its 429

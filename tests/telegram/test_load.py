@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from itertools import pairwise
 
 from adapters.sqlite.user_store import SqliteUserStore
 from domain.models import JobStatus, Result
@@ -28,7 +29,7 @@ def assert_one_per_second(tg: FakeBotAPI, chats, *, include_failed: bool = True)
     smallest = float("inf")
     for chat in chats:
         times = [c.at for c in message_calls(tg, chat, include_failed=include_failed)]
-        for a, b in zip(times, times[1:]):
+        for a, b in pairwise(times):
             smallest = min(smallest, b - a)
             assert b - a >= 1.0, f"chat {chat}: two messages {b - a:.3f}s apart"
     return smallest

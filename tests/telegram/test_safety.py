@@ -105,9 +105,11 @@ async def test_the_fake_refuses_a_has_spoiler_that_is_not_a_boolean(telegram):
     form.add_field("chat_id", "5")
     form.add_field("has_spoiler", "yes")
     form.add_field("photo", flagged_png(64, 64), filename="p.png")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{telegram.base_url}/bot{telegram.token}/sendPhoto", data=form) as response:
-            body = await response.json()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{telegram.base_url}/bot{telegram.token}/sendPhoto", data=form) as response,
+    ):
+        body = await response.json()
     assert response.status == 400 and body["description"] == 'Bad Request: field "has_spoiler" must be of type Boolean'
 
 

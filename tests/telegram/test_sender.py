@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
 from aiogram.exceptions import (
@@ -145,7 +146,7 @@ async def test_per_chat_pacing_and_other_chats_unaffected():
     started = time.monotonic()
     await asyncio.gather(*(sender.call(chat, calls[chat]) for chat in (1, 1, 1, 2)))
     one = calls[1].tried
-    assert all(b - a >= 0.2 for a, b in zip(one, one[1:]))
+    assert all(b - a >= 0.2 for a, b in pairwise(one))
     assert calls[2].tried[0] - started < 0.1
     sender.close()
 
@@ -164,7 +165,7 @@ async def test_server_and_network_errors_back_off_then_give_up():
         TelegramServerError(method=METHOD, message="Bad Gateway"), TelegramNetworkError(method=METHOD, message="reset")
     )
     assert await sender.call(1, call) == "ok"
-    gaps = [b - a for a, b in zip(call.tried, call.tried[1:])]
+    gaps = [b - a for a, b in pairwise(call.tried)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # doubling
     failing = Script(*[TelegramServerError(method=METHOD, message="Bad Gateway")] * 5)
     with pytest.raises(TelegramServerError):

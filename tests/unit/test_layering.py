@@ -89,5 +89,5 @@ def test_translation_adapters_load_torch_only_when_they_run():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "PROMPT_TRANSLATION"))}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
-    name, loaded = (out.stdout.splitlines() + [""])[:2]
+    name, loaded = [*out.stdout.splitlines(), ""][:2]
     assert name == "IdentityTranslator" and loaded == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -68,7 +69,7 @@ async def test_mixed_requests_are_grouped_and_come_back_in_order(tiny_generator)
     total = 8 + 4 + 8 + 4 + 8 + 3  # three groups: {a, c}, {b}, {d}
     assert progress[-1] == (total, total)
     assert [s for s, _ in progress] == list(range(1, total + 1))
-    for request, image in zip(requests, batch):
+    for request, image in zip(requests, batch, strict=True):
         [alone] = await tiny_generator.generate([request])
         assert mean_diff(image, alone) < 0.5
 
@@ -95,7 +96,7 @@ async def test_decoder_guidance_with_per_request_negative_prompts(tiny_generator
     ]
     batch = await tiny_generator.generate(requests)
     alone = [(await tiny_generator.generate([r]))[0] for r in requests]
-    for one, other in zip(batch, alone):
+    for one, other in zip(batch, alone, strict=True):
         assert mean_diff(one, other) < 0.5
 
 
@@ -153,7 +154,7 @@ def test_prior_timesteps():
         ts = prior_timesteps(steps)
         assert len(ts) == steps + 1  # the pipeline evaluates the model on all but the last
         assert ts[0] == 1.0 and ts[-1] == 0.0
-        assert all(a > b for a, b in zip(ts, ts[1:]))
+        assert all(a > b for a, b in pairwise(ts))
 
 
 def test_plan_groups_keeps_order_and_limits():
@@ -209,7 +210,7 @@ async def test_compiled_generator_warms_up_pads_batches_and_matches_eager(tiny_m
         progress: list[int] = []
         images = await compiled.generate(three, lambda s, t: progress.append(t))
         assert progress[-1] == 2 * (8 + 4)  # two pipeline calls: [2] + [1 padded to 2]
-        for request, image in zip(three, images):
+        for request, image in zip(three, images, strict=True):
             [expected] = await plain.generate([request])
             assert mean_diff(image, expected) < 0.5
     finally:
@@ -261,7 +262,7 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
             ]
             assert conv_weights
             assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in conv_weights)
-            images[channels_last] = await gen.generate(requests + [req("a red cat", seed=7)])
+            images[channels_last] = await gen.generate([*requests, req("a red cat", seed=7)])
             if channels_last:
                 p, d = gen.pipelines.prior_pipe.prior, gen.pipelines.decoder_pipe.decoder
                 g = torch.Generator().manual_seed(0)
@@ -281,13 +282,13 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
                     outs = [(p(*prior_in), d(*decoder_in))]
                     set_channels_last(False, p, d)
                     outs.append((p(*prior_in), d(*decoder_in)))
-                for last, plain in zip(*outs):
+                for last, plain in zip(*outs, strict=True):
                     assert float((last - plain).norm() / plain.norm()) < 1e-4
         finally:
             await gen.stop()
     other_seed = mean_diff(images[False][0], images[False][2])
     assert other_seed > 10
-    for plain, last in zip(images[False], images[True]):
+    for plain, last in zip(images[False], images[True], strict=True):
         assert mean_diff(plain, last) < other_seed / 5
 
 

@@ -21,6 +21,7 @@ getUpdates answers (``batches`` records them). It can be told to fail: answer 42
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -187,11 +188,11 @@ class FakeBotAPI(ScriptedUpdates):
         return [m for m in self.messages.values() if m["chat"]["id"] == chat_id]
 
     def texts_to(self, chat_id: int) -> list[str]:
-        out = []
-        for c in self.calls:
-            if c.chat_id == chat_id and c.method in ("sendMessage", "editMessageText"):
-                out.append(c.params.get("text", ""))
-        return out
+        return [
+            c.params.get("text", "")
+            for c in self.calls
+            if c.chat_id == chat_id and c.method in ("sendMessage", "editMessageText")
+        ]
 
     async def wait_polling(self, timeout: float = 15.0) -> None:
         """Until the bot has asked for updates at least once."""
@@ -332,10 +333,8 @@ class FakeBotAPI(ScriptedUpdates):
         ready = [u for u in self._updates if u["update_id"] >= offset]
         if not ready and timeout:
             self._new_update.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
-            except TimeoutError:
-                pass
             ready = [u for u in self._updates if u["update_id"] >= offset]
         limit = min(limit, self.batch_size or limit)
         if ready[:limit]:
