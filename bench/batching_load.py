@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,8 @@ from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
 from bench.queue_bench import run_on_broker  # noqa: E402
-from domain.models import Job, JobStatus, Quality  # noqa: E402
+from config.factories import as_queue  # noqa: E402
+from domain.models import Job, JobStatus, Quality, Result  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402
 from domain.quality import QualityProfile  # noqa: E402
 from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
@@ -48,10 +50,14 @@ class Arrivals:
     async def progress(self, event: object) -> None:
         pass
 
-    async def deliver(self, result) -> None:  # type: ignore[no-untyped-def]
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.at[result.job_id] = time.time()
         if result.status != JobStatus.DONE:
             self.failed += 1
+        await sent()
+
+    async def settle(self, result: Result) -> None:
+        pass  # no live status to finish here
 
 
 class BatchCounter:
@@ -75,8 +81,8 @@ async def run(bootstrap: str, generator: WuerstchenGenerator, max_batch: int, ar
         bot_group=f"load.b.{suffix}",
         partitions=4,
     )
-    bot_q = KafkaJobQueue(bootstrap, client_id="load-bot", **names)
-    worker_q = KafkaJobQueue(bootstrap, client_id="load-worker", **names)
+    bot_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-bot", **names))
+    worker_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-worker", **names))
     await bot_q.start()
     await worker_q.start()
     profile = QualityProfile("load", prior_steps=args.prior_steps, decoder_steps=args.decoder_steps, max_side=args.size)

@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,9 @@ from PIL import Image  # noqa: E402
 
 from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
+from config.factories import as_queue  # noqa: E402
 from domain.models import GeneratedImage, GenerationRequest, Job, Quality, Result, StoredImage  # noqa: E402
+from domain.ports import JobQueue  # noqa: E402
 from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
 
 
@@ -105,10 +107,14 @@ class TimingNotifier:
     async def progress(self, event: object) -> None:
         pass
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.arrived.setdefault(result.job_id, time.perf_counter())
         if len(self.arrived) >= self.expected:
             self.all_in.set()
+        await sent()
+
+    async def settle(self, result: Result) -> None:
+        pass  # no live status to finish here
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,7 +130,7 @@ async def serve_worker(bootstrap: str, options: dict, worker_id: str) -> None:
     SIGTERM, as a worker runs in production (its own process)."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    queue = KafkaJobQueue(bootstrap, client_id=worker_id, **options)
+    queue = as_queue(KafkaJobQueue(bootstrap, client_id=worker_id, **options))
     await queue.start()
     worker = ProcessJobs(
         queue, ZeroGenerator(), MemoryStorage(), worker_id=worker_id, max_batch=16, batch_wait_s=0.0, poll_timeout_s=0.5
@@ -168,10 +174,10 @@ async def run_phase(
         **queue_options,
     }
     stop = asyncio.Event()
-    queues: list[KafkaJobQueue] = []
+    queues: list[JobQueue] = []
 
-    async def new_queue(client_id: str) -> KafkaJobQueue:
-        q = KafkaJobQueue(bootstrap, client_id=client_id, **options)
+    async def new_queue(client_id: str) -> JobQueue:
+        q = as_queue(KafkaJobQueue(bootstrap, client_id=client_id, **options))
         await q.start()
         queues.append(q)
         return q
@@ -277,7 +283,7 @@ async def run_phase(
     }
 
 
-def run_on_broker(run):  # type: ignore[no-untyped-def]
+def run_on_broker(run):
     """``asyncio.run(run(bootstrap))`` on the broker at KAFKA_BOOTSTRAP_SERVERS, or on one this
     starts (tools/kafka_broker.py) and stops afterwards."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -294,8 +300,8 @@ def run_on_broker(run):  # type: ignore[no-untyped-def]
 
 def load_broker_script():
     spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "tools" / "kafka_broker.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader
     sys.modules["kafka_broker"] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
     return module

@@ -101,7 +101,7 @@ def stated(text: str) -> tuple[int, float | None]:
 def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argparse.Namespace) -> Settings:
     run = uuid.uuid4().hex[:8]
     prior, decoder = args.steps
-    return Settings(
+    values: dict[str, Any] = dict(  # validated by Settings (str to SecretStr, backends by name)
         _env_file=None,
         telegram_bot_token=telegram.token,
         telegram_api_url=telegram.base_url,
@@ -134,6 +134,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         status_edit_interval_s=1.0,
         queue_refresh_s=3.0,
     )
+    return Settings(**values)
 
 
 def photos_of(tg: FakeBotAPI, user: int) -> list[Any]:

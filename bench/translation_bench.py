@@ -41,12 +41,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # opus-mt-ru-en's config.json (the parts that shape the computation).
-OPUS_MT_RU_EN = dict(
+OPUS_MT_RU_EN: dict[str, Any] = dict(
     vocab_size=62518,
     d_model=512,
     encoder_layers=6,

@@ -384,7 +384,7 @@ def step_only(arch: Arch, args, device, dtype) -> None:
                 if part == "prior":
                     batch = 2 if args.prior_guidance > 1 else 1
                     c_cond = arch.prior.get("c_cond", 1024)
-                    inputs = (
+                    inputs: tuple[torch.Tensor, ...] = (
                         torch.randn(batch, arch.prior.get("c_in", 16), ph, pw, dtype=dtype),
                         torch.rand(batch, dtype=dtype),
                         torch.randn(batch, tiny.MAX_TOKENS, c_cond, dtype=dtype),

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     detector = module.NudeDetector()
     for size in (320, 512, 1024):
         buffer = io.BytesIO()
-        picture.resize((size, size), Image.BICUBIC).save(buffer, "PNG")
+        picture.resize((size, size), Image.Resampling.BICUBIC).save(buffer, "PNG")
         top = max((d["score"] for d in detector.detect(buffer.getvalue()) if d["class"] == args.category), default=0.0)
         print(f"  NudeDetector at {size}x{size}: {args.category} {top:.3f}")
     return 0 if best >= args.target else 1

@@ -39,7 +39,7 @@ def default_text(value: object) -> str:
 def table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default
+        default = field.get_default(call_default_factory=True)
         rows.append(f"| `{name.upper()}` | `{default_text(default)}` | {field.description} |")
     return "\n".join(rows)
 

@@ -208,14 +208,15 @@ class Rig:
     def answered_at(self) -> dict[tuple[int, str], float]:
         """When each prompt got its (first) picture or failure."""
         out: dict[tuple[int, str], float] = {}
-        by_chat = collections.defaultdict(list)
+        by_chat: dict[int, list[str]] = collections.defaultdict(list)
         for user, prompt in self.prompts:
             by_chat[user].append(prompt)
         for call in self.tg.calls:
-            if not call.ok or call.chat_id not in by_chat:
+            chat_id = call.chat_id
+            if not call.ok or chat_id is None or chat_id not in by_chat:
                 continue
-            for prompt in by_chat[call.chat_id]:
-                key = (call.chat_id, prompt)
+            for prompt in by_chat[chat_id]:
+                key = (chat_id, prompt)
                 if key in out:
                     continue
                 picture = call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]

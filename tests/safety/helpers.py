@@ -25,7 +25,7 @@ def png(image: Image.Image) -> bytes:
 
 
 def flagged_png(width: int = 1024, height: int = 1024) -> bytes:
-    return png(Image.open(FLAGGED_SAMPLE).convert("RGB").resize((width, height), Image.BICUBIC))
+    return png(Image.open(FLAGGED_SAMPLE).convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
 
 
 class SampleGenerator(FakeGenerator):

@@ -4,7 +4,9 @@ inline queries), queued for ``getUpdates``."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from tests.fakes.telegram import rules
@@ -22,6 +24,11 @@ class ScriptedUpdates:
     user_message_bodies: dict[tuple[int, int], dict[str, Any]]
     inline_queries: dict[str, dict[str, Any]]
     bot_user: dict[str, Any]
+    _update_ids: Iterator[int]
+    _message_ids: Iterator[int]
+    _callback_ids: Iterator[int]
+    _inline_ids: Iterator[int]
+    _new_update: asyncio.Event
 
     def push_update(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)

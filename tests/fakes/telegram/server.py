@@ -202,7 +202,7 @@ class FakeBotAPI(ScriptedUpdates):
                 raise AssertionError("the bot never polled for updates")
             await asyncio.sleep(0.01)
 
-    async def wait_for(self, predicate, timeout: float = 10.0) -> list[Call]:  # type: ignore[no-untyped-def]
+    async def wait_for(self, predicate, timeout: float = 10.0) -> list[Call]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = [c for c in self.calls if predicate(c)]
@@ -225,7 +225,7 @@ class FakeBotAPI(ScriptedUpdates):
                 if isinstance(value, web.FileField):
                     files[key] = value.file.read()
                 else:
-                    params[key] = _maybe_json(value)
+                    params[key] = _maybe_json(value if isinstance(value, str) else bytes(value).decode())
         for key, value in list(params.items()):
             if isinstance(value, str) and value.startswith("attach://"):
                 files[key] = files.pop(value.removeprefix("attach://"), b"")
@@ -307,24 +307,24 @@ class FakeBotAPI(ScriptedUpdates):
             queue.pop(0)
         return failure
 
-    async def _m_getMe(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getMe(self, params, files):
         return self.bot_user
 
-    async def _m_setWebhook(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_setWebhook(self, params, files):
         self.webhook_url = str(params.get("url") or "")
         return True
 
-    async def _m_deleteWebhook(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_deleteWebhook(self, params, files):
         self.webhook_url = ""
         return True
 
-    async def _m_getWebhookInfo(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getWebhookInfo(self, params, files):
         info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": 0}
         if self.webhook_url and self.webhook_error is not None:
             info["last_error_date"], info["last_error_message"] = self.webhook_error
         return info
 
-    async def _m_getUpdates(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getUpdates(self, params, files):
         self.polls += 1
         self.confirmed = max(self.confirmed, int(params.get("offset") or 0))
         offset = self.confirmed
@@ -363,7 +363,7 @@ class FakeBotAPI(ScriptedUpdates):
         self.messages[message["message_id"]] = message
         return message
 
-    async def _m_sendMessage(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendMessage(self, params, files):
         rules.check_text(params)
         return self._message(params, text=params.get("text", ""))
 
@@ -373,7 +373,7 @@ class FakeBotAPI(ScriptedUpdates):
             raise _BadRequest("Bad Request: message to edit not found")
         return message
 
-    async def _m_editMessageReplyMarkup(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageReplyMarkup(self, params, files):
         message = self._to_edit(params)
         markup = params.get("reply_markup")
         if message.get("reply_markup") == (
@@ -387,7 +387,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_editMessageCaption(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageCaption(self, params, files):
         message = self._to_edit(params)
         rules.check_caption(params)
         markup = params.get("reply_markup")
@@ -397,7 +397,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_editMessageText(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageText(self, params, files):
         message = self._to_edit(params)
         if "text" not in message:
             raise _BadRequest("Bad Request: there is no text in the message to edit")
@@ -413,7 +413,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_deleteMessage(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_deleteMessage(self, params, files):
         message = self.messages.get(int(params["message_id"]))
         if message is None or message["chat"]["id"] != int(params["chat_id"]):
             raise _BadRequest("Bad Request: message to delete not found")
@@ -449,18 +449,18 @@ class FakeBotAPI(ScriptedUpdates):
         self.file_ids.add(file_id)
         return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_name": "image.png"}
 
-    async def _m_sendPhoto(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendPhoto(self, params, files):
         rules.check_caption(params)
         photo = self._photo(files.get("photo", b""))
         spoiler = _boolean(params, "has_spoiler")
         return self._message(params, photo=photo, caption=params.get("caption"), has_media_spoiler=spoiler or None)
 
-    async def _m_sendDocument(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendDocument(self, params, files):
         rules.check_caption(params)
         document = self._document(files.get("document", b""))
         return self._message(params, document=document, caption=params.get("caption"))
 
-    async def _m_sendMediaGroup(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendMediaGroup(self, params, files):
         if params.get("reply_markup") is not None:  # the real server ignores it; the bot must not count on it
             raise _BadRequest("Bad Request: sendMediaGroup takes no reply_markup")
         media = rules.check_album(params.get("media"))
@@ -482,7 +482,7 @@ class FakeBotAPI(ScriptedUpdates):
         files.update(item_files)  # the call's files: media0, media1... in album order
         return [self._message(params, media_group_id=group_id, **content) for content in contents]
 
-    async def _m_answerInlineQuery(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_answerInlineQuery(self, params, files):
         query = self.inline_queries.get(str(params.get("inline_query_id")))
         if query is None or query.get("answered"):
             raise _BadRequest("Bad Request: query is too old and response timeout expired or query ID is invalid")
@@ -490,7 +490,7 @@ class FakeBotAPI(ScriptedUpdates):
         query["answered"] = True
         return True
 
-    async def _m_answerCallbackQuery(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_answerCallbackQuery(self, params, files):
         if len(str(params.get("text") or "")) > 200:
             raise _BadRequest("Bad Request: MESSAGE_TOO_LONG")
         return True
