@@ -51,8 +51,9 @@ def binary_path(version: str = DEFAULT_VERSION) -> Path:
 
 
 def reported_version(helm: Path | str) -> str:
-    done = subprocess.run([str(helm), "version", "--template", "{{.Version}}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(helm), "version", "--template", "{{.Version}}"], capture_output=True, text=True, timeout=60
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{helm} version failed (exit {done.returncode}): {done.stderr.strip()}")
     return done.stdout.strip()
@@ -63,16 +64,19 @@ def _go() -> str:
     if not go and Path("/usr/local/go/bin/go").exists():  # the toolchain's usual place, off PATH
         go = "/usr/local/go/bin/go"
     if not go:
-        raise RuntimeError("the Go toolchain (go) is not on PATH: it is needed once to build helm "
-                           f"{DEFAULT_VERSION} from the Go module proxy")
+        raise RuntimeError(
+            "the Go toolchain (go) is not on PATH: it is needed once to build helm "
+            f"{DEFAULT_VERSION} from the Go module proxy"
+        )
     return go
 
 
 def _client_go_minor(go: str, version: str, env: dict[str, str]) -> str:
     """The Kubernetes minor version helm's Makefile derives from its k8s.io/client-go requirement
     (client-go v0.N.x belongs to Kubernetes 1.N)."""
-    done = subprocess.run([go, "mod", "download", "-json", f"{MODULE}@{version}"],
-                          capture_output=True, text=True, env=env, timeout=1800)
+    done = subprocess.run(
+        [go, "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True, text=True, env=env, timeout=1800
+    )
     if done.returncode != 0:
         raise RuntimeError(f"go mod download {MODULE}@{version} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     go_mod = Path(json.loads(done.stdout)["GoMod"]).read_text()
@@ -113,23 +117,31 @@ def fetch(version: str = DEFAULT_VERSION) -> Path:
         try:
             say(f"building helm {version} from the Go module proxy (once; a few minutes)")
             minor = _client_go_minor(go, version, env)
-            ldflags = " ".join([
-                "-s", "-w",
-                f"-X {MODULE}/internal/version.version={version}",
-                f"-X {MODULE}/internal/version.gitTreeState=clean",
-                f"-X {MODULE}/pkg/lint/rules.k8sVersionMajor=1",
-                f"-X {MODULE}/pkg/lint/rules.k8sVersionMinor={minor}",
-                f"-X {MODULE}/pkg/chartutil.k8sVersionMajor=1",
-                f"-X {MODULE}/pkg/chartutil.k8sVersionMinor={minor}",
-            ])
+            ldflags = " ".join(
+                [
+                    "-s",
+                    "-w",
+                    f"-X {MODULE}/internal/version.version={version}",
+                    f"-X {MODULE}/internal/version.gitTreeState=clean",
+                    f"-X {MODULE}/pkg/lint/rules.k8sVersionMajor=1",
+                    f"-X {MODULE}/pkg/lint/rules.k8sVersionMinor={minor}",
+                    f"-X {MODULE}/pkg/chartutil.k8sVersionMajor=1",
+                    f"-X {MODULE}/pkg/chartutil.k8sVersionMinor={minor}",
+                ]
+            )
             done = subprocess.run(
                 [go, "install", "-trimpath", "-ldflags", ldflags, f"{MODULE}/cmd/helm@{version}"],
-                capture_output=True, text=True, env=env, timeout=3600,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=3600,
             )
             built = work / "bin" / "helm"
             if done.returncode != 0 or not built.exists():
-                raise RuntimeError(f"go install {MODULE}/cmd/helm@{version} failed (exit {done.returncode}):\n"
-                                   f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+                raise RuntimeError(
+                    f"go install {MODULE}/cmd/helm@{version} failed (exit {done.returncode}):\n"
+                    f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+                )
             partial = target.with_name(f"helm.tmp-{os.getpid()}")
             shutil.copy2(built, partial)
             partial.replace(target)
