@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,8 @@ from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
 from bench.queue_bench import run_on_broker  # noqa: E402
-from domain.models import Job, JobStatus, Quality  # noqa: E402
+from config.factories import as_queue  # noqa: E402
+from domain.models import Job, JobStatus, Quality, Result  # noqa: E402
 from domain.policy import FixedPolicy  # noqa: E402
 from domain.quality import QualityProfile  # noqa: E402
 from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
@@ -48,10 +50,14 @@ class Arrivals:
     async def progress(self, event: object) -> None:
         pass
 
-    async def deliver(self, result) -> None:  # type: ignore[no-untyped-def]
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.at[result.job_id] = time.time()
         if result.status != JobStatus.DONE:
             self.failed += 1
+        await sent()
+
+    async def settle(self, result: Result) -> None:
+        pass  # no live status to finish here
 
 
 class BatchCounter:
@@ -68,12 +74,15 @@ class BatchCounter:
 async def run(bootstrap: str, generator: WuerstchenGenerator, max_batch: int, args: argparse.Namespace) -> dict:
     suffix = uuid.uuid4().hex[:8]
     names = dict(
-        requests_topic=f"load.req.{suffix}", results_topic=f"load.res.{suffix}",
-        dead_letter_topic=f"load.dlq.{suffix}", worker_group=f"load.w.{suffix}", bot_group=f"load.b.{suffix}",
+        requests_topic=f"load.req.{suffix}",
+        results_topic=f"load.res.{suffix}",
+        dead_letter_topic=f"load.dlq.{suffix}",
+        worker_group=f"load.w.{suffix}",
+        bot_group=f"load.b.{suffix}",
         partitions=4,
     )
-    bot_q = KafkaJobQueue(bootstrap, client_id="load-bot", **names)
-    worker_q = KafkaJobQueue(bootstrap, client_id="load-worker", **names)
+    bot_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-bot", **names))
+    worker_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-worker", **names))
     await bot_q.start()
     await worker_q.start()
     profile = QualityProfile("load", prior_steps=args.prior_steps, decoder_steps=args.decoder_steps, max_side=args.size)
@@ -82,8 +91,14 @@ async def run(bootstrap: str, generator: WuerstchenGenerator, max_batch: int, ar
         storage = LocalFolderStorage(tmp)
         await storage.start()
         worker = ProcessJobs(
-            worker_q, generator, storage, policy=FixedPolicy({"load": profile}, default="load"),
-            max_batch=max_batch, batch_wait_s=0.2, metrics=counter, progress_interval_s=60,
+            worker_q,
+            generator,
+            storage,
+            policy=FixedPolicy({"load": profile}, default="load"),
+            max_batch=max_batch,
+            batch_wait_s=0.2,
+            metrics=counter,
+            progress_interval_s=60,
         )
         arrivals = Arrivals()
         deliver = DeliverResults(bot_q, arrivals, MemoryDeliveryLog(), poll_timeout_s=0.2)
@@ -92,8 +107,15 @@ async def run(bootstrap: str, generator: WuerstchenGenerator, max_batch: int, ar
         tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(deliver.run(stop_bot))]
         await asyncio.sleep(3)
         jobs = [
-            Job(user_id=i % args.users, chat_id=i % args.users, prompt=f"a lighthouse in a storm, take {i}",
-                width=args.size, height=args.size, seed=i, quality=Quality.AUTO)
+            Job(
+                user_id=i % args.users,
+                chat_id=i % args.users,
+                prompt=f"a lighthouse in a storm, take {i}",
+                width=args.size,
+                height=args.size,
+                seed=i,
+                quality=Quality.AUTO,
+            )
             for i in range(args.jobs)
         ]
         started = time.time()
@@ -144,12 +166,16 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     results = run_on_broker(lambda bootstrap: main_async(args, bootstrap))
-    print(f"tiny Würstchen, {args.size}x{args.size}, {args.prior_steps}+{args.decoder_steps} steps, "
-          f"{args.jobs} jobs from {args.users} users, {args.threads} torch threads, real Kafka broker")
+    print(
+        f"tiny Würstchen, {args.size}x{args.size}, {args.prior_steps}+{args.decoder_steps} steps, "
+        f"{args.jobs} jobs from {args.users} users, {args.threads} torch threads, real Kafka broker"
+    )
     for r in results:
-        print(f"max batch {r['max_batch']:>2}: {r['images_per_s']:.2f} images/s ({r['done']}/{r['jobs']} done in "
-              f"{r['elapsed_s']:.1f} s), latency mean {r['latency_mean_s']:.1f} s, p95 {r['latency_p95_s']:.1f} s, "
-              f"batches run {r['batches']}")
+        print(
+            f"max batch {r['max_batch']:>2}: {r['images_per_s']:.2f} images/s ({r['done']}/{r['jobs']} done in "
+            f"{r['elapsed_s']:.1f} s), latency mean {r['latency_mean_s']:.1f} s, p95 {r['latency_p95_s']:.1f} s, "
+            f"batches run {r['batches']}"
+        )
     return 0
 
 

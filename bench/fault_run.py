@@ -5,7 +5,7 @@ how long each fault stalled the service and whether anything was lost or sent tw
     python bench/fault_run.py --set KAFKA_SESSION_TIMEOUT_MS=6000
     python bench/fault_run.py --prompts 100 --users 20
 
-On this machine, loopback only: a Kafka broker of its own (scripts/kafka_broker.py, restartable),
+On this machine, loopback only: a Kafka broker of its own (tools/kafka_broker.py, restartable),
 moto's S3 server over HTTP (the bot reaches it through a proxy that can refuse connections), the
 strict fake Bot API server, one bot and two worker processes of the real app with the fake
 generator (tests/faults/rig.py). Prompts arrive at a steady rate; in turn: a worker killed
@@ -23,13 +23,14 @@ import logging
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fake_telegram import FakeBotAPI  # noqa: E402
+from tests.fakes.telegram import FakeBotAPI  # noqa: E402
 from tests.faults.rig import Rig  # noqa: E402
 from tests.fixtures.kafka import RestartableBroker  # noqa: E402
 from tests.fixtures.s3 import MotoS3Server  # noqa: E402
@@ -52,8 +53,7 @@ async def run(prompts: int, users: int, folder: Path, interval_s: float, setting
     s3.start()
     tg = FakeBotAPI()
     await tg.start()
-    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig",
-                    **settings).start()
+    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3.url, telegram=tg, folder=folder / "rig", **settings).start()
     recoveries: list[tuple[str, float]] = []
     fault_ends: list[tuple[str, float]] = []
     try:
@@ -119,11 +119,13 @@ async def run(prompts: int, users: int, folder: Path, interval_s: float, setting
             waits = [answered[p] - t for p, t in rig.sent_at.items() if end <= t < end + 3 and p in answered]
             print(f"| {name} | {max(waits, default=float('nan')):.1f} s ({len(waits)} prompts) |")
         times = rig.picture_times()
-        longest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        longest = max((b - a for a, b in pairwise(times)), default=0.0)
         print(f"\nlongest pause between two pictures delivered, over the whole run: {longest:.1f} s")
-        print(f"prompts {len(rig.prompts)}; answered {len(got)} ({failures} honest failures); "
-              f"lost {len(lost)}; sent twice {len(twice)}; statuses left {len(rig.left_statuses())}; "
-              f"busiest second {rig.busiest_second()} Bot API calls")
+        print(
+            f"prompts {len(rig.prompts)}; answered {len(got)} ({failures} honest failures); "
+            f"lost {len(lost)}; sent twice {len(twice)}; statuses left {len(rig.left_statuses())}; "
+            f"busiest second {rig.busiest_second()} Bot API calls"
+        )
         return 0 if not lost and not twice else 1
     finally:
         await rig.close()
@@ -138,8 +140,13 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between prompts")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every process, e.g. KAFKA_SESSION_TIMEOUT_MS=6000",
+    )
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="p2p-faults-") as tmp:

@@ -31,30 +31,24 @@ import logging
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from PIL import Image
+from PIL import Image  # noqa: E402
 
-from adapters.embedded.delivery_log import MemoryDeliveryLog
-from adapters.kafka.queue import KafkaJobQueue
-from domain.models import (
-    GeneratedImage,
-    GenerationRequest,
-    Job,
-    Quality,
-    Result,
-    StoredImage,
-)
-from domain.use_cases import DeliverResults, ProcessJobs
+from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
+from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
+from config.factories import as_queue  # noqa: E402
+from domain.models import GeneratedImage, GenerationRequest, Job, Quality, Result, StoredImage  # noqa: E402
+from domain.ports import JobQueue  # noqa: E402
+from domain.use_cases import DeliverResults, ProcessJobs  # noqa: E402
 
 
 def _tiny_png() -> bytes:
@@ -113,10 +107,14 @@ class TimingNotifier:
     async def progress(self, event: object) -> None:
         pass
 
-    async def deliver(self, result: Result) -> None:
+    async def deliver(self, result: Result, sent: Callable[[], Awaitable[None]]) -> None:
         self.arrived.setdefault(result.job_id, time.perf_counter())
         if len(self.arrived) >= self.expected:
             self.all_in.set()
+        await sent()
+
+    async def settle(self, result: Result) -> None:
+        pass  # no live status to finish here
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -132,10 +130,11 @@ async def serve_worker(bootstrap: str, options: dict, worker_id: str) -> None:
     SIGTERM, as a worker runs in production (its own process)."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    queue = KafkaJobQueue(bootstrap, client_id=worker_id, **options)
+    queue = as_queue(KafkaJobQueue(bootstrap, client_id=worker_id, **options))
     await queue.start()
-    worker = ProcessJobs(queue, ZeroGenerator(), MemoryStorage(), worker_id=worker_id, max_batch=16,
-                         batch_wait_s=0.0, poll_timeout_s=0.5)
+    worker = ProcessJobs(
+        queue, ZeroGenerator(), MemoryStorage(), worker_id=worker_id, max_batch=16, batch_wait_s=0.0, poll_timeout_s=0.5
+    )
     await worker.run(stop)
     await queue.stop()
 
@@ -154,8 +153,17 @@ async def delete_topics(bootstrap: str, topics: list[str]) -> None:
         await admin.close()
 
 
-async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, concurrency: int,
-                    workers: int, queue_options: dict, worker_processes: int = 0, warmup: int = 500) -> dict:
+async def run_phase(
+    bootstrap: str,
+    name: str,
+    jobs: int,
+    rate: float | None,
+    concurrency: int,
+    workers: int,
+    queue_options: dict,
+    worker_processes: int = 0,
+    warmup: int = 500,
+) -> dict:
     suffix = uuid.uuid4().hex[:8]
     options = {
         "requests_topic": f"bench-{suffix}.requests",
@@ -166,10 +174,10 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
         **queue_options,
     }
     stop = asyncio.Event()
-    queues: list[KafkaJobQueue] = []
+    queues: list[JobQueue] = []
 
-    async def new_queue(client_id: str) -> KafkaJobQueue:
-        q = KafkaJobQueue(bootstrap, client_id=client_id, **options)
+    async def new_queue(client_id: str) -> JobQueue:
+        q = as_queue(KafkaJobQueue(bootstrap, client_id=client_id, **options))
         await q.start()
         queues.append(q)
         return q
@@ -181,19 +189,24 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     bot = DeliverResults(bot_queue, notifier, MemoryDeliveryLog(), batch=256, poll_timeout_s=0.5)
     tasks = [asyncio.create_task(bot.run(stop))]
     children = [
-        subprocess.Popen([sys.executable, __file__, "--serve-worker", json.dumps([bootstrap, options, f"p{i}"])])
+        await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve-worker", json.dumps([bootstrap, options, f"p{i}"])
+        )
         for i in range(worker_processes)
     ]
     for i in range(workers):
         wq = await new_queue(f"bench-worker-{i}")
-        worker = ProcessJobs(wq, ZeroGenerator(), MemoryStorage(), worker_id=f"w{i}", max_batch=16,
-                             batch_wait_s=0.0, poll_timeout_s=0.5)
+        worker = ProcessJobs(
+            wq, ZeroGenerator(), MemoryStorage(), worker_id=f"w{i}", max_batch=16, batch_wait_s=0.0, poll_timeout_s=0.5
+        )
         tasks.append(asyncio.create_task(worker.run(stop)))
 
     # Warm up: every consumer has joined its group and the path (and the broker's JIT) is hot
     # before timing starts.
-    warm = [Job(user_id=1, chat_id=1, prompt="warm up", width=256, height=256, seed=i, quality=Quality.FAST)
-            for i in range(max(1, warmup))]
+    warm = [
+        Job(user_id=1, chat_id=1, prompt="warm up", width=256, height=256, seed=i, quality=Quality.FAST)
+        for i in range(max(1, warmup))
+    ]
     notifier.expected = len(warm)
     pending_warm = iter(warm)
 
@@ -207,8 +220,18 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     notifier.all_in.clear()
     notifier.expected = jobs
 
-    batch = [Job(user_id=10 + i % 50, chat_id=10 + i % 50, prompt=f"bench {i}", width=256, height=256,
-                 seed=i, quality=Quality.FAST) for i in range(jobs)]
+    batch = [
+        Job(
+            user_id=10 + i % 50,
+            chat_id=10 + i % 50,
+            prompt=f"bench {i}",
+            width=256,
+            height=256,
+            seed=i,
+            quality=Quality.FAST,
+        )
+        for i in range(jobs)
+    ]
     sent: dict[str, float] = {}
     cpu_started = time.process_time()
     started = time.perf_counter()
@@ -242,7 +265,7 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     for child in children:
         child.terminate()
     for child in children:
-        child.wait(30)
+        await asyncio.wait_for(child.wait(), 30)
     await delete_topics(bootstrap, [options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")])
     return {
         "phase": name,
@@ -260,14 +283,14 @@ async def run_phase(bootstrap: str, name: str, jobs: int, rate: float | None, co
     }
 
 
-def run_on_broker(run):  # type: ignore[no-untyped-def]
+def run_on_broker(run):
     """``asyncio.run(run(bootstrap))`` on the broker at KAFKA_BOOTSTRAP_SERVERS, or on one this
-    starts (scripts/kafka_broker.py) and stops afterwards."""
+    starts (tools/kafka_broker.py) and stops afterwards."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         return asyncio.run(run(bootstrap))
     kb = load_broker_script()
-    print("starting a Kafka broker (scripts/kafka_broker.py) ...", file=sys.stderr)
+    print("starting a Kafka broker (tools/kafka_broker.py) ...", file=sys.stderr)
     broker = kb.start()
     try:
         return asyncio.run(run(broker.bootstrap))
@@ -276,9 +299,9 @@ def run_on_broker(run):  # type: ignore[no-untyped-def]
 
 
 def load_broker_script():
-    spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "scripts" / "kafka_broker.py")
+    spec = importlib.util.spec_from_file_location("kafka_broker", REPO / "tools" / "kafka_broker.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader
     sys.modules["kafka_broker"] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
     return module
@@ -290,11 +313,33 @@ async def main_async(args: argparse.Namespace, bootstrap: str) -> list[dict]:
         queue_options["fetch_max_wait_ms"] = args.fetch_max_wait_ms
     results = []
     if args.latency_jobs:
-        results.append(await run_phase(bootstrap, "latency", args.latency_jobs, args.rate, 1,
-                                       args.workers, queue_options, args.worker_processes, args.warmup))
+        results.append(
+            await run_phase(
+                bootstrap,
+                "latency",
+                args.latency_jobs,
+                args.rate,
+                1,
+                args.workers,
+                queue_options,
+                args.worker_processes,
+                args.warmup,
+            )
+        )
     if args.jobs:
-        results.append(await run_phase(bootstrap, "throughput", args.jobs, None, args.concurrency,
-                                       args.workers, queue_options, args.worker_processes, args.warmup))
+        results.append(
+            await run_phase(
+                bootstrap,
+                "throughput",
+                args.jobs,
+                None,
+                args.concurrency,
+                args.workers,
+                queue_options,
+                args.worker_processes,
+                args.warmup,
+            )
+        )
     return results
 
 
@@ -305,15 +350,22 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="jobs/s in the latency phase")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent publishers (throughput)")
     parser.add_argument("--workers", type=int, default=1, help="worker instances in this process (one group)")
-    parser.add_argument("--worker-processes", type=int, default=0,
-                        help="worker instances in processes of their own (same group), as deployed")
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="worker instances in processes of their own (same group), as deployed",
+    )
     parser.add_argument("--serve-worker", help=argparse.SUPPRESS)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=500, help="jobs sent before each phase, not timed")
     parser.add_argument("--linger-ms", type=int, default=0)
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
-                        help="consumers' fetch long-poll (default: the adapter's, 100); lower cuts latency, "
-                             "costs idle CPU")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=None,
+        help="consumers' fetch long-poll (default: the adapter's, 100); lower cuts latency, costs idle CPU",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -329,11 +381,13 @@ def main() -> int:
             print(json.dumps(r))
         else:
             where = f" ({r['worker_processes']} in processes of their own)" if r["worker_processes"] else ""
-            print(f"{r['phase']:>10}: {r['jobs']} jobs, {r['workers']} worker(s){where}: "
-                  f"{r['throughput_jobs_per_s']:.0f} jobs/s, latency p50 {r['latency_ms_p50']:.1f} ms, "
-                  f"p99 {r['latency_ms_p99']:.1f} ms, max {r['latency_ms_max']:.1f} ms "
-                  f"(published in {r['publish_s']:.2f} s, all results in {r['elapsed_s']:.2f} s; "
-                  f"this process's CPU {r['python_cpu_ms_per_job']:.2f} ms/job)")
+            print(
+                f"{r['phase']:>10}: {r['jobs']} jobs, {r['workers']} worker(s){where}: "
+                f"{r['throughput_jobs_per_s']:.0f} jobs/s, latency p50 {r['latency_ms_p50']:.1f} ms, "
+                f"p99 {r['latency_ms_p99']:.1f} ms, max {r['latency_ms_max']:.1f} ms "
+                f"(published in {r['publish_s']:.2f} s, all results in {r['elapsed_s']:.2f} s; "
+                f"this process's CPU {r['python_cpu_ms_per_job']:.2f} ms/job)"
+            )
     return 0
 
 

@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 import app  # noqa: E402
 from config.bootstrap import Components  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from tests.fake_telegram import FakeBotAPI  # noqa: E402
+from tests.fakes.telegram import FakeBotAPI  # noqa: E402
 
 _STATED = re.compile(r"position (\d+), (?:about (\d+) (s|min)|the wait is not known)")
 
@@ -82,7 +82,8 @@ class Report:
         lines.append(
             f"within 2x: {sum(r.within_2x for r in self.rows)}/{len(self.rows)} ({100 * self.within_2x:.0f} %); "
             f"stated/actual median {statistics.median(ratios):.2f}, min {min(ratios):.2f}, max {max(ratios):.2f}"
-            if ratios else "no stated waits"
+            if ratios
+            else "no stated waits"
         )
         return "\n".join(lines)
 
@@ -100,7 +101,7 @@ def stated(text: str) -> tuple[int, float | None]:
 def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argparse.Namespace) -> Settings:
     run = uuid.uuid4().hex[:8]
     prior, decoder = args.steps
-    return Settings(
+    values: dict[str, Any] = dict(  # validated by Settings (str to SecretStr, backends by name)
         _env_file=None,
         telegram_bot_token=telegram.token,
         telegram_api_url=telegram.base_url,
@@ -133,6 +134,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         status_edit_interval_s=1.0,
         queue_refresh_s=3.0,
     )
+    return Settings(**values)
 
 
 def photos_of(tg: FakeBotAPI, user: int) -> list[Any]:
@@ -198,9 +200,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="prompts sent one by one before the load")
     parser.add_argument("--warmup-batch", type=int, default=0, help="then this many at once (0: none)")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=lambda s: tuple(int(x) for x in s.split(",")), default=(20, 20),
-                        help="prior,decoder steps of the profile used (at a few steps the tiny model is so "
-                             "fast that the bot's 30 calls/s, not the worker, set the pace)")
+    parser.add_argument(
+        "--steps",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=(20, 20),
+        help="prior,decoder steps of the profile used (at a few steps the tiny model is so "
+        "fast that the bot's 30 calls/s, not the worker, set the pace)",
+    )
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "p2p-tiny-wuerstchen"))
@@ -214,16 +220,20 @@ def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     report = run_on_broker(lambda bootstrap: run_load(bootstrap, args))
-    print(f"queue positions and waits: {args.users} users at once after {args.warmup} warm-up prompt(s) "
-          f"one by one and {args.warmup_batch} at once; "
-          f"tiny Würstchen {args.size}x{args.size}, {args.steps[0]}+{args.steps[1]} steps, max batch "
-          f"{args.max_batch}, {args.threads} torch threads, one worker, real Kafka broker")
+    print(
+        f"queue positions and waits: {args.users} users at once after {args.warmup} warm-up prompt(s) "
+        f"one by one and {args.warmup_batch} at once; "
+        f"tiny Würstchen {args.size}x{args.size}, {args.steps[0]}+{args.steps[1]} steps, max batch "
+        f"{args.max_batch}, {args.threads} torch threads, one worker, real Kafka broker"
+    )
     print("warm-up waits (s): " + ", ".join(f"{s:.1f}" for s in report.warmup_s))
     print(report.table())
     positions = sorted(r.position for r in report.rows)
-    print(f"positions stated: {positions[0]}..{positions[-1]} "
-          f"({'1 up, each once' if positions == list(range(1, len(positions) + 1)) else 'NOT 1..n'}); "
-          f"pictures per user: {dict(Counter(r.photos for r in report.rows))}; refused calls: {len(report.refused)}")
+    print(
+        f"positions stated: {positions[0]}..{positions[-1]} "
+        f"({'1 up, each once' if positions == list(range(1, len(positions) + 1)) else 'NOT 1..n'}); "
+        f"pictures per user: {dict(Counter(r.photos for r in report.rows))}; refused calls: {len(report.refused)}"
+    )
     return 0
 
 

@@ -62,7 +62,11 @@ class Machine:
         else:
             lo = max(s for s in sizes if s <= n)
             hi = min(s for s in sizes if s >= n)
-            per = self.per_image[lo] if lo == hi else self.per_image[lo] + (self.per_image[hi] - self.per_image[lo]) * (n - lo) / (hi - lo)
+            per = (
+                self.per_image[lo]
+                if lo == hi
+                else self.per_image[lo] + (self.per_image[hi] - self.per_image[lo]) * (n - lo) / (hi - lo)
+            )
         return per * n * relative_cost(profile)
 
     @property
@@ -105,7 +109,7 @@ def scenarios(machine: Machine) -> list[Scenario]:
 def arrivals(scenario: Scenario, horizon: float, rng: random.Random) -> list[float]:
     """Non-homogeneous Poisson arrivals by thinning."""
     peak = max(scenario.rate(t) for t in range(0, int(horizon), 10))
-    t, out = 0.0, []
+    t, out = 0.0, list[float]()
     while True:
         t += rng.expovariate(peak)
         if t >= horizon:
@@ -173,7 +177,7 @@ def policies(machine: Machine) -> dict[str, Callable[[Callable[[], float]], obje
     }
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: int) -> float:
     if not values:
         return 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]

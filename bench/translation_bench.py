@@ -41,12 +41,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # opus-mt-ru-en's config.json (the parts that shape the computation).
-OPUS_MT_RU_EN = dict(
+OPUS_MT_RU_EN: dict[str, Any] = dict(
     vocab_size=62518,
     d_model=512,
     encoder_layers=6,
@@ -92,8 +93,12 @@ def build_folder(folder: Path) -> None:
     vocab["<pad>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     tokenizer = MarianTokenizer(
-        str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"),
-        source_lang="ru", target_lang="en", model_max_length=512,
+        str(folder / "source.spm"),
+        str(folder / "target.spm"),
+        str(folder / "vocab.json"),
+        source_lang="ru",
+        target_lang="en",
+        model_max_length=512,
     )
     assert len(tokenizer) == OPUS_MT_RU_EN["vocab_size"], len(tokenizer)
     torch.manual_seed(0)
@@ -133,7 +138,7 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            translator._model = torch.ao.quantization.quantize_dynamic(  # noqa: SLF001
+            translator._model = torch.ao.quantization.quantize_dynamic(
                 translator.model, {torch.nn.Linear}, dtype=torch.qint8
             )
         gc.collect()
@@ -147,7 +152,8 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
         "rss_before_mib": before,
         "rss_after_mib": after,
         "threads": torch.get_num_threads(),
-        "tokenize_ms": 1000 * timed(lambda: tokenizer([PROMPT] * args.batch, return_tensors="pt", padding=True), args.repeats),
+        "tokenize_ms": 1000
+        * timed(lambda: tokenizer([PROMPT] * args.batch, return_tensors="pt", padding=True), args.repeats),
         "runs": [],
     }
     generator = torch.Generator().manual_seed(1)
@@ -160,15 +166,22 @@ def measure(folder: Path, dtype: str, args: argparse.Namespace) -> dict:
             def run(ids=ids, mask=mask, beams=beams):
                 with torch.inference_mode():
                     result = model.generate(
-                        input_ids=ids, attention_mask=mask, num_beams=beams, max_length=None,
-                        max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                        input_ids=ids,
+                        attention_mask=mask,
+                        num_beams=beams,
+                        max_length=None,
+                        max_new_tokens=args.new_tokens,
+                        min_new_tokens=args.new_tokens,
                     )
                 assert result.shape[1] == args.new_tokens + 1, result.shape  # + the start token
 
             seconds = timed(run, args.repeats)
             out["runs"].append({"beams": beams, "batch": batch, "seconds": seconds})
-            print(f"  {dtype}, beams {beams}, batch {batch}: {seconds:.3f}s per call, "
-                  f"{seconds / batch:.3f}s per prompt", file=sys.stderr, flush=True)
+            print(
+                f"  {dtype}, beams {beams}, batch {batch}: {seconds:.3f}s per call, {seconds / batch:.3f}s per prompt",
+                file=sys.stderr,
+                flush=True,
+            )
     gc.collect()
     out["rss_end_mib"] = rss_mib()
     out["peak_rss_mib"] = peak_rss_mib()
@@ -179,8 +192,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beams", default="1,4", help="comma-separated beam widths (1: greedy)")
-    p.add_argument("--dtypes", default="fp32,bf16,int8",
-                   help="comma-separated: fp32, bf16, int8 (torch dynamic quantisation of the fp32 model: an experiment)")
+    p.add_argument(
+        "--dtypes",
+        default="fp32,bf16,int8",
+        help="comma-separated: fp32, bf16, int8 (torch dynamic quantisation of the fp32 model: an experiment)",
+    )
     p.add_argument("--input-tokens", type=int, default=20)
     p.add_argument("--new-tokens", type=int, default=24)
     p.add_argument("--batch", type=int, default=8)
@@ -200,24 +216,29 @@ def main() -> int:
         print(json.dumps(measure(Path(args.measure), args.dtype, args)))
         return 0
 
-    passed = [a for a in sys.argv[1:]]
+    passed = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="marian-bench-") as tmp:
         folder = Path(tmp) / "opus-mt-ru-en-random"
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--build", str(folder)], check=True)
-        print(f"opus-mt-ru-en architecture with random weights built in {time.perf_counter() - started:.1f}s",
-              flush=True)
+        print(
+            f"opus-mt-ru-en architecture with random weights built in {time.perf_counter() - started:.1f}s", flush=True
+        )
         results = []
         for dtype in args.dtypes.split(","):
             child = subprocess.run(
                 [sys.executable, __file__, *passed, "--measure", str(folder), "--dtype", dtype],
-                check=True, stdout=subprocess.PIPE, text=True,
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
 
     first = results[0]
-    print(f"\n{first['params_m']:.1f}M parameters, CPU, {first['threads']} threads; input "
-          f"{args.input_tokens} tokens, every output exactly {args.new_tokens} tokens; median of {args.repeats}\n")
+    print(
+        f"\n{first['params_m']:.1f}M parameters, CPU, {first['threads']} threads; input "
+        f"{args.input_tokens} tokens, every output exactly {args.new_tokens} tokens; median of {args.repeats}\n"
+    )
     print("| dtype | decoding | 1 prompt alone | batch of 8 | per prompt in the batch |")
     print("|---|---|---|---|---|")
     for r in results:
@@ -227,12 +248,17 @@ def main() -> int:
             name = "greedy" if beams == 1 else f"{beams} beams"
             print(f"| {r['dtype']} | {name} | {one:.3f} s | {many:.3f} s | {many / args.batch:.3f} s |")
     print()
-    print("| dtype | load | RSS before load | after load | after the runs | added (end - before) | peak RSS | tokenising 8 prompts |")
+    print(
+        "| dtype | load | RSS before load | after load | after the runs | added (end - before) | peak RSS "
+        "| tokenising 8 prompts |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['dtype']} | {r['load_s']:.2f} s | {r['rss_before_mib']:.0f} MiB | {r['rss_after_mib']:.0f} MiB | "
-              f"{r['rss_end_mib']:.0f} MiB | +{r['rss_end_mib'] - r['rss_before_mib']:.0f} MiB | "
-              f"{r['peak_rss_mib']:.0f} MiB | {r['tokenize_ms']:.2f} ms |")
+        print(
+            f"| {r['dtype']} | {r['load_s']:.2f} s | {r['rss_before_mib']:.0f} MiB | {r['rss_after_mib']:.0f} MiB | "
+            f"{r['rss_end_mib']:.0f} MiB | +{r['rss_end_mib'] - r['rss_before_mib']:.0f} MiB | "
+            f"{r['peak_rss_mib']:.0f} MiB | {r['tokenize_ms']:.2f} ms |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -186,8 +186,13 @@ _META_MODELS: dict[str, dict[str, Any]] = {}
 
 
 def count_flops(
-    arch: Arch, width: int, height: int, prior_evals: int, decoder_steps: int,
-    prior_guidance: bool = True, decoder_guidance: bool = False,
+    arch: Arch,
+    width: int,
+    height: int,
+    prior_evals: int,
+    decoder_steps: int,
+    prior_guidance: bool = True,
+    decoder_guidance: bool = False,
 ) -> dict[str, float]:
     """FLOPs of one image (batch 1), per part and in total, counted with FlopCounterMode on the
     meta device: one forward of each model, times the number of its evaluations."""
@@ -216,15 +221,11 @@ def count_flops(
         tokens = tiny.MAX_TOKENS
         out["prior_text"] = flops(lambda: m["prior_text"](torch.zeros(pb, tokens, dtype=torch.long)))
         c = torch.empty(pb, tokens, m["prior_text"].config.hidden_size)
-        out["prior"] = prior_evals * flops(
-            lambda: m["prior"](torch.empty(pb, c_in, ph, pw), torch.rand(pb), c)
-        )
+        out["prior"] = prior_evals * flops(lambda: m["prior"](torch.empty(pb, c_in, ph, pw), torch.rand(pb), c))
         out["decoder_text"] = flops(lambda: m["decoder_text"](torch.zeros(1, tokens, dtype=torch.long)))
         clip = torch.empty(db, tokens, m["decoder_text"].config.hidden_size)
         out["decoder"] = decoder_steps * flops(
-            lambda: m["decoder"](
-                torch.empty(db, 4, dh, dw), torch.rand(db), torch.empty(db, c_in, ph, pw), clip
-            )
+            lambda: m["decoder"](torch.empty(db, 4, dh, dw), torch.rand(db), torch.empty(db, c_in, ph, pw), clip)
         )
         out["vqgan"] = flops(lambda: m["vqgan"].decode(torch.empty(1, 4, dh, dw)))
     out["total"] = sum(out.values())
@@ -383,7 +384,7 @@ def step_only(arch: Arch, args, device, dtype) -> None:
                 if part == "prior":
                     batch = 2 if args.prior_guidance > 1 else 1
                     c_cond = arch.prior.get("c_cond", 1024)
-                    inputs = (
+                    inputs: tuple[torch.Tensor, ...] = (
                         torch.randn(batch, arch.prior.get("c_in", 16), ph, pw, dtype=dtype),
                         torch.rand(batch, dtype=dtype),
                         torch.randn(batch, tiny.MAX_TOKENS, c_cond, dtype=dtype),
@@ -405,7 +406,7 @@ def step_only(arch: Arch, args, device, dtype) -> None:
                     model(*inputs)
                     sync(device)
                     times.append(time.perf_counter() - t0)
-            timed = times[max(1, args.warmup):]
+            timed = times[max(1, args.warmup) :]
             log(
                 f"{part} step {size}x{size} batch {batch}: {statistics.median(timed):.3f} s "
                 f"(first {times[0]:.3f} s, runs {', '.join(f'{t:.3f}' for t in timed)})"
@@ -422,16 +423,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="the tiny test architecture (CPU, seconds)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu ...")
     parser.add_argument(
-        "--dtype", default="auto",
+        "--dtype",
+        default="auto",
         help="auto (the worker's choice: bf16 on CUDA and on CPUs with native bf16, else fp32), bf16, fp16, fp32",
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: physical cores)")
     parser.add_argument("--sizes", default=None, help="square sizes, e.g. 1024,512 (tiny: 256,128)")
     parser.add_argument("--batches", default=None, help="e.g. 1-16 or 1,2,4,8,16 (tiny: 1,2,4)")
     parser.add_argument(
-        "--modes", default=None,
+        "--modes",
+        default=None,
         help="in order, of eager, eager-cl, compiled, compiled-cl (-cl: channels-last layout); "
-             "default eager,compiled (tiny: eager)",
+        "default eager,compiled (tiny: eager)",
     )
     parser.add_argument("--compile-sizes", default=None, help="sizes to compile for (default: the first size)")
     parser.add_argument("--compile-batches", default="1,8", help="batches to compile for (each costs minutes)")
@@ -508,8 +511,13 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_flops or args.flops_only:
         for size in args.sizes:
             parts = count_flops(
-                arch, size, size, args.prior_steps, args.decoder_steps,
-                args.prior_guidance > 1, args.decoder_guidance > 1,
+                arch,
+                size,
+                size,
+                args.prior_steps,
+                args.decoder_steps,
+                args.prior_guidance > 1,
+                args.decoder_guidance > 1,
             )
             flops[size] = parts["total"]
             log(
@@ -519,8 +527,11 @@ def main(argv: list[str] | None = None) -> dict:
             )
             report.add(f"flops_{size}", parts)
         if device.type == "cuda":
-            log("  (the floor at ~790 TFLOP/s bf16 dense, H200/H100 SXM: "
-                + ", ".join(f"{s}: {f / 790e12:.3f} s/image" for s, f in flops.items()) + ")")
+            log(
+                "  (the floor at ~790 TFLOP/s bf16 dense, H200/H100 SXM: "
+                + ", ".join(f"{s}: {f / 790e12:.3f} s/image" for s, f in flops.items())
+                + ")"
+            )
     if args.flops_only:
         return report.data
     if args.step_only:
@@ -537,8 +548,10 @@ def main(argv: list[str] | None = None) -> dict:
         args.compile_backend, args.compile_mode, Path(args.compile_cache_dir) if args.compile_cache_dir else None
     )
     counts = param_counts(models)
-    log(f"built {arch.name} model in {time.perf_counter() - t0:.1f}s: "
-        + ", ".join(f"{k} {v:.1f}M" for k, v in counts.items()))
+    log(
+        f"built {arch.name} model in {time.perf_counter() - t0:.1f}s: "
+        + ", ".join(f"{k} {v:.1f}M" for k, v in counts.items())
+    )
     report.add("params_m", counts)
 
     def out_of_time() -> bool:
@@ -552,8 +565,10 @@ def main(argv: list[str] | None = None) -> dict:
             if not compiled:
                 compiler.apply(pipelines, device)
                 compiled = True
-            log(f"compiling with backend={args.compile_backend} mode={args.compile_mode or 'default'} "
-                f"(cache {args.compile_cache_dir}); each new shape compiles on its first call")
+            log(
+                f"compiling with backend={args.compile_backend} mode={args.compile_mode or 'default'} "
+                f"(cache {args.compile_cache_dir}); each new shape compiles on its first call"
+            )
             sizes, batches = args.compile_sizes, args.compile_batches
         else:
             sizes, batches = args.sizes, args.batches

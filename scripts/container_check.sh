@@ -14,7 +14,7 @@
 #    /readyz; every process runs as the image's non-root uid; the image's own HEALTHCHECK passes;
 #    SIGTERM stops it with exit code 0 within the compose file's stop_grace_period;
 # 5. carries one prompt through containers: the image as `--role bot` and as `--role worker`
-#    (GENERATOR=fake) on the host network, against a real Kafka broker (scripts/kafka_broker.py),
+#    (GENERATOR=fake) on the host network, against a real Kafka broker (tools/kafka_broker.py),
 #    moto's S3 server and the fake Bot API of the tests (scripts/container_prompt_check.py), all on
 #    127.0.0.1: the picture must reach the user and its object must be in the bucket;
 # 6. builds the `worker-cpu` target (torch from the PyTorch CPU index when it answers, else from PyPI:
@@ -129,7 +129,7 @@ cleanup() {
         wait "$moto_pid" 2> /dev/null
     fi
     if [ -n "$kafka_started" ]; then
-        python3 scripts/kafka_broker.py stop --state-file "$kafka_state" > /dev/null 2>&1
+        python3 tools/kafka_broker.py stop --state-file "$kafka_state" > /dev/null 2>&1
     fi
     rm -f "$kafka_state"
     rm -rf "$work/run-${run_id}"
@@ -345,12 +345,12 @@ ok "the secret is not in the log"
 podman rm -f "$ctr" > /dev/null
 
 # --------------------------------------------------------------------------- 5. one prompt
-step "prompt: start the Kafka broker on 127.0.0.1 (scripts/kafka_broker.py)"
-kafka_out="$(timeout 180 python3 scripts/kafka_broker.py start --state-file "$kafka_state")" \
+step "prompt: start the Kafka broker on 127.0.0.1 (tools/kafka_broker.py)"
+kafka_out="$(timeout 180 python3 tools/kafka_broker.py start --state-file "$kafka_state")" \
     || fail "the Kafka broker did not start"
 kafka_started=1
 bootstrap="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' <<< "$kafka_out")"
-[ -n "$bootstrap" ] || fail "scripts/kafka_broker.py start printed no KAFKA_BOOTSTRAP_SERVERS"
+[ -n "$bootstrap" ] || fail "tools/kafka_broker.py start printed no KAFKA_BOOTSTRAP_SERVERS"
 ok "Kafka at $bootstrap"
 step "prompt: start moto's S3 server on 127.0.0.1"
 mkdir -p "$work/run-${run_id}"

@@ -13,7 +13,7 @@ gets a volume of this run's own, ``P-<name>``). It fails when the service lacks 
 Prompt2Pic service must have (init, ``cap_drop: [ALL]``, no-new-privileges; the bot also a
 read-only root with a tmpfs /tmp), so the container check cannot quietly run with less.
 
-``prompt`` runs, on 127.0.0.1 only: the fake Bot API of the tests (tests/fake_telegram.py) in this
+``prompt`` runs, on 127.0.0.1 only: the fake Bot API of the tests (tests/fakes/telegram/server.py) in this
 process, and two containers on the host network with that hardening, ``--role bot`` of IMAGE and
 ``--role worker`` of WORKER_IMAGE (IMAGE by default) with ``GENERATOR=fake`` or ``tiny``, against the
 Kafka broker and the S3 server given. With ``tiny`` (the worker-cpu image) the worker builds the tiny
@@ -139,6 +139,11 @@ def grace_s(name: str) -> int:
 # --------------------------------------------------------------------------- the prompt
 
 
+def env(**settings: str) -> list[str]:
+    """podman's ``-e NAME=VALUE`` for each setting, in order."""
+    return [arg for name, value in settings.items() for arg in ("-e", f"{name}={value}")]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,9 +151,7 @@ def free_port() -> int:
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["podman", *args], input=stdin, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise CheckFailed(f"podman {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return proc.stdout.strip()
@@ -207,7 +210,7 @@ async def prompt(args: argparse.Namespace) -> None:
     from PIL import Image
 
     sys.path.insert(0, str(REPO))
-    from tests.fake_telegram import FakeBotAPI
+    from tests.fakes.telegram import FakeBotAPI
 
     timer = Timer()
     prefix = args.prefix
@@ -221,8 +224,12 @@ async def prompt(args: argparse.Namespace) -> None:
     s3_secret = secrets.token_urlsafe(30)
     bucket = f"{prefix}-images".lower()[:63]
     s3 = boto3.client(
-        "s3", endpoint_url=args.s3, region_name="us-east-1", aws_access_key_id=s3_key_id,
-        aws_secret_access_key=s3_secret, config=Config(s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=args.s3,
+        region_name="us-east-1",
+        aws_access_key_id=s3_key_id,
+        aws_secret_access_key=s3_secret,
+        config=Config(s3={"addressing_style": "path"}),
     )
     s3.create_bucket(Bucket=bucket)  # as minio-init does in the compose file
     timer.say(f"bucket {bucket} at {args.s3}")
@@ -248,41 +255,53 @@ async def prompt(args: argparse.Namespace) -> None:
             return ["-v", f"{files[secret]}:/run/secrets/{secret}:ro"]
 
         common = [
-            "-e", "LOG_LEVEL=INFO",
-            "-e", "HTTP_HOST=127.0.0.1",
-            "-e", "SHUTDOWN_GRACE_S=20",
-            "-e", "QUEUE_BACKEND=kafka",
-            "-e", f"KAFKA_BOOTSTRAP_SERVERS={args.kafka}",
-            "-e", f"KAFKA_REQUESTS_TOPIC={prefix}.requests",
-            "-e", f"KAFKA_RESULTS_TOPIC={prefix}.results",
-            "-e", f"KAFKA_DEAD_LETTER_TOPIC={prefix}.dead-letters",
-            "-e", "KAFKA_PARTITIONS=2",
-            "-e", "STORAGE_BACKEND=s3",
-            "-e", f"S3_ENDPOINT_URL={args.s3}",
-            "-e", f"S3_PUBLIC_ENDPOINT_URL={args.s3}",
-            "-e", f"S3_BUCKET={bucket}",
-            "-e", "S3_REGION=us-east-1",
-            "-e", f"S3_ACCESS_KEY_ID={s3_key_id}",
+            *env(
+                LOG_LEVEL="INFO",
+                HTTP_HOST="127.0.0.1",
+                SHUTDOWN_GRACE_S="20",
+                QUEUE_BACKEND="kafka",
+                KAFKA_BOOTSTRAP_SERVERS=args.kafka,
+                KAFKA_REQUESTS_TOPIC=f"{prefix}.requests",
+                KAFKA_RESULTS_TOPIC=f"{prefix}.results",
+                KAFKA_DEAD_LETTER_TOPIC=f"{prefix}.dead-letters",
+                KAFKA_PARTITIONS="2",
+                STORAGE_BACKEND="s3",
+                S3_ENDPOINT_URL=args.s3,
+                S3_PUBLIC_ENDPOINT_URL=args.s3,
+                S3_BUCKET=bucket,
+                S3_REGION="us-east-1",
+                S3_ACCESS_KEY_ID=s3_key_id,
+            ),
             *mount("s3_secret_access_key"),
-            "-e", "S3_SECRET_ACCESS_KEY_FILE=/run/secrets/s3_secret_access_key",
+            *env(S3_SECRET_ACCESS_KEY_FILE="/run/secrets/s3_secret_access_key"),
         ]
         roles = {
             "bot": [
                 *mount("telegram_bot_token"),
-                "-e", "TELEGRAM_BOT_TOKEN_FILE=/run/secrets/telegram_bot_token",
-                "-e", f"TELEGRAM_API_URL={telegram.base_url}",
+                *env(TELEGRAM_BOT_TOKEN_FILE="/run/secrets/telegram_bot_token", TELEGRAM_API_URL=telegram.base_url),
             ],
-            "worker": ["-e", f"GENERATOR={args.generator}", "-e", "GENERATOR_DEVICE=cpu", *TINY_ENV[args.generator]],
+            "worker": env(GENERATOR=args.generator, GENERATOR_DEVICE="cpu", **TINY_ENV[args.generator]),
         }
         images = {"bot": args.image, "worker": worker_image}
         ports: dict[str, int] = {}
         for role, extra in roles.items():
             ports[role] = free_port()
             podman(
-                "run", "-d", "--name", names[role], "--network", "host",
-                *hardening(role, volume_prefix=prefix), *common, *extra,
-                "-e", f"HTTP_PORT={ports[role]}",
-                images[role], "python", "app.py", "--role", role,
+                "run",
+                "-d",
+                "--name",
+                names[role],
+                "--network",
+                "host",
+                *hardening(role, volume_prefix=prefix),
+                *common,
+                *extra,
+                *env(HTTP_PORT=str(ports[role])),
+                images[role],
+                "python",
+                "app.py",
+                "--role",
+                role,
             )
             timer.say(f"{names[role]} started: {images[role]}, python app.py --role {role}")
         await asyncio.gather(*(wait_ready(ports[r], names[r], args.timeout) for r in roles))
@@ -352,15 +371,15 @@ async def prompt(args: argparse.Namespace) -> None:
 # compose file, lost at every restart): here into the model cache volume, as an operator would, and
 # without asking the Hugging Face hub (nothing is downloaded: the tiny models are written by code).
 # One picture at a time, at most the fast profile, as the compose file's CPU worker.
-TINY_ENV = {
-    "fake": [],
-    "tiny": [
-        "-e", "TINY_MODEL_DIR=/cache/tiny-wuerstchen",
-        "-e", "TINY_TRANSLATION_MODEL_DIR=/cache/tiny-marian",
-        "-e", "HF_HUB_OFFLINE=1",
-        "-e", "MAX_BATCH=1",
-        "-e", "QUALITY_CAP=fast",
-    ],
+TINY_ENV: dict[str, dict[str, str]] = {
+    "fake": {},
+    "tiny": {
+        "TINY_MODEL_DIR": "/cache/tiny-wuerstchen",
+        "TINY_TRANSLATION_MODEL_DIR": "/cache/tiny-marian",
+        "HF_HUB_OFFLINE": "1",
+        "MAX_BATCH": "1",
+        "QUALITY_CAP": "fast",
+    },
 }
 
 

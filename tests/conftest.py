@@ -5,14 +5,20 @@ import os
 
 import pytest
 
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 
 # GENERATOR_DTYPE=auto takes bf16 on CPUs with native bf16 (AMX, AVX512-BF16): the suite runs as on a
 # CPU without it, so that its pictures and tolerances do not depend on the machine; the tests of
 # the choice and of bf16 (tests/wuerstchen/test_cpu_speed.py) set the check themselves.
 os.environ.setdefault("P2P_CPU_BF16", "0")
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.s3rver", "tests.fixtures.minio", "tests.fixtures.postgres"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.s3",
+    "tests.fixtures.s3rver",
+    "tests.fixtures.minio",
+    "tests.fixtures.postgres",
+]
 
 
 @pytest.fixture

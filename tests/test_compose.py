@@ -303,9 +303,7 @@ def dashboard_panels() -> list[dict[str, Any]]:
 
 
 def run_lint(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(LINT_SCRIPT), *args], capture_output=True, text=True, timeout=180, cwd=ROOT
-    )
+    return subprocess.run(["bash", str(LINT_SCRIPT), *args], capture_output=True, text=True, timeout=180, cwd=ROOT)
 
 
 def test_lint_script_passes_on_the_repository():
@@ -516,7 +514,9 @@ def test_env_file_stays_out_of_git_and_images():
     gitignore = (ROOT / ".gitignore").read_text().split()
     assert ".env" in gitignore or "/.env" in gitignore
     dockerignore = [
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
     ]
     assert dockerignore[0] == "*", ".dockerignore must be an allow-list (start with *)"
     assert not any(line.startswith("!") and ".env" in line for line in dockerignore)
@@ -532,7 +532,7 @@ def test_ports_and_health_checks_match_the_app():
         service = services[name]
         env = environment_of(service)
         assert env.get("HTTP_PORT", port) == port
-        for host_ip, _host_port, container_port in published_ports(service):
+        for _host_ip, _host_port, container_port in published_ports(service):
             assert container_port == port, f"{name} publishes container port {container_port}, app listens on {port}"
         test = service["healthcheck"]["test"]
         assert test[:3] == HEALTHCHECK_COMMAND and test[3] in HEALTH_PATHS, f"{name}: {test}"
@@ -572,7 +572,7 @@ def test_start_order():
             if condition == "service_healthy":
                 assert "healthcheck" in services[target], f"{name} waits for {target} to be healthy: no health check"
             elif condition == "service_completed_successfully":
-                assert services[target].get("restart") == "no", f"{target} is a one-shot job: restart: \"no\""
+                assert services[target].get("restart") == "no", f'{target} is a one-shot job: restart: "no"'
             else:
                 pytest.fail(f"{name} -> {target}: {condition} does not wait for readiness")
     for name in APP_SERVICES:
@@ -650,7 +650,7 @@ def test_dockerfile_targets():
         chain = stage_chain(stages, target)
         assert "runtime" in chain, f"{target} must build on the runtime stage"
         users = [args for stage in chain for instruction, args in stages[stage] if instruction == "USER"]
-        assert users and not users[0].split(":")[0] in ("root", "0"), f"{target} runs as root"
+        assert users and users[0].split(":")[0] not in ("root", "0"), f"{target} runs as root"
     assert list(stages)[-1] == "bot", "a plain `docker build .` gives the small bot image"
     # The bot image has no torch; the worker images do.
     bot_venv = " ".join(args for _, args in stages["bot-venv"])
@@ -683,7 +683,9 @@ def test_dockerfile_copies_all_of_the_app():
         if instruction == "COPY":
             copied.add(args.split()[0].rstrip("/"))
     assert wanted <= copied, f"the image lacks {sorted(wanted - copied)}"
-    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    }
     assert wanted <= allowed, f".dockerignore keeps out {sorted(wanted - allowed)}"
 
 
@@ -732,7 +734,7 @@ def http_app():
     """A stand-in for the app's HTTP endpoint: /healthz 200, /readyz 503."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response({"/healthz": 200, "/readyz": 503}.get(self.path, 404))
             self.end_headers()
 
@@ -750,7 +752,9 @@ def http_app():
 def test_healthcheck_script(http_app):
     def check(*args: str, **env: str) -> int:
         full_env = {"PATH": os.environ["PATH"], "HTTP_PORT": str(http_app), **env}
-        return subprocess.run([sys.executable, str(HEALTHCHECK), *args], env=full_env, capture_output=True, timeout=30).returncode
+        return subprocess.run(
+            [sys.executable, str(HEALTHCHECK), *args], env=full_env, capture_output=True, timeout=30
+        ).returncode
 
     assert check() == 0
     assert check("/healthz", HTTP_HOST="0.0.0.0") == 0

@@ -85,12 +85,19 @@ def test_the_entry_point_gives_the_app_the_webhook_settings(tmp_path):
     done = subprocess.run(
         ["sh", str(ENTRYPOINT), sys.executable, "-c", probe],
         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen == {"mode": "webhook", "url": WEBHOOK_ENV["TELEGRAM_WEBHOOK_URL"], "secret": webhook_secret,
-                    "files": []}
+    assert seen == {
+        "mode": "webhook",
+        "url": WEBHOOK_ENV["TELEGRAM_WEBHOOK_URL"],
+        "secret": webhook_secret,
+        "files": [],
+    }
     assert webhook_secret not in done.stderr
 
 
@@ -99,7 +106,9 @@ def test_an_empty_webhook_secret_file_stops_the_container(tmp_path):
     done = subprocess.run(
         ["sh", str(ENTRYPOINT), "true"],
         env={"PATH": os.environ["PATH"], "TELEGRAM_WEBHOOK_SECRET_FILE": str(tmp_path / "secret")},
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 66 and "TELEGRAM_WEBHOOK_SECRET" in done.stderr
 

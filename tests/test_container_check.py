@@ -7,6 +7,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def helper():
-    spec = importlib.util.spec_from_file_location("container_prompt_check", ROOT / "scripts" / "container_prompt_check.py")
+    spec = importlib.util.spec_from_file_location(
+        "container_prompt_check", ROOT / "scripts" / "container_prompt_check.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["container_prompt_check"] = module
@@ -26,7 +29,7 @@ def helper():
 
 def test_bot_runs_with_the_compose_files_hardening():
     flags = helper().hardening("bot", volume_prefix="run1")
-    pairs = list(zip(flags, flags[1:]))
+    pairs = list(pairwise(flags))
     assert "--init" in flags and "--read-only" in flags
     assert ("--tmpfs", "/tmp") in pairs
     assert ("--cap-drop", "ALL") in pairs
@@ -37,10 +40,10 @@ def test_bot_runs_with_the_compose_files_hardening():
 def test_worker_hardening_and_grace_periods():
     module = helper()
     flags = module.hardening("worker", volume_prefix="run1")
-    assert ("-v", "run1-model-cache:/cache") in list(zip(flags, flags[1:]))
+    assert ("-v", "run1-model-cache:/cache") in list(pairwise(flags))
     assert "--read-only" in flags  # the compose file asks it of workers too (since the least-privilege change)
     # podman 4.3 refuses uid=/gid= tmpfs options; U gives the tmpfs to the container's user instead.
-    assert ("--tmpfs", "/app/data:mode=0700,U") in list(zip(flags, flags[1:]))
+    assert ("--tmpfs", "/app/data:mode=0700,U") in list(pairwise(flags))
     assert module.grace_s("bot") == 90
     assert module.grace_s("worker") == 210  # SHUTDOWN_GRACE_S 180 s for one CPU batch, + 30 s
 
@@ -93,9 +96,9 @@ def test_the_check_builds_the_cpu_worker_and_runs_the_tiny_model_in_it():
 def test_the_tiny_model_is_built_on_the_workers_cache_volume():
     module = helper()
     flags = module.hardening("worker", volume_prefix="run1")
-    volumes = [target for flag, target in zip(flags, flags[1:]) if flag == "-v"]
-    tiny = module.TINY_ENV["tiny"]
-    tiny_env = dict(value.split("=", 1) for flag, value in zip(tiny, tiny[1:]) if flag == "-e")
+    volumes = [target for flag, target in pairwise(flags) if flag == "-v"]
+    tiny = module.env(**module.TINY_ENV["tiny"])  # the worker's -e flags
+    tiny_env = dict(value.split("=", 1) for flag, value in pairwise(tiny) if flag == "-e")
     cache = next(volume.split(":", 1)[1] for volume in volumes if volume.startswith("run1-model-cache:"))
     for setting in ("TINY_MODEL_DIR", "TINY_TRANSLATION_MODEL_DIR"):
         assert tiny_env[setting].startswith(cache + "/"), setting  # not the read-only root, not a tmpfs

@@ -15,7 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "deploy.md"
 NAMES = {
-    "telegram_bot_token", "telegram_webhook_secret", "s3_secret_access_key", "s3_bot_secret_access_key",
+    "telegram_bot_token",
+    "telegram_webhook_secret",
+    "s3_secret_access_key",
+    "s3_bot_secret_access_key",
     "grafana_admin_password",
 }
 

@@ -14,11 +14,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_settings_table_matches_the_settings_class():
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from settings_table import END, START, table
 
     documented = README.split(START)[1].split(END)[0].strip()
-    assert documented == table(), "run: python scripts/settings_table.py --write"
+    assert documented == table(), "run: python tools/settings_table.py --write"
 
 
 def test_ci_runs_the_readme_test_command():
@@ -31,8 +31,22 @@ def test_ci_runs_the_readme_test_command():
 def test_quick_start_generate_command_works(tmp_path):
     out = tmp_path / "sunset.png"
     done = subprocess.run(
-        [sys.executable, "app.py", "generate", "a sunset over the ocean", "-o", str(out), "--width", "512", "--height", "384"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "app.py",
+            "generate",
+            "a sunset over the ocean",
+            "-o",
+            str(out),
+            "--width",
+            "512",
+            "--height",
+            "384",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GENERATOR": "fake"},
     )
     assert done.returncode == 0, done.stderr
@@ -45,7 +59,11 @@ def test_quick_start_generate_command_works(tmp_path):
 def test_generate_refuses_bad_input_clearly(tmp_path):
     done = subprocess.run(
         [sys.executable, "app.py", "generate", "   ", "-o", str(tmp_path / "x.png")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert done.returncode == 2
     assert "The prompt is empty" in done.stderr
@@ -55,11 +73,33 @@ def test_generate_refuses_bad_input_clearly(tmp_path):
 def test_generate_with_the_tiny_wuerstchen_model_offline(tmp_path):
     out = tmp_path / "fox.png"
     done = subprocess.run(
-        [sys.executable, "app.py", "generate", "a red fox in the snow", "-o", str(out),
-         "--generator", "tiny", "--width", "256", "--height", "256", "--quality", "fast"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-             "TINY_MODEL_DIR": str(tmp_path / "tiny"), "GENERATOR_THREADS": "1"},
+        [
+            sys.executable,
+            "app.py",
+            "generate",
+            "a red fox in the snow",
+            "-o",
+            str(out),
+            "--generator",
+            "tiny",
+            "--width",
+            "256",
+            "--height",
+            "256",
+            "--quality",
+            "fast",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "HF_HUB_OFFLINE": "1",
+            "TINY_MODEL_DIR": str(tmp_path / "tiny"),
+            "GENERATOR_THREADS": "1",
+        },
     )
     assert done.returncode == 0, done.stderr[-2000:]
     from PIL import Image
@@ -119,15 +159,18 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
 
     install, start = bash_blocks(section("Run it"))[0]
     clone, venv = tmp_path / "clone", tmp_path / "venv"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # Blocking calls on a thread: the fake Bot API serves on this event loop.
+    await asyncio.to_thread(subprocess.run, ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path / "home"),
         "VIRTUAL_ENV": str(venv),
         **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},  # the machine's index and certificates
     }
-    done = subprocess.run(install, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    done = await asyncio.to_thread(
+        subprocess.run, install, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     with socket.socket() as s:
@@ -139,10 +182,18 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
     assigned = dict(w.split("=", 1) for w in words if re.match(r"^[A-Z_]+=", w))
     argv = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
     service_env = {
-        **env, **assigned, "TELEGRAM_API_URL": telegram.base_url, "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port),
+        **env,
+        **assigned,
+        "TELEGRAM_API_URL": telegram.base_url,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
     }
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=clone, env=service_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        cwd=clone,
+        env=service_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
 
@@ -153,6 +204,7 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
 
     reader = asyncio.create_task(read())
     try:
+
         async def until(fragment: str, timeout: float) -> None:
             deadline = asyncio.get_running_loop().time() + timeout
             while not any(fragment in line for line in lines):
@@ -164,9 +216,8 @@ async def test_the_run_it_commands_work_on_a_fresh_clone_in_a_fresh_virtualenv(t
         log = "".join(lines)
         assert "the worker extra is not installed" in log and "PLACEHOLDERS" in log  # the warning
         assert telegram.token not in log
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as reply:
-                assert reply.status == 200
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+            assert reply.status == 200
         await telegram.wait_polling()
         telegram.send_text(77, "a sunset over the ocean")
         [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 77, timeout=60)

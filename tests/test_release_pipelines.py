@@ -1,5 +1,5 @@
 """The release pipelines (.github/workflows/release.yml, .gitlab-ci.yml) validated offline: the
-GitHub workflow by actionlint (built from the Go module proxy by scripts/go_tool.py; it runs
+GitHub workflow by actionlint (built from the Go module proxy by tools/go_tool.py; it runs
 shellcheck on every `run:` script) and against the schema check-jsonschema vendors, the GitLab file
 against GitLab's own CI schema, vendored in tests/schemas/gitlab-ci/ and read by the jsonschema
 package. Each check is shown to catch a broken copy of the file, so a pass means something. The

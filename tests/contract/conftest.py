@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import MemoryQueueHarness
+from tests.contract.queue_harness import MemoryQueueHarness
 
 
 @pytest.fixture(
-    params=["memory", pytest.param("kafka", marks=pytest.mark.kafka),
-            pytest.param("kafka-sasl-ssl", marks=pytest.mark.kafka)]
+    params=[
+        "memory",
+        pytest.param("kafka", marks=pytest.mark.kafka),
+        pytest.param("kafka-sasl-ssl", marks=pytest.mark.kafka),
+    ]
 )
 async def queue_harness(request):
     if request.param == "memory":

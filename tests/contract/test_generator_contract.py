@@ -38,9 +38,7 @@ async def generator(request):
         from adapters.wuerstchen.generator import WuerstchenGenerator
 
         prior, decoder = request.getfixturevalue("tiny_model")
-        gen = WuerstchenGenerator(
-            prior, decoder, device="cpu", threads=1, max_batch=4, local_files_only=True
-        )
+        gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, max_batch=4, local_files_only=True)
     await gen.start()
     try:
         yield gen
@@ -63,7 +61,7 @@ async def test_one_png_per_request_of_the_requested_size(generator):
     requests = [req(seed=1), req("a dog", seed=2, width=384, height=256), req("a tree", seed=3)]
     images = await generator.generate(requests)
     assert len(images) == len(requests)
-    for request, image in zip(requests, images):
+    for request, image in zip(requests, images, strict=True):
         assert image.png.startswith(PNG_SIGNATURE)
         assert (image.width, image.height) == (request.width, request.height)
         with Image.open(io.BytesIO(image.png)) as decoded:
@@ -105,7 +103,7 @@ async def test_progress_is_reported_on_the_event_loop_with_increasing_steps(gene
     assert steps == sorted(set(steps)), "steps must strictly increase"
     assert len(totals) == 1
     total = totals.pop()
-    assert 1 <= steps[0] and steps[-1] == total
+    assert steps[0] >= 1 and steps[-1] == total
 
 
 async def test_a_plain_function_works_as_progress_callback(generator):
@@ -148,7 +146,7 @@ async def test_a_batch_matches_the_same_requests_made_one_by_one(generator):
     ]
     batch = await generator.generate(requests)
     alone = [(await generator.generate([r]))[0] for r in requests]
-    for one, other in zip(batch, alone):
+    for one, other in zip(batch, alone, strict=True):
         diff = np.abs(pixels(one.png) - pixels(other.png))
         assert diff.mean() < 0.5, f"mean pixel difference {diff.mean():.3f}"
         assert (diff > 8).mean() < 0.001

@@ -99,10 +99,17 @@ async def test_acked_job_is_not_delivered_again(queue_harness):
 async def test_events_carry_progress_and_results(queue_harness):
     queue = await queue_harness.new_queue()
     job = make_job(4)
-    progress = Progress(job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, stage="generating", step=3, total_steps=12)
+    progress = Progress(
+        job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, stage="generating", step=3, total_steps=12
+    )
     result = Result(
-        job_id=job.job_id, user_id=job.user_id, chat_id=job.chat_id, status=JobStatus.DONE,
-        image_key="images/x.png", image_url="http://example.invalid/x.png", profile="fast",
+        job_id=job.job_id,
+        user_id=job.user_id,
+        chat_id=job.chat_id,
+        status=JobStatus.DONE,
+        image_key="images/x.png",
+        image_url="http://example.invalid/x.png",
+        profile="fast",
     )
     await queue.publish_event(progress)
     await queue.publish_event(result)
@@ -177,9 +184,7 @@ class CountingGenerator:
         return await self.inner.generate(requests, progress)
 
 
-async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_and_is_acked(
-    queue_harness, tmp_path
-):
+async def test_a_job_delivered_past_the_limit_fails_once_with_too_many_attempts_and_is_acked(queue_harness, tmp_path):
     """The poison-job rule: the adapter counts the deliveries of a job (``Delivery.attempt``), the
     worker use case fails a job delivered more than ``max_deliveries`` times instead of trying it
     again, with one honest result through the normal path, and acks it."""

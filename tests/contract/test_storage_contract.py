@@ -8,6 +8,7 @@ link, and how many objects the store holds.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from urllib.request import url2pathname
@@ -39,13 +40,13 @@ class LocalHarness:
             # No public URL: the link is a file URI the user (on this machine) can open.
             parts = urlsplit(link)
             assert parts.scheme == "file", link
-            return Path(url2pathname(parts.path)).read_bytes()
+            return await asyncio.to_thread(Path(url2pathname(parts.path)).read_bytes)
         # A public URL: the app's HTTP endpoint serves the file after checking the signed token.
         parts = urlsplit(link)
         prefix = urlsplit(self.public_base_url.rstrip("/") + "/files/")
         assert (parts.scheme, parts.netloc) == (prefix.scheme, prefix.netloc), link
         assert parts.path.startswith(prefix.path), link
-        linked_key = unquote(parts.path[len(prefix.path):])
+        linked_key = unquote(parts.path[len(prefix.path) :])
         assert linked_key == key
         query = parse_qs(parts.query)
         expires, signature = int(query["exp"][0]), query["sig"][0]
@@ -89,8 +90,12 @@ class S3Harness:
 
 
 @pytest.fixture(
-    params=["local", "local-public", pytest.param("s3", marks=pytest.mark.s3),
-            pytest.param("s3-minio", marks=pytest.mark.s3)]
+    params=[
+        "local",
+        "local-public",
+        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("s3-minio", marks=pytest.mark.s3),
+    ]
 )
 async def storage_harness(request, tmp_path):
     if request.param == "local":

@@ -32,8 +32,17 @@ NOW = 1_700_000_000.0
 
 def record(job_id: str, user_id: int = 1, created_at: float = NOW, **extra) -> JobRecord:
     return JobRecord(
-        job_id=job_id, user_id=user_id, chat_id=user_id, prompt=f"prompt {job_id}", negative_prompt="",
-        width=512, height=512, seed=7, quality=Quality.AUTO, locale=Locale.EN, created_at=created_at,
+        job_id=job_id,
+        user_id=user_id,
+        chat_id=user_id,
+        prompt=f"prompt {job_id}",
+        negative_prompt="",
+        width=512,
+        height=512,
+        seed=7,
+        quality=Quality.AUTO,
+        locale=Locale.EN,
+        created_at=created_at,
         **extra,
     )
 
@@ -205,9 +214,16 @@ async def test_job_lifecycle_and_history(store):
     for i, state in ((0, JobState.DONE), (1, JobState.DONE), (2, JobState.FAILED)):
         done = await store.finish(
             f"h{i}",
-            Outcome(state, finished_at=NOW + 10 + i, worker_id="w1", image_key=f"images/h{i}.png",
-                    image_url=f"https://x/h{i}", profile="fast", profile_reason="requested",
-                    total_s=1.5),
+            Outcome(
+                state,
+                finished_at=NOW + 10 + i,
+                worker_id="w1",
+                image_key=f"images/h{i}.png",
+                image_url=f"https://x/h{i}",
+                profile="fast",
+                profile_reason="requested",
+                total_s=1.5,
+            ),
         )
         assert done.state == state
     assert (await store.get_job("h1")).total_s == 1.5
@@ -466,7 +482,8 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
     conn.executescript(old_schema)
     conn.execute(
         "INSERT INTO jobs (job_id, user_id, chat_id, prompt, width, height, seed, quality, locale, created_at, state) "
-        "VALUES ('old', 1, 1, 'an old prompt', 512, 512, 7, 'auto', 'en', ?, 'done')", (NOW,),
+        "VALUES ('old', 1, 1, 'an old prompt', 512, 512, 7, 'auto', 'en', ?, 'done')",
+        (NOW,),
     )
     conn.commit()
     conn.close()

@@ -9,7 +9,6 @@ from tests.faults.rig import Rig
 
 @pytest.fixture
 async def rig(kafka_bootstrap, s3_server, telegram, tmp_path):
-    r = await Rig(bootstrap=kafka_bootstrap, s3_url=s3_server.url, telegram=telegram,
-                  folder=tmp_path / "rig").start()
+    r = await Rig(bootstrap=kafka_bootstrap, s3_url=s3_server.url, telegram=telegram, folder=tmp_path / "rig").start()
     yield r
     await r.close()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.faults.tcp_proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ class Proc:
     lines: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
 
-    async def start(self, crash_at: str | None = None) -> "Proc":
+    async def start(self, crash_at: str | None = None) -> Proc:
         env = dict(self.env)
         if crash_at:
             env["P2P_CRASH_AT"] = crash_at
@@ -48,8 +48,15 @@ class Proc:
             env.pop("P2P_CRASH_AT", None)
         self.lines = []
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.faults.proc", "--role", self.role,
-            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "tests.faults.proc",
+            "--role",
+            self.role,
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read(), name=f"log-{self.name}")
         return self
@@ -110,8 +117,7 @@ class Proc:
 
 
 class Rig:
-    def __init__(self, *, bootstrap: str, s3_url: str, telegram: FakeBotAPI, folder: Path,
-                 **settings: Any) -> None:
+    def __init__(self, *, bootstrap: str, s3_url: str, telegram: FakeBotAPI, folder: Path, **settings: Any) -> None:
         self.bootstrap = bootstrap
         self.s3_url = s3_url
         self.tg = telegram
@@ -159,7 +165,7 @@ class Rig:
         self.prompts: list[tuple[int, str]] = []
         self.sent_at: dict[tuple[int, str], float] = {}
 
-    async def start(self) -> "Rig":
+    async def start(self) -> Rig:
         self.folder.mkdir(parents=True, exist_ok=True)
         await self.s3_proxy.start()
         return self
@@ -202,19 +208,23 @@ class Rig:
     def answered_at(self) -> dict[tuple[int, str], float]:
         """When each prompt got its (first) picture or failure."""
         out: dict[tuple[int, str], float] = {}
-        by_chat = collections.defaultdict(list)
+        by_chat: dict[int, list[str]] = collections.defaultdict(list)
         for user, prompt in self.prompts:
             by_chat[user].append(prompt)
         for call in self.tg.calls:
-            if not call.ok or call.chat_id not in by_chat:
+            chat_id = call.chat_id
+            if not call.ok or chat_id is None or chat_id not in by_chat:
                 continue
-            for prompt in by_chat[call.chat_id]:
-                key = (call.chat_id, prompt)
+            for prompt in by_chat[chat_id]:
+                key = (chat_id, prompt)
                 if key in out:
                     continue
                 picture = call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]
-                failure = call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
+                failure = (
+                    call.method in ("sendMessage", "editMessageText")
+                    and call.text.startswith(FAILURE_MARK)
                     and prompt in call.text
+                )
                 if picture or failure:
                     out[key] = call.at
         return out
@@ -232,8 +242,11 @@ class Rig:
                 # notice of a picture the image check flagged)
                 if call.method in ("sendPhoto", "sendDocument") and prompt in call.text.split("\n")[:2]:
                     got[(user, prompt)].append("picture")
-                elif call.method in ("sendMessage", "editMessageText") and call.text.startswith(FAILURE_MARK) \
-                        and prompt in call.text:
+                elif (
+                    call.method in ("sendMessage", "editMessageText")
+                    and call.text.startswith(FAILURE_MARK)
+                    and prompt in call.text
+                ):
                     got[(user, prompt)].append("failure")
         return got
 
@@ -245,7 +258,9 @@ class Rig:
         message id, text."""
         users = {user for user, _ in self.prompts}
         return [
-            (user, m["message_id"], m.get("text", "")) for user in users for m in self.tg.visible(user)
+            (user, m["message_id"], m.get("text", ""))
+            for user in users
+            for m in self.tg.visible(user)
             if m.get("text", "").startswith(STATUS_PREFIXES)
         ]
 
@@ -256,8 +271,9 @@ class Rig:
         """The Bot API calls to each chat with a status left, into the logs folder (what a
         failure's reader needs to tell which call left it)."""
         users = {user for user, _ in self.prompts}
-        chats = sorted({user for user in users for m in self.tg.visible(user)
-                        if m.get("text", "").startswith(STATUS_PREFIXES)})
+        chats = sorted(
+            {user for user in users for m in self.tg.visible(user) if m.get("text", "").startswith(STATUS_PREFIXES)}
+        )
         with (self.folder / "left-chats.txt").open("w") as out:
             for chat in chats:
                 left = [m for m in self.tg.visible(chat) if m.get("text", "").startswith(STATUS_PREFIXES)]
@@ -268,8 +284,9 @@ class Rig:
                         out.write(f"{c.at:.3f} {c.method} ok={c.ok} {str(params)[:260]}\n")
 
     async def wait_settled(
-        self, timeout: float, excuse: Callable[[list[tuple[int, int, str]]], Awaitable[list[tuple[int, int, str]]]]
-        | None = None,
+        self,
+        timeout: float,
+        excuse: Callable[[list[tuple[int, int, str]]], Awaitable[list[tuple[int, int, str]]]] | None = None,
     ) -> dict[tuple[int, str], list[str]]:
         """Until every prompt has its picture or failure and no status is left; the outcomes.
         ``excuse``: once every prompt is answered, it is handed the statuses left and returns

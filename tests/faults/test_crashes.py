@@ -37,7 +37,8 @@ async def test_a_bot_killed_in_the_middle_of_a_delivery_loses_no_picture(rig):
     for user in range(5000, 5006):
         send_prompts(rig, range(user, user + 1))
         while not bot.saw("CRASH") and not any(
-                c.ok and c.method == "sendPhoto" and c.chat_id == user for c in rig.tg.calls):
+            c.ok and c.method == "sendPhoto" and c.chat_id == user for c in rig.tg.calls
+        ):
             await asyncio.sleep(0.02)
     await bot.wait_crashed()
     restarted = time.monotonic()
@@ -60,7 +61,8 @@ async def test_a_bot_killed_between_the_status_reply_and_the_publish_loses_no_pr
         mark = len(rig.tg.calls)
         send_prompts(rig, range(user, user + 1))
         while not bot.saw("CRASH") and not any(
-                c.ok and c.method == "sendMessage" and c.chat_id == user for c in rig.tg.calls[mark:]):
+            c.ok and c.method == "sendMessage" and c.chat_id == user for c in rig.tg.calls[mark:]
+        ):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
     await bot.wait_crashed()
@@ -94,8 +96,9 @@ async def test_a_broker_outage_gives_honest_replies_at_once_and_every_picture_af
     for a backlog figure), and no false 'could not accept': it is kept and drawn after."""
     broker = RestartableBroker(tmp_path / "kafka")
     await broker.astart()
-    rig = await Rig(bootstrap=broker.bootstrap, s3_url=s3_server.url, telegram=telegram,
-                    folder=tmp_path / "rig").start()
+    rig = await Rig(
+        bootstrap=broker.bootstrap, s3_url=s3_server.url, telegram=telegram, folder=tmp_path / "rig"
+    ).start()
     try:
         await start_all(rig)
         send_prompts(rig, range(5300, 5302), tag="before ")

@@ -16,6 +16,7 @@ import collections
 import itertools
 import re
 import time
+from itertools import pairwise
 
 import aiohttp
 import asyncpg
@@ -31,8 +32,15 @@ BURST_USERS = USERS[:20]  # each posts 15 prompts at once, 5 to each bot
 LIMIT = 3
 LEASE_S = 8.0
 SESSION_MS = 6000
-MESSAGES = ("sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
-            "editMessageReplyMarkup", "sendMediaGroup")
+MESSAGES = (
+    "sendMessage",
+    "sendPhoto",
+    "sendDocument",
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+    "sendMediaGroup",
+)
 
 
 async def http_port(proc: Proc) -> int:
@@ -64,10 +72,15 @@ class Webhook:
         for i in range(len(names) * 3):
             name = names[(first + i) % len(names)]
             try:
-                async with self.connections, self.session.post(
-                    f"http://127.0.0.1:{self.ports[name]}/telegram/webhook", json=update,
-                    headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}, timeout=self.timeout,
-                ) as response:
+                async with (
+                    self.connections,
+                    self.session.post(
+                        f"http://127.0.0.1:{self.ports[name]}/telegram/webhook",
+                        json=update,
+                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+                        timeout=self.timeout,
+                    ) as response,
+                ):
                     if 200 <= response.status < 300:
                         self.sent_to[name] += 1
                         return
@@ -105,19 +118,33 @@ def per_chat_min_gap(calls) -> tuple[float, list[tuple[float, str, str]]]:
     gaps = []
     for chat, got in by_chat.items():
         got.sort(key=lambda c: c.at)
-        gaps += [(b.at - a.at, f"{chat}: {a.method} {a.text[:40]!r}", f"{b.method} {b.text[:40]!r}")
-                 for a, b in zip(got, got[1:])]
+        gaps += [
+            (b.at - a.at, f"{chat}: {a.method} {a.text[:40]!r}", f"{b.method} {b.text[:40]!r}")
+            for a, b in pairwise(got)
+        ]
     return min((g for g, *_ in gaps), default=float("inf")), sorted(p for p in gaps if p[0] < 1.0)
 
 
-async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, s3_server, telegram, postgres_url, tmp_path):
+async def test_three_bots_two_workers_300_users_one_bot_killed(
+    kafka_bootstrap, s3_server, telegram, postgres_url, tmp_path
+):
     arm = tmp_path / "arm-the-kill"
     rig = await Rig(
-        bootstrap=kafka_bootstrap, s3_url=s3_server.url, telegram=telegram, folder=tmp_path / "rig",
-        user_store="postgres", database_url=postgres_url, telegram_mode="webhook",
-        telegram_webhook_url="https://bot.example.com/telegram/webhook", telegram_webhook_secret=SECRET,
-        max_jobs_in_flight_per_user=LIMIT, user_rate_per_minute=0, delivery_lease_s=LEASE_S,
-        kafka_session_timeout_ms=SESSION_MS, kafka_partitions=6, status_edit_interval_s=1.0,
+        bootstrap=kafka_bootstrap,
+        s3_url=s3_server.url,
+        telegram=telegram,
+        folder=tmp_path / "rig",
+        user_store="postgres",
+        database_url=postgres_url,
+        telegram_mode="webhook",
+        telegram_webhook_url="https://bot.example.com/telegram/webhook",
+        telegram_webhook_secret=SECRET,
+        max_jobs_in_flight_per_user=LIMIT,
+        user_rate_per_minute=0,
+        delivery_lease_s=LEASE_S,
+        kafka_session_timeout_ms=SESSION_MS,
+        kafka_partitions=6,
+        status_edit_interval_s=1.0,
         # not the subject here: NudeNet in every worker would only slow them (and flag some of the
         # fake drawings, which changes their captions)
         safety_image_detector="none",
@@ -139,23 +166,37 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
                 assert response.status == 200 and body["checks"]["database"] is True, body
 
         # --- per-user limits across instances: 15 prompts at once, 5 to each bot; no worker yet
-        await asyncio.gather(*(
-            hook.post(user, f"burst lighthouse {user}-{i}", bot=f"bot-{i % 3 + 1}")
-            for user in BURST_USERS for i in range(15)
-        ))
+        await asyncio.gather(
+            *(
+                hook.post(user, f"burst lighthouse {user}-{i}", bot=f"bot-{i % 3 + 1}")
+                for user in BURST_USERS
+                for i in range(15)
+            )
+        )
 
         async def burst_answered() -> bool:
-            return all(sum(1 for c in telegram.calls if c.ok and c.method == "sendMessage" and c.chat_id == u) >= 15
-                       for u in BURST_USERS)
+            return all(
+                sum(1 for c in telegram.calls if c.ok and c.method == "sendMessage" and c.chat_id == u) >= 15
+                for u in BURST_USERS
+            )
 
         await wait_until(burst_answered, 120, "every burst prompt answered (queued or refused)")
-        accepted = {r["user_id"]: r["n"] for r in await rows(
-            postgres_url, "SELECT user_id, COUNT(*) AS n FROM jobs WHERE user_id = ANY($1::bigint[]) GROUP BY user_id",
-            list(BURST_USERS))}
-        assert accepted == {u: LIMIT for u in BURST_USERS}, accepted
+        accepted = {
+            r["user_id"]: r["n"]
+            for r in await rows(
+                postgres_url,
+                "SELECT user_id, COUNT(*) AS n FROM jobs WHERE user_id = ANY($1::bigint[]) GROUP BY user_id",
+                list(BURST_USERS),
+            )
+        }
+        assert accepted == dict.fromkeys(BURST_USERS, LIMIT), accepted
         burst_prompts = {(u, f"burst lighthouse {u}-{i}") for u in BURST_USERS for i in range(15)}
-        accepted_burst = {(r["user_id"], r["prompt"]) for r in await rows(
-            postgres_url, "SELECT user_id, prompt FROM jobs WHERE user_id = ANY($1::bigint[])", list(BURST_USERS))}
+        accepted_burst = {
+            (r["user_id"], r["prompt"])
+            for r in await rows(
+                postgres_url, "SELECT user_id, prompt FROM jobs WHERE user_id = ANY($1::bigint[])", list(BURST_USERS)
+            )
+        }
         rig.prompts = [p for p in rig.prompts if p not in burst_prompts or p in accepted_burst]
 
         workers = [rig.proc("worker", f"worker-{i}") for i in (1, 2)]
@@ -177,19 +218,26 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
         # holding updates of its own: the load balancer sends those to the others once it is gone)
         await wait_until(
             lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS) // 5),
-            120, "a fifth of the prompts of the 300 users recorded",
+            120,
+            "a fifth of the prompts of the 300 users recorded",
         )
         arm.write_text("now")
         await bots[victim].wait_crashed(120)
         killed_at = time.monotonic()
-        pending = [r["job_id"] for r in await rows(
-            postgres_url, "SELECT job_id FROM deliveries WHERE owner = $1 AND delivered_at IS NULL", victim)]
+        pending = [
+            r["job_id"]
+            for r in await rows(
+                postgres_url, "SELECT job_id FROM deliveries WHERE owner = $1 AND delivered_at IS NULL", victim
+            )
+        ]
         assert pending, "the victim held no claim when it died"
         taken_after: dict[str, float] = {}  # job id: seconds from the kill until another bot held it
 
         async def watch_takeovers() -> None:
             while len(taken_after) < len(pending):
-                for r in await rows(postgres_url, "SELECT job_id, owner FROM deliveries WHERE job_id = ANY($1::text[])", pending):
+                for r in await rows(
+                    postgres_url, "SELECT job_id, owner FROM deliveries WHERE job_id = ANY($1::text[])", pending
+                ):
                     if r["owner"] != victim and r["job_id"] not in taken_after:
                         taken_after[r["job_id"]] = time.monotonic() - killed_at
                 await asyncio.sleep(0.2)
@@ -198,7 +246,8 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
         await posting  # the rest of the prompts (those posted to the victim go to the others)
         await wait_until(
             lambda: _count(postgres_url, "SELECT COUNT(*) FROM jobs WHERE prompt LIKE 'scale-out%'", len(USERS)),
-            60, "every prompt of the 300 users recorded",
+            60,
+            "every prompt of the 300 users recorded",
         )
         # The one documented limit on statuses: a status reply the victim sent but had not
         # recorded when it was killed (its send in flight, or answered but not yet written to
@@ -209,10 +258,17 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
         excused: dict[tuple[int, int], float] = {}  # (chat, message): sent this long before the kill
 
         async def unrecorded_by_the_victim(left: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-            recorded = {(r["chat_id"], r["status_message_id"]) for r in await rows(
-                postgres_url, "SELECT chat_id, status_message_id FROM jobs WHERE status_message_id IS NOT NULL")}
-            sent_at = {(c.chat_id, c.params.get("_message_id")): c.at for c in telegram.calls
-                       if c.ok and c.method == "sendMessage"}
+            recorded = {
+                (r["chat_id"], r["status_message_id"])
+                for r in await rows(
+                    postgres_url, "SELECT chat_id, status_message_id FROM jobs WHERE status_message_id IS NOT NULL"
+                )
+            }
+            sent_at = {
+                (c.chat_id, c.params.get("_message_id")): c.at
+                for c in telegram.calls
+                if c.ok and c.method == "sendMessage"
+            }
             kept = []
             for chat, message_id, text in left:
                 at = sent_at.get((chat, message_id))
@@ -226,8 +282,11 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
             got = await rig.wait_settled(300, excuse=unrecorded_by_the_victim)
         except AssertionError:
             answered = rig.outcomes()
-            for user, prompt in [p for p in rig.prompts if not answered.get(p)][:3]:
-                print(f"calls to chat {user}:", [(c.method, c.ok, c.text[:80]) for c in telegram.calls if c.chat_id == user])
+            for user, _prompt in [p for p in rig.prompts if not answered.get(p)][:3]:
+                print(
+                    f"calls to chat {user}:",
+                    [(c.method, c.ok, c.text[:80]) for c in telegram.calls if c.chat_id == user],
+                )
             raise
         await asyncio.wait_for(watcher, 10)
         ended = time.monotonic()
@@ -235,15 +294,27 @@ async def test_three_bots_two_workers_300_users_one_bot_killed(kafka_bootstrap, 
         # --- figures and checks
         rig.assert_exactly_once(got)
         assert all(v == ["picture"] for v in got.values()), {p: v for p, v in got.items() if v != ["picture"]}
-        taken = await rows(postgres_url, "SELECT job_id, owner, delivered_at FROM deliveries WHERE job_id = ANY($1::text[])", pending)
+        taken = await rows(
+            postgres_url, "SELECT job_id, owner, delivered_at FROM deliveries WHERE job_id = ANY($1::text[])", pending
+        )
         assert all(r["owner"] != victim and r["delivered_at"] is not None for r in taken), taken
-        prompts_of = {r["job_id"]: (r["chat_id"], r["prompt"]) for r in await rows(
-            postgres_url, "SELECT job_id, chat_id, prompt FROM jobs WHERE job_id = ANY($1::text[])", pending)}
+        prompts_of = {
+            r["job_id"]: (r["chat_id"], r["prompt"])
+            for r in await rows(
+                postgres_url, "SELECT job_id, chat_id, prompt FROM jobs WHERE job_id = ANY($1::text[])", pending
+            )
+        }
         redelivered_after = []
         for job_id in pending:
             chat, prompt = prompts_of[job_id]
-            [photo] = [c for c in telegram.calls if c.ok and c.method in ("sendPhoto", "sendDocument")
-                       and c.chat_id == chat and prompt in c.text.split("\n")[:2]]
+            [photo] = [
+                c
+                for c in telegram.calls
+                if c.ok
+                and c.method in ("sendPhoto", "sendDocument")
+                and c.chat_id == chat
+                and prompt in c.text.split("\n")[:2]
+            ]
             redelivered_after.append(photo.at - killed_at)
         min_gap, close = per_chat_min_gap(telegram.calls)
         close_pairs = len(close)

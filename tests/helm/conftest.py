@@ -1,4 +1,4 @@
-"""The Helm chart rendered by the real ``helm`` binary (scripts/helm_tool.py builds it once from
+"""The Helm chart rendered by the real ``helm`` binary (tools/helm_tool.py builds it once from
 the Go module proxy into .cache/helm; CI fetches it before pytest). No helm, no test: the fixture
 fails, it never skips."""
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "prompt2pic"
 RELEASE = "p2p"
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tools"))
 import helm_tool  # noqa: E402
 
 # The value sets the issue names (default, GPU, scale-to-zero, cloud.ru) and GPU + scale-to-zero.
@@ -71,7 +71,9 @@ class Rendered:
 
     def one(self, kind: str, name_suffix: str) -> dict[str, Any]:
         found = [d for d in self.kinds(kind) if d["metadata"]["name"].endswith(name_suffix)]
-        assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        assert len(found) == 1, (
+            f"expected one {kind} named *{name_suffix}, found {[d['metadata']['name'] for d in found]}"
+        )
         return found[0]
 
     def pod_specs(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -49,8 +49,10 @@ def test_every_value_set_that_passes_the_database_opens_its_port(helm: Helm, val
     [
         (["bot.replicas=2"], "bot.replicas is 2"),
         (["bot.autoscaling.enabled=true"], "bot.autoscaling.maxReplicas is 6"),
-        (["bot.autoscaling.enabled=true", "bot.autoscaling.minReplicas=1", "bot.autoscaling.maxReplicas=3"],
-         "bot.autoscaling.maxReplicas is 3"),
+        (
+            ["bot.autoscaling.enabled=true", "bot.autoscaling.minReplicas=1", "bot.autoscaling.maxReplicas=3"],
+            "bot.autoscaling.maxReplicas is 3",
+        ),
     ],
 )
 def test_several_bots_on_sqlite_are_refused(helm: Helm, sets: list[str], named: str):
@@ -103,8 +105,15 @@ def test_the_documented_cloudru_install_is_refused_until_its_placeholders_are_re
     alone = helm.run(*command)
     assert alone.returncode != 0 and "a placeholder" in alone.stderr and not alone.stdout.strip()
     as_written = helm.run(
-        *command, "--set", "image.registry=<registry>.cr.cloud.ru", "--set", "image.tag=<version>",
-        "--set", "kafka.bootstrapServers=<broker>:9094", "--set", "bot.webhook.host=<your bot host>",
+        *command,
+        "--set",
+        "image.registry=<registry>.cr.cloud.ru",
+        "--set",
+        "image.tag=<version>",
+        "--set",
+        "kafka.bootstrapServers=<broker>:9094",
+        "--set",
+        "bot.webhook.host=<your bot host>",
     )
     assert as_written.returncode != 0 and "a placeholder" in as_written.stderr
 
@@ -114,22 +123,36 @@ def test_the_k3s_recipe_lets_traefik_reach_the_bot(helm: Helm):
     it instead of ingress-nginx's namespace (docs/deploy-kubernetes.md, section 9)."""
     doc = (CHART.parents[2] / "docs" / "deploy-kubernetes.md").read_text()
     ingress_from = [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}}
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+        }
     ]
     flag = f"networkPolicy.ingressFrom={json.dumps(ingress_from, separators=(',', ':'))}"
     assert f"--set-json '{flag}'" in doc  # the recipe says exactly this
     done = helm.run(
-        "template", RELEASE, str(CHART), "--set", "bot.webhook.host=p2p.acme-lab.ru",
-        "--set", "bot.ingress.className=traefik", "--set-json", flag,
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "bot.webhook.host=p2p.acme-lab.ru",
+        "--set",
+        "bot.ingress.className=traefik",
+        "--set-json",
+        flag,
     )
     assert done.returncode == 0, done.stderr
     import yaml
 
     docs = [d for d in yaml.safe_load_all(done.stdout) if d]
     [policy] = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-bot")]
-    webhook_rule = next(r for r in policy["spec"]["ingress"] if r["ports"] == [{"protocol": "TCP", "port": "http"}]
-                        and "ingress-nginx" not in json.dumps(r) and "monitoring" not in json.dumps(r))
+    webhook_rule = next(
+        r
+        for r in policy["spec"]["ingress"]
+        if r["ports"] == [{"protocol": "TCP", "port": "http"}]
+        and "ingress-nginx" not in json.dumps(r)
+        and "monitoring" not in json.dumps(r)
+    )
     assert webhook_rule["from"] == ingress_from
     assert "ingress-nginx" not in json.dumps(policy)
 
@@ -153,4 +176,6 @@ def test_cpu_workers_make_only_the_fast_profile(helm: Helm):
     made = {policy.choose(q, backlog)[0] for q in Quality for backlog in (0, 1, 50)}
     assert {p.name for p in made} == {"fast"} and max(p.max_side for p in made) == 512
     values = rendered.values["cpuWorker"]
-    assert int(env["MAX_BATCH"]) == values["maxBatch"] and float(env["SHUTDOWN_GRACE_S"]) >= values["longestBatchSeconds"]
+    assert (
+        int(env["MAX_BATCH"]) == values["maxBatch"] and float(env["SHUTDOWN_GRACE_S"]) >= values["longestBatchSeconds"]
+    )

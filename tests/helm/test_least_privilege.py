@@ -121,7 +121,9 @@ def test_one_credential_for_both_roles_is_refused(helm: Helm, same: list[str], m
         "secrets.values.kafkaWorkerUsername=y",
         "secrets.values.kafkaWorkerPassword=y",
     ]
-    assert message in helm.refusal(VALUE_SETS["cloudru"], [*given, *same, "database.passToApp=false", "bot.autoscaling.enabled=false"])
+    assert message in helm.refusal(
+        VALUE_SETS["cloudru"], [*given, *same, "database.passToApp=false", "bot.autoscaling.enabled=false"]
+    )
 
 
 def test_a_chart_made_secret_needs_both_kafka_users(helm: Helm):
@@ -137,7 +139,8 @@ def test_a_chart_made_secret_needs_both_kafka_users(helm: Helm):
             "secrets.values.s3BotSecretAccessKey=bs",
             "secrets.values.kafkaWorkerUsername=y",
             "secrets.values.kafkaWorkerPassword=y",
-            "database.passToApp=false", "bot.autoscaling.enabled=false",
+            "database.passToApp=false",
+            "bot.autoscaling.enabled=false",
         ],
     )
     assert "secrets.values.kafkaBotUsername is empty" in error

@@ -44,13 +44,13 @@ def component(workload: dict) -> str:
 def test_pods_run_as_the_images_non_root_user(rendered):
     uid = image_uid()
     assert rendered.pod_specs()
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] == uid and pod["runAsGroup"] == uid
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
         assert spec["enableServiceLinks"] is False, "Service variables would add env names that are no setting"
-    for workload, container in rendered.containers():
+    for _workload, container in rendered.containers():
         sc = container["securityContext"]
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == uid
         assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
@@ -59,12 +59,12 @@ def test_pods_run_as_the_images_non_root_user(rendered):
 
 
 def test_root_filesystem_is_read_only_with_writable_volumes(rendered):
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         volumes = {v["name"]: v for v in spec["volumes"]}
         for container in spec["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-            assert WRITABLE <= set(mounts), f"{container['name']} lacks {WRITABLE - set(mounts)}"
+            assert set(mounts) >= WRITABLE, f"{container['name']} lacks {WRITABLE - set(mounts)}"
             for path in WRITABLE:
                 volume = volumes[mounts[path]["name"]]
                 assert not mounts[path].get("readOnly")
@@ -113,7 +113,7 @@ def test_grace_period_covers_the_shutdown_grace_and_the_longest_batch(rendered):
         assert spec["terminationGracePeriodSeconds"] > grace + longest
         assert grace >= longest, "the worker would cut its batch short on SIGTERM"
         assert int(env["KAFKA_MAX_POLL_INTERVAL_MS"]["value"]) > longest * 1000
-    for workload, spec in rendered.pod_specs():
+    for _workload, spec in rendered.pod_specs():
         env = container_env(spec["containers"][0])
         assert spec["terminationGracePeriodSeconds"] > float(env["SHUTDOWN_GRACE_S"]["value"])
 
@@ -164,11 +164,23 @@ def test_scale_to_zero_and_sasl(helm: Helm):
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["cpuWorker.autoscaling.maxReplicaCount=13"], "cpuWorker.autoscaling.maxReplicaCount (13) is above the requests topic's partitions"),
+        (
+            ["cpuWorker.autoscaling.maxReplicaCount=13"],
+            "cpuWorker.autoscaling.maxReplicaCount (13) is above the requests topic's partitions",
+        ),
         (["kafka.partitions=3"], "maxReplicaCount (4) is above the requests topic's partitions (kafka.partitions: 3)"),
-        (["gpuWorker.enabled=true", "cpuWorker.autoscaling.maxReplicaCount=8", "gpuWorker.autoscaling.maxReplicaCount=8"],
-         "together may reach 16 replicas, above the requests topic's 12 partitions"),
-        (["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"], "cpuWorker.replicas (20) is above the requests topic's partitions"),
+        (
+            [
+                "gpuWorker.enabled=true",
+                "cpuWorker.autoscaling.maxReplicaCount=8",
+                "gpuWorker.autoscaling.maxReplicaCount=8",
+            ],
+            "together may reach 16 replicas, above the requests topic's 12 partitions",
+        ),
+        (
+            ["cpuWorker.autoscaling.enabled=false", "cpuWorker.replicas=20"],
+            "cpuWorker.replicas (20) is above the requests topic's partitions",
+        ),
         (["cpuWorker.shutdownGraceSeconds=60"], "cuts its batch short on SIGTERM"),
         (["cpuWorker.maxPollIntervalMs=300000"], "Kafka drops a worker that does not poll within it"),
         (["cpuWorker.autoscaling.lagThreshold=0"], "lagThreshold must be 1 or more"),
@@ -188,10 +200,16 @@ def test_images_come_from_values(helm: Helm):
     app_version = re.search(r'^appVersion: "(.+)"$', (ROOT / "deploy/helm/prompt2pic/Chart.yaml").read_text(), re.M)[1]
     images = {component(w): c["image"] for w, c in default.containers()}
     assert images == {"bot": f"prompt2pic-bot:{app_version}", "worker-cpu": f"prompt2pic-worker-cpu:{app_version}"}
-    custom = helm.template(sets=[
-        "image.registry=reg.example.ru/team/", "image.tag=1.2.3", "gpuWorker.enabled=true",
-        "gpuWorker.image.tag=1.2.3-cu128", "bot.image.repository=my-bot", "image.pullSecrets={pull-a}",
-    ])
+    custom = helm.template(
+        sets=[
+            "image.registry=reg.example.ru/team/",
+            "image.tag=1.2.3",
+            "gpuWorker.enabled=true",
+            "gpuWorker.image.tag=1.2.3-cu128",
+            "bot.image.repository=my-bot",
+            "image.pullSecrets={pull-a}",
+        ]
+    )
     images = {component(w): c["image"] for w, c in custom.containers()}
     assert images == {
         "bot": "reg.example.ru/team/my-bot:1.2.3",
@@ -228,7 +246,11 @@ def test_network_policies_fence_the_pods(rendered):
     assert any("from" in rule and rule["ports"] == [{"protocol": "TCP", "port": "http"}] for rule in bot_in)
     (worker_in,) = policies["workers"]["ingress"]  # Prometheus only
     assert worker_in["from"] == rendered.values["networkPolicy"]["metricsFrom"]
-    allowed = {53, *rendered.values["networkPolicy"]["kafka"]["ports"], *rendered.values["networkPolicy"]["s3"]["ports"]}
+    allowed = {
+        53,
+        *rendered.values["networkPolicy"]["kafka"]["ports"],
+        *rendered.values["networkPolicy"]["s3"]["ports"],
+    }
     assert {p["port"] for rule in policies["workers"]["egress"] for p in rule["ports"]} == allowed
     selector = policies["workers"]["podSelector"]["matchLabels"]
     for workload, _ in rendered.pod_specs():
@@ -241,7 +263,9 @@ def test_disruption_budgets_cover_every_deployment(rendered):
     budgets = rendered.kinds("PodDisruptionBudget")
     for workload, _ in rendered.pod_specs():
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        matching = [b for b in budgets if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())]
+        matching = [
+            b for b in budgets if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())
+        ]
         assert len(matching) == 1, workload["metadata"]["name"]
 
 
@@ -262,7 +286,7 @@ def test_model_cache_is_shared_or_per_pod(helm: Helm):
 
 def test_gpu_workers_land_on_gpu_nodes(helm: Helm):
     rendered = helm.template(VALUE_SETS["gpu"])
-    (workload, spec) = [(w, s) for w, s in rendered.pod_specs() if component(w) == "worker-gpu"][0]
+    workload, spec = next((w, s) for w, s in rendered.pod_specs() if component(w) == "worker-gpu")
     # A rollout never asks for a GPU beyond the running pods' (quota).
     assert workload["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert spec["nodeSelector"] == rendered.values["gpuWorker"]["nodeSelector"]

@@ -25,7 +25,9 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda" / "scaledobject-keda-v1alpha1.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): SCHEMAS / "keda" / "triggerauthentication-keda-v1alpha1.json",
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): SCHEMAS / "prometheus-operator" / "servicemonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): SCHEMAS
+    / "prometheus-operator"
+    / "servicemonitor-monitoring-v1.json",
     ("kyverno.io/v1", "ClusterPolicy"): SCHEMAS / "kyverno" / "clusterpolicy-kyverno-v1.json",
 }
 
@@ -85,8 +87,12 @@ def test_every_manifest_validates(helm: Helm, value_set: str, kube: str):
     for doc in rendered.docs:
         try:
             validate(doc, kube)
-        except (jsonschema.ValidationError, kubernetes_validate.ValidationError,
-                kubernetes_validate.SchemaNotFoundError, AssertionError) as exc:
+        except (
+            jsonschema.ValidationError,
+            kubernetes_validate.ValidationError,
+            kubernetes_validate.SchemaNotFoundError,
+            AssertionError,
+        ) as exc:
             problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {getattr(exc, 'message', exc)}")
     assert not problems, "\n".join(problems)
 
@@ -95,11 +101,19 @@ def test_optional_objects_validate_too(helm: Helm):
     """What no value set turns on: the ServiceMonitor, a chart-made Secret, fixed replicas."""
     rendered = helm.template(
         ["values-gpu.yaml"],
-        ["serviceMonitor.enabled=true", "secrets.existingSecret=", "secrets.values.telegramBotToken=t",
-         "secrets.values.telegramWebhookSecret=w", "secrets.values.s3AccessKeyId=a",
-         "secrets.values.s3SecretAccessKey=s", "secrets.values.s3BotAccessKeyId=b",
-         "secrets.values.s3BotSecretAccessKey=bs", "gpuWorker.autoscaling.enabled=false",
-         "bot.autoscaling.enabled=false", "workers.cache.mode=emptyDir"],
+        [
+            "serviceMonitor.enabled=true",
+            "secrets.existingSecret=",
+            "secrets.values.telegramBotToken=t",
+            "secrets.values.telegramWebhookSecret=w",
+            "secrets.values.s3AccessKeyId=a",
+            "secrets.values.s3SecretAccessKey=s",
+            "secrets.values.s3BotAccessKeyId=b",
+            "secrets.values.s3BotSecretAccessKey=bs",
+            "gpuWorker.autoscaling.enabled=false",
+            "bot.autoscaling.enabled=false",
+            "workers.cache.mode=emptyDir",
+        ],
     )
     kinds = {d["kind"] for d in rendered.docs}
     assert {"ServiceMonitor", "Secret"} <= kinds and "ScaledObject" not in kinds

@@ -26,8 +26,14 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # Settings of issue 16 (Kafka SASL, PostgreSQL) that the chart renders only when asked
 # (kafka.sasl.enabled + kafka.sasl.passToApp, database.passToApp): values-cloudru.yaml asks.
-ISSUE_16 = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-            "KAFKA_SASL_PASSWORD", "DATABASE_URL", "USER_STORE"}
+ISSUE_16 = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "DATABASE_URL",
+    "USER_STORE",
+}
 # Not secret settings the chart still takes from the Secret.
 FROM_SECRET = {"KAFKA_SASL_USERNAME"}
 SECRET_FIELDS = {name.upper() for name, f in Settings.model_fields.items() if f.annotation is SecretStr}
@@ -53,15 +59,15 @@ def values_config_names() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in sorted(CHART.glob("values*.yaml")):
         values = yaml.safe_load(path.read_text()) or {}
-        names = set((values.get("config") or {}))
+        names = set(values.get("config") or {})
         for key in ("bot", "cpuWorker", "gpuWorker"):
-            names |= set(((values.get(key) or {}).get("config") or {}))
+            names |= set((values.get(key) or {}).get("config") or {})
         found[path.name] = names
     return found
 
 
 def test_readme_table_is_the_settings_class():
-    assert readme_names() == settings_names(), "run: python scripts/settings_table.py --write"
+    assert readme_names() == settings_names(), "run: python tools/settings_table.py --write"
 
 
 def test_every_rendered_env_name_is_a_setting_in_the_readme_table(rendered):
@@ -85,7 +91,7 @@ def test_chart_managed_settings_are_real():
         real = names
         assert real <= readme_names(), f"{block}: {sorted(real - readme_names())}"
         if block == "prompt2pic.secretSettings":
-            assert SECRET_FIELDS <= names, f"secret settings the chart does not know: {SECRET_FIELDS - names}"
+            assert names >= SECRET_FIELDS, f"secret settings the chart does not know: {SECRET_FIELDS - names}"
 
 
 def test_rendered_values_are_accepted_by_the_settings(rendered, monkeypatch):
@@ -127,12 +133,17 @@ def test_no_secret_value_is_rendered_by_default(rendered):
 
 def test_secret_values_given_at_install_time_go_only_into_the_secret(helm: Helm):
     canary = "7777777777:AAH-canary-token-that-must-stay-secret"
-    rendered = helm.template(sets=[
-        "secrets.existingSecret=", f"secrets.values.telegramBotToken={canary}",
-        "secrets.values.telegramWebhookSecret=hook-canary", "secrets.values.s3AccessKeyId=key-canary",
-        "secrets.values.s3SecretAccessKey=secret-canary", "secrets.values.s3BotAccessKeyId=bot-key-canary",
-        "secrets.values.s3BotSecretAccessKey=bot-secret-canary",
-    ])
+    rendered = helm.template(
+        sets=[
+            "secrets.existingSecret=",
+            f"secrets.values.telegramBotToken={canary}",
+            "secrets.values.telegramWebhookSecret=hook-canary",
+            "secrets.values.s3AccessKeyId=key-canary",
+            "secrets.values.s3SecretAccessKey=secret-canary",
+            "secrets.values.s3BotAccessKeyId=bot-key-canary",
+            "secrets.values.s3BotSecretAccessKey=bot-secret-canary",
+        ]
+    )
     (secret,) = rendered.kinds("Secret")
     assert base64.b64decode(secret["data"]["telegram-bot-token"]).decode() == canary
     for text in (canary, "hook-canary", "secret-canary", "bot-secret-canary"):
@@ -159,16 +170,21 @@ def test_a_name_that_is_no_setting_is_refused(helm: Helm, name: str):
 
 
 def test_the_charts_setting_names_are_the_readme_table():
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from settings_table import CHART_SETTINGS, chart_settings
 
-    assert CHART_SETTINGS.read_text(encoding="utf-8") == chart_settings(), "run: python scripts/settings_table.py --write"
+    assert CHART_SETTINGS.read_text(encoding="utf-8") == chart_settings(), "run: python tools/settings_table.py --write"
     assert set(yaml.safe_load(CHART_SETTINGS.read_text())) == readme_names()
 
 
-@pytest.mark.parametrize(("name", "where"), [("KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrapServers"),
-                                             ("MAX_BATCH", "cpuWorker/gpuWorker.maxBatch"),
-                                             ("TELEGRAM_WEBHOOK_PATH", "bot.webhook.path")])
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrapServers"),
+        ("MAX_BATCH", "cpuWorker/gpuWorker.maxBatch"),
+        ("TELEGRAM_WEBHOOK_PATH", "bot.webhook.path"),
+    ],
+)
 def test_a_chart_managed_setting_in_config_is_refused(helm: Helm, name: str, where: str):
     assert f"the chart sets {name} itself; set it through {where}" in helm.refusal(sets=[f"cpuWorker.config.{name}=1"])
 
@@ -187,11 +203,13 @@ def test_config_values_keep_their_form(helm: Helm):
 def test_settings_of_issue_16_render_only_when_asked(helm: Helm):
     """The cloud.ru values pass SASL and PostgreSQL to the app; the default values pass neither
     (one bot pod's SQLite, a broker without SASL)."""
-    assert ISSUE_16 <= settings_names()
+    assert settings_names() >= ISSUE_16
     rendered = helm.template(VALUE_SETS["cloudru"])
     bot = rendered_env(rendered)
     for name, env in bot.items():
-        assert {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= set(env), name
+        assert {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= set(
+            env
+        ), name
         assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
         assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
         if name.endswith("/bot"):

@@ -69,8 +69,10 @@ def test_a_pickle_is_not_loaded_even_where_the_library_would_fall_back_to_it(tin
     decoy = tmp_path / "prior"
     shutil.copytree(prior, decoy)
     to_pickle(decoy / "prior", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-    shutil.copy(prior / "prior" / "diffusion_pytorch_model.safetensors",
-                decoy / "prior" / "diffusion_pytorch_model.fp16.safetensors")
+    shutil.copy(
+        prior / "prior" / "diffusion_pytorch_model.safetensors",
+        decoy / "prior" / "diffusion_pytorch_model.fp16.safetensors",
+    )
     assert WuerstchenPrior.from_pretrained(str(decoy), subfolder="prior", local_files_only=True)  # the fallback
     prior_repo, _ = find_repos(decoy, decoder, local_files_only=True)
     with pytest.raises(ModelNotFound) as refused:
@@ -95,8 +97,14 @@ async def test_wuerstchen_loads_at_the_pinned_revision_and_refuses_an_unknown_on
     fake_hub_cache(cache, "acme/tiny-wuerstchen-prior", prior)
     fake_hub_cache(cache, "acme/tiny-wuerstchen", decoder)
     pinned = WuerstchenGenerator(
-        "acme/tiny-wuerstchen-prior", "acme/tiny-wuerstchen", device="cpu", threads=1,
-        local_files_only=True, cache_dir=cache, prior_revision=SHA, decoder_revision=SHA,
+        "acme/tiny-wuerstchen-prior",
+        "acme/tiny-wuerstchen",
+        device="cpu",
+        threads=1,
+        local_files_only=True,
+        cache_dir=cache,
+        prior_revision=SHA,
+        decoder_revision=SHA,
     )
     await pinned.start()
     try:
@@ -107,8 +115,13 @@ async def test_wuerstchen_loads_at_the_pinned_revision_and_refuses_an_unknown_on
         await pinned.stop()
 
     unknown = WuerstchenGenerator(
-        "acme/tiny-wuerstchen-prior", "acme/tiny-wuerstchen", device="cpu", threads=1,
-        local_files_only=True, cache_dir=cache, prior_revision="v9.9",
+        "acme/tiny-wuerstchen-prior",
+        "acme/tiny-wuerstchen",
+        device="cpu",
+        threads=1,
+        local_files_only=True,
+        cache_dir=cache,
+        prior_revision="v9.9",
     )
     with pytest.raises(ModelNotFound) as refused:
         await unknown.start()
@@ -132,12 +145,18 @@ def test_the_revision_settings_reach_the_adapters():
     from config.factories import prompt_translator, wuerstchen_generator
 
     settings = Settings(
-        _env_file=None, generator="wuerstchen", wuerstchen_prior_revision="a" * 40,
-        wuerstchen_decoder_revision="v2.0", prompt_translation_revision="b" * 40,
+        _env_file=None,
+        generator="wuerstchen",
+        wuerstchen_prior_revision="a" * 40,
+        wuerstchen_decoder_revision="v2.0",
+        prompt_translation_revision="b" * 40,
     )
     generator = wuerstchen_generator(settings)
     assert (generator.prior_revision, generator.decoder_revision) == ("a" * 40, "v2.0")
     assert prompt_translator(settings).revision == "b" * 40  # type: ignore[attr-defined]
     defaults = Settings(_env_file=None)
-    assert {defaults.wuerstchen_prior_revision, defaults.wuerstchen_decoder_revision,
-            defaults.prompt_translation_revision} == {"main"}
+    assert {
+        defaults.wuerstchen_prior_revision,
+        defaults.wuerstchen_decoder_revision,
+        defaults.prompt_translation_revision,
+    } == {"main"}

@@ -19,8 +19,16 @@ from domain.use_cases import DeliverResults, ProcessJobs
 
 
 def make_job(n: int, **kw: Any) -> Job:
-    return Job(user_id=1000 + n % 7, chat_id=2000 + n % 7, prompt=f"a test picture number {n}",
-               width=256, height=256, seed=n, quality=Quality.FAST, **kw)
+    return Job(
+        user_id=1000 + n % 7,
+        chat_id=2000 + n % 7,
+        prompt=f"a test picture number {n}",
+        width=256,
+        height=256,
+        seed=n,
+        quality=Quality.FAST,
+        **kw,
+    )
 
 
 class Notifier:
@@ -80,14 +88,26 @@ class Worker:
         return self.queue.worker_partitions()
 
 
-async def start_worker(make_queue: Callable[..., KafkaJobQueue], images: Path, worker_id: str,
-                       step_delay_s: float = 0.0, **queue_options: Any) -> Worker:
+async def start_worker(
+    make_queue: Callable[..., KafkaJobQueue],
+    images: Path,
+    worker_id: str,
+    step_delay_s: float = 0.0,
+    **queue_options: Any,
+) -> Worker:
     queue = make_queue(client_id=worker_id, **queue_options)
     await queue.start()
     storage = LocalFolderStorage(images)  # one folder for all workers, as one S3 bucket
     await storage.start()
-    process = ProcessJobs(queue, FakeGenerator(step_delay_s=step_delay_s), storage, worker_id=worker_id,
-                          poll_timeout_s=0.2, batch_wait_s=0.02, publish_backoff_s=0.2)
+    process = ProcessJobs(
+        queue,
+        FakeGenerator(step_delay_s=step_delay_s),
+        storage,
+        worker_id=worker_id,
+        poll_timeout_s=0.2,
+        batch_wait_s=0.02,
+        publish_backoff_s=0.2,
+    )
     return Worker(queue, process).start()
 
 

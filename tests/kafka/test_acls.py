@@ -1,6 +1,6 @@
 """Kafka least privilege: the bots and the workers log in as two SASL users, each with only the ACLs
-of scripts/kafka_acls.py (the same commands as docs/deploy-kubernetes.md), on a real broker with
-authorization on (KRaft's StandardAuthorizer, nothing allowed without an ACL; scripts/kafka_broker.py
+of tools/kafka_acls.py (the same commands as docs/deploy-kubernetes.md), on a real broker with
+authorization on (KRaft's StandardAuthorizer, nothing allowed without an ACL; tools/kafka_broker.py
 ``acls=True``). Each user does its whole job through the real queue adapter, and cannot do the
 other role's: the bot's user cannot write results, the workers' user cannot write jobs."""
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.kafka
 
 
 def acl_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kafka_acls", REPO / "scripts" / "kafka_acls.py")
+    spec = importlib.util.spec_from_file_location("kafka_acls", REPO / "tools" / "kafka_acls.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["kafka_acls"] = module  # dataclasses look their module up by name

@@ -38,10 +38,17 @@ async def test_topics_are_created_with_their_partitions_and_an_existing_set_is_r
     harness = KafkaQueueHarness(kafka_bootstrap, partitions=5)
     try:
         queue = await harness.new_queue()
-        described = {t["topic"]: len(t["partitions"]) for t in await queue.admin.describe_topics(
-            [harness.options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")])}
-        assert described == {harness.options["requests_topic"]: 5, harness.options["results_topic"]: 5,
-                             harness.options["dead_letter_topic"]: 1}
+        described = {
+            t["topic"]: len(t["partitions"])
+            for t in await queue.admin.describe_topics(
+                [harness.options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")]
+            )
+        }
+        assert described == {
+            harness.options["requests_topic"]: 5,
+            harness.options["results_topic"]: 5,
+            harness.options["dead_letter_topic"]: 1,
+        }
         again = await harness.new_queue()  # the topics exist now: start just goes on
         assert again.is_ready()
     finally:

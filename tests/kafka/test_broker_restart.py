@@ -14,8 +14,9 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_every_accepted_job_completes_across_a_broker_restart(restartable_kafka, tmp_path):
-    harness = KafkaQueueHarness(restartable_kafka.bootstrap, partitions=4, publish_timeout_s=40.0,
-                                health_interval_s=0.5)
+    harness = KafkaQueueHarness(
+        restartable_kafka.bootstrap, partitions=4, publish_timeout_s=40.0, health_interval_s=0.5
+    )
     try:
         images = tmp_path / "images"
         bot = await start_bot(harness.make_queue)
@@ -30,8 +31,9 @@ async def test_every_accepted_job_completes_across_a_broker_restart(restartable_
         await eventually(lambda: bot.notifier.delivered, 30, "the first picture")
 
         await restartable_kafka.astop()
-        await eventually(lambda: not publisher.is_ready() and not worker.queue.is_ready(), 15,
-                         "the queues to report unready")
+        await eventually(
+            lambda: not publisher.is_ready() and not worker.queue.is_ready(), 15, "the queues to report unready"
+        )
         queued = len(accepted - {r.job_id for r in bot.notifier.delivered})
         assert queued >= 5, f"only {queued} job(s) were left when the broker stopped"
         late = make_job(99)
@@ -40,8 +42,11 @@ async def test_every_accepted_job_completes_across_a_broker_restart(restartable_
         assert not publishing.done()
 
         await restartable_kafka.astart()  # same port, same data
-        await eventually(lambda: publisher.is_ready() and worker.queue.is_ready() and bot.queue.is_ready(),
-                         30, "the queues to report ready again")
+        await eventually(
+            lambda: publisher.is_ready() and worker.queue.is_ready() and bot.queue.is_ready(),
+            30,
+            "the queues to report ready again",
+        )
         await asyncio.wait_for(publishing, 40)  # the job published during the outage is accepted
         accepted.add(late.job_id)
 

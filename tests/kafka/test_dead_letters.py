@@ -14,7 +14,7 @@ from adapters.otel.metrics import OtelMetrics
 from domain.models import ErrorCode, Result
 from domain.use_cases import ProcessJobs
 from tests.kafka.pipeline import Worker, eventually, make_job, start_bot, start_worker
-from tests.unit.test_worker_rules import RecordingGenerator
+from tests.use_cases.test_worker_rules import RecordingGenerator
 
 pytestmark = pytest.mark.kafka
 

@@ -2,7 +2,7 @@
 topic, as a worker would: the bot (the real service, role all, on the real broker, talking to the
 strict fake Bot API) checks each against the job it recorded and sends and edits nothing for the
 forged ones, and counts them (``p2p_forged_events_total``), while a genuine result in the same
-run is delivered. The rule itself: tests/unit/test_forged_events.py."""
+run is delivered. The rule itself: tests/use_cases/test_forged_events.py."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from config.bootstrap import Components
 from config.settings import Settings
 from domain.codec import encode_event
 from domain.models import JobStatus, Progress, Result, image_key
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 from tests.kafka.pipeline import eventually
 from tests.telegram.helpers import Chat, HeldGenerator
 

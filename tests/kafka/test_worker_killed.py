@@ -35,9 +35,17 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_sends_one_picture(harne
     # A short session, so the group notices the dead member within seconds.
     options = {**harness.options, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.kafka.worker_process", harness.bootstrap, str(images),
-        "--options", json.dumps(options), "--step-delay", "1.0",
-        cwd=REPO, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.kafka.worker_process",
+        harness.bootstrap,
+        str(images),
+        "--options",
+        json.dumps(options),
+        "--step-delay",
+        "1.0",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -60,8 +68,12 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_sends_one_picture(harne
             proc.kill()
             await proc.wait()
 
-    survivor = await start_worker(harness.make_queue, images, "survivor", **{
-        k: v for k, v in options.items() if k in ("session_timeout_ms", "heartbeat_interval_ms")})
+    survivor = await start_worker(
+        harness.make_queue,
+        images,
+        "survivor",
+        **{k: v for k, v in options.items() if k in ("session_timeout_ms", "heartbeat_interval_ms")},
+    )
     attempts: list[int] = []
     receive = survivor.queue.receive_jobs
 

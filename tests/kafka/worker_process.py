@@ -42,8 +42,14 @@ async def main() -> None:
     await queue.start()
     storage = LocalFolderStorage(args.images)
     await storage.start()
-    worker = ProcessJobs(queue, AnnouncingGenerator(step_delay_s=args.step_delay), storage,
-                         worker_id=args.worker_id, poll_timeout_s=0.2, batch_wait_s=0.0)
+    worker = ProcessJobs(
+        queue,
+        AnnouncingGenerator(step_delay_s=args.step_delay),
+        storage,
+        worker_id=args.worker_id,
+        poll_timeout_s=0.2,
+        batch_wait_s=0.0,
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 

@@ -18,9 +18,17 @@ def parts_for(tmp_path, tiny_marian, tmp_path_factory, **overrides) -> Component
     folder = tmp_path_factory.getbasetemp() / "tiny-wuerstchen"
     ensure_tiny_model(folder)
     values = dict(
-        _env_file=None, generator="tiny", tiny_model_dir=folder, tiny_translation_model_dir=tiny_marian,
-        generator_device="cpu", generator_threads=1, metrics_enabled=False, quality_policy="fixed",
-        default_quality="fast", memory_queue_file=tmp_path / "q.json", local_storage_dir=tmp_path / "img",
+        _env_file=None,
+        generator="tiny",
+        tiny_model_dir=folder,
+        tiny_translation_model_dir=tiny_marian,
+        generator_device="cpu",
+        generator_threads=1,
+        metrics_enabled=False,
+        quality_policy="fixed",
+        default_quality="fast",
+        memory_queue_file=tmp_path / "q.json",
+        local_storage_dir=tmp_path / "img",
         batch_wait_s=0.0,
     )
     values.update(overrides)
@@ -36,8 +44,7 @@ async def test_the_tiny_generator_comes_with_the_tiny_translator(tmp_path, tiny_
         await part.start()
     try:
         submit = parts.submit
-        await submit(user_id=1, chat_id=1, prompt="Закат над океаном", quality=Quality.FAST,
-                     width=256, height=256)
+        await submit(user_id=1, chat_id=1, prompt="Закат над океаном", quality=Quality.FAST, width=256, height=256)
         assert await parts.worker.run_once() == 1
         [result] = [d.message for d in await queue.receive_events(10, 1.0) if isinstance(d.message, Result)]
         assert result.status == JobStatus.DONE

@@ -36,8 +36,15 @@ def model_writes(translator: MarianTranslator, texts: list[str]) -> list[str]:
 def test_the_tiny_model_is_a_real_marian_model_in_the_hub_layout(tiny_marian):
     from transformers import MarianMTModel, MarianTokenizer
 
-    for name in ("config.json", "generation_config.json", "model.safetensors", "source.spm", "target.spm",
-                 "vocab.json", "tokenizer_config.json"):
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "source.spm",
+        "target.spm",
+        "vocab.json",
+        "tokenizer_config.json",
+    ):
         assert (tiny_marian / name).is_file(), name
     tokenizer = MarianTokenizer.from_pretrained(tiny_marian)
     model = MarianMTModel.from_pretrained(tiny_marian)
@@ -132,8 +139,7 @@ async def test_the_generator_is_given_what_the_model_wrote(worker_parts, transla
     assert sorted(sent[0]) == sorted(["Закат над океаном", "люди, текст", "Кот в стиле"])
     written = dict(zip(sent[0], model_writes(translator, sent[0]), strict=True))
     expected = {
-        (assemble(split_for_translation(p), written), assemble(split_for_translation(n), written))
-        for p, n in prompts
+        (assemble(split_for_translation(p), written), assemble(split_for_translation(n), written)) for p, n in prompts
     }
     given = {(r.prompt, r.negative_prompt) for r in generator.requests}
     assert given == expected

@@ -42,7 +42,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.faults.rig import Rig
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3, pytest.mark.slow]

@@ -81,8 +81,11 @@ async def test_a_dump_restored_into_a_fresh_cluster_is_read_by_the_user_store(
     await fill(postgres_url)
     dump = tmp_path / "p2p.dump"
     done = await asyncio.to_thread(
-        subprocess.run, [client("pg_dump"), *DUMP, f"--dbname={postgres_url}", f"--file={dump}"],
-        capture_output=True, text=True, timeout=120,
+        subprocess.run,
+        [client("pg_dump"), *DUMP, f"--dbname={postgres_url}", f"--file={dump}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert dump.stat().st_size > 0
@@ -90,8 +93,11 @@ async def test_a_dump_restored_into_a_fresh_cluster_is_read_by_the_user_store(
     # Another server (a new VM, a new managed instance): an empty database, then pg_restore.
     fresh = await create_database(restartable_postgres.url(), "restored")
     done = await asyncio.to_thread(
-        subprocess.run, [client("pg_restore"), *RESTORE, f"--dbname={fresh}", str(dump)],
-        capture_output=True, text=True, timeout=120,
+        subprocess.run,
+        [client("pg_restore"), *RESTORE, f"--dbname={fresh}", str(dump)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     conn = await asyncpg.connect(fresh)
@@ -103,12 +109,16 @@ async def test_a_dump_restored_into_a_fresh_cluster_is_read_by_the_user_store(
 
 
 # What a newer release might add: a column with a default, a nullable one, a table of its own.
-NEWER = Migration(LATEST + 1, "a newer release's additions", """
+NEWER = Migration(
+    LATEST + 1,
+    "a newer release's additions",
+    """
     ALTER TABLE users ADD COLUMN style text NOT NULL DEFAULT 'none';
     ALTER TABLE jobs ADD COLUMN upscaled_key text;
     ALTER TABLE deliveries ADD COLUMN attempts integer NOT NULL DEFAULT 0;
     CREATE TABLE albums (album_id text PRIMARY KEY, user_id bigint NOT NULL, created_at double precision NOT NULL);
-""")
+""",
+)
 
 
 async def test_this_release_runs_on_a_schema_a_newer_release_migrated(postgres_url, caplog):

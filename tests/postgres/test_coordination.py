@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -57,7 +58,7 @@ async def test_one_chat_is_paced_across_instances(postgres_url):
         await asyncio.gather(a.stop(), b.stop())
     seven = sorted((start, end, owner) for chat, owner, start, end in sent if chat == 7)
     assert len(seven) == 6 and {o for _, _, o in seven} == {"a", "b"}
-    gaps = [later[0] - earlier[1] for earlier, later in zip(seven, seven[1:])]
+    gaps = [later[0] - earlier[1] for earlier, later in pairwise(seven)]
     assert min(gaps) >= 0.38, gaps  # each one 0.4 s after the previous one ended, whoever sent it
     [(_, _, eight_start, _)] = [m for m in sent if m[0] == 8]
     assert eight_start < seven[1][0]  # another chat does not wait for chat 7

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.postgres
 async def versions(url: str) -> list[tuple[int, str]]:
     conn = await asyncpg.connect(url)
     try:
-        return [(r["version"], r["name"]) for r in await conn.fetch("SELECT version, name FROM schema_version ORDER BY version")]
+        return [
+            (r["version"], r["name"])
+            for r in await conn.fetch("SELECT version, name FROM schema_version ORDER BY version")
+        ]
     finally:
         await conn.close()
 
@@ -91,7 +94,10 @@ async def test_instances_starting_at_once_apply_each_migration_once(postgres_url
         assert [v for v, _ in await versions(postgres_url)] == [m.version for m in MIGRATIONS]
         stores = [PostgresUserStore(db) for db in dbs]
         outcomes = await asyncio.gather(
-            *(s.admit([record(f"m{i}")], UserLimits(max_in_flight=3, per_minute=0), NOW) for i, s in enumerate(stores * 3)),
+            *(
+                s.admit([record(f"m{i}")], UserLimits(max_in_flight=3, per_minute=0), NOW)
+                for i, s in enumerate(stores * 3)
+            ),
             return_exceptions=True,
         )
         assert sum(o is None for o in outcomes) == 3  # one user's cap across six instances

@@ -16,8 +16,14 @@ from domain.use_cases import ProcessJobs
 
 def make_job(n: int, **kw) -> Job:
     return Job(
-        user_id=1000 + n, chat_id=2000 + n, prompt=f"a red fox number {n}", width=256, height=256,
-        seed=n, quality=Quality.FAST, **kw,
+        user_id=1000 + n,
+        chat_id=2000 + n,
+        prompt=f"a red fox number {n}",
+        width=256,
+        height=256,
+        seed=n,
+        quality=Quality.FAST,
+        **kw,
     )
 
 
@@ -82,8 +88,14 @@ async def running_worker(storage, **worker_options) -> AsyncIterator[Rig]:
     generator = FakeGenerator()
     await generator.start()
     options = dict(
-        worker_id="w-s3", max_batch=4, batch_wait_s=0.05, poll_timeout_s=0.1,
-        storage_attempts=3, storage_backoff_s=0.2, publish_backoff_s=0.1, progress_interval_s=10.0,
+        worker_id="w-s3",
+        max_batch=4,
+        batch_wait_s=0.05,
+        poll_timeout_s=0.1,
+        storage_attempts=3,
+        storage_backoff_s=0.2,
+        publish_backoff_s=0.1,
+        progress_interval_s=10.0,
     )
     options.update(worker_options)
     worker = ProcessJobs(queue=queue, generator=generator, storage=storage, **options)

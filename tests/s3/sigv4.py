@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
 
@@ -15,9 +15,7 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def check_presigned_url(
-    url: str, secret_access_key: str, *, host: str | None = None, now: float | None = None
-) -> str:
+def check_presigned_url(url: str, secret_access_key: str, *, host: str | None = None, now: float | None = None) -> str:
     """``"valid"``, ``"expired"`` or ``"bad signature"`` for a GET of ``url`` arriving with Host
     ``host`` (default: the URL's own host)."""
     parts = urlsplit(url)
@@ -27,9 +25,7 @@ def check_presigned_url(
     signed_headers = query["X-Amz-SignedHeaders"]
     assert signed_headers == "host", signed_headers
     canonical_query = "&".join(
-        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-        for k, v in sorted(params)
-        if k != "X-Amz-Signature"
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params) if k != "X-Amz-Signature"
     )
     canonical_request = "\n".join(
         [
@@ -70,4 +66,4 @@ def expires_at(url: str) -> float:
 
 
 def _signed_at(amz_date: str) -> float:
-    return datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()

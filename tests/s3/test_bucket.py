@@ -110,24 +110,33 @@ async def test_no_lifecycle_rule_by_default(s3_endpoint, s3_bucket):
 
 def _public_read_policy(bucket: str) -> str:
     """What ``mc anonymous set download`` writes: anyone may read the objects."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
-                       "Resource": [f"arn:aws:s3:::{bucket}/*"]}],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
 
 
 def _public_warnings(caplog, bucket: str) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records
-        if r.name.startswith("adapters.s3") and r.levelno >= logging.WARNING
-        and bucket in r.getMessage() and "public" in r.getMessage()
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("adapters.s3")
+        and r.levelno >= logging.WARNING
+        and bucket in r.getMessage()
+        and "public" in r.getMessage()
     ]
 
 
-async def test_an_existing_bucket_is_used_and_a_public_one_is_reported(
-    s3_endpoint, s3_bucket, caplog
-):
+async def test_an_existing_bucket_is_used_and_a_public_one_is_reported(s3_endpoint, s3_bucket, caplog):
     """A bucket whose policy lets anyone read: moto reports it through the missing public access
     block, MinIO (which has no public access blocks) through the policy itself."""
     async with s3_endpoint.client() as client:
@@ -162,8 +171,12 @@ async def test_a_new_or_private_bucket_is_not_reported(s3_endpoint, s3_bucket, c
 
 def test_client_settings():
     storage = S3Storage(
-        "b", endpoint_url="http://minio:9000/", public_endpoint_url="https://s3.example.org",
-        connect_timeout_s=1.5, read_timeout_s=7.0, max_attempts=4,
+        "b",
+        endpoint_url="http://minio:9000/",
+        public_endpoint_url="https://s3.example.org",
+        connect_timeout_s=1.5,
+        read_timeout_s=7.0,
+        max_attempts=4,
     )
     config = storage._config
     assert config.retries == {"mode": "standard", "total_max_attempts": 4}
@@ -213,10 +226,7 @@ async def test_errors_say_what_failed_and_no_secret(restartable_s3, s3_bucket, c
         assert [e.params["op"] for e in errors] == ["put", "get", "head"]
         assert all(e.params["reason"] == "EndpointConnectionError" for e in errors)
         assert all(e.params["bucket"] == s3_bucket and e.params["key"] == key for e in errors)
-        text = " ".join(
-            [repr(storage), caplog.text]
-            + [f"{e} {e!r} {e.__cause__} {e.__cause__!r}" for e in errors]
-        )
+        text = " ".join([repr(storage), caplog.text] + [f"{e} {e!r} {e.__cause__} {e.__cause__!r}" for e in errors])
         assert secret not in text and key_id not in text
     finally:
         await storage.stop()
@@ -265,8 +275,13 @@ async def test_a_server_that_does_not_answer_times_out(s3_bucket):
         silent.listen(8)  # connections complete in the backlog; nothing ever answers
         port = silent.getsockname()[1]
         storage = S3Storage(
-            s3_bucket, endpoint_url=f"http://127.0.0.1:{port}", access_key_id="a",
-            secret_access_key="b", connect_timeout_s=0.5, read_timeout_s=0.5, max_attempts=1,
+            s3_bucket,
+            endpoint_url=f"http://127.0.0.1:{port}",
+            access_key_id="a",
+            secret_access_key="b",
+            connect_timeout_s=0.5,
+            read_timeout_s=0.5,
+            max_attempts=1,
         )
         started = time.monotonic()
         with pytest.raises(StorageError) as caught:

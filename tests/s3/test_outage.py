@@ -18,9 +18,7 @@ pytestmark = pytest.mark.s3
 
 @contextlib.asynccontextmanager
 async def s3_storage(server, bucket: str, max_attempts: int):
-    storage = server.endpoint.storage(
-        bucket, connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=max_attempts
-    )
+    storage = server.endpoint.storage(bucket, connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=max_attempts)
     await storage.start()
     try:
         yield storage
@@ -57,9 +55,7 @@ async def test_jobs_wait_for_the_server_and_finish_when_it_is_back(restartable_s
             assert await storage.get(result.image_key)  # the image is there
 
 
-async def test_jobs_fail_honestly_when_the_server_stays_down_and_the_worker_goes_on(
-    restartable_s3, s3_bucket
-):
+async def test_jobs_fail_honestly_when_the_server_stays_down_and_the_worker_goes_on(restartable_s3, s3_bucket):
     # No botocore retries here (max_attempts=1): the worker's 2 attempts are the whole budget.
     async with (
         s3_storage(restartable_s3, s3_bucket, max_attempts=1) as storage,

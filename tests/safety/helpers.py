@@ -1,5 +1,5 @@
 """Pictures for the safety tests: the sample that the real NudeNet detector flags (made by
-``scripts/make_flagged_sample.py``, an abstract picture; see there why), and a generator that
+``tools/make_flagged_sample.py``, an abstract picture; see there why), and a generator that
 draws it for prompts with a marker word and the fake generator's picture otherwise."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def png(image: Image.Image) -> bytes:
 
 
 def flagged_png(width: int = 1024, height: int = 1024) -> bytes:
-    return png(Image.open(FLAGGED_SAMPLE).convert("RGB").resize((width, height), Image.BICUBIC))
+    return png(Image.open(FLAGGED_SAMPLE).convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
 
 
 class SampleGenerator(FakeGenerator):
@@ -37,6 +37,7 @@ class SampleGenerator(FakeGenerator):
         images = await super().generate(requests, progress)
         return [
             GeneratedImage(png=flagged_png(r.width, r.height), width=r.width, height=r.height)
-            if MARKER in r.prompt else image
+            if MARKER in r.prompt
+            else image
             for r, image in zip(requests, images, strict=True)
         ]

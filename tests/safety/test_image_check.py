@@ -213,10 +213,14 @@ def test_the_settings_choose_the_check(monkeypatch):
     assert isinstance(image_check(Settings(_env_file=None, safety_image_detector="nudenet")), NudeNetCheck)
     assert isinstance(image_check(Settings(_env_file=None, safety_image_detector="none")), NoImageCheck)
     assert isinstance(image_check(Settings(_env_file=None, safety_image_action="off")), NoImageCheck)
-    custom = image_check(Settings(
-        _env_file=None, safety_image_threshold=0.7, safety_image_categories="ANUS_EXPOSED, FEET_EXPOSED",
-        safety_image_threads=1,
-    ))
+    custom = image_check(
+        Settings(
+            _env_file=None,
+            safety_image_threshold=0.7,
+            safety_image_categories="ANUS_EXPOSED, FEET_EXPOSED",
+            safety_image_threads=1,
+        )
+    )
     assert (custom.threshold, custom.categories, custom.threads) == (0.7, {"ANUS_EXPOSED", "FEET_EXPOSED"}, 1)
     with pytest.raises(ValueError, match="unknown NudeNet categories"):
         image_check(Settings(_env_file=None, safety_image_categories="NOPE"))
@@ -244,7 +248,9 @@ async def test_check_time_and_flagged_counts_are_metrics(tmp_path, nudenet):
     filter_ = prompt_filter(Settings(_env_file=None))
     submit = SubmitPrompt(queue, default_width=512, default_height=512, prompt_filter=filter_, metrics=metrics)
     gate = SafetyGate(prompt_filter=filter_, image_check=nudenet, action=ImageAction.SPOILER, metrics=metrics)
-    worker = ProcessJobs(queue, SampleGenerator(), storage, max_batch=8, batch_wait_s=0.01, metrics=metrics, safety=gate)
+    worker = ProcessJobs(
+        queue, SampleGenerator(), storage, max_batch=8, batch_wait_s=0.01, metrics=metrics, safety=gate
+    )
     for i, prompt in enumerate([f"{MARKER} one", "a calm sea", "a hill"]):
         await submit(user_id=i, chat_id=i, prompt=prompt)
     with pytest.raises(PromptRefused):

@@ -23,44 +23,118 @@ def f():
 
 RUSSIAN_FORMS = [
     # one entry, many forms: declension, gender, number, ё written as е
-    "голая девушка", "голую девушку", "с голыми людьми", "голых моделей",
-    "порно", "порнография", "порнографию", "порнографией", "порнушка",
-    "эротика", "эротическую фотосессию", "эротичная сцена",
-    "обнажённая модель", "обнаженную модель", "обнажёнными телами",
-    "секс", "сексуальную девушку", "сексуальным",
-    "раздетая женщина", "раздетую", "раздевается",
-    "нагая", "нагую", "в стиле ню", "хентай", "хентая",
-    "лоли в купальнике", "расчленённое тело", "кишки наружу",
+    "голая девушка",
+    "голую девушку",
+    "с голыми людьми",
+    "голых моделей",
+    "порно",
+    "порнография",
+    "порнографию",
+    "порнографией",
+    "порнушка",
+    "эротика",
+    "эротическую фотосессию",
+    "эротичная сцена",
+    "обнажённая модель",
+    "обнаженную модель",
+    "обнажёнными телами",
+    "секс",
+    "сексуальную девушку",
+    "сексуальным",
+    "раздетая женщина",
+    "раздетую",
+    "раздевается",
+    "нагая",
+    "нагую",
+    "в стиле ню",
+    "хентай",
+    "хентая",
+    "лоли в купальнике",
+    "расчленённое тело",
+    "кишки наружу",
 ]
 RUSSIAN_CLEAN = [
-    "Закат над океаном", "забил гол в ворота", "голова кошки", "голубое небо", "голос ветра",
-    "секстант на столе моряка", "нюанс света", "наган на столе", "кишки в анатомическом атласе",
-    "раздел книги", "новогодняя ёлка", "раздевалка спортзала", "выпотрошить рыбу к ужину",
+    "Закат над океаном",
+    "забил гол в ворота",
+    "голова кошки",
+    "голубое небо",
+    "голос ветра",
+    "секстант на столе моряка",
+    "нюанс света",
+    "наган на столе",
+    "кишки в анатомическом атласе",
+    "раздел книги",
+    "новогодняя ёлка",
+    "раздевалка спортзала",
+    "выпотрошить рыбу к ужину",
 ]
 ENGLISH_FORMS = [
-    "a nude woman", "nudes", "nudity in art", "naked man", "nakedness", "porn", "porno", "pornography",
-    "pornographic", "a sexy lady", "sexier", "sexual pose", "sexually", "erotic photo", "topless",
-    "undressed", "undressing", "NSFW", "hentai girl", "loli", "a gory scene", "beheading", "dismembered",
+    "a nude woman",
+    "nudes",
+    "nudity in art",
+    "naked man",
+    "nakedness",
+    "porn",
+    "porno",
+    "pornography",
+    "pornographic",
+    "a sexy lady",
+    "sexier",
+    "sexual pose",
+    "sexually",
+    "erotic photo",
+    "topless",
+    "undressed",
+    "undressing",
+    "NSFW",
+    "hentai girl",
+    "loli",
+    "a gory scene",
+    "beheading",
+    "dismembered",
     "18+ picture",
 ]
 ENGLISH_CLEAN = [
-    "a mountain landscape at dawn", "Essex countryside", "a man in Sussex", "a sextant", "a sexton in a church",
-    "a chicken breast on a plate", "a great tit on a branch", "a nudge", "Gore-Tex jacket", "Lolita, the novel's cover",
-    "an 18th century house", "rule 34 of the book", "a stripped wire", "Shota Imanaga pitching",
+    "a mountain landscape at dawn",
+    "Essex countryside",
+    "a man in Sussex",
+    "a sextant",
+    "a sexton in a church",
+    "a chicken breast on a plate",
+    "a great tit on a branch",
+    "a nudge",
+    "Gore-Tex jacket",
+    "Lolita, the novel's cover",
+    "an 18th century house",
+    "rule 34 of the book",
+    "a stripped wire",
+    "Shota Imanaga pitching",
     "a gruesome Halloween pumpkin",
 ]
 EVASIONS = [
-    "s.e.x", "s e x", "s-e-x-y", "n_u_d_e", "p o r n", "sexxx", "pooorn", "NuDe",
+    "s.e.x",
+    "s e x",
+    "s-e-x-y",
+    "n_u_d_e",
+    "p o r n",
+    "sexxx",
+    "pooorn",
+    "NuDe",
     "pоrn",  # Cyrillic о
     "sеx",  # Cyrillic е
     "ѕех",  # all Cyrillic look-alikes
-    "p0rn", "p0rn0", "nud3", "п0рн0", "пoрнo",  # Latin o inside a Russian word
+    "p0rn",
+    "p0rn0",
+    "nud3",
+    "п0рн0",
+    "пoрнo",  # Latin o inside a Russian word
     "𝐧𝐮𝐝𝐞",  # mathematical bold
     "ｎｕｄｅ",  # full width
     "nu\u200bde",  # zero-width space
     "nu\u00adde",  # soft hyphen
     "núdé",  # accents
-    "ЭРОТИКА", "Порнография",
+    "ЭРОТИКА",
+    "Порнография",
 ]
 
 
@@ -130,7 +204,7 @@ def test_list_syntax_and_errors():
     assert found.check("собака") is None
     match = found.check("кошками")
     assert match is not None and match.source == "t.txt:2" and match.category == "cats"
-    with pytest.raises(ValueError, match="t.txt:1"):
+    with pytest.raises(ValueError, match=r"t\.txt:1"):
         parse_word_list("re:(unclosed", "en", stems, "t.txt")
 
 

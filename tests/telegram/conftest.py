@@ -13,7 +13,7 @@ import pytest
 import app
 from config.bootstrap import Components
 from config.settings import Settings
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 
 
 @dataclass
@@ -35,7 +35,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-
 @pytest.fixture
 async def start_service(telegram, tmp_path):
     """``await start_service(**settings)`` runs the service (``generator``, ``translator``: adapters
@@ -43,9 +42,7 @@ async def start_service(telegram, tmp_path):
     ``role``: "all", or "bot" for a bot-only process); it is stopped after the test."""
     running: list[Service] = []
 
-    async def start(
-        *, generator: Any = None, translator: Any = None, role: str = "all", **overrides: Any
-    ) -> Service:
+    async def start(*, generator: Any = None, translator: Any = None, role: str = "all", **overrides: Any) -> Service:
         values: dict[str, Any] = dict(
             _env_file=None,
             generator="fake",  # not auto: no look at the hub cache or the network from these tests

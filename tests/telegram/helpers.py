@@ -13,7 +13,7 @@ from PIL import Image
 from adapters.embedded.generator import FakeGenerator
 from domain.models import GeneratedImage, GenerationRequest
 from domain.ports import ProgressCallback
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -60,7 +60,7 @@ class Chat:
         self.mark = 0
 
     def since_mark(self) -> list[Call]:
-        return [c for c in self.tg.calls[self.mark:] if c.chat_id == self.user_id]
+        return [c for c in self.tg.calls[self.mark :] if c.chat_id == self.user_id]
 
     def send(self, text: str) -> None:
         self.mark = len(self.tg.calls)

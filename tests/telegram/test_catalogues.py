@@ -25,7 +25,12 @@ def literal_keys() -> set[str]:
     for path in ROOT.rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         keys |= set(re.findall(r"""\bt\(\s*[\w.]+,\s*f?["']([a-z0-9_-]+)["']""", source))
-        keys |= set(re.findall(r"""["']((?:error|status|cmd|queue|cancel|history|answer|button|settings|stats|result|quality|language|send-as|duration)-[a-z0-9_-]+)["']""", source))
+        keys |= set(
+            re.findall(
+                r"""["']((?:error|status|cmd|queue|cancel|history|answer|button|settings|stats|result|quality|language|send-as|duration)-[a-z0-9_-]+)["']""",
+                source,
+            )
+        )
     return keys
 
 
@@ -44,8 +49,16 @@ def domain_error_codes() -> set[str]:
 
 @pytest.mark.parametrize("locale", list(Locale))
 def test_every_user_facing_error_and_choice_is_translated(locale):
-    internal = {"error", "storage_error", "generation_error", "model_not_found", "recipient_gone",
-                "limit_exceeded", "undecodable_message", "already_accepted"}
+    internal = {
+        "error",
+        "storage_error",
+        "generation_error",
+        "model_not_found",
+        "recipient_gone",
+        "limit_exceeded",
+        "undecodable_message",
+        "already_accepted",
+    }
     for code in domain_error_codes() - internal:
         assert t.has(f"error-{code}", locale), code
     for code in ErrorCode:

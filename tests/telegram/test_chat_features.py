@@ -33,7 +33,7 @@ async def test_a_split_paste_that_fits_makes_one_picture_of_the_whole(start_serv
     chat = Chat(telegram, 121)
     chat.mark = len(telegram.calls)
     telegram.send_long_text(121, text)
-    [photo] = await chat.photo(timeout=20)
+    [_photo] = await chat.photo(timeout=20)  # exactly one picture
     await asyncio.sleep(2.0)
     statuses = [c for c in chat.since_mark() if c.method == "sendMessage" and c.ok]
     assert len(statuses) == 1 and statuses[0].text.startswith("⏳ Queued")
@@ -54,7 +54,9 @@ async def test_inline_mode_shares_recent_pictures_and_offers_to_draw(start_servi
     me = Chat(telegram, 130)
     me.send("a red fox in the snow")
     [photo] = await me.photo(timeout=20)
-    file_id = photo.params.get("_message_id") and telegram.messages[int(photo.params["_message_id"])]["photo"][-1]["file_id"]
+    file_id = (
+        photo.params.get("_message_id") and telegram.messages[int(photo.params["_message_id"])]["photo"][-1]["file_id"]
+    )
     share = next(b for b in photo.buttons() if "switch_inline_query" in b)
     assert share["switch_inline_query"] == "a red fox in the snow"
 
@@ -78,7 +80,9 @@ async def test_inline_mode_shares_recent_pictures_and_offers_to_draw(start_servi
 
     # somebody else's pictures are not offered; words that match nothing: no results
     query = telegram.inline_query(131, "fox")
-    [other] = await telegram.wait_for(lambda c: c.method == "answerInlineQuery" and c.params["inline_query_id"] == query)
+    [other] = await telegram.wait_for(
+        lambda c: c.method == "answerInlineQuery" and c.params["inline_query_id"] == query
+    )
     assert other.ok and other.params["results"] == []
     query = telegram.inline_query(130, "whale")
     [none] = await telegram.wait_for(lambda c: c.method == "answerInlineQuery" and c.params["inline_query_id"] == query)
@@ -134,8 +138,9 @@ async def test_status_messages_follow_the_queue(start_service, telegram):
     from tests.telegram.helpers import HeldGenerator
 
     gen = HeldGenerator(marker="snail", max_batch=1)
-    await start_service(generator=gen, queue_refresh_s=0.3, status_edit_interval_s=0.2,
-                        send_rate_per_chat=20, max_batch=1)
+    await start_service(
+        generator=gen, queue_refresh_s=0.3, status_edit_interval_s=0.2, send_rate_per_chat=20, max_batch=1
+    )
     me = Chat(telegram, 140)
     me.send("a slow snail")
     await asyncio.wait_for(gen.holding.wait(), 10)
@@ -146,8 +151,14 @@ async def test_status_messages_follow_the_queue(start_service, telegram):
     assert "position 1," in turtle.text and "position 2," in crab.text
     # the turtle is cancelled: the crab's status moves up to position 1 by itself
     me.press(int(turtle.params["_message_id"]), turtle.buttons()[0]["callback_data"])
-    [moved] = await me.wait(lambda c: c.method == "editMessageText" and "position 1," in c.text
-                            and int(c.params["message_id"]) == int(crab.params["_message_id"]), timeout=10)
+    [moved] = await me.wait(
+        lambda c: (
+            c.method == "editMessageText"
+            and "position 1," in c.text
+            and int(c.params["message_id"]) == int(crab.params["_message_id"])
+        ),
+        timeout=10,
+    )
     assert "a crab" in moved.text and moved.buttons()[0]["callback_data"].startswith("c:")  # still cancellable
     gen.release()
     await me.photo(timeout=20, count=2)

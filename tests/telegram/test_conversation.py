@@ -27,7 +27,15 @@ def norm(text: str) -> str:
 EN = {
     "lang": "en",
     "start": "Hi, Ann!",
-    "help": ["--ar W:H", "--no", "--seed N", "--q fast, balanced, quality, auto", "from 1:6 to 6:1", "/settings", "/cancel"],
+    "help": [
+        "--ar W:H",
+        "--no",
+        "--seed N",
+        "--q fast, balanced, quality, auto",
+        "from 1:6 to 6:1",
+        "/settings",
+        "/cancel",
+    ],
     "bad": [
         ("/txt2img", ["The prompt is empty"]),
         ("x" * 5000, ["too long: 5,000 characters, at most 1,000"]),
@@ -57,13 +65,24 @@ EN = {
     "second": "a turtle",
     "third": "a crab",
     "drawing": "Drawing your picture… 8%",
-    "queue": ["Your pictures in progress: 3", "1. a slow snail on a leaf — drawing, 8%", "2. a turtle — queued, position 1", "3. a crab — queued, position 2"],
+    "queue": [
+        "Your pictures in progress: 3",
+        "1. a slow snail on a leaf — drawing, 8%",
+        "2. a turtle — queued, position 1",
+        "3. a crab — queued, position 2",
+    ],
     "cancel_choose": "You have 3 pictures in progress. Which one should I cancel?",
     "cancelling": "Cancelling",
     "cancelled_status": "✖ Cancelled.",
     "cancelled_reply": "✖ Cancelled: a turtle",
     "queue_after": ["Your pictures in progress: 1", "1. a slow snail on a leaf"],
-    "settings": ["⚙️ Your settings", "Aspect ratio: default (512×384)", "Quality: auto", "Language: from Telegram (English)", "Send pictures as: 🖼 Photo"],
+    "settings": [
+        "⚙️ Your settings",
+        "Aspect ratio: default (512×384)",
+        "Quality: auto",
+        "Language: from Telegram (English)",
+        "Send pictures as: 🖼 Photo",
+    ],
     "settings_changed": ["Aspect ratio: 9:16", "Quality: fast", "Send pictures as: 📄 File (PNG)"],
     "saved": "✓ Saved",
     "tall": "a tall tower",
@@ -78,7 +97,15 @@ EN = {
 RU = {
     "lang": "ru",
     "start": "Привет, Ann!",
-    "help": ["--ar Ш:В", "--no", "--seed N", "--q fast, balanced, quality, auto", "от 1:6 до 6:1", "/settings", "/cancel"],
+    "help": [
+        "--ar Ш:В",
+        "--no",
+        "--seed N",
+        "--q fast, balanced, quality, auto",
+        "от 1:6 до 6:1",
+        "/settings",
+        "/cancel",
+    ],
     "bad": [
         ("/txt2img", ["Описание пустое"]),
         ("x" * 5000, ["слишком длинное: 5 000 символов, можно не больше 1 000"]),
@@ -101,20 +128,38 @@ RU = {
     "answer_new": "Новый seed",
     "answer_var": "Варианты (3)",
     "answer_png": "оригинал PNG",
-    "buttons": ["🔁 Новый seed", "🎲 Варианты ×3", "📄 Оригинал PNG", "🔗 Открыть в полном размере", "⚠️ Пожаловаться", "↗️ Поделиться"],
+    "buttons": [
+        "🔁 Новый seed",
+        "🎲 Варианты ×3",
+        "📄 Оригинал PNG",
+        "🔗 Открыть в полном размере",
+        "⚠️ Пожаловаться",
+        "↗️ Поделиться",
+    ],
     "album": "🎲 Варианты (3): маяк во время шторма",
     "held": "медленная улитка на листе",
     "marker": "улитка",
     "second": "черепаха",
     "third": "краб",
     "drawing": "Рисую вашу картинку… 8%",
-    "queue": ["Ваши картинки в работе: 3", "1. медленная улитка на листе — рисую, 8%", "2. черепаха — в очереди, место 1", "3. краб — в очереди, место 2"],
+    "queue": [
+        "Ваши картинки в работе: 3",
+        "1. медленная улитка на листе — рисую, 8%",
+        "2. черепаха — в очереди, место 1",
+        "3. краб — в очереди, место 2",
+    ],
     "cancel_choose": "У вас в работе картинок: 3. Какую отменить?",
     "cancelling": "Отменяю",
     "cancelled_status": "✖ Отменено.",
     "cancelled_reply": "✖ Отменено: черепаха",
     "queue_after": ["Ваши картинки в работе: 1", "1. медленная улитка на листе"],
-    "settings": ["⚙️ Ваши настройки", "Соотношение сторон: по умолчанию (512×384)", "Качество: авто", "Язык: как в Telegram (Русский)", "Присылать картинки: 🖼 Фото"],
+    "settings": [
+        "⚙️ Ваши настройки",
+        "Соотношение сторон: по умолчанию (512×384)",
+        "Качество: авто",
+        "Язык: как в Telegram (Русский)",
+        "Присылать картинки: 🖼 Фото",
+    ],
     "settings_changed": ["Соотношение сторон: 9:16", "Качество: быстро", "Присылать картинки: 📄 Файлом (PNG)"],
     "saved": "✓ Сохранено",
     "tall": "высокая башня",
@@ -138,9 +183,12 @@ def seed_of(caption: str) -> int:
 
 def answered_before(chat: Chat, query_id: str) -> None:
     """The callback query was answered before the bot sent or changed anything in the chat."""
-    calls = chat.tg.calls[chat.mark:]
-    answer = next(i for i, c in enumerate(calls) if c.method == "answerCallbackQuery"
-                  and c.params.get("callback_query_id") == query_id)
+    calls = chat.tg.calls[chat.mark :]
+    answer = next(
+        i
+        for i, c in enumerate(calls)
+        if c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == query_id
+    )
     # (a deleteMessage there is the clean-up of an earlier job's status, not this press's work)
     work = [c.method for c in calls[:answer] if c.chat_id == chat.user_id and c.method != "deleteMessage"]
     assert work == [], f"work done before the answer: {work}"
@@ -172,8 +220,10 @@ async def _script(service, tg, store, gen, L) -> None:
     stranger = Chat(tg, 901, L["lang"])
 
     # --- the command menu, per language; admins also get /stats ---------------------------------
-    await tg.wait_for(lambda c: c.method == "setMyCommands" and "scope" in c.params
-                      and c.params["scope"].get("type") == "chat", timeout=10)
+    await tg.wait_for(
+        lambda c: c.method == "setMyCommands" and "scope" in c.params and c.params["scope"].get("type") == "chat",
+        timeout=10,
+    )
     menus = tg.calls_of("setMyCommands")
     by_lang = {c.params.get("language_code"): c for c in menus if c.params["scope"]["type"] == "default"}
     assert set(by_lang) >= {None, "en", "ru"}
@@ -273,7 +323,9 @@ async def _script(service, tg, store, gen, L) -> None:
     assert [b["text"] for b in follow.buttons()][:3] == ["🔁 1", "📄 1", "🔗 1"]
     assert not [c for c in me.since_mark() if c.method in ("sendPhoto", "sendDocument")]  # one delivery
     for status in statuses:  # their status messages went once the album was in the chat
-        await me.wait(lambda c, s=status: c.method == "deleteMessage" and int(c.params["message_id"]) == status_id(tg, s))
+        await me.wait(
+            lambda c, s=status: c.method == "deleteMessage" and int(c.params["message_id"]) == status_id(tg, s)
+        )
 
     # --- live status, /queue and /cancel while a picture is being drawn --------------------------------
     me.send(L["held"])
@@ -351,20 +403,30 @@ async def _script(service, tg, store, gen, L) -> None:
     assert png_size(document.files["document"]) == (width, height) == (512, 896)  # 9:16 (4:7), even at fast
     actions = [c for c in me.since_mark() if c.method == "sendChatAction"]
     assert actions[0].params["action"] == "upload_document"
-    assert [b["text"] for b in document.buttons()] == [b for i, b in enumerate(L["buttons"]) if i != 2]  # no PNG button under a file
+    assert [b["text"] for b in document.buttons()] == [
+        b for i, b in enumerate(L["buttons"]) if i != 2
+    ]  # no PNG button under a file
 
     # the language: the panel, the menu and later replies follow it; "auto" goes back
     qid = me.press(panel_id, f"s:lang:{L['other_lang']}")
     [edit] = await me.wait(lambda c: c.method == "editMessageText")
     assert L["other_settings"] in edit.text
     mark = me.mark
-    await tg.wait_for(lambda c: tg.calls.index(c) >= mark and c.method == "setMyCommands"
-                      and c.params.get("language_code") == "ru" and c.params["scope"]["type"] == "chat")
+    await tg.wait_for(
+        lambda c: (
+            tg.calls.index(c) >= mark
+            and c.method == "setMyCommands"
+            and c.params.get("language_code") == "ru"
+            and c.params["scope"]["type"] == "chat"
+        )
+    )
     chat_menu = [c for c in tg.calls[mark:] if c.method == "setMyCommands"]
     assert {c.params.get("language_code") for c in chat_menu} == {None, "en", "ru"}
-    assert all(L["other_lang"] == "ru" and c.params["commands"][0]["description"] == RU["menu"]
-               or L["other_lang"] == "en" and c.params["commands"][0]["description"] == EN["menu"]
-               for c in chat_menu)
+    assert all(
+        (L["other_lang"] == "ru" and c.params["commands"][0]["description"] == RU["menu"])
+        or (L["other_lang"] == "en" and c.params["commands"][0]["description"] == EN["menu"])
+        for c in chat_menu
+    )
     assert (await store.get_prefs(ADMIN)).locale == Locale(L["other_lang"])
     assert L["other_help"] in await me.ask("/help")
     for data in ("s:lang:auto", "s:as:photo", "s:ar:auto", "s:q:auto"):
@@ -396,8 +458,11 @@ def message_id_of(tg, call) -> int:
 
 
 def answer_text(tg, query_id: str) -> str:
-    return next(c.params.get("text", "") for c in tg.calls if c.method == "answerCallbackQuery"
-                and c.params.get("callback_query_id") == query_id)
+    return next(
+        c.params.get("text", "")
+        for c in tg.calls
+        if c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == query_id
+    )
 
 
 async def job_ids(store, L) -> list[str]:

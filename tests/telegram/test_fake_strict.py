@@ -18,7 +18,7 @@ from aiogram.types import (
 )
 
 from adapters.telegram.bot import build_bot
-from tests.fake_telegram_rules import button_url_refused
+from tests.fakes.telegram.rules import button_url_refused
 from tests.telegram.helpers import tiny_png
 
 
@@ -30,9 +30,14 @@ async def bot(telegram):
 
 
 def url_button(url: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="ok", callback_data="x"), InlineKeyboardButton(text="link", url=url),
-    ]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text="ok", callback_data="x"),
+                InlineKeyboardButton(text="link", url=url),
+            ]
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,17 +72,26 @@ async def test_one_bad_button_refuses_the_whole_call(bot, telegram):
     assert telegram.visible(5) == []  # nothing was sent
     sent = await bot.send_message(5, "hello", reply_markup=url_button("https://img.example.com/a.png"))
     with pytest.raises(TelegramBadRequest, match="BUTTON_URL_INVALID"):
-        await bot.edit_message_text("changed", chat_id=5, message_id=sent.message_id,
-                                    reply_markup=url_button("http://localhost/a.png"))
+        await bot.edit_message_text(
+            "changed", chat_id=5, message_id=sent.message_id, reply_markup=url_button("http://localhost/a.png")
+        )
     assert telegram.visible(5)[0]["text"] == "hello"
 
 
 async def test_lengths_and_callback_data(bot):
     with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
-        await bot.send_message(5, "hi", reply_markup=InlineKeyboardMarkup(
-            inline_keyboard=[[InlineKeyboardButton(text="б", callback_data="ж" * 33)]]))  # 66 bytes
-    await bot.send_message(5, "hi", reply_markup=InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text="б", callback_data="ж" * 32)]]))  # 64 bytes
+        await bot.send_message(
+            5,
+            "hi",
+            reply_markup=InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(text="б", callback_data="ж" * 33)]]
+            ),
+        )  # 66 bytes
+    await bot.send_message(
+        5,
+        "hi",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="б", callback_data="ж" * 32)]]),
+    )  # 64 bytes
     with pytest.raises(TelegramBadRequest, match="message is too long"):
         await bot.send_message(5, "x" * 4097)
     with pytest.raises(TelegramBadRequest, match="message text is empty"):
@@ -97,7 +111,9 @@ async def test_edits_like_telegram(bot):
         await bot.edit_message_text("hello", chat_id=5, message_id=999_999)
     with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
         await bot.send_message(5, "re", reply_parameters=ReplyParameters(message_id=999_999))
-    await bot.send_message(5, "re", reply_parameters=ReplyParameters(message_id=999_999, allow_sending_without_reply=True))
+    await bot.send_message(
+        5, "re", reply_parameters=ReplyParameters(message_id=999_999, allow_sending_without_reply=True)
+    )
 
 
 async def test_albums_take_two_to_ten(bot, telegram):
@@ -124,8 +140,12 @@ async def test_inline_answers(bot, telegram):
         await bot.answer_inline_query(query, [InlineQueryResultCachedPhoto(id="b", photo_file_id="nope")])
     with pytest.raises(TelegramBadRequest, match="START_PARAM_INVALID"):
         await bot.answer_inline_query(query, [good], button=InlineQueryResultsButton(text="go", start_parameter="a b"))
-    article = InlineQueryResultArticle(id="c", title="t", input_message_content=InputTextMessageContent(message_text="x"))
-    await bot.answer_inline_query(query, [good, article], button=InlineQueryResultsButton(text="go", start_parameter="g_1"))
+    article = InlineQueryResultArticle(
+        id="c", title="t", input_message_content=InputTextMessageContent(message_text="x")
+    )
+    await bot.answer_inline_query(
+        query, [good, article], button=InlineQueryResultsButton(text="go", start_parameter="g_1")
+    )
     with pytest.raises(TelegramBadRequest, match="query is too old"):
         await bot.answer_inline_query(query, [good])  # one answer per query
 
@@ -133,7 +153,7 @@ async def test_inline_answers(bot, telegram):
 async def test_a_deleted_message_is_gone_for_deletes_and_edits(bot, telegram):
     sent = await bot.send_message(5, "⏳ Queued")
     assert await bot.delete_message(5, sent.message_id) is True
-    with pytest.raises(TelegramBadRequest, match="^Telegram server says - Bad Request: message to delete not found$"):
+    with pytest.raises(TelegramBadRequest, match=r"^Telegram server says - Bad Request: message to delete not found$"):
         await bot.delete_message(5, sent.message_id)
     with pytest.raises(TelegramBadRequest, match="Bad Request: message to edit not found"):
         await bot.edit_message_text("✖ Cancelled.", chat_id=5, message_id=sent.message_id)

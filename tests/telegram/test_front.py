@@ -57,7 +57,7 @@ async def test_webhook_mode_checks_the_secret_token(start_service, telegram, cap
             assert response.status == 200
         [photo] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 32, timeout=15)
         assert "a lighthouse at night" in photo.text
-        assert [c.text for c in telegram.calls_of("sendMessage", 32)][0].startswith("⏳ Queued")
+        assert telegram.calls_of("sendMessage", 32)[0].text.startswith("⏳ Queued")
         await asyncio.sleep(0.3)
         assert telegram.calls_of("sendMessage", 31) == []  # the forged ones did nothing
         assert {c.token for c in telegram.calls} == {telegram.token}  # the token without its newline
@@ -77,7 +77,9 @@ async def test_allowlist(start_service, telegram):
     reply = await outsider.ask("a forbidden fruit")
     assert "this bot is private" in reply and "42" in reply
     outsider.press(12345, "r:new:" + "0" * 32)
-    await telegram.wait_for(lambda c: c.method == "answerCallbackQuery" and c.params.get("show_alert") in (True, "true"))
+    await telegram.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.params.get("show_alert") in (True, "true")
+    )
     assert "⏳ Queued" in await member.ask("an allowed apple")
     assert "В очереди" in await admin.ask("яблоко админа")
     await asyncio.sleep(0.3)
@@ -105,7 +107,7 @@ async def test_blocked_users_get_no_call_after_the_first_403_and_are_forgiven(st
     finally:
         await store.stop()
     await asyncio.sleep(1.5)  # progress edits, chat actions or the photo would show up now
-    later = [c.method for c in telegram.calls[telegram.calls.index(first) + 1:] if c.chat_id == 50]
+    later = [c.method for c in telegram.calls[telegram.calls.index(first) + 1 :] if c.chat_id == 50]
     assert later == [], f"calls after the first 403: {later}"
     admin = Chat(telegram, 51)
     assert "blocked the bot: 1" in await admin.ask("/stats")
@@ -132,7 +134,9 @@ class HugeGenerator(FakeGenerator):
 async def test_too_large_for_a_photo_goes_as_a_document(start_service, telegram):
     await start_service(generator=HugeGenerator())
     telegram.send_text(60, "the whole sky, every star")
-    [sent] = await telegram.wait_for(lambda c: c.method in ("sendPhoto", "sendDocument") and c.chat_id == 60, timeout=20)
+    [sent] = await telegram.wait_for(
+        lambda c: c.method in ("sendPhoto", "sendDocument") and c.chat_id == 60, timeout=20
+    )
     assert sent.method == "sendDocument"
     data = sent.files["document"]
     assert len(data) > 10 * 1024 * 1024 and png_size(data) == (1920, 1920)
@@ -178,7 +182,7 @@ async def test_a_chat_in_flood_control_holds_up_nobody_else(start_service, teleg
     await asyncio.wait_for(gen.holding.wait(), 10)
     gen.release()
     released = asyncio.get_running_loop().time()
-    [photo] = await slow.photo(timeout=10)
+    [_photo] = await slow.photo(timeout=10)
     assert asyncio.get_running_loop().time() - released < 3.0  # not after the other chat's 5 s
     assert "⏳ Queued" in await slow.ask("a crab")  # the finished one no longer counts
     assert not [c for c in telegram.calls_of("sendPhoto", 700) if c.ok]  # still waiting out its 429
@@ -219,8 +223,11 @@ async def test_webhook_a_failed_update_is_refused_so_telegram_sends_it_again(sta
     error (Telegram then sends the update again) instead of a 200 for an update that was lost."""
     port = free_port()
     await start_service(
-        telegram_mode="webhook", telegram_webhook_url="https://bot.example.com/tg/hook",
-        telegram_webhook_path="/tg/hook", telegram_webhook_secret=SECRET, http_port=port,
+        telegram_mode="webhook",
+        telegram_webhook_url="https://bot.example.com/tg/hook",
+        telegram_webhook_path="/tg/hook",
+        telegram_webhook_secret=SECRET,
+        http_port=port,
     )
     away = DatabaseAway(monkeypatch)
     update = telegram.text_update(72, "a lighthouse in the fog")

@@ -20,7 +20,7 @@ import app
 from config.bootstrap import Components
 from config.settings import Settings
 from domain.use_cases import DeliverResults, ProcessJobs
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.telegram.conftest import free_port
 from tests.telegram.helpers import Chat
 from tests.telegram.test_polling_restart import settings_for, until

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.telegram.links import LinkUse, link_use, link_warning
 from config.settings import Settings
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.telegram.helpers import Chat, png_size
 
 

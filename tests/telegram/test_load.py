@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from itertools import pairwise
 
 from adapters.sqlite.user_store import SqliteUserStore
 from domain.models import JobStatus, Result
-from tests.fake_telegram import MESSAGE_METHODS, Call, FakeBotAPI
+from tests.fakes.telegram import MESSAGE_METHODS, Call, FakeBotAPI
 from tests.telegram.helpers import HeldGenerator, png_size
 
 
 def message_calls(tg: FakeBotAPI, chat_id: int, *, include_failed: bool = False) -> list[Call]:
-    return [c for c in tg.calls if c.chat_id == chat_id and c.method in MESSAGE_METHODS
-            and (include_failed or c.ok)]
+    return [c for c in tg.calls if c.chat_id == chat_id and c.method in MESSAGE_METHODS and (include_failed or c.ok)]
 
 
 def assert_one_per_second(tg: FakeBotAPI, chats, *, include_failed: bool = True) -> float:
@@ -29,7 +29,7 @@ def assert_one_per_second(tg: FakeBotAPI, chats, *, include_failed: bool = True)
     smallest = float("inf")
     for chat in chats:
         times = [c.at for c in message_calls(tg, chat, include_failed=include_failed)]
-        for a, b in zip(times, times[1:]):
+        for a, b in pairwise(times):
             smallest = min(smallest, b - a)
             assert b - a >= 1.0, f"chat {chat}: two messages {b - a:.3f}s apart"
     return smallest
@@ -62,7 +62,7 @@ async def test_flood_control_and_server_errors(start_service, telegram):
     for user in users:
         for prompt in prompts[user]:
             tg.send_text(user, prompt)
-    await wait_photos(tg, {user: 2 for user in users}, timeout=40)
+    await wait_photos(tg, dict.fromkeys(users, 2), timeout=40)
     await asyncio.sleep(1.5)  # anything sent twice would show up now
 
     failed = Counter((c.method, c.params["_failed"]) for c in tg.calls if not c.ok)
@@ -86,11 +86,21 @@ async def test_flood_control_and_server_errors(start_service, telegram):
     finally:
         await store.stop()
     before = len(tg.calls_of("sendPhoto", users[0]))
-    await service.queue.publish_event(Result(
-        job_id=record.job_id, user_id=record.user_id, chat_id=record.chat_id, status=JobStatus.DONE,
-        prompt=record.prompt, seed=record.seed, width=record.width, height=record.height,
-        image_key=record.image_key, image_url=record.image_url, profile=record.profile,
-    ))
+    await service.queue.publish_event(
+        Result(
+            job_id=record.job_id,
+            user_id=record.user_id,
+            chat_id=record.chat_id,
+            status=JobStatus.DONE,
+            prompt=record.prompt,
+            seed=record.seed,
+            width=record.width,
+            height=record.height,
+            image_key=record.image_key,
+            image_url=record.image_url,
+            profile=record.profile,
+        )
+    )
     await asyncio.sleep(1.5)
     assert len(tg.calls_of("sendPhoto", users[0])) == before
 
@@ -127,7 +137,8 @@ async def test_fifty_users_at_once(start_service, telegram):
     # (a greedy user's refusal may come before its second status: both are answers to it)
     calm = [user for user in users if user not in greedy]
     assert all(first_reply[user].text.startswith("⏳ Queued") for user in calm), [
-        first_reply[user].text for user in calm if not first_reply[user].text.startswith("⏳ Queued")]
+        first_reply[user].text for user in calm if not first_reply[user].text.startswith("⏳ Queued")
+    ]
 
     # the per-user cap held: two accepted, two turned away with when to try again
     for user in greedy:
@@ -154,8 +165,10 @@ async def test_fifty_users_at_once(start_service, telegram):
     span = sent[-1] - sent[0]
     assert len(sent) <= rate * (span + 1)
     lat = sorted(latency.values())
-    print(f"\n50 users: status latency min {lat[0]:.3f}s median {lat[25]:.3f}s max {lat[-1]:.3f}s; "
-          f"smallest per-chat gap {smallest_gap:.3f}s; {len(sent)} calls in {span:.1f}s, busiest second {busiest}")
+    print(
+        f"\n50 users: status latency min {lat[0]:.3f}s median {lat[25]:.3f}s max {lat[-1]:.3f}s; "
+        f"smallest per-chat gap {smallest_gap:.3f}s; {len(sent)} calls in {span:.1f}s, busiest second {busiest}"
+    )
 
 
 async def test_rate_limit_says_when(start_service, telegram):
@@ -163,8 +176,9 @@ async def test_rate_limit_says_when(start_service, telegram):
     await start_service(user_rate_per_minute=2, max_jobs_in_flight_per_user=5, send_rate_per_chat=20)
     for i in range(3):
         tg.send_text(77, f"a blue whale {i}")
-        await tg.wait_for(lambda c, i=i: c.chat_id == 77 and c.method == "sendMessage"
-                          and len(tg.calls_of("sendMessage", 77)) > i)
+        await tg.wait_for(
+            lambda c, i=i: c.chat_id == 77 and c.method == "sendMessage" and len(tg.calls_of("sendMessage", 77)) > i
+        )
     texts = [c.text for c in tg.calls_of("sendMessage", 77)]
     assert sum(t.startswith("⏳ Queued") for t in texts) == 2
     [refusal] = [t for t in texts if "more than 2 pictures a minute" in t]

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.telegram.bot import build_bot
 from adapters.telegram.sender import Sender
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 from tests.telegram.helpers import Chat, HeldGenerator
 
 PROMPTS = ["a snail on a leaf", "a red fox", "a blue whale", "a green frog"]  # the snail is held

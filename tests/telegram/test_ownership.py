@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.fake_telegram import Call, FakeBotAPI
+from tests.fakes.telegram import Call, FakeBotAPI
 from tests.telegram.helpers import Chat, HeldGenerator
 
 ADMIN = 950

@@ -16,7 +16,7 @@ import app
 from config.bootstrap import Components
 from config.settings import Settings
 from domain.use_cases import DeliverResults
-from tests.fake_telegram import FakeBotAPI
+from tests.fakes.telegram import FakeBotAPI
 from tests.telegram.conftest import free_port
 from tests.telegram.helpers import Chat
 
@@ -49,11 +49,7 @@ async def until(condition: Any, timeout: float, what: str) -> None:
 
 
 def restarts(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int]]:
-    return [
-        (m.group(1), int(m.group(2)))
-        for m in (RESTART.search(r.getMessage()) for r in caplog.records)
-        if m
-    ]
+    return [(m.group(1), int(m.group(2))) for m in (RESTART.search(r.getMessage()) for r in caplog.records) if m]
 
 
 async def test_a_bot_started_while_the_bot_api_is_down_answers_once_it_is_up(tmp_path, caplog):

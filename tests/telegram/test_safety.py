@@ -20,8 +20,12 @@ SQUARE = dict(default_width=512, default_height=512)  # the flagged sample is sq
 
 async def start(start_service, action: str = "spoiler", **extra):
     return await start_service(
-        generator=SampleGenerator(), safety_image_detector="nudenet", safety_image_action=action,
-        admin_ids={ADMIN}, **SQUARE, **extra,
+        generator=SampleGenerator(),
+        safety_image_detector="nudenet",
+        safety_image_action=action,
+        admin_ids={ADMIN},
+        **SQUARE,
+        **extra,
     )
 
 
@@ -101,9 +105,11 @@ async def test_the_fake_refuses_a_has_spoiler_that_is_not_a_boolean(telegram):
     form.add_field("chat_id", "5")
     form.add_field("has_spoiler", "yes")
     form.add_field("photo", flagged_png(64, 64), filename="p.png")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{telegram.base_url}/bot{telegram.token}/sendPhoto", data=form) as response:
-            body = await response.json()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{telegram.base_url}/bot{telegram.token}/sendPhoto", data=form) as response,
+    ):
+        body = await response.json()
     assert response.status == 400 and body["description"] == 'Bad Request: field "has_spoiler" must be of type Boolean'
 
 
@@ -178,7 +184,9 @@ async def test_reports_go_to_the_admin_chat_when_one_is_set(telegram, start_serv
     me = Chat(telegram, 321, lang="ru")
     me.send("маяк на скале")
     [photo] = await me.photo(timeout=30)
-    answer = await answered(telegram, me.press(photo.params["_message_id"], photo.button("⚠️ Пожаловаться")["callback_data"]))
+    answer = await answered(
+        telegram, me.press(photo.params["_message_id"], photo.button("⚠️ Пожаловаться")["callback_data"])
+    )
     assert "отправлена модераторам" in answer.params["text"]
     [to_chat] = await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == -100777)
     assert "маяк на скале" in to_chat.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
 from aiogram.exceptions import (
@@ -52,10 +53,16 @@ async def test_bucket_serves_by_priority_then_order():
         async with bucket.slot(priority):
             order.append(name)
 
-    tasks = [asyncio.create_task(take(n, p)) for n, p in (
-        ("status-1", Priority.STATUS), ("result-1", Priority.RESULT), ("reply-1", Priority.INTERACTIVE),
-        ("reply-2", Priority.INTERACTIVE), ("status-2", Priority.STATUS),
-    )]
+    tasks = [
+        asyncio.create_task(take(n, p))
+        for n, p in (
+            ("status-1", Priority.STATUS),
+            ("result-1", Priority.RESULT),
+            ("reply-1", Priority.INTERACTIVE),
+            ("reply-2", Priority.INTERACTIVE),
+            ("status-2", Priority.STATUS),
+        )
+    ]
     await asyncio.sleep(0)  # all waiting before the first token comes back
     await asyncio.gather(*tasks)
     assert order == ["reply-1", "reply-2", "result-1", "status-1", "status-2"]
@@ -139,7 +146,7 @@ async def test_per_chat_pacing_and_other_chats_unaffected():
     started = time.monotonic()
     await asyncio.gather(*(sender.call(chat, calls[chat]) for chat in (1, 1, 1, 2)))
     one = calls[1].tried
-    assert all(b - a >= 0.2 for a, b in zip(one, one[1:]))
+    assert all(b - a >= 0.2 for a, b in pairwise(one))
     assert calls[2].tried[0] - started < 0.1
     sender.close()
 
@@ -154,10 +161,11 @@ async def test_retry_after_is_waited_out():
 
 async def test_server_and_network_errors_back_off_then_give_up():
     sender = make_sender(rate_per_chat=1000, max_attempts=3, backoff_s=0.05)
-    call = Script(TelegramServerError(method=METHOD, message="Bad Gateway"),
-                  TelegramNetworkError(method=METHOD, message="reset"))
+    call = Script(
+        TelegramServerError(method=METHOD, message="Bad Gateway"), TelegramNetworkError(method=METHOD, message="reset")
+    )
     assert await sender.call(1, call) == "ok"
-    gaps = [b - a for a, b in zip(call.tried, call.tried[1:])]
+    gaps = [b - a for a, b in pairwise(call.tried)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # doubling
     failing = Script(*[TelegramServerError(method=METHOD, message="Bad Gateway")] * 5)
     with pytest.raises(TelegramServerError):

@@ -11,8 +11,18 @@ from domain.users import JobRecord
 
 
 def job() -> Job:
-    return Job(user_id=1, chat_id=2, prompt="Закат над океаном", negative_prompt="blur", width=512,
-               height=384, seed=7, quality=Quality.FAST, locale=Locale.RU, status_message_id=9)
+    return Job(
+        user_id=1,
+        chat_id=2,
+        prompt="Закат над океаном",
+        negative_prompt="blur",
+        width=512,
+        height=384,
+        seed=7,
+        quality=Quality.FAST,
+        locale=Locale.RU,
+        status_message_id=9,
+    )
 
 
 def test_job_round_trip_and_envelope():
@@ -136,26 +146,44 @@ OLD_WIRE = {
         '"error_code": null, "worker_id": "w", "spoiler": true, "flags": ["nudity"], '
         '"accepted_at": 100.0, "finished_at": 102.0}}'
     ).encode(),
-    "cancel": (
-        b'{"v": 1, "type": "cancel", "data": {"kind": "cancel", "job_id": "a1", "user_id": 1, '
-        b'"at": 103.0}}'
-    ),
+    "cancel": (b'{"v": 1, "type": "cancel", "data": {"kind": "cancel", "job_id": "a1", "user_id": 1, "at": 103.0}}'),
 }
 
 
 def current_messages() -> dict[str, Job | Progress | Result | Cancel]:
     """The same messages built with this release's constructors."""
-    j = Job(job_id="a1", user_id=1, chat_id=2, prompt="Закат", negative_prompt="blur", width=512, height=384,
-            seed=7, quality=Quality.FAST, locale=Locale.RU, created_at=100.0, status_message_id=9)
+    j = Job(
+        job_id="a1",
+        user_id=1,
+        chat_id=2,
+        prompt="Закат",
+        negative_prompt="blur",
+        width=512,
+        height=384,
+        seed=7,
+        quality=Quality.FAST,
+        locale=Locale.RU,
+        created_at=100.0,
+        status_message_id=9,
+    )
     return {
         "job": j,
         "job_translate_off": j.model_copy(update={"translate": False}),
         "progress": Progress.of(j, Stage.GENERATING, 2, 8, worker_id="w").model_copy(update={"at": 101.0}),
         "failure": Result.failure(j, ErrorCode.STORAGE_UNAVAILABLE, worker_id="w", finished_at=102.0),
         "done": Result.done(
-            j, "images/a1.png", "http://x/a1", 512, 384, profile="fast", profile_reason="load",
-            timings=Timings(queue_wait_s=0.5, generation_s=1.0, upload_s=0.25), worker_id="w",
-            finished_at=102.0, spoiler=True, flags=("nudity",),
+            j,
+            "images/a1.png",
+            "http://x/a1",
+            512,
+            384,
+            profile="fast",
+            profile_reason="load",
+            timings=Timings(queue_wait_s=0.5, generation_s=1.0, upload_s=0.25),
+            worker_id="w",
+            finished_at=102.0,
+            spoiler=True,
+            flags=("nudity",),
         ),
         "cancel": Cancel(job_id="a1", user_id=1, at=103.0),
     }
@@ -189,9 +217,17 @@ def test_job_ref_is_what_every_message_about_a_job_repeats():
     j = current_messages()["job"]
     others = (current_messages()["progress"], Result.failure(j, ErrorCode.CANCELLED), Result.done(j, "k", "u", 1, 1))
     for message in others:
-        assert message.ref_fields() == j.ref_fields() == {
-            "job_id": "a1", "user_id": 1, "chat_id": 2, "locale": Locale.RU, "status_message_id": 9,
-        }
+        assert (
+            message.ref_fields()
+            == j.ref_fields()
+            == {
+                "job_id": "a1",
+                "user_id": 1,
+                "chat_id": 2,
+                "locale": Locale.RU,
+                "status_message_id": 9,
+            }
+        )
     assert JobRecord.from_job(j).job().ref_fields() == j.ref_fields()
 
 

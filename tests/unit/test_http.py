@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import aiohttp
@@ -65,7 +67,7 @@ async def test_link_without_public_url_is_a_file_uri(tmp_path):
     storage = LocalFolderStorage(tmp_path)
     stored = await storage.put("images/a.png", b"data", "image/png", {})
     assert stored.url.startswith("file://")
-    assert open(urlparse(stored.url).path, "rb").read() == b"data"
+    assert await asyncio.to_thread(Path(urlparse(stored.url).path).read_bytes) == b"data"
 
 
 async def test_failed_checks_say_why():

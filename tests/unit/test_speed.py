@@ -122,7 +122,7 @@ async def test_scaled_guesses_are_not_cached(tmp_path):
     await hurried()
     [entry] = json.loads(path.read_text())["entries"].values()
     assert list(entry["figures"]) == [signature(calibration_request(DEFAULT_PROFILES["fast"], 1024, 1024))]
-    patient, probe, _ = calibration(10_000, JsonSpeedCache(path))
+    patient, _probe, _ = calibration(10_000, JsonSpeedCache(path))
     speed = await patient()
     assert speed.sources == {"fast": CACHED, "balanced": MEASURED, "quality": MEASURED}
 

@@ -103,10 +103,12 @@ async def test_metrics_endpoint_serves_prometheus_text(tmp_path):
     http = HttpEndpoint("127.0.0.1", 0, metrics=metrics.prometheus)
     await http.start()
     try:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{http.port}/metrics") as response:
-                assert response.status == 200
-                text = await response.text()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{http.port}/metrics") as response,
+        ):
+            assert response.status == 200
+            text = await response.text()
     finally:
         await http.stop()
     for name in (

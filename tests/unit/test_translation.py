@@ -66,8 +66,16 @@ class DictionaryTranslator:
 
 
 def job(prompt: str, negative: str = "", translate: bool = True, user: int = 1) -> Job:
-    return Job(user_id=user, chat_id=user, prompt=prompt, negative_prompt=negative, width=256, height=256,
-               seed=1, translate=translate)
+    return Job(
+        user_id=user,
+        chat_id=user,
+        prompt=prompt,
+        negative_prompt=negative,
+        width=256,
+        height=256,
+        seed=1,
+        translate=translate,
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,8 +203,15 @@ async def test_the_worker_generates_from_the_translated_text(tmp_path, fail):
     for user, prompt in enumerate(["Закат над океаном", "a red fox"], 1):
         await submit(user_id=user, chat_id=user, prompt=prompt, negative_prompt="размытие")
     generator, translator = RecordingGenerator(), DictionaryTranslator(fail=fail)
-    worker = ProcessJobs(queue, generator, storage, max_batch=4, batch_wait_s=0,
-                         prompts=UnderstandPrompts(translator, metrics=metrics), metrics=metrics)
+    worker = ProcessJobs(
+        queue,
+        generator,
+        storage,
+        max_batch=4,
+        batch_wait_s=0,
+        prompts=UnderstandPrompts(translator, metrics=metrics),
+        metrics=metrics,
+    )
     assert await worker.run_once() == 2
     prompts = sorted((r.prompt, r.negative_prompt) for r in generator.requests)
     results = await results_of(queue)

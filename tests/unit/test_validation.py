@@ -80,7 +80,14 @@ def test_seed_range():
 
 @pytest.mark.parametrize(
     ("code", "locale"),
-    [("ru", Locale.RU), ("ru-RU", Locale.RU), ("uk", Locale.RU), ("en-GB", Locale.EN), (None, Locale.EN), ("de", Locale.EN)],
+    [
+        ("ru", Locale.RU),
+        ("ru-RU", Locale.RU),
+        ("uk", Locale.RU),
+        ("en-GB", Locale.EN),
+        (None, Locale.EN),
+        ("de", Locale.EN),
+    ],
 )
 def test_locale_from_telegram_language_code(code, locale):
     assert Locale.from_language_code(code) == locale

@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # package -> (lowest version without the advisories, the advisories)
 ADVISORIES: dict[str, tuple[str, str]] = {
     "torch": ("2.10", "CVE-2025-32434 (torch.load weights_only bypass, 2.6), CVE-2026-24747 (2.10)"),
-    "aiohttp": ("3.14.3", "CVE-2025-53643 (3.12.14), CVE-2025-69223.. (3.13.3), CVE-2026-34513.. (3.13.4), "
-                "CVE-2026-54273..54280 (3.14.1), CVE-2026-69244 (3.14.3)"),
+    "aiohttp": (
+        "3.14.3",
+        "CVE-2025-53643 (3.12.14), CVE-2025-69223.. (3.13.3), CVE-2026-34513.. (3.13.4), "
+        "CVE-2026-54273..54280 (3.14.1), CVE-2026-69244 (3.14.3)",
+    ),
     "pillow": ("12.3.0", "CVE-2026-25990 (12.1.1), CVE-2026-40192 (12.2.0), CVE-2026-55379 (12.3.0)"),
     "transformers": ("5.5.0", "CVE-2024-11392..11394 (4.48), CVE-2026-5241 (5.5.0)"),
     "diffusers": ("0.38.0", "CVE-2026-44513 (trust_remote_code bypass)"),

@@ -13,8 +13,13 @@ def batch(est: WaitEstimator, worker: str, start: float, size: int, cycle: float
     for i in range(size):
         est.started(worker, f"{worker}-{start}-{i}", start)
     for i in range(size):
-        est.finished(worker, f"{worker}-{start}-{i}", started_at=start, finished_at=start + cycle,
-                     generation_s=gen if gen is not None else cycle * 0.9)
+        est.finished(
+            worker,
+            f"{worker}-{start}-{i}",
+            started_at=start,
+            finished_at=start + cycle,
+            generation_s=gen if gen is not None else cycle * 0.9,
+        )
 
 
 def test_unknown_before_any_batch():

@@ -23,10 +23,20 @@ PRIOR, DECODER = "p2p-test/tiny-wuerstchen-prior", "p2p-test/tiny-wuerstchen"
 
 def auto_parts(tmp_path, **overrides) -> Components:
     values = dict(
-        _env_file=None, generator="auto", wuerstchen_prior=PRIOR, wuerstchen_decoder=DECODER,
-        prompt_translation="off", generator_device="cpu", generator_threads=1, metrics_enabled=False,
-        quality_policy="fixed", default_quality="fast", memory_queue_file=tmp_path / "q.json",
-        local_storage_dir=tmp_path / "img", batch_wait_s=0.0, safety_image_detector="none",
+        _env_file=None,
+        generator="auto",
+        wuerstchen_prior=PRIOR,
+        wuerstchen_decoder=DECODER,
+        prompt_translation="off",
+        generator_device="cpu",
+        generator_threads=1,
+        metrics_enabled=False,
+        quality_policy="fixed",
+        default_quality="fast",
+        memory_queue_file=tmp_path / "q.json",
+        local_storage_dir=tmp_path / "img",
+        batch_wait_s=0.0,
+        safety_image_detector="none",
     )
     values.update(overrides)
     return Components(Settings(**values), role="worker")
@@ -104,13 +114,15 @@ def test_a_local_folder_that_is_not_there_is_not_the_model(tmp_path, tiny_model)
 def test_a_download_shows_its_progress_in_the_log(tmp_path, caplog):
     folder = tmp_path / "models--acme--model"
     (folder / "blobs").mkdir(parents=True)
-    with caplog.at_level(logging.INFO, logger="adapters.huggingface.hub"):
-        with download_progress("acme/model", folder, total=4000, every_s=0.05):
-            (folder / "blobs" / "abc.incomplete").write_bytes(b"x" * 2000)
-            import time
+    with (
+        caplog.at_level(logging.INFO, logger="adapters.huggingface.hub"),
+        download_progress("acme/model", folder, total=4000, every_s=0.05),
+    ):
+        (folder / "blobs" / "abc.incomplete").write_bytes(b"x" * 2000)
+        import time
 
-            deadline = time.monotonic() + 5
-            while not any("(50%)" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
-                time.sleep(0.02)
+        deadline = time.monotonic() + 5
+        while not any("(50%)" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.02)
     lines = [r.getMessage() for r in caplog.records]
     assert "downloading acme/model: 0.0 GB of 0.0 GB (50%)" in lines

@@ -24,15 +24,16 @@ def bench():
 
 def test_tiny_mode_runs_and_reports(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    data = bench.main(
-        ["--tiny", "--threads", "1", "--sizes", "128", "--batches", "1,2", "--repeats", "1",
-         "--modes", "eager,eager-cl", "--prior-steps", "4", "--decoder-steps", "2", "--json", str(out)]
-    )
+    argv = "--tiny --threads 1 --sizes 128 --batches 1,2 --repeats 1 --modes eager,eager-cl --prior-steps 4"
+    data = bench.main([*argv.split(), "--decoder-steps", "2", "--json", str(out)])
     printed = capsys.readouterr().out
     assert "s/image" in printed and "images/s" in printed and "FLOPs per image 128x128" in printed
     rows = data["rows"]
     assert [(r["mode"], r["size"], r["batch"]) for r in rows] == [
-        ("eager", 128, 1), ("eager", 128, 2), ("eager-cl", 128, 1), ("eager-cl", 128, 2)
+        ("eager", 128, 1),
+        ("eager", 128, 2),
+        ("eager-cl", 128, 1),
+        ("eager-cl", 128, 2),
     ]
     assert all(r["png_s_per_image"] > 0 and r["png_threads"] >= 1 for r in rows)
     assert all(r["s_per_image"] > 0 and r["images_per_s"] > 0 for r in rows)
@@ -74,10 +75,8 @@ def test_cpu_run_names_the_cpu_and_takes_the_workers_dtype(bench, monkeypatch, c
     """On a CPU: its model and bf16 flags, the worker's dtype choice with its reason (the CPU check
     overridden here), and the peak RSS."""
     monkeypatch.setenv("P2P_CPU_BF16", native)
-    data = bench.main(
-        ["--tiny", "--device", "cpu", "--threads", "1", "--sizes", "128", "--batches", "1", "--repeats", "1",
-         "--prior-steps", "2", "--decoder-steps", "2", "--no-flops"]
-    )
+    argv = "--tiny --device cpu --threads 1 --sizes 128 --batches 1 --repeats 1 --prior-steps 2 --decoder-steps 2"
+    data = bench.main([*argv.split(), "--no-flops"])
     printed = capsys.readouterr().out
     meta = data["meta"]
     assert meta["dtype"] == dtype and meta["dtype_reason"] == f"P2P_CPU_BF16={native}"

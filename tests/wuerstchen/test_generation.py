@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -35,9 +36,7 @@ def mean_diff(a, b) -> float:
 
 
 async def test_negative_prompt_changes_the_image(tiny_generator):
-    plain, negative = await tiny_generator.generate(
-        [req(seed=3), req(seed=3, negative_prompt="blurry, low quality")]
-    )
+    plain, negative = await tiny_generator.generate([req(seed=3), req(seed=3, negative_prompt="blurry, low quality")])
     assert mean_diff(plain, negative) > 5
 
 
@@ -70,7 +69,7 @@ async def test_mixed_requests_are_grouped_and_come_back_in_order(tiny_generator)
     total = 8 + 4 + 8 + 4 + 8 + 3  # three groups: {a, c}, {b}, {d}
     assert progress[-1] == (total, total)
     assert [s for s, _ in progress] == list(range(1, total + 1))
-    for request, image in zip(requests, batch):
+    for request, image in zip(requests, batch, strict=True):
         [alone] = await tiny_generator.generate([request])
         assert mean_diff(image, alone) < 0.5
 
@@ -97,7 +96,7 @@ async def test_decoder_guidance_with_per_request_negative_prompts(tiny_generator
     ]
     batch = await tiny_generator.generate(requests)
     alone = [(await tiny_generator.generate([r]))[0] for r in requests]
-    for one, other in zip(batch, alone):
+    for one, other in zip(batch, alone, strict=True):
         assert mean_diff(one, other) < 0.5
 
 
@@ -155,7 +154,7 @@ def test_prior_timesteps():
         ts = prior_timesteps(steps)
         assert len(ts) == steps + 1  # the pipeline evaluates the model on all but the last
         assert ts[0] == 1.0 and ts[-1] == 0.0
-        assert all(a > b for a, b in zip(ts, ts[1:]))
+        assert all(a > b for a, b in pairwise(ts))
 
 
 def test_plan_groups_keeps_order_and_limits():
@@ -188,8 +187,15 @@ async def test_compiled_generator_warms_up_pads_batches_and_matches_eager(tiny_m
     size, the same pictures as without compilation, and the compile cache folder is set up."""
     prior, decoder = tiny_model
     compiled = WuerstchenGenerator(
-        prior, decoder, device="cpu", threads=1, max_batch=8, compile=True, compile_backend="eager",
-        compile_cache_dir=tmp_path / "compile-cache", warmup=[(2, 128, 128)],
+        prior,
+        decoder,
+        device="cpu",
+        threads=1,
+        max_batch=8,
+        compile=True,
+        compile_backend="eager",
+        compile_cache_dir=tmp_path / "compile-cache",
+        warmup=[(2, 128, 128)],
     )
     plain = WuerstchenGenerator(prior, decoder, device="cpu", threads=1)
     await compiled.start()
@@ -204,7 +210,7 @@ async def test_compiled_generator_warms_up_pads_batches_and_matches_eager(tiny_m
         progress: list[int] = []
         images = await compiled.generate(three, lambda s, t: progress.append(t))
         assert progress[-1] == 2 * (8 + 4)  # two pipeline calls: [2] + [1 padded to 2]
-        for request, image in zip(three, images):
+        for request, image in zip(three, images, strict=True):
             [expected] = await plain.generate([request])
             assert mean_diff(image, expected) < 0.5
     finally:
@@ -250,32 +256,39 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
         try:
             # weights whose layouts differ (a channel or pixel axis of 1 is the same in both)
             conv_weights = [
-                m.weight for m in gen.pipelines.decoder_pipe.decoder.modules()
+                m.weight
+                for m in gen.pipelines.decoder_pipe.decoder.modules()
                 if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight.shape[-2:] != (1, 1)
             ]
             assert conv_weights
             assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in conv_weights)
-            images[channels_last] = await gen.generate(requests + [req("a red cat", seed=7)])
+            images[channels_last] = await gen.generate([*requests, req("a red cat", seed=7)])
             if channels_last:
                 p, d = gen.pipelines.prior_pipe.prior, gen.pipelines.decoder_pipe.decoder
                 g = torch.Generator().manual_seed(0)
                 r = torch.rand(2, generator=g)
-                prior_in = (torch.randn(2, p.config.c_in, 3, 3, generator=g), r,
-                            torch.randn(2, 77, p.config.c_cond, generator=g))
-                decoder_in = (torch.randn(2, 4, 32, 32, generator=g), r,
-                              torch.randn(2, p.config.c_in, 3, 3, generator=g),
-                              torch.randn(2, 77, d.config.clip_embd, generator=g))
+                prior_in = (
+                    torch.randn(2, p.config.c_in, 3, 3, generator=g),
+                    r,
+                    torch.randn(2, 77, p.config.c_cond, generator=g),
+                )
+                decoder_in = (
+                    torch.randn(2, 4, 32, 32, generator=g),
+                    r,
+                    torch.randn(2, p.config.c_in, 3, 3, generator=g),
+                    torch.randn(2, 77, d.config.clip_embd, generator=g),
+                )
                 with torch.inference_mode():
                     outs = [(p(*prior_in), d(*decoder_in))]
                     set_channels_last(False, p, d)
                     outs.append((p(*prior_in), d(*decoder_in)))
-                for last, plain in zip(*outs):
+                for last, plain in zip(*outs, strict=True):
                     assert float((last - plain).norm() / plain.norm()) < 1e-4
         finally:
             await gen.stop()
     other_seed = mean_diff(images[False][0], images[False][2])
     assert other_seed > 10
-    for plain, last in zip(images[False], images[True]):
+    for plain, last in zip(images[False], images[True], strict=True):
         assert mean_diff(plain, last) < other_seed / 5
 
 
@@ -365,7 +378,11 @@ def test_a_restart_reuses_the_compile_cache(tiny_model, tmp_path):
         env = {**os.environ, "PYTHONPATH": str(root), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / f"default-{n}")}
         done = subprocess.run(
             [sys.executable, "-c", RESTART_PROBE, str(prior), str(decoder), str(cache)],
-            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])

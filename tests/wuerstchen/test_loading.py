@@ -49,13 +49,19 @@ async def test_missing_local_folder_is_a_clear_model_not_found(tmp_path):
 
 async def test_hub_id_not_cached_and_offline_is_a_clear_model_not_found(tmp_path):
     gen = WuerstchenGenerator(
-        "warp-ai/wuerstchen-prior", "warp-ai/wuerstchen", device="cpu",
-        local_files_only=True, cache_dir=tmp_path / "hf-cache",
+        "warp-ai/wuerstchen-prior",
+        "warp-ai/wuerstchen",
+        device="cpu",
+        local_files_only=True,
+        cache_dir=tmp_path / "hf-cache",
     )
     with pytest.raises(ModelNotFound) as caught:
         await gen.start()
     assert_one_clear_line(
-        caught.value, "'warp-ai/wuerstchen-prior'", str(tmp_path / "hf-cache"), "WUERSTCHEN_PRIOR",
+        caught.value,
+        "'warp-ai/wuerstchen-prior'",
+        str(tmp_path / "hf-cache"),
+        "WUERSTCHEN_PRIOR",
         "hub access",
     )
 
@@ -100,8 +106,12 @@ async def test_a_hub_id_loads_from_the_hub_cache_through_the_same_loader(tiny_mo
     request = GenerationRequest(prompt="a cat", width=128, height=128, seed=5, prior_steps=6, decoder_steps=3)
 
     by_id = WuerstchenGenerator(
-        "acme/tiny-wuerstchen-prior", "acme/tiny-wuerstchen", device="cpu", threads=1,
-        local_files_only=True, cache_dir=cache,
+        "acme/tiny-wuerstchen-prior",
+        "acme/tiny-wuerstchen",
+        device="cpu",
+        threads=1,
+        local_files_only=True,
+        cache_dir=cache,
     )
     by_folder = WuerstchenGenerator(str(prior), str(decoder), device="cpu", threads=1)
     await by_id.start()

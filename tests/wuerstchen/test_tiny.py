@@ -58,14 +58,25 @@ def _picture(generator, noise, seed: int):
     prior, decoder = generator.pipelines
     with torch.inference_mode():
         embeddings = prior(
-            prompt=["a red cat"], negative_prompt=[""], height=256, width=256,
-            timesteps=prior_timesteps(29), guidance_scale=4.0, latents=noise,
-            generator=torch.Generator().manual_seed(seed), output_type="pt",
-            callback_on_step_end=watch, callback_on_step_end_tensor_inputs=["latents"],
+            prompt=["a red cat"],
+            negative_prompt=[""],
+            height=256,
+            width=256,
+            timesteps=prior_timesteps(29),
+            guidance_scale=4.0,
+            latents=noise,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="pt",
+            callback_on_step_end=watch,
+            callback_on_step_end_tensor_inputs=["latents"],
         ).image_embeddings
         images = decoder(
-            image_embeddings=embeddings, prompt=["a red cat"], num_inference_steps=12,
-            guidance_scale=0.0, generator=torch.Generator().manual_seed(seed), output_type="pt",
+            image_embeddings=embeddings,
+            prompt=["a red cat"],
+            num_inference_steps=12,
+            guidance_scale=0.0,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="pt",
         ).images
     return images.clamp(0, 1) * 255, largest[0]
 

@@ -64,13 +64,15 @@ async def test_the_result_names_the_words_clip_did_not_read(tmp_path, tiny_gener
     diffusers_log = logging.getLogger("diffusers")  # diffusers does not propagate to the root
     diffusers_log.addHandler(warnings)
     try:
-        worker = ProcessJobs(queue, tiny_generator, storage, batch_wait_s=0,
-                             prompts=UnderstandPrompts(reader=tiny_generator))
+        worker = ProcessJobs(
+            queue, tiny_generator, storage, batch_wait_s=0, prompts=UnderstandPrompts(reader=tiny_generator)
+        )
         assert await worker.run_once() == 2
     finally:
         diffusers_log.removeHandler(warnings)
-    results = {d.message.user_id: d.message for d in await queue.receive_events(100, 0.1)
-               if isinstance(d.message, Result)}
+    results = {
+        d.message.user_id: d.message for d in await queue.receive_events(100, 0.1) if isinstance(d.message, Result)
+    }
     assert results[1].understood.cut == "photo in the snow"
     assert results[1].understood.token_limit == 77
     assert results[2].understood.cut == ""

@@ -1,4 +1,4 @@
-"""What real Telegram refuses, for the fake Bot API server (tests/fake_telegram.py).
+"""What real Telegram refuses, for the fake Bot API server (tests/fakes/telegram/server.py).
 
 Each check raises ``BadRequest`` with the description Telegram's Bot API server gives (the
 ``Bad Request: ...`` texts of tdlib/telegram-bot-api's ``Client.cpp`` and of Telegram's own
@@ -33,12 +33,34 @@ ALBUM_MAX = 10
 INLINE_RESULTS_MAX = 50
 
 BUTTON_ACTIONS = (
-    "url", "callback_data", "switch_inline_query", "switch_inline_query_current_chat",
-    "switch_inline_query_chosen_chat", "web_app", "login_url", "pay", "callback_game", "copy_text",
+    "url",
+    "callback_data",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "web_app",
+    "login_url",
+    "pay",
+    "callback_game",
+    "copy_text",
 )
 HTML_TAGS = {
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
-    "pre", "blockquote", "tg-emoji",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
 }
 _START_PARAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TAG = re.compile(r"</?([a-zA-Z][a-zA-Z0-9-]*)(\s[^<>]*)?>")
@@ -115,8 +137,8 @@ def parsed_length(text: str, parse_mode: str | None) -> int:
     for match in _TAG.finditer(text):
         if match.group(1).lower() not in HTML_TAGS:
             raise BadRequest(
-                f"can't parse entities: Unsupported start tag \"{match.group(1)}\" at byte offset "
-                f"{len(text[:match.start()].encode())}"
+                f'can\'t parse entities: Unsupported start tag "{match.group(1)}" at byte offset '
+                f"{len(text[: match.start()].encode())}"
             )
     plain = _TAG.sub("", text)
     for i, char in enumerate(plain):
@@ -126,8 +148,7 @@ def parsed_length(text: str, parse_mode: str | None) -> int:
             )
         if char == "&" and not _ENTITY.match(plain, i):
             raise BadRequest(
-                "can't parse entities: Character entity expected at byte offset "
-                f"{len(plain[:i].encode())}"
+                f"can't parse entities: Character entity expected at byte offset {len(plain[:i].encode())}"
             )
     return len(_ENTITY.sub("x", plain))
 
@@ -194,7 +215,7 @@ def check_inline_answer(params: dict[str, Any], known_file_ids: Iterable[str]) -
             content = result.get("input_message_content") or {}
             check_text({"text": content.get("message_text"), "parse_mode": content.get("parse_mode")})
         else:
-            raise BadRequest(f"unsupported inline query result type \"{kind}\"")
+            raise BadRequest(f'unsupported inline query result type "{kind}"')
         check_caption(result)
         check_markup(result.get("reply_markup"))
     button = params.get("button")

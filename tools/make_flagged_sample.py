@@ -7,7 +7,7 @@ changed at random, a change kept when it raises the detector's score for
 this model: the point is that the *real* detector, unchanged and at its usual threshold, flags it,
 so the tests can show what happens to a flagged picture. Deterministic for a seed (one thread).
 
-    python scripts/make_flagged_sample.py [--target 0.85] [--seed 0] [--out tests/data/nudenet-flagged.png]
+    python tools/make_flagged_sample.py [--target 0.85] [--seed 0] [--out tests/data/nudenet-flagged.png]
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(
-        os.path.join(os.path.dirname(module.__file__), "320n.onnx"), options,
+        os.path.join(os.path.dirname(module.__file__), "320n.onnx"),
+        options,
         providers=["CPUExecutionProvider"],
     )
     name = session.get_inputs()[0].name
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     detector = module.NudeDetector()
     for size in (320, 512, 1024):
         buffer = io.BytesIO()
-        picture.resize((size, size), Image.BICUBIC).save(buffer, "PNG")
+        picture.resize((size, size), Image.Resampling.BICUBIC).save(buffer, "PNG")
         top = max((d["score"] for d in detector.detect(buffer.getvalue()) if d["class"] == args.category), default=0.0)
         print(f"  NudeDetector at {size}x{size}: {args.category} {top:.3f}")
     return 0 if best >= args.target else 1

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Run a real single-node Apache Kafka broker (KRaft) on 127.0.0.1 for tests, CI and benchmarks.
 
-    python scripts/kafka_broker.py fetch                 # resolve the jars (and kafka-tools) with Maven, once
-    python scripts/kafka_broker.py start [--port P] [--data-dir D]
-    python scripts/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
-    python scripts/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
-    python scripts/kafka_broker.py status
-    python scripts/kafka_broker.py stop [--keep-data] [--kill]
+    python tools/kafka_broker.py fetch                 # resolve the jars (and kafka-tools) with Maven, once
+    python tools/kafka_broker.py start [--port P] [--data-dir D]
+    python tools/kafka_broker.py start --sasl-ssl --scram-user NAME=PASSWORD [...] [--acls]
+    python tools/kafka_broker.py acls --data-dir D -- --list          # kafka-acls.sh, same arguments
+    python tools/kafka_broker.py status
+    python tools/kafka_broker.py stop [--keep-data] [--kill]
 
 ``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
-``mvn dependency:copy-dependencies`` (scripts/kafka/pom.xml) into
+``mvn dependency:copy-dependencies`` (tools/kafka/pom.xml) into
 ``$KAFKA_CACHE_DIR/<version>/libs`` (default ``.cache/kafka/<version>/libs``), only when they are not
 there yet. ``start`` fetches if needed, formats the KRaft storage of a data folder (a new temporary
 one unless ``--data-dir`` is given; an already formatted one is reused as it is, so a broker can be
@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HERE = REPO / "scripts" / "kafka"
+HERE = REPO / "tools" / "kafka"
 DEFAULT_VERSION = os.environ.get("KAFKA_VERSION", "4.1.1")
 DEFAULT_STATE_FILE = REPO / ".cache" / "kafka" / "broker.json"
 MAIN_CLASS = "kafka.Kafka"
@@ -103,8 +103,15 @@ def fetch(version: str = DEFAULT_VERSION) -> Path:
         if not mvn:
             raise RuntimeError("Maven (mvn) is not on PATH: it is needed once to fetch Kafka")
         cmd = [
-            mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={version}",
-            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
+            f"-Dkafka.version={version}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
         ]
         say(f"fetching Apache Kafka {version} with Maven into {libs}")
         started = time.monotonic()
@@ -140,8 +147,14 @@ def fetch_tools(version: str = DEFAULT_VERSION) -> Path:
         tmp = libs.parent / f"tools.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         cmd = [
-            mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy",
-            f"-Dartifact=org.apache.kafka:kafka-tools:{version}", f"-DoutputDirectory={tmp}",
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
+            "dependency:copy",
+            f"-Dartifact=org.apache.kafka:kafka-tools:{version}",
+            f"-DoutputDirectory={tmp}",
         ]
         say(f"fetching kafka-tools {version} with Maven into {folder}")
         proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
@@ -205,7 +218,7 @@ def _run_sync(make_coro) -> object:
     def target() -> None:
         try:
             box["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+        except BaseException as exc:  # handed back to the caller
             box["error"] = exc
 
     thread = threading.Thread(target=target)
@@ -305,8 +318,8 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def make_tls(folder: Path) -> tuple[Path, Path]:
-    """The throwaway CA and broker certificate of the SASL_SSL listener (scripts/kafka_tls.py)."""
-    spec = importlib.util.spec_from_file_location("kafka_tls", REPO / "scripts" / "kafka_tls.py")
+    """The throwaway CA and broker certificate of the SASL_SSL listener (tools/kafka_tls.py)."""
+    spec = importlib.util.spec_from_file_location("kafka_tls", REPO / "tools" / "kafka_tls.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -344,13 +357,11 @@ def _write_properties(
         # the probe and the ACL tool on 127.0.0.1) is above the ACLs; nothing else is allowed
         # without one.
         extra += (
-            f"authorizer.class.name={AUTHORIZER}\n"
-            "super.users=User:ANONYMOUS\n"
-            "allow.everyone.if.no.acl.found=false\n"
+            f"authorizer.class.name={AUTHORIZER}\nsuper.users=User:ANONYMOUS\nallow.everyone.if.no.acl.found=false\n"
         )
     props.write_text(
         base
-        + "\n# ---- added by scripts/kafka_broker.py for this data folder\n"
+        + "\n# ---- added by tools/kafka_broker.py for this data folder\n"
         + "node.id=1\n"
         + f"controller.quorum.voters=1@127.0.0.1:{controller_port}\n"
         + f"listeners={listeners}\n"
@@ -408,12 +419,24 @@ def start(
         scram: list[str] = []
         for name, password in (sasl_users or {}).items():
             if not name.replace("-", "").replace("_", "").isalnum() or '"' in password or "]" in password:
-                raise RuntimeError(f"SCRAM user {name!r}: letters, digits, - and _ only; no \" or ] in passwords")
+                raise RuntimeError(f'SCRAM user {name!r}: letters, digits, - and _ only; no " or ] in passwords')
             scram += ["--add-scram", f'{SCRAM_MECHANISM}=[name={name},password="{password}"]']
         fmt = subprocess.run(
-            [java, "-Xmx256m", log4j, "-cp", classpath, STORAGE_TOOL, "format",
-             f"--cluster-id={cluster_id}", "-c", str(props), *scram],  # (an id may begin with "-")
-            capture_output=True, text=True,
+            [
+                java,
+                "-Xmx256m",
+                log4j,
+                "-cp",
+                classpath,
+                STORAGE_TOOL,
+                "format",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(props),
+                *scram,
+            ],  # (an id may begin with "-")
+            capture_output=True,
+            text=True,
         )
         if fmt.returncode != 0:
             # the tool's output may echo the SCRAM arguments: never the passwords
@@ -423,18 +446,34 @@ def start(
             raise RuntimeError(f"formatting KRaft storage failed:\n{text}")
     heap = heap or os.environ.get("KAFKA_HEAP", "512m")
     jvm = [
-        f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", log4j,
+        f"-Xmx{heap}",
+        f"-Xms{min_heap(heap)}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        log4j,
         *os.environ.get("KAFKA_JVM_OPTS", "").split(),
     ]
     with open(folder / "broker.log", "ab") as out:
         proc = subprocess.Popen(
             [java, *jvm, "-cp", classpath, MAIN_CLASS, str(props)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=folder, start_new_session=True,  # outlives this script; not hit by its Ctrl-C
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            start_new_session=True,  # outlives this script; not hit by its Ctrl-C
         )
-    broker = Broker(proc.pid, port, controller_port, str(folder), version, temporary,
-                    sasl_port=sasl_port, ca_file=str(ca_file or ""))
+    broker = Broker(
+        proc.pid,
+        port,
+        controller_port,
+        str(folder),
+        version,
+        temporary,
+        sasl_port=sasl_port,
+        ca_file=str(ca_file or ""),
+    )
     known.write_text(json.dumps(asdict(broker)))
     deadline = time.monotonic() + timeout
     while True:
@@ -459,9 +498,21 @@ def acl_command(broker: Broker, *args: str, timeout: float = 120.0) -> str:
     classpath = f"{libs_dir(broker.version) / '*'}{os.pathsep}{tools}"
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
     proc = subprocess.run(
-        [_java(), "-Xmx128m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, ACL_TOOL,
-         "--bootstrap-server", broker.bootstrap, *args],
-        capture_output=True, text=True, timeout=timeout,
+        [
+            _java(),
+            "-Xmx128m",
+            "-XX:TieredStopAtLevel=1",
+            log4j,
+            "-cp",
+            classpath,
+            ACL_TOOL,
+            "--bootstrap-server",
+            broker.bootstrap,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"kafka-acls {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -532,9 +583,16 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("--port", type=int, help="client port (default: a free one, or the folder's last)")
     p_start.add_argument("--heap", help="JVM heap, e.g. 512m (default $KAFKA_HEAP or 512m)")
     p_start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
-    p_start.add_argument("--sasl-ssl", action="store_true", help="also a SASL_SSL listener (SCRAM-SHA-512, throwaway CA)")
-    p_start.add_argument("--scram-user", action="append", default=[], metavar="NAME=PASSWORD",
-                         help="a SCRAM-SHA-512 user of the SASL_SSL listener (repeatable)")
+    p_start.add_argument(
+        "--sasl-ssl", action="store_true", help="also a SASL_SSL listener (SCRAM-SHA-512, throwaway CA)"
+    )
+    p_start.add_argument(
+        "--scram-user",
+        action="append",
+        default=[],
+        metavar="NAME=PASSWORD",
+        help="a SCRAM-SHA-512 user of the SASL_SSL listener (repeatable)",
+    )
     p_start.add_argument("--acls", action="store_true", help="authorization on: nothing without an ACL")
     p_acls.add_argument("tool_args", nargs=argparse.REMAINDER, help="kafka-acls.sh arguments, after --")
     p_stop.add_argument("--keep-data", action="store_true", help="keep a temporary data folder")
@@ -554,8 +612,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         try:
             users = dict(u.split("=", 1) for u in args.scram_user) if args.sasl_ssl else None
-            broker = start(version=args.version, port=args.port, data_dir=args.data_dir,
-                           heap=args.heap, timeout=args.timeout, sasl_users=users, acls=args.acls)
+            broker = start(
+                version=args.version,
+                port=args.port,
+                data_dir=args.data_dir,
+                heap=args.heap,
+                timeout=args.timeout,
+                sasl_users=users,
+                acls=args.acls,
+            )
         except RuntimeError as exc:
             say(str(exc))
             return 1

@@ -1,5 +1,5 @@
 """Kafka security settings: what the composition root makes of them, and that the password stays
-out of reprs, validation errors and logs. The real broker's SASL_SSL listener: tests/kafka/test_security.py."""
+out of reprs, validation errors and logs. The real broker's SASL_SSL listener: tests/kafka/test_sasl_ssl_listener.py."""
 
 from __future__ import annotations
 
@@ -26,16 +26,20 @@ def test_plaintext_by_default():
 
 
 def test_sasl_ssl_reaches_every_client_option():
-    queue = kafka_queue(settings(
-        kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
-        kafka_sasl_username="p2p", kafka_sasl_password=SECRET,
-    ))
+    queue = kafka_queue(
+        settings(
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="p2p",
+            kafka_sasl_password=SECRET,
+        )
+    )
     options = queue.client_options
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_username"] == "p2p" and options["sasl_plain_password"] == SECRET
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED and options["ssl_context"].check_hostname
-    assert SECRET not in repr(queue.security) and "SASL_SSL SCRAM-SHA-512 as 'p2p'" == queue.security.describe()
+    assert SECRET not in repr(queue.security) and queue.security.describe() == "SASL_SSL SCRAM-SHA-512 as 'p2p'"
 
 
 def test_sasl_plaintext_has_no_tls_and_ssl_has_no_sasl():
@@ -50,13 +54,16 @@ def test_a_missing_ca_file_is_refused_at_start_with_its_name(tmp_path):
         KafkaSecurity("SSL", ca_file=str(tmp_path / "nope.pem")).client_options()
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_password": SECRET}, "needs KAFKA_SASL_USERNAME"),
-    ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u"}, "needs KAFKA_SASL_USERNAME"),
-    ({"kafka_ssl_cert_file": "c.pem", "kafka_sasl_password": SECRET}, "go together"),
-    ({"kafka_security_protocol": "TLS", "kafka_sasl_password": SECRET}, "kafka_security_protocol"),
-    ({"kafka_sasl_mechanism": "GSSAPI", "kafka_sasl_password": SECRET}, "kafka_sasl_mechanism"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_password": SECRET}, "needs KAFKA_SASL_USERNAME"),
+        ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u"}, "needs KAFKA_SASL_USERNAME"),
+        ({"kafka_ssl_cert_file": "c.pem", "kafka_sasl_password": SECRET}, "go together"),
+        ({"kafka_security_protocol": "TLS", "kafka_sasl_password": SECRET}, "kafka_security_protocol"),
+        ({"kafka_sasl_mechanism": "GSSAPI", "kafka_sasl_password": SECRET}, "kafka_sasl_mechanism"),
+    ],
+)
 def test_incomplete_settings_are_refused_without_echoing_the_password(values, message):
     with pytest.raises(ValidationError) as err:
         settings(**values)

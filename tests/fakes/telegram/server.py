@@ -5,7 +5,7 @@ button presses (callback queries on the messages the bot sent); it records every
 (``sendMessage``, ``sendPhoto``, ``sendDocument``, ``editMessageText``, ``deleteMessage``,
 ``answerCallbackQuery``, ``sendChatAction``, ``setMyCommands``, ``setWebhook``...) with its
 parameters, uploaded files and time; it keeps the chat as a user would see it (edits applied,
-deleted messages gone). It is as strict as Telegram (tests/fake_telegram_rules.py): a URL
+deleted messages gone). It is as strict as Telegram (tests/fakes/telegram/rules.py): a URL
 button on localhost, an IP address or a dotless host refuses the whole call with
 ``Bad Request: BUTTON_URL_INVALID``; callback data over 64 bytes, texts over 4096 and captions over
 1024 characters, albums of other than 2-10 items, unparsable HTML, "message is not modified",
@@ -21,6 +21,7 @@ getUpdates answers (``batches`` records them). It can be told to fail: answer 42
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -29,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_telegram_rules as rules
-from tests.fake_telegram_script import ScriptedUpdates
+from tests.fakes.telegram import rules
+from tests.fakes.telegram.script import ScriptedUpdates
 
 
 @dataclass
@@ -79,13 +80,19 @@ class Call:
 
 # Methods after which the chat shows a new or changed message: what per-chat limits are about.
 MESSAGE_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
-     "editMessageReplyMarkup", "sendMediaGroup"}
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "sendMediaGroup",
+    }
 )
 # Methods that take an inline keyboard (checked before anything is sent).
 MARKUP_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
-     "editMessageReplyMarkup"}
+    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
 )
 
 
@@ -101,9 +108,7 @@ class Failure:
 class FakeBotAPI(ScriptedUpdates):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
-        default_factory=lambda: {
-            "id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"
-        }
+        default_factory=lambda: {"id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"}
     )
     calls: list[Call] = field(default_factory=list)
     blocked_chats: set[int] = field(default_factory=set)
@@ -161,7 +166,9 @@ class FakeBotAPI(ScriptedUpdates):
         if self._runner:
             await self._runner.cleanup()
 
-    def fail(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1) -> None:
+    def fail(
+        self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
         self._failures.setdefault(method, []).append(Failure(status, description, retry_after, times))
 
     def heal(self, method: str) -> None:
@@ -170,10 +177,7 @@ class FakeBotAPI(ScriptedUpdates):
 
     # --- reading what the bot did -----------------------------------------------------------
     def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
-        return [
-            c for c in self.calls
-            if c.method == method and (chat_id is None or c.chat_id == chat_id)
-        ]
+        return [c for c in self.calls if c.method == method and (chat_id is None or c.chat_id == chat_id)]
 
     def messages_to(self, chat_id: int) -> list[Call]:
         """Successful calls that put a new or changed message in the chat, in order."""
@@ -184,11 +188,11 @@ class FakeBotAPI(ScriptedUpdates):
         return [m for m in self.messages.values() if m["chat"]["id"] == chat_id]
 
     def texts_to(self, chat_id: int) -> list[str]:
-        out = []
-        for c in self.calls:
-            if c.chat_id == chat_id and c.method in ("sendMessage", "editMessageText"):
-                out.append(c.params.get("text", ""))
-        return out
+        return [
+            c.params.get("text", "")
+            for c in self.calls
+            if c.chat_id == chat_id and c.method in ("sendMessage", "editMessageText")
+        ]
 
     async def wait_polling(self, timeout: float = 15.0) -> None:
         """Until the bot has asked for updates at least once."""
@@ -198,7 +202,7 @@ class FakeBotAPI(ScriptedUpdates):
                 raise AssertionError("the bot never polled for updates")
             await asyncio.sleep(0.01)
 
-    async def wait_for(self, predicate, timeout: float = 10.0) -> list[Call]:  # type: ignore[no-untyped-def]
+    async def wait_for(self, predicate, timeout: float = 10.0) -> list[Call]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = [c for c in self.calls if predicate(c)]
@@ -221,7 +225,7 @@ class FakeBotAPI(ScriptedUpdates):
                 if isinstance(value, web.FileField):
                     files[key] = value.file.read()
                 else:
-                    params[key] = _maybe_json(value)
+                    params[key] = _maybe_json(value if isinstance(value, str) else bytes(value).decode())
         for key, value in list(params.items()):
             if isinstance(value, str) and value.startswith("attach://"):
                 files[key] = files.pop(value.removeprefix("attach://"), b"")
@@ -252,12 +256,14 @@ class FakeBotAPI(ScriptedUpdates):
                 call.params["_failed"] = 403
                 self.calls.append(call)
                 description = (
-                    "Forbidden: bot was blocked by the user" if (call.chat_id or 0) > 0
+                    "Forbidden: bot was blocked by the user"
+                    if (call.chat_id or 0) > 0
                     else "Forbidden: bot was kicked from the group chat"
                 )
                 call.params["_error"] = description
                 return web.json_response(
-                    {"ok": False, "error_code": 403, "description": description}, status=403,
+                    {"ok": False, "error_code": 403, "description": description},
+                    status=403,
                 )
             self.calls.append(call)
         handler = getattr(self, f"_m_{method}", None)
@@ -301,24 +307,24 @@ class FakeBotAPI(ScriptedUpdates):
             queue.pop(0)
         return failure
 
-    async def _m_getMe(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getMe(self, params, files):
         return self.bot_user
 
-    async def _m_setWebhook(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_setWebhook(self, params, files):
         self.webhook_url = str(params.get("url") or "")
         return True
 
-    async def _m_deleteWebhook(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_deleteWebhook(self, params, files):
         self.webhook_url = ""
         return True
 
-    async def _m_getWebhookInfo(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getWebhookInfo(self, params, files):
         info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": 0}
         if self.webhook_url and self.webhook_error is not None:
             info["last_error_date"], info["last_error_message"] = self.webhook_error
         return info
 
-    async def _m_getUpdates(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_getUpdates(self, params, files):
         self.polls += 1
         self.confirmed = max(self.confirmed, int(params.get("offset") or 0))
         offset = self.confirmed
@@ -327,10 +333,8 @@ class FakeBotAPI(ScriptedUpdates):
         ready = [u for u in self._updates if u["update_id"] >= offset]
         if not ready and timeout:
             self._new_update.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout)
-            except TimeoutError:
-                pass
             ready = [u for u in self._updates if u["update_id"] >= offset]
         limit = min(limit, self.batch_size or limit)
         if ready[:limit]:
@@ -359,7 +363,7 @@ class FakeBotAPI(ScriptedUpdates):
         self.messages[message["message_id"]] = message
         return message
 
-    async def _m_sendMessage(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendMessage(self, params, files):
         rules.check_text(params)
         return self._message(params, text=params.get("text", ""))
 
@@ -369,10 +373,12 @@ class FakeBotAPI(ScriptedUpdates):
             raise _BadRequest("Bad Request: message to edit not found")
         return message
 
-    async def _m_editMessageReplyMarkup(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageReplyMarkup(self, params, files):
         message = self._to_edit(params)
         markup = params.get("reply_markup")
-        if message.get("reply_markup") == (markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None):
+        if message.get("reply_markup") == (
+            markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None
+        ):
             raise _BadRequest(NOT_MODIFIED)
         if isinstance(markup, dict) and markup.get("inline_keyboard"):
             message["reply_markup"] = markup
@@ -381,7 +387,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_editMessageCaption(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageCaption(self, params, files):
         message = self._to_edit(params)
         rules.check_caption(params)
         markup = params.get("reply_markup")
@@ -391,7 +397,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_editMessageText(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_editMessageText(self, params, files):
         message = self._to_edit(params)
         if "text" not in message:
             raise _BadRequest("Bad Request: there is no text in the message to edit")
@@ -407,7 +413,7 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
-    async def _m_deleteMessage(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_deleteMessage(self, params, files):
         message = self.messages.get(int(params["message_id"]))
         if message is None or message["chat"]["id"] != int(params["chat_id"]):
             raise _BadRequest("Bad Request: message to delete not found")
@@ -432,8 +438,9 @@ class FakeBotAPI(ScriptedUpdates):
             raise _BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS")
         file_id = f"photo-{next(self._file_ids)}"
         self.file_ids.add(file_id)
-        return [{"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height,
-                 "file_size": len(data)}]
+        return [
+            {"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height, "file_size": len(data)}
+        ]
 
     def _document(self, data: bytes) -> dict[str, Any]:
         if not data:
@@ -442,18 +449,18 @@ class FakeBotAPI(ScriptedUpdates):
         self.file_ids.add(file_id)
         return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_name": "image.png"}
 
-    async def _m_sendPhoto(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendPhoto(self, params, files):
         rules.check_caption(params)
         photo = self._photo(files.get("photo", b""))
         spoiler = _boolean(params, "has_spoiler")
         return self._message(params, photo=photo, caption=params.get("caption"), has_media_spoiler=spoiler or None)
 
-    async def _m_sendDocument(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendDocument(self, params, files):
         rules.check_caption(params)
         document = self._document(files.get("document", b""))
         return self._message(params, document=document, caption=params.get("caption"))
 
-    async def _m_sendMediaGroup(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_sendMediaGroup(self, params, files):
         if params.get("reply_markup") is not None:  # the real server ignores it; the bot must not count on it
             raise _BadRequest("Bad Request: sendMediaGroup takes no reply_markup")
         media = rules.check_album(params.get("media"))
@@ -468,22 +475,22 @@ class FakeBotAPI(ScriptedUpdates):
             else:
                 contents.append({"document": self._document(data), "caption": item.get("caption")})
         group_id = str(next(self._message_ids) * 7919)
-        item_files = {f"media{i}": files.get(str(m["media"]).removeprefix("attach://"), b"") for i, m in enumerate(media)}
+        item_files = {
+            f"media{i}": files.get(str(m["media"]).removeprefix("attach://"), b"") for i, m in enumerate(media)
+        }
         files.clear()
         files.update(item_files)  # the call's files: media0, media1... in album order
         return [self._message(params, media_group_id=group_id, **content) for content in contents]
 
-    async def _m_answerInlineQuery(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_answerInlineQuery(self, params, files):
         query = self.inline_queries.get(str(params.get("inline_query_id")))
         if query is None or query.get("answered"):
-            raise _BadRequest(
-                "Bad Request: query is too old and response timeout expired or query ID is invalid"
-            )
+            raise _BadRequest("Bad Request: query is too old and response timeout expired or query ID is invalid")
         rules.check_inline_answer(params, self.file_ids)
         query["answered"] = True
         return True
 
-    async def _m_answerCallbackQuery(self, params, files):  # type: ignore[no-untyped-def]
+    async def _m_answerCallbackQuery(self, params, files):
         if len(str(params.get("text") or "")) > 200:
             raise _BadRequest("Bad Request: MESSAGE_TOO_LONG")
         return True

@@ -27,22 +27,52 @@ PROMPT = "a quiet harbour at dawn"
 
 
 def record(**kw) -> JobRecord:
-    job = Job(job_id="j1", user_id=5, chat_id=5, prompt=PROMPT, width=512, height=512, seed=7,
-              quality=Quality.FAST, locale=Locale.RU, created_at=NOW, status_message_id=100)
+    job = Job(
+        job_id="j1",
+        user_id=5,
+        chat_id=5,
+        prompt=PROMPT,
+        width=512,
+        height=512,
+        seed=7,
+        quality=Quality.FAST,
+        locale=Locale.RU,
+        created_at=NOW,
+        status_message_id=100,
+    )
     values = {**JobRecord.from_job(job).__dict__, **kw}
     return JobRecord(**values)
 
 
 def result(**kw) -> Result:
-    values = dict(job_id="j1", user_id=5, chat_id=5, locale=Locale.RU, status_message_id=100,
-                  status=JobStatus.DONE, prompt=PROMPT, seed=7, width=512, height=512,
-                  image_key=image_key("j1"), image_url="https://img.example.com/images/j1.png")
+    values = dict(
+        job_id="j1",
+        user_id=5,
+        chat_id=5,
+        locale=Locale.RU,
+        status_message_id=100,
+        status=JobStatus.DONE,
+        prompt=PROMPT,
+        seed=7,
+        width=512,
+        height=512,
+        image_key=image_key("j1"),
+        image_url="https://img.example.com/images/j1.png",
+    )
     return Result(**{**values, **kw})
 
 
 def progress(**kw) -> Progress:
-    values = dict(job_id="j1", user_id=5, chat_id=5, locale=Locale.RU, status_message_id=100, stage="generating",
-                  step=3, total_steps=10)
+    values = dict(
+        job_id="j1",
+        user_id=5,
+        chat_id=5,
+        locale=Locale.RU,
+        status_message_id=100,
+        stage="generating",
+        step=3,
+        total_steps=10,
+    )
     return Progress(**{**values, **kw})
 
 
@@ -71,8 +101,11 @@ def progress(**kw) -> Progress:
         (result(image_key=image_key("j2")), record(), Forgery.FOREIGN_IMAGE_KEY),
         (result(image_key="images/../secrets.png"), record(), Forgery.FOREIGN_IMAGE_KEY),
         # a failure's key would be recorded, and sent later by the "original PNG" button
-        (result(status=JobStatus.FAILED, error_code=ErrorCode.GENERATION_FAILED, image_key=image_key("j2")),
-         record(), Forgery.FOREIGN_IMAGE_KEY),
+        (
+            result(status=JobStatus.FAILED, error_code=ErrorCode.GENERATION_FAILED, image_key=image_key("j2")),
+            record(),
+            Forgery.FOREIGN_IMAGE_KEY,
+        ),
         (result(status=JobStatus.FAILED, error_code=ErrorCode.GENERATION_FAILED, image_key=None), record(), None),
         (result(image_key="images/old-j1.png"), record(image_key="images/old-j1.png"), None),  # the record's own
     ],
@@ -104,8 +137,9 @@ async def vet(tmp_path):
 
 async def test_a_genuine_result_is_rebuilt_from_the_record_and_the_bots_own_link(vet):
     check, _store, storage = vet
-    got = await check(result(status_message_id=None, locale=Locale.EN, accepted_at=1.0,
-                             image_url="https://evil.example.net/login"))
+    got = await check(
+        result(status_message_id=None, locale=Locale.EN, accepted_at=1.0, image_url="https://evil.example.net/login")
+    )
     assert isinstance(got, Result)
     assert (got.chat_id, got.user_id, got.status_message_id) == (5, 5, 100)
     assert got.locale == Locale.RU and got.prompt == PROMPT and got.accepted_at == NOW
@@ -119,8 +153,15 @@ async def test_a_genuine_result_is_rebuilt_from_the_record_and_the_bots_own_link
 
 async def test_a_failure_gets_no_link_and_the_records_prompt(vet):
     check, *_ = vet
-    got = await check(result(status=JobStatus.FAILED, error_code=ErrorCode.GENERATION_FAILED, image_key=None,
-                             image_url="https://evil.example.net/login", prompt="send your password here"))
+    got = await check(
+        result(
+            status=JobStatus.FAILED,
+            error_code=ErrorCode.GENERATION_FAILED,
+            image_key=None,
+            image_url="https://evil.example.net/login",
+            prompt="send your password here",
+        )
+    )
     assert isinstance(got, Result) and got.image_url is None and got.prompt == PROMPT
 
 
@@ -134,12 +175,16 @@ async def test_a_genuine_progress_event_gets_the_records_status_message(vet):
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
-        (result(job_id="nobody\nINFO forged log line", chat_id=77, prompt="Claim your prize at evil.example.net"),
-         "unknown_job"),
+        (
+            result(job_id="nobody\nINFO forged log line", chat_id=77, prompt="Claim your prize at evil.example.net"),
+            "unknown_job",
+        ),
         (result(chat_id=77, prompt="Claim your prize at evil.example.net"), "wrong_chat"),
         (progress(status_message_id=55), "wrong_status_message"),
-        (result(image_key=image_key("someone-else"), prompt="Claim your prize at evil.example.net"),
-         "foreign_image_key"),
+        (
+            result(image_key=image_key("someone-else"), prompt="Claim your prize at evil.example.net"),
+            "foreign_image_key",
+        ),
     ],
 )
 async def test_a_forged_event_is_dropped_counted_and_logged_without_its_text(vet, caplog, event, reason):
@@ -194,9 +239,14 @@ async def test_forged_events_are_acked_unclaimed_and_the_genuine_result_still_go
     [sent] = notifier.delivered
     assert sent.chat_id == 5 and sent.image_url.startswith("https://p2p.example.com/files/")
     assert notifier.progress_events == [] and notifier.settled == ["j1"]
-    assert sorted(check.metrics.forged) == sorted([
-        ("result", "wrong_chat"), ("result", "unknown_job"), ("progress", "wrong_chat"),
-        ("progress", "wrong_status_message"), ("result", "foreign_image_key"),
-    ])
+    assert sorted(check.metrics.forged) == sorted(
+        [
+            ("result", "wrong_chat"),
+            ("result", "unknown_job"),
+            ("progress", "wrong_chat"),
+            ("progress", "wrong_status_message"),
+            ("result", "foreign_image_key"),
+        ]
+    )
     assert await log.claim("unknown") is Claim.TAKEN  # a forged result claimed nothing
     assert await queue.receive_events(100, 0.1) == []  # all acked: none comes back

@@ -1,91 +1,18 @@
-"""The bot's use cases on the memory adapters: admitting prompts (AdmitJobs), cancelling
-(CancelJob), repeating with new seeds (repeat_jobs) and what a result does to its job on
-delivery (RecordOutcomes). The chat side is a recording Announcer / ResultChannel."""
+"""Admitting prompts (AdmitJobs), cancelling (CancelJob) and repeating with new seeds
+(repeat_jobs), on the memory adapters; the chat side is a recording Announcer."""
 
 from __future__ import annotations
 
 import itertools
 
-import pytest
-
 from adapters.embedded.queue import MemoryJobQueue
 from adapters.embedded.user_store import MemoryUserStore
-from domain.errors import DomainError, RecipientGone
-from domain.models import Cancel, Job, JobStatus, Locale, Progress, Quality, Result
+from domain.errors import RecipientGone
+from domain.models import Cancel, Locale, Quality
 from domain.use_cases import SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob, repeat_jobs
-from domain.use_cases.outcomes import RecordOutcomes
-from domain.users import JobRecord, JobState, Outcome, SendAs, TooManyJobsInFlight, UserLimits, UserPrefs
-
-NOW = 1_700_000_000.0
-
-
-class Announcer:
-    def __init__(self, store: MemoryUserStore | None = None) -> None:
-        self.calls: list[tuple] = []
-        self.ids = itertools.count(100)
-        self.open_fails: type[Exception] | None = None
-        self.finish_meanwhile: MemoryUserStore | None = store  # a result that came first
-
-    def album(self, job_ids):
-        self.calls.append(("album", list(job_ids)))
-
-    async def refused(self, job: Job, error: DomainError, reply_to):
-        self.calls.append(("refused", job.chat_id, error.code, reply_to))
-
-    async def open_status(self, job: Job, position: int, reply_to):
-        if self.open_fails is RecipientGone:
-            raise RecipientGone(chat_id=job.chat_id)
-        if self.open_fails is not None:
-            return None
-        self.calls.append(("open", job.job_id, position, reply_to))
-        return next(self.ids)
-
-    async def withdraw_status(self, job: Job, message_id: int):
-        self.calls.append(("withdraw", job.job_id, message_id))
-
-    async def waiting_for_service(self, job: Job):
-        self.calls.append(("waiting", job.job_id, job.status_message_id))
-
-    def close_status(self, job_id):
-        self.calls.append(("close", job_id))
-
-    async def cancelled(self, record: JobRecord, locale: Locale):
-        self.calls.append(("cancelled", record.job_id, locale))
-
-    def named(self, what: str) -> list[tuple]:
-        return [c for c in self.calls if c[0] == what]
-
-
-class DownQueue(MemoryJobQueue):
-    async def publish_job(self, job):
-        raise ConnectionError("broker away")
-
-    async def publish_cancel(self, cancel):
-        raise ConnectionError("broker away")
-
-
-@pytest.fixture
-async def bot():
-    queue = MemoryJobQueue()
-    await queue.start()
-    store = MemoryUserStore()
-    submit = SubmitPrompt(queue, default_width=256, default_height=256, seed_source=lambda: 7)
-    announcer = Announcer()
-    admit = AdmitJobs(submit, store, announcer, limits=UserLimits(max_in_flight=3, per_minute=10), clock=lambda: NOW)
-    return queue, store, submit, announcer, admit
-
-
-async def queued(queue: MemoryJobQueue) -> list[Job | Cancel]:
-    out = []
-    for d in await queue.receive_jobs(100, 0.05):
-        out.append(d.message)
-        await d.ack()
-    return out
-
-
-def job(submit: SubmitPrompt, user: int = 1, prompt: str = "a red fox", **kw) -> Job:
-    return submit.prepare(user_id=user, chat_id=user, prompt=prompt, **kw)
+from domain.users import JobRecord, JobState, Outcome, TooManyJobsInFlight
+from tests.use_cases.doubles import NOW, Announcer, DownQueue, job, queued
 
 
 async def test_an_admitted_job_is_recorded_announced_and_queued(bot):
@@ -265,155 +192,6 @@ async def test_repeating_takes_new_seeds_and_keeps_the_rest(bot):
     for j in jobs:
         assert (j.prompt, j.negative_prompt, j.width, j.height) == ("a red fox", "blur", 512, 256)
         assert j.quality == Quality.QUALITY and j.locale == Locale.RU and j.translate is False
-
-
-# --- RecordOutcomes -------------------------------------------------------------------------
-
-
-class Channel:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.unreachable: set[int] = set()
-        self.send_raises: Exception | None = None
-
-    def observed(self, event):
-        self.calls.append(("observed", event.job_id))
-
-    async def progress(self, event, record):
-        self.calls.append(("progress", event.job_id, record.state))
-
-    def arrived(self, result):
-        self.calls.append(("arrived", result.job_id))
-
-    def counted(self, result):
-        self.calls.append(("counted", result.job_id))
-
-    def dropped(self, job_id):
-        self.calls.append(("dropped", job_id))
-
-    def is_reachable(self, chat_id):
-        return chat_id not in self.unreachable
-
-    async def send(self, result, record, prefs, sent):
-        self.calls.append(("send", result.job_id, record.job_id if record else None, prefs.send_as))
-        if self.send_raises is not None:
-            raise self.send_raises
-        await sent()
-
-    async def settle(self, result):
-        self.calls.append(("settle", result.job_id))
-
-    def sent(self) -> list[str]:
-        return [c[1] for c in self.calls if c[0] == "send"]
-
-
-@pytest.fixture
-async def delivery(bot):
-    _queue, store, submit, _announcer, admit = bot
-    channel = Channel()
-    outcomes = RecordOutcomes(channel, store, clock=lambda: NOW + 9)
-    [accepted] = await admit([job(submit, user=5)])
-    return store, channel, outcomes, accepted
-
-
-def done_result(j: Job) -> Result:
-    return Result(
-        job_id=j.job_id,
-        user_id=j.user_id,
-        chat_id=j.chat_id,
-        locale=j.locale,
-        status=JobStatus.DONE,
-        prompt=j.prompt,
-        seed=j.seed,
-        width=j.width,
-        height=j.height,
-        image_key="k",
-        image_url="u",
-    )
-
-
-async def test_a_result_finishes_its_job_and_is_sent(delivery):
-    store, channel, outcomes, accepted = delivery
-    confirmed = []
-
-    async def sent():
-        confirmed.append(True)
-
-    await store.save_prefs(UserPrefs(5, send_as=SendAs.DOCUMENT))
-    await outcomes.deliver(done_result(accepted), sent)
-    assert channel.calls[:2] == [("arrived", accepted.job_id), ("counted", accepted.job_id)]
-    assert channel.sent() == [accepted.job_id] and confirmed == [True]
-    assert ("send", accepted.job_id, accepted.job_id, SendAs.DOCUMENT) in channel.calls  # its record, the prefs
-    assert (await store.get_job(accepted.job_id)).state == JobState.DONE
-
-
-async def test_a_cancelled_job_stays_cancelled_and_its_picture_is_dropped(delivery):
-    store, channel, outcomes, accepted = delivery
-    await store.cancel(accepted.job_id, 5, NOW + 1)
-    await outcomes.deliver(done_result(accepted), _never)
-    assert channel.sent() == [] and ("dropped", accepted.job_id) in channel.calls
-    assert ("counted", accepted.job_id) not in channel.calls
-    assert (await store.get_job(accepted.job_id)).state == JobState.CANCELLED
-
-
-async def test_a_user_known_to_have_blocked_the_bot_is_not_sent_to(delivery):
-    store, channel, outcomes, accepted = delivery
-    await store.mark_blocked(5, NOW)
-    with pytest.raises(RecipientGone):
-        await outcomes.deliver(done_result(accepted), _never)
-    assert channel.sent() == [] and ("dropped", accepted.job_id) in channel.calls
-    assert (await store.get_job(accepted.job_id)).state == JobState.DONE  # recorded all the same
-
-
-async def test_an_unreachable_chat_is_not_sent_to(delivery):
-    _store, channel, outcomes, accepted = delivery
-    channel.unreachable.add(5)
-    with pytest.raises(RecipientGone):
-        await outcomes.deliver(done_result(accepted), _never)
-    assert channel.sent() == []
-
-
-async def test_a_send_that_finds_the_bot_blocked_marks_the_user(delivery):
-    store, channel, outcomes, accepted = delivery
-    channel.send_raises = RecipientGone(chat_id=5)
-    assert not await store.is_blocked(5)
-    with pytest.raises(RecipientGone):
-        await outcomes.deliver(done_result(accepted), _never)
-    assert await store.is_blocked(5) and store.blocked[5] == NOW + 9
-
-
-async def test_other_send_failures_pass_through_unrecorded_as_blocked(delivery):
-    store, channel, outcomes, accepted = delivery
-    channel.send_raises = ConnectionError("flaky")
-    with pytest.raises(ConnectionError):
-        await outcomes.deliver(done_result(accepted), _never)
-    assert not await store.is_blocked(5)
-
-
-async def test_progress_and_settling_go_to_the_channel(delivery):
-    store, channel, outcomes, accepted = delivery
-    started = Progress(job_id=accepted.job_id, user_id=5, chat_id=5, stage="started", worker_id="w1", at=NOW + 2)
-    await outcomes.progress(started)
-    await outcomes.settle(done_result(accepted))
-    assert channel.calls == [
-        ("observed", accepted.job_id),
-        ("progress", accepted.job_id, JobState.RUNNING),  # marked running before it is shown
-        ("settle", accepted.job_id),
-    ]
-    record = await store.get_job(accepted.job_id)
-    assert record.state == JobState.RUNNING and record.started_at == NOW + 2 and record.worker_id == "w1"
-
-
-async def test_progress_of_a_job_no_longer_active_is_only_observed(delivery):
-    store, channel, outcomes, accepted = delivery
-    await store.cancel(accepted.job_id, 5, NOW + 1)
-    await outcomes.progress(Progress(job_id=accepted.job_id, user_id=5, chat_id=5, stage="started"))
-    assert channel.calls == [("observed", accepted.job_id)]  # the estimates learn; its status stays
-    assert (await store.get_job(accepted.job_id)).state == JobState.CANCELLED  # not made running
-
-
-async def _never() -> None:
-    raise AssertionError("nothing was sent")
 
 
 async def test_admission_counts_accepted_prompts_and_times_the_first_reply(bot):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Build the Go command-line tools the tests and CI need, once, from the Go module proxy.
 
-    python scripts/go_tool.py fetch cosign actionlint oci-registry   # build what is missing; print the paths
-    python scripts/go_tool.py path cosign                        # the cached binary (exit 1 when absent)
-    python scripts/go_tool.py list                               # the tools, their modules and versions
+    python tools/go_tool.py fetch cosign actionlint oci-registry   # build what is missing; print the paths
+    python tools/go_tool.py path cosign                        # the cached binary (exit 1 when absent)
+    python tools/go_tool.py list                               # the tools, their modules and versions
 
 No package registry reachable here ships these tools as binaries, so each is built with
 ``go install <package>@<version>`` through the Go module proxy, with the link-time settings of the
@@ -15,8 +15,8 @@ only the binary stays. A file lock makes two sessions that start at once build o
 The cache: ``$<NAME>_CACHE_DIR`` where the tool has one (HELM_CACHE_DIR, MINIO_CACHE_DIR, as
 before), else ``$GO_TOOLS_CACHE_DIR/<name>``, else ``.cache/<name>`` in the repository; .ci/run
 puts them all under ~/.cache/prompt2pic. ``$<OVERRIDE>`` (HELM, MINIO_BIN, COSIGN, ...) names a
-binary to use instead; it must report the pinned version. scripts/helm_tool.py and
-scripts/minio_tool.py are thin front ends of this module for their two tools.
+binary to use instead; it must report the pinned version. tools/helm_tool.py and
+tools/minio_tool.py are thin front ends of this module for their two tools.
 
 Cold build times on this machine kind (2 cores), measured with this script: docs/release.md.
 """
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 target = tool(name).binary_path()
                 if not target.exists():
-                    say(f"no {name} in {target.parent}; run: python scripts/go_tool.py fetch {name}")
+                    say(f"no {name} in {target.parent}; run: python tools/go_tool.py fetch {name}")
                     return 1
                 print(target)
             return 0

@@ -2,7 +2,8 @@
 real broker's SASL_SSL listener with a throwaway CA (tests/fixtures/kafka.py ``kafka_sasl_ssl``).
 The queue contract suite runs there too (tests/contract, ``kafka-sasl-ssl``). Here: a wrong
 password or an untrusted certificate is one clear error line and readiness false, in the queue and
-in the real app process, and no password reaches a log."""
+in the real app process, and no password reaches a log. The settings themselves (what the
+composition root makes of them, the password kept out of reprs and errors): test_security_settings.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 import urllib.request
 
 import pytest
+from aiokafka.errors import KafkaError
 
 from adapters.kafka.security import LoginRefused
 from domain.models import Job
@@ -47,7 +49,7 @@ async def test_jobs_and_events_travel_over_sasl_ssl(kafka_sasl_ssl, caplog):
 async def test_the_sasl_listener_refuses_a_plaintext_client(kafka_sasl_ssl):
     harness = KafkaQueueHarness(kafka_sasl_ssl.bootstrap, start_timeout_s=3)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(KafkaError):  # aiokafka: unable to bootstrap
             await harness.new_queue()
     finally:
         await harness.close()
@@ -83,7 +85,9 @@ async def test_a_wrong_password_is_one_clear_error_line_and_not_ready(kafka_sasl
 
 async def test_an_untrusted_certificate_is_one_clear_error_line(kafka_sasl_ssl, caplog):
     caplog.set_level(logging.DEBUG)
-    harness = KafkaQueueHarness(kafka_sasl_ssl.bootstrap, security=kafka_sasl_ssl.security(ca_file=""), start_timeout_s=20)
+    harness = KafkaQueueHarness(
+        kafka_sasl_ssl.bootstrap, security=kafka_sasl_ssl.security(ca_file=""), start_timeout_s=20
+    )
     queue = harness.make_queue()
     try:
         with pytest.raises(LoginRefused):
@@ -105,7 +109,7 @@ def readyz(port: int) -> tuple[int, dict]:
 
 async def http_port(proc: Proc, timeout: float = 60) -> int:
     await proc.wait_for_line("HTTP endpoint on", timeout)
-    line = next(l for l in proc.lines if "HTTP endpoint on" in l)
+    line = next(text for text in proc.lines if "HTTP endpoint on" in text)
     return int(re.search(r":(\d+)\s*$", line).group(1))
 
 
@@ -114,13 +118,23 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
     """The real app process (worker role), configured by the settings alone."""
     secure = kafka_sasl_ssl
     base = {
-        "QUEUE_BACKEND": "kafka", "KAFKA_BOOTSTRAP_SERVERS": secure.bootstrap,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "KAFKA_SASL_USERNAME": secure.username, "KAFKA_SSL_CA_FILE": secure.ca_file,
-        "KAFKA_REQUESTS_TOPIC": "sec-app.requests", "KAFKA_RESULTS_TOPIC": "sec-app.results",
-        "KAFKA_DEAD_LETTER_TOPIC": "sec-app.dead", "KAFKA_PARTITIONS": "2",
-        "GENERATOR": "fake", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "METRICS_ENABLED": "false",
-        "LOCAL_STORAGE_DIR": str(tmp_path / "images"), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin",
+        "QUEUE_BACKEND": "kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": secure.bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": secure.username,
+        "KAFKA_SSL_CA_FILE": secure.ca_file,
+        "KAFKA_REQUESTS_TOPIC": "sec-app.requests",
+        "KAFKA_RESULTS_TOPIC": "sec-app.results",
+        "KAFKA_DEAD_LETTER_TOPIC": "sec-app.dead",
+        "KAFKA_PARTITIONS": "2",
+        "GENERATOR": "fake",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "METRICS_ENABLED": "false",
+        "LOCAL_STORAGE_DIR": str(tmp_path / "images"),
+        "PYTHONUNBUFFERED": "1",
+        "PATH": "/usr/bin:/bin",
         "SHUTDOWN_GRACE_S": "5",
     }
     password_file = tmp_path / "kafka-password"
@@ -133,9 +147,9 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
         assert status == 503 and body["checks"]["queue"] is False
     finally:
         await wrong.terminate(30)
-    errors = [l for l in wrong.lines if " ERROR " in l]
+    errors = [line for line in wrong.lines if " ERROR " in line]
     assert len(errors) == 1 and "refused the login" in errors[0], wrong.lines
-    assert not any(WRONG in l for l in wrong.lines)
+    assert not any(WRONG in line for line in wrong.lines)
 
     right = Proc("right", "worker", {**base, "KAFKA_SASL_PASSWORD": secure.password}, tmp_path / "right.log")
     await right.start()
@@ -145,6 +159,6 @@ async def test_the_app_with_a_wrong_password_is_unready_with_one_error_line_then
         assert status == 200 and body["checks"]["queue"] is True
     finally:
         await right.terminate(30)
-    assert not any(secure.password in l for l in right.lines)
-    assert not [l for l in right.lines if " ERROR " in l]
+    assert not any(secure.password in line for line in right.lines)
+    assert not [line for line in right.lines if " ERROR " in line]
     del password_file

@@ -54,13 +54,36 @@ def test_no_caps():
 
 
 def record(state=JobState.QUEUED) -> JobRecord:
-    return JobRecord(job_id="j", user_id=1, chat_id=1, prompt="p", negative_prompt="", width=1024,
-                     height=768, seed=1, quality=Quality.AUTO, locale=Locale.EN, created_at=NOW, state=state)
+    return JobRecord(
+        job_id="j",
+        user_id=1,
+        chat_id=1,
+        prompt="p",
+        negative_prompt="",
+        width=1024,
+        height=768,
+        seed=1,
+        quality=Quality.AUTO,
+        locale=Locale.EN,
+        created_at=NOW,
+        state=state,
+    )
 
 
 def test_outcome_from_results_and_cancelled_stays_cancelled():
-    done = Result(job_id="j", user_id=1, chat_id=1, status=JobStatus.DONE, image_key="k", image_url="u",
-                  width=512, height=384, profile="fast", timings=Timings(total_s=3.0), worker_id="w")
+    done = Result(
+        job_id="j",
+        user_id=1,
+        chat_id=1,
+        status=JobStatus.DONE,
+        image_key="k",
+        image_url="u",
+        width=512,
+        height=384,
+        profile="fast",
+        timings=Timings(total_s=3.0),
+        worker_id="w",
+    )
     outcome = Outcome.from_result(done)
     assert (outcome.state, outcome.total_s, outcome.error_code) == (JobState.DONE, 3.0, None)
     after = apply_outcome(record(JobState.RUNNING), outcome)

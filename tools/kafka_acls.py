@@ -2,8 +2,8 @@
 """The Kafka ACLs of Prompt2Pic's two roles, as ``kafka-acls.sh`` commands: one SASL user for the
 bots, one for the workers, each allowed only what its role does (adapters/kafka).
 
-    python scripts/kafka_acls.py                       # the commands for the default names
-    python scripts/kafka_acls.py --bot-user p2p-bot --worker-user p2p-worker \\
+    python tools/kafka_acls.py                       # the commands for the default names
+    python tools/kafka_acls.py --bot-user p2p-bot --worker-user p2p-worker \\
         --requests-topic p2p.requests --results-topic p2p.results \\
         --dead-letter-topic p2p.dead-letters --bot-group p2p-bots --worker-group p2p-workers
 
