@@ -11,7 +11,8 @@ are compared on the same machine load:
 - ``base``: the worker's default settings;
 - ``denormal``: ``torch.set_flush_denormal(True)``;
 - ``cl``: the prior's and decoder's weights in the channels-last layout;
-- ``t1``: one intra-op thread instead of the physical cores.
+- ``t1``: one intra-op thread instead of the physical cores;
+- ``vqnchw``: the VQGAN in the usual layout (a CPU worker keeps it channels-last).
 
 ``--ops`` prints torch.profiler's table of the slowest operators of one call of the first variant.
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.wuerstchen_bench import REAL, TINY, build_pipelines, cpu_description, log, peak_rss_gib, requests_for
 
-VARIANTS = ("base", "denormal", "cl", "t1")
+VARIANTS = ("base", "denormal", "cl", "t1", "vqnchw")
 
 
 def instrument(models: dict[str, Any], times: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
@@ -69,6 +70,7 @@ def apply_variant(variant: str, pipelines: Any, threads: int) -> None:
     parts = set(variant.split("+"))
     torch.set_flush_denormal("denormal" in parts)
     pipelines.set_channels_last("cl" in parts)
+    pipelines.set_vqgan_channels_last("vqnchw" not in parts)
     torch.set_num_threads(1 if "t1" in parts else threads)
 
 
