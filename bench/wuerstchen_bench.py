@@ -561,6 +561,7 @@ def main(argv: list[str] | None = None) -> dict:
     for mode in args.modes:
         # "-cl": the prior's and decoder's weights (and so activations) in the channels-last layout
         pipelines.set_channels_last(mode.endswith("-cl"))
+        pipelines.set_vqgan_channels_last(device.type == "cpu" or mode.endswith("-cl"))  # as a worker does
         if mode.startswith("compiled"):
             if not compiled:
                 compiler.apply(pipelines, device)

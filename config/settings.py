@@ -195,7 +195,9 @@ class Settings(BaseSettings):
         description="torch.compile mode: reduce-overhead (CUDA graphs), default, max-autotune-no-cudagraphs ...",
     )
     generator_channels_last: Literal["auto", "on", "off"] = Field(
-        "auto", description="channels-last layout for the prior and decoder: auto (on GPU only), on or off"
+        "auto",
+        description="channels-last layout for the prior, decoder and VQGAN: auto (prior and decoder on GPU, "
+        "VQGAN on CPU), on or off",
     )
     generator_png_threads: int = Field(0, ge=0, description="threads encoding PNGs in parallel (0: cores, at most 16)")
     compile_cache_dir: Path = Field(Path("data/compile-cache"), description="persistent torch.compile cache")

@@ -69,7 +69,8 @@ class WuerstchenGenerator:
             ``prior``/``decoder``; a commit hash pins the weights exactly.
         compile_mode, compile_backend: passed to ``torch.compile``.
         channels_last: keep the prior's and decoder's convolution weights (and so their
-            activations) in the channels-last layout; None: on CUDA only.
+            activations) in the channels-last layout; None: on CUDA only, and the VQGAN's on
+            CPUs only (where its full-size convolutions run twice as fast that way).
         png_threads: threads that encode the PNGs, in parallel and while the next group of a
             call is denoised (Pillow's encoder releases the GIL); 0: the usable cores, at most 16.
         png_encoder: the PNG encoder to use instead of one with ``png_threads`` threads.
@@ -227,6 +228,11 @@ class WuerstchenGenerator:
         """Set the memory layout, compile (if asked) and warm up."""
         channels_last = self.channels_last if self.channels_last is not None else self.device.type == "cuda"
         pipelines.set_channels_last(channels_last)
+        # The VQGAN decodes at the image's full size, where oneDNN's convolutions are about twice
+        # as fast channels-last on a CPU (2.5 against 5.2 CPU seconds at 512, bf16): on by default
+        # there; on a GPU it follows the setting as before.
+        vqgan_channels_last = self.channels_last if self.channels_last is not None else self.device.type == "cpu"
+        pipelines.set_vqgan_channels_last(vqgan_channels_last)
         compiler = TorchCompile(self.compile_backend, self.compile_mode, self.compile_cache_dir)
         if self.compile:
             compiler.apply(pipelines, self.device, len(self.warmup))

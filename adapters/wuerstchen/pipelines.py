@@ -7,7 +7,9 @@ the text embeddings of a list of prompts by the batch size (a batch of 2 differe
 crashes); ``BatchDecoderPipeline`` fixes that. Attention runs through PyTorch's fused
 ``scaled_dot_product_attention``; on GPUs the prior's and decoder's weights are kept in the
 channels-last layout (``set_channels_last``), which suits their depth-wise convolutions and the
-channel-wise layers that follow them.
+channel-wise layers that follow them. The VQGAN, whose convolutions run at the image's full
+size, is kept channels-last on CPUs too (``set_vqgan_channels_last``): oneDNN's convolutions
+there are about twice as fast in that layout (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ class Pipelines(NamedTuple):
     def set_channels_last(self, enabled: bool) -> None:
         """The prior's and decoder's weights in the channels-last layout, or back to the usual one."""
         set_channels_last(enabled, self.prior_pipe.prior, self.decoder_pipe.decoder)
+
+    def set_vqgan_channels_last(self, enabled: bool) -> None:
+        """The VQGAN's weights in the channels-last layout, or back to the usual one."""
+        set_channels_last(enabled, self.decoder_pipe.vqgan)
 
 
 def make_pipelines(

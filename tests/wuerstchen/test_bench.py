@@ -84,3 +84,23 @@ def test_cpu_run_names_the_cpu_and_takes_the_workers_dtype(bench, monkeypatch, c
     [row] = data["rows"]
     assert row["mode"] == "eager" and row["peak_rss_gib"] > 0.05
     assert "peak RSS" in printed
+
+
+def test_the_stage_profile_accounts_for_every_model_call(tmp_path, capsys):
+    """bench/wuerstchen_stages.py on the tiny model: each variant times every model call of one
+    image (the prior's text encoder on the prompt and on the negative prompt, each prior
+    evaluation and decoder step, the VQGAN decode), and the stages plus the rest add up to the
+    call's wall time."""
+    spec = importlib.util.spec_from_file_location("wuerstchen_stages", BENCH.parent / "wuerstchen_stages.py")
+    stages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stages)
+    args = "--tiny --size 128 --prior-steps 3 --decoder-steps 2 --repeats 0 --variants t1,t1+cl+denormal"
+    rows = stages.main(args.split())
+    printed = capsys.readouterr().out
+    assert [r["variant"] for r in rows] == ["t1", "t1+cl+denormal"]
+    for row in rows:
+        assert row["_counts"] == {"prior_text": 2, "prior": 3, "decoder_text": 1, "decoder": 2, "vqgan": 1}
+        parts = sum(row[k] for k in ("prior_text", "prior", "decoder_text", "decoder", "vqgan", "other", "png"))
+        assert parts == pytest.approx(row["total"], rel=1e-6)
+        assert all(row[k] > 0 for k in ("prior", "decoder", "vqgan", "png", "cpu_prior_step", "cpu_decoder_step"))
+    assert "per prior eval" in printed and "peak RSS" in printed

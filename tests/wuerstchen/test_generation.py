@@ -292,6 +292,39 @@ async def test_channels_last_layout_computes_the_same_function(tiny_model):
         assert mean_diff(plain, last) < other_seed / 5
 
 
+async def test_a_cpu_worker_keeps_the_vqgan_channels_last_with_the_same_pictures(tiny_model):
+    """On a CPU, ``auto`` keeps the VQGAN (full-size convolutions, twice as fast channels-last in
+    oneDNN) channels-last and the prior and decoder in the usual layout; GENERATOR_CHANNELS_LAST=off
+    keeps it in the usual layout, and the pictures agree (the VQGAN runs once, after all the
+    steps: only its own rounding differs)."""
+    import torch
+
+    prior, decoder = tiny_model
+    requests = [req("a red cat", seed=5), req("a blue dog", seed=6)]
+    images = {}
+    for setting in (None, False):
+        gen = WuerstchenGenerator(prior, decoder, device="cpu", threads=1, channels_last=setting)
+        await gen.start()
+        try:
+            pipes = gen.pipelines
+
+            def layouts(model) -> set[bool]:
+                return {
+                    m.weight.is_contiguous(memory_format=torch.channels_last)
+                    for m in model.modules()
+                    if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.weight.shape[-2:] != (1, 1)
+                }
+
+            assert layouts(pipes.decoder_pipe.vqgan) == {setting is None}
+            assert layouts(pipes.decoder_pipe.decoder) == {False}
+            images[setting] = await gen.generate(requests)
+        finally:
+            await gen.stop()
+    other_seed = mean_diff(images[False][0], images[False][1])
+    for plain, last in zip(images[False], images[None], strict=True):
+        assert mean_diff(plain, last) < min(1.0, other_seed / 10)
+
+
 def test_channels_last_defaults_to_gpus_only(tiny_model):
     prior, decoder = tiny_model
     assert WuerstchenGenerator(prior, decoder).channels_last is None  # auto: decided at start
