@@ -185,9 +185,10 @@ def test_a_fresh_bot_estimates_from_the_workers_own_figure():
     est = WaitEstimator(max_batch=1)
     assert est.wait_s(2, 1000.0) is None  # nothing heard yet
     est.started("w", "j1", 1000.0, seconds_per_image=12.0)  # its first batch, no result yet
-    # the running batch (12 s), then the one ahead and mine, one image each
-    assert est.wait_s(1, 1000.0) == pytest.approx(12.0 * 3)
-    assert est.wait_s(0, 1000.0) == pytest.approx(12.0 * 2)
+    # the running batch (12 s), then the one ahead and mine, one image each (the places in line
+    # count the picture being drawn)
+    assert est.wait_s(2, 1000.0) == pytest.approx(12.0 * 3)
+    assert est.wait_s(1, 1000.0) == pytest.approx(12.0 * 2)
     assert est.batch_s(4, 1000.0) == pytest.approx(12.0 * (1 - MARGINAL + MARGINAL * 4))
     # once a batch is seen, what it took wins
     est.finished("w", "j1", started_at=1000.0, finished_at=1020.0, generation_s=19.0)
