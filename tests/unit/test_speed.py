@@ -203,6 +203,20 @@ def test_the_fixed_policy_keeps_figures_to_tell():
     assert policy.estimate("fast") == pytest.approx(10.0 + 0.3 * 5.0)
 
 
+def test_the_adaptive_policy_never_tells_another_devices_figure():
+    # CALIBRATION=off (or a generator that cannot time itself): SECONDS_PER_IMAGE are an H200's.
+    # The policy decides with them until it measures, but tells the bots nothing it did not time
+    # or measure (their wait estimates say "not known yet" rather than an H200's seconds), and
+    # its first measurement replaces the H200 figure instead of being smoothed into it.
+    policy = AdaptivePolicy({"quality": 0.55, "balanced": 0.32, "fast": 0.04})
+    assert policy.estimate("fast") is None
+    policy.observe("fast", 1, 19.0)
+    assert policy.estimate("fast") == pytest.approx(19.0)
+    assert policy.estimate("quality") is None
+    policy.calibrate({"quality": 160.0})
+    assert policy.estimate("quality") == pytest.approx(160.0)
+
+
 def test_the_composition_root_calibrates_only_a_generator_that_can_time_itself(tmp_path):
     from config.bootstrap import Components
     from config.settings import Settings
