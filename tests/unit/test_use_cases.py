@@ -120,7 +120,9 @@ async def test_a_place_counts_the_pictures_being_drawn(bot):
     # A place is what users read it as: the pictures that come before theirs, plus one. Two jobs
     # being drawn come first, then those waiting (before: "position 1" behind a whole batch).
     _queue, store, submit, announcer, admit = bot
-    drawn = await admit([job(submit, user=1)]) + await admit([job(submit, user=2, prompt="b")])
+    drawn = await admit([job(submit, user=1)])
+    admit.clock = lambda: NOW + 0.5  # (one instant apart: the store orders by creation time)
+    drawn += await admit([job(submit, user=2, prompt="b")])
     for j in drawn:
         await store.mark_started(j.job_id, NOW, "w1")
     admit.clock = lambda: NOW + 1
