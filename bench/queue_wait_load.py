@@ -3,7 +3,7 @@ real Apache Kafka broker with the tiny Würstchen model (``GENERATOR=tiny``), th
 aiogram stack against the strict fake Bot API.
 
     python bench/queue_wait_load.py                 # starts a broker unless KAFKA_BOOTSTRAP_SERVERS is set
-    python bench/queue_wait_load.py --users 30 --warmup 2 --size 512 --steps 20,20
+    python bench/queue_wait_load.py --users 20 --warmup 2 --warmup-batch 8 --size 256 --steps 4,4
 
 The service (``app.serve``, role all: bot and one worker in one process, Kafka queue, local-folder
 storage, SQLite user store) starts on fresh topics and groups. ``--warmup`` users send a prompt
@@ -118,6 +118,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         generator="tiny",
         tiny_model_dir=args.model_dir,
         generator_threads=args.threads,
+        generator_dtype=args.dtype,
         max_batch=args.max_batch,
         quality_policy="fixed",
         default_quality="fast",
@@ -129,6 +130,7 @@ def settings_for(bootstrap: str, folder: Path, telegram: FakeBotAPI, args: argpa
         local_storage_dir=folder / "images",
         sqlite_path=folder / "p2p.sqlite3",
         calibration_cache=folder / "worker-speed.json",  # the worker times itself at start, cached here
+        calibration_budget_s=args.calibration_budget,
         max_jobs_in_flight_per_user=3,
         user_rate_per_minute=100,
         status_edit_interval_s=1.0,
@@ -196,7 +198,7 @@ async def run_load(bootstrap: str, args: argparse.Namespace) -> Report:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2, help="prompts sent one by one before the load")
     parser.add_argument("--warmup-batch", type=int, default=0, help="then this many at once (0: none)")
     parser.add_argument("--size", type=int, default=512)
@@ -209,6 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32",
+                        help="GENERATOR_DTYPE (the tiny model's small layers run slower in bf16 on a CPU)")
+    parser.add_argument("--calibration-budget", type=float, default=10.0,
+                        help="CALIBRATION_BUDGET_S: seconds the worker's timing of itself at start may take")
     parser.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "p2p-tiny-wuerstchen"))
     parser.add_argument("--timeout", type=float, default=600)
     return parser.parse_args(argv)

@@ -130,7 +130,13 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         front.generator_kind = factories.generator_kind(parts.generator)
     announcer = TelegramAnnouncer(front)
     front.admit = AdmitJobs(
-        parts.submit, store, announcer, limits=config.limits, clock=front.clock, metrics=parts.metrics
+        parts.submit,
+        store,
+        announcer,
+        limits=config.limits,
+        clock=front.clock,
+        metrics=parts.metrics,
+        waits=front.estimator,
     )
     front.cancel_job = CancelJob(store, parts.queue, announcer, clock=front.clock)
     stop_delivery = asyncio.Event()

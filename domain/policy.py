@@ -60,6 +60,9 @@ class AdaptivePolicy:
             raise ValueError(f"no service time estimate for profiles {missing}")
         self.level = 0  # index into the ladder: 0 is the best quality
         self._changed_at = -float("inf")
+        # Profiles whose figure is this worker's own (timed at its start, or measured since): the
+        # others still hold SECONDS_PER_IMAGE, another device's figures.
+        self._own: set[str] = set()
 
     # --- measurements ----------------------------------------------------------------------
     def observe(self, profile: str, batch_size: int, seconds: float) -> None:
@@ -68,6 +71,9 @@ class AdaptivePolicy:
             return
         per_image = seconds / batch_size
         old = self.seconds_per_image[profile]
+        if profile not in self._own:  # the first measurement replaces another device's figure
+            old = per_image
+            self._own.add(profile)
         self.seconds_per_image[profile] = old + self.smoothing * (per_image - old)
 
     def calibrate(self, seconds_per_image: Mapping[str, float]) -> None:
@@ -76,9 +82,12 @@ class AdaptivePolicy:
         for profile, seconds in seconds_per_image.items():
             if seconds > 0:
                 self.seconds_per_image[profile] = seconds
+                self._own.add(profile)
 
     def estimate(self, profile: str) -> float | None:
-        return self.seconds_per_image.get(profile)
+        """This worker's figure (None while the profile was neither timed nor measured here: the
+        starting figure is another device's, and the bots' wait estimates must not take it)."""
+        return self.seconds_per_image.get(profile) if profile in self._own else None
 
     def expected_wait(self, profile: str, backlog: int) -> float:
         return backlog * self.seconds_per_image[profile] / max(1, self.workers)

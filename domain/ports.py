@@ -335,7 +335,8 @@ class QualityPolicy(Protocol):
         ...
 
     def estimate(self, profile: str) -> float | None:
-        """The seconds per image the policy reckons with for ``profile`` now (None: none)."""
+        """This worker's seconds per image for ``profile`` now, timed at its start or measured
+        since (None: none yet; a configured figure of another device is never given out)."""
         ...
 
 

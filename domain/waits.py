@@ -8,28 +8,36 @@ it knows, from real data:
   size; its cycle runs from the batch's start to its last result);
 - which workers are busy now, with which batch since when, and how far along (progress steps,
   used when a batch runs longer than batches of its size did: steps are not all alike);
-- how many workers there are (seen lately) and the largest batch they run.
+- how many workers there are (seen lately) and the largest batch they run;
+- when jobs were admitted lately (``arrived``): how many more will come while a job waits.
 
-``wait_s(ahead)`` simulates the queue: each worker, when free, takes the next ``max_batch`` jobs
-in line; the answer is when the batch holding the job ``ahead`` places back finishes (or, when the
-pictures ahead need longer to go out at the bot's outbound rate, that), plus the delivery time
-seen lately. Before any batch was seen, the workers' own figures on their progress events (seconds
-per image, timed at their start) stand in for batches; with neither the answer is ``None``
-(unknown): a guess would be a lie by orders of magnitude between a GPU and a CPU worker.
+A place in line counts every picture that will come before the user's own: the ones being drawn
+now and the ones waiting ahead (``domain.use_cases.admit``). ``wait_s(ahead)`` takes that count,
+sets aside the jobs it knows are being drawn, and simulates the rest of the line as a worker runs
+it: a free worker has already taken the jobs waiting ahead (they were published before this one,
+and a worker starts at once with what it holds), so this job goes into a later batch; a worker
+that frees up later takes everything that waits by then, up to its batch size, the jobs that
+will arrive meanwhile included (as many as arrived in as long a time just before). The answer is
+when the batch holding the job finishes (or, when the pictures ahead need longer to go out at the
+bot's outbound rate, that), plus the delivery time seen lately. Before any batch was seen, the
+workers' own figures on their progress events (seconds per image, timed at their start) stand in
+for batches; with neither the answer is ``None`` (unknown): a guess would be a lie by orders of
+magnitude between a GPU and a CPU worker.
 """
 
 from __future__ import annotations
 
 import heapq
 import statistics
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 # The share of a lone image's time that each further image of a batch adds, until batches of
-# two sizes are seen: about a third for Würstchen on an H200 (one image alone against s/image in
-# batches of 8, docs/benchmarks.md). CPU workers run nearer 1 with the real model, nearer 0.1
-# with the tiny one; the fit from two sizes replaces this guess.
-MARGINAL = 1 / 3
+# two sizes are seen. Measured (docs/benchmarks.md): about 0.37 for Würstchen eager on an H200 at
+# 1024, 0.68 compiled, near 1 on a CPU with the real model, 0.57 with the tiny one on 2 cores. A
+# half is within 1.5x of each of them, so a batch of 8 guessed from one lone picture stays within
+# 2x of its time on all of them; the fit from two sizes replaces it.
+MARGINAL = 1 / 2
 
 
 @dataclass
@@ -66,6 +74,7 @@ class WaitEstimator:
     _seen: dict[str, float] = field(default_factory=dict)  # worker -> last event
     _delivery: list[float] = field(default_factory=list)  # result -> sent, seconds
     _told: dict[str, float] = field(default_factory=dict)  # worker -> its own seconds per image
+    _arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=256))  # admissions, in order
 
     # --- what happened ---------------------------------------------------------------------------
     def started(self, worker_id: str, job_id: str, at: float, seconds_per_image: float = 0.0) -> None:
@@ -122,6 +131,11 @@ class WaitEstimator:
             if not run.jobs:
                 del self._running[worker_id]
 
+    def arrived(self, at: float) -> None:
+        """A job was admitted (it joins the line): how fast jobs come tells how full the batch
+        that takes a waiting job will be."""
+        self._arrivals.append(at)
+
     def delivered(self, seconds: float) -> None:
         """How long it took from a result to the picture in the chat."""
         self._delivery.append(max(0.0, seconds))
@@ -161,13 +175,20 @@ class WaitEstimator:
         lone = statistics.median(b.cycle_s / (1 - MARGINAL + MARGINAL * b.size) for b in recent)
         return max(0.05, lone * (1 - MARGINAL + MARGINAL * size))
 
+    def _live(self, now: float) -> dict[str, _Running]:
+        """The batches being drawn now, by worker (those of workers not heard of lately dropped)."""
+        for worker in [w for w in self._running if now - self._seen.get(w, 0.0) > self.horizon_s]:
+            del self._running[worker]
+        return self._running
+
+    def drawing(self, now: float) -> int:
+        """How many jobs are being drawn now, as far as this bot has heard."""
+        return sum(len(run.jobs) for run in self._live(now).values())
+
     def _free_at(self, now: float) -> list[float]:
         """When each worker can take its next batch."""
         out = []
-        for worker, run in list(self._running.items()):
-            if now - self._seen.get(worker, 0.0) > self.horizon_s:
-                del self._running[worker]
-                continue
+        for run in self._live(now).values():
             expected = self.batch_s(max(1, len(run.jobs)), now) or 0.0
             end = run.started_at + expected
             if end <= now:  # running late: by its progress (steps are not all alike), or a bit more
@@ -178,22 +199,33 @@ class WaitEstimator:
         out += [now] * max(0, self.workers(now) - len(out))
         return out
 
+    def coming(self, within_s: float, now: float) -> int:
+        """How many jobs will be admitted in the next ``within_s`` seconds: as many as in as long a
+        time just before (the latest admission, most likely the job asking, not counted)."""
+        recent = sum(1 for at in self._arrivals if now - within_s < at <= now)
+        return max(0, recent - 1)
+
     def wait_s(self, ahead: int, now: float) -> float | None:
-        """Seconds until a job with ``ahead`` jobs before it (not started yet) is in the chat;
-        None while no batch has been seen."""
+        """Seconds until a job with ``ahead`` pictures before it (being drawn or waiting) is in
+        the chat; None while nothing is known of the workers' speed."""
         if self.batch_s(1, now) is None:
             return None
         limit = self.batch_limit(now)
         free = self._free_at(now)
         heapq.heapify(free)
-        remaining = max(0, ahead) + 1
+        waiting = max(0, ahead - self.drawing(now))  # those being drawn are in ``free`` already
         while True:
             at = heapq.heappop(free)
-            take = min(limit, remaining)
+            if waiting >= limit or (waiting and at <= now):
+                # A full batch of jobs ahead; or a free worker, which took those ahead already.
+                done = at + (self.batch_s(min(limit, waiting), now) or 0.0)
+                waiting -= min(limit, waiting)
+                heapq.heappush(free, done)
+                continue
+            # This job's batch: those still ahead, this one, and (when the worker frees up later)
+            # the jobs that come meanwhile.
+            take = min(limit, waiting + 1 + (self.coming(at - now, now) if at > now else 0))
             done = at + (self.batch_s(take, now) or 0.0)
-            remaining -= take
-            if remaining <= 0:
-                delivery = statistics.median(self._delivery) if self._delivery else 0.0
-                outbound = (max(0, ahead) + 1) * self.send_s
-                return max(0.5, max(done - now, outbound) + delivery)
-            heapq.heappush(free, done)
+            delivery = statistics.median(self._delivery) if self._delivery else 0.0
+            outbound = (max(0, ahead) + 1) * self.send_s
+            return max(0.5, max(done - now, outbound) + delivery)

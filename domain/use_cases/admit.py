@@ -16,6 +16,7 @@ from domain.ports import Announcer, JobQueue, Metrics, UserStore
 from domain.telemetry import NoMetrics
 from domain.use_cases.submit import SubmitPrompt
 from domain.users import JobRecord, JobState, Outcome, UserLimits
+from domain.waits import WaitEstimator
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class AdmitJobs:
     limits: UserLimits = field(default_factory=UserLimits)
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=NoMetrics)
+    # The wait estimates learn from admissions how fast jobs come (how full a waiting job's batch
+    # will be): the chat adapter's estimator, when it has one.
+    waits: WaitEstimator | None = None
     _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def __call__(self, jobs: Sequence[Job], *, reply_to: int | None = None, album: bool = False) -> list[Job]:
@@ -68,6 +72,9 @@ class AdmitJobs:
             pending.difference_update(job.job_id for job in jobs)
             log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
             return []
+        if self.waits is not None:
+            for job in jobs:
+                self.waits.arrived(job.created_at)
         if album and len(jobs) >= 2:
             self.announcer.album([job.job_id for job in jobs])
         positions = await self.queue_positions()
@@ -119,19 +126,25 @@ class AdmitJobs:
         return job, True
 
     async def queue_positions(self) -> dict[str, int]:
-        """Each job not started yet and its place in line (1 = next), oldest first, from the user
-        store: every bot keeps its jobs there (one SQLite file on a host, a server database
-        across hosts), and workers' "started" events move jobs out of line. (The broker's lag is
-        no measure of it: it counts running jobs, finished ones not committed yet, cancelled ones
-        and the cancellations themselves.)"""
+        """Each job not started yet and its place in line, from the user store: every bot keeps
+        its jobs there (one SQLite file on a host, a server database across hosts), and workers'
+        "started" events mark jobs running. (The broker's lag is no measure of it: it counts
+        finished jobs not committed yet, cancelled ones and the cancellations themselves.)
+
+        A place is what a user reads it as: how many pictures come before theirs, plus one. The
+        jobs being drawn now count (their pictures come first), then the jobs waiting, oldest
+        first. Counting only those not started told "position 1" to a user whose picture came
+        after a whole batch being drawn (the issue's run: "position 1" got the last picture)."""
         return {record.job_id: place for record, place in await self.in_line()}
 
     async def in_line(self) -> list[tuple[JobRecord, int]]:
-        """The jobs not started yet with their places in line (1 = next), oldest first."""
+        """The jobs not started yet with their places in line (1: no picture comes before it),
+        oldest first."""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.limits.expiry_s)
+        drawing = sum(1 for r in everyone if r.state == JobState.RUNNING)
         waiting = [r for r in everyone if r.state == JobState.QUEUED]
-        return [(record, i + 1) for i, record in enumerate(waiting)]
+        return [(record, drawing + i + 1) for i, record in enumerate(waiting)]
 
 
 @dataclass

@@ -73,7 +73,10 @@ def test_user_preference_is_honoured_within_the_policy():
 
 def test_measurements_move_the_estimate():
     p = policy(Clock(), smoothing=0.5)
-    p.observe("quality", batch_size=4, seconds=8.0)  # 2 s/image measured
+    assert p.estimate("quality") is None  # the configured figure is no figure of this worker
+    p.observe("quality", batch_size=4, seconds=40.0)  # 10 s/image measured: it replaces the start
+    assert p.seconds_per_image["quality"] == pytest.approx(10.0) == p.estimate("quality")
+    p.observe("quality", batch_size=4, seconds=8.0)  # 2 s/image measured: smoothed from here on
     assert p.seconds_per_image["quality"] == pytest.approx(6.0)
     p.observe("quality", batch_size=0, seconds=1.0)  # ignored
     assert p.seconds_per_image["quality"] == pytest.approx(6.0)

@@ -185,9 +185,10 @@ def test_a_fresh_bot_estimates_from_the_workers_own_figure():
     est = WaitEstimator(max_batch=1)
     assert est.wait_s(2, 1000.0) is None  # nothing heard yet
     est.started("w", "j1", 1000.0, seconds_per_image=12.0)  # its first batch, no result yet
-    # the running batch (12 s), then the one ahead and mine, one image each
-    assert est.wait_s(1, 1000.0) == pytest.approx(12.0 * 3)
-    assert est.wait_s(0, 1000.0) == pytest.approx(12.0 * 2)
+    # the running batch (12 s), then the one ahead and mine, one image each (the places in line
+    # count the picture being drawn)
+    assert est.wait_s(2, 1000.0) == pytest.approx(12.0 * 3)
+    assert est.wait_s(1, 1000.0) == pytest.approx(12.0 * 2)
     assert est.batch_s(4, 1000.0) == pytest.approx(12.0 * (1 - MARGINAL + MARGINAL * 4))
     # once a batch is seen, what it took wins
     est.finished("w", "j1", started_at=1000.0, finished_at=1020.0, generation_s=19.0)
@@ -200,6 +201,20 @@ def test_the_fixed_policy_keeps_figures_to_tell():
     policy.calibrate({"fast": 10.0})
     policy.observe("fast", 2, 30.0)  # 15 s per image, smoothed
     assert policy.estimate("fast") == pytest.approx(10.0 + 0.3 * 5.0)
+
+
+def test_the_adaptive_policy_never_tells_another_devices_figure():
+    # CALIBRATION=off (or a generator that cannot time itself): SECONDS_PER_IMAGE are an H200's.
+    # The policy decides with them until it measures, but tells the bots nothing it did not time
+    # or measure (their wait estimates say "not known yet" rather than an H200's seconds), and
+    # its first measurement replaces the H200 figure instead of being smoothed into it.
+    policy = AdaptivePolicy({"quality": 0.55, "balanced": 0.32, "fast": 0.04})
+    assert policy.estimate("fast") is None
+    policy.observe("fast", 1, 19.0)
+    assert policy.estimate("fast") == pytest.approx(19.0)
+    assert policy.estimate("quality") is None
+    policy.calibrate({"quality": 160.0})
+    assert policy.estimate("quality") == pytest.approx(160.0)
 
 
 def test_the_composition_root_calibrates_only_a_generator_that_can_time_itself(tmp_path):

@@ -12,6 +12,7 @@ from domain.models import Cancel, Locale, Quality
 from domain.use_cases import SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob, repeat_jobs
 from domain.users import JobRecord, JobState, Outcome, TooManyJobsInFlight
+from domain.waits import WaitEstimator
 from tests.use_cases.doubles import NOW, Announcer, DownQueue, job, queued
 
 
@@ -40,6 +41,29 @@ async def test_jobs_get_their_places_in_line(bot):
     assert await admit.queue_positions() == {j.job_id: i + 2 for i, j in enumerate(second)} | {
         (await queued(queue))[0].job_id: 1
     }
+
+
+async def test_a_place_counts_the_pictures_being_drawn(bot):
+    # A place is what users read it as: the pictures that come before theirs, plus one. Two jobs
+    # being drawn come first, then those waiting (before: "position 1" behind a whole batch).
+    _queue, store, submit, announcer, admit = bot
+    drawn = await admit([job(submit, user=1)])
+    admit.clock = lambda: NOW + 0.5  # (one instant apart: the store orders by creation time)
+    drawn += await admit([job(submit, user=2, prompt="b")])
+    for j in drawn:
+        await store.mark_started(j.job_id, NOW, "w1")
+    admit.clock = lambda: NOW + 1
+    [waiting] = await admit([job(submit, user=3, prompt="c")])
+    assert [c[2] for c in announcer.named("open")] == [1, 2, 3]
+    assert await admit.queue_positions() == {waiting.job_id: 3}
+
+
+async def test_admissions_tell_the_wait_estimate_how_fast_jobs_come(bot):
+    _queue, _store, submit, _announcer, admit = bot
+    admit.waits = WaitEstimator(max_batch=4)
+    for user in (1, 2, 3):
+        await admit([job(submit, user=user, prompt=f"p{user}")])
+    assert admit.waits.coming(10.0, NOW + 1) == 2  # three came in the last 10 s (the latest: the asker)
 
 
 async def test_one_job_alone_is_no_album(bot):
