@@ -33,7 +33,7 @@ MODEL_PROGRESS_S = 5.0  # how often the bytes downloaded so far go to the metric
 
 if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
-    from adapters.telegram.i18n import Translator
+    from adapters.telegram.i18n import UiTexts
     from adapters.telegram.runtime import TelegramRuntime
 
 
@@ -217,7 +217,7 @@ class Components:
 
     # --- the process's HTTP endpoint and the Telegram front --------------------------------------
     @cached_property
-    def translator(self) -> Translator:
+    def translator(self) -> UiTexts:
         """The bot's texts in the user's language (Fluent catalogues)."""
         return factories.translator()
 

@@ -24,7 +24,7 @@ from domain.waits import WaitEstimator
 
 if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
-    from adapters.telegram.i18n import Translator
+    from adapters.telegram.i18n import UiTexts
     from adapters.telegram.runtime import TelegramRuntime
 
 
@@ -45,7 +45,7 @@ class TelegramParts(Protocol):
     @property
     def tracer(self) -> Tracer: ...
     @property
-    def translator(self) -> Translator: ...
+    def translator(self) -> UiTexts: ...
     @property
     def http(self) -> HttpEndpoint: ...
     @property

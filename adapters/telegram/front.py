@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.types import BufferedInputFile, CallbackQuery
 
 from adapters.telegram.albums import Albums
-from adapters.telegram.i18n import Translator
+from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import cancel_keyboard, short
 from adapters.telegram.paste import SplitPaste
 from adapters.telegram.sender import Priority, Sender
@@ -65,7 +65,7 @@ class Front:
     storage: Storage
     store: UserStore
     sender: Sender
-    t: Translator
+    t: UiTexts
     board: StatusBoard
     config: FrontConfig = FrontConfig()
     estimator: WaitEstimator = field(default_factory=WaitEstimator)

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from adapters.telegram.i18n import Translator
+from adapters.telegram.i18n import UiTexts
 from adapters.telegram.captions import CAPTION_LIMIT
 from adapters.telegram.notifier import TelegramNotifier
 from domain.models import JobStatus, Locale, Result, TranslationStatus, Understood
 
 
 def notifier() -> TelegramNotifier:
-    front = SimpleNamespace(t=Translator(), sender=None, board=None, store=None)
+    front = SimpleNamespace(t=UiTexts(), sender=None, board=None, store=None)
     return TelegramNotifier(front)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from adapters.telegram.front import Front
-from adapters.telegram.keyboards import CancelJob, cancel_choice_keyboard, history_keyboard, short
+from adapters.telegram.keyboards import CancelButton, cancel_choice_keyboard, history_keyboard, short
 from adapters.telegram.status import QUEUED
 from domain.errors import RecipientGone
 from domain.models import Locale, Stage
@@ -78,8 +78,8 @@ def router() -> Router:
             markup=cancel_choice_keyboard(front.t, locale, mine),
         )
 
-    @r.callback_query(CancelJob.filter())
-    async def on_cancel_button(query: CallbackQuery, callback_data: CancelJob, front: Front, locale: Locale) -> None:
+    @r.callback_query(CancelButton.filter())
+    async def on_cancel_button(query: CallbackQuery, callback_data: CancelButton, front: Front, locale: Locale) -> None:
         user_id = query.from_user.id
         if callback_data.job == "all":  # the presser's own jobs, whoever's list it is under
             targets = await front.store.active_jobs(user_id)
