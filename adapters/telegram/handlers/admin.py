@@ -83,8 +83,8 @@ async def on_stats(
         cancelled=stats.cancelled,
         users=stats.users,
         blocked=stats.blocked_users,
-        sent=sender.sent,
-        retried=sender.retried,
+        sent=sender.calls.sent,
+        retried=sender.calls.retried,
     )
     lines = workers_lines(texts, locale, workers, now)
     safety_text = safety_line(texts, safety, locale, getattr(stats, "banned_users", 0))
