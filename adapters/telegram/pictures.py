@@ -219,17 +219,17 @@ class PictureSender:
 class AlbumSender:
     """Variations that go out together."""
 
-    def __init__(self, pictures: PictureSender) -> None:
-        self.pictures = pictures
-        self.sender = pictures.sender
-        self.t = pictures.t
+    def __init__(self, single: PictureSender) -> None:
+        self.single = single  # one by one, when an album will not go
+        self.sender = single.sender
+        self.t = single.t
 
     async def send(self, pictures: list[Picture]) -> None:
         """2-10 pictures in one message, their buttons in a follow-up message (albums take
         none); one picture alone, or an album Telegram refuses, goes the single way."""
         if len(pictures) < 2:
             for picture in pictures:
-                await self.pictures.send_picture(picture)
+                await self.single.send_picture(picture)
             return
         first = pictures[0]
         document = any(p.as_document for p in pictures)
@@ -255,10 +255,10 @@ class AlbumSender:
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
             log.info("album of %s refused (%s): sending the pictures one by one", first.result.job_id, exc.message)
             for picture in pictures:
-                await self.pictures.send_picture(picture)
+                await self.single.send_picture(picture)
             return
         for picture, message in zip(pictures, messages, strict=False):
-            await self.pictures.record_sent(picture, message)
+            await self.single.record_sent(picture, message)
         await self._album_buttons(pictures, messages)
 
     async def _album_buttons(self, pictures: list[Picture], messages: list[Message]) -> None:
