@@ -39,7 +39,7 @@ MODEL_PROGRESS_S = 5.0  # how often the bytes downloaded so far go to the metric
 
 if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
-    from adapters.telegram.i18n import Translator
+    from adapters.telegram.i18n import UiTexts
     from adapters.telegram.runtime import TelegramRuntime
 
 # The parts that start and stop (the container's ``running_<part>`` resources).
@@ -213,7 +213,7 @@ class Components:
 
     # --- the process's HTTP endpoint and the Telegram front --------------------------------------
     @property
-    def translator(self) -> Translator:
+    def translator(self) -> UiTexts:
         """The bot's texts in the user's language (Fluent catalogues)."""
         return self.container.translator()
 

@@ -39,7 +39,7 @@ from domain.validation import Limits
 
 if TYPE_CHECKING:
     from adapters.http.server import HttpEndpoint
-    from adapters.telegram.i18n import Translator
+    from adapters.telegram.i18n import UiTexts
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Container(containers.DeclarativeContainer):
     watch_backlog: providers.Provider[WatchBacklog] = providers.Singleton(WatchBacklog, queue, metrics)
 
     # --- the process's HTTP endpoint and the bot's texts -------------------------------------
-    translator: providers.Provider[Translator] = providers.Singleton(factories.translator)
+    translator: providers.Provider[UiTexts] = providers.Singleton(factories.translator)
     http: providers.Provider[HttpEndpoint] = providers.Singleton(
         factories.http_endpoint, settings, queue, metrics, storage, started
     )

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from adapters.kafka.queue import KafkaJobQueue
     from adapters.kafka.security import KafkaSecurity
     from adapters.postgres.coordination import PostgresSendCoordination
-    from adapters.telegram.i18n import Translator
+    from adapters.telegram.i18n import UiTexts
     from adapters.wuerstchen.generator import WuerstchenGenerator
 
 
@@ -385,10 +385,10 @@ def memory_delivery_log() -> DeliveryLog:
     return MemoryDeliveryLog()
 
 
-def translator() -> Translator:
-    from adapters.telegram.i18n import Translator
+def translator() -> UiTexts:
+    from adapters.telegram.i18n import UiTexts
 
-    return Translator()
+    return UiTexts()
 
 
 # --- the Telegram front's own stores -------------------------------------------------------------

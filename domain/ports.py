@@ -169,7 +169,7 @@ class Storage(Protocol):
     async def link(self, key: str) -> str: ...
 
 
-class Notifier(Protocol):
+class OutcomeRecorder(Protocol):
     """The chat front as the deliver-results use case sees it."""
 
     async def progress(self, event: object) -> None: ...
@@ -313,7 +313,7 @@ class ResultChannel(Protocol):
     async def send(
         self, result: Result, record: JobRecord | None, prefs: UserPrefs, sent: Callable[[], Awaitable[None]]
     ) -> None:
-        """Send the result (the picture or the failure) as ``Notifier.deliver`` says; await
+        """Send the result (the picture or the failure) as ``OutcomeRecorder.deliver`` says; await
         ``sent`` the moment the chat has taken it. ``RecipientGone``: the user blocked the bot."""
         ...
 

@@ -3,7 +3,7 @@ at most 1024 characters, the prompt shortened to fit), and when a picture fits a
 
 from __future__ import annotations
 
-from adapters.telegram.i18n import Translator
+from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import short
 from adapters.telegram.understood import understood_lines
 from domain.models import GeneratorKind, Locale, Result
@@ -29,7 +29,7 @@ def fits_photo(width: int, height: int, size_bytes: int) -> bool:
     )
 
 
-def caption(t: Translator, result: Result, locale: Locale, negative: str = "", link: str | None = None) -> str:
+def caption(t: UiTexts, result: Result, locale: Locale, negative: str = "", link: str | None = None) -> str:
     """The prompt, then extra lines (what to leave out, a link as text), then the details;
     the prompt is shortened so that the whole fits Telegram's 1024 characters."""
     reason = result.profile_reason or ""
@@ -66,7 +66,7 @@ def caption(t: Translator, result: Result, locale: Locale, negative: str = "", l
     return f"{short(result.prompt, max(20, room))}{extra}\n{details}"[:CAPTION_LIMIT]
 
 
-def failure_text(t: Translator, result: Result, locale: Locale, code: str | None = None) -> str:
+def failure_text(t: UiTexts, result: Result, locale: Locale, code: str | None = None) -> str:
     code = code or (result.error_code.value if result.error_code else "generation_failed")
     if code in REFUSALS:  # no prompt repeated, no "try again": the same prompt is refused again
         return t(locale, REFUSALS[code])

@@ -1,4 +1,6 @@
-"""Translations with Project Fluent: one ``.ftl`` catalogue per language under ``locales/``."""
+"""The bot's own texts (``UiTexts``) with Project Fluent: one ``.ftl`` catalogue per language under
+``locales/``. (Translating users' prompts for the model is another thing: the ``PromptTranslator``
+port.)"""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ class MissingTranslation(KeyError):
     pass
 
 
-class Translator:
+class UiTexts:
+    """Every user-visible text of the bot, by key and locale (falls back to English)."""
+
     def __init__(self, directory: Path = LOCALES_DIR, fallback: Locale = Locale.EN) -> None:
         self.fallback = fallback
         self.bundles: dict[Locale, FluentBundle] = {}

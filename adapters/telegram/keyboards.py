@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from adapters.telegram.i18n import Translator
+from adapters.telegram.i18n import UiTexts
 from adapters.telegram.links import button_url
 from domain.models import Locale, Quality
 from domain.params import COMMON_RATIOS
@@ -24,7 +24,7 @@ class ResultAction(CallbackData, prefix="r"):
     job: str
 
 
-class CancelJob(CallbackData, prefix="c"):
+class CancelButton(CallbackData, prefix="c"):
     job: str  # a job id, or "all"
 
 
@@ -34,7 +34,7 @@ class SetPref(CallbackData, prefix="s"):
 
 
 def result_keyboard(
-    t: Translator,
+    t: UiTexts,
     locale: Locale,
     job_id: str,
     url: str | None,
@@ -75,7 +75,7 @@ def result_keyboard(
 
 
 def album_keyboard(
-    t: Translator,
+    t: UiTexts,
     locale: Locale,
     job_ids: list[str],
     urls: list[str | None],
@@ -100,32 +100,32 @@ def album_keyboard(
     return kb.as_markup()
 
 
-def retry_keyboard(t: Translator, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
+def retry_keyboard(t: UiTexts, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=t(locale, "button-retry"), callback_data=ResultAction(action="new", job=job_id))
     return kb.as_markup()
 
 
-def cancel_keyboard(t: Translator, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
+def cancel_keyboard(t: UiTexts, locale: Locale, job_id: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=t(locale, "button-cancel"), callback_data=CancelJob(job=job_id))
+    kb.button(text=t(locale, "button-cancel"), callback_data=CancelButton(job=job_id))
     return kb.as_markup()
 
 
-def cancel_choice_keyboard(t: Translator, locale: Locale, jobs: list[JobRecord]) -> InlineKeyboardMarkup:
+def cancel_choice_keyboard(t: UiTexts, locale: Locale, jobs: list[JobRecord]) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for i, job in enumerate(jobs, 1):
         kb.button(
             text=t(locale, "button-cancel-one", n=i, prompt=short(job.prompt, 40)),
-            callback_data=CancelJob(job=job.job_id),
+            callback_data=CancelButton(job=job.job_id),
         )
-    kb.button(text=t(locale, "button-cancel-all"), callback_data=CancelJob(job="all"))
+    kb.button(text=t(locale, "button-cancel-all"), callback_data=CancelButton(job="all"))
     kb.adjust(1)
     return kb.as_markup()
 
 
 def history_keyboard(
-    t: Translator,
+    t: UiTexts,
     locale: Locale,
     links: list[tuple[int, str, str | None]],
 ) -> InlineKeyboardMarkup | None:
@@ -150,7 +150,7 @@ LANGUAGES = ("auto", Locale.EN.value, Locale.RU.value)
 SEND_AS = (SendAs.PHOTO.value, SendAs.DOCUMENT.value)
 
 
-def settings_keyboard(t: Translator, locale: Locale, prefs: UserPrefs) -> InlineKeyboardMarkup:
+def settings_keyboard(t: UiTexts, locale: Locale, prefs: UserPrefs) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
 
     def mark(label: str, chosen: bool) -> str:

@@ -15,8 +15,8 @@ So:
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -50,46 +50,39 @@ def button_url(url: str | None) -> str | None:
     return url if link_use(url) == LinkUse.BUTTON else None
 
 
-def public_link_base(settings: Any) -> tuple[str, str]:
-    """The setting that decides what picture links look like, and its value."""
-    backend = str(getattr(getattr(settings, "storage_backend", ""), "value", getattr(settings, "storage_backend", "")))
-    if backend == "s3":
-        public = getattr(settings, "s3_public_endpoint_url", "") or ""
-        if public:
-            return "S3_PUBLIC_ENDPOINT_URL", public
-        return "S3_PUBLIC_ENDPOINT_URL", getattr(settings, "s3_endpoint_url", "") or ""
-    return "PUBLIC_BASE_URL", getattr(settings, "public_base_url", "") or ""
+@dataclass(frozen=True)
+class LinkPolicy:
+    """What picture links will be, for the storage this process runs: built by the composition
+    root (config/telegram_wiring.py) from the settings, which this package never reads.
+    ``setting`` names the setting that decides the links and ``base`` is its value; ``unset`` is
+    what links are when it is empty (S3 on AWS: amazonaws.com, which Telegram takes; a local
+    folder: none), with ``unset_warning`` to log then."""
 
+    setting: str
+    base: str
+    unset: LinkUse = LinkUse.NONE
+    unset_warning: str | None = None
 
-def link_mode(settings: Any) -> LinkUse:
-    """What picture links will be: buttons, text in captions, or none."""
-    name, base = public_link_base(settings)
-    if not base:
-        return LinkUse.BUTTON if name == "S3_PUBLIC_ENDPOINT_URL" else LinkUse.NONE
-    return link_use(base)
+    def mode(self) -> LinkUse:
+        """What picture links will be: buttons, text in captions, or none."""
+        return link_use(self.base) if self.base else self.unset
 
-
-def link_warning(settings: Any) -> str | None:
-    """A warning for the log when picture links will not be buttons, with the setting to change;
-    None when they will."""
-    name, base = public_link_base(settings)
-    if not base:
-        if name == "PUBLIC_BASE_URL":
+    def warning(self) -> str | None:
+        """A warning for the log when picture links will not be buttons, with the setting to
+        change; None when they will."""
+        name, base = self.setting, self.base
+        if not base:
+            return self.unset_warning
+        use = link_use(base)
+        if use == LinkUse.BUTTON:
+            return None
+        if use == LinkUse.TEXT:
             return (
-                "PUBLIC_BASE_URL is empty: pictures get no full-size link (the 'Original PNG' button "
-                "sends the file instead); set it to this app's public https URL to add links"
+                f"{name}={base} is an IP address: Telegram refuses link buttons on it, so links go "
+                f"into captions as text; set {name} to a public host name (https) for buttons"
             )
-        return None  # AWS S3 itself: links on amazonaws.com, which Telegram takes
-    use = link_use(base)
-    if use == LinkUse.BUTTON:
-        return None
-    if use == LinkUse.TEXT:
         return (
-            f"{name}={base} is an IP address: Telegram refuses link buttons on it, so links go "
-            f"into captions as text; set {name} to a public host name (https) for buttons"
+            f"{name}={base} is not reachable from users' phones (localhost, a private address or a "
+            f"name without a dot): pictures are sent without links; set {name} to a public host "
+            "name (https) for full-size links"
         )
-    return (
-        f"{name}={base} is not reachable from users' phones (localhost, a private address or a "
-        f"name without a dot): pictures are sent without links; set {name} to a public host "
-        "name (https) for full-size links"
-    )

@@ -12,11 +12,14 @@ from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
-from adapters.telegram.front import Front
-from adapters.telegram.moderation import tell_banned
-from adapters.telegram.paste import Paste
+from adapters.telegram.bans import Bans
+from adapters.telegram.options import BotOptions
+from adapters.telegram.paste import Paste, SplitPaste
+from adapters.telegram.replies import Replies
+from adapters.telegram.sender import Sender
 from adapters.telegram.turns import ChatTurns
 from domain.models import Locale
+from domain.ports import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,8 @@ class InOrder(BaseMiddleware):
     are claimed here, before the turn is waited for: the first part's handler holds the turn
     while it waits for the next part, and the next part must not wait for that turn."""
 
-    def __init__(self, front: Front, turns: ChatTurns | None = None) -> None:
-        self.front = front
+    def __init__(self, paste: SplitPaste, turns: ChatTurns | None = None) -> None:
+        self.paste = paste
         self.turns = turns or ChatTurns()
 
     def install(self, dispatcher: Dispatcher) -> None:
@@ -66,7 +69,7 @@ class InOrder(BaseMiddleware):
             return await handler(event, data)
         user, message = context.user, event.message
         if message is not None and message.text and user is not None and not user.is_bot:
-            paste = self.front.paste.claim(message.chat.id, user.id, message.message_id, message.text)
+            paste = self.paste.claim(message.chat.id, user.id, message.message_id, message.text)
             if paste is None:
                 return None  # a later part of a long paste: handled with the first part
             data["paste"] = paste
@@ -77,8 +80,15 @@ class InOrder(BaseMiddleware):
 class UserContext(BaseMiddleware):
     """Puts ``prefs`` and ``locale`` into the handler data; turns away users not on the allowlist."""
 
-    def __init__(self, front: Front) -> None:
-        self.front = front
+    def __init__(
+        self, *, store: UserStore, options: BotOptions, replies: Replies, bans: Bans, sender: Sender, paste: SplitPaste
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.replies = replies
+        self.bans = bans
+        self.sender = sender
+        self.paste = paste
 
     async def __call__(
         self,
@@ -89,33 +99,32 @@ class UserContext(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
             return None
-        front = self.front
         paste: Paste | None = data.get("paste")  # claimed by InOrder
-        prefs = await front.store.get_prefs(user.id)
+        prefs = await self.store.get_prefs(user.id)
         locale = prefs.locale or telegram_locale(user)
-        if not front.is_allowed(user.id):
+        if not self.options.is_allowed(user.id):
             log.info("user %s is not on the allowlist", user.id)
-            text = front.t(locale, "error-access_denied", user_id=str(user.id))
+            text = self.replies.t(locale, "error-access_denied", user_id=str(user.id))
             if isinstance(event, CallbackQuery):
-                await front.answer(event, text, alert=True)
+                await self.replies.answer(event, text, alert=True)
             elif isinstance(event, Message):
-                await front.reply(event.chat.id, text)
+                await self.replies.reply(event.chat.id, text)
             return None
-        if prefs.banned and not front.is_admin(user.id):
-            await tell_banned(front, event, locale, user.id)  # once; then they are ignored
+        if prefs.banned and not self.options.is_admin(user.id):
+            await self.bans.tell_banned(event, locale, user.id)  # once; then they are ignored
             return None
         if prefs.blocked:
-            await front.store.unblock(user.id)  # they write to us again: they unblocked the bot
+            await self.store.unblock(user.id)  # they write to us again: they unblocked the bot
         chat = (
             event.chat
             if isinstance(event, Message)
             else (event.message.chat if isinstance(event, CallbackQuery) and event.message else None)
         )
         if chat is not None:
-            front.sender.reachable(chat.id)
-            if chat.id != user.id and await front.store.is_blocked(chat.id):
-                await front.store.unblock(chat.id)
-        front.sender.reachable(user.id)
+            self.sender.reachable(chat.id)
+            if chat.id != user.id and await self.store.is_blocked(chat.id):
+                await self.store.unblock(chat.id)
+        self.sender.reachable(user.id)
         data["prefs"] = prefs
         data["locale"] = locale
         # The first part of what may be a split paste (only a Message claims one).
@@ -123,5 +132,5 @@ class UserContext(BaseMiddleware):
             try:
                 data["joined_text"] = await paste.joined()
             finally:
-                front.paste.close(event.chat.id, user.id, paste)
+                self.paste.close(event.chat.id, user.id, paste)
         return await handler(event, data)

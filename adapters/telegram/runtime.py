@@ -10,42 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from adapters.telegram.commands import set_menus
-from adapters.telegram.health import error_code
-from domain.ports import JobQueue
+from adapters.telegram.webhook import Webhook, WebhookIntake
+from domain.ports import JobQueue, UserStore
 from domain.use_cases import DeliverResults, PublishOutbox
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
 
     from adapters.http.server import HttpEndpoint
-    from adapters.telegram.front import Front
+    from adapters.telegram.background import Background
+    from adapters.telegram.commands import Menus
     from adapters.telegram.health import TelegramHealth
     from adapters.telegram.sender import Sender
     from adapters.telegram.status import StatusBoard
+    from adapters.telegram.waiting import WaitingLine
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
 WEBHOOK_CHECK_S = 60.0  # how often getWebhookInfo is asked whether Telegram reaches us
-WEBHOOK_ERROR_WINDOW_S = 600.0  # a delivery error older than this, with none since, is over
 # The loops that must run while the bot runs: one that ended makes /healthz fail.
 VITAL_TASKS = frozenset({"deliver", "outbox", "polling", "refresh-waiting", "webhook-watch"})
 POLL_RESTART_FIRST_S = 1.0  # the first pause before polling starts again; it doubles up to the maximum
 POLL_RESTART_MAX_S = 60.0
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule; the settings ask for 32 at least
 
 
 class StoppableEvents:
@@ -79,22 +72,6 @@ class StoppableEvents:
         return getattr(self._queue, name)
 
 
-@dataclass(frozen=True)
-class Webhook:
-    """Webhook mode: Telegram posts updates to ``url``; they arrive on ``path`` of the app's HTTP
-    endpoint with ``secret`` in X-Telegram-Bot-Api-Secret-Token."""
-
-    url: str
-    path: str
-    secret: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.url:
-            raise ValueError("TELEGRAM_WEBHOOK_URL must be set in webhook mode")
-        if not _SECRET.fullmatch(self.secret):
-            raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode (1-256 characters A-Z a-z 0-9 _ -)")
-
-
 class Startable(Protocol):
     async def start(self) -> None: ...
 
@@ -110,9 +87,12 @@ class TelegramRuntime:
         *,
         bot: Bot,
         dispatcher: Dispatcher,
-        front: Front,
+        store: UserStore,
         sender: Sender,
         board: StatusBoard,
+        waiting: WaitingLine,
+        menus: Menus,
+        background: Background,
         deliver: DeliverResults,
         outbox: PublishOutbox,
         stop_delivery: asyncio.Event,
@@ -127,9 +107,12 @@ class TelegramRuntime:
     ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
-        self.front = front
+        self.store = store  # the user store (also among ``resources``)
         self.sender = sender
         self.board = board
+        self.waiting = waiting
+        self.menus = menus
+        self.background = background  # handlers' own tasks, cancelled on stop
         self.deliver = deliver
         self.outbox = outbox
         self._stop_delivery = stop_delivery  # DeliverResults' queue (StoppableEvents) waits on it too
@@ -143,20 +126,13 @@ class TelegramRuntime:
         self.health = health  # the Bot API's answers, seen by a middleware on the bot's session
         self.webhook_check_s = webhook_check_s
         self._stopping = False
-        self._delivered_at = 0.0  # wall clock of the last update Telegram posted to us, handled
         self._tasks: list[asyncio.Task[Any]] = []
-        self._accepting = False
         self._polling_stop = asyncio.Event()  # set once intake stops: polling is not started again
-        self._webhook: Any = None
+        self._intake: WebhookIntake | None = None
         if webhook is not None:
-            from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-
-            # Handled within the request (not in the background): an update whose handling
-            # fails is answered with an error, and Telegram sends it again instead of losing it.
-            self._webhook = SimpleRequestHandler(
-                dispatcher, bot, secret_token=webhook.secret, handle_in_background=False
+            self._intake = WebhookIntake(
+                webhook, dispatcher=dispatcher, bot=bot, sender=sender, http=http, health=health
             )
-            http.add_route("POST", webhook.path, self._on_webhook)
 
     async def _refresh_waiting(self) -> None:
         """Tell the jobs in line their place and wait as the queue moves."""
@@ -168,31 +144,9 @@ class TelegramRuntime:
             else:
                 return
             try:
-                await self.front.refresh_waiting()
+                await self.waiting.refresh()
             except Exception as exc:  # a status that is not refreshed is harmless
                 log.debug("refreshing the queue positions failed: %s", type(exc).__name__)
-
-    # --- webhook ------------------------------------------------------------------------------------
-    def _authentic(self, request: web.Request) -> bool:
-        """The secret header matches, compared in constant time as bytes: ``hmac.compare_digest``
-        on ``str`` raises on anything but ASCII, which aiogram's own check lets through (a 503
-        and a warning per forged request instead of a 401)."""
-        assert self.webhook is not None
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogatepass")
-        return hmac.compare_digest(given, self.webhook.secret.encode())
-
-    async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
-        if not self._authentic(request):  # missing, wrong or not even ASCII: all the same to us
-            return web.Response(status=401, text="Unauthorized")
-        if not self._accepting:  # stopping: Telegram sends it again, to another instance
-            return web.Response(status=503, text="not accepting updates")
-        try:
-            answer = await self._webhook.handle(request)
-            self._delivered_at = time.time()
-            return answer
-        except Exception as exc:  # e.g. the database away: Telegram sends the update again
-            log.warning("update not handled (%s); Telegram will send it again", type(exc).__name__)
-            return web.Response(status=503, text="update not handled; send it again")
 
     # --- polling ------------------------------------------------------------------------------------
     async def _poll(self, allowed: list[str]) -> None:
@@ -257,62 +211,6 @@ class TelegramRuntime:
         dead = [t.get_name() for t in self._tasks if t.done() and t.get_name() in VITAL_TASKS]
         return f"Telegram {', '.join(dead)} loop ended" if dead else True
 
-    # --- webhook state -------------------------------------------------------------------------------
-    async def _set_webhook(self, allowed: list[str]) -> bool:
-        webhook = self.webhook
-        assert webhook is not None
-        try:
-            await self.sender.call(
-                0,
-                lambda: self.bot.set_webhook(
-                    webhook.url,
-                    secret_token=webhook.secret,
-                    allowed_updates=allowed,
-                    drop_pending_updates=False,
-                ),
-                paced=False,
-            )
-        except Exception as exc:
-            self._webhook_state(f"setWebhook failed ({error_code(exc)})")
-            return False
-        self._webhook_state(None)
-        return True
-
-    def _webhook_state(self, problem: str | None) -> None:
-        if self.health is not None:
-            self.health.webhook_state(problem)
-        elif problem is not None:
-            log.warning("Telegram webhook not working: %s", problem)
-
-    async def _watch_webhook(self, allowed: list[str]) -> None:
-        """Ask Telegram every ``webhook_check_s`` whether it delivers to us: a webhook that
-        another process replaced or deleted is set again; a current delivery error is exported."""
-        webhook = self.webhook
-        assert webhook is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_delivery.wait(), self.webhook_check_s)
-                return
-            try:
-                info = await self.bot.get_webhook_info()
-            except Exception as exc:  # counted by the session's middleware; the state stands
-                log.debug("getWebhookInfo failed (%s)", error_code(exc))
-                continue
-            if info.url != webhook.url:
-                self._webhook_state("the webhook points elsewhere or is not set")
-                await self._set_webhook(allowed)
-                continue
-            # Telegram keeps the last error for good: it is current when no update reached us
-            # since, and Telegram, retrying, keeps renewing it (ten minutes at most apart).
-            last = info.last_error_date.timestamp() if info.last_error_date is not None else None
-            current = last is not None and last >= self._delivered_at and time.time() - last < WEBHOOK_ERROR_WINDOW_S
-            self._webhook_state(None)
-            problem = (info.last_error_message or "delivery failed")[:120] if current else None
-            if self.health is not None:
-                self.health.webhook_deliveries(problem)
-            elif problem is not None:
-                log.warning("Telegram cannot deliver updates to the webhook: %s", problem)
-
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         for part in self.resources:
@@ -320,22 +218,22 @@ class TelegramRuntime:
         self._polling_stop.clear()
         self._spawn(self.deliver.run(self._stop_delivery), "deliver")
         self._spawn(self.outbox.run(self._stop_delivery), "outbox")
-        self._spawn(set_menus(self.front), "menus")
+        self._spawn(self.menus.set_everyones(), "menus")
         if self.queue_refresh_s > 0:
             self._spawn(self._refresh_waiting(), "refresh-waiting")
         if self.link_warning:
             log.warning("%s", self.link_warning)
         allowed = self.dispatcher.resolve_used_update_types()
-        self._accepting = True
         self._stopping = False
-        webhook = self.webhook
-        if webhook is not None:
+        intake = self._intake
+        if intake is not None:
+            intake.accepting = True
             # A webhook that cannot be set is not fatal: readiness says so, and the watch
             # sets it again on its next look.
-            await self._set_webhook(allowed)
+            await intake.set(allowed)
             if self.webhook_check_s > 0:
-                self._spawn(self._watch_webhook(allowed), "webhook-watch")
-            log.info("Telegram webhook mode: updates arrive on %s", webhook.path)
+                self._spawn(intake.watch(allowed, self._stop_delivery, self.webhook_check_s), "webhook-watch")
+            log.info("Telegram webhook mode: updates arrive on %s", intake.webhook.path)
             return
         with contextlib.suppress(Exception):  # a webhook left set would make getUpdates fail
             await self.sender.call(
@@ -345,7 +243,8 @@ class TelegramRuntime:
 
     async def stop_intake(self) -> None:
         """Accept no more prompts; results keep being delivered."""
-        self._accepting = False
+        if self._intake is not None:
+            self._intake.accepting = False
         self._stopping = True  # the loops end on purpose from here on: not a liveness failure
         self._polling_stop.set()  # no restart from here on; a pause between restarts ends now
         if self.mode != "webhook":
@@ -355,7 +254,8 @@ class TelegramRuntime:
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop; deliveries in hand get ``grace_s`` (default: ``stop_grace_s``) to finish."""
         self._stopping = True
-        self._accepting = False
+        if self._intake is not None:
+            self._intake.accepting = False
         self._polling_stop.set()
         self._stop_delivery.set()
         if self._tasks:
@@ -368,8 +268,7 @@ class TelegramRuntime:
             if pending:
                 await asyncio.wait(pending, timeout=2)
             self._tasks.clear()
-        for task in list(self.front.background):
-            task.cancel()
+        self.background.cancel()
         await self.board.stop()
         self.sender.close()
         for part in reversed(self.resources):

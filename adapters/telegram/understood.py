@@ -6,7 +6,7 @@ as", only a line that says a test model translated it."""
 
 from __future__ import annotations
 
-from adapters.telegram.i18n import Translator
+from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import short
 from domain.models import Locale, Result, TranslationStatus
 
@@ -14,7 +14,7 @@ UNDERSTOOD_CHARS = 300
 CUT_CHARS = 150
 
 
-def understood_lines(t: Translator, locale: Locale, result: Result) -> str:
+def understood_lines(t: UiTexts, locale: Locale, result: Result) -> str:
     """The note's lines in the user's language ("" when there is nothing to say)."""
     seen = result.understood
     if seen is None:

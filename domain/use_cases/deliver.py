@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from domain.errors import DomainError, RecipientGone, StorageError
 from domain.models import ErrorCode, JobStatus, Progress, Result
-from domain.ports import Claim, Delivery, DeliveryLog, JobQueue, Metrics, Notifier, Tracer
+from domain.ports import Claim, Delivery, DeliveryLog, JobQueue, Metrics, OutcomeRecorder, Tracer
 from domain.telemetry import NoMetrics, NoTracer, carrier_of
 from domain.use_cases.vet import VetEvents
 
@@ -36,7 +36,7 @@ class DeliverResults:
     benchmarks of the queue alone, which have no user store)."""
 
     queue: JobQueue
-    notifier: Notifier
+    outcomes: OutcomeRecorder
     delivery_log: DeliveryLog
     batch: int = 64
     poll_timeout_s: float = 1.0
@@ -115,7 +115,7 @@ class DeliverResults:
             event = vetted
         if isinstance(event, Progress):
             try:
-                await self.notifier.progress(event)
+                await self.outcomes.progress(event)
             except Exception as exc:  # a lost progress edit is harmless
                 log.debug("progress of %s not shown: %s", event.job_id, type(exc).__name__)
             await delivery.ack()
@@ -147,7 +147,7 @@ class DeliverResults:
         """Send a claimed result. True: it is settled for good (sent, or can never be);
         False: the claim was given back, to be tried again.
 
-        The claim is confirmed the moment the chat has taken the message (the notifier awaits
+        The claim is confirmed the moment the chat has taken the message (the outcome recorder awaits
         ``sent`` right after Telegram's answer), not when the whole delivery is over: once sent,
         whatever fails afterwards (a follow-up, a bookkeeping write) never sends it again."""
         confirmed = False
@@ -165,7 +165,7 @@ class DeliverResults:
 
         renewer = asyncio.create_task(self._renew(result.job_id), name=f"renew-{result.job_id}")
         try:
-            await self.notifier.deliver(result, sent)
+            await self.outcomes.deliver(result, sent)
         except asyncio.CancelledError:  # stopping before it was sent: the queue still owes it
             if not confirmed:
                 await asyncio.shield(self.delivery_log.forget(result.job_id))
@@ -216,6 +216,6 @@ class DeliverResults:
 
     async def _settle(self, result: Result) -> None:
         try:
-            await self.notifier.settle(result)
+            await self.outcomes.settle(result)
         except Exception as exc:  # the picture is out; a status left over is a blemish
             log.info("status of %s not settled: %s", result.job_id, type(exc).__name__)

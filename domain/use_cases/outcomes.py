@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RecordOutcomes:
-    """The ``Notifier`` that ``DeliverResults`` calls: it records each outcome, then lets the
+    """The ``OutcomeRecorder`` that ``DeliverResults`` calls: it records each outcome, then lets the
     chat adapter (``channel``) send what is to be sent."""
 
     channel: ResultChannel

@@ -87,7 +87,7 @@ def to_chat(calls: list[Call], chat_id: int) -> list[Call]:
 
 async def test_forged_events_on_the_broker_send_and_edit_nothing(telegram: FakeBotAPI, service, kafka_bootstrap):
     parts, generator = service
-    store = parts.telegram.front.store
+    store = parts.telegram.store
     a, b = Chat(telegram, A), Chat(telegram, B)
 
     # A's picture is done; B's job is running (held by the generator), its status live.

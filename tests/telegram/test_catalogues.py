@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import domain.errors
-from adapters.telegram.i18n import LOCALES_DIR, Translator
+from adapters.telegram.i18n import LOCALES_DIR, UiTexts
 from domain.models import ErrorCode, Locale, Quality
 
 ROOT = Path(__file__).resolve().parents[2] / "adapters" / "telegram"
-t = Translator()
+t = UiTexts()
 
 
 def test_both_languages_have_the_same_keys():

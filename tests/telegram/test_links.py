@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters.telegram.links import LinkUse, link_use, link_warning
+from adapters.telegram.links import LinkUse, link_use
 from config.settings import Settings
+from config.telegram_wiring import link_policy
 from tests.fakes.telegram import FakeBotAPI
 from tests.telegram.helpers import Chat, png_size
 
@@ -37,7 +38,7 @@ def test_link_policy(url, use):
 
 def test_startup_warning_names_the_setting():
     def warn(**values: Any) -> str | None:
-        return link_warning(Settings(_env_file=None, **values))
+        return link_policy(Settings(_env_file=None, **values)).warning()
 
     assert "PUBLIC_BASE_URL" in (warn(public_base_url="") or "")
     assert "PUBLIC_BASE_URL" in (warn(public_base_url="http://127.0.0.1:8080") or "")
@@ -151,7 +152,7 @@ def test_compose_default_links_are_explained_and_the_documented_value_makes_butt
     repo = Path(__file__).resolve().parents[2]
     compose = (repo / "docker-compose.yml").read_text()
     [default] = re.findall(r"S3_PUBLIC_ENDPOINT_URL: \$\{S3_PUBLIC_ENDPOINT_URL:-([^}]*)\}", compose)
-    warning = link_warning(Settings(_env_file=None, storage_backend="s3", s3_public_endpoint_url=default))
+    warning = link_policy(Settings(_env_file=None, storage_backend="s3", s3_public_endpoint_url=default)).warning()
     if link_use(default) != LinkUse.BUTTON:  # a local default: the bot says what to set, and so do the files
         assert warning and "S3_PUBLIC_ENDPOINT_URL" in warning
         assert "BUTTON_URL_INVALID" in (repo / ".env.example").read_text()

@@ -166,7 +166,7 @@ async def test_flood_control_in_one_chat_holds_up_neither_its_buttons_nor_other_
     service = await start_service(send_rate_per_chat=5.0)
     # A wait over 1 s in a chat's line counts as long here (10 s by default), so that a flood
     # control of 3 s shows it.
-    service.parts.telegram.sender.hold_turn_s = 1.0
+    service.parts.telegram.sender.pacer.hold_turn_s = 1.0
     tg = telegram
     a, b = Chat(tg, 421), Chat(tg, 422)
     a.send("/settings")
@@ -195,7 +195,7 @@ async def test_a_prompt_cancelled_while_its_status_waits_out_flood_control_ends_
     meanwhile and cancels the job before its status is recorded. The status, once sent, is
     withdrawn (deleted) once, the job never reaches a worker, and /cancel's answer follows it."""
     service = await start_service(send_rate_per_chat=5.0)
-    service.parts.telegram.sender.hold_turn_s = 1.0  # (as above)
+    service.parts.telegram.sender.pacer.hold_turn_s = 1.0  # (as above)
     tg = telegram
     a = Chat(tg, 431)
     tg.fail("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)

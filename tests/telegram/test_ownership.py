@@ -30,7 +30,7 @@ async def answered(tg: FakeBotAPI, query_id: str) -> list[Call]:
 
 
 async def all_jobs(service: Any) -> list[tuple]:
-    store = service.parts.telegram.front.store
+    store = service.parts.telegram.store
     return [tuple(row) for row in await store.db.read("SELECT * FROM jobs ORDER BY job_id")]
 
 
@@ -98,7 +98,7 @@ async def private_chats(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) 
     assert cancel and cancel[0].startswith("c:")
     data += cancel
     assert len(data) >= 10 and {d[:2] for d in data} == {"r:", "s:", "c:"}
-    owner_prefs = await service.parts.telegram.front.store.get_prefs(601)
+    owner_prefs = await service.parts.telegram.store.get_prefs(601)
     await asyncio.sleep(0.5)  # the album's pictures and clean-ups are done
     before, jobs_before = len(tg.calls), await all_jobs(service)
 
@@ -121,7 +121,7 @@ async def private_chats(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) 
             assert NOT_YOURS["ru"] in texts[0].lower(), (d, texts)  # in the presser's language
     assert leaked(tg, {602}, before) == []
     assert await all_jobs(service) == jobs_before  # no job changed, none added (no new seed queued)
-    assert await service.parts.telegram.front.store.get_prefs(601) == owner_prefs
+    assert await service.parts.telegram.store.get_prefs(601) == owner_prefs
     assert [c for c in tg.calls[before:] if c.chat_id == 601] == []  # the owner's chat untouched
 
     # the owner pressing the same buttons does get them: the original, and the cancel
@@ -188,7 +188,7 @@ async def in_a_group(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) -> 
     await asyncio.sleep(0.3)
     assert [c for c in tg.calls[mark:] if c.method != "answerCallbackQuery"] == []
     assert await all_jobs(service) == jobs_before
-    assert (await service.parts.telegram.front.store.get_prefs(member)).quality.value == "auto"
+    assert (await service.parts.telegram.store.get_prefs(member)).quality.value == "auto"
 
     # ... but the picture's buttons, which the group shares: the original, in the group
     qid = tg.press(member, photo_id, png)

@@ -148,7 +148,7 @@ async def test_the_worker_refuses_a_job_that_did_not_come_through_the_bot(telegr
     nothing for a job it has no record of, tests/kafka/test_forged_events.py.)"""
     service = await start(start_service)
     job = Job(user_id=311, chat_id=311, prompt="porno in the park", width=512, height=512, seed=1, locale=Locale.EN)
-    await service.parts.telegram.front.store.admit([JobRecord.from_job(job)], UserLimits(), job.created_at)
+    await service.parts.telegram.store.admit([JobRecord.from_job(job)], UserLimits(), job.created_at)
     await service.queue.publish_job(job)
     me = Chat(telegram, 311)
     [refusal] = await me.wait(lambda c: c.method == "sendMessage" and "not allowed" in c.text, timeout=20)

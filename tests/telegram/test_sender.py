@@ -73,7 +73,7 @@ async def test_results_go_out_oldest_prompt_first_whatever_order_they_came_in():
     """A backlog at the overall rate (a bot that took over a dead one's results): within a
     priority the user who has waited longest goes first, not the one whose call came first."""
     sender = make_sender(rate=1.0, window_s=0.05, rate_per_chat=0)
-    async with sender.bucket.slot():  # the window is full
+    async with sender.pacer.bucket.slot():  # the window is full
         pass
     order: list[int] = []
 

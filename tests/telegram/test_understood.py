@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import pytest
 
+from adapters.telegram import captions
 from adapters.telegram.captions import CAPTION_LIMIT
-from adapters.telegram.i18n import Translator
-from adapters.telegram.notifier import TelegramNotifier
+from adapters.telegram.i18n import UiTexts
 from domain.models import JobStatus, Locale, Result, TranslationStatus, Understood
 
 
-def notifier() -> TelegramNotifier:
-    front = SimpleNamespace(t=Translator(), sender=None, board=None, store=None)
-    return TelegramNotifier(front)  # type: ignore[arg-type]
+def notifier() -> SimpleNamespace:
+    return SimpleNamespace(caption=functools.partial(captions.caption, UiTexts()))
 
 
 def result(prompt: str, understood: Understood | None) -> Result:

@@ -164,7 +164,7 @@ def test_bot_role_does_not_import_torch_or_diffusers():
     # onnxruntime and OpenCV are the worker's.
     code = (
         "import sys, app, config.bootstrap, adapters.telegram.runtime, adapters.http.server;"
-        "import adapters.telegram.notifier, adapters.telegram.understood;"
+        "import adapters.telegram.results, adapters.telegram.understood;"
         "from config.bootstrap import Components; from config.settings import Settings;"
         "c = Components(Settings(_env_file=None, telegram_bot_token='123456:test', user_store='memory'), role='bot');"
         "c.queue; c.storage; c.http; c.telegram; s = c.submit;"

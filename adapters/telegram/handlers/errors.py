@@ -17,31 +17,31 @@ from aiogram import Router
 from aiogram.types import ErrorEvent
 
 from adapters.telegram.bot import user_locale
-from adapters.telegram.front import Front
+from adapters.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
 
+async def on_error(event: ErrorEvent, replies: Replies) -> None:
+    update = event.update
+    message = update.message or update.edited_message
+    query = update.callback_query
+    user = message.from_user if message else (query.from_user if query else None)
+    log.warning(
+        "update %s not handled (%s); the user is asked to send it again",
+        update.update_id,
+        type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    text = replies.t(user_locale(user), "error-internal")
+    with contextlib.suppress(Exception):  # (when even that fails, the log says so above)
+        if query is not None:
+            await replies.answer(query, text, alert=True)
+        elif message is not None:
+            await replies.reply(message.chat.id, text, reply_to=message.message_id)
+
+
 def router() -> Router:
     r = Router(name="errors")
-
-    @r.errors()
-    async def on_error(event: ErrorEvent, front: Front) -> None:
-        update = event.update
-        message = update.message or update.edited_message
-        query = update.callback_query
-        user = message.from_user if message else (query.from_user if query else None)
-        log.warning(
-            "update %s not handled (%s); the user is asked to send it again",
-            update.update_id,
-            type(event.exception).__name__,
-            exc_info=event.exception,
-        )
-        text = front.t(user_locale(user), "error-internal")
-        with contextlib.suppress(Exception):  # (when even that fails, the log says so above)
-            if query is not None:
-                await front.answer(query, text, alert=True)
-            elif message is not None:
-                await front.reply(message.chat.id, text, reply_to=message.message_id)
-
+    r.errors.register(on_error)
     return r

@@ -8,29 +8,31 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from adapters.telegram.front import Front
+from adapters.telegram.replies import Replies
 from domain.models import Locale
+
+
+async def on_unknown_command(message: Message, replies: Replies, locale: Locale) -> None:
+    word = (message.text or "").split()[0]
+    command, _, mention = word.partition("@")
+    if message.chat.type != "private":
+        me = await message.bot.me() if message.bot else None
+        if not mention or me is None or mention.lower() != (me.username or "").lower():
+            return
+    await replies.reply(message.chat.id, replies.t(locale, "error-unknown_command", command=command))
+
+
+async def on_other(message: Message, replies: Replies, locale: Locale) -> None:
+    await replies.reply(message.chat.id, replies.t(locale, "error-not_text"))
+
+
+async def on_unknown_button(query: CallbackQuery, replies: Replies, locale: Locale) -> None:
+    await replies.answer(query, replies.t(locale, "answer-button-dead"))
 
 
 def router() -> Router:
     r = Router(name="fallback")
-
-    @r.message(F.text.startswith("/"))
-    async def on_unknown_command(message: Message, front: Front, locale: Locale) -> None:
-        word = (message.text or "").split()[0]
-        command, _, mention = word.partition("@")
-        if message.chat.type != "private":
-            me = await message.bot.me() if message.bot else None
-            if not mention or me is None or mention.lower() != (me.username or "").lower():
-                return
-        await front.reply(message.chat.id, front.t(locale, "error-unknown_command", command=command))
-
-    @r.message(F.chat.type == "private")
-    async def on_other(message: Message, front: Front, locale: Locale) -> None:
-        await front.reply(message.chat.id, front.t(locale, "error-not_text"))
-
-    @r.callback_query()
-    async def on_unknown_button(query: CallbackQuery, front: Front, locale: Locale) -> None:
-        await front.answer(query, front.t(locale, "answer-button-dead"))
-
+    r.message.register(on_unknown_command, F.text.startswith("/"))
+    r.message.register(on_other, F.chat.type == "private")
+    r.callback_query.register(on_unknown_button)
     return r

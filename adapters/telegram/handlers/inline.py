@@ -21,9 +21,13 @@ from aiogram.types import (
     Message,
 )
 
-from adapters.telegram.front import Front
+from adapters.telegram.intake import PromptIntake
 from adapters.telegram.keyboards import short
+from adapters.telegram.replies import Replies
+from adapters.telegram.sender import Sender
+from adapters.telegram.texts import BotTexts
 from domain.models import Locale
+from domain.ports import UserStore
 from domain.users import JobRecord, UserPrefs
 
 if TYPE_CHECKING:
@@ -77,62 +81,70 @@ def inline_result(record: JobRecord) -> InlineQueryResultCachedPhoto | InlineQue
     return None
 
 
-def router(prompts: InlinePrompts) -> Router:
-    r = Router(name="inline")
-
-    @r.inline_query()
-    async def on_inline(query: InlineQuery, front: Front, locale: Locale) -> None:
-        text = " ".join(query.query.split())
-        user_id = query.from_user.id
-        # only the user's own pictures (their history, and the record's word on it): an inline
-        # result shares a picture by its file id, so anyone else's would be handed over
-        records = [rec for rec in await front.store.history(user_id, 50) if rec.owned_by(user_id)]
-        found: list[InlineQueryResultUnion] = [
-            item for item in (inline_result(rec) for rec in records if matches(text, rec.prompt)) if item
-        ]
-        results = found[:RESULTS]
-        if text:
-            button = InlineQueryResultsButton(
-                text=short(front.t(locale, "inline-generate", prompt=short(text, 40)), 64),
-                start_parameter="g" + prompts.token(query.from_user.id, text),
-            )
-        else:
-            button = InlineQueryResultsButton(text=front.t(locale, "inline-open"), start_parameter="inline")
-        with contextlib.suppress(Exception):  # an answer too late is nobody's loss
-            await front.sender.call(
-                0,
-                lambda: query.answer(results, cache_time=0, is_personal=True, button=button),
-                paced=False,
-                attempts=2,
-            )
-
-    @r.message(CommandStart(deep_link=True))
-    async def on_start_from_inline(
-        message: Message,
-        command: CommandObject,
-        front: Front,
-        locale: Locale,
-        prefs: UserPrefs,
-    ) -> None:
-        args = command.args or ""
-        user_id = message.from_user.id if message.from_user else message.chat.id
-        if not args.startswith("g"):
-            name = message.from_user.first_name if message.from_user else ""
-            await front.reply(
-                message.chat.id, front.t(locale, "start", name=name, generator=front.generator_text(locale))
-            )
-            return
-        prompt = prompts.take(user_id, args[1:])
-        if prompt is None:
-            await front.reply(message.chat.id, front.t(locale, "inline-expired"))
-            return
-        await front.accept_text(
-            user_id=user_id,
-            chat_id=message.chat.id,
-            locale=locale,
-            prefs=prefs,
-            text=prompt,
-            reply_to=message.message_id,
+async def on_inline(
+    query: InlineQuery, store: UserStore, sender: Sender, texts: BotTexts, inline_prompts: InlinePrompts, locale: Locale
+) -> None:
+    text = " ".join(query.query.split())
+    user_id = query.from_user.id
+    # only the user's own pictures (their history, and the record's word on it): an inline
+    # result shares a picture by its file id, so anyone else's would be handed over
+    records = [rec for rec in await store.history(user_id, 50) if rec.owned_by(user_id)]
+    found: list[InlineQueryResultUnion] = [
+        item for item in (inline_result(rec) for rec in records if matches(text, rec.prompt)) if item
+    ]
+    results = found[:RESULTS]
+    if text:
+        button = InlineQueryResultsButton(
+            text=short(texts.t(locale, "inline-generate", prompt=short(text, 40)), 64),
+            start_parameter="g" + inline_prompts.token(query.from_user.id, text),
+        )
+    else:
+        button = InlineQueryResultsButton(text=texts.t(locale, "inline-open"), start_parameter="inline")
+    with contextlib.suppress(Exception):  # an answer too late is nobody's loss
+        await sender.call(
+            0,
+            lambda: query.answer(results, cache_time=0, is_personal=True, button=button),
+            paced=False,
+            attempts=2,
         )
 
+
+async def on_start_from_inline(
+    message: Message,
+    command: CommandObject,
+    replies: Replies,
+    texts: BotTexts,
+    intake: PromptIntake,
+    inline_prompts: InlinePrompts,
+    locale: Locale,
+    prefs: UserPrefs,
+) -> None:
+    args = command.args or ""
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    if not args.startswith("g"):
+        name = message.from_user.first_name if message.from_user else ""
+        await replies.reply(
+            message.chat.id, texts.t(locale, "start", name=name, generator=texts.generator_text(locale))
+        )
+        return
+    prompt = inline_prompts.take(user_id, args[1:])
+    if prompt is None:
+        await replies.reply(message.chat.id, texts.t(locale, "inline-expired"))
+        return
+    await intake.accept_text(
+        user_id=user_id,
+        chat_id=message.chat.id,
+        locale=locale,
+        prefs=prefs,
+        text=prompt,
+        reply_to=message.message_id,
+    )
+
+
+def router() -> Router:
+    """Its /start <parameter> goes before the plain /start. The prompts typed in inline mode
+    wait in ``inline_prompts`` (workflow data: one per bot)."""
+    r = Router(name="inline")
+    r.inline_query.register(on_inline)
+    r.message.register(on_start_from_inline, CommandStart(deep_link=True))
     return r

@@ -8,7 +8,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from adapters.telegram.front import Front
+from adapters.telegram.intake import PromptIntake
 from domain.models import Locale
 from domain.users import UserPrefs
 
@@ -19,54 +19,54 @@ def command_args(text: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
+async def _accept(message: Message, intake: PromptIntake, locale: Locale, prefs: UserPrefs, text: str) -> None:
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    await intake.accept_text(
+        user_id=user_id,
+        chat_id=message.chat.id,
+        locale=locale,
+        prefs=prefs,
+        text=text,
+        reply_to=message.message_id,
+    )
+
+
+async def on_txt2img(
+    message: Message,
+    command: CommandObject,
+    intake: PromptIntake,
+    locale: Locale,
+    prefs: UserPrefs,
+    joined_text: str | None = None,
+) -> None:
+    text = command_args(joined_text) if joined_text else (command.args or "")
+    await _accept(message, intake, locale, prefs, text)
+
+
+async def on_text(
+    message: Message, intake: PromptIntake, locale: Locale, prefs: UserPrefs, joined_text: str | None = None
+) -> None:
+    await _accept(message, intake, locale, prefs, joined_text or message.text or "")
+
+
+async def on_reply_in_group(
+    message: Message, intake: PromptIntake, locale: Locale, prefs: UserPrefs, joined_text: str | None = None
+) -> None:
+    me = await message.bot.me() if message.bot else None
+    replied = message.reply_to_message
+    if me is None or replied is None or replied.from_user is None or replied.from_user.id != me.id:
+        return  # a reply to another bot
+    await _accept(message, intake, locale, prefs, joined_text or message.text or "")
+
+
 def router() -> Router:
     r = Router(name="prompts")
-
-    async def accept(message: Message, front: Front, locale: Locale, prefs: UserPrefs, text: str) -> None:
-        user_id = message.from_user.id if message.from_user else message.chat.id
-        await front.accept_text(
-            user_id=user_id,
-            chat_id=message.chat.id,
-            locale=locale,
-            prefs=prefs,
-            text=text,
-            reply_to=message.message_id,
-        )
-
-    @r.message(Command("txt2img"))
-    async def on_txt2img(
-        message: Message,
-        command: CommandObject,
-        front: Front,
-        locale: Locale,
-        prefs: UserPrefs,
-        joined_text: str | None = None,
-    ) -> None:
-        text = command_args(joined_text) if joined_text else (command.args or "")
-        await accept(message, front, locale, prefs, text)
-
-    @r.message(F.chat.type == "private", F.text & ~F.text.startswith("/"))
-    async def on_text(
-        message: Message,
-        front: Front,
-        locale: Locale,
-        prefs: UserPrefs,
-        joined_text: str | None = None,
-    ) -> None:
-        await accept(message, front, locale, prefs, joined_text or message.text or "")
-
-    @r.message(F.chat.type != "private", F.text & ~F.text.startswith("/"), F.reply_to_message.from_user.is_bot)
-    async def on_reply_in_group(
-        message: Message,
-        front: Front,
-        locale: Locale,
-        prefs: UserPrefs,
-        joined_text: str | None = None,
-    ) -> None:
-        me = await message.bot.me() if message.bot else None
-        replied = message.reply_to_message
-        if me is None or replied is None or replied.from_user is None or replied.from_user.id != me.id:
-            return  # a reply to another bot
-        await accept(message, front, locale, prefs, joined_text or message.text or "")
-
+    r.message.register(on_txt2img, Command("txt2img"))
+    r.message.register(on_text, F.chat.type == "private", F.text & ~F.text.startswith("/"))
+    r.message.register(
+        on_reply_in_group,
+        F.chat.type != "private",
+        F.text & ~F.text.startswith("/"),
+        F.reply_to_message.from_user.is_bot,
+    )
     return r

@@ -9,46 +9,60 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
-from adapters.telegram.commands import set_chat_commands
-from adapters.telegram.front import Front
+from adapters.telegram.background import Background
+from adapters.telegram.commands import Menus
+from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.keyboards import SetPref, settings_keyboard
 from adapters.telegram.middleware import telegram_locale
-from adapters.telegram.sender import Priority
-from domain.models import Locale
+from adapters.telegram.options import BotOptions
+from adapters.telegram.replies import Replies
+from adapters.telegram.sender import Priority, Sender
+from adapters.telegram.texts import BotTexts
+from domain.models import GeneratorKind, Locale
+from domain.ports import UserStore
 from domain.users import UserPrefs
 
 
-def translate_key(front: Front, prefs: UserPrefs) -> str:
+def translates(options: BotOptions, texts: BotTexts) -> bool:
+    """Whether prompts are translated for the model now: not with PROMPT_TRANSLATION=off, and
+    not for the placeholder, which reads no prompt."""
+    return options.translation and texts.watch.generator_kind != GeneratorKind.PLACEHOLDER
+
+
+def translate_key(options: BotOptions, texts: BotTexts, prefs: UserPrefs) -> str:
     """What really happens to the user's prompts: translated only when they asked for it and the
     service translates (not with PROMPT_TRANSLATION=off, nor for the placeholder generator)."""
-    if not front.translates():
+    if not translates(options, texts):
         return "translate-unavailable"
     return "translate-on" if prefs.translate else "translate-off"
 
 
-def settings_text(front: Front, locale: Locale, prefs: UserPrefs, telegram: Locale) -> str:
+def settings_text(
+    texts: BotTexts, options: BotOptions, jobs: JobMaker, locale: Locale, prefs: UserPrefs, telegram: Locale
+) -> str:
+    t = texts.t
     if prefs.aspect:
         aspect = prefs.aspect
     else:
-        aspect = front.t(
+        aspect = t(
             locale,
             "settings-aspect-default",
-            width=str(front.submit.default_width),
-            height=str(front.submit.default_height),
+            width=str(jobs.submit.default_width),
+            height=str(jobs.submit.default_height),
         )
     language = (
-        front.t(locale, f"language-{prefs.locale.value}")
+        t(locale, f"language-{prefs.locale.value}")
         if prefs.locale
-        else front.t(locale, "settings-language-auto", language=front.t(locale, f"language-{telegram.value}"))
+        else t(locale, "settings-language-auto", language=t(locale, f"language-{telegram.value}"))
     )
-    return front.t(
+    return t(
         locale,
         "settings",
         aspect=aspect,
-        quality=front.t(locale, f"quality-{prefs.quality.value}"),
+        quality=t(locale, f"quality-{prefs.quality.value}"),
         language=language,
-        send_as=front.t(locale, f"send-as-{prefs.send_as.value}"),
-        translate=front.t(locale, translate_key(front, prefs)),
+        send_as=t(locale, f"send-as-{prefs.send_as.value}"),
+        translate=t(locale, translate_key(options, texts, prefs)),
     )
 
 
@@ -74,44 +88,64 @@ def panel_is_theirs(query: CallbackQuery) -> bool:
     return asked is not None and asked.from_user is not None and asked.from_user.id == query.from_user.id
 
 
+async def on_settings(
+    message: Message,
+    sender: Sender,
+    texts: BotTexts,
+    options: BotOptions,
+    jobs: JobMaker,
+    locale: Locale,
+    prefs: UserPrefs,
+) -> None:
+    text = settings_text(texts, options, jobs, locale, prefs, telegram_locale(message.from_user))
+    with contextlib.suppress(Exception):
+        await sender.send_message(
+            message.chat.id,
+            text,
+            reply_markup=settings_keyboard(texts.t, locale, prefs),
+            # in a group the panel answers its owner's /settings: only they may use it
+            reply_to=None if message.chat.type == "private" else message.message_id,
+        )
+
+
+async def on_set(
+    query: CallbackQuery,
+    callback_data: SetPref,
+    replies: Replies,
+    sender: Sender,
+    store: UserStore,
+    texts: BotTexts,
+    options: BotOptions,
+    jobs: JobMaker,
+    menus: Menus,
+    background: Background,
+    prefs: UserPrefs,
+    locale: Locale,
+) -> None:
+    if not panel_is_theirs(query):
+        await replies.answer(query, texts.t(locale, "answer-settings-not-yours"))
+        return
+    new = jobs.prefs_with(prefs, callback_data.field, callback_data.value)
+    telegram = telegram_locale(query.from_user)
+    locale = new.locale or telegram
+    await replies.answer(query, texts.t(locale, "settings-saved"))  # at once, before the work
+    if new != prefs:
+        await store.save_prefs(new)
+    if query.message is None or new == prefs or not is_panel(query.message):
+        return
+    await sender.edit_text(
+        query.message.chat.id,
+        query.message.message_id,
+        settings_text(texts, options, jobs, locale, new, telegram),
+        reply_markup=settings_keyboard(texts.t, locale, new),
+        priority=Priority.INTERACTIVE,
+    )
+    if new.locale != prefs.locale:  # the command menu follows the chosen language
+        background.spawn(menus.set_chats(query.message.chat.id, new.locale, query.from_user.id))
+
+
 def router() -> Router:
     r = Router(name="settings")
-
-    @r.message(Command("settings"))
-    async def on_settings(message: Message, front: Front, locale: Locale, prefs: UserPrefs) -> None:
-        text = settings_text(front, locale, prefs, telegram_locale(message.from_user))
-        with contextlib.suppress(Exception):
-            await front.sender.send_message(
-                message.chat.id,
-                text,
-                reply_markup=settings_keyboard(front.t, locale, prefs),
-                # in a group the panel answers its owner's /settings: only they may use it
-                reply_to=None if message.chat.type == "private" else message.message_id,
-            )
-
-    @r.callback_query(SetPref.filter())
-    async def on_set(
-        query: CallbackQuery, callback_data: SetPref, front: Front, prefs: UserPrefs, locale: Locale
-    ) -> None:
-        if not panel_is_theirs(query):
-            await front.answer(query, front.t(locale, "answer-settings-not-yours"))
-            return
-        new = front.prefs_with(prefs, callback_data.field, callback_data.value)
-        telegram = telegram_locale(query.from_user)
-        locale = new.locale or telegram
-        await front.answer(query, front.t(locale, "settings-saved"))  # at once, before the work
-        if new != prefs:
-            await front.store.save_prefs(new)
-        if query.message is None or new == prefs or not is_panel(query.message):
-            return
-        await front.sender.edit_text(
-            query.message.chat.id,
-            query.message.message_id,
-            settings_text(front, locale, new, telegram),
-            reply_markup=settings_keyboard(front.t, locale, new),
-            priority=Priority.INTERACTIVE,
-        )
-        if new.locale != prefs.locale:  # the command menu follows the chosen language
-            front.spawn(set_chat_commands(front, query.message.chat.id, new.locale, query.from_user.id))
-
+    r.message.register(on_settings, Command("settings"))
+    r.callback_query.register(on_set, SetPref.filter())
     return r
