@@ -134,24 +134,36 @@ def shipped_cpu_batches() -> dict[str, int]:
 
 
 def run_bench(argv: Sequence[str], env: dict[str, str], lock: str | None, timeout_s: float) -> tuple[dict, str]:
-    """One bench process (under ``flock lock`` when given); its JSON and its printed lines."""
+    """One bench process (under ``flock lock`` when given: the wait for the lock is not timed);
+    its JSON and its printed lines. The bench writes its JSON as it measures, so a run stopped at
+    ``timeout_s`` still gives what it measured (``meta.cut``)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
-        command = [sys.executable, str(BENCH), *argv, "--json", str(out)]
+        command = [
+            "timeout",
+            "--kill-after=10",
+            f"{timeout_s:g}",
+            sys.executable,
+            str(BENCH),
+            *argv,
+            "--json",
+            str(out),
+        ]
         if lock:
             command = ["flock", lock, *command]
         shown = [f"{k}={v}" for k, v in env.items()] + command
         print("$ " + " ".join(shown), flush=True)
         started = time.perf_counter()
-        done = subprocess.run(
-            command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout_s
-        )
-        print(f"  ({time.perf_counter() - started:.0f} s with the wait for the lock)", flush=True)
+        done = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
         load = os.getloadavg()[0]
-        if done.returncode != 0:
-            raise RuntimeError(f"bench failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-        data = json.loads(out.read_text())
+        print(f"  ({time.perf_counter() - started:.0f} s with the wait for the lock; load {load:.1f})", flush=True)
+        data = json.loads(out.read_text()) if out.is_file() else None
+        if done.returncode != 0 and not (data and data.get("rows")):
+            raise RuntimeError(f"bench failed ({done.returncode}): {(done.stderr + done.stdout).strip()[-2000:]}")
+        assert data is not None
         data["meta"]["load_at_end"] = round(load, 1)  # the machine's 1-minute load average as it ended
+        if done.returncode != 0:
+            data["meta"]["cut"] = f"stopped after {timeout_s:g} s (exit {done.returncode})"
         return data, done.stdout
 
 
@@ -210,7 +222,7 @@ def measure_full(config: str, shot: Shot, batches: list[int], args: argparse.Nam
             r["batch"],
             r["s_per_image"],
             r["peak_rss_gib"],
-            "measured",
+            "measured" + (f" ({data['meta']['cut']})" if "cut" in data["meta"] else ""),
             data["meta"],
         )
         for r in data["rows"]
@@ -262,9 +274,15 @@ def cpu_rows(args: argparse.Namespace, shots: list[Shot], batches: list[int]) ->
     rest = [s for s in shots if s.name not in args.full and s.name in args.profiles]
     for config in args.configs:
         for shot in full:
-            rows += measure_full(config, shot, batches, args)
+            try:
+                rows += measure_full(config, shot, batches, args)
+            except RuntimeError as error:
+                print(f"{config} {shot.name}: not measured: {error}", flush=True)
         for size in dict.fromkeys((s.width, s.height) for s in rest):
-            rows += measure_extrapolated(config, [s for s in rest if (s.width, s.height) == size], args)
+            try:
+                rows += measure_extrapolated(config, [s for s in rest if (s.width, s.height) == size], args)
+            except RuntimeError as error:
+                print(f"{config} {size}: not extrapolated: {error}", flush=True)
     return rows
 
 
@@ -362,7 +380,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", default="", help="batches of the full runs (default: CPU workers' MAX_BATCH)")
     parser.add_argument("--job-size", type=int, default=0, help="a square job of this side (default: the settings')")
     parser.add_argument("--lock", default=None, help="flock this file around each bench process")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per bench process")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per bench process (the lock's wait apart)")
     parser.add_argument("--gpu-results", default=None, help="folder of bench/gpu_check.sh's JSON to cite")
     parser.add_argument("--json", default=None, help="write rows and the table to this file")
     args = parser.parse_args(argv)

@@ -38,7 +38,9 @@ def test_the_table_has_one_row_per_shipped_profile_fast_measured_the_rest_extrap
     assert (tmp_path / "t.json").is_file()
 
 
-def test_an_avx2_capped_worker_picks_float32_and_the_table_says_so(tmp_path):
+def test_an_avx2_capped_worker_picks_float32_and_the_table_says_so(monkeypatch):
+    # The suite turns the CPU's bf16 check off (P2P_CPU_BF16=0); here the real check must run.
+    monkeypatch.delenv("P2P_CPU_BF16", raising=False)
     result = hardware_table.main(
         ["--tiny", "--job-size", "256", "--configs", "avx2", "--profiles", "fast", "--batches", "1"]
     )
