@@ -102,7 +102,7 @@ def shipped_shots(job_size: int = 0) -> list[Shot]:
     from config.settings import Settings
     from domain.speed import calibration_request
 
-    settings = Settings()
+    settings = Settings.model_validate({})  # as a worker reads them: the defaults, and the environment
     width, height = (job_size, job_size) if job_size else (settings.default_width, settings.default_height)
     shots = []
     for name, profile in profiles(settings).items():
@@ -124,7 +124,7 @@ def shipped_shots(job_size: int = 0) -> list[Shot]:
 def shipped_cpu_batches() -> dict[str, int]:
     """``MAX_BATCH`` of the CPU workers: compose's default (``${MAX_BATCH:-N}`` in the workers'
     environment) and the chart's ``cpuWorker.maxBatch``."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     text = str(compose["x-worker-env"]["MAX_BATCH"])

@@ -20,7 +20,7 @@ def test_the_table_has_one_row_per_shipped_profile_fast_measured_the_rest_extrap
     result = hardware_table.main(
         ["--tiny", "--job-size", "256", "--configs", "auto", "--batches", "1", "--json", str(tmp_path / "t.json")]
     )
-    shipped = profiles(Settings())
+    shipped = profiles(Settings.model_validate({}))
     rows = {r["profile"]: r for r in result["rows"]}
     assert set(rows) == set(shipped)
     for name, profile in shipped.items():
