@@ -124,7 +124,7 @@ def shipped_shots(job_size: int = 0) -> list[Shot]:
 def shipped_cpu_batches() -> dict[str, int]:
     """``MAX_BATCH`` of the CPU workers: compose's default (``${MAX_BATCH:-N}`` in the workers'
     environment) and the chart's ``cpuWorker.maxBatch``."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     text = str(compose["x-worker-env"]["MAX_BATCH"])

@@ -168,7 +168,7 @@ async def run(bootstrap: str, args: argparse.Namespace) -> None:
                 published[job.job_id], phase_of[job.job_id] = time.time(), load
                 i += 1
         deadline = time.time() + args.drain_s
-        while len(results.at) < len(published) and time.time() < deadline:  # noqa: ASYNC110 (a bench: polls)
+        while len(results.at) < len(published) and time.time() < deadline:
             await asyncio.sleep(0.2)
         stop.set()
         stop_bot.set()

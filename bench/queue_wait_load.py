@@ -211,10 +211,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", default="float32",
-                        help="GENERATOR_DTYPE (the tiny model's small layers run slower in bf16 on a CPU)")
-    parser.add_argument("--calibration-budget", type=float, default=10.0,
-                        help="CALIBRATION_BUDGET_S: seconds the worker's timing of itself at start may take")
+    parser.add_argument(
+        "--dtype", default="float32", help="GENERATOR_DTYPE (the tiny model's small layers run slower in bf16 on a CPU)"
+    )
+    parser.add_argument(
+        "--calibration-budget",
+        type=float,
+        default=10.0,
+        help="CALIBRATION_BUDGET_S: seconds the worker's timing of itself at start may take",
+    )
     parser.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "p2p-tiny-wuerstchen"))
     parser.add_argument("--timeout", type=float, default=600)
     return parser.parse_args(argv)
