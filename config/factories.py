@@ -173,7 +173,7 @@ def s3_storage(settings: Settings) -> Storage:
 REAL_MODEL_HOWTO = (
     'pip install -e ".[worker]" (on a machine without an NVIDIA GPU, first the CPU build of torch: '
     "pip install torch --index-url https://download.pytorch.org/whl/cpu), then start again with hub "
-    "access: the first start downloads the Würstchen weights (about 12-15 GB; the log says the exact "
+    "access: the first start downloads the Würstchen weights (about 12.8 GB; the log says the exact "
     "size and the progress) into the Hugging Face cache, {cache} (HF_HOME moves it)"
 )
 

@@ -114,7 +114,7 @@ def test_an_empty_webhook_secret_file_stops_the_container(tmp_path):
 
 
 def test_workers_grace_covers_their_batch():
-    """CPU workers make one fast picture per batch (about 75-105 s on 2 cores) within a 180 s grace
+    """CPU workers make one fast picture per batch (19-75 s on 2 cores) within a 180 s grace
     period, GPU workers have 120 s; compose's stop_grace_period leaves each app its grace + 30 s."""
     from tests.test_compose import duration_seconds
 

@@ -129,13 +129,13 @@ def test_the_quick_start_says_how_to_run_it_and_how_to_get_real_pictures():
         "placeholder, not a generated image: the model is not installed",  # what the user will see
         "pip install torch --index-url https://download.pytorch.org/whl/cpu",
         'pip install -e ".[worker]"',
-        "about 12-15 GB",
+        "about 12.8 GB",
         "`~/.cache/huggingface/hub` (`HF_HOME`",
     ):
         assert part in flat, part
     from config.factories import REAL_MODEL_HOWTO  # the start-up warning says the same
 
-    assert "about 12-15 GB" in REAL_MODEL_HOWTO and "download.pytorch.org/whl/cpu" in REAL_MODEL_HOWTO
+    assert "about 12.8 GB" in REAL_MODEL_HOWTO and "download.pytorch.org/whl/cpu" in REAL_MODEL_HOWTO
 
 
 def test_the_quick_start_keeps_what_the_tests_need_apart():
