@@ -187,17 +187,16 @@ class OvPart:
         started = time.perf_counter()
         if self._model is None:
             self._model = self.core.read_model(self.xml)
-        self._model.reshape({port.get_any_name(): ov.PartialShape(list(s)) for port, s in zip(
-            self._model.inputs, shapes, strict=True
-        )})
+        self._model.reshape(
+            {port.get_any_name(): ov.PartialShape(list(s)) for port, s in zip(self._model.inputs, shapes, strict=True)}
+        )
         compiled = self.core.compile_model(self._model, "CPU", self.config)
         seconds = time.perf_counter() - started
         cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
         (self.counters.from_cache if cached else self.counters.compiled).append(f"{self.name}{list(shapes)}")
         self.counters.compile_seconds += seconds
-        log.info(
-            "OpenVINO %s for %s: %s in %.1fs", self.name, shapes, "read from the cache" if cached else "compiled", seconds
-        )
+        how = "read from the cache" if cached else "compiled"
+        log.info("OpenVINO %s for %s: %s in %.1fs", self.name, shapes, how, seconds)
         self._compiled[shapes] = compiled
         return compiled
 
