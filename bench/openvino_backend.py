@@ -66,8 +66,11 @@ def build(arch: Any, dtype: Any, int8_weights: bool, ov_dir: str, threads: int) 
     with torch.device("meta"), skip_decoder_weight_init():
         for name in ("prior", "decoder", "vqgan"):
             configs[name] = builders[name]().config
-    source = {"arch": arch.name, "seed": SEED, "configs": [arch.prior, arch.decoder, arch.prior_text,
-                                                            arch.decoder_text, arch.vqgan]}
+    source = {
+        "arch": arch.name,
+        "seed": SEED,
+        "configs": [arch.prior, arch.decoder, arch.prior_text, arch.decoder_text, arch.vqgan],
+    }
     parts = {
         name: HeavyPart({**source, "part": name}, loader(name), configs.get(name))
         for name in ("prior_text", "prior", "decoder_text", "decoder", "vqgan")
@@ -96,5 +99,6 @@ def describe(info: dict[str, Any]) -> str:
     return (
         f"OpenVINO {info['ov_precision']} (weights {info['ov_weights']}): converted "
         f"{', '.join(counters.converted) or 'nothing'} in {counters.convert_seconds:.1f}s; compiled "
-        f"{len(counters.compiled)} shapes, {len(counters.from_cache)} from the cache, in {counters.compile_seconds:.1f}s"
+        f"{len(counters.compiled)} shapes, {len(counters.from_cache)} from the cache, "
+        f"in {counters.compile_seconds:.1f}s"
     )

@@ -191,6 +191,7 @@ class OvPart:
             {port.get_any_name(): ov.PartialShape(list(s)) for port, s in zip(self._model.inputs, shapes, strict=True)}
         )
         compiled = self.core.compile_model(self._model, "CPU", self.config)
+        self._model = None  # read again (memory-mapped, cheap) for another shape; not held meanwhile
         seconds = time.perf_counter() - started
         cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
         (self.counters.from_cache if cached else self.counters.compiled).append(f"{self.name}{list(shapes)}")
