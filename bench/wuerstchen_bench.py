@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> dict:
     dtype, dtype_reason = choose_dtype(args.dtype, device)  # the worker's own rule
     from adapters.openvino.backend import choose_backend
 
-    backend, backend_reason = choose_backend(args.backend, args.device)  # the worker's own rule too
+    backend, backend_reason = choose_backend(args.backend, args.device, tiny=args.tiny)  # the worker's rule too
     if device.type == "cpu":
         torch.set_num_threads(args.threads or default_threads())
     meta = {

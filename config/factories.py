@@ -271,7 +271,7 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
         max_batch=settings.max_batch,
         warmup=parse_warmup(settings.generator_warmup),
     )
-    cls, reason = _generator_backend(settings, options)
+    cls, reason = _generator_backend(settings, options, tiny)
     if tiny:  # built on the generation thread at start(), never on the event loop
         gen = cls.tiny(settings.tiny_model_dir, **options)
     else:
@@ -288,13 +288,15 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
     return gen
 
 
-def _generator_backend(settings: Settings, options: dict[str, Any]) -> tuple[type[WuerstchenGenerator], str]:
+def _generator_backend(
+    settings: Settings, options: dict[str, Any], tiny: bool
+) -> tuple[type[WuerstchenGenerator], str]:
     """The generator class GENERATOR_BACKEND chooses (torch, or OpenVINO on a CPU), and why;
     the OpenVINO generator's own options are added to ``options``."""
     from adapters.openvino.backend import OPENVINO, choose_backend
     from adapters.wuerstchen.generator import WuerstchenGenerator
 
-    backend, reason = choose_backend(settings.generator_backend, settings.generator_device)
+    backend, reason = choose_backend(settings.generator_backend, settings.generator_device, tiny=tiny)
     log.info("GENERATOR_BACKEND=%s: %s (%s)", settings.generator_backend, backend, reason)
     if backend != OPENVINO:
         return WuerstchenGenerator, reason

@@ -33,9 +33,13 @@ def openvino_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
 
 
-def choose_backend(setting: str, device: str = "auto", cpu_bf16_override: bool | None = None) -> tuple[str, str]:
+def choose_backend(
+    setting: str, device: str = "auto", cpu_bf16_override: bool | None = None, tiny: bool = False
+) -> tuple[str, str]:
     """``torch`` or ``openvino`` for ``GENERATOR_BACKEND=setting`` on ``GENERATOR_DEVICE=device``,
-    and the reason (for the log and the metrics' ``backend_reason`` label)."""
+    and the reason (for the log and the metrics' ``backend_reason`` label). ``auto`` keeps the tiny
+    test model (``tiny``) on torch: the measurements that decide are the real model's, and the
+    tiny model's conversion (a minute) costs more than all its pictures."""
     setting = (setting or "auto").lower()
     if setting not in ("auto", TORCH, OPENVINO):
         raise one_line_error(
@@ -55,6 +59,8 @@ def choose_backend(setting: str, device: str = "auto", cpu_bf16_override: bool |
                 backend=setting,
             )
         return OPENVINO, "explicit"
+    if tiny:
+        return TORCH, "tiny-model"
     if not openvino_installed():
         return TORCH, "openvino-not-installed"
     native, why = cpu_bf16(cpu_bf16_override)

@@ -192,6 +192,8 @@ def test_auto_picks_by_the_cpus_capability(native, monkeypatch):
     assert backend == OPENVINO and reason == f"P2P_CPU_BF16={int(native)}-openvino-measured-faster"
     assert choose_backend("torch", "cpu") == (TORCH, "explicit")
     assert choose_backend("openvino", "cpu") == (OPENVINO, "explicit")
+    assert choose_backend("auto", "cpu", tiny=True) == (TORCH, "tiny-model")  # GENERATOR=tiny
+    assert choose_backend("openvino", "cpu", tiny=True) == (OPENVINO, "explicit")
     monkeypatch.setattr("adapters.openvino.backend.openvino_installed", lambda: False)
     assert choose_backend("auto", "cpu") == (TORCH, "openvino-not-installed")
 
@@ -222,11 +224,20 @@ def worker_parts(tmp_path, tiny_model, ov_cache, **overrides) -> Components:
 
 
 async def test_the_worker_runs_a_job_on_the_backend_auto_chose(tmp_path, tiny_model, ov_cache, monkeypatch, caplog):
-    monkeypatch.setenv("P2P_CPU_BF16", "0")  # f32: the tiny model's pictures stay comparable
-    parts = worker_parts(tmp_path, tiny_model, ov_cache)
+    monkeypatch.setenv("P2P_CPU_BF16", "0")  # f32: the IR the module's other tests converted
+    prior, decoder = tiny_model
+    # The tiny weights given as the real model's folders: GENERATOR_BACKEND=auto decides as for real weights.
+    parts = worker_parts(
+        tmp_path,
+        tiny_model,
+        ov_cache,
+        generator="wuerstchen",
+        wuerstchen_prior=str(prior),
+        wuerstchen_decoder=str(decoder),
+    )
     with caplog.at_level(logging.INFO, logger="config.factories"):
         generator = parts.generator
-    assert isinstance(generator, OpenVinoGenerator) and generator.kind == GeneratorKind.TINY
+    assert isinstance(generator, OpenVinoGenerator) and generator.kind == GeneratorKind.REAL
     assert "GENERATOR_BACKEND=auto: openvino (P2P_CPU_BF16=0-openvino-measured-faster)" in caplog.text
     queue, storage = parts.queue, parts.storage
     for part in (queue, storage, generator):
@@ -240,9 +251,10 @@ async def test_the_worker_runs_a_job_on_the_backend_auto_chose(tmp_path, tiny_mo
     finally:
         for part in (generator, storage, queue):
             await part.stop()
-    torch_parts = worker_parts(tmp_path, tiny_model, ov_cache, generator_backend="torch")
-    assert type(torch_parts.generator) is WuerstchenGenerator
-    assert torch_parts.generator.speed_identity()["backend_reason"] == "explicit"
+    for backend, reason in (("torch", "explicit"), ("auto", "tiny-model")):
+        torch_parts = worker_parts(tmp_path, tiny_model, ov_cache, generator_backend=backend)  # GENERATOR=tiny
+        assert type(torch_parts.generator) is WuerstchenGenerator
+        assert torch_parts.generator.speed_identity()["backend_reason"] == reason
 
 
 async def test_the_calibration_times_the_openvino_worker_and_feeds_the_policy(tmp_path, tiny_model, ov_cache):
