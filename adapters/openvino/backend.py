@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 TORCH = "torch"
 OPENVINO = "openvino"
 
-# The winner per CPU capability (native bf16 or not), from docs/benchmarks.md's OpenVINO section:
-# on an Intel Xeon with AMX-BF16 and AVX512-BF16 (2 cores), the fast profile at 512 (full pipeline,
-# real architecture, one run side by side) took WINNER_FIGURES below; a CPU without native bf16
-# runs float32 on either backend, where OpenVINO f32 was also the faster of the two.
+# The winner per CPU capability (native bf16 or not), from docs/benchmarks.md's OpenVINO section,
+# all on an Intel Xeon with AMX-BF16 and AVX512-BF16 (2 cores), real architecture, random weights:
+# - native bf16: the fast profile at 512, full pipeline, torch eager bf16 then OpenVINO bf16 in one
+#   run: 314.2 s against 56.9 s per image on the busy machine (mostly the load's doing), and issue
+#   27's quiet per-step figures, prior step 0.87-0.92 s (torch bf16) against 0.67-0.72 s (OpenVINO);
+# - no native bf16 (f32 on both): issue 27's quiet prior step, 2.9-3.5 s (torch fp32) against
+#   2.3-2.5 s (OpenVINO f32); not confirmed on an AVX2-only CPU, none was at hand.
 AUTO_WINNER = {True: OPENVINO, False: OPENVINO}
-WINNER_FIGURES = "see docs/benchmarks.md, OpenVINO section"
 
 
 def openvino_installed() -> bool:
