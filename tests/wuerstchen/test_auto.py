@@ -27,6 +27,7 @@ def auto_parts(tmp_path, **overrides) -> Components:
         prompt_translation="off", generator_device="cpu", generator_threads=1, metrics_enabled=False,
         quality_policy="fixed", default_quality="fast", memory_queue_file=tmp_path / "q.json",
         local_storage_dir=tmp_path / "img", batch_wait_s=0.0, safety_image_detector="none",
+        generator_backend="torch",  # GENERATOR=auto is what is tested here; GENERATOR_BACKEND: test_openvino.py
     )
     values.update(overrides)
     return Components(Settings(**values), role="worker")
