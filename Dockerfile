@@ -46,6 +46,7 @@ COPY pyproject.toml deploy/docker/requirements_from_pyproject.py ./
 RUN mkdir /wheels \
     && python requirements_from_pyproject.py pyproject.toml > /wheels/requirements-bot.txt \
     && python requirements_from_pyproject.py pyproject.toml worker > /wheels/requirements-worker.txt \
+    && python requirements_from_pyproject.py pyproject.toml openvino > /wheels/requirements-openvino.txt \
     && pip wheel --no-cache-dir --wheel-dir /wheels -r /wheels/requirements-bot.txt
 
 ###############################################################################
@@ -69,7 +70,7 @@ ARG TORCH_VERSION=2.15.0
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
 # torch first, from the CPU index (or PyPI when TORCH_CPU_INDEX_URL is empty or `pypi`); the next
 # install keeps it (it satisfies "torch>=2.10") and takes the rest of the worker's requirements
-# from PyPI.
+# from PyPI, with the OpenVINO backend (the openvino extra: GENERATOR_BACKEND=auto picks it on CPUs).
 RUN python -m venv /opt/venv \
     && case "${TORCH_CPU_INDEX_URL}" in \
          "" | pypi) /opt/venv/bin/pip install --no-cache-dir "torch==${TORCH_VERSION}" ;; \
@@ -81,7 +82,8 @@ RUN python -m venv /opt/venv \
 # (no GPU is needed to import it or to compute on the CPU), so from PyPI a CUDA build is accepted.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     /opt/venv/bin/pip install --no-cache-dir --find-links=/wheels \
-       -r /wheels/requirements-bot.txt -r /wheels/requirements-worker.txt \
+       -r /wheels/requirements-bot.txt -r /wheels/requirements-worker.txt -r /wheels/requirements-openvino.txt \
+    && /opt/venv/bin/python -c "import openvino, nncf" \
     && /opt/venv/bin/python -c "import torch; from_pypi = '${TORCH_CPU_INDEX_URL}' in ('', 'pypi'); \
 assert torch.__version__.startswith('${TORCH_VERSION}') and (from_pypi or not torch.version.cuda), torch.__version__; \
 assert torch.ones(2, 2).matmul(torch.ones(2, 2)).sum().item() == 8.0"

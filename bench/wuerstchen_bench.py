@@ -428,6 +428,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="auto (the worker's choice: bf16 on CUDA and on CPUs with native bf16, else fp32), bf16, fp16, fp32",
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: physical cores)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "openvino"),
+        help="auto (the worker's GENERATOR_BACKEND=auto choice), torch or openvino (bench/openvino_backend.py)",
+    )
+    parser.add_argument("--ov-int8", action="store_true", help="openvino: NNCF int8 weight compression")
+    parser.add_argument("--ov-dir", default="data/compile-cache/openvino-bench", help="openvino: IR and model cache")
     parser.add_argument("--sizes", default=None, help="square sizes, e.g. 1024,512 (tiny: 256,128)")
     parser.add_argument("--batches", default=None, help="e.g. 1-16 or 1,2,4,8,16 (tiny: 1,2,4)")
     parser.add_argument(
@@ -481,6 +489,9 @@ def main(argv: list[str] | None = None) -> dict:
     arch = TINY if args.tiny else REAL
     device = resolve_device(args.device)
     dtype, dtype_reason = choose_dtype(args.dtype, device)  # the worker's own rule
+    from adapters.openvino.backend import choose_backend
+
+    backend, backend_reason = choose_backend(args.backend, args.device, tiny=args.tiny)  # the worker's rule too
     if device.type == "cpu":
         torch.set_num_threads(args.threads or default_threads())
     meta = {
@@ -491,6 +502,8 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "dtype": str(dtype),
         "dtype_reason": dtype_reason,
+        "backend": backend + ("-int8w" if backend == "openvino" and args.ov_int8 else ""),
+        "backend_reason": backend_reason,
         **(cpu_description() if device.type == "cpu" else {}),
         "torch": torch.__version__,
         "prior_steps": args.prior_steps,
@@ -542,7 +555,14 @@ def main(argv: list[str] | None = None) -> dict:
     from adapters.wuerstchen.compilation import TorchCompile
     from adapters.wuerstchen.png import PngEncoder
 
-    pipelines, models = build_pipelines(arch, device, dtype)
+    if backend == "openvino":
+        from bench import openvino_backend
+
+        pipelines, ov_info = openvino_backend.build(arch, dtype, args.ov_int8, args.ov_dir, torch.get_num_threads())
+        models = {}
+        args.modes = ["openvino"]
+    else:
+        pipelines, models = build_pipelines(arch, device, dtype)
     pngs = PngEncoder()
     compiler = TorchCompile(
         args.compile_backend, args.compile_mode, Path(args.compile_cache_dir) if args.compile_cache_dir else None
@@ -560,8 +580,9 @@ def main(argv: list[str] | None = None) -> dict:
     compiled = False
     for mode in args.modes:
         # "-cl": the prior's and decoder's weights (and so activations) in the channels-last layout
-        pipelines.set_channels_last(mode.endswith("-cl"))
-        pipelines.set_vqgan_channels_last(device.type == "cpu" or mode.endswith("-cl"))  # as a worker does
+        if backend != "openvino":
+            pipelines.set_channels_last(mode.endswith("-cl"))
+            pipelines.set_vqgan_channels_last(device.type == "cpu" or mode.endswith("-cl"))  # as a worker does
         if mode.startswith("compiled"):
             if not compiled:
                 compiler.apply(pipelines, device)
@@ -589,6 +610,9 @@ def main(argv: list[str] | None = None) -> dict:
                 report.add("rows", row)
         if mode.startswith("compiled"):
             compiler.save_cache()
+    if backend == "openvino":
+        log(openvino_backend.describe(ov_info))
+        report.add("openvino", {**ov_info, "counters": vars(ov_info["counters"])})
     best = max((r for r in report.data["rows"] if "images_per_s" in r), key=lambda r: r["images_per_s"], default=None)
     if best:
         log(f"best: {best['images_per_s']:.2f} images/s ({best['mode']}, {best['size']}px, batch {best['batch']})")

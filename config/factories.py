@@ -242,7 +242,7 @@ def fake_generator(settings: Settings) -> Generator:
 
 def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGenerator:
     from adapters.huggingface.hub import hub_cache_from_env
-    from adapters.wuerstchen.generator import WuerstchenGenerator, parse_warmup
+    from adapters.wuerstchen.generator import parse_warmup
 
     options: dict[str, Any] = dict(
         device=settings.generator_device,
@@ -256,17 +256,39 @@ def wuerstchen_generator(settings: Settings, tiny: bool = False) -> WuerstchenGe
         max_batch=settings.max_batch,
         warmup=parse_warmup(settings.generator_warmup),
     )
+    cls, reason = _generator_backend(settings, options, tiny)
     if tiny:  # built on the generation thread at start(), never on the event loop
-        return WuerstchenGenerator.tiny(settings.tiny_model_dir, **options)
-    # The cache that GENERATOR=auto looked in, as the environment names it now.
-    return WuerstchenGenerator(
-        settings.wuerstchen_prior,
-        settings.wuerstchen_decoder,
-        cache_dir=hub_cache_from_env(),
-        prior_revision=settings.wuerstchen_prior_revision,
-        decoder_revision=settings.wuerstchen_decoder_revision,
-        **options,
-    )
+        gen = cls.tiny(settings.tiny_model_dir, **options)
+    else:
+        # The cache that GENERATOR=auto looked in, as the environment names it now.
+        gen = cls(
+            settings.wuerstchen_prior,
+            settings.wuerstchen_decoder,
+            cache_dir=hub_cache_from_env(),
+            prior_revision=settings.wuerstchen_prior_revision,
+            decoder_revision=settings.wuerstchen_decoder_revision,
+            **options,
+        )
+    gen.backend_reason = reason
+    return gen
+
+
+def _generator_backend(
+    settings: Settings, options: dict[str, Any], tiny: bool
+) -> tuple[type[WuerstchenGenerator], str]:
+    """The generator class GENERATOR_BACKEND chooses (torch, or OpenVINO on a CPU), and why;
+    the OpenVINO generator's own options are added to ``options``."""
+    from adapters.openvino.backend import OPENVINO, choose_backend
+    from adapters.wuerstchen.generator import WuerstchenGenerator
+
+    backend, reason = choose_backend(settings.generator_backend, settings.generator_device, tiny=tiny)
+    log.info("GENERATOR_BACKEND=%s: %s (%s)", settings.generator_backend, backend, reason)
+    if backend != OPENVINO:
+        return WuerstchenGenerator, reason
+    from adapters.openvino.generator import OpenVinoGenerator
+
+    options.update(cache_dir_ov=settings.compile_cache_dir / "openvino", int8_weights=settings.openvino_int8_weights)
+    return OpenVinoGenerator, reason
 
 
 def translator_kind(settings: Settings, backend: GeneratorBackend) -> str:

@@ -188,6 +188,14 @@ class Settings(BaseSettings):
         description="auto (bf16 on GPU and on CPUs with native bf16: AMX or AVX512-BF16; fp32 on other CPUs), "
         "bfloat16, float16 or float32",
     )
+    generator_backend: Literal["auto", "torch", "openvino"] = Field(
+        "auto",
+        description="what runs the model: auto (torch on GPU; on CPU the backend measured faster for the CPU's "
+        "bf16 capability, docs/benchmarks.md, torch when the openvino extra is missing), torch or openvino (CPU only)",
+    )
+    openvino_int8_weights: bool = Field(
+        False, description="OpenVINO backend: compress the weights to int8 with NNCF (less memory; see benchmarks)"
+    )
     generator_threads: int = Field(0, description="CPU threads for torch (0: physical cores)")
     generator_compile: bool = Field(False, description="torch.compile on GPU, warmed up at start")
     generator_compile_mode: str = Field(
@@ -200,9 +208,15 @@ class Settings(BaseSettings):
         "VQGAN on CPU), on or off",
     )
     generator_png_threads: int = Field(0, ge=0, description="threads encoding PNGs in parallel (0: cores, at most 16)")
-    compile_cache_dir: Path = Field(Path("data/compile-cache"), description="persistent torch.compile cache")
+    compile_cache_dir: Path = Field(
+        Path("data/compile-cache"),
+        description="persistent torch.compile cache; the OpenVINO backend keeps its converted and compiled models "
+        "in its openvino/ folder",
+    )
     generator_warmup: str = Field(
-        "", description='batch x width x height combinations compiled at start, e.g. "1x1024x1024,8x1024x1024"'
+        "",
+        description="batch x width x height combinations compiled at start (torch.compile, OpenVINO), e.g. "
+        '"1x1024x1024,8x1024x1024"',
     )
     prompt_translation: Literal["auto", "off"] = Field(
         "auto",

@@ -25,7 +25,7 @@ def test_ci_runs_the_readme_test_command():
     assert "python -m pytest" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^python3? -m pytest\s*$", ci, re.M)
-    assert 'pip install --quiet --disable-pip-version-check -e ".[worker,test]"' in ci
+    assert 'pip install --quiet --disable-pip-version-check -e ".[worker,openvino,test]"' in ci
 
 
 def test_quick_start_generate_command_works(tmp_path):
@@ -140,7 +140,7 @@ def test_the_quick_start_says_how_to_run_it_and_how_to_get_real_pictures():
 
 def test_the_quick_start_keeps_what_the_tests_need_apart():
     run_it, test_it = section("Run it"), section("Test it")
-    assert bash_blocks(test_it) == [['pip install -e ".[worker,test]" && python -m pytest']]
+    assert bash_blocks(test_it) == [['pip install -e ".[worker,openvino,test]" && python -m pytest']]
     flat = " ".join(test_it.split())
     for need in ("Java 17", "Maven", "Node.js", "npm", "`postgresql`", "bash .ci/run"):
         assert need in flat and need not in run_it, need

@@ -330,7 +330,7 @@ class OtelMetrics:
         self.dead_letters.add(1, {"topic": topic})
 
     def generator_info(self, info: Mapping[str, str]) -> None:
-        keys = ("device", "dtype", "dtype_reason", "backend", "machine", "model")
+        keys = ("device", "dtype", "dtype_reason", "backend", "backend_reason", "machine", "model")
         self._generator_info = {key: str(info.get(key, "")) for key in keys}
 
     def worker_speed(self, seconds_per_image: Mapping[str, float], sources: Mapping[str, str]) -> None:

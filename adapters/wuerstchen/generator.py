@@ -111,6 +111,7 @@ class WuerstchenGenerator:
         self.dtype_setting = dtype
         self.cpu_bf16 = cpu_bf16
         self.dtype_reason = ""
+        self.backend_reason = ""  # why the composition root chose torch (GENERATOR_BACKEND)
         self.threads = threads
         self.compile = compile
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir else None
@@ -293,6 +294,7 @@ class WuerstchenGenerator:
             "dtype": str(self.dtype).removeprefix("torch."),
             "dtype_reason": self.dtype_reason,
             "backend": "torch-compile" if self.compile else "torch-eager",
+            "backend_reason": self.backend_reason,
             "device": str(self.device),
         }
 

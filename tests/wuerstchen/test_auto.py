@@ -37,6 +37,7 @@ def auto_parts(tmp_path, **overrides) -> Components:
         local_storage_dir=tmp_path / "img",
         batch_wait_s=0.0,
         safety_image_detector="none",
+        generator_backend="torch",  # GENERATOR=auto is what is tested here; GENERATOR_BACKEND: test_openvino.py
     )
     values.update(overrides)
     return Components(Settings(**values), role="worker")
