@@ -12,7 +12,6 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import User
 
 from adapters.telegram.background import Background
 from adapters.telegram.bans import Bans
@@ -28,7 +27,6 @@ from adapters.telegram.reports import Reports
 from adapters.telegram.sender import Sender
 from adapters.telegram.status import StatusBoard
 from adapters.telegram.texts import BotTexts
-from domain.models import Locale
 from domain.ports import JobQueue, Storage, UserStore
 from domain.safety import SafetyTally
 from domain.use_cases import SubmitPrompt
@@ -42,10 +40,6 @@ def build_bot(token: str, api_url: str = "https://api.telegram.org") -> Bot:
     """A Bot talking to Telegram, or to a self-hosted Bot API server at ``api_url``."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=None))
-
-
-def user_locale(user: User | None) -> Locale:
-    return Locale.from_language_code(user.language_code if user else None)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ port.)"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluent.runtime import FluentBundle, FluentResource
 
 from domain.models import Locale
+
+if TYPE_CHECKING:
+    from aiogram.types import User
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 
@@ -51,3 +54,8 @@ class UiTexts:
                     raise MissingTranslation(f"{candidate}:{key}: {errors[0] if errors else 'no text'}")
                 return text
         raise MissingTranslation(f"{locale}:{key}")
+
+
+def user_locale(user: User | None) -> Locale:
+    """The locale of a Telegram user (their app's language), English when unknown."""
+    return Locale.from_language_code(user.language_code if user else None)

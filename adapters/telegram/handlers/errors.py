@@ -16,7 +16,7 @@ import logging
 from aiogram import Router
 from aiogram.types import ErrorEvent
 
-from adapters.telegram.bot import user_locale
+from adapters.telegram.i18n import user_locale
 from adapters.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
