@@ -26,7 +26,7 @@ from dependency_injector import containers, providers
 
 from config import factories, safety
 from config.settings import GeneratorBackend, Settings
-from domain.moderation import SafetyGate
+from domain.safety_gate import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import ImageAction, PromptFilter

@@ -1,6 +1,6 @@
 """Users' reports of pictures: the Report button under a picture sends it, with who reported
 it, the prompt and the command to ban them, to the admins' chat (``ADMIN_CHAT_ID``) or to every
-admin's own chat. (The worker's safety step is another thing: domain/moderation.py.)"""
+admin's own chat. (The worker's safety step is another thing: domain/safety_gate.py.)"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from domain.errors import InvalidRequest
 from domain.models import Cancel, ErrorCode, Job, Result
-from domain.moderation import SafetyGate
+from domain.safety_gate import SafetyGate
 from domain.ports import Carrier, Delivery
 from domain.telemetry import carrier_of
 from domain.use_cases.report import ReportJobs

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from domain.models import Cancel, GeneratorKind, Job
-from domain.moderation import SafetyGate
+from domain.safety_gate import SafetyGate
 from domain.policy import FixedPolicy
 from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES

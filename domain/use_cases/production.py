@@ -19,7 +19,7 @@ from domain.models import (
     Understood,
     image_key,
 )
-from domain.moderation import SafetyGate
+from domain.safety_gate import SafetyGate
 from domain.ports import Carrier, Generator, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import ImageVerdict

@@ -17,7 +17,7 @@ from adapters.embedded.storage import LocalFolderStorage
 from config.safety import prompt_filter
 from config.settings import Settings
 from domain.models import ErrorCode, Job, JobStatus, Result, image_key
-from domain.moderation import SafetyGate
+from domain.safety_gate import SafetyGate
 from domain.use_cases import ProcessJobs
 from domain.validation import Limits
 
