@@ -148,13 +148,14 @@ async def test_status_messages_follow_the_queue(start_service, telegram):
     turtle = await me.reply()
     me.send("a crab")
     crab = await me.reply()
-    assert "position 1," in turtle.text and "position 2," in crab.text
-    # the turtle is cancelled: the crab's status moves up to position 1 by itself
+    # a place counts the picture being drawn: the snail is first, the turtle second
+    assert "position 2," in turtle.text and "position 3," in crab.text
+    # the turtle is cancelled: the crab's status moves up to position 2 by itself
     me.press(int(turtle.params["_message_id"]), turtle.buttons()[0]["callback_data"])
     [moved] = await me.wait(
         lambda c: (
             c.method == "editMessageText"
-            and "position 1," in c.text
+            and "position 2," in c.text
             and int(c.params["message_id"]) == int(crab.params["_message_id"])
         ),
         timeout=10,

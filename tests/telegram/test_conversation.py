@@ -68,8 +68,8 @@ EN = {
     "queue": [
         "Your pictures in progress: 3",
         "1. a slow snail on a leaf — drawing, 8%",
-        "2. a turtle — queued, position 1",
-        "3. a crab — queued, position 2",
+        "2. a turtle — queued, position 2",
+        "3. a crab — queued, position 3",
     ],
     "cancel_choose": "You have 3 pictures in progress. Which one should I cancel?",
     "cancelling": "Cancelling",
@@ -145,8 +145,8 @@ RU = {
     "queue": [
         "Ваши картинки в работе: 3",
         "1. медленная улитка на листе — рисую, 8%",
-        "2. черепаха — в очереди, место 1",
-        "3. краб — в очереди, место 2",
+        "2. черепаха — в очереди, место 2",
+        "3. краб — в очереди, место 3",
     ],
     "cancel_choose": "У вас в работе картинок: 3. Какую отменить?",
     "cancelling": "Отменяю",
@@ -336,10 +336,11 @@ async def _script(service, tg, store, gen, L) -> None:
     assert int(edit.params["message_id"]) == status_id(tg, held_status)
     me.send(L["second"])
     second_status = await me.reply()
-    assert f"{L['queued']} 1," in second_status.text  # the snail is drawing: the turtle is next
+    # a place counts the pictures being drawn (what a user reads it as): the snail is first
+    assert f"{L['queued']} 2," in second_status.text
     me.send(L["third"])
     third_status = await me.reply()
-    assert f"{L['queued']} 2," in third_status.text
+    assert f"{L['queued']} 3," in third_status.text
     queue_text = await me.ask("/queue")
     for part in L["queue"]:
         assert part in queue_text, queue_text
