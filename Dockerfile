@@ -83,8 +83,7 @@ RUN python -m venv /opt/venv \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     /opt/venv/bin/pip install --no-cache-dir --find-links=/wheels \
        -r /wheels/requirements-bot.txt -r /wheels/requirements-worker.txt -r /wheels/requirements-openvino.txt \
-    && /opt/venv/bin/python -c "import openvino, nncf" \
-    && /opt/venv/bin/python -c "import torch; from_pypi = '${TORCH_CPU_INDEX_URL}' in ('', 'pypi'); \
+    && /opt/venv/bin/python -c "import torch; import openvino, nncf; from_pypi = '${TORCH_CPU_INDEX_URL}' in ('', 'pypi'); \
 assert torch.__version__.startswith('${TORCH_VERSION}') and (from_pypi or not torch.version.cuda), torch.__version__; \
 assert torch.ones(2, 2).matmul(torch.ones(2, 2)).sum().item() == 8.0"
 

@@ -59,7 +59,14 @@ class Row:
 
     @property
     def within_2x(self) -> bool:
-        return self.ratio is not None and 0.5 <= self.ratio <= 2.0
+        """The wait told is within 2x of the actual one, at the precision it was told with: "about
+        3 s" is a figure rounded to the second (3 +- 0.5 s), "about 2 min" to the minute, so a stated
+        wait counts when the range it stands for meets [actual / 2, 2 x actual]."""
+        if self.stated_s is None or self.actual_s <= 0:
+            return False
+        half_unit = 30.0 if self.stated_s >= 60 else 0.5
+        low, high = max(0.0, self.stated_s - half_unit), self.stated_s + half_unit
+        return high >= self.actual_s / 2 and low <= 2 * self.actual_s
 
 
 @dataclass

@@ -24,10 +24,10 @@ from dependency_injector import providers
 from config import factories
 from config.container import Container
 from config.settings import GeneratorBackend, Settings
-from domain.safety_gate import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import PromptFilter
+from domain.safety_gate import SafetyGate
 from domain.translation import UnderstandPrompts
 from domain.use_cases import ProcessJobs, SubmitPrompt
 from domain.use_cases.backlog import WatchBacklog

@@ -26,10 +26,10 @@ from dependency_injector import containers, providers
 
 from config import factories, safety
 from config.settings import GeneratorBackend, Settings
-from domain.safety_gate import SafetyGate
 from domain.ports import Generator, ImageCheck, JobQueue, Metrics, PromptTranslator, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import ImageAction, PromptFilter
+from domain.safety_gate import SafetyGate
 from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts
 from domain.use_cases import ProcessJobs, SubmitPrompt

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from domain.errors import InvalidRequest
 from domain.models import Cancel, ErrorCode, Job, Result
-from domain.safety_gate import SafetyGate
 from domain.ports import Carrier, Delivery
+from domain.safety_gate import SafetyGate
 from domain.telemetry import carrier_of
 from domain.use_cases.report import ReportJobs
 from domain.validation import Limits, check_job, shown_prompt

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from domain.models import Cancel, GeneratorKind, Job
-from domain.safety_gate import SafetyGate
 from domain.policy import FixedPolicy
 from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES
+from domain.safety_gate import SafetyGate
 from domain.scheduling import pick_batch
 from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts

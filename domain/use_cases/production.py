@@ -19,10 +19,10 @@ from domain.models import (
     Understood,
     image_key,
 )
-from domain.safety_gate import SafetyGate
 from domain.ports import Carrier, Generator, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import QualityProfile
 from domain.safety import ImageVerdict
+from domain.safety_gate import SafetyGate
 from domain.telemetry import carrier_of
 from domain.translation import UnderstandPrompts
 from domain.use_cases.planned import PlannedJob

@@ -142,7 +142,7 @@ def test_marian_loads_at_the_pinned_revision_and_refuses_an_unknown_one(tiny_mar
 
 
 def test_the_revision_settings_reach_the_adapters():
-    from config.factories import prompt_translator, wuerstchen_generator
+    from config.factories import marian_translator, wuerstchen_generator
 
     settings = Settings(
         _env_file=None,
@@ -153,7 +153,7 @@ def test_the_revision_settings_reach_the_adapters():
     )
     generator = wuerstchen_generator(settings)
     assert (generator.prior_revision, generator.decoder_revision) == ("a" * 40, "v2.0")
-    assert prompt_translator(settings).revision == "b" * 40  # type: ignore[attr-defined]
+    assert marian_translator(settings).revision == "b" * 40  # type: ignore[attr-defined]
     defaults = Settings(_env_file=None)
     assert {
         defaults.wuerstchen_prior_revision,

@@ -19,8 +19,8 @@ from adapters.embedded.storage import LocalFolderStorage
 from adapters.nudenet.detector import DEFAULT_CATEGORIES, LABELS, NudeNetCheck
 from domain.errors import PromptRefused
 from domain.models import ErrorCode, GenerationRequest, JobStatus, Result, image_key
-from domain.safety_gate import CHECK_FAILED, SafetyGate
 from domain.safety import ImageAction
+from domain.safety_gate import CHECK_FAILED, SafetyGate
 from domain.use_cases import ProcessJobs, SubmitPrompt
 from tests.safety.helpers import FLAGGED_SAMPLE, MARKER, SampleGenerator, flagged_png, png
 

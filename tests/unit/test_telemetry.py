@@ -162,8 +162,8 @@ async def test_the_lag_is_zero_once_nothing_waits(tmp_path):
 
 async def test_no_picture_counts_as_checked_without_a_detector(tmp_path):
     from adapters.embedded.image_check import NoImageCheck
-    from domain.safety_gate import SafetyGate
     from domain.safety import CLEAN
+    from domain.safety_gate import SafetyGate
 
     class Detector(NoImageCheck):
         """A detector double that looks (and passes everything)."""

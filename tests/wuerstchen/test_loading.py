@@ -187,6 +187,7 @@ def test_settings_reach_the_generator(monkeypatch):
     from config.factories import wuerstchen_generator
     from config.settings import Settings
 
+    monkeypatch.setenv("GENERATOR_BACKEND", "torch")  # the torch generator's settings (OpenVINO: test_openvino.py)
     monkeypatch.setenv("GENERATOR_COMPILE", "true")
     monkeypatch.setenv("GENERATOR_COMPILE_MODE", "max-autotune-no-cudagraphs")
     monkeypatch.setenv("GENERATOR_PNG_THREADS", "3")
