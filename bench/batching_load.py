@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
 from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
+from bench.kafka_names import throwaway_names  # noqa: E402
 from bench.queue_bench import run_on_broker  # noqa: E402
 from config.factories import as_queue  # noqa: E402
 from domain.models import Job, JobStatus, Quality, Result  # noqa: E402
@@ -72,15 +72,7 @@ class BatchCounter:
 
 
 async def run(bootstrap: str, generator: WuerstchenGenerator, max_batch: int, args: argparse.Namespace) -> dict:
-    suffix = uuid.uuid4().hex[:8]
-    names = dict(
-        requests_topic=f"load.req.{suffix}",
-        results_topic=f"load.res.{suffix}",
-        dead_letter_topic=f"load.dlq.{suffix}",
-        worker_group=f"load.w.{suffix}",
-        bot_group=f"load.b.{suffix}",
-        partitions=4,
-    )
+    names = throwaway_names("load")
     bot_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-bot", **names))
     worker_q = as_queue(KafkaJobQueue(bootstrap, client_id="load-worker", **names))
     await bot_q.start()

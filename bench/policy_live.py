@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -44,6 +43,7 @@ from adapters.embedded.delivery_log import MemoryDeliveryLog  # noqa: E402
 from adapters.embedded.storage import LocalFolderStorage  # noqa: E402
 from adapters.kafka.queue import KafkaJobQueue  # noqa: E402
 from adapters.wuerstchen.generator import WuerstchenGenerator  # noqa: E402
+from bench.kafka_names import throwaway_names  # noqa: E402
 from bench.queue_bench import run_on_broker  # noqa: E402
 from domain.models import Job, Quality, Result  # noqa: E402
 from domain.policy import AdaptivePolicy  # noqa: E402
@@ -92,15 +92,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(bootstrap: str, args: argparse.Namespace) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    names = dict(
-        requests_topic=f"live.req.{suffix}",
-        results_topic=f"live.res.{suffix}",
-        dead_letter_topic=f"live.dlq.{suffix}",
-        worker_group=f"live.w.{suffix}",
-        bot_group=f"live.b.{suffix}",
-        partitions=4,
-    )
+    names = throwaway_names("live")
     ladder = profiles(args.size, args.quality_steps)
     generator = WuerstchenGenerator.tiny(args.model_dir, threads=args.threads, max_batch=1)
     await generator.start()
