@@ -442,25 +442,35 @@ class UserStores:
     is_ready: Callable[[], bool] | None = None  # a database server: ready while it is reachable
 
 
+COORDINATION_POOL = 3  # connections of a bot's send coordination (heartbeats, chat holds), beside the store's
+
+
 def postgres_user_stores(settings: Settings) -> UserStores:
     """Shared by bot instances on any number of hosts, with the send budget they share."""
     from adapters.postgres import PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
     from adapters.postgres.coordination import PostgresSendCoordination
 
     owner = instance_name(settings)
-    pg = PostgresDatabase(
-        settings.database_url.get_secret_value(),
-        password=settings.database_password.get_secret_value() or None,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        connect_timeout_s=settings.database_connect_timeout_s,
-    )
+
+    def database(min_size: int, max_size: int) -> PostgresDatabase:
+        return PostgresDatabase(
+            settings.database_url.get_secret_value(),
+            password=settings.database_password.get_secret_value() or None,
+            min_size=min_size,
+            max_size=max_size,
+            connect_timeout_s=settings.database_connect_timeout_s,
+        )
+
+    pg = database(settings.database_pool_min, settings.database_pool_max)
     store = PostgresUserStore(pg)
     return UserStores(
         store,
         PostgresDeliveryLog(pg, lease_s=settings.delivery_lease_s, owner=owner),
-        # the send budget and per-chat pacing shared by every bot instance
-        PostgresSendCoordination(pg, owner=owner, rate=settings.send_rate_global),
+        # The send budget and per-chat pacing shared by every bot instance, on a small pool of
+        # their own: behind a burst of store writes holding every pooled connection, a late
+        # heartbeat made the other instances count this one dead and take its share of the
+        # budget while it still sent (45 calls in a second of a 30 budget, on a loaded machine).
+        PostgresSendCoordination(database(1, COORDINATION_POOL), owner=owner, rate=settings.send_rate_global),
         is_ready=store.is_ready,
     )
 

@@ -11,6 +11,9 @@
   A send holds the chat's row (``chat_pacing``, a lease of ``lease_s``) from before the call until
   it has finished, then sets when the chat's next message may go; another instance waits for that.
   So the server sees one chat's messages at least the per-chat interval apart, across instances.
+  The holder renews the leases of the chats it holds with each heartbeat: a call that waits long
+  for the global budget inside its hold (a backlog of hundreds of pictures) keeps the chat, so no
+  other instance sends to it in the meantime; only a holder that died lets its leases run out.
 
 Times come from the database server's clock. While the database cannot be reached, sends are
 paced by each instance alone (a line in the log says so once per outage).
@@ -47,6 +50,7 @@ SELECT EXISTS (SELECT 1 FROM took) AS granted,
         FROM chat_pacing c, t WHERE c.chat_id = $1) AS wait
 """
 _RELEASE = f"UPDATE chat_pacing SET holder = NULL, next_at = {NOW} + $3 WHERE chat_id = $1 AND holder = $2"
+_RENEW = f"UPDATE chat_pacing SET lease_until = {NOW} + $2 WHERE holder = $1 AND chat_id = ANY($3::bigint[])"
 
 
 class PostgresSendCoordination:
@@ -74,6 +78,7 @@ class PostgresSendCoordination:
         self.share = self.budget
         self._task: asyncio.Task[None] | None = None
         self._degraded = False
+        self._held: dict[int, int] = {}  # chat -> holds of it by this instance now (leases renewed)
 
     async def start(self) -> None:
         await self.db.start()
@@ -108,6 +113,8 @@ class PostgresSendCoordination:
                     f"SELECT COUNT(*) FROM bot_instances WHERE seen_at >= {NOW} - $1", self.ttl_s
                 )
                 await conn.execute(f"DELETE FROM bot_instances WHERE seen_at < {NOW} - 3600")
+                if self._held:
+                    await conn.execute(_RENEW, self.incarnation, self.lease_s, list(self._held))
         except Exception as exc:  # keep the share it had; the database's own line says why
             log.debug("bot heartbeat failed: %s", type(exc).__name__)
             return
@@ -148,11 +155,15 @@ class PostgresSendCoordination:
             self._degraded = False
             granted, wait = row[0]["granted"], row[0]["wait"]
             if granted:
+                self._held[chat_id] = self._held.get(chat_id, 0) + 1
                 return True
             await asyncio.sleep(min(max(wait or 0.0, 0.02), 2.0))
 
     async def release(self, chat_id: int, next_in_s: float) -> None:
         """The call has finished: the chat's next message no sooner than ``next_in_s`` from now."""
+        holds = self._held.pop(chat_id, 0) - 1
+        if holds > 0:
+            self._held[chat_id] = holds
         try:
             await self.db.execute(_RELEASE, chat_id, self.incarnation, next_in_s)
         except Exception as exc:  # the lease runs out by itself

@@ -69,10 +69,32 @@ async def test_a_holder_that_died_lets_go_after_its_lease(postgres_url):
     b = coordination(postgres_url, owner="b", lease_s=0.6)
     await asyncio.gather(a.start(), b.start())
     try:
-        assert await a.acquire(5)  # and dies before release
+        assert await a.acquire(5)  # and dies before release: its heartbeat (which renews) stops
+        a._task.cancel()
         started = time.monotonic()
         assert await b.acquire(5)
         assert 0.4 <= time.monotonic() - started < 3
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+
+
+async def test_a_live_holder_keeps_its_chat_past_the_lease(postgres_url):
+    """A call that waits long inside its hold (for the global budget, behind a backlog of
+    pictures) keeps the chat: its heartbeat renews the lease, so another instance does not send
+    to the chat meanwhile (it did: two messages to one chat 0.3 s apart, the first instance's
+    call let through after the lease had passed to the second)."""
+    a = coordination(postgres_url, owner="a", lease_s=0.6)
+    b = coordination(postgres_url, owner="b", lease_s=0.6)
+    await asyncio.gather(a.start(), b.start())
+    try:
+        assert await a.acquire(5)
+        waiter = asyncio.create_task(b.acquire(5))
+        await asyncio.sleep(2.0)  # more than three leases
+        assert not waiter.done()
+        await a.release(5, 0.3)
+        released = time.monotonic()
+        assert await asyncio.wait_for(waiter, 3)
+        assert time.monotonic() - released >= 0.25  # and then the chat's interval still holds
     finally:
         await asyncio.gather(a.stop(), b.stop())
 

@@ -213,6 +213,9 @@ class FakeBotAPI(ScriptedUpdates):
 
     # --- handling ------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
+        # A call counts from when it arrived, not from when its body (a photo: hundreds of KB,
+        # read slowly on a loaded machine) was read: calls the bot spread out must not bunch up here.
+        arrived = time.monotonic()
         token = request.match_info["token"]
         method = request.match_info["method"]
         params: dict[str, Any] = {}
@@ -243,7 +246,7 @@ class FakeBotAPI(ScriptedUpdates):
             return web.json_response({"ok": False, "error_code": 409, "description": description}, status=409)
         call: Call | None = None
         if method != "getUpdates":
-            call = Call(method, params, files, time.monotonic(), token)
+            call = Call(method, params, files, arrived, token)
             failure = self._take_failure(method)
             if failure:
                 call.params["_failed"] = failure.status
