@@ -8,7 +8,8 @@ before it sends anything: one bad button refuses the photo it was attached to.
 - Inline keyboard URL buttons: http(s) or tg:// only; an http(s) host that is ``localhost``, an IP
   address or a name without a dot is refused (``BUTTON_URL_INVALID``). callback_data 1-64 bytes
   (``BUTTON_DATA_INVALID``); copy_text 1-256 characters (``BUTTON_COPY_TEXT_INVALID``, MTProto's
-  error for keyboardButtonCopy.copy_text, passed through in capitals). A button with no action: "text buttons are unallowed".
+  error for keyboardButtonCopy.copy_text, passed through in capitals). A button with no action:
+  "text buttons are unallowed".
 - Text 1-4096 characters after entity parsing, captions 0-1024; with ``parse_mode=HTML`` only
   Telegram's tags, and a bare ``<`` or ``&`` cannot be parsed.
 - Albums (``sendMediaGroup``): none is "there are no messages to send", more than 10 "too many
