@@ -125,6 +125,7 @@ button-history-png = 📄 { $n }
 button-album-new-seed = 🔁 { $n }
 button-album-png = 📄 { $n }
 button-share = ↗️ Share
+button-copy = 📋 Copy prompt
 answer-new-seed = 🔁 A new seed: queued
 answer-variations = 🎲 { $count } variations: queued
 answer-png = 📄 Sending the original PNG…

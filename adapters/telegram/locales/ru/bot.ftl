@@ -125,6 +125,7 @@ button-history-png = 📄 { $n }
 button-album-new-seed = 🔁 { $n }
 button-album-png = 📄 { $n }
 button-share = ↗️ Поделиться
+button-copy = 📋 Копировать запрос
 answer-new-seed = 🔁 Новый seed: в очереди
 answer-variations = 🎲 Варианты ({ $count }): в очереди
 answer-png = 📄 Отправляю оригинал PNG…
