@@ -102,6 +102,25 @@ class GuestsAndEphemerals(ScriptedUpdates):
         )
         return query_id
 
+    def press_ephemeral(self, user_id: int, chat_id: int, ephemeral_message_id: int, data: str) -> str:
+        """A press of a button with ``data`` under an ephemeral message (only its receiver can)."""
+        message = next(
+            m for (c, r, e), m in self.ephemerals.items() if (c, r, e) == (chat_id, user_id, ephemeral_message_id)
+        )
+        query_id = f"ecq{next(self._guest_ids)}"
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
+                    "chat_instance": str(chat_id),
+                    "message": message,
+                    "data": data,
+                }
+            }
+        )
+        return query_id
+
     # --- checks the server makes on every call ----------------------------------------------------
     def check_reachable(self, params: dict[str, Any]) -> None:
         chat_id = params.get("chat_id")
