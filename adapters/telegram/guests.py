@@ -25,7 +25,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, InlineQueryResultArticle, InputTextMessageContent
 
 from adapters.telegram import captions
-from adapters.telegram.captions import REFUSALS
+from adapters.telegram.captions import CAPTION_LIMIT, REFUSALS
 from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import retry_keyboard, short
 from adapters.telegram.options import BotOptions
@@ -99,11 +99,18 @@ class GuestPictures:
         result, record = picture.result, picture.record
         assert record is not None and record.inline_message_id is not None  # (a guest job's)
         caption = captions.caption(self.t, result, picture.locale, picture.negative)
+        if result.spoiler:  # flagged by the image check: blurred until tapped, here as in any chat
+            caption = f"{self.t(picture.locale, 'result-sensitive')}\n{caption}"[:CAPTION_LIMIT]
         markup = picture_keyboard(self.t, self.options, result, record, picture.locale, url=result.image_url)
         upload = BufferedInputFile(picture.png, filename=f"prompt2pic-{result.job_id[:12]}.png")
         try:  # the caller's own copy first: Telegram then has the file, by its id
             sent = await self.sender.send_photo(
-                record.user_id, upload, caption=caption, reply_markup=markup, priority=Priority.RESULT
+                record.user_id,
+                upload,
+                caption=caption,
+                reply_markup=markup,
+                priority=Priority.RESULT,
+                has_spoiler=result.spoiler,
             )
         except (RecipientGone, TelegramForbiddenError, TelegramBadRequest) as exc:
             log.info("the picture of guest job %s could not be uploaded: %s", result.job_id, type(exc).__name__)
@@ -119,6 +126,7 @@ class GuestPictures:
                 file_id,
                 caption=caption,
                 reply_markup=markup,
+                has_spoiler=result.spoiler,
                 on_sent=picture.sent,
             )
         except TelegramBadRequest as exc:  # (the picture is in their private chat; here, the word)

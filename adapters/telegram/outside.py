@@ -74,11 +74,13 @@ class OutsideMessages:
         *,
         caption: str,
         reply_markup: Any = None,
+        has_spoiler: bool = False,
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Turn an inline message into a photo the bot sent before (an inline message takes no
-        new upload, only a file id or a URL); raises what Telegram refuses."""
-        media = InputMediaPhoto(media=file_id, caption=caption[:1024] or None)
+        new upload, only a file id or a URL); raises what Telegram refuses. ``has_spoiler``:
+        blurred until tapped (a flagged picture)."""
+        media = InputMediaPhoto(media=file_id, caption=caption[:1024] or None, has_spoiler=has_spoiler or None)
         await self.sender.call(
             chat_id,
             lambda: self.bot.edit_message_media(

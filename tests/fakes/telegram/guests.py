@@ -202,6 +202,7 @@ class GuestsAndEphemerals(ScriptedUpdates):
         message.pop("text", None)
         message["photo"] = ref
         message["caption"] = media.get("caption")
+        message["has_media_spoiler"] = media.get("has_spoiler") in (True, "true")
 
     def ephemeral(self, params: dict[str, Any], text: str) -> dict[str, Any] | None:
         """The ephemeral message a sendMessage asks for (None: an ordinary one)."""
