@@ -115,9 +115,11 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
     from adapters.telegram.bans import Bans
     from adapters.telegram.bot import HandlerParts, build_dispatcher
     from adapters.telegram.commands import Menus
+    from adapters.telegram.guests import GuestAnswers, GuestPictures
     from adapters.telegram.handlers.inline import InlinePrompts
     from adapters.telegram.intake import PromptIntake
     from adapters.telegram.job_maker import JobMaker
+    from adapters.telegram.outside import OutsideMessages
     from adapters.telegram.paste import SplitPaste
     from adapters.telegram.pictures import PictureSender
     from adapters.telegram.replies import Replies
@@ -150,7 +152,9 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
     replies = Replies(sender, t, store)
     albums = Albums(wait_s=options.album_wait_s)
     safety = SafetyTally()
-    announcer = TelegramAnnouncer(sender, board, albums, replies, texts)
+    outside = OutsideMessages(sender)  # inline messages (guest mode) and ephemeral ones
+    guests = GuestAnswers(outside, t)
+    announcer = TelegramAnnouncer(sender, board, albums, replies, texts, guests)
     admit = AdmitJobs(
         parts.submit,
         store,
@@ -176,7 +180,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         jobs=jobs,
         admit=admit,
         cancel_job=CancelJob(store, parts.queue, announcer, clock=clock),
-        intake=PromptIntake(jobs, admit, replies, texts, safety),
+        intake=PromptIntake(jobs, admit, replies, texts, safety, guests),
         watch=watch,
         safety=safety,
         reports=Reports(replies, sender, t, store, parts.storage, options, safety),
@@ -185,6 +189,8 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         background=Background(),
         split_paste=SplitPaste(window_s=options.split_join_s),
         inline_prompts=InlinePrompts(),
+        outside=outside,
+        guests=guests,
         clock=clock,
     )
     channel = TelegramResultChannel(
@@ -196,6 +202,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         texts=texts,
         safety=safety,
         pictures=PictureSender(sender, store, t, options, watch),
+        guests=GuestPictures(sender, outside, store, t, options),
     )
     stop_delivery = asyncio.Event()
     deliver = DeliverResults(

@@ -253,13 +253,15 @@ class Announcer(Protocol):
         """The request of ``job`` (and the others asked with it) was refused: say why."""
         ...
 
-    async def open_status(self, job: Job, position: int, reply_to: int | None) -> int | None:
-        """Send the job's live status (its ``position`` in line, 1 = next); its message id, or
-        None when it could not be sent (the job goes ahead without one). ``RecipientGone``:
-        nobody to draw for."""
+    async def open_status(self, job: Job, position: int, reply_to: int | None) -> int | str | None:
+        """Send the job's live status (its ``position`` in line, 1 = next); its message id in the
+        job's chat, or (a ``str``) the id of an inline message: a status posted as the answer to
+        a guest query, outside the bot's own chats, which the picture replaces in place. None
+        when it could not be sent (the job goes ahead without one). ``RecipientGone``: nobody to
+        draw for."""
         ...
 
-    async def withdraw_status(self, job: Job, message_id: int) -> None:
+    async def withdraw_status(self, job: Job, message_id: int | str) -> None:
         """The job ended before its status was recorded: its status goes."""
         ...
 
@@ -362,6 +364,10 @@ class UserStore(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
     async def set_status_message(self, job_id: str, message_id: int) -> None: ...
+
+    async def set_inline_message(self, job_id: str, inline_message_id: str) -> None:
+        """The job's status is an inline message (a guest query's answer), edited by this id."""
+        ...
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         """Telegram's id of the job's picture, once sent (for sharing it in inline mode)."""

@@ -107,6 +107,10 @@ class JobRecord:
     # Telegram gave the picture once it was sent (inline mode shares it by that id).
     request_message_id: int | None = None
     file_id: str | None = None
+    # A status posted outside the bot's own chat messages (the answer to a guest query, in a chat
+    # the bot may not be a member of): Telegram's id of that inline message, which is edited into
+    # the picture (None: the status, if any, is the chat message ``status_message_id``).
+    inline_message_id: str | None = None
 
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:

@@ -68,6 +68,10 @@ class MemoryUserStore:
         if job_id in self.jobs:
             self.jobs[job_id] = replace(self.jobs[job_id], status_message_id=message_id)
 
+    async def set_inline_message(self, job_id: str, inline_message_id: str) -> None:
+        if job_id in self.jobs:
+            self.jobs[job_id] = replace(self.jobs[job_id], inline_message_id=inline_message_id)
+
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         record = self.jobs.get(job_id)
         if record is not None:

@@ -104,6 +104,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE jobs ADD COLUMN request_message_id bigint;
         ALTER TABLE jobs ADD COLUMN file_id text;
     """),
+    Migration(6, "the inline message of a job asked for in guest mode", """
+        ALTER TABLE jobs ADD COLUMN inline_message_id text;
+    """),
 )
 # fmt: on
 

@@ -44,6 +44,7 @@ _RECENT_CREATED = numbered(sql.RECENT_CREATED)
 _GET_JOB = numbered(sql.GET_JOB)
 _SET_STATUS_MESSAGE = numbered(sql.SET_STATUS_MESSAGE)
 _SET_FILE_ID = numbered(sql.SET_FILE_ID)
+_SET_INLINE_MESSAGE = numbered(sql.SET_INLINE_MESSAGE)
 _MARK_PUBLISHED = numbered(sql.MARK_PUBLISHED)
 _UNPUBLISHED = numbered(sql.UNPUBLISHED)
 _MARK_STARTED = numbered(sql.MARK_STARTED)
@@ -116,6 +117,9 @@ class PostgresUserStore:
 
     async def set_status_message(self, job_id: str, message_id: int) -> None:
         await self.db.execute(_SET_STATUS_MESSAGE, message_id, job_id)
+
+    async def set_inline_message(self, job_id: str, inline_message_id: str) -> None:
+        await self.db.execute(_SET_INLINE_MESSAGE, inline_message_id, job_id)
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         await self.db.execute(_SET_FILE_ID, file_id, job_id)

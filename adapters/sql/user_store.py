@@ -56,6 +56,7 @@ RECENT_CREATED = "SELECT created_at FROM jobs WHERE user_id = ? AND created_at >
 GET_JOB = "SELECT * FROM jobs WHERE job_id = ?"
 SET_STATUS_MESSAGE = "UPDATE jobs SET status_message_id = ? WHERE job_id = ?"
 SET_FILE_ID = "UPDATE jobs SET file_id = ? WHERE job_id = ?"
+SET_INLINE_MESSAGE = "UPDATE jobs SET inline_message_id = ? WHERE job_id = ?"
 MARK_PUBLISHED = "UPDATE jobs SET published_at = ? WHERE job_id = ? AND published_at IS NULL"
 UNPUBLISHED = (
     "SELECT * FROM jobs WHERE state = ? AND published_at IS NULL AND created_at < ? ORDER BY created_at, job_id"

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_s REAL NOT NULL DEFAULT 0,
     published_at REAL,
     request_message_id INTEGER,
-    file_id TEXT
+    file_id TEXT,
+    inline_message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -83,6 +84,7 @@ COLUMNS = (
     ("jobs", "published_at", "REAL"),
     ("jobs", "request_message_id", "INTEGER"),
     ("jobs", "file_id", "TEXT"),
+    ("jobs", "inline_message_id", "TEXT"),
     ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
     ("users", "translate", "INTEGER NOT NULL DEFAULT 1"),
@@ -152,6 +154,9 @@ class SqliteUserStore:
 
     async def set_status_message(self, job_id: str, message_id: int) -> None:
         await self.db.write(sql.SET_STATUS_MESSAGE, (message_id, job_id))
+
+    async def set_inline_message(self, job_id: str, inline_message_id: str) -> None:
+        await self.db.write(sql.SET_INLINE_MESSAGE, (inline_message_id, job_id))
 
     async def set_file_id(self, job_id: str, file_id: str) -> None:
         await self.db.write(sql.SET_FILE_ID, (file_id, job_id))

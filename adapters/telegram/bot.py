@@ -16,11 +16,13 @@ from aiogram.client.telegram import TelegramAPIServer
 from adapters.telegram.background import Background
 from adapters.telegram.bans import Bans
 from adapters.telegram.commands import Menus
+from adapters.telegram.guests import GuestAnswers
 from adapters.telegram.handlers.inline import InlinePrompts
 from adapters.telegram.i18n import UiTexts
 from adapters.telegram.intake import PromptIntake
 from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.options import BotOptions
+from adapters.telegram.outside import OutsideMessages
 from adapters.telegram.paste import SplitPaste
 from adapters.telegram.replies import Replies
 from adapters.telegram.reports import Reports
@@ -69,6 +71,8 @@ class HandlerParts:
     background: Background
     split_paste: SplitPaste  # ("paste" is the part InOrder claimed for this update)
     inline_prompts: InlinePrompts
+    outside: OutsideMessages  # inline (guest mode) and ephemeral messages
+    guests: GuestAnswers
     clock: Callable[[], float]
 
 
@@ -91,9 +95,11 @@ def build_dispatcher(parts: HandlerParts, *, answer_errors: bool = True) -> Disp
         bans=parts.bans,
         sender=parts.sender,
         paste=parts.split_paste,
+        guests=parts.guests,
     )
     dispatcher.message.outer_middleware(context)
     dispatcher.callback_query.outer_middleware(context)
     dispatcher.inline_query.outer_middleware(context)
+    dispatcher.guest_message.outer_middleware(context)
     dispatcher.include_routers(*routers())
     return dispatcher

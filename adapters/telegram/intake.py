@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.telegram.guests import GuestAnswers
 from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.replies import Replies
 from adapters.telegram.texts import BotTexts
@@ -23,6 +24,7 @@ class PromptIntake:
     replies: Replies
     texts: BotTexts
     safety: SafetyTally
+    guests: GuestAnswers
 
     async def accept_text(
         self,
@@ -43,6 +45,36 @@ class PromptIntake:
         except InvalidRequest as exc:
             if isinstance(exc, PromptRefused):
                 self.safety.prompts_refused[str(exc.params.get("category", ""))] += 1
-            await self.replies.reply(chat_id, self.texts.error_text(locale, exc), reply_to=reply_to)
+            await self.replies.reply(chat_id, self.texts.error_text(locale, exc), reply_to=reply_to, private_to=user_id)
             return []
         return await self.admit([job], reply_to=reply_to)
+
+    async def accept_guest(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        message_id: int,
+        query_id: str,
+        locale: Locale,
+        prefs: UserPrefs,
+        text: str,
+    ) -> list[Job]:
+        """A prompt of a guest query (guest mode): checked and admitted like any prompt of that
+        user (the same limits, filter and lanes; the caller owns the job), every answer going
+        as the answer to the query, the one way into that chat (``GuestAnswers``)."""
+        job_id = self.jobs.submit.job_id_for(chat_id, message_id)
+        try:
+            job = self.jobs.build_job(
+                user_id=user_id, chat_id=chat_id, locale=locale, prefs=prefs, text=text, job_id=job_id
+            )
+        except InvalidRequest as exc:
+            if isinstance(exc, PromptRefused):
+                self.safety.prompts_refused[str(exc.params.get("category", ""))] += 1
+            await self.guests.refuse(chat_id, query_id, self.texts.error_text(locale, exc), locale)
+            return []
+        self.guests.expect(job.job_id, query_id)
+        try:
+            return await self.admit([job])
+        finally:
+            self.guests.take(job.job_id)  # (answered, or the same query again: nothing more due)

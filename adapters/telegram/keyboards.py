@@ -6,7 +6,7 @@ Callback data must fit in 64 bytes: a one-letter prefix, a short action and a 32
 from __future__ import annotations
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import CopyTextButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from adapters.telegram.i18n import UiTexts
@@ -43,10 +43,12 @@ def result_keyboard(
     variations: int = 3,
     report: bool = True,
     share: str | None = None,
+    copy: str | None = None,
 ) -> InlineKeyboardMarkup:
     """The buttons under a picture. ``url`` becomes a link button only when Telegram takes it
     (``links.button_url``); ``report``: a button that sends the picture to the admins (``rep``);
-    ``share``: a "share" button that opens inline mode with this text."""
+    ``share``: a "share" button that opens inline mode with this text; ``copy``: a "copy prompt"
+    button that puts this text on the clipboard (``copy_prompt.copyable_prompt``)."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t(locale, "button-new-seed"), callback_data=ResultAction(action="new", job=job_id))
     kb.button(
@@ -64,9 +66,15 @@ def result_keyboard(
         row += 1
     if row:
         sizes.append(row)
+    last = 0
+    if copy:
+        kb.button(text=t(locale, "button-copy"), copy_text=CopyTextButton(text=copy))
+        last += 1
     if report:
         kb.button(text=t(locale, "button-report"), callback_data=ResultAction(action="rep", job=job_id))
-        sizes.append(1)
+        last += 1
+    if last:
+        sizes.append(last)
     if share is not None:
         kb.button(text=t(locale, "button-share"), switch_inline_query=share)
         sizes.append(1)

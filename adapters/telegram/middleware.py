@@ -13,6 +13,7 @@ from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
 from adapters.telegram.bans import Bans
+from adapters.telegram.guests import GuestAnswers
 from adapters.telegram.options import BotOptions
 from adapters.telegram.paste import Paste, SplitPaste
 from adapters.telegram.replies import Replies
@@ -81,8 +82,17 @@ class UserContext(BaseMiddleware):
     """Puts ``prefs`` and ``locale`` into the handler data; turns away users not on the allowlist."""
 
     def __init__(
-        self, *, store: UserStore, options: BotOptions, replies: Replies, bans: Bans, sender: Sender, paste: SplitPaste
+        self,
+        *,
+        store: UserStore,
+        options: BotOptions,
+        replies: Replies,
+        bans: Bans,
+        sender: Sender,
+        paste: SplitPaste,
+        guests: GuestAnswers,
     ) -> None:
+        self.guests = guests
         self.store = store
         self.options = options
         self.replies = replies
@@ -102,13 +112,22 @@ class UserContext(BaseMiddleware):
         paste: Paste | None = data.get("paste")  # claimed by InOrder
         prefs = await self.store.get_prefs(user.id)
         locale = prefs.locale or telegram_locale(user)
+        guest = isinstance(event, Message) and event.guest_query_id is not None
+        refused = not self.options.is_allowed(user.id) or (prefs.banned and not self.options.is_admin(user.id))
+        if guest and refused:  # a short refusal, as the answer to the query (the way into that chat)
+            assert isinstance(event, Message) and event.guest_query_id is not None
+            log.info("a guest query of user %s refused (not allowed, or banned)", user.id)
+            await self.guests.refuse(
+                event.chat.id, event.guest_query_id, self.replies.t(locale, "guest-refused"), locale
+            )
+            return None
         if not self.options.is_allowed(user.id):
             log.info("user %s is not on the allowlist", user.id)
             text = self.replies.t(locale, "error-access_denied", user_id=str(user.id))
             if isinstance(event, CallbackQuery):
                 await self.replies.answer(event, text, alert=True)
             elif isinstance(event, Message):
-                await self.replies.reply(event.chat.id, text)
+                await self.replies.reply(event.chat.id, text, private_to=user.id)
             return None
         if prefs.banned and not self.options.is_admin(user.id):
             await self.bans.tell_banned(event, locale, user.id)  # once; then they are ignored

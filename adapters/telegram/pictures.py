@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge, TelegramNotFound
-from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Message
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, Message
 
 from adapters.telegram import captions
 from adapters.telegram.captions import CAPTION_LIMIT, REFUSALS, fits_photo
+from adapters.telegram.copy_prompt import copyable_prompt
 from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import album_keyboard, result_keyboard, retry_keyboard, short
 from adapters.telegram.links import LinkUse, link_use
@@ -70,6 +71,42 @@ class Picture:
         return wants_file or not fits_photo(self.result.width, self.result.height, len(self.png))
 
 
+def picture_keyboard(
+    t: UiTexts,
+    options: BotOptions,
+    result: Result,
+    record: JobRecord | None,
+    locale: Locale,
+    *,
+    url: str | None,
+    document: bool = False,
+    share: str | None = None,
+) -> InlineKeyboardMarkup:
+    """The buttons under one picture, its "copy prompt" button included: the prompt and the
+    parameters it was asked with (the record's size, seed, quality and negative prompt)."""
+    negative = record.negative_prompt if record else ""
+    width, height = (record.width, record.height) if record else (result.width, result.height)
+    copy = copyable_prompt(
+        record.prompt if record else result.prompt,
+        negative=negative,
+        width=width,
+        height=height,
+        seed=record.seed if record else result.seed,
+        quality=record.quality if record else None,
+    )
+    return result_keyboard(
+        t,
+        locale,
+        result.job_id,
+        url,
+        with_png=not document,
+        variations=options.variations,
+        report=options.receives_reports,
+        share=share,
+        copy=copy,
+    )
+
+
 class PictureSender:
     """One picture (or the failure) to its chat."""
 
@@ -117,14 +154,14 @@ class PictureSender:
         if level >= 2:
             return None
         share = short(picture.result.prompt, 64) if picture.result.chat_id > 0 else None
-        return result_keyboard(
+        return picture_keyboard(
             self.t,
+            self.options,
+            picture.result,
+            picture.record,
             picture.locale,
-            picture.result.job_id,
-            url if level == 0 else None,
-            with_png=not document,
-            variations=self.options.variations,
-            report=self.options.receives_reports,
+            url=url if level == 0 else None,
+            document=document,
             share=share,
         )
 

@@ -27,15 +27,44 @@ class Replies:
     t: UiTexts
     store: UserStore
 
-    async def reply(self, chat_id: int, text: str, *, reply_to: int | None = None, markup: Any = None) -> None:
+    async def reply(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        markup: Any = None,
+        private_to: int | None = None,
+    ) -> None:
         """Answer in the chat; a user who blocked the bot, or an answer Telegram refuses, is
-        logged, never raised into the handler (which would leave the update half done)."""
+        logged, never raised into the handler (which would leave the update half done).
+        ``private_to``: what concerns that user only; in a group it goes as an ephemeral message
+        that only they see (``private``), in the chat as before where Telegram refuses that."""
+        if await self.private(chat_id, private_to, text, reply_to=reply_to, markup=markup):
+            return
         try:
             await self.sender.send_message(chat_id, text, reply_to=reply_to, reply_markup=markup)
         except RecipientGone:
             pass
         except TelegramBadRequest as exc:
             log.warning("a reply to chat %s was refused: %s", chat_id, exc.message)
+
+    async def private(
+        self, chat_id: int, user_id: int | None, text: str, *, reply_to: int | None = None, markup: Any = None
+    ) -> bool:
+        """An ephemeral message to ``user_id`` in group ``chat_id`` (Bot API 10.2); False when it
+        is no group (a private chat is private already), or Telegram refused it (the user is not
+        in the chat, the chat takes none, an older server): the caller then answers in the chat."""
+        if user_id is None or chat_id >= 0:
+            return False
+        try:
+            await self.sender.send_message(chat_id, text, reply_to=reply_to, reply_markup=markup, ephemeral_to=user_id)
+        except RecipientGone:
+            return True  # the group is gone for the bot: nothing else would get there either
+        except TelegramBadRequest as exc:
+            log.info("an ephemeral reply in chat %s was refused (%s): it goes to the chat", chat_id, exc.message)
+            return False
+        return True
 
     @staticmethod
     async def answer(query: Any, text: str | None = None, *, alert: bool = False) -> None:

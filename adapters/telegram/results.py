@@ -12,7 +12,9 @@ without the part it refused (the link button, then the keyboard, then the captio
 document); when nothing works, the user is told so in their language. Either way the status
 message ends (``settle``, once the delivery is confirmed): deleted once the picture or the
 failure is in the chat, or left as the failure when not even a message could be sent and the
-status was edited into it.
+status was edited into it. A job asked for in guest mode (its record has an inline message id)
+gets its live status, its picture and its failure in that one inline message, in place
+(``guests.GuestPictures``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aiogram.exceptions import TelegramNotFound
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.telegram.albums import Albums
+from adapters.telegram.guests import GuestPictures
 from adapters.telegram.keyboards import cancel_keyboard
 from adapters.telegram.pictures import AlbumSender, DeliveryRefused, Picture, PictureSender
 from adapters.telegram.sender import Sender
@@ -50,8 +53,10 @@ class TelegramResultChannel:
         texts: BotTexts,
         safety: SafetyTally,
         pictures: PictureSender,
+        guests: GuestPictures,
     ) -> None:
         self.sender = sender
+        self.guests = guests
         self.board = board
         self.store = store
         self.storage = storage
@@ -74,7 +79,8 @@ class TelegramResultChannel:
         if self.board.is_closed(record.job_id):
             return
         # (no message: the status could not be sent; blocked the bot: nothing more goes there)
-        if record.status_message_id is None or not self.sender.is_reachable(record.chat_id):
+        has_status = record.status_message_id is not None or record.inline_message_id is not None
+        if not has_status or not self.sender.is_reachable(record.chat_id):
             return
         text, percent = self.texts.progress_text(
             record.locale, record.prompt, event.stage, event.step, event.total_steps
@@ -83,11 +89,12 @@ class TelegramResultChannel:
         self.board.show(
             record.job_id,
             record.chat_id,
-            record.status_message_id,
+            record.status_message_id or 0,
             text,
             markup,
             stage=event.stage,
             percent=percent,
+            inline_id=record.inline_message_id,
         )
 
     # --- the ResultChannel port (RecordOutcomes decided that the result goes out) --------------
@@ -122,7 +129,7 @@ class TelegramResultChannel:
                 except KeyError:  # gone from storage: say so instead of retrying forever
                     log.warning("image of %s is missing from storage", result.job_id)
                     self.albums.drop(result.job_id)
-                    await self.pictures.fail(result, locale, sent, "storage_unavailable")
+                    await self._fail(picture, "storage_unavailable")
                     return
                 except StorageError:  # DeliverResults tries again later; the album goes on
                     self.albums.drop(result.job_id)
@@ -130,14 +137,24 @@ class TelegramResultChannel:
                 await self._picture_or_album(picture)
                 return
             self.albums.drop(result.job_id)
-            await self.pictures.fail(result, locale, sent)
+            await self._fail(picture)
         except TelegramNotFound as exc:
             log.warning("Telegram refused result %s: %s", result.job_id, exc.message)
             raise DeliveryRefused(job_id=result.job_id) from exc
 
+    async def _fail(self, picture: Picture, code: str | None = None) -> None:
+        if picture.record is not None and picture.record.inline_message_id is not None:
+            await self.guests.fail(picture, code)
+        else:
+            await self.pictures.fail(picture.result, picture.locale, picture.sent, code)
+
     async def _picture_or_album(self, picture: Picture) -> None:
         """A picture alone goes at once; one of an album waits for the others (``Albums``), and
-        the handler that holds the last of them sends them all."""
+        the handler that holds the last of them sends them all. A guest job's goes in place of
+        its status."""
+        if picture.record is not None and picture.record.inline_message_id is not None:
+            await self.guests.send_picture(picture)
+            return
         batch = await self.albums.collect(picture.result.job_id, picture)
         if batch is None:
             await self.pictures.send_picture(picture)

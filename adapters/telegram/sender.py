@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
+from aiogram.types import (
+    EphemeralMessageParameters,
+    InputFile,
+    InputMediaDocument,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+)
 
 from adapters.telegram.chat_actions import ChatActions
 from adapters.telegram.pacing import Pacer, SharedPacing, serving
@@ -116,8 +123,11 @@ class Sender:
         reply_to: int | None = None,
         priority: Priority = Priority.INTERACTIVE,
         on_sent: Callable[[], Awaitable[None]] | None = None,
+        ephemeral_to: int | None = None,
     ) -> Message:
         kwargs: dict[str, Any] = {"reply_markup": reply_markup, **_replying(reply_to)}
+        if ephemeral_to is not None:  # an ephemeral message: seen in the chat by that user only
+            kwargs["ephemeral_message_parameters"] = EphemeralMessageParameters(receiver_user_id=ephemeral_to)
         return await self.call(
             chat_id,
             lambda: self.bot.send_message(chat_id, text[:4096], **kwargs),

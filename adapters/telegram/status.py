@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.telegram.outside import OutsideMessages
 from adapters.telegram.sender import Priority, Sender
 from domain.models import Stage
 
@@ -44,6 +45,7 @@ class _Live:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     locale: Any = None  # the job's, for re-telling its place in line
     prompt: str = ""
+    inline_id: str | None = None  # an inline message (a guest query's answer), edited by this id
 
 
 class StatusBoard:
@@ -55,6 +57,7 @@ class StatusBoard:
         edits_per_s: float = 10.0,
     ) -> None:
         self.sender = sender
+        self.outside = OutsideMessages(sender)
         self.base_interval_s = interval_s
         self.edits_per_s = max(0.1, edits_per_s)
         self.clock = clock
@@ -76,18 +79,22 @@ class StatusBoard:
         *,
         locale: Any = None,
         prompt: str = "",
+        inline_id: str | None = None,
     ) -> None:
-        """The status message was just sent with ``text`` (the job is in line)."""
+        """The status message was just sent with ``text`` (the job is in line); ``inline_id``:
+        it is an inline message (``message_id`` is then 0)."""
         if job_id in self._closed:
             return
-        self._live[job_id] = _Live(chat_id, message_id, sent=text, last_at=self.clock(), locale=locale, prompt=prompt)
+        self._live[job_id] = _Live(
+            chat_id, message_id, sent=text, last_at=self.clock(), locale=locale, prompt=prompt, inline_id=inline_id
+        )
 
     def waiting(self) -> dict[str, tuple[int, int, Any, str] | None]:
         """Jobs whose status still says "queued": (chat, message, locale, prompt)."""
         return {
             job_id: (live.chat_id, live.message_id, live.locale, live.prompt) if live.locale is not None else None
             for job_id, live in self._live.items()
-            if live.stage == QUEUED
+            if live.stage == QUEUED and live.inline_id is None  # (an inline one: told when it starts)
         }
 
     def stage(self, job_id: str) -> tuple[str, int] | None:
@@ -104,13 +111,14 @@ class StatusBoard:
         *,
         stage: str = "",
         percent: int = 0,
+        inline_id: str | None = None,
     ) -> None:
         """Have the status message say ``text`` soon (coalesced, throttled); returns at once."""
         if job_id in self._closed:
             return
         live = self._live.get(job_id)
         if live is None:
-            live = self._live[job_id] = _Live(chat_id, message_id)
+            live = self._live[job_id] = _Live(chat_id, message_id, inline_id=inline_id)
         if stage:
             # Events of one job may be handled out of order (a batch is handled concurrently,
             # or the queue reorders): never go back from 40% to "started".
@@ -133,14 +141,7 @@ class StatusBoard:
             live.last_at = self.clock()
             live.sending = True
             try:
-                await self.sender.edit_text(
-                    live.chat_id,
-                    live.message_id,
-                    text,
-                    reply_markup=markup,
-                    priority=Priority.STATUS,
-                    attempts=2,
-                )
+                await self._edit(live, text, markup)
                 self.edits += 1
             except Exception:  # a lost status edit is harmless; the result is what matters
                 live.sent = text
@@ -149,6 +150,16 @@ class StatusBoard:
                 live.sending = False
             live.last_at = self.clock()
             live.sent = text
+
+    async def _edit(self, live: _Live, text: str, markup: Any) -> None:
+        if live.inline_id is not None:
+            await self.outside.edit_inline_text(
+                live.chat_id, live.inline_id, text, reply_markup=markup, priority=Priority.STATUS, attempts=2
+            )
+            return
+        await self.sender.edit_text(
+            live.chat_id, live.message_id, text, reply_markup=markup, priority=Priority.STATUS, attempts=2
+        )
 
     def forget(self, job_id: str) -> None:
         """Stop keeping this job's status here without closing it (another instance, or a later

@@ -114,9 +114,12 @@ class AdmitJobs:
         if message_id is None:
             return job, True
         self.metrics.first_reply(max(0.0, self.clock() - job.created_at))
-        await self.store.set_status_message(job.job_id, message_id)
+        if isinstance(message_id, str):  # an inline message (a guest query's answer)
+            await self.store.set_inline_message(job.job_id, message_id)
+        else:
+            await self.store.set_status_message(job.job_id, message_id)
+            job = job.model_copy(update={"status_message_id": message_id})
         record = await self.store.get_job(job.job_id)
-        job = job.model_copy(update={"status_message_id": message_id})
         if record is not None and not record.active:
             # A reply that waited long (flood control, a busy send budget): meanwhile the user
             # cancelled the job, or another bot instance's outbox published it and its result
@@ -169,7 +172,7 @@ class CancelJob:
             await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))
         except Exception as exc:
             log.warning("cancellation of %s not queued: %s", record.job_id, type(exc).__name__)
-        if record.status_message_id is not None:
+        if record.status_message_id is not None or record.inline_message_id is not None:
             await self.announcer.cancelled(record, locale)
         return True
 

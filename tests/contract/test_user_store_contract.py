@@ -472,11 +472,23 @@ async def test_request_message_and_file_id_are_kept(store):
     await store.set_file_id("unknown", "photo:x")  # nothing to update: no error
 
 
+async def test_the_inline_message_of_a_guest_job_is_kept(store):
+    limits = UserLimits(max_in_flight=0, per_minute=0)
+    await store.admit([record("g1")], limits, NOW)
+    assert (await store.get_job("g1")).inline_message_id is None
+    await store.set_inline_message("g1", "AgAAAGuest-1")
+    await store.finish("g1", Outcome(JobState.DONE, finished_at=NOW + 1, image_key="images/g1.png"))
+    done = await store.get_job("g1")
+    assert (done.inline_message_id, done.status_message_id, done.state) == ("AgAAAGuest-1", None, JobState.DONE)
+    await store.set_inline_message("unknown", "x")  # nothing to update: no error
+
+
 async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
-    old_schema = SCHEMA.replace(",\n    request_message_id INTEGER,\n    file_id TEXT\n", "\n")
+    added = ",\n    request_message_id INTEGER,\n    file_id TEXT,\n    inline_message_id TEXT\n"
+    old_schema = SCHEMA.replace(added, "\n")
     assert "file_id" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)
@@ -494,5 +506,8 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
         assert old.prompt == "an old prompt" and old.file_id is None and old.request_message_id is None
         await store.set_file_id("old", "photo:1")
         assert (await store.get_job("old")).file_id == "photo:1"
+        assert old.inline_message_id is None
+        await store.set_inline_message("old", "AgAAA-1")
+        assert (await store.get_job("old")).inline_message_id == "AgAAA-1"
     finally:
         await store.stop()

@@ -58,7 +58,15 @@ EN = {
     "answer_new": "A new seed",
     "answer_var": "3 variations",
     "answer_png": "original PNG",
-    "buttons": ["🔁 New seed", "🎲 Variations ×3", "📄 Original PNG", "🔗 Open full size", "⚠️ Report", "↗️ Share"],
+    "buttons": [
+        "🔁 New seed",
+        "🎲 Variations ×3",
+        "📄 Original PNG",
+        "🔗 Open full size",
+        "📋 Copy prompt",
+        "⚠️ Report",
+        "↗️ Share",
+    ],
     "album": "🎲 3 variations of: a lighthouse in a storm",
     "held": "a slow snail on a leaf",
     "marker": "snail",
@@ -133,6 +141,7 @@ RU = {
         "🎲 Варианты ×3",
         "📄 Оригинал PNG",
         "🔗 Открыть в полном размере",
+        "📋 Копировать запрос",
         "⚠️ Пожаловаться",
         "↗️ Поделиться",
     ],
@@ -283,6 +292,9 @@ async def _script(service, tg, store, gen, L) -> None:
     record = await store.get_job(job_id)
     assert (record.seed, record.width, record.height, record.quality) == (42, 896, 512, Quality.BALANCED)
     assert record.negative_prompt == L["negative"] and record.state == JobState.DONE
+    # Copy prompt: the prompt and its parameters as the bot reads them back (the seed included)
+    copied = buttons[L["buttons"][4]]["copy_text"]["text"]
+    assert copied == f"{L['full']} --no {L['negative']} --ar 7:4 --seed 42 --q balanced"
 
     # URL button: the storage link (signed, served by this app's HTTP endpoint)
     url = buttons[L["buttons"][3]]["url"]

@@ -7,6 +7,8 @@ import pytest
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     BufferedInputFile,
+    CopyTextButton,
+    EphemeralMessageParameters,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
@@ -167,3 +169,71 @@ async def test_a_deleted_message_is_gone_for_deletes_and_edits(bot, telegram):
         ("deleteMessage", "Bad Request: message to delete not found"),
     ]
     assert [m["text"] for m in telegram.visible(6)] == ["hello"] and telegram.visible(5) == []
+
+
+async def test_copy_text_buttons_take_1_to_256_characters(bot, telegram):
+    def copy(text: str) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="copy", copy_text=CopyTextButton(text=text))]]
+        )
+
+    with pytest.raises(TelegramBadRequest, match="Bad Request: BUTTON_COPY_TEXT_INVALID"):
+        await bot.send_message(5, "hello", reply_markup=copy("я" * 257))
+    sent = await bot.send_message(5, "hello", reply_markup=copy("я" * 256))  # characters, not bytes
+    assert telegram.visible(5)[0]["reply_markup"]["inline_keyboard"][0][0]["copy_text"]["text"] == "я" * 256
+    with pytest.raises(TelegramBadRequest, match="BUTTON_COPY_TEXT_INVALID"):
+        await bot.edit_message_reply_markup(chat_id=5, message_id=sent.message_id, reply_markup=copy(""))
+
+
+async def test_a_guest_query_is_answered_once_in_time_and_its_message_edited_by_id(bot, telegram):
+    query = telegram.guest_query(7, "@prompt2pic_bot a cat", chat_id=-900)
+    article = InlineQueryResultArticle(
+        id="s", title="status", input_message_content=InputTextMessageContent(message_text="⏳ queued")
+    )
+    sent = await bot.answer_guest_query(query, article)
+    assert telegram.inline_messages[sent.inline_message_id]["text"] == "⏳ queued"
+    with pytest.raises(TelegramBadRequest, match="Bad Request: query is too old"):
+        await bot.answer_guest_query(query, article)  # one answer per query
+    late = telegram.guest_query(7, "@prompt2pic_bot a dog", chat_id=-900)
+    telegram.guest_answer_timeout_s = 0.0
+    with pytest.raises(TelegramBadRequest, match="query is too old and response timeout expired"):
+        await bot.answer_guest_query(late, article)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: chat not found"):
+        await bot.send_message(-900, "the bot is not a member of this chat")
+    assert await bot.edit_message_text("done", inline_message_id=sent.inline_message_id) is True
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_text("done", inline_message_id=sent.inline_message_id)
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_text("done", inline_message_id="nope")
+    with pytest.raises(TelegramBadRequest, match="can't upload a new file to an inline message"):
+        await bot.edit_message_media(
+            InputMediaPhoto(media=BufferedInputFile(tiny_png(), "a.png")), inline_message_id=sent.inline_message_id
+        )
+    photo = await bot.send_photo(7, BufferedInputFile(tiny_png(), "a.png"))
+    file_id = photo.photo[-1].file_id
+    assert await bot.edit_message_media(
+        InputMediaPhoto(media=file_id, caption="a cat"), inline_message_id=sent.inline_message_id
+    )
+    assert telegram.inline_messages[sent.inline_message_id]["photo"] == file_id
+
+
+async def test_ephemeral_messages_reach_members_only_and_are_edited_by_their_id(bot, telegram):
+    telegram.send_text(8, "hi", chat_id=-901)  # user 8 is a member of group -901, user 9 is not
+    with pytest.raises(TelegramBadRequest, match="Bad Request: USER_NOT_PARTICIPANT"):
+        await bot.send_message(
+            -901, "only for you", ephemeral_message_parameters=EphemeralMessageParameters(receiver_user_id=9)
+        )
+    sent = await bot.send_message(
+        -901, "only for you", ephemeral_message_parameters=EphemeralMessageParameters(receiver_user_id=8)
+    )
+    assert sent.message_id == 0 and sent.ephemeral_message_id
+    assert telegram.visible(-901) == []  # nobody else sees it
+    assert [m["text"] for m in telegram.ephemerals_to(-901, 8)] == ["only for you"]
+    await bot.edit_ephemeral_message_text(
+        chat_id=-901, receiver_user_id=8, ephemeral_message_id=sent.ephemeral_message_id, text="changed"
+    )
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_ephemeral_message_text(
+            chat_id=-901, receiver_user_id=9, ephemeral_message_id=sent.ephemeral_message_id, text="changed"
+        )
+    assert [m["text"] for m in telegram.ephemerals_to(-901, 8)] == ["changed"]

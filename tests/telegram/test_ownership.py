@@ -159,7 +159,10 @@ async def in_a_group(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) -> 
     png = next(d for d in data if d.startswith("r:png:"))
     tg.send_text(owner, "/settings", chat_id=group)
     [panel] = await tg.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == group and "⚙️" in c.text)
-    panel_id = int(panel.params["_message_id"])
+    # the panel is the owner's alone: an ephemeral message nobody else in the group sees
+    assert panel.params["ephemeral_message_parameters"]["receiver_user_id"] == owner
+    assert not any("⚙️" in (m.get("text") or "") for m in tg.visible(group))
+    panel_id = int(panel.params["_ephemeral_message_id"])
     tg.send_text(owner, f"/txt2img@prompt2pic_bot a {SECRET} snail", chat_id=group)
     await asyncio.wait_for(gen.holding.wait(), 10)
     [status] = await tg.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == group and "snail" in c.text)
@@ -183,7 +186,7 @@ async def in_a_group(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) -> 
     mark = len(tg.calls)
     [answer] = await answered(tg, tg.press(member, status_id, cancel))
     assert NOT_YOURS["en"] in answer.params["text"].lower()
-    [answer] = await answered(tg, tg.press(member, panel_id, "s:q:fast"))
+    [answer] = await answered(tg, tg.press(member, photo_id, "s:q:fast"))  # (the panel: they cannot see it)
     assert "someone else's settings" in answer.params["text"]
     await asyncio.sleep(0.3)
     assert [c for c in tg.calls[mark:] if c.method != "answerCallbackQuery"] == []
@@ -198,8 +201,11 @@ async def in_a_group(service: Any, telegram: FakeBotAPI, gen: HeldGenerator) -> 
 
     # the owner: their settings panel, and their cancel
     mark = len(tg.calls)
-    tg.press(owner, panel_id, "s:q:fast")
-    await tg.wait_for(lambda c: tg.calls.index(c) >= mark and c.method == "editMessageText" and c.chat_id == group)
+    tg.press_ephemeral(owner, group, panel_id, "s:q:fast")
+    await tg.wait_for(lambda c: tg.calls.index(c) >= mark and c.method == "editEphemeralMessageText" and c.ok)
+    assert (await service.parts.telegram.store.get_prefs(owner)).quality.value == "fast"
+    [shown] = tg.ephemerals_to(group, owner)
+    assert shown["text"] != panel.params["text"]  # the panel itself says the new setting
     tg.press(owner, status_id, cancel)
     await tg.wait_for(
         lambda c: c.method == "editMessageText" and c.chat_id == group and "Cancelled" in c.text, timeout=10

@@ -61,6 +61,21 @@ async def test_spoiler_blurs_the_flagged_picture_and_not_the_clean_one(telegram,
     assert "sensitive" not in clean.text
 
 
+async def test_a_flagged_picture_asked_for_in_guest_mode_stays_blurred_in_that_chat(telegram, start_service):
+    await start(start_service, "spoiler")
+    query = telegram.guest_query(305, f"@prompt2pic_bot a {MARKER} bloom", chat_id=-306)
+    [answer] = await telegram.wait_for(lambda c: c.method == "answerGuestQuery" and c.ok)
+    assert answer.params["guest_query_id"] == query
+    inline = telegram.inline_messages[answer.params["_inline_message_id"]]
+    for _ in range(600):
+        if "photo" in inline:
+            break
+        await asyncio.sleep(0.05)
+    assert inline["has_media_spoiler"] is True and inline["caption"].startswith("⚠️ Marked as sensitive")
+    [copy] = [c for c in telegram.calls_of("sendPhoto", 305) if c.ok]  # the caller's copy: blurred too
+    assert copy.params.get("has_spoiler") == "true"
+
+
 async def test_a_flagged_picture_goes_as_a_spoiler_photo_even_to_a_user_who_wants_files(telegram, start_service):
     await start(start_service, "spoiler")
     me = Chat(telegram, 302)

@@ -185,6 +185,30 @@ async def test_cancelling_withdraws_the_job_once():
     assert len(announcer.named("cancelled")) == 1
 
 
+class GuestAnnouncer(Announcer):
+    """Posts every status as the answer to a guest query: an inline message id (a str)."""
+
+    async def open_status(self, job, position, reply_to):
+        self.calls.append(("open", job.job_id, position, reply_to))
+        return f"inline-{job.job_id[:6]}"
+
+
+async def test_a_status_posted_as_an_inline_message_is_recorded_by_its_id_and_cancelled_there():
+    queue = MemoryJobQueue()
+    await queue.start()
+    store = MemoryUserStore()
+    submit = SubmitPrompt(queue, default_width=256, default_height=256)
+    announcer = GuestAnnouncer()
+    admit = AdmitJobs(submit, store, announcer, clock=lambda: NOW)
+    [accepted] = await admit([submit.prepare(user_id=1, chat_id=-880, prompt="fox")])
+    record = await store.get_job(accepted.job_id)
+    assert record.inline_message_id == f"inline-{accepted.job_id[:6]}"
+    assert record.status_message_id is None and accepted.status_message_id is None  # no chat message
+    assert [j.job_id for j in await queued(queue)] == [accepted.job_id]
+    assert await CancelJob(store, queue, announcer, clock=lambda: NOW + 5)(record, 1, Locale.EN) is True
+    assert announcer.named("cancelled") == [("cancelled", accepted.job_id, Locale.EN)]  # the inline status says it
+
+
 async def test_a_cancellation_the_queue_cannot_take_still_cancels():
     queue = DownQueue()
     store = MemoryUserStore()

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from adapters.telegram.handlers import admin, bans, buttons, fallback, inline, jobs, prompts, settings, start
+from adapters.telegram.handlers import (
+    admin,
+    bans,
+    buttons,
+    fallback,
+    guests,
+    inline,
+    jobs,
+    prompts,
+    settings,
+    start,
+)
 
 
 def routers() -> list[Router]:
     # Order matters: commands before the catch-all prompt handler, the fallback last.
     return [
         inline.router(),  # its /start <parameter> before the plain /start
+        guests.router(),
         start.router(),
         settings.router(),
         jobs.router(),

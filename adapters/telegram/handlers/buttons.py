@@ -61,7 +61,7 @@ async def _repeat(
         )
     except InvalidRequest as exc:
         await replies.answer(query)
-        await replies.reply(chat_id, texts.error_text(locale, exc), reply_to=reply_to)
+        await replies.reply(chat_id, texts.error_text(locale, exc), reply_to=reply_to, private_to=query.from_user.id)
         return
     await replies.answer(query, texts.t(locale, answer_key, count=options.variations))
     await admit(repeated, reply_to=reply_to, album=album)
@@ -122,7 +122,7 @@ async def on_original(
     try:
         png = await storage.get(record.image_key)
     except KeyError:
-        await replies.reply(chat_id, t(locale, "error-original_gone"), reply_to=reply_to)
+        await replies.reply(chat_id, t(locale, "error-original_gone"), reply_to=reply_to, private_to=query.from_user.id)
         return
     upload = BufferedInputFile(png, filename=f"prompt2pic-{record.job_id[:12]}.png")
     try:
@@ -134,7 +134,9 @@ async def on_original(
         pass
     except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
         log.warning("the original of %s was refused: %s", record.job_id, exc.message)
-        await replies.reply(chat_id, t(locale, "error-original_refused"), reply_to=reply_to)
+        await replies.reply(
+            chat_id, t(locale, "error-original_refused"), reply_to=reply_to, private_to=query.from_user.id
+        )
 
 
 async def on_report(query: CallbackQuery, callback_data: ResultAction, reports: Reports, locale: Locale) -> None:

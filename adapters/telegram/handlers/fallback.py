@@ -19,11 +19,13 @@ async def on_unknown_command(message: Message, replies: Replies, locale: Locale)
         me = await message.bot.me() if message.bot else None
         if not mention or me is None or mention.lower() != (me.username or "").lower():
             return
-    await replies.reply(message.chat.id, replies.t(locale, "error-unknown_command", command=command))
+    text = replies.t(locale, "error-unknown_command", command=command)
+    await replies.reply(message.chat.id, text, private_to=message.from_user.id if message.from_user else None)
 
 
 async def on_other(message: Message, replies: Replies, locale: Locale) -> None:
-    await replies.reply(message.chat.id, replies.t(locale, "error-not_text"))
+    text = replies.t(locale, "error-not_text")
+    await replies.reply(message.chat.id, text, private_to=message.from_user.id if message.from_user else None)
 
 
 async def on_unknown_button(query: CallbackQuery, replies: Replies, locale: Locale) -> None:

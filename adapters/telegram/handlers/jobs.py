@@ -54,7 +54,7 @@ async def on_queue(
     except Exception:
         depth = 0
     if not mine:
-        await replies.reply(message.chat.id, texts.t(locale, "queue-empty", depth=depth))
+        await replies.reply(message.chat.id, texts.t(locale, "queue-empty", depth=depth), private_to=user_id)
         return
     positions = await admit.queue_positions()
     lines = [
@@ -68,7 +68,7 @@ async def on_queue(
         for i, job in enumerate(mine, 1)
     ]
     text = texts.t(locale, "queue-header", count=len(mine), depth=depth) + "\n" + "\n".join(lines)
-    await replies.reply(message.chat.id, text)
+    await replies.reply(message.chat.id, text, private_to=user_id)
 
 
 async def on_cancel(
@@ -83,19 +83,21 @@ async def on_cancel(
     mine = await store.active_jobs(user_id)
     t = replies.t
     if not mine:
-        await replies.reply(message.chat.id, t(locale, "cancel-nothing"))
+        await replies.reply(message.chat.id, t(locale, "cancel-nothing"), private_to=user_id)
         return
     if len(mine) == 1 or (command.args or "").strip().lower() in ("all", "все", "всё"):
         done = [job for job in mine if await cancel_job(job, user_id, locale)]
         await replies.reply(
             message.chat.id,
             t(locale, "cancel-done", count=len(done), prompt=short(mine[0].prompt, 60)),
+            private_to=user_id,
         )
         return
     await replies.reply(
         message.chat.id,
         t(locale, "cancel-choose", count=len(mine)),
         markup=cancel_choice_keyboard(t, locale, mine),
+        private_to=user_id,
     )
 
 
@@ -112,10 +114,14 @@ async def _cancel_pressed(
     done = [job for job in targets if await cancel_job(job, user_id, locale)]
     chat_id = query.message.chat.id if query.message else user_id
     status_ids = {job.status_message_id for job in targets}
+    if query.inline_message_id is not None:
+        return  # a guest job's status, an inline message: it says so itself
     if query.message is None or query.message.message_id not in status_ids:
         # pressed under the /cancel list, not on a status message: confirm there
         await replies.reply(
-            chat_id, replies.t(locale, "cancel-done", count=len(done), prompt=short(targets[0].prompt, 60))
+            chat_id,
+            replies.t(locale, "cancel-done", count=len(done), prompt=short(targets[0].prompt, 60)),
+            private_to=user_id,
         )
 
 
@@ -149,7 +155,7 @@ async def on_history(
     records = await store.history(user_id, options.history_size)
     t = replies.t
     if not records:
-        await replies.reply(message.chat.id, t(locale, "history-empty"))
+        await replies.reply(message.chat.id, t(locale, "history-empty"), private_to=user_id)
         return
     lines: list[str] = []
     links: list[tuple[int, str, str | None]] = []
@@ -172,6 +178,9 @@ async def on_history(
     text = t(locale, "history-header", count=len(records), links=options.links) + "\n" + "\n".join(lines)
     # Links Telegram would refuse are PNG buttons already; should it refuse one anyway, the
     # list goes again with PNG buttons only, then bare: /history always answers.
+    # In a group the list is its user's alone: an ephemeral message (``Replies.private``).
+    if await replies.private(message.chat.id, user_id, text, markup=history_keyboard(t, locale, links)):
+        return
     for markup in (
         history_keyboard(t, locale, links),
         history_keyboard(t, locale, [(n, job_id, None) for n, job_id, _ in links]),

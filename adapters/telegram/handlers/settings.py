@@ -15,6 +15,7 @@ from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.keyboards import SetPref, settings_keyboard
 from adapters.telegram.middleware import telegram_locale
 from adapters.telegram.options import BotOptions
+from adapters.telegram.outside import OutsideMessages
 from adapters.telegram.replies import Replies
 from adapters.telegram.sender import Priority, Sender
 from adapters.telegram.texts import BotTexts
@@ -84,12 +85,15 @@ def panel_is_theirs(query: CallbackQuery) -> bool:
         return True
     if not isinstance(message, Message) or not is_panel(message):
         return False
+    if message.ephemeral_message_id:  # an ephemeral panel: only its receiver sees it, or presses it
+        return message.receiver_user is not None and message.receiver_user.id == query.from_user.id
     asked = message.reply_to_message
     return asked is not None and asked.from_user is not None and asked.from_user.id == query.from_user.id
 
 
 async def on_settings(
     message: Message,
+    replies: Replies,
     sender: Sender,
     texts: BotTexts,
     options: BotOptions,
@@ -98,11 +102,15 @@ async def on_settings(
     prefs: UserPrefs,
 ) -> None:
     text = settings_text(texts, options, jobs, locale, prefs, telegram_locale(message.from_user))
+    markup = settings_keyboard(texts.t, locale, prefs)
+    # in a group: a panel only its owner sees (an ephemeral message), else one that answers them
+    if message.from_user and await replies.private(message.chat.id, message.from_user.id, text, markup=markup):
+        return
     with contextlib.suppress(Exception):
         await sender.send_message(
             message.chat.id,
             text,
-            reply_markup=settings_keyboard(texts.t, locale, prefs),
+            reply_markup=markup,
             # in a group the panel answers its owner's /settings: only they may use it
             reply_to=None if message.chat.type == "private" else message.message_id,
         )
@@ -113,6 +121,7 @@ async def on_set(
     callback_data: SetPref,
     replies: Replies,
     sender: Sender,
+    outside: OutsideMessages,
     store: UserStore,
     texts: BotTexts,
     options: BotOptions,
@@ -133,13 +142,17 @@ async def on_set(
         await store.save_prefs(new)
     if query.message is None or new == prefs or not is_panel(query.message):
         return
-    await sender.edit_text(
-        query.message.chat.id,
-        query.message.message_id,
-        settings_text(texts, options, jobs, locale, new, telegram),
-        reply_markup=settings_keyboard(texts.t, locale, new),
-        priority=Priority.INTERACTIVE,
-    )
+    text = settings_text(texts, options, jobs, locale, new, telegram)
+    markup = settings_keyboard(texts.t, locale, new)
+    ephemeral = query.message.ephemeral_message_id if isinstance(query.message, Message) else None
+    if ephemeral:  # (its message id is 0: edited by its ephemeral id)
+        await outside.edit_ephemeral_text(
+            query.message.chat.id, query.from_user.id, ephemeral, text, reply_markup=markup
+        )
+    else:
+        await sender.edit_text(
+            query.message.chat.id, query.message.message_id, text, reply_markup=markup, priority=Priority.INTERACTIVE
+        )
     if new.locale != prefs.locale:  # the command menu follows the chosen language
         background.spawn(menus.set_chats(query.message.chat.id, new.locale, query.from_user.id))
 

@@ -7,7 +7,9 @@ before it sends anything: one bad button refuses the photo it was attached to.
 
 - Inline keyboard URL buttons: http(s) or tg:// only; an http(s) host that is ``localhost``, an IP
   address or a name without a dot is refused (``BUTTON_URL_INVALID``). callback_data 1-64 bytes
-  (``BUTTON_DATA_INVALID``). A button with no action: "text buttons are unallowed".
+  (``BUTTON_DATA_INVALID``); copy_text 1-256 characters (``BUTTON_COPY_TEXT_INVALID``, MTProto's
+  error for keyboardButtonCopy.copy_text, passed through in capitals). A button with no action:
+  "text buttons are unallowed".
 - Text 1-4096 characters after entity parsing, captions 0-1024; with ``parse_mode=HTML`` only
   Telegram's tags, and a bare ``<`` or ``&`` cannot be parsed.
 - Albums (``sendMediaGroup``): none is "there are no messages to send", more than 10 "too many
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
+COPY_TEXT_LIMIT = 256  # CopyTextButton.text: 1-256 characters
 MAX_BUTTONS = 100
 ALBUM_MAX = 10
 INLINE_RESULTS_MAX = 50
@@ -128,6 +131,11 @@ def check_button(button: Any) -> None:
         size = len(str(button["callback_data"]).encode())
         if not 1 <= size <= CALLBACK_DATA_LIMIT:
             raise BadRequest("BUTTON_DATA_INVALID")
+    if "copy_text" in actions:
+        copy = button["copy_text"]
+        text = copy.get("text") if isinstance(copy, dict) else None
+        if not isinstance(text, str) or not 1 <= len(text) <= COPY_TEXT_LIMIT:
+            raise BadRequest("BUTTON_COPY_TEXT_INVALID")
 
 
 def parsed_length(text: str, parse_mode: str | None) -> int:

@@ -30,6 +30,9 @@ class ScriptedUpdates:
     _inline_ids: Iterator[int]
     _new_update: asyncio.Event
 
+    def joined(self, chat_id: int, user_id: int) -> None:
+        """``user_id`` is a member of ``chat_id`` (guests.py keeps the members of groups)."""
+
     def push_update(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self._updates.append({"update_id": update_id, **update})
@@ -82,6 +85,7 @@ class ScriptedUpdates:
                 "chat": chat,
                 "text": "",
             }
+        self.joined(chat["id"], user_id)
         self.user_messages.add((chat["id"], message["message_id"]))
         self.user_message_bodies[(chat["id"], message["message_id"])] = message
         return {"update_id": next(self._update_ids), "message": message}

@@ -14,7 +14,8 @@ second delete of one message), replies to unknown messages and bad inline query 
 refused with Telegram's own descriptions (a refused call is recorded with its ``error``). Chats
 are private (positive ids) or groups (negative ids); a long paste arrives split at 4096
 characters, as clients send it; ``batch_size`` makes updates sent at once arrive in successive
-getUpdates answers (``batches`` records them). It can be told to fail: answer 429 with
+getUpdates answers (``batches`` records them). Guest queries, inline messages edited by their id and
+ephemeral messages are guests.py's. It can be told to fail: answer 429 with
 ``retry_after``, 502, or 403 for a user who blocked the bot.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.telegram import rules
-from tests.fakes.telegram.script import ScriptedUpdates
+from tests.fakes.telegram.guests import GuestsAndEphemerals
 
 
 @dataclass
@@ -92,7 +93,16 @@ MESSAGE_METHODS = frozenset(
 )
 # Methods that take an inline keyboard (checked before anything is sent).
 MARKUP_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption", "editMessageReplyMarkup"}
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "editMessageMedia",
+        "editEphemeralMessageText",
+    }
 )
 
 
@@ -105,7 +115,7 @@ class Failure:
 
 
 @dataclass
-class FakeBotAPI(ScriptedUpdates):
+class FakeBotAPI(GuestsAndEphemerals):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
         default_factory=lambda: {"id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"}
@@ -145,6 +155,7 @@ class FakeBotAPI(ScriptedUpdates):
         self.other_poller = False
         self.webhook_url = ""
         self.webhook_error: tuple[int, str] | None = None  # (unix time, message)
+        self._guest_state()  # guest queries, inline and ephemeral messages (guests.py)
 
     # --- server ------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:
@@ -273,6 +284,8 @@ class FakeBotAPI(ScriptedUpdates):
         try:
             if method in MARKUP_METHODS:
                 rules.check_markup(params.get("reply_markup"))
+            if method != "answerCallbackQuery":
+                self.check_reachable(params)  # a chat known only through guest queries is not the bot's
             self._check_reply(params)
             result = await handler(params, files) if handler else True
         except (_BadRequest, rules.BadRequest) as exc:
@@ -282,6 +295,10 @@ class FakeBotAPI(ScriptedUpdates):
             return web.json_response({"ok": False, "error_code": 400, "description": str(exc)}, status=400)
         if call is not None and isinstance(result, dict) and "message_id" in result:
             call.params["_message_id"] = result["message_id"]
+            if "ephemeral_message_id" in result:
+                call.params["_ephemeral_message_id"] = result["ephemeral_message_id"]
+        if call is not None and isinstance(result, dict) and "inline_message_id" in result:
+            call.params["_inline_message_id"] = result["inline_message_id"]
         if call is not None and isinstance(result, list) and result and "message_id" in result[0]:
             call.params["_message_ids"] = [m["message_id"] for m in result]
         return web.json_response({"ok": True, "result": result})
@@ -368,7 +385,8 @@ class FakeBotAPI(ScriptedUpdates):
 
     async def _m_sendMessage(self, params, files):
         rules.check_text(params)
-        return self._message(params, text=params.get("text", ""))
+        ephemeral = self.ephemeral(params, params.get("text", ""))
+        return ephemeral if ephemeral is not None else self._message(params, text=params.get("text", ""))
 
     def _to_edit(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self.messages.get(int(params["message_id"]))
@@ -377,6 +395,9 @@ class FakeBotAPI(ScriptedUpdates):
         return message
 
     async def _m_editMessageReplyMarkup(self, params, files):
+        inline = self.inline_to_edit(params)
+        if inline is not None:
+            return self.edit_inline("editMessageReplyMarkup", inline, params, files)
         message = self._to_edit(params)
         markup = params.get("reply_markup")
         if message.get("reply_markup") == (
@@ -391,6 +412,9 @@ class FakeBotAPI(ScriptedUpdates):
         return message
 
     async def _m_editMessageCaption(self, params, files):
+        inline = self.inline_to_edit(params)
+        if inline is not None:
+            return self.edit_inline("editMessageCaption", inline, params, files)
         message = self._to_edit(params)
         rules.check_caption(params)
         markup = params.get("reply_markup")
@@ -400,7 +424,16 @@ class FakeBotAPI(ScriptedUpdates):
         message["edit_date"] = int(time.time())
         return message
 
+    async def _m_editMessageMedia(self, params, files):
+        inline = self.inline_to_edit(params)
+        if inline is None:  # (the bot edits media only in inline messages)
+            raise _BadRequest("Bad Request: the fake edits media of inline messages only")
+        return self.edit_inline("editMessageMedia", inline, params, files)
+
     async def _m_editMessageText(self, params, files):
+        inline = self.inline_to_edit(params)
+        if inline is not None:
+            return self.edit_inline("editMessageText", inline, params, files)
         message = self._to_edit(params)
         if "text" not in message:
             raise _BadRequest("Bad Request: there is no text in the message to edit")

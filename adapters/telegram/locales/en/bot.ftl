@@ -125,6 +125,7 @@ button-history-png = 📄 { $n }
 button-album-new-seed = 🔁 { $n }
 button-album-png = 📄 { $n }
 button-share = ↗️ Share
+button-copy = 📋 Copy prompt
 answer-new-seed = 🔁 A new seed: queued
 answer-variations = 🎲 { $count } variations: queued
 answer-png = 📄 Sending the original PNG…
@@ -257,3 +258,10 @@ stats-safety =
 inline-generate = 🎨 Draw “{ $prompt }”
 inline-open = 🎨 Draw a new picture
 inline-expired = That request has expired. Send me the prompt here, or type @ and my name in a chat again.
+
+# Guest mode: the bot mentioned in a chat it may not be a member of (its answer is public there)
+guest-title = 🎨 Prompt2Pic
+guest-refused = 🚫 I can't draw for you.
+guest-needs-chat =
+    ✅ The picture for “{ $prompt }” is ready, but Telegram lets me show it here only after you have started a chat with me.
+    Open @{ $bot }, press Start, then ask again.

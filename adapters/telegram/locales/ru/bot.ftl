@@ -125,6 +125,7 @@ button-history-png = 📄 { $n }
 button-album-new-seed = 🔁 { $n }
 button-album-png = 📄 { $n }
 button-share = ↗️ Поделиться
+button-copy = 📋 Копировать запрос
 answer-new-seed = 🔁 Новый seed: в очереди
 answer-variations = 🎲 Варианты ({ $count }): в очереди
 answer-png = 📄 Отправляю оригинал PNG…
@@ -260,3 +261,10 @@ stats-safety =
 inline-generate = 🎨 Нарисовать «{ $prompt }»
 inline-open = 🎨 Нарисовать новую картинку
 inline-expired = Этот запрос устарел. Пришлите описание сюда или снова наберите @ и моё имя в чате.
+
+# Guest mode: the bot mentioned in a chat it may not be a member of (its answer is public there)
+guest-title = 🎨 Prompt2Pic
+guest-refused = 🚫 Я не могу рисовать для вас.
+guest-needs-chat =
+    ✅ Картинка для «{ $prompt }» готова, но Telegram разрешает мне показать её здесь, только если вы уже начали чат со мной.
+    Откройте @{ $bot }, нажмите «Старт» и попросите ещё раз.
