@@ -107,6 +107,8 @@ class JobRecord:
     # Telegram gave the picture once it was sent (inline mode shares it by that id).
     request_message_id: int | None = None
     file_id: str | None = None
+    # A credit bought with Stars was spent on it (``CreditStore.spend_credit`` sets it).
+    paid_credit: bool = False
 
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
@@ -120,6 +122,7 @@ class JobRecord:
             quality=job.quality,
             created_at=job.created_at,
             request_message_id=request_message_id,
+            paid_credit=job.paid_credit,
         )
 
     @property
@@ -147,6 +150,7 @@ class JobRecord:
         data["quality"] = Quality(data["quality"])
         data["locale"] = Locale(data["locale"])
         data["state"] = JobState(data["state"])
+        data["paid_credit"] = bool(data["paid_credit"])  # SQLite keeps it as 0/1
         return cls(**data)
 
     def row(self) -> tuple[Any, ...]:
@@ -169,6 +173,7 @@ class JobRecord:
             locale=self.locale,
             created_at=self.created_at,
             status_message_id=self.status_message_id,
+            paid_credit=self.paid_credit,
         )
 
 

@@ -22,6 +22,7 @@ from adapters.telegram.intake import PromptIntake
 from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.options import BotOptions
 from adapters.telegram.paste import SplitPaste
+from adapters.telegram.payments import Payments
 from adapters.telegram.replies import Replies
 from adapters.telegram.reports import Reports
 from adapters.telegram.sender import Sender
@@ -70,6 +71,7 @@ class HandlerParts:
     split_paste: SplitPaste  # ("paste" is the part InOrder claimed for this update)
     inline_prompts: InlinePrompts
     clock: Callable[[], float]
+    payments: Payments | None = None  # PAYMENTS=stars
 
 
 def build_dispatcher(parts: HandlerParts, *, answer_errors: bool = True) -> Dispatcher:

@@ -47,7 +47,7 @@ async def test_migrations_from_an_empty_database(postgres_url):
     await store.start()
     try:
         assert await versions(postgres_url) == [(m.version, m.name) for m in MIGRATIONS]
-        assert LATEST == 5
+        assert LATEST == 6
         await store.admit([record("e1")], UserLimits(), NOW)
         assert [r.job_id for r in await store.unpublished(NOW + 1)] == ["e1"]
     finally:

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from adapters.telegram.handlers import admin, bans, buttons, fallback, inline, jobs, prompts, settings, start
+from adapters.telegram.handlers import (
+    admin,
+    bans,
+    buttons,
+    fallback,
+    inline,
+    jobs,
+    payments,
+    prompts,
+    settings,
+    start,
+)
 
 
 def routers() -> list[Router]:
@@ -23,6 +34,7 @@ def routers() -> list[Router]:
         jobs.router(),
         admin.router(),
         bans.router(),
+        payments.router(),  # Telegram Stars: before the prompts (a payment is a message too)
         buttons.router(),
         prompts.router(),
         fallback.router(),

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.telegram import rules
-from tests.fakes.telegram.script import ScriptedUpdates
+from tests.fakes.telegram.payments import FakeStars
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Failure:
 
 
 @dataclass
-class FakeBotAPI(ScriptedUpdates):
+class FakeBotAPI(FakeStars):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
         default_factory=lambda: {"id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"}
@@ -145,6 +145,7 @@ class FakeBotAPI(ScriptedUpdates):
         self.other_poller = False
         self.webhook_url = ""
         self.webhook_error: tuple[int, str] | None = None  # (unix time, message)
+        self._stars_init()  # invoices, pre-checkout queries, charges and refunds (payments.py)
 
     # --- server ------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:
