@@ -104,8 +104,7 @@ class TelegramRuntime:
         stop_grace_s: float = STOP_GRACE_S,  # SHUTDOWN_GRACE_S: how long replies may drain on a stop
         health: TelegramHealth | None = None,
         webhook_check_s: float = WEBHOOK_CHECK_S,
-        # PAYMENTS=stars: the loop that credits paid Stars whose message was lost (run until stop)
-        catch_up: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+        catch_up: Callable[[asyncio.Event], Awaitable[None]] | None = None,  # Stars whose message was lost
     ) -> None:
         self.catch_up = catch_up
         self.bot = bot
