@@ -169,7 +169,9 @@ class JobRecord:
             width=self.width,
             height=self.height,
             seed=self.seed,
-            quality=self.quality,
+            # A paid job asks for full quality (``SpendCredits.spend_on``); the record keeps what
+            # the user asked for, which a repeat ("new seed") asks for again.
+            quality=Quality.QUALITY if self.paid_credit else self.quality,
             locale=self.locale,
             created_at=self.created_at,
             status_message_id=self.status_message_id,

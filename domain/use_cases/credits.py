@@ -46,6 +46,8 @@ class SpendCredits:
         one. The job as it goes on: paid (full quality) or as it was. A store that fails here
         leaves the job unpaid: the user is not charged for a picture that is drawn anyway."""
         try:
+            if not job.paid_credit and await self.store.credits(job.user_id) <= 0:
+                return job  # (most users: a read, not a write transaction per prompt)
             paid = await self.store.spend_credit(job.user_id, job.job_id, self.clock())
         except Exception as exc:  # the picture still comes; only the credit stays unspent
             log.warning("no credit spent on %s: %s", job.job_id, type(exc).__name__)

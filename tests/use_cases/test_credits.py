@@ -57,6 +57,7 @@ async def test_a_job_of_a_user_with_a_credit_is_paid_and_asks_for_full_quality(p
     assert bought.paid_credit and bought.quality == Quality.QUALITY
     record = await store.get_job(bought.job_id)
     assert record.paid_credit and record.job().paid_credit  # the outbox publishes it paid too
+    assert record.job().quality == Quality.QUALITY
     assert await store.credits(5) == 1
     assert metrics.moves == [("spend", 1)]
 
