@@ -180,3 +180,24 @@ async def test_a_payment_whose_message_was_lost_is_credited_at_the_next_start(st
     third_look = await second.parts.telegram.dispatcher["payments"].sell.catch_up(0)
     assert third_look == 0  # credited once
     assert "Credits: 10" in await chat.ask("/credits")
+
+
+async def test_a_user_banned_after_paying_is_credited_all_the_same(start_service, telegram):
+    """The pre-checkout was accepted and the Stars taken; an admin bans the user before the
+    payment's message reaches the bot: the bot ignores the banned user's messages, but not the
+    payment (the credits are theirs)."""
+    service = await selling(start_service)
+    store = service.parts.telegram.store
+    chat = Chat(telegram, USER)
+    message_id = await invoice_for(chat)
+    telegram.lose_payment_messages = True  # held back: delivered below, after the ban
+    query_id = telegram.pay(USER, message_id)
+    await telegram.wait_for(lambda c: c.method == "answerPreCheckoutQuery" and c.ok)
+    admin = Chat(telegram, ADMIN)
+    assert "blocked" in await admin.ask(f"/ban {USER}")
+    charge = telegram.charge_of(query_id)
+    assert charge is not None
+    chat.mark = len(telegram.calls)
+    telegram.hand_over_again(charge)
+    await chat.wait(lambda c: c.method == "sendMessage" and "credits added" in c.text)
+    assert await store.credits(USER) == 10
