@@ -122,16 +122,19 @@ class CheckoutRefusal(StrEnum):
     OFF = "off"  # payments are turned off
     UNKNOWN_PACK = "unknown_pack"  # no such pack (any more), or not at that price
     BANNED = "banned"
+    NOT_ALLOWED = "not_allowed"  # not on the operator's allowlist (an invoice forwarded to them)
 
 
 def check_checkout(
-    packs: tuple[CreditPack, ...], *, payload: str, currency: str, total: int, banned: bool
+    packs: tuple[CreditPack, ...], *, payload: str, currency: str, total: int, banned: bool, allowed: bool = True
 ) -> CheckoutRefusal | None:
     """None: the pre-checkout query may be accepted."""
     if not packs:
         return CheckoutRefusal.OFF
     if banned:
         return CheckoutRefusal.BANNED
+    if not allowed:
+        return CheckoutRefusal.NOT_ALLOWED
     pack = pack_for(packs, payload)
     if pack is None or currency != STARS_CURRENCY or total != pack.stars:
         return CheckoutRefusal.UNKNOWN_PACK

@@ -145,7 +145,11 @@ class Payments:
         locale = prefs.locale or locale
         banned = prefs.banned and not self.options.is_admin(user_id)
         refusal = self.sell.check(
-            payload=query.invoice_payload, currency=query.currency, total=query.total_amount, banned=banned
+            payload=query.invoice_payload,
+            currency=query.currency,
+            total=query.total_amount,
+            banned=banned,
+            allowed=self.options.is_allowed(user_id),  # (an invoice can be forwarded to anyone)
         )
         try:
             if refusal is None:

@@ -89,10 +89,14 @@ class SellCredits:
     metrics: Metrics = field(default_factory=NoMetrics)
     clock: Callable[[], float] = time.time
 
-    def check(self, *, payload: str, currency: str, total: int, banned: bool) -> CheckoutRefusal | None:
+    def check(
+        self, *, payload: str, currency: str, total: int, banned: bool, allowed: bool = True
+    ) -> CheckoutRefusal | None:
         """The pre-checkout query: None to accept it (the pack is sold at that price in Stars,
-        the user is not banned). Nothing is awaited: Telegram waits 10 s for the answer."""
-        return check_checkout(self.packs, payload=payload, currency=currency, total=total, banned=banned)
+        the user is not banned and may use the bot). Nothing is awaited: Telegram waits 10 s."""
+        return check_checkout(
+            self.packs, payload=payload, currency=currency, total=total, banned=banned, allowed=allowed
+        )
 
     async def credit(self, payment: StarPayment) -> bool:
         """A successful payment: its credits, once (False: this charge was credited before)."""

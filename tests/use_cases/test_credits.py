@@ -123,6 +123,8 @@ async def test_selling_checks_the_pack_its_price_in_stars_and_the_user():
     ten = CreditPack(10, 50)
     assert sell.check(payload=ten.payload, currency="XTR", total=50, banned=False) is None
     assert sell.check(payload=ten.payload, currency="XTR", total=50, banned=True) == CheckoutRefusal.BANNED
+    refused = sell.check(payload=ten.payload, currency="XTR", total=50, banned=False, allowed=False)
+    assert refused == CheckoutRefusal.NOT_ALLOWED
     assert sell.check(payload=ten.payload, currency="XTR", total=49, banned=False) == CheckoutRefusal.UNKNOWN_PACK
     assert sell.check(payload=ten.payload, currency="USD", total=50, banned=False) == CheckoutRefusal.UNKNOWN_PACK
     assert sell.check(payload="credits:10:1", currency="XTR", total=1, banned=False) == CheckoutRefusal.UNKNOWN_PACK

@@ -295,3 +295,4 @@ refund-refused = Telegram refused the refund of { $charge_id }: { $reason }
 refund-done = ↩️ Refunded { $stars } ⭐ to user { $user_id } (charge { $charge_id }); { $taken } of its { $credits } credits taken back (the rest were spent).
 refund-already = Charge { $charge_id } was refunded already; { $taken } of its { $credits } credits were taken back then.
 error-refund_refused = The refund of { $charge_id } was refused: { $reason }
+pay-refused-not_allowed = This bot is open to some users only, so it cannot sell to you. No Stars were taken.

@@ -298,3 +298,4 @@ refund-refused = Telegram отказал в возврате { $charge_id }: { $
 refund-done = ↩️ Возвращено { $stars } ⭐ пользователю { $user_id } (платёж { $charge_id }); списано кредитов: { $taken } из { $credits } (остальные уже потрачены).
 refund-already = Платёж { $charge_id } уже возвращён; тогда списано кредитов: { $taken } из { $credits }.
 error-refund_refused = В возврате { $charge_id } отказано: { $reason }
+pay-refused-not_allowed = Этот бот доступен не всем, поэтому не может вам ничего продать. Звёзды не списаны.
