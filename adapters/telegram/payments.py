@@ -186,16 +186,21 @@ class Payments:
             message.date.timestamp(),
         )
         if await self.sell.credit(payment):
-            balance = await self.credits.credits(user_id)
-            await self.replies.reply(
-                message.chat.id, self.t(locale, "pay-thanks", credits=pack.credits, balance=balance)
-            )
+            await self._thank(user_id, pack.credits, locale)
+
+    async def _thank(self, user_id: int, credits: int, locale: Locale | None = None) -> None:
+        """The buyer is told the credits arrived (in their private chat with the bot)."""
+        if locale is None:
+            locale = (await self.store.get_prefs(user_id)).locale or Locale.EN
+        balance = await self.credits.credits(user_id)
+        await self.replies.reply(user_id, self.t(locale, "pay-thanks", credits=credits, balance=balance))
 
     async def catch_up(self, stop: asyncio.Event) -> None:
         """At start and every ``catch_up_s``: credit paid Stars whose message was lost."""
         while not stop.is_set():
             try:
-                await self.sell.catch_up(self.clock() - CATCH_UP_WINDOW_S)
+                for payment in await self.sell.catch_up(self.clock() - CATCH_UP_WINDOW_S):
+                    await self._thank(payment.user_id, payment.credits)  # (their message never came)
             except Exception as exc:
                 log.warning("the payments catch-up failed: %s", type(exc).__name__)
             if self.catch_up_s <= 0:

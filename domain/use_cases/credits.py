@@ -109,16 +109,16 @@ class SellCredits:
             log.info("payment %s was credited before: nothing more", payment.charge_id)
         return new
 
-    async def catch_up(self, since: float) -> int:
+    async def catch_up(self, since: float) -> list[StarPayment]:
         """Credit the payments the platform received since ``since`` that the store does not know
         (their message was lost: the bot died between the payment and the credit, or polling
-        confirmed the update before it was handled). The number credited now."""
+        confirmed the update before it was handled). The payments credited now."""
         if self.platform is None:
-            return 0
-        credited = 0
+            return []
+        credited = []
         for payment in await self.platform.received(since):
             if await self.credit(payment):
-                credited += 1
+                credited.append(payment)
                 log.warning("payment %s was credited late, from the platform's record", payment.charge_id)
         return credited
 

@@ -171,6 +171,6 @@ async def test_payments_whose_message_was_lost_are_credited_from_the_platforms_r
     kept, lost = payment("ch-kept"), payment("ch-lost", credits=5)
     sell = SellCredits(store, parse_packs("2:10,5:20"), Platform([kept, lost]))
     await sell.credit(kept)
-    assert await sell.catch_up(NOW - 60) == 1
-    assert await sell.catch_up(NOW - 60) == 0
+    assert await sell.catch_up(NOW - 60) == [lost]
+    assert await sell.catch_up(NOW - 60) == []
     assert await store.credits(5) == 7
