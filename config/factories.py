@@ -23,6 +23,7 @@ from config.settings import GeneratorBackend, Settings, UserStoreBackend
 from domain.models import GeneratorKind, Quality
 from domain.policy import AdaptivePolicy, FixedPolicy
 from domain.ports import (
+    CreditStore,
     DeliveryLog,
     Generator,
     JobQueue,
@@ -440,6 +441,12 @@ class UserStores:
     delivery_log: DurableDeliveryLog | None  # None: the memory store (the log is in memory too)
     coordination: PostgresSendCoordination | None = None  # PostgreSQL: limits shared by bot instances
     is_ready: Callable[[], bool] | None = None  # a database server: ready while it is reachable
+
+    @property
+    def credits(self) -> CreditStore:
+        """Credits bought with Stars, kept by the user store itself (every user store adapter
+        implements ``CreditStore`` on the same database as the jobs)."""
+        return cast(CreditStore, self.store)
 
 
 COORDINATION_POOL = 3  # connections of a bot's send coordination (heartbeats, chat holds), beside the store's

@@ -409,6 +409,35 @@ class Settings(BaseSettings):
     safety_image_threads: int = Field(0, ge=0, description="CPU threads of the image check (0: onnxruntime's default)")
     admin_chat_id: int = Field(0, description="chat that gets users' reports of pictures (0: every ADMIN_IDS user)")
 
+    # --- credits bought with Telegram Stars (issue 32; docs/payments.md)
+    payments: Literal["off", "stars"] = Field(
+        "off", description="stars: sell credits for Telegram Stars (/buy, /refund, /paysupport, /terms); off: none"
+    )
+    stars_packs: str = Field(
+        "10:50,50:200",
+        description="packs sold by /buy, comma-separated CREDITS:STARS (10:50 = 10 pictures for 50 Stars)",
+    )
+    payments_support: str = Field(
+        "", description="where /paysupport sends buyers (a @username, an email or a link); empty: the admins here"
+    )
+    payments_terms_url: str = Field("", description="a page with the full terms of sale, linked from /terms")
+    stars_catch_up_s: float = Field(
+        300.0,
+        ge=0,
+        description="how often paid Stars whose message was lost are credited (getStarTransactions; 0: at start only)",
+    )
+
+    @field_validator("stars_packs")
+    @classmethod
+    def _packs(cls, value: str) -> str:
+        from domain.credits import parse_packs
+
+        try:
+            parse_packs(value)
+        except ValueError as exc:
+            raise ValueError(f"STARS_PACKS: {exc}") from None
+        return value
+
     @field_validator("*", mode="before")
     @classmethod
     def _strip_secrets(cls, value: Any, info: ValidationInfo) -> Any:

@@ -18,6 +18,7 @@ from domain.ports import Generator, JobQueue, Metrics, Storage, Tracer
 from domain.safety import SafetyTally
 from domain.use_cases import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.credits import SellCredits, SpendCredits
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
 from domain.use_cases.watch import WatchWorkers
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from adapters.telegram.i18n import UiTexts
     from adapters.telegram.links import LinkPolicy
     from adapters.telegram.options import BotOptions
+    from adapters.telegram.payments import Payments
+    from adapters.telegram.replies import Replies
     from adapters.telegram.runtime import TelegramRuntime
     from adapters.telegram.sender import Sender
 
@@ -100,6 +103,7 @@ def bot_options(s: Settings) -> BotOptions:
         album_wait_s=s.album_wait_s,
         links=link_policy(s).mode().value,
         translation=s.prompt_translation != "off",
+        payments=s.payments == "stars",
     )
 
 
@@ -155,6 +159,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
     outside = OutsideMessages(sender)  # inline messages (guest mode) and ephemeral ones
     guests = GuestAnswers(outside, t)
     announcer = TelegramAnnouncer(sender, board, albums, replies, texts, guests)
+    spend = SpendCredits(stores.credits, metrics=parts.metrics, clock=clock) if options.payments else None
     admit = AdmitJobs(
         parts.submit,
         store,
@@ -163,6 +168,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         clock=clock,
         metrics=parts.metrics,
         waits=watch.estimator,  # how fast jobs come, for the waits told
+        credits=spend,
     )
     jobs = JobMaker(parts.submit)
     menus = Menus(sender, t, options)
@@ -179,7 +185,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         submit=parts.submit,
         jobs=jobs,
         admit=admit,
-        cancel_job=CancelJob(store, parts.queue, announcer, clock=clock),
+        cancel_job=CancelJob(store, parts.queue, announcer, clock=clock, credits=spend),
         intake=PromptIntake(jobs, admit, replies, texts, safety, guests),
         watch=watch,
         safety=safety,
@@ -192,6 +198,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         outside=outside,
         guests=guests,
         clock=clock,
+        payments=_payments(s, stores, sender, replies, t, options, parts.metrics) if options.payments else None,
     )
     channel = TelegramResultChannel(
         sender=sender,
@@ -207,7 +214,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
     stop_delivery = asyncio.Event()
     deliver = DeliverResults(
         StoppableEvents(parts.queue, stop_delivery),  # the queue, whose wait for events ends on stop
-        RecordOutcomes(channel, store, clock=clock),
+        RecordOutcomes(channel, store, clock=clock, credits=spend),
         stores.delivery_log or factories.memory_delivery_log(),
         renew_every_s=max(0.1, s.delivery_lease_s / 3),
         metrics=parts.metrics,
@@ -215,7 +222,12 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         vet=VetEvents(store, parts.storage, metrics=parts.metrics),  # the record is the authority
     )
     outbox = PublishOutbox(
-        parts.queue, store, parts.submit, expiry_s=options.limits.expiry_s, on_expired=announcer.never_queued
+        parts.queue,
+        store,
+        parts.submit,
+        expiry_s=options.limits.expiry_s,
+        on_expired=announcer.never_queued,
+        credits=spend,
     )
     webhook = None
     if s.telegram_mode == TelegramMode.WEBHOOK:
@@ -241,6 +253,35 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         link_warning=link_policy(s).warning(),
         stop_grace_s=s.shutdown_grace_s,
         health=health,
+        catch_up=handler_parts.payments.catch_up if handler_parts.payments is not None else None,
+    )
+
+
+def _payments(
+    s: Settings,
+    stores: factories.UserStores,
+    sender: Sender,
+    replies: Replies,
+    t: UiTexts,
+    options: BotOptions,
+    metrics: Metrics,
+) -> Payments:
+    """Telegram Stars (PAYMENTS=stars): the packs sold, the Bot API's refunds and record."""
+    from adapters.telegram.payments import Payments, TelegramStars
+    from domain.credits import parse_packs
+
+    sell = SellCredits(stores.credits, parse_packs(s.stars_packs), TelegramStars(sender.bot), metrics=metrics)
+    return Payments(
+        sell=sell,
+        credits=stores.credits,
+        sender=sender,
+        replies=replies,
+        t=t,
+        store=stores.store,
+        options=options,
+        support=s.payments_support,
+        terms_url=s.payments_terms_url,
+        catch_up_s=s.stars_catch_up_s,
     )
 
 

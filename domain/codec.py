@@ -23,7 +23,7 @@ _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
 # process of the previous release (which refuses unknown fields) still reads what a newer one
 # writes during a rolling upgrade; they travel only when they say something.
 ADDED_FIELDS: dict[type, frozenset[str]] = {
-    Job: frozenset({"translate", "aspect"}),
+    Job: frozenset({"translate", "aspect", "paid_credit"}),
     Result: frozenset({"understood", "spoiler", "flags", "generator_kind", "random_translation"}),
     Progress: frozenset({"seconds_per_image"}),
 }

@@ -124,3 +124,10 @@ class UndecodableMessage(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason=reason)
         self.reason = reason
+
+
+class RefundRefused(DomainError):
+    """The payment platform refused a refund (``reason``: ``already_refunded``, ``unknown_charge``,
+    or its own words); nothing was given back by it."""
+
+    code = "refund_refused"  # params: charge_id, reason

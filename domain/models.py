@@ -125,6 +125,9 @@ class Job(JobRef):
     # The shape the user asked for (--ar, as width / height), which a size in steps of 128 only
     # comes near: the worker keeps it within 5 % at every quality profile. 0: the size's own.
     aspect: float = 0.0
+    # A credit bought with Telegram Stars was spent on this job (``domain.credits``): one
+    # full-quality picture in the priority lane; given back if the job ends without a picture.
+    paid_credit: bool = False
 
 
 class Cancel(_Message):

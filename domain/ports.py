@@ -29,6 +29,7 @@ from domain.quality import QualityProfile
 from domain.safety import ImageVerdict
 
 if TYPE_CHECKING:  # domain.users re-exports UserStore from here: no import of it at run time
+    from domain.credits import LedgerEntry, Refunded, StarPayment
     from domain.users import JobRecord, Outcome, StoreStats, UserLimits, UserPrefs
 
 T_co = TypeVar("T_co", covariant=True)
@@ -428,6 +429,59 @@ class UserStore(Protocol):
         ...
 
 
+class CreditStore(Protocol):
+    """Keeps credits bought with Stars: each user's balance, the payments (one per Telegram
+    charge id) and the ledger. Each method is one transaction with its ledger row; the user
+    stores (memory, SQLite, PostgreSQL) implement it on the same database as the jobs."""
+
+    async def credit_purchase(self, payment: StarPayment) -> bool:
+        """Record the payment and grant its credits, with a ``purchase`` ledger row; True the
+        first time, False for a charge id known already (nothing changes: exactly once)."""
+        ...
+
+    async def credits(self, user_id: int) -> int:
+        """The credits the user has left (0 for a user never seen)."""
+        ...
+
+    async def spend_credit(self, user_id: int, job_id: str, at: float) -> bool:
+        """Spend one of the user's credits on the recorded job ``job_id``: the job's record is
+        marked ``paid_credit``, with a ``spend`` ledger row. True when the job is paid (now,
+        or before: the same job is never charged twice); False when the user has no credit
+        left or the job is unknown."""
+        ...
+
+    async def give_back_credit(self, job_id: str, at: float) -> bool:
+        """The paid job ended without a picture: its credit goes back to its user, with a
+        ``give_back`` ledger row; True the first time, False when the job was not paid or its
+        credit was given back already."""
+        ...
+
+    async def get_payment(self, charge_id: str) -> StarPayment | None: ...
+
+    async def refund_payment(self, charge_id: str, at: float) -> Refunded | None:
+        """The payment's Stars were refunded: take back the credits not yet spent (at most the
+        payment's), with a ``refund`` ledger row, once; None for an unknown charge id."""
+        ...
+
+    async def ledger(self, user_id: int) -> list[LedgerEntry]:
+        """The user's ledger, oldest first."""
+        ...
+
+
+class StarPayments(Protocol):
+    """The payment platform's side (Telegram Stars): refunds and the record of payments received."""
+
+    async def refund(self, user_id: int, charge_id: str) -> None:
+        """Give the payment's Stars back to the user; ``RefundRefused`` when the platform refuses
+        (``reason`` ``already_refunded``: it was refunded before)."""
+        ...
+
+    async def received(self, since: float) -> list[StarPayment]:
+        """The payments received since ``since`` as the platform records them (for crediting a
+        payment whose message was lost: a bot killed between the payment and the credit)."""
+        ...
+
+
 Carrier = Mapping[str, str]
 """Trace context as text headers (W3C traceparent), carried with a message on the queue."""
 
@@ -508,6 +562,15 @@ class Metrics(Protocol):
 
     def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
         """The worker's model loads (or downloads: the bytes fetched so far) and it takes no jobs yet."""
+        ...
+
+    def stars_received(self, stars: int) -> None:
+        """A Stars payment was credited (once per charge id)."""
+        ...
+
+    def credits_moved(self, kind: str, credits: int) -> None:
+        """Credits granted, spent, given back or refunded (``kind``: a ``LedgerKind`` value;
+        ``credits``: how many, never negative)."""
         ...
 
 

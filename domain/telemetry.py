@@ -81,6 +81,12 @@ class NoMetrics:
     def telegram_up(self, mode: str, up: bool) -> None:
         pass
 
+    def stars_received(self, stars: int) -> None:
+        pass
+
+    def credits_moved(self, kind: str, credits: int) -> None:
+        pass
+
     def model_loading(self, loading: bool, downloaded_bytes: int = 0) -> None:
         pass
 

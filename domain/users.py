@@ -111,6 +111,8 @@ class JobRecord:
     # the bot may not be a member of): Telegram's id of that inline message, which is edited into
     # the picture (None: the status, if any, is the chat message ``status_message_id``).
     inline_message_id: str | None = None
+    # A credit bought with Stars was spent on it (``CreditStore.spend_credit`` sets it).
+    paid_credit: bool = False
 
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
@@ -124,6 +126,7 @@ class JobRecord:
             quality=job.quality,
             created_at=job.created_at,
             request_message_id=request_message_id,
+            paid_credit=job.paid_credit,
         )
 
     @property
@@ -151,6 +154,7 @@ class JobRecord:
         data["quality"] = Quality(data["quality"])
         data["locale"] = Locale(data["locale"])
         data["state"] = JobState(data["state"])
+        data["paid_credit"] = bool(data["paid_credit"])  # SQLite keeps it as 0/1
         return cls(**data)
 
     def row(self) -> tuple[Any, ...]:
@@ -169,10 +173,13 @@ class JobRecord:
             width=self.width,
             height=self.height,
             seed=self.seed,
-            quality=self.quality,
+            # A paid job asks for full quality (``SpendCredits.spend_on``); the record keeps what
+            # the user asked for, which a repeat ("new seed") asks for again.
+            quality=Quality.QUALITY if self.paid_credit else self.quality,
             locale=self.locale,
             created_at=self.created_at,
             status_message_id=self.status_message_id,
+            paid_credit=self.paid_credit,
         )
 
 

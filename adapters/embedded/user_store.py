@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from domain.credits import LedgerEntry, LedgerKind, Refunded, StarPayment
 from domain.errors import AlreadyAccepted
 from domain.users import (
     ACTIVE_STATES,
@@ -29,6 +30,9 @@ class MemoryUserStore:
         self.jobs: dict[str, JobRecord] = {}
         self.blocked: dict[int, float] = {}
         self.banned: dict[int, bool] = {}  # user id -> told about the ban
+        self.balances: dict[int, int] = {}  # user id -> credits left
+        self.payments: dict[str, StarPayment] = {}  # charge id -> payment
+        self.entries: list[LedgerEntry] = []
 
     async def start(self) -> None:
         pass
@@ -165,3 +169,67 @@ class MemoryUserStore:
             workers=workers,
             banned_users=len(self.banned),
         )
+
+    # --- credits (``CreditStore``) ------------------------------------------------------------
+    async def credit_purchase(self, payment: StarPayment) -> bool:
+        if payment.charge_id in self.payments:
+            return False
+        self.payments[payment.charge_id] = payment
+        self.balances[payment.user_id] = self.balances.get(payment.user_id, 0) + payment.credits
+        self.entries.append(
+            LedgerEntry(
+                payment.user_id,
+                LedgerKind.PURCHASE,
+                payment.credits,
+                payment.paid_at,
+                stars=payment.stars,
+                charge_id=payment.charge_id,
+            )
+        )
+        return True
+
+    async def credits(self, user_id: int) -> int:
+        return self.balances.get(user_id, 0)
+
+    async def spend_credit(self, user_id: int, job_id: str, at: float) -> bool:
+        record = self.jobs.get(job_id)
+        if record is None or record.user_id != user_id:
+            return False
+        if record.paid_credit:
+            return True
+        if self.balances.get(user_id, 0) <= 0:
+            return False
+        self.balances[user_id] -= 1
+        self.jobs[job_id] = replace(record, paid_credit=True)
+        self.entries.append(LedgerEntry(user_id, LedgerKind.SPEND, -1, at, job_id=job_id))
+        return True
+
+    async def give_back_credit(self, job_id: str, at: float) -> bool:
+        record = self.jobs.get(job_id)
+        if record is None or not record.paid_credit:
+            return False
+        if any(e.job_id == job_id and e.kind == LedgerKind.GIVE_BACK for e in self.entries):
+            return False
+        self.balances[record.user_id] = self.balances.get(record.user_id, 0) + 1
+        self.entries.append(LedgerEntry(record.user_id, LedgerKind.GIVE_BACK, 1, at, job_id=job_id))
+        return True
+
+    async def get_payment(self, charge_id: str) -> StarPayment | None:
+        return self.payments.get(charge_id)
+
+    async def refund_payment(self, charge_id: str, at: float) -> Refunded | None:
+        payment = self.payments.get(charge_id)
+        if payment is None:
+            return None
+        if payment.refunded_at is not None:
+            return Refunded(payment, payment.credits_taken_back, first=False)
+        taken = min(payment.credits, self.balances.get(payment.user_id, 0))
+        self.balances[payment.user_id] = self.balances.get(payment.user_id, 0) - taken
+        payment = self.payments[charge_id] = replace(payment, refunded_at=at, credits_taken_back=taken)
+        self.entries.append(
+            LedgerEntry(payment.user_id, LedgerKind.REFUND, -taken, at, stars=-payment.stars, charge_id=charge_id)
+        )
+        return Refunded(payment, taken, first=True)
+
+    async def ledger(self, user_id: int) -> list[LedgerEntry]:
+        return [e for e in self.entries if e.user_id == user_id]

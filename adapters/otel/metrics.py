@@ -170,6 +170,18 @@ class OtelMetrics:
         self.storage_errors.add(0)
         for in_time in ("true", "false"):
             self.answers.add(0, {"in_time": in_time})
+        # Telegram Stars (PAYMENTS=stars): what came in, and every move of the credits it bought.
+        self.stars = meter.create_counter(
+            "p2p.payments.stars", unit="{star}", description="Telegram Stars received (payments credited)"
+        )
+        self.credits = meter.create_counter(
+            "p2p.payments.credits",
+            unit="{credit}",
+            description="credits moved, by kind: purchase (granted), spend, give_back, refund (taken back)",
+        )
+        self.stars.add(0)
+        for kind in ("purchase", "spend", "give_back", "refund"):
+            self.credits.add(0, {"kind": kind})
         self.in_flight = meter.create_up_down_counter("p2p.jobs.in_flight", description="jobs being worked on")
         self.api_errors = meter.create_counter(
             "p2p.telegram.api.errors", description="Bot API calls refused, by method and error code"
@@ -339,6 +351,12 @@ class OtelMetrics:
 
     def telegram_api_error(self, method: str, code: str) -> None:
         self.api_errors.add(1, {"method": method, "code": code})
+
+    def stars_received(self, stars: int) -> None:
+        self.stars.add(stars)
+
+    def credits_moved(self, kind: str, credits: int) -> None:
+        self.credits.add(credits, {"kind": kind})
 
     def telegram_up(self, mode: str, up: bool) -> None:
         self._telegram_up = {mode: int(up)}

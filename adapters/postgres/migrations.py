@@ -107,6 +107,32 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "the inline message of a job asked for in guest mode", """
         ALTER TABLE jobs ADD COLUMN inline_message_id text;
     """),
+    Migration(7, "credits bought with Telegram Stars: balances, payments, the ledger, paid jobs", """
+        ALTER TABLE users ADD COLUMN credits integer NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN paid_credit boolean NOT NULL DEFAULT false;
+        CREATE TABLE star_payments (
+            charge_id text PRIMARY KEY,
+            user_id bigint NOT NULL,
+            stars integer NOT NULL,
+            credits integer NOT NULL,
+            payload text NOT NULL,
+            paid_at double precision NOT NULL,
+            refunded_at double precision,
+            credits_taken_back integer NOT NULL DEFAULT 0
+        );
+        CREATE TABLE credit_ledger (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_id bigint NOT NULL,
+            kind text NOT NULL,
+            credits integer NOT NULL,
+            stars integer NOT NULL DEFAULT 0,
+            charge_id text,
+            job_id text,
+            at double precision NOT NULL
+        );
+        CREATE INDEX credit_ledger_user ON credit_ledger (user_id, id);
+        CREATE UNIQUE INDEX credit_ledger_job ON credit_ledger (job_id, kind) WHERE job_id IS NOT NULL;
+    """),
 )
 # fmt: on
 

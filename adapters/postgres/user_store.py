@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from adapters.postgres.credits import PostgresCredits
 from adapters.postgres.db import PostgresDatabase, changed
 from adapters.sql import user_store as sql
 from adapters.sql.user_store import numbered
@@ -61,7 +62,7 @@ _USERS_SINCE = numbered(sql.USERS_SINCE)
 _WORKERS_SEEN = numbered(sql.WORKERS_SEEN)
 
 
-class PostgresUserStore:
+class PostgresUserStore(PostgresCredits):
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
 

@@ -8,8 +8,10 @@ PostgreSQL's ``$1, $2, ...``. What stays dialect-specific lives in each adapter:
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from domain.users import ACTIVE_STATES, JOB_COLUMNS, PREFS_COLUMNS, JobState
+from domain.credits import LedgerEntry, LedgerKind, StarPayment
+from domain.users import ACTIVE_STATES, JOB_COLUMNS, PREFS_COLUMNS, JobState, Row
 
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
@@ -99,3 +101,59 @@ WORKERS_SEEN = (
 QUEUED = JobState.QUEUED.value
 RUNNING = JobState.RUNNING.value
 DONE = JobState.DONE.value
+
+# --- credits bought with Telegram Stars (``domain.credits``) ------------------------------------
+PAYMENT_COLUMNS = "charge_id, user_id, stars, credits, payload, paid_at, refunded_at, credits_taken_back"
+INSERT_PAYMENT = (
+    "INSERT INTO star_payments (charge_id, user_id, stars, credits, payload, paid_at) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (charge_id) DO NOTHING"
+)
+GET_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM star_payments WHERE charge_id = ?"
+MARK_REFUNDED = (
+    "UPDATE star_payments SET refunded_at = ?, credits_taken_back = ? WHERE charge_id = ? AND refunded_at IS NULL"
+)
+ADD_CREDITS = (
+    "INSERT INTO users (user_id, credits) VALUES (?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET credits = users.credits + excluded.credits"
+)
+GET_CREDITS = "SELECT credits FROM users WHERE user_id = ?"
+TAKE_ONE_CREDIT = "UPDATE users SET credits = credits - 1 WHERE user_id = ? AND credits > 0"
+TAKE_CREDITS = "UPDATE users SET credits = credits - ? WHERE user_id = ? AND credits >= ?"
+JOB_PAYMENT = "SELECT user_id, paid_credit FROM jobs WHERE job_id = ?"
+MARK_PAID = "UPDATE jobs SET paid_credit = ? WHERE job_id = ?"
+LEDGER_COLUMNS = "user_id, kind, credits, stars, charge_id, job_id, at"
+ADD_LEDGER = f"INSERT INTO credit_ledger ({LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+LEDGER_OF = f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = ? ORDER BY id"
+# A job's credit comes back once (the unique index on (job_id, kind) holds it too).
+GIVEN_BACK = "SELECT 1 FROM credit_ledger WHERE job_id = ? AND kind = ?"
+
+
+def payment(row: Row) -> StarPayment:
+    """A ``star_payments`` row (``PAYMENT_COLUMNS``) as the domain's payment."""
+    return StarPayment(
+        charge_id=row["charge_id"],
+        user_id=int(row["user_id"]),
+        stars=int(row["stars"]),
+        credits=int(row["credits"]),
+        payload=row["payload"],
+        paid_at=float(row["paid_at"]),
+        refunded_at=row["refunded_at"],
+        credits_taken_back=int(row["credits_taken_back"]),
+    )
+
+
+def ledger_entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        user_id=int(row["user_id"]),
+        kind=LedgerKind(row["kind"]),
+        credits=int(row["credits"]),
+        at=float(row["at"]),
+        stars=int(row["stars"]),
+        charge_id=row["charge_id"],
+        job_id=row["job_id"],
+    )
+
+
+def ledger_row(entry: LedgerEntry) -> tuple[Any, ...]:
+    """The entry as ``ADD_LEDGER``'s parameters."""
+    return (entry.user_id, entry.kind.value, entry.credits, entry.stars, entry.charge_id, entry.job_id, entry.at)

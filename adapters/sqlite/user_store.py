@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from adapters.sql import user_store as sql
+from adapters.sqlite.credits import SqliteCredits
 from adapters.sqlite.db import SqliteDatabase
 from domain.errors import AlreadyAccepted
 from domain.users import (
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS users (
     blocked_at REAL,
     translate INTEGER NOT NULL DEFAULT 1,
     banned_at REAL,
-    ban_noticed_at REAL
+    ban_noticed_at REAL,
+    credits INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -65,7 +67,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     published_at REAL,
     request_message_id INTEGER,
     file_id TEXT,
-    inline_message_id TEXT
+    inline_message_id TEXT,
+    paid_credit INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -77,7 +80,29 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at REAL,
     owner TEXT NOT NULL DEFAULT '',
     incarnation TEXT NOT NULL DEFAULT ''
-)
+);
+CREATE TABLE IF NOT EXISTS star_payments (
+    charge_id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    stars INTEGER NOT NULL,
+    credits INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    paid_at REAL NOT NULL,
+    refunded_at REAL,
+    credits_taken_back INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS credit_ledger (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    credits INTEGER NOT NULL,
+    stars INTEGER NOT NULL DEFAULT 0,
+    charge_id TEXT,
+    job_id TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS credit_ledger_user ON credit_ledger (user_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS credit_ledger_job ON credit_ledger (job_id, kind) WHERE job_id IS NOT NULL
 """
 # Columns added since the first release: a database made by it gets them at start.
 COLUMNS = (
@@ -90,6 +115,8 @@ COLUMNS = (
     ("users", "translate", "INTEGER NOT NULL DEFAULT 1"),
     ("users", "banned_at", "REAL"),
     ("users", "ban_noticed_at", "REAL"),
+    ("users", "credits", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "paid_credit", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -102,7 +129,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord.from_row(row)
 
 
-class SqliteUserStore:
+class SqliteUserStore(SqliteCredits):
     def __init__(self, path: str | Path | SqliteDatabase) -> None:
         self.db = path if isinstance(path, SqliteDatabase) else database(path)
 

@@ -24,6 +24,7 @@ from adapters.telegram.job_maker import JobMaker
 from adapters.telegram.options import BotOptions
 from adapters.telegram.outside import OutsideMessages
 from adapters.telegram.paste import SplitPaste
+from adapters.telegram.payments import Payments
 from adapters.telegram.replies import Replies
 from adapters.telegram.reports import Reports
 from adapters.telegram.sender import Sender
@@ -74,6 +75,7 @@ class HandlerParts:
     outside: OutsideMessages  # inline (guest mode) and ephemeral messages
     guests: GuestAnswers
     clock: Callable[[], float]
+    payments: Payments | None = None  # PAYMENTS=stars
 
 
 def build_dispatcher(parts: HandlerParts, *, answer_errors: bool = True) -> Dispatcher:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("txt2img", "settings", "queue", "cancel", "history", "help", "start")
 ADMIN_COMMANDS = ("stats", "ban", "unban")
+PAYMENT_COMMANDS = ("buy", "credits", "paysupport", "terms")  # PAYMENTS=stars
+ADMIN_PAYMENT_COMMANDS = ("refund",)
 
 
 @dataclass
@@ -31,7 +33,9 @@ class Menus:
     options: BotOptions
 
     def command_list(self, locale: Locale, admin: bool = False) -> list[BotCommand]:
-        names = COMMANDS + (ADMIN_COMMANDS if admin else ())
+        names = COMMANDS + (PAYMENT_COMMANDS if self.options.payments else ())
+        names += ADMIN_COMMANDS if admin else ()
+        names += ADMIN_PAYMENT_COMMANDS if admin and self.options.payments else ()
         return [BotCommand(command=name, description=self.t(locale, f"cmd-{name}")) for name in names]
 
     async def _set(

@@ -121,7 +121,10 @@ class UserContext(BaseMiddleware):
                 event.chat.id, event.guest_query_id, self.replies.t(locale, "guest-refused"), locale
             )
             return None
-        if not self.options.is_allowed(user.id):
+        # A successful payment is credited whoever it is from (the Stars are paid already): a
+        # user banned, or taken off the allowlist, after the pre-checkout still gets the credits.
+        paying = isinstance(event, Message) and event.successful_payment is not None
+        if not self.options.is_allowed(user.id) and not paying:
             log.info("user %s is not on the allowlist", user.id)
             text = self.replies.t(locale, "error-access_denied", user_id=str(user.id))
             if isinstance(event, CallbackQuery):
@@ -129,7 +132,7 @@ class UserContext(BaseMiddleware):
             elif isinstance(event, Message):
                 await self.replies.reply(event.chat.id, text, private_to=user.id)
             return None
-        if prefs.banned and not self.options.is_admin(user.id):
+        if prefs.banned and not self.options.is_admin(user.id) and not paying:
             await self.bans.tell_banned(event, locale, user.id)  # once; then they are ignored
             return None
         if prefs.blocked:

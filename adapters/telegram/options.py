@@ -20,6 +20,7 @@ class BotOptions:
     album_wait_s: float = 30.0  # how long a finished variation waits for the others of its album
     links: str = "none"  # what picture links will be (``LinkPolicy.mode``): button | text | none
     translation: bool = True  # PROMPT_TRANSLATION is not off
+    payments: bool = False  # PAYMENTS=stars: /buy, /credits, /paysupport, /terms (and /refund for admins)
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admins

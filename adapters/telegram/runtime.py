@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
@@ -104,7 +104,9 @@ class TelegramRuntime:
         stop_grace_s: float = STOP_GRACE_S,  # SHUTDOWN_GRACE_S: how long replies may drain on a stop
         health: TelegramHealth | None = None,
         webhook_check_s: float = WEBHOOK_CHECK_S,
+        catch_up: Callable[[asyncio.Event], Awaitable[None]] | None = None,  # Stars whose message was lost
     ) -> None:
+        self.catch_up = catch_up
         self.bot = bot
         self.dispatcher = dispatcher
         self.store = store  # the user store (also among ``resources``)
@@ -218,6 +220,8 @@ class TelegramRuntime:
         self._polling_stop.clear()
         self._spawn(self.deliver.run(self._stop_delivery), "deliver")
         self._spawn(self.outbox.run(self._stop_delivery), "outbox")
+        if self.catch_up is not None:
+            self._spawn(self.catch_up(self._stop_delivery), "payments-catch-up")
         self._spawn(self.menus.set_everyones(), "menus")
         if self.queue_refresh_s > 0:
             self._spawn(self._refresh_waiting(), "refresh-waiting")

@@ -14,6 +14,7 @@ from domain.errors import AlreadyAccepted, LimitExceeded, QueueUnavailable, Reci
 from domain.models import Cancel, Job, Locale
 from domain.ports import Announcer, JobQueue, Metrics, UserStore
 from domain.telemetry import NoMetrics
+from domain.use_cases.credits import SpendCredits
 from domain.use_cases.submit import SubmitPrompt
 from domain.users import JobRecord, JobState, Outcome, UserLimits
 from domain.waits import WaitEstimator
@@ -41,6 +42,9 @@ class AdmitJobs:
     # The wait estimates learn from admissions how fast jobs come (how full a waiting job's batch
     # will be): the chat adapter's estimator, when it has one.
     waits: WaitEstimator | None = None
+    # Credits bought with Stars (PAYMENTS=stars): one is spent on each job of a user who has
+    # one, once the job is recorded, and given back if the job ends without a picture.
+    credits: SpendCredits | None = None
     _chat_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def __call__(self, jobs: Sequence[Job], *, reply_to: int | None = None, album: bool = False) -> list[Job]:
@@ -72,6 +76,8 @@ class AdmitJobs:
             pending.difference_update(job.job_id for job in jobs)
             log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
             return []
+        if self.credits is not None:
+            jobs = [await self.credits.spend_on(job) for job in jobs]
         if self.waits is not None:
             for job in jobs:
                 self.waits.arrived(job.created_at)
@@ -84,7 +90,11 @@ class AdmitJobs:
                 job, active = await self._open_status(job, positions.get(job.job_id, i + 1), reply_to)
             except RecipientGone:
                 pending.discard(job.job_id)
-                await self.store.finish(job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone"))
+                ended = await self.store.finish(
+                    job.job_id, Outcome(JobState.FAILED, self.clock(), error_code="recipient_gone")
+                )
+                if self.credits is not None:
+                    await self.credits.give_back(ended)
                 continue
             if not active:
                 # Cancelled or finished while its status was on the way, its status withdrawn: not
@@ -161,12 +171,15 @@ class CancelJob:
     queue: JobQueue
     announcer: Announcer
     clock: Callable[[], float] = time.time
+    credits: SpendCredits | None = None  # a paid job cancelled gives its credit back
 
     async def __call__(self, record: JobRecord, user_id: int, locale: Locale) -> bool:
         """False: not theirs, or not active any more."""
         cancelled = await self.store.cancel(record.job_id, user_id, self.clock())
         if cancelled is None:
             return False
+        if self.credits is not None:
+            await self.credits.give_back(cancelled)
         self.announcer.close_status(record.job_id)
         try:
             await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from domain.errors import QueueUnavailable
 from domain.models import ErrorCode
 from domain.ports import JobQueue, UserStore
+from domain.use_cases.credits import SpendCredits
 from domain.use_cases.submit import SubmitPrompt
 from domain.users import JobRecord, JobState, Outcome
 
@@ -35,6 +36,7 @@ class PublishOutbox:
     concurrency: int = 16
     on_expired: Callable[[JobRecord], Awaitable[None]] | None = None
     clock: Callable[[], float] = time.time
+    credits: SpendCredits | None = None  # a paid job that never reached the queue gives its credit back
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -56,9 +58,11 @@ class PublishOutbox:
         expired = [r for r in pending if now - r.created_at > self.expiry_s]
         for record in expired:
             log.warning("job %s never reached the queue; it fails", record.job_id)
-            await self.store.finish(
+            ended = await self.store.finish(
                 record.job_id, Outcome(JobState.FAILED, now, error_code=ErrorCode.QUEUE_UNAVAILABLE.value)
             )
+            if self.credits is not None:
+                await self.credits.give_back(ended)
             if self.on_expired is not None:
                 await self.on_expired(record)
         todo = [r for r in pending if r not in expired]

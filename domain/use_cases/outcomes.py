@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from domain.errors import RecipientGone
 from domain.models import Progress, Result, Stage
 from domain.ports import ResultChannel, UserStore
+from domain.use_cases.credits import SpendCredits
 from domain.users import JobState, Outcome
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class RecordOutcomes:
     channel: ResultChannel
     store: UserStore
     clock: Callable[[], float] = time.time
+    # Credits bought with Stars: a paid job that ends without a picture (an honest error, too
+    # many attempts, refused by the image check) or cancelled gives its credit back.
+    credits: SpendCredits | None = None
 
     async def progress(self, event: object) -> None:
         """A worker's report: the wait estimates learn from it; a started job is marked
@@ -48,7 +52,9 @@ class RecordOutcomes:
         self.channel.arrived(result)
         record = await self.store.get_job(result.job_id)
         was_cancelled = record is not None and record.state == JobState.CANCELLED
-        await self.store.finish(result.job_id, Outcome.from_result(result))
+        finished = await self.store.finish(result.job_id, Outcome.from_result(result))
+        if self.credits is not None:
+            await self.credits.give_back(finished)
         if was_cancelled:
             self.channel.dropped(result.job_id)
             log.info("result %s dropped: the job was cancelled", result.job_id)

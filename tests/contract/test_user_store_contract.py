@@ -487,9 +487,12 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
-    added = ",\n    request_message_id INTEGER,\n    file_id TEXT,\n    inline_message_id TEXT\n"
-    old_schema = SCHEMA.replace(added, "\n")
-    assert "file_id" not in old_schema
+    old_schema = SCHEMA.replace(
+        ",\n    request_message_id INTEGER,\n    file_id TEXT,\n    inline_message_id TEXT,\n"
+        "    paid_credit INTEGER NOT NULL DEFAULT 0\n",
+        "\n",
+    )
+    assert "file_id" not in old_schema and "paid_credit" not in old_schema and "inline_message_id" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)
     conn.execute(
@@ -504,6 +507,7 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
     try:
         old = await store.get_job("old")
         assert old.prompt == "an old prompt" and old.file_id is None and old.request_message_id is None
+        assert old.paid_credit is False
         await store.set_file_id("old", "photo:1")
         assert (await store.get_job("old")).file_id == "photo:1"
         assert old.inline_message_id is None

@@ -10,7 +10,9 @@ Points (each a real step of the bot):
 
 - ``before_send_photo``: a result claimed, the picture about to go out (mid-delivery);
 - ``after_status_reply``: the "queued" status sent, the job not yet on the queue;
-- ``after_confirm``: the picture sent and its delivery confirmed, the status not yet removed.
+- ``after_confirm``: the picture sent and its delivery confirmed, the status not yet removed;
+- ``before_credit``: a Stars payment's message handled, its credit not yet written;
+- ``after_credit``: the credit written, the buyer not yet thanked (the update maybe unconfirmed).
 """
 
 from __future__ import annotations
@@ -67,10 +69,13 @@ def install() -> None:
     from adapters.sqlite.delivery_log import SqliteDeliveryLog
     from adapters.telegram.sender import Sender
     from domain.use_cases.admit import AdmitJobs
+    from domain.use_cases.credits import SellCredits
 
     _before(Sender, "send_photo", "before_send_photo")
     _after(AdmitJobs, "_open_status", "after_status_reply")
     _after(SqliteDeliveryLog, "confirm", "after_confirm")
+    _before(SellCredits, "credit", "before_credit")
+    _after(SellCredits, "credit", "after_credit")
     from adapters.postgres.delivery_log import PostgresDeliveryLog
 
     _after(PostgresDeliveryLog, "confirm", "after_confirm")

@@ -19,7 +19,9 @@ async def test_the_bot_runs_on_the_shared_store(postgres_url, start_service, tel
     runtime = service.parts.telegram
     store, log, coordination = runtime.resources
     assert isinstance(store, PostgresUserStore) and isinstance(log, PostgresDeliveryLog)
-    assert isinstance(coordination, PostgresSendCoordination) and coordination.db is store.db is log.db
+    assert isinstance(coordination, PostgresSendCoordination) and store.db is log.db
+    # the send coordination on a small pool of its own, to the same database
+    assert coordination.db is not store.db and coordination.db.dsn == store.db.dsn
     assert runtime.sender.shared is coordination and coordination.on_share == runtime.sender.set_rate_limit
 
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:

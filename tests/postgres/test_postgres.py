@@ -47,7 +47,7 @@ async def test_migrations_from_an_empty_database(postgres_url):
     await store.start()
     try:
         assert await versions(postgres_url) == [(m.version, m.name) for m in MIGRATIONS]
-        assert LATEST == 6
+        assert LATEST == 7
         await store.admit([record("e1")], UserLimits(), NOW)
         assert [r.job_id for r in await store.unpublished(NOW + 1)] == ["e1"]
     finally:
@@ -186,7 +186,7 @@ async def test_start_while_unreachable_then_it_comes(restartable_postgres, caplo
 
 async def test_the_composition_root_builds_the_shared_store_from_settings(postgres_url, caplog):
     from app import secrets_of
-    from config.factories import user_stores
+    from config.factories import COORDINATION_POOL, user_stores
     from config.logging import SecretRedactor
     from config.settings import Settings
 
@@ -197,7 +197,9 @@ async def test_the_composition_root_builds_the_shared_store_from_settings(postgr
     store, log = stores.store, stores.delivery_log
     assert isinstance(store, PostgresUserStore) and isinstance(log, PostgresDeliveryLog)
     assert store.db is log.db and store.db.max_size == 3 and log.owner == "bot-7"
-    assert stores.coordination is not None and stores.coordination.db is store.db  # the shared send budget
+    # the shared send budget, on a small pool of its own (a busy store cannot delay its heartbeats)
+    assert stores.coordination is not None and stores.coordination.db is not store.db
+    assert stores.coordination.db.dsn == store.db.dsn and stores.coordination.db.max_size == COORDINATION_POOL
     assert stores.is_ready == store.is_ready
     await store.start()
     await log.start()

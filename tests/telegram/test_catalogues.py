@@ -65,9 +65,13 @@ def test_every_user_facing_error_and_choice_is_translated(locale):
         assert t.has(f"reason-{code.value}", locale)
     for q in Quality:
         assert t.has(f"quality-{q.value}", locale)
-    from adapters.telegram.commands import ADMIN_COMMANDS, COMMANDS
+    from domain.credits import CheckoutRefusal
 
-    for name in COMMANDS + ADMIN_COMMANDS:
+    for refusal in CheckoutRefusal:
+        assert t.has(f"pay-refused-{refusal.value}", locale), refusal
+    from adapters.telegram.commands import ADMIN_COMMANDS, ADMIN_PAYMENT_COMMANDS, COMMANDS, PAYMENT_COMMANDS
+
+    for name in COMMANDS + ADMIN_COMMANDS + PAYMENT_COMMANDS + ADMIN_PAYMENT_COMMANDS:
         description = t(locale, f"cmd-{name}")
         assert 3 <= len(description) <= 256
 

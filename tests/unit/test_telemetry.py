@@ -233,3 +233,44 @@ async def test_answers_are_counted_from_zero_in_time_or_late(tmp_path):
     metrics.result_delivered(late, 120.5)
     metrics.result_delivered(late, 120.0)  # the limit itself is in time
     assert answers(metrics) == {"true": 3.0, "false": 1.0}
+
+
+async def test_stars_and_credits_are_counted_from_zero_by_kind(tmp_path):
+    """Telegram Stars received and every move of the credits (granted, spent, given back, taken
+    back by a refund), through the use cases on the memory store, read back as Prometheus scrapes
+    them: every kind exported at 0 before the first move."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from adapters.embedded.user_store import MemoryUserStore
+    from domain.credits import StarPayment, parse_packs
+    from domain.use_cases.credits import SellCredits, SpendCredits
+    from domain.users import JobRecord, JobState, Outcome, UserLimits
+    from tests.use_cases.test_credits import Platform
+
+    metrics = OtelMetrics(system_metrics=False)
+
+    def scraped() -> tuple[float, dict[str, float]]:
+        stars, credits = 0.0, {}
+        for family in text_string_to_metric_families(metrics.prometheus()[0].decode()):
+            for sample in family.samples:
+                if sample.name == "p2p_payments_stars_total":
+                    stars = sample.value
+                if sample.name == "p2p_payments_credits_total":
+                    credits[sample.labels["kind"]] = sample.value
+        return stars, credits
+
+    assert scraped() == (0.0, {"purchase": 0.0, "spend": 0.0, "give_back": 0.0, "refund": 0.0})
+    store = MemoryUserStore()
+    paid = StarPayment("ch", 1, 15, 3, "credits:3:15", 1.0)
+    sell = SellCredits(store, parse_packs("3:15"), Platform([paid]), metrics=metrics)
+    spend = SpendCredits(store, metrics=metrics)
+    assert await sell.credit(paid)
+    assert not await sell.credit(paid)  # once
+    submit = SubmitPrompt(MemoryJobQueue(), default_width=256, default_height=256)
+    job = submit.prepare(user_id=1, chat_id=1, prompt="a fox")
+    await store.admit([JobRecord.from_job(job)], UserLimits(), job.created_at)
+    assert (await spend.spend_on(job)).paid_credit
+    failed = await store.finish(job.job_id, Outcome(JobState.FAILED, 2.0, error_code="generation_failed"))
+    assert await spend.give_back(failed)
+    assert (await sell.refund("ch")).refunded.taken_back == 3
+    assert scraped() == (15.0, {"purchase": 3.0, "spend": 1.0, "give_back": 1.0, "refund": 3.0})

@@ -19,6 +19,7 @@ from adapters.telegram.handlers import (
     guests,
     inline,
     jobs,
+    payments,
     prompts,
     settings,
     start,
@@ -35,6 +36,7 @@ def routers() -> list[Router]:
         jobs.router(),
         admin.router(),
         bans.router(),
+        payments.router(),  # Telegram Stars: before the prompts (a payment is a message too)
         buttons.router(),
         prompts.router(),
         fallback.router(),

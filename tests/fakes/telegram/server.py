@@ -33,6 +33,7 @@ from aiohttp import web
 
 from tests.fakes.telegram import rules
 from tests.fakes.telegram.guests import GuestsAndEphemerals
+from tests.fakes.telegram.payments import FakeStars
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Failure:
 
 
 @dataclass
-class FakeBotAPI(GuestsAndEphemerals):
+class FakeBotAPI(GuestsAndEphemerals, FakeStars):
     token: str = "123456:TEST-token-for-the-fake-server"
     bot_user: dict[str, Any] = field(
         default_factory=lambda: {"id": 123456, "is_bot": True, "first_name": "Prompt2Pic", "username": "prompt2pic_bot"}
@@ -156,6 +157,7 @@ class FakeBotAPI(GuestsAndEphemerals):
         self.webhook_url = ""
         self.webhook_error: tuple[int, str] | None = None  # (unix time, message)
         self._guest_state()  # guest queries, inline and ephemeral messages (guests.py)
+        self._stars_init()  # invoices, pre-checkout queries, charges and refunds (payments.py)
 
     # --- server ------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:

@@ -265,3 +265,42 @@ guest-refused = 🚫 I can't draw for you.
 guest-needs-chat =
     ✅ The picture for “{ $prompt }” is ready, but Telegram lets me show it here only after you have started a chat with me.
     Open @{ $bot }, press Start, then ask again.
+
+## Telegram Stars (PAYMENTS=stars)
+
+cmd-buy = Buy credits with Telegram Stars
+cmd-credits = Your credits
+cmd-paysupport = Help with a payment
+cmd-terms = Terms of sale
+cmd-refund = Refund a payment: /refund <charge id>
+buy-packs =
+    ⭐ Credits: each one is a full-quality picture, drawn first, even when the service is busy.
+    A credit is used on your next prompt; if no picture comes, it comes back by itself.
+    You have { $credits }. Pick a pack (paid in Telegram Stars):
+buy-pack-button = { $credits } pictures for { $stars } ⭐
+invoice-title = { $credits } priority pictures
+invoice-description = { $credits } credits: each is one full-quality picture, drawn first. A credit comes back if its picture does not come. /terms, /paysupport
+invoice-label = { $credits } credits
+pay-refused-banned = You are blocked from using this bot, so it cannot sell you anything. No Stars were taken.
+pay-refused-unknown_pack = This pack is not sold at this price any more. Send /buy to see the packs. No Stars were taken.
+pay-refused-off = This bot does not sell anything now. No Stars were taken.
+pay-thanks = ✅ Thank you! { $credits } credits added: you have { $balance }. Your next prompts are drawn first, at full quality.
+pay-unknown = Your payment arrived, but I cannot tell which pack it was for. Send /paysupport: it will be put right or refunded.
+pay-off = This bot does not sell anything.
+credits-balance = ⭐ Credits: { $credits } (each is one full-quality picture, drawn first). /buy for more.
+paysupport = For any question about a payment (a pack not credited, a refund), write to { $contact } with the date of the payment. Telegram's own support cannot help with purchases made in bots.
+paysupport-here = the bot's admins, here in this chat
+terms =
+    Terms of sale
+    • A credit is one picture made at full quality and drawn before the free ones. It is used on your next prompt.
+    • A picture that does not come (an error, a refused prompt or picture, a cancelled job) gives its credit back.
+    • Credits do not expire. Unused credits can be refunded in Stars: send /paysupport.
+    • Payments are in Telegram Stars; the service is provided as is, on the machines available.
+terms-more = The full terms: { $url }
+refund-usage = Usage: /refund <charge id> (the telegram_payment_charge_id of the payment)
+refund-unknown = No payment with charge id { $charge_id } is known here.
+refund-refused = Telegram refused the refund of { $charge_id }: { $reason }
+refund-done = ↩️ Refunded { $stars } ⭐ to user { $user_id } (charge { $charge_id }); { $taken } of its { $credits } credits taken back (the rest were spent).
+refund-already = Charge { $charge_id } was refunded already; { $taken } of its { $credits } credits were taken back then.
+error-refund_refused = The refund of { $charge_id } was refused: { $reason }
+pay-refused-not_allowed = This bot is open to some users only, so it cannot sell to you. No Stars were taken.
