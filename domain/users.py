@@ -16,7 +16,7 @@ from enum import Enum, StrEnum
 from typing import Any, Protocol
 
 from domain.errors import RateLimited, TooManyJobsInFlight
-from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
+from domain.models import ErrorCode, Job, JobStatus, Lane, Locale, Quality, Result
 
 
 class SendAs(StrEnum):
@@ -107,6 +107,8 @@ class JobRecord:
     # Telegram gave the picture once it was sent (inline mode shares it by that id).
     request_message_id: int | None = None
     file_id: str | None = None
+    # The lane chosen at admission (``domain.lanes``); what the allowance counts.
+    lane: Lane = Lane.PRIORITY
 
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
@@ -120,6 +122,7 @@ class JobRecord:
             quality=job.quality,
             created_at=job.created_at,
             request_message_id=request_message_id,
+            lane=job.lane,
         )
 
     @property
@@ -147,6 +150,7 @@ class JobRecord:
         data["quality"] = Quality(data["quality"])
         data["locale"] = Locale(data["locale"])
         data["state"] = JobState(data["state"])
+        data["lane"] = Lane(data["lane"]) if data["lane"] in set(Lane) else Lane.PRIORITY
         return cls(**data)
 
     def row(self) -> tuple[Any, ...]:
@@ -169,6 +173,7 @@ class JobRecord:
             locale=self.locale,
             created_at=self.created_at,
             status_message_id=self.status_message_id,
+            lane=self.lane,
         )
 
 

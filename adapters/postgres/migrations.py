@@ -104,6 +104,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE jobs ADD COLUMN request_message_id bigint;
         ALTER TABLE jobs ADD COLUMN file_id text;
     """),
+    Migration(6, "the lane of a job (priority by recent use, the daily allowance)", """
+        ALTER TABLE jobs ADD COLUMN lane text NOT NULL DEFAULT 'priority';
+    """),
 )
 # fmt: on
 
