@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from config import factories
 from config.settings import Settings, StorageBackend, TelegramMode
+from domain.lanes import LaneRules
 from domain.ports import Generator, JobQueue, Metrics, Storage, Tracer
 from domain.safety import SafetyTally
 from domain.use_cases import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.balance import ShowBalance
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
 from domain.use_cases.watch import WatchWorkers
@@ -100,6 +102,13 @@ def bot_options(s: Settings) -> BotOptions:
         album_wait_s=s.album_wait_s,
         links=link_policy(s).mode().value,
         translation=s.prompt_translation != "off",
+        lanes=LaneRules(
+            relaxed_after=s.lanes_relaxed_after,
+            recent_window_s=s.lanes_recent_window_s,
+            daily_allowance=s.daily_allowance,
+            renew_hour_utc=s.daily_allowance_renew_hour,
+            relaxed_every=s.lanes_relaxed_every,
+        ),
     )
 
 
@@ -156,6 +165,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         store,
         announcer,
         limits=options.limits,
+        lanes=options.lanes,
         clock=clock,
         metrics=parts.metrics,
         waits=watch.estimator,  # how fast jobs come, for the waits told
@@ -186,6 +196,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         split_paste=SplitPaste(window_s=options.split_join_s),
         inline_prompts=InlinePrompts(),
         clock=clock,
+        balance=ShowBalance(store, options.lanes, clock),
     )
     channel = TelegramResultChannel(
         sender=sender,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -142,9 +143,7 @@ def usage_since(rules: LaneRules, now: float) -> tuple[float, float]:
     return now - rules.recent_window_s, allowance_day(now, rules.renew_hour_utc)[0]
 
 
-def plan_lanes(
-    rules: LaneRules, usage: Usage, now: float, count: int, credits: int = 0
-) -> list[LaneDecision]:
+def plan_lanes(rules: LaneRules, usage: Usage, now: float, count: int, credits: int = 0) -> list[LaneDecision]:
     """The lanes of ``count`` jobs asked for at once (variations), in order: each counts as used
     for the next. ``credits``: paid credits available (spent first, one a job)."""
     decisions: list[LaneDecision] = []
@@ -187,3 +186,11 @@ class LaneTurns:
 
 
 LANE_ORDER: dict[Lane, int] = {Lane.PRIORITY: 0, Lane.RELAXED: 1}
+
+
+def lane_backlog(backlogs: Mapping[Lane, int], lane: Lane) -> int:
+    """The jobs a new job of ``lane`` waits behind: a priority job only the priority lane's
+    (the relaxed share aside), a relaxed job everyone's. What the quality policy is told."""
+    if lane == Lane.PRIORITY:
+        return backlogs.get(Lane.PRIORITY, 0)
+    return sum(backlogs.values())

@@ -331,7 +331,7 @@ class ResultChannel(Protocol):
 
 
 class QualityPolicy(Protocol):
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
+    def choose(self, requested: Quality, backlog: int, lane: Lane = Lane.PRIORITY) -> tuple[QualityProfile, str]:
         """Pick the profile for a job and say why (shown in the caption)."""
         ...
 
@@ -448,6 +448,14 @@ class Metrics(Protocol):
     def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
 
     def job_finished(self, result: Result, batch_size: int) -> None: ...
+
+    def lane_wait(self, lane: str, seconds: float) -> None:
+        """A job of ``lane`` started after waiting ``seconds`` since it was accepted."""
+        ...
+
+    def job_lane(self, lane: str, reason: str) -> None:
+        """A job was admitted to ``lane`` for ``reason`` (``domain.lanes.LaneReason``)."""
+        ...
 
     def storage_error(self) -> None: ...
 

@@ -37,7 +37,7 @@ class TelegramAnnouncer:
         await self.replies.reply(job.chat_id, self.texts.error_text(job.locale, error), reply_to=reply_to)
 
     async def open_status(self, job: Job, position: int, reply_to: int | None) -> int | None:
-        text = self.texts.queued_text(job.locale, job.prompt, position)
+        text = self.texts.queued_text(job.locale, job.prompt, position, job.lane)
         try:
             status = await self.sender.send_message(
                 job.chat_id, text, reply_to=reply_to, reply_markup=cancel_keyboard(self.t, job.locale, job.job_id)

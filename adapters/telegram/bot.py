@@ -31,6 +31,7 @@ from domain.ports import JobQueue, Storage, UserStore
 from domain.safety import SafetyTally
 from domain.use_cases import SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.balance import ShowBalance
 from domain.use_cases.watch import WatchWorkers
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class HandlerParts:
     split_paste: SplitPaste  # ("paste" is the part InOrder claimed for this update)
     inline_prompts: InlinePrompts
     clock: Callable[[], float]
+    balance: ShowBalance
 
 
 def build_dispatcher(parts: HandlerParts, *, answer_errors: bool = True) -> Dispatcher:

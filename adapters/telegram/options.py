@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.lanes import LaneRules
 from domain.users import UserLimits
 
 
@@ -20,6 +21,7 @@ class BotOptions:
     album_wait_s: float = 30.0  # how long a finished variation waits for the others of its album
     links: str = "none"  # what picture links will be (``LinkPolicy.mode``): button | text | none
     translation: bool = True  # PROMPT_TRANSLATION is not off
+    lanes: LaneRules = field(default_factory=LaneRules)  # LANES_*, DAILY_ALLOWANCE*
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admins

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from adapters.telegram.handlers import admin, bans, buttons, fallback, inline, jobs, prompts, settings, start
+from adapters.telegram.handlers import (
+    admin,
+    balance,
+    bans,
+    buttons,
+    fallback,
+    inline,
+    jobs,
+    prompts,
+    settings,
+    start,
+)
 
 
 def routers() -> list[Router]:
@@ -21,6 +32,7 @@ def routers() -> list[Router]:
         start.router(),
         settings.router(),
         jobs.router(),
+        balance.router(),
         admin.router(),
         bans.router(),
         buttons.router(),
