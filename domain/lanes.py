@@ -2,8 +2,8 @@
 work each lane gets.
 
 Two lanes (``Lane``): workers drain the priority lane first, and the relaxed lane gets a
-guaranteed share (at least one in ``relaxed_every`` of the jobs handed out and of the batches
-made while it has work), so it never starves. Under no load both lanes go at once: a lane only
+guaranteed share while it has work, so it never starves: at least one in ``relaxed_every`` of
+the jobs the queue hands out (``LaneTurns``) and of a worker's batch slots (``LaneShare``). Under no load both lanes go at once: a lane only
 orders the work that waits.
 
 A job's lane is decided at admission by ``choose_lane``, one pure function:
@@ -183,6 +183,34 @@ class LaneTurns:
             return Lane.PRIORITY
         self._priority_run = 0
         return Lane.RELAXED
+
+
+@dataclass
+class LaneShare:
+    """The relaxed lane's share of a worker's batch slots: while both lanes have jobs in hand,
+    it is owed ``limit / relaxed_every`` slots a batch. A batch is led by the priority lane, with
+    the slots owed (``reserve``) kept for compatible relaxed jobs, so the relaxed lane gets its
+    share without a priority job ever waiting for a whole relaxed batch; what could not be given
+    (no compatible relaxed job, or batches of one) adds up, and once a whole batch is owed the
+    relaxed lane leads one. With one lane in hand nothing is owed."""
+
+    relaxed_every: int = 4
+    owed: float = 0.0
+
+    def plan(self, limit: int, priority: bool, relaxed: bool) -> tuple[Lane, int]:
+        """The lane that leads the next batch of ``limit`` and the slots kept for the other
+        (``priority``, ``relaxed``: whether that lane has jobs in hand)."""
+        if not (priority and relaxed):
+            self.owed = 0.0
+            return (Lane.PRIORITY if priority or not relaxed else Lane.RELAXED), 0
+        self.owed = min(self.owed + limit / max(2, self.relaxed_every), 2.0 * limit)
+        if self.owed >= limit:
+            return Lane.RELAXED, 0
+        return Lane.PRIORITY, int(self.owed)
+
+    def took(self, relaxed: int) -> None:
+        """The batch made had ``relaxed`` relaxed jobs."""
+        self.owed = max(0.0, self.owed - relaxed)
 
 
 LANE_ORDER: dict[Lane, int] = {Lane.PRIORITY: 0, Lane.RELAXED: 1}

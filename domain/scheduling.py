@@ -49,12 +49,20 @@ def pick_lane_batch(
     group: Callable[[T], Hashable],
     user: Callable[[T], Hashable],
     limit: int,
+    reserve: int = 0,
 ) -> tuple[list[T], list[T]]:
-    """``pick_batch`` from the items of lane ``first`` (all items when it has none), then the
+    """``pick_batch`` from the items of lane ``first`` (all items when it has none), leaving
+    ``reserve`` slots to compatible items of the other lanes (as many as there are), then the
     slots left filled with compatible items of the other lanes: a lane orders the work, and a
-    batch with room takes what can ride along at no cost to the lane whose turn it is."""
+    batch with room takes what can ride along."""
     mine = [item for item in items if lane(item) == first]
-    batch, _ = pick_batch(mine or items, group=group, user=user, limit=limit)
+    if mine and reserve > 0:
+        head = group(mine[0])
+        compatible = sum(1 for item in items if lane(item) != first and group(item) == head)
+        reserve = min(reserve, compatible, limit - 1)
+    else:
+        reserve = 0
+    batch, _ = pick_batch(mine or items, group=group, user=user, limit=limit - reserve)
     if batch and mine and len(batch) < limit:
         head = group(batch[0])
         others = [item for item in items if lane(item) != first and group(item) == head]

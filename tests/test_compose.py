@@ -413,7 +413,8 @@ def test_topics_and_partitions_agree_between_kafka_init_and_the_app():
     topics = init_env["P2P_TOPICS"].split()
     for name in APP_SERVICES:
         env = environment_of(services[name])
-        assert topics == [env["KAFKA_REQUESTS_TOPIC"], env["KAFKA_RESULTS_TOPIC"], env["KAFKA_DEAD_LETTER_TOPIC"]]
+        requests = env["KAFKA_REQUESTS_TOPIC"]  # and the relaxed lane's topic beside it (adapters/kafka/lanes.py)
+        assert topics == [requests, requests + ".relaxed", env["KAFKA_RESULTS_TOPIC"], env["KAFKA_DEAD_LETTER_TOPIC"]]
         assert init_env["P2P_PARTITIONS"] == env["KAFKA_PARTITIONS"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["QUEUE_BACKEND"] == "kafka" and env["STORAGE_BACKEND"] == "s3"
@@ -421,6 +422,7 @@ def test_topics_and_partitions_agree_between_kafka_init_and_the_app():
     # With the example .env, the names are the app's defaults.
     assert topics == [
         settings_default("kafka_requests_topic"),
+        settings_default("kafka_requests_topic") + ".relaxed",
         settings_default("kafka_results_topic"),
         settings_default("kafka_dead_letter_topic"),
     ]

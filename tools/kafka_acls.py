@@ -41,6 +41,11 @@ class Names:
     bot_group: str = "p2p-bots"
     worker_group: str = "p2p-workers"
 
+    @property
+    def relaxed_topic(self) -> str:
+        """The relaxed lane's topic beside the requests topic (``adapters.kafka.lanes``)."""
+        return f"{self.requests_topic}.relaxed"
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -65,11 +70,11 @@ def grants(n: Names = Names()) -> list[Grant]:
     """Everything the two roles need, and nothing more."""
     return [
         # bot: jobs out, results in, its own group, the workers' backlog, dead letters
-        Grant(n.bot_user, "Write", topics=(n.requests_topic, n.dead_letter_topic)),
+        Grant(n.bot_user, "Write", topics=(n.requests_topic, n.relaxed_topic, n.dead_letter_topic)),
         Grant(n.bot_user, "Read", topics=(n.results_topic,), groups=(n.bot_group,)),
         Grant(n.bot_user, "Describe", groups=(n.worker_group,)),
         # worker: jobs in (its group), results out, dead letters
-        Grant(n.worker_user, "Read", topics=(n.requests_topic,), groups=(n.worker_group,)),
+        Grant(n.worker_user, "Read", topics=(n.requests_topic, n.relaxed_topic), groups=(n.worker_group,)),
         Grant(n.worker_user, "Write", topics=(n.results_topic, n.dead_letter_topic)),
     ]
 

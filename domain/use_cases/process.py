@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from domain.lanes import LaneTurns, lane_backlog
+from domain.lanes import LaneShare, lane_backlog
 from domain.models import Cancel, GeneratorKind, Job, Lane
 from domain.policy import FixedPolicy
 from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
@@ -35,9 +35,9 @@ class ProcessJobs:
 
     Jobs are gathered for up to ``batch_wait_s`` and compatible ones (same profile and size) run
     as one generator call; users take turns within a batch. Batches are made from the priority
-    lane's jobs first, at least one in ``relaxed_every`` from the relaxed lane's while it has
-    jobs in hand (``domain.lanes.LaneTurns``); a batch with room takes compatible jobs of the
-    other lane too. A job is acked only after its
+    lane's jobs first, with at least one slot in ``relaxed_every`` for the relaxed lane's while
+    it has jobs in hand (``domain.lanes.LaneShare``); a batch with room takes compatible jobs of
+    the other lane too. A job is acked only after its
     result is published. Every step is idempotent by job id: the image key derives from the job
     id, and an image already stored (a redelivered job whose result was lost) is not generated
     again. A job delivered more than ``max_deliveries`` times (each worker that took it died or
@@ -81,7 +81,7 @@ class ProcessJobs:
         self.busy = False
         self._held: list[Delivery[Job]] = []
         self._in_batch: list[Delivery[Job]] = []  # the batch being made now
-        self._turns = LaneTurns(self.relaxed_every)
+        self._share = LaneShare(self.relaxed_every)
         self._compose()
 
     def _compose(self) -> None:
@@ -190,7 +190,7 @@ class ProcessJobs:
         if compatible < self.batch_limit and self.batch_wait_s > 0:
             await self._receive(self.batch_wait_s)
             planned = await self._plan(self._held)
-        batch, rest = _lane_batch(planned, self._turns, self.batch_limit)
+        batch, rest = _lane_batch(planned, self._share, self.batch_limit)
         self._held = [p.delivery for p in rest]
         return batch
 
@@ -228,18 +228,21 @@ class ProcessJobs:
         return backlogs
 
 
-def _lane_batch(planned: list[PlannedJob], turns: LaneTurns, limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:
-    """A fair batch led by the lane whose turn it is (``LaneTurns``), and the rest."""
+def _lane_batch(planned: list[PlannedJob], share: LaneShare, limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:
+    """A fair batch led by the priority lane with the relaxed lane's slots kept (``LaneShare``), and the rest."""
     lanes = {p.job.lane for p in planned}
-    first = turns.next(Lane.PRIORITY in lanes, Lane.RELAXED in lanes) or Lane.PRIORITY
-    return pick_lane_batch(
+    first, reserve = share.plan(limit, Lane.PRIORITY in lanes, Lane.RELAXED in lanes)
+    batch, rest = pick_lane_batch(
         planned,
         first=first,
+        reserve=reserve,
         lane=lambda p: p.job.lane,
         group=lambda p: (p.profile.name, p.size),
         user=lambda p: p.job.user_id,
         limit=limit,
     )
+    share.took(sum(1 for p in batch if p.job.lane == Lane.RELAXED))
+    return batch, rest
 
 
 def _fair_batch(planned: list[PlannedJob], limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:

@@ -12,6 +12,7 @@ from domain.lanes import (
     Allowance,
     LaneReason,
     LaneRules,
+    LaneShare,
     LaneTurns,
     Usage,
     allowance_day,
@@ -77,7 +78,13 @@ def test_plan_counts_each_job_for_the_next():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"relaxed_after": -1}, {"daily_allowance": -1}, {"recent_window_s": 0}, {"renew_hour_utc": 24}, {"relaxed_every": 1}],
+    [
+        {"relaxed_after": -1},
+        {"daily_allowance": -1},
+        {"recent_window_s": 0},
+        {"renew_hour_utc": 24},
+        {"relaxed_every": 1},
+    ],
 )
 def test_rules_refuse_nonsense(bad):
     with pytest.raises(ValueError):
@@ -154,6 +161,48 @@ def test_a_batch_is_led_by_the_lane_whose_turn_it_is_and_filled_with_what_fits()
     assert batch[0] == (R, "a", 1) and (P, "a", 3) in batch
     only_relaxed = [i for i in items if i[0] == R]
     assert pick_lane_batch(only_relaxed, first=P, **kw)[0] == [(R, "a", 1), (R, "a", 2)]
+
+
+def test_a_priority_led_batch_keeps_the_relaxed_lanes_slots():
+    items = [(P, "a", 1), (P, "a", 2), (P, "a", 3), (P, "a", 4), (R, "a", 5), (R, "a", 6), (R, "b", 7)]
+    kw = {"lane": lambda i: i[0], "group": lambda i: i[1], "user": lambda i: i[2], "limit": 4}
+    batch, rest = pick_lane_batch(items, first=P, reserve=1, **kw)
+    assert batch == [(P, "a", 1), (P, "a", 2), (P, "a", 3), (R, "a", 5)]
+    assert rest == [(P, "a", 4), (R, "a", 6), (R, "b", 7)]
+    only_b = [(P, "a", 1), (P, "a", 2), (P, "a", 3), (P, "a", 4), (R, "b", 7)]
+    batch, _ = pick_lane_batch(only_b, first=P, reserve=1, **kw)  # nothing compatible: no slot kept empty
+    assert [i[0] for i in batch] == [P] * 4
+
+
+def test_share_one_slot_in_k_while_both_lanes_have_work():
+    share = LaneShare(relaxed_every=4)
+    plans = []
+    for _ in range(5):
+        plans.append(share.plan(4, True, True))
+        share.took(plans[-1][1])
+    assert plans == [(P, 1)] * 5  # a priority-led batch of 4, one slot the relaxed lane's, every time
+    assert share.plan(4, True, False) == (P, 0) and share.owed == 0  # nothing owed to an empty lane
+    assert share.plan(4, False, True) == (R, 0)
+
+
+def test_share_with_batches_of_one_gives_the_relaxed_lane_one_batch_in_k():
+    share = LaneShare(relaxed_every=4)
+    leads = []
+    for _ in range(8):
+        lead, reserve = share.plan(1, True, True)
+        leads.append(lead)
+        share.took(1 if lead == R else 0)
+    assert leads == [P, P, P, R] * 2
+
+
+def test_share_owed_when_nothing_could_ride_along_makes_a_relaxed_batch():
+    share = LaneShare(relaxed_every=4)
+    leads = []
+    for _ in range(5):
+        lead, _ = share.plan(4, True, True)
+        leads.append(lead)
+        share.took(4 if lead == R else 0)  # the relaxed jobs were of another size: none rode along
+    assert leads == [P, P, P, R, P]
 
 
 # --------------------------------------------------------------------------- quality per lane
