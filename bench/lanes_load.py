@@ -169,7 +169,7 @@ async def measure(
             policy=FixedPolicy({"lanes": profile}, default="lanes", honour_requests=False),
             max_batch=max_batch,
             relaxed_every=relaxed_every,
-            metrics=starts,  # type: ignore[arg-type]  (records what the bench reads)
+            metrics=starts,  # records what the bench reads
             progress_interval_s=60,
         )
         stop = asyncio.Event()
