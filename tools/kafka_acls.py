@@ -10,10 +10,10 @@ bots, one for the workers, each allowed only what its role does (adapters/kafka)
 What each role's clients do on the broker (every one checked by tests/kafka/test_acls.py on a broker
 with authorization on and nothing allowed without an ACL):
 
-- both, at start: list and describe the three topics (``ensure_topics``; READ and WRITE imply
+- both, at start: list and describe the four topics (``ensure_topics``; READ and WRITE imply
   DESCRIBE), the idempotent producer's InitProducerId (allowed by WRITE on any topic since Kafka
   3.0, KIP-679: no cluster ACL), dead letters of what they cannot decode (WRITE dead letters);
-- bot: publishes jobs and cancellations (WRITE requests), consumes results and progress in its
+- bot: publishes jobs and cancellations (WRITE requests, both lanes), consumes results and progress in its
   group (READ results, READ bot group), and reads the workers' committed offsets for the backlog
   (DESCRIBE worker group);
 - worker: consumes jobs in its group, committing delivery counts (READ requests, READ worker
