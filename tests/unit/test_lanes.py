@@ -215,3 +215,22 @@ def test_the_priority_lane_keeps_full_quality_while_the_relaxed_one_degrades():
     relaxed, _ = policy.choose(Quality.AUTO, lane_backlog(backlogs, R), R)
     assert (priority.name, relaxed.name) == ("quality", "fast")
     assert policy.level == 0  # the priority lane's level; the relaxed one has its own
+
+
+# --------------------------------------------------------------------------- on the wire
+
+
+def test_the_lane_travels_only_when_relaxed_so_a_previous_release_reads_priority_jobs():
+    import json
+
+    from domain.codec import decode_job, decode_request, encode_cancel, encode_job
+    from domain.models import Cancel, Job
+
+    job = Job(user_id=1, chat_id=1, prompt="a fox", width=256, height=256, seed=1)
+    assert "lane" not in json.loads(encode_job(job))["data"]  # the default: left out
+    relaxed = job.model_copy(update={"lane": R})
+    assert json.loads(encode_job(relaxed))["data"]["lane"] == "relaxed"
+    assert decode_job(encode_job(relaxed)).lane == R and decode_job(encode_job(job)).lane == P
+    cancel = Cancel(job_id=job.job_id, user_id=1, lane=R)
+    assert decode_request(encode_cancel(cancel)) == cancel
+    assert "lane" not in json.loads(encode_cancel(Cancel(job_id="j", user_id=1)))["data"]
