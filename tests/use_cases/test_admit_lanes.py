@@ -4,6 +4,8 @@ job's lane."""
 
 from __future__ import annotations
 
+import itertools
+
 from adapters.embedded.queue import MemoryJobQueue
 from adapters.embedded.user_store import MemoryUserStore
 from domain.lanes import LaneReason, LaneRules
@@ -45,7 +47,8 @@ async def parts(rules: LaneRules):
     await queue.start()
     submit = SubmitPrompt(queue, default_width=256, default_height=256)
     front = Front()
-    admit = AdmitJobs(submit, store, front, lanes=rules, clock=lambda: NOW)
+    ticks = itertools.count()
+    admit = AdmitJobs(submit, store, front, lanes=rules, clock=lambda: NOW + next(ticks))  # a second a call
     return queue, store, submit, front, admit
 
 
