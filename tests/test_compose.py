@@ -75,9 +75,12 @@ METRIC_LABELS: dict[str, set[str]] = {
     "p2p_jobs_accepted_total": set(),
     "p2p_answers_total": {"in_time"},
     "p2p_first_reply_seconds": set(),
+    "p2p_lane_wait_seconds": {"lane"},
+    "p2p_lane_jobs_total": {"lane", "reason"},
 }
 HISTOGRAMS = {
     "p2p_first_reply_seconds",
+    "p2p_lane_wait_seconds",
     "p2p_generation_duration_seconds",
     "p2p_queue_wait_seconds",
     "p2p_end_to_end_seconds",
