@@ -266,7 +266,8 @@ async def run_phase(
         child.terminate()
     for child in children:
         await asyncio.wait_for(child.wait(), 30)
-    await delete_topics(bootstrap, [options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")])
+    topics = [options[k] for k in ("requests_topic", "results_topic", "dead_letter_topic")]
+    await delete_topics(bootstrap, [*topics, options["requests_topic"] + ".relaxed"])  # and the relaxed lane's
     return {
         "phase": name,
         "jobs": jobs,

@@ -92,7 +92,9 @@ class Container(containers.DeclarativeContainer):
     queue: providers.Provider[JobQueue] = providers.Selector(
         providers.Callable(_value, settings.provided.queue_backend),
         kafka=providers.Singleton(factories.counted_kafka_queue, settings, metrics),
-        memory=providers.Singleton(factories.memory_queue, settings.provided.memory_queue_file),
+        memory=providers.Singleton(
+            factories.memory_queue, settings.provided.memory_queue_file, settings.provided.lanes_relaxed_every
+        ),
     )
     storage: providers.Provider[Storage] = providers.Selector(
         providers.Callable(_value, settings.provided.storage_backend),
@@ -170,6 +172,7 @@ class Container(containers.DeclarativeContainer):
         generator_kind=providers.Callable(factories.generator_kind, generator),
         random_translation=providers.Callable(_random_translation, prompt_translator),
         max_batch=settings.provided.max_batch,
+        relaxed_every=settings.provided.lanes_relaxed_every,
         batch_wait_s=settings.provided.batch_wait_s,
         storage_attempts=settings.provided.storage_attempts,
         max_deliveries=settings.provided.kafka_max_deliveries,

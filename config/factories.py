@@ -91,11 +91,11 @@ def as_queue(adapter: object) -> JobQueue:
     return cast("JobQueue", adapter)
 
 
-def memory_queue(state_file: Path | None = None) -> JobQueue:
+def memory_queue(state_file: Path | None = None, relaxed_every: int = 4) -> JobQueue:
     """The in-process queue; with a file it keeps owed work across restarts."""
     from adapters.embedded.queue import MemoryJobQueue
 
-    return as_queue(MemoryJobQueue(state_file))
+    return as_queue(MemoryJobQueue(state_file, relaxed_every=relaxed_every))
 
 
 def kafka_security(settings: Settings) -> KafkaSecurity:
@@ -127,6 +127,7 @@ def kafka_queue(settings: Settings) -> KafkaJobQueue:
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         max_deliveries=settings.kafka_max_deliveries,
+        relaxed_every=settings.lanes_relaxed_every,
         client_id=f"prompt2pic-{default_worker_id(settings)}",
         # Static membership: a restarted worker with the same WORKER_ID gets its partitions back
         # without a rebalance of the whole group.

@@ -349,6 +349,20 @@ class Settings(BaseSettings):
     user_job_expiry_s: float = Field(
         3600.0, description="a job with no result after this long stops holding the user's slot"
     )
+    # --- lanes (docs/lanes.md)
+    lanes_relaxed_after: int = Field(
+        30, ge=0, description="pictures in LANES_RECENT_WINDOW_S after which a user's jobs go relaxed (0: never)"
+    )
+    lanes_recent_window_s: float = Field(3600.0, gt=0, description="the sliding window of LANES_RELAXED_AFTER")
+    lanes_relaxed_every: int = Field(
+        4, ge=2, description="at least 1 in this many jobs taken (and batches made) is relaxed while it has work"
+    )
+    daily_allowance: int = Field(
+        0, ge=0, description="priority pictures per user per day; past it, relaxed, never refused (0: off)"
+    )
+    daily_allowance_renew_hour: int = Field(
+        0, ge=0, le=23, description="the hour (UTC) at which DAILY_ALLOWANCE renews"
+    )
     allowed_user_ids: Annotated[set[int], NoDecode] = Field(
         default_factory=set, description="comma-separated user ids allowed to use the bot (empty: all)"
     )

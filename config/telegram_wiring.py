@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from config import factories
 from config.settings import Settings, StorageBackend, TelegramMode
+from domain.lanes import LaneRules
 from domain.ports import Generator, JobQueue, Metrics, Storage, Tracer
 from domain.safety import SafetyTally
 from domain.use_cases import DeliverResults, PublishOutbox, SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.balance import ShowBalance
 from domain.use_cases.credits import SellCredits, SpendCredits
 from domain.use_cases.outcomes import RecordOutcomes
 from domain.use_cases.vet import VetEvents
@@ -104,6 +106,13 @@ def bot_options(s: Settings) -> BotOptions:
         links=link_policy(s).mode().value,
         translation=s.prompt_translation != "off",
         payments=s.payments == "stars",
+        lanes=LaneRules(
+            relaxed_after=s.lanes_relaxed_after,
+            recent_window_s=s.lanes_recent_window_s,
+            daily_allowance=s.daily_allowance,
+            renew_hour_utc=s.daily_allowance_renew_hour,
+            relaxed_every=s.lanes_relaxed_every,
+        ),
     )
 
 
@@ -165,6 +174,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         store,
         announcer,
         limits=options.limits,
+        lanes=options.lanes,
         clock=clock,
         metrics=parts.metrics,
         waits=watch.estimator,  # how fast jobs come, for the waits told
@@ -198,6 +208,7 @@ def build_telegram(parts: TelegramParts) -> TelegramRuntime:
         outside=outside,
         guests=guests,
         clock=clock,
+        balance=ShowBalance(store, options.lanes, clock),
         payments=_payments(s, stores, sender, replies, t, options, parts.metrics) if options.payments else None,
     )
     channel = TelegramResultChannel(

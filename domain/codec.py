@@ -23,7 +23,8 @@ _events: TypeAdapter[Progress | Result] = TypeAdapter(Event)
 # process of the previous release (which refuses unknown fields) still reads what a newer one
 # writes during a rolling upgrade; they travel only when they say something.
 ADDED_FIELDS: dict[type, frozenset[str]] = {
-    Job: frozenset({"translate", "aspect", "paid_credit"}),
+    Job: frozenset({"translate", "aspect", "paid_credit", "lane"}),
+    Cancel: frozenset({"lane"}),
     Result: frozenset({"understood", "spoiler", "flags", "generator_kind", "random_translation"}),
     Progress: frozenset({"seconds_per_image"}),
 }
@@ -75,7 +76,7 @@ def decode_job(raw: bytes) -> Job:
 
 
 def encode_cancel(cancel: Cancel) -> bytes:
-    return _envelope("cancel", cancel.model_dump(mode="json"))
+    return _envelope("cancel", _dump(cancel))
 
 
 def decode_request(raw: bytes) -> Job | Cancel:

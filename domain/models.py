@@ -39,6 +39,16 @@ class Locale(StrEnum):
         return cls.EN
 
 
+class Lane(StrEnum):
+    """Which line a job waits in (``domain.lanes.choose_lane`` decides it at admission): workers
+    drain the priority lane first and give the relaxed lane a guaranteed share, so it never
+    starves. Light users and paid credits go to priority; heavy users and those past their daily
+    allowance to relaxed (never refused for that alone)."""
+
+    PRIORITY = "priority"
+    RELAXED = "relaxed"
+
+
 class JobStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
@@ -128,6 +138,8 @@ class Job(JobRef):
     # A credit bought with Telegram Stars was spent on this job (``domain.credits``): one
     # full-quality picture in the priority lane; given back if the job ends without a picture.
     paid_credit: bool = False
+    # The lane the bot chose at admission (``domain.lanes``); older messages have none: priority.
+    lane: Lane = Lane.PRIORITY
 
 
 class Cancel(_Message):
@@ -138,6 +150,9 @@ class Cancel(_Message):
     job_id: str
     user_id: int
     at: float = Field(default_factory=now)
+    # The job's lane: a lane is a stream of its own (a Kafka topic), and the cancellation must
+    # travel behind the job, in its stream.
+    lane: Lane = Lane.PRIORITY
 
 
 class TranslationStatus(StrEnum):

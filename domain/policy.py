@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from domain.models import Quality
+from domain.models import Lane, Quality
 from domain.quality import DEFAULT_PROFILES, LADDER, QualityProfile
 
 # Reasons, shown (translated) in the caption.
@@ -40,6 +40,11 @@ class AdaptivePolicy:
     Downgrades at once when the current level misses the target; upgrades only when the better
     level would meet ``upgrade_margin`` x target and ``min_dwell_s`` has passed since the last
     change (hysteresis).
+
+    Each lane (``domain.lanes``) has a level of its own, judged by the backlog its jobs wait
+    behind: the worker passes a priority job the priority lane's backlog alone and a relaxed job
+    the whole backlog, so under load the relaxed lane degrades first and the priority lane keeps
+    full quality longest.
     """
 
     seconds_per_image: dict[str, float]
@@ -58,8 +63,8 @@ class AdaptivePolicy:
         missing = [p for p in self.ladder if p not in self.seconds_per_image]
         if missing:
             raise ValueError(f"no service time estimate for profiles {missing}")
-        self.level = 0  # index into the ladder: 0 is the best quality
-        self._changed_at = -float("inf")
+        # index into the ladder (0 is the best quality) and when it last changed, per lane
+        self._levels: dict[Lane, tuple[int, float]] = {}
         # Profiles whose figure is this worker's own (timed at its start, or measured since): the
         # others still hold SECONDS_PER_IMAGE, another device's figures.
         self._own: set[str] = set()
@@ -93,28 +98,39 @@ class AdaptivePolicy:
         return backlog * self.seconds_per_image[profile] / max(1, self.workers)
 
     # --- decision -------------------------------------------------------------------------
-    def allowed_level(self, backlog: int) -> int:
-        """The best ladder level the load allows now (updates the hysteresis state)."""
+    @property
+    def level(self) -> int:
+        """The priority lane's level now."""
+        return self._levels.get(Lane.PRIORITY, (0, 0.0))[0]
+
+    def allowed_level(self, backlog: int, lane: Lane = Lane.PRIORITY) -> int:
+        """The best ladder level the load allows now for ``lane`` (updates its hysteresis state)."""
         now = self.clock()
+        level, changed_at = self._levels.get(lane, (0, -float("inf")))
         fits = [self.expected_wait(p, backlog) <= self.target_wait_s for p in self.ladder]
         best = next((i for i, ok in enumerate(fits) if ok), len(self.ladder) - 1)
-        if best > self.level:  # too slow for the load: degrade at once
-            self.level, self._changed_at = best, now
-        elif best < self.level and now - self._changed_at >= self.min_dwell_s:
+        if best > level:  # too slow for the load: degrade at once
+            level, changed_at = best, now
+        elif best < level and now - changed_at >= self.min_dwell_s:
             # Quieter: step up only to a level that meets the target with room to spare.
-            for i in range(best, self.level):
+            for i in range(best, level):
                 wait = self.expected_wait(self.ladder[i], backlog)
                 if wait <= self.upgrade_margin * self.target_wait_s:
-                    self.level, self._changed_at = i, now
+                    level, changed_at = i, now
                     break
-        return self.level
+        self._levels[lane] = (level, changed_at)
+        return level
 
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        level = self.allowed_level(backlog)
+    def choose(
+        self, requested: Quality, backlog: int, lane: Lane = Lane.PRIORITY, *, paid: bool = False
+    ) -> tuple[QualityProfile, str]:
+        """``backlog``: the jobs a job of ``lane`` waits behind (the worker's ``lane_backlog``).
+        ``paid``: a credit bought it the quality it asks for, whatever the load."""
+        level = self.allowed_level(backlog, lane)
         allowed = self.ladder[level]
         if requested != Quality.AUTO and requested in self.ladder:
             wanted = self.ladder.index(requested)
-            if wanted >= level:  # as fast or faster than the load needs: honour it
+            if wanted >= level or paid:  # as fast or faster than the load needs, or paid for: honour it
                 return self.profiles[requested], REASON_REQUESTED
             return self.profiles[allowed], REASON_BUSY
         if requested != Quality.AUTO and requested in LADDER:  # above the cap (``capped_ladder``)
@@ -153,8 +169,10 @@ class FixedPolicy:
     def estimate(self, profile: str) -> float | None:
         return self.seconds_per_image.get(profile)
 
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        if self.honour_requests and requested != Quality.AUTO and requested in self.profiles:
+    def choose(
+        self, requested: Quality, backlog: int, lane: Lane = Lane.PRIORITY, *, paid: bool = False
+    ) -> tuple[QualityProfile, str]:
+        if (self.honour_requests or paid) and requested != Quality.AUTO and requested in self.profiles:
             if requested in LADDER and requested not in self.ladder:
                 return self.profiles[self.default], REASON_CAPPED
             return self.profiles[requested], REASON_REQUESTED

@@ -19,6 +19,7 @@ from domain.models import (
     GeneratedImage,
     GenerationRequest,
     Job,
+    Lane,
     Locale,
     Progress,
     Quality,
@@ -30,6 +31,7 @@ from domain.safety import ImageVerdict
 
 if TYPE_CHECKING:  # domain.users re-exports UserStore from here: no import of it at run time
     from domain.credits import LedgerEntry, Refunded, StarPayment
+    from domain.lanes import Usage
     from domain.users import JobRecord, Outcome, StoreStats, UserLimits, UserPrefs
 
 T_co = TypeVar("T_co", covariant=True)
@@ -71,6 +73,9 @@ class JobQueue(Protocol):
     - a published job is delivered to one worker of the group; it stays owed until acked;
     - an unacked job is delivered again after ``release`` or when its consumer goes away;
     - a message that cannot be decoded is set aside (dead letters) and never stops a consumer;
+    - jobs are handed out priority lane first (``Job.lane``), and the relaxed lane gets at least
+      one in ``relaxed_every`` of the jobs handed out while it has work (``domain.lanes.LaneTurns``);
+      a cancellation travels in its job's lane, behind it;
     - any bot instance may receive any event; events are at least once, so the bot deduplicates
       results by job id.
     """
@@ -101,6 +106,11 @@ class JobQueue(Protocol):
 
     async def backlog(self) -> int:
         """Jobs published and not yet acked by the worker group (consumer lag), best effort."""
+        ...
+
+    async def backlogs(self) -> dict[Lane, int]:
+        """``backlog`` lane by lane (the quality policy judges a priority job by the priority
+        lane's backlog alone: it waits behind that one), best effort."""
         ...
 
 
@@ -324,8 +334,11 @@ class ResultChannel(Protocol):
 
 
 class QualityPolicy(Protocol):
-    def choose(self, requested: Quality, backlog: int) -> tuple[QualityProfile, str]:
-        """Pick the profile for a job and say why (shown in the caption)."""
+    def choose(
+        self, requested: Quality, backlog: int, lane: Lane = Lane.PRIORITY, *, paid: bool = False
+    ) -> tuple[QualityProfile, str]:
+        """Pick the profile for a job and say why (shown in the caption). ``paid``: a credit was
+        spent on it, so the quality it asks for is kept whatever the load (within the ladder)."""
         ...
 
     def observe(self, profile: str, batch_size: int, seconds: float) -> None:
@@ -360,6 +373,12 @@ class UserStore(Protocol):
         """Atomically check ``check_admission`` for the records' user and add the records;
         raises ``LimitExceeded`` and adds nothing when they do not fit, ``AlreadyAccepted``
         when every record's job id is known already (a repeated update)."""
+        ...
+
+    async def usage(self, user_id: int, *, recent_since: float, day_since: float) -> Usage:
+        """The user's pictures queued, running or made (failed and cancelled ones do not
+        count): ``recent`` created at or after ``recent_since`` in any lane, ``priority_today``
+        created at or after ``day_since`` in the priority lane (``domain.lanes``)."""
         ...
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
@@ -492,6 +511,14 @@ class Metrics(Protocol):
     def batch_generated(self, profile: str, batch_size: int, seconds: float) -> None: ...
 
     def job_finished(self, result: Result, batch_size: int) -> None: ...
+
+    def lane_wait(self, lane: str, seconds: float) -> None:
+        """A job of ``lane`` started after waiting ``seconds`` since it was accepted."""
+        ...
+
+    def job_lane(self, lane: str, reason: str) -> None:
+        """A job was admitted to ``lane`` for ``reason`` (``domain.lanes.LaneReason``)."""
+        ...
 
     def storage_error(self) -> None: ...
 

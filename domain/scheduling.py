@@ -39,3 +39,34 @@ def pick_batch(
                 break
     taken = set(chosen)
     return [items[i] for i in chosen], [item for i, item in enumerate(items) if i not in taken]
+
+
+def pick_lane_batch(
+    items: Sequence[T],
+    *,
+    first: Hashable,
+    lane: Callable[[T], Hashable],
+    group: Callable[[T], Hashable],
+    user: Callable[[T], Hashable],
+    limit: int,
+    reserve: int = 0,
+) -> tuple[list[T], list[T]]:
+    """``pick_batch`` from the items of lane ``first`` (all items when it has none), leaving
+    ``reserve`` slots to compatible items of the other lanes (as many as there are), then the
+    slots left filled with compatible items of the other lanes: a lane orders the work, and a
+    batch with room takes what can ride along."""
+    mine = [item for item in items if lane(item) == first]
+    if mine and reserve > 0:
+        head = group(mine[0])
+        compatible = sum(1 for item in items if lane(item) != first and group(item) == head)
+        reserve = min(reserve, compatible, limit - 1)
+    else:
+        reserve = 0
+    batch, _ = pick_batch(mine or items, group=group, user=user, limit=limit - reserve)
+    if batch and mine and len(batch) < limit:
+        head = group(batch[0])
+        others = [item for item in items if lane(item) != first and group(item) == head]
+        extra, _ = pick_batch(others, group=group, user=user, limit=limit - len(batch))
+        batch += extra
+    taken = {id(item) for item in batch}
+    return batch, [item for item in items if id(item) not in taken]

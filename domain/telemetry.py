@@ -27,6 +27,12 @@ class NoMetrics:
     def job_finished(self, result: Result, batch_size: int) -> None:
         pass
 
+    def lane_wait(self, lane: str, seconds: float) -> None:
+        pass
+
+    def job_lane(self, lane: str, reason: str) -> None:
+        pass
+
     def storage_error(self) -> None:
         pass
 

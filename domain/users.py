@@ -16,7 +16,7 @@ from enum import Enum, StrEnum
 from typing import Any, Protocol
 
 from domain.errors import RateLimited, TooManyJobsInFlight
-from domain.models import ErrorCode, Job, JobStatus, Locale, Quality, Result
+from domain.models import ErrorCode, Job, JobStatus, Lane, Locale, Quality, Result
 
 
 class SendAs(StrEnum):
@@ -113,6 +113,8 @@ class JobRecord:
     inline_message_id: str | None = None
     # A credit bought with Stars was spent on it (``CreditStore.spend_credit`` sets it).
     paid_credit: bool = False
+    # The lane chosen at admission (``domain.lanes``); what the allowance counts.
+    lane: Lane = Lane.PRIORITY
 
     @classmethod
     def from_job(cls, job: Job, request_message_id: int | None = None) -> JobRecord:
@@ -127,6 +129,7 @@ class JobRecord:
             created_at=job.created_at,
             request_message_id=request_message_id,
             paid_credit=job.paid_credit,
+            lane=job.lane,
         )
 
     @property
@@ -155,6 +158,7 @@ class JobRecord:
         data["locale"] = Locale(data["locale"])
         data["state"] = JobState(data["state"])
         data["paid_credit"] = bool(data["paid_credit"])  # SQLite keeps it as 0/1
+        data["lane"] = Lane(data["lane"]) if data["lane"] in set(Lane) else Lane.PRIORITY
         return cls(**data)
 
     def row(self) -> tuple[Any, ...]:
@@ -180,6 +184,7 @@ class JobRecord:
             created_at=self.created_at,
             status_message_id=self.status_message_id,
             paid_credit=self.paid_credit,
+            lane=self.lane,
         )
 
 

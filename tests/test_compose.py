@@ -75,9 +75,12 @@ METRIC_LABELS: dict[str, set[str]] = {
     "p2p_jobs_accepted_total": set(),
     "p2p_answers_total": {"in_time"},
     "p2p_first_reply_seconds": set(),
+    "p2p_lane_wait_seconds": {"lane"},
+    "p2p_lane_jobs_total": {"lane", "reason"},
 }
 HISTOGRAMS = {
     "p2p_first_reply_seconds",
+    "p2p_lane_wait_seconds",
     "p2p_generation_duration_seconds",
     "p2p_queue_wait_seconds",
     "p2p_end_to_end_seconds",
@@ -413,7 +416,8 @@ def test_topics_and_partitions_agree_between_kafka_init_and_the_app():
     topics = init_env["P2P_TOPICS"].split()
     for name in APP_SERVICES:
         env = environment_of(services[name])
-        assert topics == [env["KAFKA_REQUESTS_TOPIC"], env["KAFKA_RESULTS_TOPIC"], env["KAFKA_DEAD_LETTER_TOPIC"]]
+        requests = env["KAFKA_REQUESTS_TOPIC"]  # and the relaxed lane's topic beside it (adapters/kafka/lanes.py)
+        assert topics == [requests, requests + ".relaxed", env["KAFKA_RESULTS_TOPIC"], env["KAFKA_DEAD_LETTER_TOPIC"]]
         assert init_env["P2P_PARTITIONS"] == env["KAFKA_PARTITIONS"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["QUEUE_BACKEND"] == "kafka" and env["STORAGE_BACKEND"] == "s3"
@@ -421,6 +425,7 @@ def test_topics_and_partitions_agree_between_kafka_init_and_the_app():
     # With the example .env, the names are the app's defaults.
     assert topics == [
         settings_default("kafka_requests_topic"),
+        settings_default("kafka_requests_topic") + ".relaxed",
         settings_default("kafka_results_topic"),
         settings_default("kafka_dead_letter_topic"),
     ]

@@ -10,10 +10,10 @@ bots, one for the workers, each allowed only what its role does (adapters/kafka)
 What each role's clients do on the broker (every one checked by tests/kafka/test_acls.py on a broker
 with authorization on and nothing allowed without an ACL):
 
-- both, at start: list and describe the three topics (``ensure_topics``; READ and WRITE imply
+- both, at start: list and describe the four topics (``ensure_topics``; READ and WRITE imply
   DESCRIBE), the idempotent producer's InitProducerId (allowed by WRITE on any topic since Kafka
   3.0, KIP-679: no cluster ACL), dead letters of what they cannot decode (WRITE dead letters);
-- bot: publishes jobs and cancellations (WRITE requests), consumes results and progress in its
+- bot: publishes jobs and cancellations (WRITE requests, both lanes), consumes results and progress in its
   group (READ results, READ bot group), and reads the workers' committed offsets for the backlog
   (DESCRIBE worker group);
 - worker: consumes jobs in its group, committing delivery counts (READ requests, READ worker
@@ -41,6 +41,11 @@ class Names:
     bot_group: str = "p2p-bots"
     worker_group: str = "p2p-workers"
 
+    @property
+    def relaxed_topic(self) -> str:
+        """The relaxed lane's topic beside the requests topic (``adapters.kafka.lanes``)."""
+        return f"{self.requests_topic}.relaxed"
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -65,11 +70,11 @@ def grants(n: Names = Names()) -> list[Grant]:
     """Everything the two roles need, and nothing more."""
     return [
         # bot: jobs out, results in, its own group, the workers' backlog, dead letters
-        Grant(n.bot_user, "Write", topics=(n.requests_topic, n.dead_letter_topic)),
+        Grant(n.bot_user, "Write", topics=(n.requests_topic, n.relaxed_topic, n.dead_letter_topic)),
         Grant(n.bot_user, "Read", topics=(n.results_topic,), groups=(n.bot_group,)),
         Grant(n.bot_user, "Describe", groups=(n.worker_group,)),
         # worker: jobs in (its group), results out, dead letters
-        Grant(n.worker_user, "Read", topics=(n.requests_topic,), groups=(n.worker_group,)),
+        Grant(n.worker_user, "Read", topics=(n.requests_topic, n.relaxed_topic), groups=(n.worker_group,)),
         Grant(n.worker_user, "Write", topics=(n.results_topic, n.dead_letter_topic)),
     ]
 

@@ -21,7 +21,8 @@ from opentelemetry import propagate
 
 from domain.codec import decode_event, decode_request, encode_cancel, encode_event, encode_job
 from domain.errors import UndecodableMessage
-from domain.models import Cancel, Event, Job
+from domain.lanes import LaneTurns
+from domain.models import Cancel, Event, Job, Lane
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +41,7 @@ class _Entry:
     raw: bytes
     headers: dict[str, str] = field(default_factory=dict)
     deliveries: int = 0
+    lane: Lane = Lane.PRIORITY
 
 
 @dataclass
@@ -81,41 +83,55 @@ class MemoryDelivery(Generic[T]):
 
 
 class _Stream:
-    """One topic with a single consumer group: pending entries and entries in flight."""
+    """One topic with a single consumer group: pending entries (one line per lane: the requests
+    stream has two, as Kafka has a topic per lane) and entries in flight. Entries are handed
+    out priority first, the relaxed lane getting its guaranteed share (``LaneTurns``)."""
 
-    def __init__(self, name: str, decode: Callable[[bytes], Any], dead: list[DeadLetter]) -> None:
+    def __init__(
+        self, name: str, decode: Callable[[bytes], Any], dead: list[DeadLetter], relaxed_every: int = 4
+    ) -> None:
         self.name = name
         self.decode = decode
         self.dead = dead
-        self.pending: deque[_Entry] = deque()
+        self.lines: dict[Lane, deque[_Entry]] = {lane: deque() for lane in Lane}
         self.in_flight: dict[int, _Entry] = {}
         self.wakeup = asyncio.Condition()
+        self.turns = LaneTurns(relaxed_every)
         self._seq = itertools.count()
 
-    async def put(self, raw: bytes, headers: dict[str, str] | None = None) -> None:
+    @property
+    def pending(self) -> list[_Entry]:
+        """What waits, priority lane first."""
+        return [entry for lane in Lane for entry in self.lines[lane]]
+
+    async def put(self, raw: bytes, headers: dict[str, str] | None = None, lane: Lane = Lane.PRIORITY) -> None:
         async with self.wakeup:
-            self.pending.append(_Entry(next(self._seq), raw, headers or {}))
+            self.lines[lane].append(_Entry(next(self._seq), raw, headers or {}, lane=lane))
             self.wakeup.notify_all()
 
     def requeue(self, entry: _Entry) -> None:
         self.in_flight.pop(entry.seq, None)
-        self.pending.appendleft(entry)
+        self.lines[entry.lane].appendleft(entry)
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
         async with self.wakeup:
             self.wakeup.notify_all()
 
+    def _next(self) -> _Entry | None:
+        lines = self.lines
+        lane = self.turns.next(bool(lines[Lane.PRIORITY]), bool(lines[Lane.RELAXED]))
+        return None if lane is None else lines[lane].popleft()
+
     async def take(self, limit: int, timeout: float) -> list[MemoryDelivery[Any]]:
         out: list[MemoryDelivery[Any]] = []
         async with self.wakeup:
-            if not self.pending:
+            if not any(self.lines.values()):
                 try:
-                    await asyncio.wait_for(self.wakeup.wait_for(lambda: bool(self.pending)), timeout)
+                    await asyncio.wait_for(self.wakeup.wait_for(lambda: any(self.lines.values())), timeout)
                 except TimeoutError:
                     return out
-            while self.pending and len(out) < limit:
-                entry = self.pending.popleft()
+            while len(out) < limit and (entry := self._next()) is not None:
                 try:
                     message = self.decode(entry.raw)
                 except UndecodableMessage as exc:
@@ -127,12 +143,25 @@ class _Stream:
                 out.append(MemoryDelivery(message, entry, self, attempt=entry.deliveries))
         return out
 
+    def owed(self, lane: Lane) -> int:
+        """Entries of ``lane`` waiting or in flight."""
+        return len(self.lines[lane]) + sum(1 for e in self.in_flight.values() if e.lane == lane)
+
     def abandon_in_flight(self) -> int:
         """What the broker does when a consumer dies: everything unacked is owed again."""
         entries = sorted(self.in_flight.values(), key=lambda e: e.seq)
         self.in_flight.clear()
-        self.pending.extendleft(reversed(entries))
+        for entry in reversed(entries):
+            self.lines[entry.lane].appendleft(entry)
         return len(entries)
+
+
+def _lane_of(raw: bytes) -> Lane:
+    """The lane of a saved request (a job or a cancellation; priority if it cannot be read)."""
+    try:
+        return decode_request(raw).lane
+    except UndecodableMessage:
+        return Lane.PRIORITY
 
 
 class MemoryJobQueue:
@@ -143,10 +172,12 @@ class MemoryJobQueue:
     restart of the embedded service loses no accepted prompt.
     """
 
-    def __init__(self, state_file: str | Path | None = None) -> None:
+    def __init__(self, state_file: str | Path | None = None, relaxed_every: int = 4) -> None:
         self.state_file = Path(state_file) if state_file else None
         self.dead_letters: list[DeadLetter] = []
-        self.jobs = _Stream("requests", decode_request, self.dead_letters)
+        # ``relaxed_every``: at least one in this many jobs handed out is relaxed while relaxed
+        # jobs wait (LANES_RELAXED_EVERY).
+        self.jobs = _Stream("requests", decode_request, self.dead_letters, relaxed_every)
         self.events = _Stream("results", decode_event, self.dead_letters)
         self._ready = False
 
@@ -155,7 +186,8 @@ class MemoryJobQueue:
             saved = json.loads(self.state_file.read_text())
             for stream in (self.jobs, self.events):
                 for raw in saved.get(stream.name, []):
-                    await stream.put(base64.b64decode(raw))
+                    data = base64.b64decode(raw)
+                    await stream.put(data, lane=_lane_of(data) if stream is self.jobs else Lane.PRIORITY)
             self.state_file.unlink()
             log.info(
                 "restored %d job(s) and %d event(s) from %s",
@@ -195,10 +227,11 @@ class MemoryJobQueue:
         return carrier
 
     async def publish_job(self, job: Job) -> None:
-        await self.jobs.put(encode_job(job), self._context())
+        await self.jobs.put(encode_job(job), self._context(), lane=job.lane)
 
     async def publish_cancel(self, cancel: Cancel) -> None:
-        await self.jobs.put(encode_cancel(cancel), self._context())
+        # In the job's lane, behind the job (as on Kafka, where the lane is a topic).
+        await self.jobs.put(encode_cancel(cancel), self._context(), lane=cancel.lane)
 
     async def receive_jobs(self, max_jobs: int, timeout: float) -> list[MemoryDelivery[Job | Cancel]]:
         return await self.jobs.take(max_jobs, timeout)
@@ -213,9 +246,13 @@ class MemoryJobQueue:
         """Jobs owed (a pending cancellation counts too: it is work the worker has to do)."""
         return len(self.jobs.pending) + len(self.jobs.in_flight)
 
+    async def backlogs(self) -> dict[Lane, int]:
+        """Jobs owed in each lane."""
+        return {lane: self.jobs.owed(lane) for lane in Lane}
+
     # Test and operations hooks -------------------------------------------------------------
-    async def publish_raw_job(self, raw: bytes) -> None:
-        await self.jobs.put(raw)
+    async def publish_raw_job(self, raw: bytes, lane: Lane = Lane.PRIORITY) -> None:
+        await self.jobs.put(raw, lane=lane)
 
     async def publish_raw_event(self, raw: bytes) -> None:
         await self.events.put(raw)

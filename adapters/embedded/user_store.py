@@ -11,6 +11,8 @@ from dataclasses import replace
 
 from domain.credits import LedgerEntry, LedgerKind, Refunded, StarPayment
 from domain.errors import AlreadyAccepted
+from domain.lanes import Usage
+from domain.models import Lane
 from domain.users import (
     ACTIVE_STATES,
     JobRecord,
@@ -64,6 +66,17 @@ class MemoryUserStore:
         )
         for record in records:
             self.jobs[record.job_id] = record
+
+    async def usage(self, user_id: int, *, recent_since: float, day_since: float) -> Usage:
+        counted = [
+            r
+            for r in self.jobs.values()
+            if r.user_id == user_id and r.state in (JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+        ]
+        return Usage(
+            recent=sum(1 for r in counted if r.created_at >= recent_since),
+            priority_today=sum(1 for r in counted if r.created_at >= day_since and r.lane == Lane.PRIORITY),
+        )
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)

@@ -46,7 +46,8 @@ class KafkaAdmin:
 
     async def ensure_topics(self) -> list[TopicPartition]:
         """Create the queue's topics that are missing, wait until every partition has a leader
-        (the first produce or join then just works); return the requests topic's partitions."""
+        (the first produce or join then just works); return the partitions of the requests
+        topics (one per lane)."""
         admin = self.client
         wanted = self.config.topics
         existing = set(await admin.list_topics())
@@ -69,7 +70,7 @@ class KafkaAdmin:
                 return sorted(
                     TopicPartition(t["topic"], p["partition"])
                     for t in described
-                    if t["topic"] == self.config.requests_topic
+                    if t["topic"] in self.config.lane_topics.values()
                     for p in t["partitions"]
                 )
             await asyncio.sleep(0.1)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adapters.kafka.lanes import lane_topics, relaxed_topic
 from adapters.kafka.security import KafkaSecurity
+from domain.models import Lane
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class KafkaConfig:
     prefetch: int = 32
     commit_interval_ms: int = 100
     pipeline_results: bool = True
+    # At least one in this many jobs a worker takes is relaxed while relaxed jobs wait
+    # (LANES_RELAXED_EVERY; ``adapters.kafka.lanes``).
+    relaxed_every: int = 4
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __post_init__(self) -> None:
@@ -69,10 +74,20 @@ class KafkaConfig:
         return bool(self.max_deliveries)
 
     @property
+    def relaxed_topic(self) -> str:
+        """The relaxed lane's topic: the requests topic with ``.relaxed`` after it."""
+        return relaxed_topic(self.requests_topic)
+
+    @property
+    def lane_topics(self) -> dict[Lane, str]:
+        return lane_topics(self.requests_topic)
+
+    @property
     def topics(self) -> dict[str, int]:
         """The topics this queue uses, with the partitions it creates them with."""
         return {
             self.requests_topic: self.partitions,
+            self.relaxed_topic: self.partitions,
             self.results_topic: self.partitions,
             self.dead_letter_topic: self.dead_letter_partitions,
         }

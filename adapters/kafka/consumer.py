@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import ConsumerStoppedError, KafkaError
+from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from adapters.kafka.admin import KafkaAdmin
 from adapters.kafka.commits import Committer
@@ -26,11 +25,12 @@ from adapters.kafka.dead_letters import DeadLetters, Send
 from adapters.kafka.deliveries import KafkaDelivery
 from adapters.kafka.errors import describe
 from adapters.kafka.health import Health
+from adapters.kafka.lanes import ReadyLines
 from adapters.kafka.leave import leave_as_static_member
 from adapters.kafka.offsets import CONFIRMING, IN_FLIGHT, WAITING, PartitionBook, Record
 from adapters.kafka.producer import ResultConfirmations
 from domain.errors import UndecodableMessage
-from domain.models import Job
+from domain.models import Job, Lane
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class GroupConsumer(ConsumerRebalanceListener):
         confirmations: ResultConfirmations | None = None,
         counts_deliveries: bool = False,
         group_instance_id: str | None = None,
+        lanes: Mapping[Lane, str] | None = None,
+        relaxed_every: int = 4,
     ) -> None:
         self.config = config
         self.client_options = client_options
@@ -63,19 +65,23 @@ class GroupConsumer(ConsumerRebalanceListener):
         self.confirmations = confirmations  # results whose jobs' acks wait for the broker
         self.counts_deliveries = counts_deliveries  # commit the counts as soon as jobs go out
         self.group_instance_id = group_instance_id
+        # The topic of each lane (``adapters.kafka.lanes``); one topic: its one lane, priority.
+        self.lanes: dict[Lane, str] = dict(lanes) if lanes else {Lane.PRIORITY: topic}
         self.dead_letters = DeadLetters(group, send_dead_letter, self._finish)
         self.consumer: AIOKafkaConsumer | None = None
         self.parts: dict[TopicPartition, PartitionBook] = {}
-        self.ready: deque[Record] = deque()  # read, decoded, waiting to be handed out
+        # read, decoded, waiting to be handed out: one line per lane
+        self.ready = ReadyLines(self.lanes, relaxed_every)
         self.committer = Committer(group, self.parts, config, health)
         self._receive_lock = asyncio.Lock()
         self._closed = False
         self._errors_in_a_row = 0
 
     def assignment(self) -> set[int]:
-        """The partitions of the topic this consumer holds now."""
+        """The partitions of the topic this consumer holds now (of the priority lane's topic,
+        the requests topic, when it reads lanes)."""
         consumer = self.consumer
-        return set() if consumer is None else {tp.partition for tp in consumer.assignment()}
+        return set() if consumer is None else {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
 
     # ------------------------------------------------------------------ lifecycle
     async def ensure_started(self) -> AIOKafkaConsumer:
@@ -100,7 +106,7 @@ class GroupConsumer(ConsumerRebalanceListener):
                 retry_backoff_ms=100,
                 consumer_timeout_ms=100,
             )
-            consumer.subscribe([self.topic], listener=self)
+            consumer.subscribe(list(dict.fromkeys([self.topic, *self.lanes.values()])), listener=self)
             try:
                 await consumer.start()
             except BaseException:
@@ -160,6 +166,12 @@ class GroupConsumer(ConsumerRebalanceListener):
         async with self._receive_lock:
             consumer = await self.ensure_started()
             await self.dead_letters.retry()
+            if len(self.lanes) > 1:
+                # What the fetcher holds now, the priority lane's first (however much relaxed
+                # work it holds too): then the lines hand out priority first, the relaxed lane's
+                # share kept, whatever was read before.
+                await self._admit_all(consumer, await self._read(consumer, 0, prefetch, only=Lane.PRIORITY))
+                await self._admit_all(consumer, await self._read(consumer, 0, prefetch))
             out = self._take(max_messages)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max(0.0, timeout)
@@ -169,15 +181,8 @@ class GroupConsumer(ConsumerRebalanceListener):
                     # Read past what is asked for (up to ``prefetch``), so that undecodable
                     # messages are set aside as soon as they arrive, whichever partition they are
                     # on; what is read and not handed out yet waits in ``ready``, unfinished.
-                    batches = (
-                        await consumer.getmany(
-                            # in slices: a message released (or brought back) meanwhile goes out soon
-                            timeout_ms=max(0, int(min(remaining, 0.1) * 1000)),
-                            max_records=prefetch - len(self.ready),
-                        )
-                        if len(self.ready) < prefetch
-                        else {}
-                    )
+                    # in slices: a message released (or brought back) meanwhile goes out soon
+                    batches = await self._read(consumer, max(0, int(min(remaining, 0.1) * 1000)), prefetch)
                     self._errors_in_a_row = 0
                 except KafkaError as exc:
                     self._errors_in_a_row += 1
@@ -188,18 +193,47 @@ class GroupConsumer(ConsumerRebalanceListener):
                         consumer = await self.ensure_started()
                     await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
                     batches = {}
-                parts = [p for p in (self._part(consumer, tp) for tp in batches) if p and not p.loaded]
-                if parts:
-                    await self._load_counts(parts)
-                for tp, records in batches.items():
-                    for record in records:
-                        await self._admit(consumer, tp, record)
+                await self._admit_all(consumer, batches)
                 out = self._take(max_messages)
                 if loop.time() >= deadline:
                     break
             if out and self.counts_deliveries:
                 self.committer.want()  # record the delivery counts (a poison job may kill us)
             return out
+
+    async def _read(
+        self, consumer: AIOKafkaConsumer, timeout_ms: int, prefetch: int, only: Lane | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        """Read what the fetcher has (waiting up to ``timeout_ms`` for something), each lane's
+        line filled up to ``prefetch`` at most: a lane whose line is full is not read (its
+        records wait in the fetcher's buffer, which goes on fetching the other partitions)."""
+        lanes = [only] if only is not None else list(self.lanes)
+        room = {lane: prefetch - self.ready.count(lane) for lane in lanes}
+        open_lanes = [lane for lane in lanes if room[lane] > 0]
+        if not open_lanes:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        partitions: list[TopicPartition] = []
+        if len(open_lanes) < len(self.lanes):  # read only these lanes' partitions
+            topics = {self.lanes[lane] for lane in open_lanes}
+            partitions = [tp for tp in consumer.assignment() if tp.topic in topics]
+            if not partitions:
+                await asyncio.sleep(timeout_ms / 1000)
+                return {}
+        try:
+            return await consumer.getmany(
+                *partitions, timeout_ms=timeout_ms, max_records=min(room[lane] for lane in open_lanes)
+            )
+        except IllegalStateError:  # a partition taken away meanwhile (a rebalance)
+            return {}
+
+    async def _admit_all(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+        parts = [p for p in (self._part(consumer, tp) for tp in batches) if p and not p.loaded]
+        if parts:
+            await self._load_counts(parts)
+        for tp, records in batches.items():
+            for record in records:
+                await self._admit(consumer, tp, record)
 
     def _part(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> PartitionBook | None:
         part = self.parts.get(tp)
@@ -226,11 +260,14 @@ class GroupConsumer(ConsumerRebalanceListener):
         self.ready.append(record)
 
     def _take(self, limit: int) -> list[KafkaDelivery[Any]]:
-        """Hand out up to ``limit`` waiting messages (released ones first), each delivery
-        counted: the worker (``ProcessJobs``) decides when a job was delivered too often."""
+        """Hand out up to ``limit`` waiting messages (released ones first in their lane; the
+        priority lane first, the relaxed lane's share kept), each delivery counted: the worker
+        (``ProcessJobs``) decides when a job was delivered too often."""
         out: list[KafkaDelivery[Any]] = []
-        while self.ready and len(out) < limit:
-            record = self.ready.popleft()
+        while len(out) < limit:
+            record = self.ready.take(lambda r: r.part.alive and r.state == WAITING)
+            if record is None:
+                break
             if record.part.alive and record.state == WAITING:
                 record.attempts += 1
                 record.state = IN_FLIGHT
@@ -319,7 +356,7 @@ class GroupConsumer(ConsumerRebalanceListener):
             if part.outstanding:
                 log.info("partition %s revoked with %d unfinished message(s)", part.tp, len(part.outstanding))
             self.parts.pop(part.tp, None)
-        self.ready = deque(r for r in self.ready if r.part.alive)
+        self.ready.keep(lambda r: r.part.alive)
         self.dead_letters.drop_revoked()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -1,4 +1,4 @@
-"""The backlog of the worker group: consumer lag on the requests topic, cached, and refreshed in
+"""The backlog of the worker group: consumer lag on the requests topics (a topic per lane), cached, and refreshed in
 the background once a value is known (a status reply must not wait for a broker that is down)."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Backlog:
         self.config = config
         self.client_options = client_options
         self.admin = admin
-        self.partitions: list[TopicPartition] = []  # of the requests topic, set on start
+        self.partitions: list[TopicPartition] = []  # of the requests topics, set on start
+        self.by_topic: dict[str, int] = {}  # the last lag measured, topic by topic
         self._offsets: AIOKafkaConsumer | None = None  # group-less: end offsets
         self._known: tuple[float, int] | None = None  # (when, value)
         self._refresh: asyncio.Task[int] | None = None
@@ -45,6 +46,11 @@ class Backlog:
             return self._known[1]
         return await self.refresh()
 
+    async def values(self) -> dict[str, int]:
+        """The lag topic by topic, as fresh as ``value``'s."""
+        await self.value()
+        return dict(self.by_topic)
+
     async def refresh(self) -> int:
         """Measure the lag now (retrying transient errors; the last value known if it fails)."""
         retrying = AsyncRetrying(
@@ -62,12 +68,14 @@ class Backlog:
 
     async def _measure(self) -> int:
         async with asyncio.timeout(5.0):
-            value = await self._lag()
-        self._known = (time.monotonic(), value)
+            by_topic = await self._lag()
+        value = sum(by_topic.values())
+        self._known, self.by_topic = (time.monotonic(), value), by_topic
         return value
 
-    async def _lag(self) -> int:
-        """End offsets minus committed offsets (the log start where the group has none), summed."""
+    async def _lag(self) -> dict[str, int]:
+        """End offsets minus committed offsets (the log start where the group has none), summed
+        per topic."""
         if self._offsets is None:
             _ = self.admin.client  # raises when the queue is not started
             c = self.config
@@ -83,12 +91,12 @@ class Backlog:
         end = await self._offsets.end_offsets(tps)
         start = await self._offsets.beginning_offsets(tps)
         committed = await self.admin.committed_offsets(self.config.worker_group, tps)
-        total = 0
+        totals = dict.fromkeys(sorted({tp.topic for tp in tps}), 0)
         for tp in tps:
             done = committed.get(tp)
             position = done.offset if done is not None and done.offset >= 0 else start[tp]
-            total += max(0, end[tp] - max(position, start[tp]))
-        return total
+            totals[tp.topic] += max(0, end[tp] - max(position, start[tp]))
+        return totals
 
     async def stop_refreshing(self) -> None:
         if self._refresh is not None:

@@ -3,7 +3,9 @@
 Topics (names configurable, created with the admin client when missing):
 
 - requests: jobs from the bots, consumed by the worker group (``worker_group``): each job goes to
-  one worker, partitions are shared out among the workers of the group;
+  one worker, partitions are shared out among the workers of the group; one topic per lane (the
+  requests topic is the priority lane's, ``<requests>.relaxed`` the relaxed lane's: ``lanes``),
+  read by one consumer that hands out priority first with the relaxed lane's guaranteed share;
 - results: progress events and results, keyed by chat id and consumed by the bot group
   (``bot_group``): one chat's events reach one bot instance, in order (its live status and
   pacing stay there; ``delivers_events_of`` says which chats are this instance's), and the
@@ -50,7 +52,7 @@ from adapters.kafka.lag import Backlog
 from adapters.kafka.producer import Producer, ResultConfirmations, log_failed_send
 from adapters.kafka.security import LoginRefused, quiet_aiokafka_refusals, why_refused
 from domain.codec import decode_event, decode_request, encode_cancel, encode_event, encode_job
-from domain.models import Cancel, Event, Job, Result
+from domain.models import Cancel, Event, Job, Lane, Result
 
 __all__ = ["REASON_HEADER", "KafkaConfig", "KafkaDelivery", "KafkaJobQueue"]
 
@@ -177,12 +179,14 @@ class KafkaJobQueue:
         # Key: the job id. Jobs need no order among themselves, so a random-looking key spreads
         # them evenly over the partitions and so over every worker of the group; a user or chat
         # id would pin one busy user's jobs to one partition (one worker) and leave others idle.
-        await self.producer.send(self.config.requests_topic, encode_job(job), job.job_id.encode(), wait=True)
+        topic = self.config.lane_topics[job.lane]
+        await self.producer.send(topic, encode_job(job), job.job_id.encode(), wait=True)
 
     async def publish_cancel(self, cancel: Cancel) -> None:
         # Key: the job id, as the job's own: the cancellation lands on the job's partition, behind
-        # the job, so it reaches the worker that holds (or will take) the job.
-        await self.producer.send(self.config.requests_topic, encode_cancel(cancel), cancel.job_id.encode(), wait=True)
+        # the job, so it reaches the worker that holds (or will take) the job; in the job's lane.
+        topic = self.config.lane_topics[cancel.lane]
+        await self.producer.send(topic, encode_cancel(cancel), cancel.job_id.encode(), wait=True)
 
     async def publish_event(self, event: Event) -> None:
         # Key: the chat id. One chat's progress events and results land on one partition, so one
@@ -233,6 +237,8 @@ class KafkaJobQueue:
                     confirmations=self.confirmations,
                     counts_deliveries=c.counts_deliveries,
                     group_instance_id=c.group_instance_id,
+                    lanes=c.lane_topics,
+                    relaxed_every=c.relaxed_every,
                     **common,
                 )
             return self._jobs
@@ -257,8 +263,13 @@ class KafkaJobQueue:
         return await self._consumer("events").receive(max_events, timeout)
 
     async def backlog(self) -> int:
-        """Consumer lag of the worker group on the requests topic, best effort (see ``Backlog``)."""
+        """Consumer lag of the worker group on the requests topics, best effort (see ``Backlog``)."""
         return await self.lag.value()
+
+    async def backlogs(self) -> dict[Lane, int]:
+        """The lag lane by lane (each lane's topic)."""
+        by_topic = await self.lag.values()
+        return {lane: by_topic.get(topic, 0) for lane, topic in self.config.lane_topics.items()}
 
     def delivers_events_of(self, chat_id: int) -> bool:
         """Events are keyed by chat id, so a chat's partition is the producer's choice for that
@@ -285,8 +296,8 @@ class KafkaJobQueue:
         has joined the group)."""
         return set() if self._events is None else self._events.assignment()
 
-    async def publish_raw_job(self, raw: bytes, key: bytes | None = None) -> None:
-        await self.producer.send(self.config.requests_topic, raw, key, wait=True)
+    async def publish_raw_job(self, raw: bytes, key: bytes | None = None, lane: Lane = Lane.PRIORITY) -> None:
+        await self.producer.send(self.config.lane_topics[lane], raw, key, wait=True)
 
     async def publish_raw_event(self, raw: bytes, key: bytes | None = None) -> None:
         await self.producer.send(self.config.results_topic, raw, key, wait=True)

@@ -85,6 +85,7 @@ class OtelMetrics:
                 for name in (
                     "p2p.generation.duration",
                     "p2p.queue.wait",
+                    "p2p.lane.wait",
                     "p2p.end_to_end",
                     "p2p.translation.duration",
                     "p2p.safety.image_check.duration",
@@ -104,6 +105,10 @@ class OtelMetrics:
         self.queue_wait = meter.create_histogram(
             "p2p.queue.wait", unit="s", description="time from acceptance to the start of work"
         )
+        self.lane_waits = meter.create_histogram(
+            "p2p.lane.wait", unit="s", description="time from acceptance to the start of work, per lane"
+        )
+        self.lane_jobs = meter.create_counter("p2p.lane.jobs", description="jobs admitted, per lane and reason")
         self.end_to_end = meter.create_histogram(
             "p2p.end_to_end", unit="s", description="time from acceptance to delivery to the user"
         )
@@ -289,6 +294,12 @@ class OtelMetrics:
         self.jobs.add(1, attrs)
         if result.timings.queue_wait_s:
             self.queue_wait.record(result.timings.queue_wait_s, {"profile": result.profile or "none"})
+
+    def lane_wait(self, lane: str, seconds: float) -> None:
+        self.lane_waits.record(seconds, {"lane": lane})
+
+    def job_lane(self, lane: str, reason: str) -> None:
+        self.lane_jobs.add(1, {"lane": lane, "reason": reason})
 
     def storage_error(self) -> None:
         self.storage_errors.add(1)

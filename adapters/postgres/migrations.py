@@ -133,6 +133,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX credit_ledger_user ON credit_ledger (user_id, id);
         CREATE UNIQUE INDEX credit_ledger_job ON credit_ledger (job_id, kind) WHERE job_id IS NOT NULL;
     """),
+    Migration(8, "the lane of a job (priority by recent use, the daily allowance)", """
+        ALTER TABLE jobs ADD COLUMN lane text NOT NULL DEFAULT 'priority';
+    """),
 )
 # fmt: on
 

@@ -19,6 +19,8 @@ from adapters.postgres.db import PostgresDatabase, changed
 from adapters.sql import user_store as sql
 from adapters.sql.user_store import numbered
 from domain.errors import AlreadyAccepted
+from domain.lanes import Usage
+from domain.models import Lane
 from domain.users import (
     JobRecord,
     JobState,
@@ -60,6 +62,7 @@ _STATE_COUNTS = numbered(sql.STATE_COUNTS)
 _ACTIVE_COUNT = numbered(sql.ACTIVE_COUNT)
 _USERS_SINCE = numbered(sql.USERS_SINCE)
 _WORKERS_SEEN = numbered(sql.WORKERS_SEEN)
+_USAGE = numbered(sql.USAGE)
 
 
 class PostgresUserStore(PostgresCredits):
@@ -111,6 +114,13 @@ class PostgresUserStore(PostgresCredits):
             recent = [r["created_at"] for r in await conn.fetch(_RECENT_CREATED, user_id, now - limits.window_s)]
             check_admission(limits, now=now, active_created=active, recent_created=recent, requested=len(new))
             await conn.executemany(_INSERT_NEW_JOB, [r.row() for r in new])
+
+    async def usage(self, user_id: int, *, recent_since: float, day_since: float) -> Usage:
+        earliest = min(recent_since, day_since)
+        [row] = await self.db.fetch(
+            _USAGE, recent_since, day_since, Lane.PRIORITY.value, user_id, earliest, *sql.COUNTED
+        )
+        return Usage(recent=int(row["recent"]), priority_today=int(row["priority_today"]))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         rows = await self.db.fetch(_GET_JOB, job_id)

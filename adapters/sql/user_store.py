@@ -72,6 +72,17 @@ HISTORY = (
     "SELECT * FROM jobs WHERE user_id = ? AND state = ? ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT ?"
 )
 
+# --- usage (lanes and the daily allowance: ``domain.lanes``) -------------------------------------
+# A user's pictures queued, running or made (failed and cancelled ones do not count): in the
+# sliding window (any lane), and in the priority lane since the allowance day began.
+# Parameters: recent_since, day_since, priority, user_id, earliest of the two, *COUNTED.
+COUNTED = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.DONE.value)
+USAGE = (
+    "SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0) AS recent, "
+    "COALESCE(SUM(CASE WHEN created_at >= ? AND lane = ? THEN 1 ELSE 0 END), 0) AS priority_today "
+    f"FROM jobs WHERE user_id = ? AND created_at >= ? AND state IN ({marks(len(COUNTED))})"
+)
+
 # --- blocked and banned users -------------------------------------------------------------------
 MARK_BLOCKED = (
     "INSERT INTO users (user_id, blocked_at) VALUES (?, ?) "

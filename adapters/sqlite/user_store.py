@@ -17,6 +17,8 @@ from adapters.sql import user_store as sql
 from adapters.sqlite.credits import SqliteCredits
 from adapters.sqlite.db import SqliteDatabase
 from domain.errors import AlreadyAccepted
+from domain.lanes import Usage
+from domain.models import Lane
 from domain.users import (
     JobRecord,
     JobState,
@@ -68,7 +70,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     request_message_id INTEGER,
     file_id TEXT,
     inline_message_id TEXT,
-    paid_credit INTEGER NOT NULL DEFAULT 0
+    paid_credit INTEGER NOT NULL DEFAULT 0,
+    lane TEXT NOT NULL DEFAULT 'priority'
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
@@ -110,6 +113,7 @@ COLUMNS = (
     ("jobs", "request_message_id", "INTEGER"),
     ("jobs", "file_id", "TEXT"),
     ("jobs", "inline_message_id", "TEXT"),
+    ("jobs", "lane", "TEXT NOT NULL DEFAULT 'priority'"),
     ("deliveries", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("deliveries", "incarnation", "TEXT NOT NULL DEFAULT ''"),
     ("users", "translate", "INTEGER NOT NULL DEFAULT 1"),
@@ -174,6 +178,11 @@ class SqliteUserStore(SqliteCredits):
             conn.executemany(sql.INSERT_NEW_JOB, [r.row() for r in new])
 
         await self.db.run(self.db.transaction, tx)
+
+    async def usage(self, user_id: int, *, recent_since: float, day_since: float) -> Usage:
+        params = (recent_since, day_since, Lane.PRIORITY.value, user_id, min(recent_since, day_since), *sql.COUNTED)
+        [row] = await self.db.read(sql.USAGE, params)
+        return Usage(recent=int(row["recent"]), priority_today=int(row["priority_today"]))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         rows = await self.db.read(sql.GET_JOB, (job_id,))

@@ -55,7 +55,7 @@ class TelegramAnnouncer:
         await self.replies.reply(job.chat_id, text, reply_to=reply_to, private_to=job.user_id)
 
     async def open_status(self, job: Job, position: int, reply_to: int | None) -> int | str | None:
-        text = self.texts.queued_text(job.locale, job.prompt, position)
+        text = self.texts.queued_text(job.locale, job.prompt, position, job.lane)
         query = self.guests.take(job.job_id)
         if query is not None:
             return await self._answer_guest(job, query, text)

@@ -34,6 +34,7 @@ from domain.ports import JobQueue, Storage, UserStore
 from domain.safety import SafetyTally
 from domain.use_cases import SubmitPrompt
 from domain.use_cases.admit import AdmitJobs, CancelJob
+from domain.use_cases.balance import ShowBalance
 from domain.use_cases.watch import WatchWorkers
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class HandlerParts:
     outside: OutsideMessages  # inline (guest mode) and ephemeral messages
     guests: GuestAnswers
     clock: Callable[[], float]
+    balance: ShowBalance
     payments: Payments | None = None  # PAYMENTS=stars
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("txt2img", "settings", "queue", "cancel", "history", "help", "start")
+COMMANDS = ("txt2img", "settings", "queue", "cancel", "history", "balance", "help", "start")
 ADMIN_COMMANDS = ("stats", "ban", "unban")
 PAYMENT_COMMANDS = ("buy", "credits", "paysupport", "terms")  # PAYMENTS=stars
 ADMIN_PAYMENT_COMMANDS = ("refund",)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.lanes import LaneRules
 from domain.users import UserLimits
 
 
@@ -21,6 +22,7 @@ class BotOptions:
     links: str = "none"  # what picture links will be (``LinkPolicy.mode``): button | text | none
     translation: bool = True  # PROMPT_TRANSLATION is not off
     payments: bool = False  # PAYMENTS=stars: /buy, /credits, /paysupport, /terms (and /refund for admins)
+    lanes: LaneRules = field(default_factory=LaneRules)  # LANES_*, DAILY_ALLOWANCE*
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admins

@@ -11,7 +11,8 @@ from adapters.telegram.i18n import UiTexts
 from adapters.telegram.keyboards import short
 from adapters.telegram.status import progress_bar
 from domain.errors import DomainError
-from domain.models import Locale, Stage
+from domain.models import Lane, Locale, Stage
+from domain.use_cases.balance import Balance
 from domain.use_cases.watch import WatchWorkers
 from domain.users import TooManyJobsInFlight
 
@@ -58,9 +59,35 @@ class BotTexts:
             key = "error-invalid_request"
         return self.t(locale, key, **params)
 
-    def queued_text(self, locale: Locale, prompt: str, position: int) -> str:
+    def queued_text(self, locale: Locale, prompt: str, position: int, lane: Lane = Lane.PRIORITY) -> str:
         eta = self.wait(locale, position)
-        return self.t(locale, "status-queued", position=position, eta=eta, prompt=short(prompt, 200))
+        lane_text = self.t(locale, f"lane-{lane.value}")
+        return self.t(locale, "status-queued", position=position, eta=eta, lane=lane_text, prompt=short(prompt, 200))
+
+    def balance_lines(self, locale: Locale, balance: Balance) -> list[str]:
+        """/balance, one line per part (a part added later is one more line)."""
+        rules = balance.rules
+        lines = [self.t(locale, "balance-header"), self.t(locale, f"balance-next-{balance.next_lane.lane.value}")]
+        if rules.relaxed_after:
+            window = self.duration(locale, rules.recent_window_s)
+            lines.append(
+                self.t(locale, "balance-recent", count=balance.recent, window=window, limit=rules.relaxed_after)
+            )
+        allowance = balance.allowance
+        if allowance is None:
+            lines.append(self.t(locale, "balance-no-allowance"))
+        else:
+            lines.append(
+                self.t(
+                    locale,
+                    "balance-allowance",
+                    left=allowance.left,
+                    total=allowance.per_day,
+                    at=time.strftime("%H:%M UTC", time.gmtime(allowance.renews_at)),
+                    wait=self.duration(locale, allowance.renews_at - self.clock()),
+                )
+            )
+        return lines
 
     def progress_text(self, locale: Locale, prompt: str, stage: str, step: int = 0, total: int = 0) -> tuple[str, int]:
         prompt = short(prompt, 200)

@@ -39,7 +39,7 @@ class WaitingLine:
                 record.job_id,
                 record.chat_id,
                 record.status_message_id,
-                self.texts.queued_text(record.locale, record.prompt, position),
+                self.texts.queued_text(record.locale, record.prompt, position, record.lane),
                 cancel_keyboard(self.texts.t, record.locale, record.job_id),
                 stage=QUEUED,
             )

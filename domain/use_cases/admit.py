@@ -1,5 +1,5 @@
-"""Admit prompts (bot side): the limits, the live status, the queue; cancel a job; repeat one
-with new seeds. What the user reads is the ``Announcer``'s (the chat adapter)."""
+"""Admit prompts (bot side): the limits, the lane, the live status, the queue; cancel a job;
+repeat one with new seeds. What the user reads is the ``Announcer``'s (the chat adapter)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from domain.errors import AlreadyAccepted, LimitExceeded, QueueUnavailable, RecipientGone
+from domain.lanes import LANE_ORDER, LaneDecision, LaneReason, LaneRules, plan_lanes, usage_since
 from domain.models import Cancel, Job, Locale
 from domain.ports import Announcer, JobQueue, Metrics, UserStore
 from domain.telemetry import NoMetrics
@@ -31,12 +32,16 @@ class AdmitJobs:
     lost: if this process dies before the publish, or the queue does not answer, the outbox
     (``PublishOutbox``) publishes it later and the user is told it is waiting for the service,
     not that it was refused. The same message admitted again (``AlreadyAccepted``: a restart) is
-    ignored."""
+    ignored.
+
+    Each job's lane (``domain.lanes.choose_lane``) is decided from the user's usage in the store
+    before the job is recorded, so the record, the queue and the live status agree on it."""
 
     submit: SubmitPrompt
     store: UserStore
     announcer: Announcer
     limits: UserLimits = field(default_factory=UserLimits)
+    lanes: LaneRules = field(default_factory=LaneRules)
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=NoMetrics)
     # The wait estimates learn from admissions how fast jobs come (how full a waiting job's batch
@@ -64,6 +69,8 @@ class AdmitJobs:
         now = self.clock()
         # distinct creation times keep the jobs of one request in order in the queue positions
         jobs = [job.model_copy(update={"created_at": now + i * 1e-6}) for i, job in enumerate(jobs)]
+        decisions = await self.choose_lanes(jobs, now)
+        jobs = [job.model_copy(update={"lane": d.lane}) for job, d in zip(jobs, decisions, strict=True)]
         pending = self.submit.in_flight
         pending.update(job.job_id for job in jobs)  # the outbox leaves them to us
         try:
@@ -76,8 +83,7 @@ class AdmitJobs:
             pending.difference_update(job.job_id for job in jobs)
             log.info("job %s was accepted before; the repeated update is ignored", jobs[0].job_id)
             return []
-        if self.credits is not None:
-            jobs = [await self.credits.spend_on(job) for job in jobs]
+        jobs = await self._recorded(jobs, decisions)
         if self.waits is not None:
             for job in jobs:
                 self.waits.arrived(job.created_at)
@@ -116,6 +122,26 @@ class AdmitJobs:
             self.metrics.job_accepted()
         return accepted
 
+    async def _recorded(self, jobs: list[Job], decisions: list[LaneDecision]) -> list[Job]:
+        """Once the jobs are recorded: their lanes counted, and a credit spent on each job whose
+        lane a credit bought (the job as it goes on: paid, at full quality)."""
+        for decision in decisions:
+            self.metrics.job_lane(decision.lane.value, decision.reason.value)
+        if self.credits is None:
+            return jobs
+        return [
+            await self.credits.spend_on(job) if d.reason == LaneReason.CREDIT else job
+            for job, d in zip(jobs, decisions, strict=True)
+        ]
+
+    async def choose_lanes(self, jobs: Sequence[Job], now: float) -> list[LaneDecision]:
+        """The lane of each of one user's ``jobs`` (asked for together), from their usage."""
+        recent_since, day_since = usage_since(self.lanes, now)
+        usage = await self.store.usage(jobs[0].user_id, recent_since=recent_since, day_since=day_since)
+        # Paid credits go first (one a job, the priority lane at full quality), then the usage rules.
+        credits = await self.credits.available(jobs[0].user_id) if self.credits is not None else 0
+        return plan_lanes(self.lanes, usage, now, len(jobs), credits=credits)
+
     async def _open_status(self, job: Job, position: int, reply_to: int | None) -> tuple[Job, bool]:
         """Send the job's live status and remember it; the job, with its message id, and
         whether it is still active. A status that cannot be sent does not stop the job
@@ -152,11 +178,13 @@ class AdmitJobs:
 
     async def in_line(self) -> list[tuple[JobRecord, int]]:
         """The jobs not started yet with their places in line (1: no picture comes before it),
-        oldest first."""
+        in the order they go: the priority lane's first, oldest first in each lane (the relaxed
+        lane's guaranteed share aside, which only moves a priority job back under a stream of
+        priority work)."""
         now = self.clock()
         everyone = await self.store.active_jobs(None, since=now - self.limits.expiry_s)
         drawing = sum(1 for r in everyone if r.state == JobState.RUNNING)
-        waiting = [r for r in everyone if r.state == JobState.QUEUED]
+        waiting = sorted((r for r in everyone if r.state == JobState.QUEUED), key=lambda r: LANE_ORDER[r.lane])
         return [(record, drawing + i + 1) for i, record in enumerate(waiting)]
 
 
@@ -182,7 +210,7 @@ class CancelJob:
             await self.credits.give_back(cancelled)
         self.announcer.close_status(record.job_id)
         try:
-            await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id))
+            await self.queue.publish_cancel(Cancel(job_id=record.job_id, user_id=user_id, lane=record.lane))
         except Exception as exc:
             log.warning("cancellation of %s not queued: %s", record.job_id, type(exc).__name__)
         if record.status_message_id is not None or record.inline_message_id is not None:

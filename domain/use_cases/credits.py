@@ -37,6 +37,14 @@ class SpendCredits:
     metrics: Metrics = field(default_factory=NoMetrics)
     clock: Callable[[], float] = time.time
 
+    async def available(self, user_id: int) -> int:
+        """Credits the user can spend now (0 while the store cannot tell: the job goes unpaid)."""
+        try:
+            return max(0, await self.store.credits(user_id))
+        except Exception as exc:
+            log.warning("credits of a user unknown: %s", type(exc).__name__)
+            return 0
+
     async def has_credit(self, user_id: int) -> bool:
         """Whether the user has a credit to spend (the lanes' ``has_credit``)."""
         return await self.store.credits(user_id) > 0

@@ -10,12 +10,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from domain.models import Cancel, GeneratorKind, Job
+from domain.lanes import LaneShare, lane_backlog
+from domain.models import Cancel, GeneratorKind, Job, Lane
 from domain.policy import FixedPolicy
 from domain.ports import Delivery, Generator, JobQueue, Metrics, QualityPolicy, Storage, Tracer
 from domain.quality import DEFAULT_PROFILES
 from domain.safety_gate import SafetyGate
-from domain.scheduling import pick_batch
+from domain.scheduling import pick_batch, pick_lane_batch
 from domain.telemetry import NoMetrics, NoTracer
 from domain.translation import UnderstandPrompts
 from domain.use_cases.intake import TakeJobs
@@ -33,7 +34,10 @@ class ProcessJobs:
     """The worker: take jobs from the queue, make their images, store them, publish results.
 
     Jobs are gathered for up to ``batch_wait_s`` and compatible ones (same profile and size) run
-    as one generator call; users take turns within a batch. A job is acked only after its
+    as one generator call; users take turns within a batch. Batches are made from the priority
+    lane's jobs first, with at least one slot in ``relaxed_every`` for the relaxed lane's while
+    it has jobs in hand (``domain.lanes.LaneShare``); a batch with room takes compatible jobs of
+    the other lane too. A job is acked only after its
     result is published. Every step is idempotent by job id: the image key derives from the job
     id, and an image already stored (a redelivered job whose result was lost) is not generated
     again. A job delivered more than ``max_deliveries`` times (each worker that took it died or
@@ -55,6 +59,7 @@ class ProcessJobs:
     max_batch: int = 4
     batch_wait_s: float = 0.05
     lookahead: int = 4  # jobs held in hand, in batches, to choose fair batches from
+    relaxed_every: int = 4  # LANES_RELAXED_EVERY: at least one batch in this many is relaxed-led
     poll_timeout_s: float = 1.0
     storage_attempts: int = 3
     storage_backoff_s: float = 0.5
@@ -76,6 +81,7 @@ class ProcessJobs:
         self.busy = False
         self._held: list[Delivery[Job]] = []
         self._in_batch: list[Delivery[Job]] = []  # the batch being made now
+        self._share = LaneShare(self.relaxed_every)
         self._compose()
 
     def _compose(self) -> None:
@@ -176,7 +182,7 @@ class ProcessJobs:
         if not self._held:
             # Nothing in hand: the gauge says what waits now (0 once drained), not what waited
             # when this worker last planned a batch.
-            await self._backlog()
+            await self._backlogs()
             return []
         planned = await self._plan(self._held)
         head = (planned[0].profile.name, planned[0].size)
@@ -184,17 +190,18 @@ class ProcessJobs:
         if compatible < self.batch_limit and self.batch_wait_s > 0:
             await self._receive(self.batch_wait_s)
             planned = await self._plan(self._held)
-        batch, rest = _fair_batch(planned, self.batch_limit)
+        batch, rest = _lane_batch(planned, self._share, self.batch_limit)
         self._held = [p.delivery for p in rest]
         return batch
 
     async def _plan(self, deliveries: Sequence[Delivery[Job]]) -> list[PlannedJob]:
-        backlog = await self._backlog()
+        backlogs = await self._backlogs()
         assert self.policy is not None
         out = []
         for delivery in deliveries:
-            profile, reason = self.policy.choose(delivery.message.quality, backlog)
+            lane = delivery.message.lane
             job = delivery.message
+            profile, reason = self.policy.choose(job.quality, lane_backlog(backlogs, lane), lane, paid=job.paid_credit)
             size = profile.fit_size(job.width, job.height, job.aspect)
             out.append(PlannedJob(delivery, profile, reason, size))
         return out
@@ -209,16 +216,33 @@ class ProcessJobs:
             batch, planned = _fair_batch(planned, self.batch_limit)
             await self.produce(batch)
 
-    async def _backlog(self) -> int:
-        """The group's backlog, exported as measured (the same figure every process reports).
-        Unknown (the broker away): plan as if nothing waited, and leave the gauge alone rather
-        than report 0."""
+    async def _backlogs(self) -> dict[Lane, int]:
+        """The group's backlog per lane; their sum exported as measured (the same figure every
+        process reports). Unknown (the broker away): plan as if nothing waited, and leave the
+        gauge alone rather than report 0."""
         try:
-            backlog = await self.queue.backlog()
+            backlogs = await self.queue.backlogs()
         except Exception:
-            return 0
-        self.metrics.consumer_lag(backlog)
-        return backlog
+            return {}
+        self.metrics.consumer_lag(sum(backlogs.values()))
+        return backlogs
+
+
+def _lane_batch(planned: list[PlannedJob], share: LaneShare, limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:
+    """A fair batch led by the priority lane with the relaxed lane's slots kept (``LaneShare``), and the rest."""
+    lanes = {p.job.lane for p in planned}
+    first, reserve = share.plan(limit, Lane.PRIORITY in lanes, Lane.RELAXED in lanes)
+    batch, rest = pick_lane_batch(
+        planned,
+        first=first,
+        reserve=reserve,
+        lane=lambda p: p.job.lane,
+        group=lambda p: (p.profile.name, p.size),
+        user=lambda p: p.job.user_id,
+        limit=limit,
+    )
+    share.took(sum(1 for p in batch if p.job.lane == Lane.RELAXED))
+    return batch, rest
 
 
 def _fair_batch(planned: list[PlannedJob], limit: int) -> tuple[list[PlannedJob], list[PlannedJob]]:

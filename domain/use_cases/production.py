@@ -68,6 +68,7 @@ class ProduceBatch:
             todo: list[PlannedJob] = []
             for item in group:  # checked when taken (``TakeJobs``): rules and prompt filter
                 self.metrics.profile_selected(profile.name, item.reason)
+                self.metrics.lane_wait(item.job.lane.value, max(0.0, started - item.job.created_at))
                 if not await self._reuse_stored(item, started, len(group)):
                     todo.append(item)
             if todo:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from domain.models import Job, JobStatus, Progress, Result
+from domain.models import Cancel, Job, JobStatus, Lane, Progress, Result
 
 
 def make_job(n: int = 0, **kw) -> Job:
@@ -282,3 +282,102 @@ async def test_a_worker_stopped_mid_batch_loses_nothing_and_counts_no_delivery(q
         d.message.job_id: counted_before[d.message.job_id] + 1 for d in again
     }
     assert await drain_jobs(successor, 1, timeout=1.5) == []
+
+
+# --------------------------------------------------------------------------- lanes
+
+
+async def _joined(queue) -> None:
+    """One priority job out and back: the worker's consumer has joined its group and is reading
+    (Kafka's joins take seconds), so what follows is read as it would be by a running worker."""
+    probe = make_job(999)
+    await queue.publish_job(probe)
+    [got] = await drain_jobs(queue, 1)
+    assert got.message == probe
+
+
+async def _one_by_one(queue, want: int, timeout: float = 30.0):
+    """Receive ``want`` jobs one at a time, acking each: the order the queue hands them out."""
+    got = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < want and asyncio.get_running_loop().time() < deadline:
+        for d in await queue.receive_jobs(1, 0.5):
+            got.append(d.message)
+            await d.ack()
+    return got
+
+
+async def test_priority_jobs_go_out_before_a_relaxed_backlog(queue_harness):
+    queue = await queue_harness.new_queue()
+    await _joined(queue)
+    relaxed = [make_job(i, lane=Lane.RELAXED) for i in range(8)]
+    priority = [make_job(10 + i) for i in range(2)]
+    for job in (*relaxed, *priority):  # the relaxed backlog was there first
+        await queue.publish_job(job)
+    await asyncio.sleep(1.0)  # all of it read by the consumer's fetcher
+    got = await _one_by_one(queue, 10)
+    assert [j.lane for j in got] == [Lane.PRIORITY] * 2 + [Lane.RELAXED] * 8
+    assert sorted(got[:2], key=lambda j: j.seed) == priority
+    assert sorted(got[2:], key=lambda j: j.seed) == relaxed  # none lost
+
+
+async def test_the_relaxed_lane_keeps_its_share_under_a_priority_stream(queue_harness):
+    """Both lanes full: at least one job in ``relaxed_every`` (4) handed out is relaxed."""
+    queue = await queue_harness.new_queue()
+    await _joined(queue)
+    for i in range(12):
+        await queue.publish_job(make_job(i, lane=Lane.RELAXED))
+    for i in range(12):
+        await queue.publish_job(make_job(100 + i))
+    await asyncio.sleep(1.0)
+    got = await _one_by_one(queue, 24)
+    lanes = [j.lane for j in got]
+    assert len(got) == 24
+    for start in range(0, 16, 4):  # while both lanes had work: 3 priority, then 1 relaxed
+        assert lanes[start : start + 4] == [Lane.PRIORITY] * 3 + [Lane.RELAXED], lanes
+    assert lanes[16:] == [Lane.RELAXED] * 8  # priority drained: the relaxed rest
+
+
+async def test_a_cancellation_travels_behind_its_job_in_the_jobs_lane(queue_harness):
+    queue = await queue_harness.new_queue()
+    await _joined(queue)
+    job = make_job(1, lane=Lane.RELAXED)
+    await queue.publish_job(job)
+    await queue.publish_cancel(Cancel(job_id=job.job_id, user_id=job.user_id, lane=Lane.RELAXED))
+    got = await _one_by_one(queue, 2)
+    assert [type(m) for m in got] == [Job, Cancel]
+    assert got[0] == job and got[1].job_id == job.job_id and got[1].lane == Lane.RELAXED
+
+
+async def test_backlogs_count_each_lane(queue_harness):
+    queue = await queue_harness.new_queue()
+    for i in range(3):
+        await queue.publish_job(make_job(i, lane=Lane.RELAXED))
+    await queue.publish_job(make_job(9))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    backlogs: dict = {}
+    while loop.time() < deadline:
+        backlogs = await queue.backlogs()
+        if backlogs == {Lane.PRIORITY: 1, Lane.RELAXED: 3}:
+            break
+        await asyncio.sleep(0.3)
+    assert backlogs == {Lane.PRIORITY: 1, Lane.RELAXED: 3}
+    assert await queue.backlog() == 4
+
+
+async def test_an_unacked_relaxed_job_survives_a_crashed_consumer_and_counts_its_delivery(queue_harness):
+    doomed = await queue_harness.new_queue()
+    job = make_job(8, lane=Lane.RELAXED)
+    await doomed.publish_job(job)
+    [taken] = await drain_jobs(doomed, 1, ack=False)
+    assert (taken.message, taken.attempt) == (job, 1)
+    await asyncio.sleep(1.0)  # Kafka: the count is committed within commit_interval_ms of the hand-out
+    await queue_harness.crash(doomed)
+    survivor = await queue_harness.new_queue()
+    [again] = await drain_jobs(survivor, 1, timeout=60, ack=False)
+    assert again.message == job and again.message.lane == Lane.RELAXED
+    assert again.attempt == 2  # the dead consumer's delivery counts, in the relaxed lane too
+    await again.release()
+    [third] = await drain_jobs(survivor, 1)
+    assert third.message == job

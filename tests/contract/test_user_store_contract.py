@@ -16,7 +16,7 @@ from adapters.embedded.user_store import MemoryUserStore
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
 from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
 from domain.errors import RateLimited, TooManyJobsInFlight
-from domain.models import Locale, Quality
+from domain.models import Lane, Locale, Quality
 from domain.ports import Claim
 from domain.users import (
     JobRecord,
@@ -489,10 +489,11 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
     path = tmp_path / "old.sqlite3"
     old_schema = SCHEMA.replace(
         ",\n    request_message_id INTEGER,\n    file_id TEXT,\n    inline_message_id TEXT,\n"
-        "    paid_credit INTEGER NOT NULL DEFAULT 0\n",
+        "    paid_credit INTEGER NOT NULL DEFAULT 0,\n    lane TEXT NOT NULL DEFAULT 'priority'\n",
         "\n",
     )
     assert "file_id" not in old_schema and "paid_credit" not in old_schema and "inline_message_id" not in old_schema
+    assert "lane" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)
     conn.execute(
@@ -508,6 +509,9 @@ async def test_a_file_of_the_older_schema_gets_the_new_columns(tmp_path):
         old = await store.get_job("old")
         assert old.prompt == "an old prompt" and old.file_id is None and old.request_message_id is None
         assert old.paid_credit is False
+        assert old.lane == Lane.PRIORITY  # a job from before the lanes: priority, as it went then
+        usage = await store.usage(1, recent_since=NOW - 60, day_since=NOW - 60)
+        assert (usage.recent, usage.priority_today) == (1, 1)
         await store.set_file_id("old", "photo:1")
         assert (await store.get_job("old")).file_id == "photo:1"
         assert old.inline_message_id is None

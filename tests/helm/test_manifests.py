@@ -124,14 +124,16 @@ def test_workers_scale_on_their_groups_lag_within_the_partitions(rendered):
     for so in rendered.kinds("ScaledObject"):
         target = deployments[so["spec"]["scaleTargetRef"]["name"]]
         env = container_env(target["spec"]["template"]["spec"]["containers"][0])
-        (trigger,) = so["spec"]["triggers"]
-        meta = trigger["metadata"]
-        assert trigger["type"] == "kafka"
-        assert meta["topic"] == env["KAFKA_REQUESTS_TOPIC"]["value"]
-        assert meta["consumerGroup"] == env["KAFKA_WORKER_GROUP"]["value"]
-        assert meta["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]["value"]
-        assert 1 <= int(meta["lagThreshold"]) <= 2, "about 1-2 waiting jobs per replica"
-        assert meta["allowIdleConsumers"] == "false"
+        requests = env["KAFKA_REQUESTS_TOPIC"]["value"]
+        # one trigger per lane: the requests topic and the relaxed lane's beside it
+        assert [t["metadata"]["topic"] for t in so["spec"]["triggers"]] == [requests, requests + ".relaxed"]
+        for trigger in so["spec"]["triggers"]:
+            meta = trigger["metadata"]
+            assert trigger["type"] == "kafka"
+            assert meta["consumerGroup"] == env["KAFKA_WORKER_GROUP"]["value"]
+            assert meta["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]["value"]
+            assert 1 <= int(meta["lagThreshold"]) <= 2, "about 1-2 waiting jobs per replica"
+            assert meta["allowIdleConsumers"] == "false"
         partitions = int(env["KAFKA_PARTITIONS"]["value"])
         assert so["spec"]["maxReplicaCount"] <= partitions
         total += so["spec"]["maxReplicaCount"]

@@ -79,6 +79,7 @@ async def create_topics(bootstrap: str, names: Any) -> None:
         await admin.create_topics(
             [
                 NewTopic(names.requests_topic, 2, 1),
+                NewTopic(names.relaxed_topic, 2, 1),
                 NewTopic(names.results_topic, 2, 1),
                 NewTopic(names.dead_letter_topic, 1, 1),
             ]

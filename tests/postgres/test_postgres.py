@@ -14,6 +14,7 @@ import pytest
 
 from adapters.postgres import DatabaseUnavailable, PostgresDatabase, PostgresDeliveryLog, PostgresUserStore
 from adapters.postgres.migrations import LATEST, MIGRATIONS, migrate
+from domain.models import Lane
 from domain.ports import Claim
 from domain.users import UserLimits, UserPrefs
 from tests.contract.test_user_store_contract import NOW, record
@@ -47,7 +48,7 @@ async def test_migrations_from_an_empty_database(postgres_url):
     await store.start()
     try:
         assert await versions(postgres_url) == [(m.version, m.name) for m in MIGRATIONS]
-        assert LATEST == 7
+        assert LATEST == 8
         await store.admit([record("e1")], UserLimits(), NOW)
         assert [r.job_id for r in await store.unpublished(NOW + 1)] == ["e1"]
     finally:
@@ -77,7 +78,9 @@ async def test_migration_from_the_previous_version_keeps_the_data(postgres_url):
     await log.start()
     try:
         assert [v for v, _ in await versions(postgres_url)] == [m.version for m in MIGRATIONS]
-        assert [r.job_id for r in await store.unpublished(NOW + 1)] == ["old"]  # republished after the upgrade
+        [old] = await store.unpublished(NOW + 1)
+        assert old.job_id == "old"  # republished after the upgrade
+        assert old.lane == Lane.PRIORITY  # a job from before the lanes: priority, as it went then
         assert (await store.get_prefs(4)).aspect == "3:2"
         assert await log.claim("gone") == Claim.TAKEN  # an old unconfirmed claim, long expired
         assert await log.claim("sent") == Claim.DELIVERED

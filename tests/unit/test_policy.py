@@ -71,6 +71,17 @@ def test_user_preference_is_honoured_within_the_policy():
     assert p.choose(Quality.FAST, 10) == (DEFAULT_PROFILES["fast"], REASON_REQUESTED)
 
 
+def test_a_paid_job_keeps_the_quality_it_asks_for_under_load():
+    """A credit bought with Stars is one full-quality picture: the load lowers the free jobs, not
+    a paid one (within the ladder: a capped worker still cannot make what it was capped off)."""
+    p = policy(Clock())
+    assert p.choose(Quality.QUALITY, 500) == (DEFAULT_PROFILES["fast"], REASON_BUSY)
+    assert p.choose(Quality.QUALITY, 500, paid=True) == (DEFAULT_PROFILES["quality"], REASON_REQUESTED)
+    fixed = FixedPolicy(dict(DEFAULT_PROFILES), default="fast", honour_requests=False)
+    assert fixed.choose(Quality.QUALITY, 0)[0].name == "fast"
+    assert fixed.choose(Quality.QUALITY, 0, paid=True)[0].name == "quality"
+
+
 def test_measurements_move_the_estimate():
     p = policy(Clock(), smoothing=0.5)
     assert p.estimate("quality") is None  # the configured figure is no figure of this worker

@@ -274,3 +274,41 @@ async def test_stars_and_credits_are_counted_from_zero_by_kind(tmp_path):
     assert await spend.give_back(failed)
     assert (await sell.refund("ch")).refunded.taken_back == 3
     assert scraped() == (15.0, {"purchase": 3.0, "spend": 1.0, "give_back": 1.0, "refund": 3.0})
+
+
+async def test_lanes_leave_their_numbers(tmp_path):
+    """Jobs per lane (admitted, with the reason) and each lane's wait to the start of its batch."""
+    from adapters.embedded.user_store import MemoryUserStore
+    from domain.lanes import LaneRules
+    from domain.use_cases.admit import AdmitJobs
+
+    class Quiet:  # the chat front: a status for everyone, nothing refused
+        def album(self, job_ids):
+            pass
+
+        async def refused(self, job, error, reply_to):
+            raise AssertionError(f"refused: {error}")
+
+        async def open_status(self, job, position, reply_to):
+            return None
+
+    reader = InMemoryMetricReader()
+    metrics = OtelMetrics(extra_readers=[reader])
+    queue, store, storage = MemoryJobQueue(), MemoryUserStore(), LocalFolderStorage(tmp_path)
+    for part in (queue, store, storage):
+        await part.start()
+    submit = SubmitPrompt(queue, default_width=256, default_height=256)
+    admit = AdmitJobs(submit, store, Quiet(), lanes=LaneRules(relaxed_after=2), metrics=metrics)
+    for n in range(3):  # the third picture in the hour goes relaxed
+        [job] = await admit([submit.prepare(user_id=1, chat_id=1, prompt=f"a fox {n}", quality=Quality.FAST)])
+    assert job.lane == "relaxed"
+    worker = ProcessJobs(queue, FakeGenerator(), storage, max_batch=4, metrics=metrics)
+    assert await worker.run_once() == 3
+    got = points(reader)
+    admitted = {tuple(sorted(p.attributes.items())): p.value for p in got["p2p.lane.jobs"]}
+    assert admitted == {
+        (("lane", "priority"), ("reason", "light_use")): 2,
+        (("lane", "relaxed"), ("reason", "heavy_use")): 1,
+    }
+    waits = {p.attributes["lane"]: p.count for p in got["p2p.lane.wait"]}
+    assert waits == {"priority": 2, "relaxed": 1}

@@ -10,11 +10,12 @@ import pytest
 from adapters.embedded.user_store import MemoryUserStore
 from domain.credits import CheckoutRefusal, CreditPack, LedgerKind, StarPayment, parse_packs
 from domain.errors import RefundRefused
-from domain.models import ErrorCode, Locale, Quality, Result
+from domain.lanes import LaneRules
+from domain.models import ErrorCode, Lane, Locale, Quality, Result
 from domain.use_cases.admit import CancelJob
 from domain.use_cases.credits import SellCredits, SpendCredits
 from domain.use_cases.outcomes import RecordOutcomes
-from domain.users import JobState
+from domain.users import JobState, Outcome
 from tests.use_cases.doubles import NOW, job
 from tests.use_cases.test_outcomes import Channel
 
@@ -60,6 +61,25 @@ async def test_a_job_of_a_user_with_a_credit_is_paid_and_asks_for_full_quality(p
     assert record.job().quality == Quality.QUALITY
     assert await store.credits(5) == 1
     assert metrics.moves == [("spend", 1)]
+
+
+async def test_a_credit_puts_a_heavy_users_job_in_the_priority_lane_and_only_as_many_as_they_have(paying):
+    """The lanes and the credits together: a user past the recent-use threshold goes relaxed,
+    but a credit buys the priority lane (reason ``credit``); of variations asked for at once,
+    only as many are paid as there are credits, the rest follow the usage rules."""
+    store, submit, admit, _metrics = paying
+    admit.lanes = LaneRules(relaxed_after=1)
+    [first] = await admit([job(submit, user=5, prompt="a fox")])
+    [heavy] = await admit([job(submit, user=5, prompt="a second fox")])
+    assert (first.lane, heavy.lane, heavy.paid_credit) == (Lane.PRIORITY, Lane.RELAXED, False)
+    for done in (first, heavy):  # pictures made (they count as use; the in-flight limit is 3)
+        await store.finish(done.job_id, Outcome(JobState.DONE, NOW))
+    await store.credit_purchase(payment(credits=1))
+    paid, unpaid = await admit([job(submit, user=5, prompt="a third fox"), job(submit, user=5, prompt="a 4th")])
+    assert (paid.lane, paid.paid_credit, paid.quality) == (Lane.PRIORITY, True, Quality.QUALITY)
+    assert (unpaid.lane, unpaid.paid_credit) == (Lane.RELAXED, False)
+    assert (await store.get_job(paid.job_id)).lane == Lane.PRIORITY
+    assert await store.credits(5) == 0
 
 
 @pytest.mark.parametrize("code", [ErrorCode.GENERATION_FAILED, ErrorCode.TOO_MANY_ATTEMPTS, ErrorCode.IMAGE_REFUSED])

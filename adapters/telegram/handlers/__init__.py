@@ -13,6 +13,7 @@ from aiogram import Router
 
 from adapters.telegram.handlers import (
     admin,
+    balance,
     bans,
     buttons,
     fallback,
@@ -34,6 +35,7 @@ def routers() -> list[Router]:
         start.router(),
         settings.router(),
         jobs.router(),
+        balance.router(),
         admin.router(),
         bans.router(),
         payments.router(),  # Telegram Stars: before the prompts (a payment is a message too)

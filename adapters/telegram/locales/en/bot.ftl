@@ -44,6 +44,7 @@ cmd-settings = Aspect ratio, quality, language
 cmd-queue = Your pictures in progress
 cmd-cancel = Cancel a picture in progress
 cmd-history = Your last pictures
+cmd-balance = What you have left today
 cmd-help = Examples and parameters
 cmd-start = Start
 cmd-stats = Service statistics (admins)
@@ -52,7 +53,10 @@ cmd-stats = Service statistics (admins)
 
 status-queued =
     ⏳ Queued: position { $position }, { $eta }.
+    { $lane }
     { $prompt }
+lane-priority = ⚡ Priority lane
+lane-relaxed = 🐢 Relaxed lane: the service is busy, and lighter users go first. Your picture comes, a little later.
 status-waiting-service =
     ⏳ Accepted and kept: waiting for the service to come back. Your picture follows; no need to send it again.
     { $prompt }
@@ -304,3 +308,12 @@ refund-done = ↩️ Refunded { $stars } ⭐ to user { $user_id } (charge { $cha
 refund-already = Charge { $charge_id } was refunded already; { $taken } of its { $credits } credits were taken back then.
 error-refund_refused = The refund of { $charge_id } was refused: { $reason }
 pay-refused-not_allowed = This bot is open to some users only, so it cannot sell to you. No Stars were taken.
+
+## /balance
+
+balance-header = 📊 Your balance
+balance-next-priority = Your next picture: ⚡ priority lane.
+balance-next-relaxed = Your next picture: 🐢 relaxed lane (when the service is busy, lighter users go first; nothing is refused).
+balance-recent = Pictures in the last { $window }: { $count }. From { $limit } on, your pictures wait in the relaxed lane.
+balance-no-allowance = No daily allowance on this service.
+balance-allowance = Priority pictures left today: { $left } of { $total }. Renews at { $at } (in { $wait }).
