@@ -142,7 +142,7 @@ class UserContext(BaseMiddleware):
             if isinstance(event, Message)
             else (event.message.chat if isinstance(event, CallbackQuery) and event.message else None)
         )
-        if chat is not None:
+        if chat is not None and not guest:  # (a guest query's chat is not the bot's: its id may be another's)
             self.sender.reachable(chat.id)
             if chat.id != user.id and await self.store.is_blocked(chat.id):
                 await self.store.unblock(chat.id)
