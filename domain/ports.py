@@ -460,7 +460,10 @@ class CreditStore(Protocol):
 
     async def refund_payment(self, charge_id: str, at: float) -> Refunded | None:
         """The payment's Stars were refunded: take back the credits not yet spent (at most the
-        payment's), with a ``refund`` ledger row, once; None for an unknown charge id."""
+        payment's), with a ``refund`` ledger row, once; None for an unknown charge id. Where
+        fewer are left than the payment's, the credits of that many of the user's paid jobs
+        still in flight become final (a ``kept`` row each): cancelling them after the refund
+        must not give back credits whose Stars went back."""
         ...
 
     async def ledger(self, user_id: int) -> list[LedgerEntry]:
