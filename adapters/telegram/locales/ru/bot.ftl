@@ -280,8 +280,16 @@ buy-packs =
     ⭐ Кредиты: каждый — одна картинка в полном качестве, без очереди, даже когда сервис занят.
     Кредит тратится на ваш следующий запрос; если картинка не придёт, он вернётся сам.
     У вас { $credits }. Выберите пакет (оплата в Telegram Stars):
-buy-pack-button = { $credits } картинок за { $stars } ⭐
-invoice-title = { $credits } картинок без очереди
+buy-pack-button = { $credits ->
+    [one] { $credits } картинка
+    [few] { $credits } картинки
+   *[many] { $credits } картинок
+} за { $stars } ⭐
+invoice-title = { $credits ->
+    [one] { $credits } картинка
+    [few] { $credits } картинки
+   *[many] { $credits } картинок
+} без очереди
 invoice-description = Кредитов: { $credits }. Каждый — одна картинка в полном качестве, без очереди. Если картинка не придёт, кредит вернётся. /terms, /paysupport
 invoice-label = Кредитов: { $credits }
 pay-refused-banned = Вам закрыт доступ к этому боту, поэтому он ничего не может вам продать. Звёзды не списаны.
