@@ -185,3 +185,15 @@ async def test_a_guest_job_in_a_private_chat_is_not_shared_with_the_other_users_
     await asyncio.sleep(0.3)
     assert [c.method for c in tg.calls[mark:] if c.method != "answerCallbackQuery"] == []
     assert await store.active_jobs(OTHER) == [] and await store.history(OTHER, 10) == []
+
+
+def test_the_guest_prompt_is_the_text_without_the_mention():
+    """People write "@bot, a cat" or "@bot: a cat" as often as "@bot a cat": the mention goes with
+    the punctuation that follows it; anything else stays as written."""
+    from adapters.telegram.guests import without_mention
+
+    assert without_mention("@Prompt2Pic_bot a cat --seed 3", "prompt2pic_bot") == "a cat --seed 3"
+    assert without_mention("@prompt2pic_bot, a cat", "prompt2pic_bot") == "a cat"
+    assert without_mention("@prompt2pic_bot: a cat", "prompt2pic_bot") == "a cat"
+    assert without_mention("a cat, @prompt2pic_bot!", "prompt2pic_bot") == "a cat,"
+    assert without_mention("a cat like @prompt2pic_botter", "prompt2pic_bot") == "a cat like @prompt2pic_botter"
