@@ -447,7 +447,7 @@ class CreditStore(Protocol):
         """Spend one of the user's credits on the recorded job ``job_id``: the job's record is
         marked ``paid_credit``, with a ``spend`` ledger row. True when the job is paid (now,
         or before: the same job is never charged twice); False when the user has no credit
-        left or the job is unknown."""
+        left, or the job is unknown or has ended (cancelled meanwhile: its give-back ran)."""
         ...
 
     async def give_back_credit(self, job_id: str, at: float) -> bool:

@@ -197,6 +197,8 @@ class MemoryUserStore:
             return False
         if record.paid_credit:
             return True
+        if not record.active:  # ended already: its give-back has run
+            return False
         if self.balances.get(user_id, 0) <= 0:
             return False
         self.balances[user_id] -= 1

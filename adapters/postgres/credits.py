@@ -57,6 +57,8 @@ class PostgresCredits:
                 return False
             if job["paid_credit"]:
                 return True  # paid before (the same job admitted again)
+            if job["state"] not in sql.ACTIVE:  # ended already: its give-back has run
+                return False
             if not changed(await conn.execute(_TAKE_ONE_CREDIT, user_id)):
                 return False
             await conn.execute(_MARK_PAID, True, job_id)

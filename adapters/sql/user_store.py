@@ -119,7 +119,7 @@ ADD_CREDITS = (
 GET_CREDITS = "SELECT credits FROM users WHERE user_id = ?"
 TAKE_ONE_CREDIT = "UPDATE users SET credits = credits - 1 WHERE user_id = ? AND credits > 0"
 TAKE_CREDITS = "UPDATE users SET credits = credits - ? WHERE user_id = ? AND credits >= ?"
-JOB_PAYMENT = "SELECT user_id, paid_credit FROM jobs WHERE job_id = ?"
+JOB_PAYMENT = "SELECT user_id, paid_credit, state FROM jobs WHERE job_id = ?"
 MARK_PAID = "UPDATE jobs SET paid_credit = ? WHERE job_id = ?"
 LEDGER_COLUMNS = "user_id, kind, credits, stars, charge_id, job_id, at"
 ADD_LEDGER = f"INSERT INTO credit_ledger ({LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -45,6 +45,8 @@ class SqliteCredits:
                 return False
             if job["paid_credit"]:
                 return True  # paid before (the same job admitted again)
+            if job["state"] not in sql.ACTIVE:  # ended already: its give-back has run
+                return False
             if not conn.execute(sql.TAKE_ONE_CREDIT, (user_id,)).rowcount:
                 return False
             conn.execute(sql.MARK_PAID, (True, job_id))

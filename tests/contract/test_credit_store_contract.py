@@ -185,3 +185,15 @@ async def test_a_refund_keeps_only_as_many_jobs_as_its_pack_lacks(store):
     assert done is not None and done.taken_back == 2
     assert await store.give_back_credit("m0", NOW + 2) is True  # (paid from the other pack)
     assert await adds_up(store, 1) == 1
+
+
+async def test_no_credit_is_spent_on_a_job_that_has_ended(store):
+    """A job cancelled (or finished) between its admission and the spending: its give-back
+    already ran and found it unpaid, so a credit spent now would never come back."""
+    await store.admit([record("e1"), record("e2")], UserLimits(max_in_flight=0), NOW)
+    await store.credit_purchase(paid("ch-11", credits=2))
+    assert await store.cancel("e1", 1, NOW + 1) is not None
+    await store.finish("e2", Outcome(JobState.FAILED, NOW + 1))
+    assert await store.spend_credit(1, "e1", NOW + 2) is False
+    assert await store.spend_credit(1, "e2", NOW + 2) is False
+    assert await adds_up(store, 1) == 2
