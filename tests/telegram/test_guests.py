@@ -170,6 +170,7 @@ async def test_a_guest_job_in_a_private_chat_is_not_shared_with_the_other_users_
     tg.send_text(OTHER, "/start")
     [hello] = await tg.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == OTHER and c.ok)
     await store.mark_blocked(OTHER, 1.0)  # (blocked the bot since: the bot found out on a send)
+    service.parts.telegram.sender.calls.unreachable.add(OTHER)
     query = tg.guest_query(OWNER, f"@prompt2pic_bot a {SECRET} owl on a branch", chat_id=OTHER)
     inline_id = (await guest_answer(tg, query)).params["_inline_message_id"]
     await until(lambda: "photo" in tg.inline_messages[inline_id])
