@@ -142,7 +142,13 @@ class Payments:
         """Answered at once (Telegram cancels the payment after 10 s): the pack still sold at
         that price in Stars, the user not banned; a refusal in the user's language."""
         user_id = query.from_user.id
-        prefs = await self.store.get_prefs(user_id)
+        try:
+            prefs = await self.store.get_prefs(user_id)
+        except Exception as exc:  # the user cannot be checked: refused now, not left to time out
+            log.warning("pre-checkout %s refused: the user store failed (%s)", query.id, type(exc).__name__)
+            with contextlib.suppress(TelegramBadRequest):
+                await query.answer(ok=False, error_message=self.t(locale, "pay-refused-unavailable"))
+            return
         locale = prefs.locale or locale
         banned = prefs.banned and not self.options.is_admin(user_id)
         refusal = self.sell.check(

@@ -227,3 +227,21 @@ async def test_in_a_group_a_users_credits_reach_only_that_user(start_service, te
     assert done.params["ephemeral_message_parameters"]["receiver_user_id"] == ADMIN
     seen = [m.get("text") or "" for m in telegram.visible(group)]
     assert not any("Credits" in text or "stx" in text for text in seen)
+
+
+async def test_a_pre_checkout_the_store_cannot_check_is_refused_at_once_in_their_language(start_service, telegram):
+    """The user store down at the pre-checkout: the query is still answered within Telegram's 10 s,
+    refused with a word the buyer can act on, rather than left to time out with nothing said."""
+    service = await selling(start_service)
+    message_id = await invoice_for(Chat(telegram, USER))
+    store = service.parts.telegram.store
+
+    async def down(user_id: int) -> None:
+        raise ConnectionError("the database is down")
+
+    store.get_prefs = down
+    query_id = telegram.pay(USER, message_id, language_code="ru")
+    [answer] = await telegram.wait_for(lambda c: c.method == "answerPreCheckoutQuery", timeout=5.0)
+    assert answer.ok and answer.params["ok"] in (False, "false")
+    assert "позже" in answer.params["error_message"]
+    assert telegram.charge_of(query_id) is None

@@ -296,6 +296,7 @@ invoice-label = { $credits ->
 pay-refused-banned = You are blocked from using this bot, so it cannot sell you anything. No Stars were taken.
 pay-refused-unknown_pack = This pack is not sold at this price any more. Send /buy to see the packs. No Stars were taken.
 pay-refused-off = This bot does not sell anything now. No Stars were taken.
+pay-refused-unavailable = The payment cannot be checked right now. No Stars were taken: please try again a little later.
 pay-thanks = ✅ Thank you! { $credits ->
     [one] { $credits } credit
    *[other] { $credits } credits
