@@ -23,6 +23,9 @@ class LedgerKind(StrEnum):
     SPEND = "spend"  # one credit spent on one job
     GIVE_BACK = "give_back"  # a paid job ended without a picture: its credit came back
     REFUND = "refund"  # an admin refunded the Stars: the credits not yet spent taken back
+    # A refund found too few credits left: a job in flight paid from the refunded pack keeps its
+    # credit for good (0 credits moved; its picture still comes, a failure gives nothing back).
+    KEPT = "kept"
 
 
 @dataclass(frozen=True)

@@ -466,7 +466,7 @@ class CreditStore(Protocol):
         """Spend one of the user's credits on the recorded job ``job_id``: the job's record is
         marked ``paid_credit``, with a ``spend`` ledger row. True when the job is paid (now,
         or before: the same job is never charged twice); False when the user has no credit
-        left or the job is unknown."""
+        left, or the job is unknown or has ended (cancelled meanwhile: its give-back ran)."""
         ...
 
     async def give_back_credit(self, job_id: str, at: float) -> bool:
@@ -479,7 +479,10 @@ class CreditStore(Protocol):
 
     async def refund_payment(self, charge_id: str, at: float) -> Refunded | None:
         """The payment's Stars were refunded: take back the credits not yet spent (at most the
-        payment's), with a ``refund`` ledger row, once; None for an unknown charge id."""
+        payment's), with a ``refund`` ledger row, once; None for an unknown charge id. Where
+        fewer are left than the payment's, the credits of that many of the user's paid jobs
+        still in flight become final (a ``kept`` row each): cancelling them after the refund
+        must not give back credits whose Stars went back."""
         ...
 
     async def ledger(self, user_id: int) -> list[LedgerEntry]:

@@ -147,8 +147,12 @@ class JobRecord:
         (a modified one can send any job id), so this is checked on every press; ``chat_id``
         is the chat Telegram says the button's message is in, which a client cannot choose.
         In a private chat the chat id is the user's own id, so a job made there is reachable
-        only by its owner; ``None`` (a message sent in inline mode) leaves the owner alone."""
-        return self.owned_by(user_id) or (chat_id is not None and chat_id == self.chat_id)
+        only by its owner; ``None`` (a message sent in inline mode) leaves the owner alone.
+        A guest job (asked for in guest mode: it has an inline message) is its caller's alone:
+        its chat is not the bot's, and its id may be another chat's of the bot (a guest query
+        in a private chat carries the other user's id, the id of their own chat with the bot)."""
+        shared = chat_id is not None and chat_id == self.chat_id and self.inline_message_id is None
+        return self.owned_by(user_id) or shared
 
     @classmethod
     def from_row(cls, row: Row) -> JobRecord:

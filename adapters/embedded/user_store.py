@@ -210,6 +210,8 @@ class MemoryUserStore:
             return False
         if record.paid_credit:
             return True
+        if not record.active:  # ended already: its give-back has run
+            return False
         if self.balances.get(user_id, 0) <= 0:
             return False
         self.balances[user_id] -= 1
@@ -221,7 +223,7 @@ class MemoryUserStore:
         record = self.jobs.get(job_id)
         if record is None or not record.paid_credit:
             return False
-        if any(e.job_id == job_id and e.kind == LedgerKind.GIVE_BACK for e in self.entries):
+        if any(e.job_id == job_id and e.kind in (LedgerKind.GIVE_BACK, LedgerKind.KEPT) for e in self.entries):
             return False
         self.balances[record.user_id] = self.balances.get(record.user_id, 0) + 1
         self.entries.append(LedgerEntry(record.user_id, LedgerKind.GIVE_BACK, 1, at, job_id=job_id))
@@ -242,6 +244,15 @@ class MemoryUserStore:
         self.entries.append(
             LedgerEntry(payment.user_id, LedgerKind.REFUND, -taken, at, stars=-payment.stars, charge_id=charge_id)
         )
+        settled = {e.job_id for e in self.entries if e.kind in (LedgerKind.GIVE_BACK, LedgerKind.KEPT)}
+        in_flight = sorted(
+            (r for r in self.jobs.values() if r.user_id == payment.user_id and r.paid_credit and r.active),
+            key=lambda r: (-r.created_at, r.job_id),
+        )
+        for record in [r for r in in_flight if r.job_id not in settled][: payment.credits - taken]:
+            self.entries.append(
+                LedgerEntry(payment.user_id, LedgerKind.KEPT, 0, at, charge_id=charge_id, job_id=record.job_id)
+            )
         return Refunded(payment, taken, first=True)
 
     async def ledger(self, user_id: int) -> list[LedgerEntry]:

@@ -23,6 +23,7 @@ _MARK_PAID = numbered(sql.MARK_PAID)
 _ADD_LEDGER = numbered(sql.ADD_LEDGER)
 _LEDGER_OF = numbered(sql.LEDGER_OF)
 _GIVEN_BACK = numbered(sql.GIVEN_BACK)
+_PAID_IN_FLIGHT = numbered(sql.PAID_IN_FLIGHT)
 
 
 class PostgresCredits:
@@ -56,6 +57,8 @@ class PostgresCredits:
                 return False
             if job["paid_credit"]:
                 return True  # paid before (the same job admitted again)
+            if job["state"] not in sql.ACTIVE:  # ended already: its give-back has run
+                return False
             if not changed(await conn.execute(_TAKE_ONE_CREDIT, user_id)):
                 return False
             await conn.execute(_MARK_PAID, True, job_id)
@@ -68,7 +71,7 @@ class PostgresCredits:
             job = await conn.fetchrow(_JOB_PAYMENT + " FOR UPDATE", job_id)
             if job is None or not job["paid_credit"]:
                 return False
-            if await conn.fetchrow(_GIVEN_BACK, job_id, LedgerKind.GIVE_BACK.value):
+            if await conn.fetchrow(_GIVEN_BACK, job_id, *sql.NOT_BACK):
                 return False
             user_id = int(job["user_id"])
             await conn.execute(_ADD_CREDITS, user_id, 1)
@@ -97,6 +100,11 @@ class PostgresCredits:
                 payment.user_id, LedgerKind.REFUND, -taken, at, stars=-payment.stars, charge_id=charge_id
             )
             await conn.execute(_ADD_LEDGER, *sql.ledger_row(entry))
+            short = payment.credits - taken
+            if short > 0:  # (the jobs locked: a give-back of one waits, then finds it kept)
+                params = (payment.user_id, True, *sql.ACTIVE, *sql.NOT_BACK, short)
+                jobs = [r["job_id"] for r in await conn.fetch(_PAID_IN_FLIGHT + " FOR UPDATE", *params)]
+                await conn.executemany(_ADD_LEDGER, sql.kept_rows(payment.user_id, jobs, charge_id, at))
             return Refunded(replace(payment, refunded_at=at, credits_taken_back=taken), taken, first=True)
 
     async def ledger(self, user_id: int) -> list[LedgerEntry]:

@@ -130,13 +130,30 @@ ADD_CREDITS = (
 GET_CREDITS = "SELECT credits FROM users WHERE user_id = ?"
 TAKE_ONE_CREDIT = "UPDATE users SET credits = credits - 1 WHERE user_id = ? AND credits > 0"
 TAKE_CREDITS = "UPDATE users SET credits = credits - ? WHERE user_id = ? AND credits >= ?"
-JOB_PAYMENT = "SELECT user_id, paid_credit FROM jobs WHERE job_id = ?"
+JOB_PAYMENT = "SELECT user_id, paid_credit, state FROM jobs WHERE job_id = ?"
 MARK_PAID = "UPDATE jobs SET paid_credit = ? WHERE job_id = ?"
 LEDGER_COLUMNS = "user_id, kind, credits, stars, charge_id, job_id, at"
 ADD_LEDGER = f"INSERT INTO credit_ledger ({LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 LEDGER_OF = f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = ? ORDER BY id"
-# A job's credit comes back once (the unique index on (job_id, kind) holds it too).
-GIVEN_BACK = "SELECT 1 FROM credit_ledger WHERE job_id = ? AND kind = ?"
+# A job's credit comes back once (the unique index on (job_id, kind) holds it too), and never
+# once a refund kept it (``LedgerKind.KEPT``).
+GIVEN_BACK = "SELECT 1 FROM credit_ledger WHERE job_id = ? AND kind IN (?, ?)"
+NOT_BACK = (LedgerKind.GIVE_BACK.value, LedgerKind.KEPT.value)
+# The user's paid jobs in flight whose credit could still come back, newest first (a refund keeps
+# that many): user_id, True, *ACTIVE, *NOT_BACK, limit.
+PAID_IN_FLIGHT = (
+    f"SELECT job_id FROM jobs WHERE user_id = ? AND paid_credit = ? AND {_ACTIVE_IN} AND job_id NOT IN "
+    "(SELECT job_id FROM credit_ledger WHERE job_id IS NOT NULL AND kind IN (?, ?)) "
+    "ORDER BY created_at DESC, job_id LIMIT ?"
+)
+
+
+def kept_rows(user_id: int, job_ids: list[str], charge_id: str, at: float) -> list[tuple[Any, ...]]:
+    """The ``kept`` ledger rows of a refund that found too few credits left."""
+    return [
+        ledger_row(LedgerEntry(user_id, LedgerKind.KEPT, 0, at, charge_id=charge_id, job_id=job_id))
+        for job_id in job_ids
+    ]
 
 
 def payment(row: Row) -> StarPayment:

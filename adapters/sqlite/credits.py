@@ -45,6 +45,8 @@ class SqliteCredits:
                 return False
             if job["paid_credit"]:
                 return True  # paid before (the same job admitted again)
+            if job["state"] not in sql.ACTIVE:  # ended already: its give-back has run
+                return False
             if not conn.execute(sql.TAKE_ONE_CREDIT, (user_id,)).rowcount:
                 return False
             conn.execute(sql.MARK_PAID, (True, job_id))
@@ -58,7 +60,7 @@ class SqliteCredits:
             job = conn.execute(sql.JOB_PAYMENT, (job_id,)).fetchone()
             if job is None or not job["paid_credit"]:
                 return False
-            if conn.execute(sql.GIVEN_BACK, (job_id, LedgerKind.GIVE_BACK.value)).fetchone():
+            if conn.execute(sql.GIVEN_BACK, (job_id, *sql.NOT_BACK)).fetchone():
                 return False
             user_id = int(job["user_id"])
             conn.execute(sql.ADD_CREDITS, (user_id, 1))
@@ -88,6 +90,11 @@ class SqliteCredits:
                 payment.user_id, LedgerKind.REFUND, -taken, at, stars=-payment.stars, charge_id=charge_id
             )
             conn.execute(sql.ADD_LEDGER, sql.ledger_row(entry))
+            short = payment.credits - taken
+            if short > 0:
+                params = (payment.user_id, True, *sql.ACTIVE, *sql.NOT_BACK, short)
+                jobs = [r["job_id"] for r in conn.execute(sql.PAID_IN_FLIGHT, params).fetchall()]
+                conn.executemany(sql.ADD_LEDGER, sql.kept_rows(payment.user_id, jobs, charge_id, at))
             done = replace(payment, refunded_at=at, credits_taken_back=taken)
             return Refunded(done, taken, first=True)
 

@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 
 
 def without_mention(text: str, username: str) -> str:
-    """The prompt of a guest message: the text without the bot's @username (anywhere in it)."""
+    """The prompt of a guest message: the text without the bot's @username (anywhere in it), and
+    the punctuation written right after it ("@bot, a cat")."""
     mention = f"@{username}".casefold()
-    return " ".join(word for word in text.split() if word.casefold() != mention)
+    return " ".join(word for word in text.split() if word.casefold().rstrip(",.:;!?") != mention)
 
 
 class GuestAnswers:

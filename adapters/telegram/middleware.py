@@ -143,8 +143,10 @@ class UserContext(BaseMiddleware):
             else (event.message.chat if isinstance(event, CallbackQuery) and event.message else None)
         )
         if chat is not None:
-            self.sender.reachable(chat.id)
-            if chat.id != user.id and await self.store.is_blocked(chat.id):
+            self.sender.reachable(chat.id)  # (a guest query's too: its answer and edits go by that id)
+            # A guest query's chat is not the bot's, and its id may be another chat's (a private
+            # chat's is the other user's id): nobody in it wrote to the bot.
+            if not guest and chat.id != user.id and await self.store.is_blocked(chat.id):
                 await self.store.unblock(chat.id)
         self.sender.reachable(user.id)
         data["prefs"] = prefs

@@ -114,7 +114,8 @@ class Payments:
             for pack in self.sell.packs
         ]
         text = self.t(locale, "buy-packs", credits=await self.credits.credits(user_id))
-        await self.replies.reply(message.chat.id, text, markup=InlineKeyboardMarkup(inline_keyboard=rows))
+        markup = InlineKeyboardMarkup(inline_keyboard=rows)  # (in a group, their balance is theirs alone)
+        await self.replies.reply(message.chat.id, text, markup=markup, private_to=user_id)
 
     async def send_invoice(self, query: CallbackQuery, credits: int, locale: Locale) -> None:
         """The invoice of the pack pressed: Stars (XTR), its one price, no provider token."""
@@ -141,7 +142,13 @@ class Payments:
         """Answered at once (Telegram cancels the payment after 10 s): the pack still sold at
         that price in Stars, the user not banned; a refusal in the user's language."""
         user_id = query.from_user.id
-        prefs = await self.store.get_prefs(user_id)
+        try:
+            prefs = await self.store.get_prefs(user_id)
+        except Exception as exc:  # the user cannot be checked: refused now, not left to time out
+            log.warning("pre-checkout %s refused: the user store failed (%s)", query.id, type(exc).__name__)
+            with contextlib.suppress(TelegramBadRequest):
+                await query.answer(ok=False, error_message=self.t(locale, "pay-refused-unavailable"))
+            return
         locale = prefs.locale or locale
         banned = prefs.banned and not self.options.is_admin(user_id)
         refusal = self.sell.check(
@@ -212,11 +219,12 @@ class Payments:
     async def refund(self, message: Message, args: str | None, locale: Locale) -> None:
         admin = message.from_user.id if message.from_user else 0
         if not self.options.is_admin(admin):
-            await self.replies.reply(message.chat.id, self.t(locale, "error-admins_only_command", command="/refund"))
+            text = self.t(locale, "error-admins_only_command", command="/refund")
+            await self.replies.reply(message.chat.id, text, private_to=admin)
             return
         words = (args or "").split()
         if len(words) != 1:
-            await self.replies.reply(message.chat.id, self.t(locale, "refund-usage"))
+            await self.replies.reply(message.chat.id, self.t(locale, "refund-usage"), private_to=admin)
             return
         charge_id = words[0]
         try:
@@ -224,7 +232,8 @@ class Payments:
         except RefundRefused as exc:
             reason = str(exc.params.get("reason"))
             key = "refund-unknown" if reason == "unknown_charge" else "refund-refused"
-            await self.replies.reply(message.chat.id, self.t(locale, key, charge_id=charge_id, reason=reason))
+            text = self.t(locale, key, charge_id=charge_id, reason=reason)
+            await self.replies.reply(message.chat.id, text, private_to=admin)
             return
         refunded = done.refunded
         key = "refund-done" if refunded.first else "refund-already"
@@ -238,7 +247,7 @@ class Payments:
             taken=refunded.taken_back,
             credits=refunded.payment.credits,
         )
-        await self.replies.reply(message.chat.id, text)
+        await self.replies.reply(message.chat.id, text, private_to=admin)  # (a user id, a charge id)
 
     # --- what Telegram asks of bots that sell, and the balance ---------------------------------------
     async def paysupport(self, message: Message, locale: Locale) -> None:
@@ -257,4 +266,4 @@ class Payments:
 
     async def show_credits(self, message: Message, locale: Locale) -> None:
         user_id = message.from_user.id if message.from_user else message.chat.id
-        await self.replies.reply(message.chat.id, await self.balance_text(user_id, locale))
+        await self.replies.reply(message.chat.id, await self.balance_text(user_id, locale), private_to=user_id)

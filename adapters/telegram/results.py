@@ -79,8 +79,9 @@ class TelegramResultChannel:
         if self.board.is_closed(record.job_id):
             return
         # (no message: the status could not be sent; blocked the bot: nothing more goes there)
-        has_status = record.status_message_id is not None or record.inline_message_id is not None
-        if not has_status or not self.sender.is_reachable(record.chat_id):
+        if record.inline_message_id is None and (
+            record.status_message_id is None or not self.sender.is_reachable(record.chat_id)
+        ):
             return
         text, percent = self.texts.progress_text(
             record.locale, record.prompt, event.stage, event.step, event.total_steps

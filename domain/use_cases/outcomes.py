@@ -60,14 +60,18 @@ class RecordOutcomes:
             log.info("result %s dropped: the job was cancelled", result.job_id)
             return
         self.channel.counted(result)
-        if not self.channel.is_reachable(result.chat_id) or await self.store.is_blocked(result.chat_id):
+        # (A guest job's chat is not the bot's, and its id may be another chat's: its picture goes
+        # to its inline message, whoever blocked the bot in a chat of that id.)
+        guest = record is not None and record.inline_message_id is not None
+        if not guest and (not self.channel.is_reachable(result.chat_id) or await self.store.is_blocked(result.chat_id)):
             self.channel.dropped(result.job_id)
             raise RecipientGone(chat_id=result.chat_id)  # recorded above; nothing is sent
         prefs = await self.store.get_prefs(result.user_id)
         try:
             await self.channel.send(result, record, prefs, sent)
         except RecipientGone:
-            await self.store.mark_blocked(result.chat_id, self.clock())
+            if not guest:
+                await self.store.mark_blocked(result.chat_id, self.clock())
             raise
 
     async def settle(self, result: Result) -> None:

@@ -14,7 +14,7 @@ import pytest
 from adapters.embedded.user_store import MemoryUserStore
 from adapters.sqlite.user_store import SqliteUserStore
 from domain.credits import LedgerKind, StarPayment
-from domain.users import UserLimits
+from domain.users import JobState, Outcome, UserLimits
 from tests.contract.test_user_store_contract import NOW, postgres_db, record
 
 
@@ -104,8 +104,11 @@ async def test_a_refund_takes_back_only_the_credits_left_once(store):
     again = await store.refund_payment("ch-5", NOW + 6)
     assert again is not None and not again.first and again.taken_back == 7
     assert await adds_up(store, 1) == 0
-    refund = (await store.ledger(1))[-1]
-    assert (refund.kind, refund.credits, refund.stars, refund.charge_id) == (LedgerKind.REFUND, -7, -50, "ch-5")
+    [refund] = [e for e in await store.ledger(1) if e.kind == LedgerKind.REFUND]
+    assert (refund.credits, refund.stars, refund.charge_id) == (-7, -50, "ch-5")
+    # the 3 credits missing were spent on jobs still in flight: theirs are final now
+    kept = [e for e in await store.ledger(1) if e.kind == LedgerKind.KEPT]
+    assert sorted(e.job_id for e in kept) == ["r0", "r1", "r2"] and {e.credits for e in kept} == {0}
     stored = await store.get_payment("ch-5")
     assert stored is not None and stored.refunded_at == NOW + 5 and stored.credits_taken_back == 7
 
@@ -151,3 +154,46 @@ async def test_a_database_of_the_previous_release_gets_the_credit_columns(tmp_pa
         assert (await store.get_prefs(1)).locale == "ru"
     finally:
         await store.stop()
+
+
+async def test_a_refund_keeps_the_credits_of_its_jobs_in_flight_from_coming_back(store):
+    """Credits spent on jobs not finished yet are not spent for good: were the refund to leave
+    them, cancelling those jobs after the refund would give the credits back on top of the
+    Stars. The refund takes what is left, then makes the credits of that many jobs in flight
+    final (their pictures still come; a failure no longer gives the credit back)."""
+    await store.admit([record(f"k{i}") for i in range(4)], UserLimits(max_in_flight=0), NOW)
+    await store.credit_purchase(paid("ch-8", credits=3, stars=15))
+    for i in range(3):
+        assert await store.spend_credit(1, f"k{i}", NOW)
+    await store.finish("k0", Outcome(JobState.DONE, NOW + 1))  # drawn: spent for good
+    done = await store.refund_payment("ch-8", NOW + 2)
+    assert done is not None and done.taken_back == 0
+    for job in ("k1", "k2"):  # cancelled after the refund: nothing comes back
+        await store.cancel(job, 1, NOW + 3)
+        assert await store.give_back_credit(job, NOW + 3) is False, job
+    assert await adds_up(store, 1) == 0
+    assert [e.kind for e in await store.ledger(1)].count(LedgerKind.GIVE_BACK) == 0
+
+
+async def test_a_refund_keeps_only_as_many_jobs_as_its_pack_lacks(store):
+    await store.admit([record(f"m{i}") for i in range(2)], UserLimits(max_in_flight=0), NOW)
+    await store.credit_purchase(paid("ch-9", credits=2, stars=10))
+    await store.credit_purchase(paid("ch-10", credits=2, stars=10))
+    for i in range(2):
+        assert await store.spend_credit(1, f"m{i}", NOW)
+    done = await store.refund_payment("ch-9", NOW + 1)  # its 2 credits are there: taken back
+    assert done is not None and done.taken_back == 2
+    assert await store.give_back_credit("m0", NOW + 2) is True  # (paid from the other pack)
+    assert await adds_up(store, 1) == 1
+
+
+async def test_no_credit_is_spent_on_a_job_that_has_ended(store):
+    """A job cancelled (or finished) between its admission and the spending: its give-back
+    already ran and found it unpaid, so a credit spent now would never come back."""
+    await store.admit([record("e1"), record("e2")], UserLimits(max_in_flight=0), NOW)
+    await store.credit_purchase(paid("ch-11", credits=2))
+    assert await store.cancel("e1", 1, NOW + 1) is not None
+    await store.finish("e2", Outcome(JobState.FAILED, NOW + 1))
+    assert await store.spend_credit(1, "e1", NOW + 2) is False
+    assert await store.spend_credit(1, "e2", NOW + 2) is False
+    assert await adds_up(store, 1) == 2

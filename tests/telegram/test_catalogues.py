@@ -102,3 +102,28 @@ def test_every_message_formats(locale):
             args = {name: 1 if name in ("count", "requested", "n") else "x" for name in variables(entry)}
             text = t(locale, entry.id.name, **args)
             assert text.strip() and "{" not in text, entry.id.name
+
+
+@pytest.mark.parametrize(
+    ("credits", "en", "ru"),
+    [
+        (1, "1 priority picture", "1 картинка без очереди"),
+        (2, "2 priority pictures", "2 картинки без очереди"),
+        (5, "5 priority pictures", "5 картинок без очереди"),
+        (21, "21 priority pictures", "21 картинка без очереди"),
+        (10_000, "10,000 priority pictures", "10\xa0000 картинок без очереди"),
+    ],
+)
+def test_a_packs_number_of_pictures_agrees_with_its_noun(credits, en, ru):
+    """An operator may sell any number of credits (STARS_PACKS): the invoice's title (1-32
+    characters, Telegram's limit) and the pack's button read right in both languages."""
+    assert t(Locale.EN, "invoice-title", credits=credits) == en
+    assert t(Locale.RU, "invoice-title", credits=credits) == ru
+    for locale in Locale:
+        assert len(t(locale, "invoice-title", credits=credits)) <= 32
+    assert t(Locale.EN, "buy-pack-button", credits=credits, stars=50).startswith(en.replace(" priority", ""))
+    assert t(Locale.RU, "buy-pack-button", credits=credits, stars=50).startswith(ru.split(" без")[0])
+    credits_en = "1 credit" if credits == 1 else f"{credits:,} credits"
+    assert t(Locale.EN, "invoice-label", credits=credits) == credits_en
+    assert t(Locale.EN, "invoice-description", credits=credits).startswith(f"{credits_en}:")
+    assert t(Locale.EN, "pay-thanks", credits=credits, balance=credits).startswith(f"✅ Thank you! {credits_en} added")

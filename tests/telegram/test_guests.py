@@ -156,3 +156,45 @@ async def test_a_limit_error_in_a_group_reaches_only_its_user(start_service, tel
         assert any("in progress" in (m.get("text") or "") for m in tg.visible(group))
     finally:
         gen.release()
+
+
+async def test_a_guest_job_in_a_private_chat_is_not_shared_with_the_other_users_own_chat(start_service, telegram):
+    """A guest query in the private chat of OWNER and OTHER carries OTHER's user id as its chat id,
+    the id of OTHER's own chat with the bot too ("may not coincide with other existing bot chats
+    sharing the same identifier", the Bot API says): OTHER's chat with the bot is not where the
+    guest job was asked for. OTHER cannot act on it from there with forged callback data, and
+    OTHER having blocked the bot neither drops the caller's picture nor is forgotten."""
+    tg = telegram
+    service = await start_service()
+    store = service.parts.telegram.store
+    tg.send_text(OTHER, "/start")
+    [hello] = await tg.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == OTHER and c.ok)
+    await store.mark_blocked(OTHER, 1.0)  # (blocked the bot since: the bot found out on a send)
+    service.parts.telegram.sender.calls.unreachable.add(OTHER)
+    query = tg.guest_query(OWNER, f"@prompt2pic_bot a {SECRET} owl on a branch", chat_id=OTHER)
+    inline_id = (await guest_answer(tg, query)).params["_inline_message_id"]
+    await until(lambda: "photo" in tg.inline_messages[inline_id])
+    assert await store.is_blocked(OTHER)  # a guest query in a chat with OTHER is not OTHER writing to the bot
+    buttons = keyboard(tg.inline_messages[inline_id])
+    job_id = buttons[0]["callback_data"].split(":")[-1]
+    assert (await store.get_job(job_id)).chat_id == OTHER
+
+    mark = len(tg.calls)
+    for data in [b["callback_data"] for b in buttons if "callback_data" in b]:
+        [answer] = await answers_of(tg, tg.press(OTHER, hello.params["_message_id"], data))
+        assert "not yours" in answer.params["text"].lower(), data
+    await asyncio.sleep(0.3)
+    assert [c.method for c in tg.calls[mark:] if c.method != "answerCallbackQuery"] == []
+    assert await store.active_jobs(OTHER) == [] and await store.history(OTHER, 10) == []
+
+
+def test_the_guest_prompt_is_the_text_without_the_mention():
+    """People write "@bot, a cat" or "@bot: a cat" as often as "@bot a cat": the mention goes with
+    the punctuation that follows it; anything else stays as written."""
+    from adapters.telegram.guests import without_mention
+
+    assert without_mention("@Prompt2Pic_bot a cat --seed 3", "prompt2pic_bot") == "a cat --seed 3"
+    assert without_mention("@prompt2pic_bot, a cat", "prompt2pic_bot") == "a cat"
+    assert without_mention("@prompt2pic_bot: a cat", "prompt2pic_bot") == "a cat"
+    assert without_mention("a cat, @prompt2pic_bot!", "prompt2pic_bot") == "a cat,"
+    assert without_mention("a cat like @prompt2pic_botter", "prompt2pic_bot") == "a cat like @prompt2pic_botter"

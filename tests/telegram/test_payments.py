@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from adapters.embedded.generator import FakeGenerator
-from domain.credits import LedgerKind
+from domain.credits import LedgerKind, StarPayment
 from domain.models import GeneratedImage, GenerationRequest
 from domain.ports import ProgressCallback
 from tests.fakes.telegram.payments import CHARGE_ALREADY_REFUNDED
@@ -205,3 +205,43 @@ async def test_a_user_banned_after_paying_is_credited_all_the_same(start_service
     telegram.hand_over_again(charge)
     await chat.wait(lambda c: c.method == "sendMessage" and "credits added" in c.text)
     assert await store.credits(USER) == 10
+
+
+async def test_in_a_group_a_users_credits_reach_only_that_user(start_service, telegram):
+    """/credits and /buy (which says the balance) in a group concern one user only: ephemeral
+    messages (Bot API 10.2), like /queue and /history; so is an admin's /refund (a user id, a
+    charge id and an amount): the group sees none of them."""
+    service = await selling(start_service)
+    await service.parts.telegram.store.credit_purchase(
+        StarPayment("stxSECRETCHARGE", USER, 50, 10, "credits:10:50", time.time())
+    )
+    group = -4300
+    telegram.send_text(USER, "/credits@prompt2pic_bot", chat_id=group)
+    [balance] = await telegram.wait_for(lambda c: c.method == "sendMessage" and "Credits: 10" in c.text and c.ok)
+    assert balance.params["ephemeral_message_parameters"]["receiver_user_id"] == USER
+    telegram.send_text(USER, "/buy@prompt2pic_bot", chat_id=group)
+    [packs] = await telegram.wait_for(lambda c: c.method == "sendMessage" and "You have 10" in c.text and c.ok)
+    assert packs.params["ephemeral_message_parameters"]["receiver_user_id"] == USER
+    telegram.send_text(ADMIN, "/refund@prompt2pic_bot stxSECRETCHARGE", chat_id=group)
+    [done] = await telegram.wait_for(lambda c: c.method == "sendMessage" and "stxSECRETCHARGE" in c.text and c.ok)
+    assert done.params["ephemeral_message_parameters"]["receiver_user_id"] == ADMIN
+    seen = [m.get("text") or "" for m in telegram.visible(group)]
+    assert not any("Credits" in text or "stx" in text for text in seen)
+
+
+async def test_a_pre_checkout_the_store_cannot_check_is_refused_at_once_in_their_language(start_service, telegram):
+    """The user store down at the pre-checkout: the query is still answered within Telegram's 10 s,
+    refused with a word the buyer can act on, rather than left to time out with nothing said."""
+    service = await selling(start_service)
+    message_id = await invoice_for(Chat(telegram, USER))
+    store = service.parts.telegram.store
+
+    async def down(user_id: int) -> None:
+        raise ConnectionError("the database is down")
+
+    store.get_prefs = down
+    query_id = telegram.pay(USER, message_id, language_code="ru")
+    [answer] = await telegram.wait_for(lambda c: c.method == "answerPreCheckoutQuery", timeout=5.0)
+    assert answer.ok and answer.params["ok"] in (False, "false")
+    assert "позже" in answer.params["error_message"]
+    assert telegram.charge_of(query_id) is None

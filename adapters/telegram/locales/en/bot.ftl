@@ -281,14 +281,30 @@ buy-packs =
     ⭐ Credits: each one is a full-quality picture, drawn first, even when the service is busy.
     A credit is used on your next prompt; if no picture comes, it comes back by itself.
     You have { $credits }. Pick a pack (paid in Telegram Stars):
-buy-pack-button = { $credits } pictures for { $stars } ⭐
-invoice-title = { $credits } priority pictures
-invoice-description = { $credits } credits: each is one full-quality picture, drawn first. A credit comes back if its picture does not come. /terms, /paysupport
-invoice-label = { $credits } credits
+buy-pack-button = { $credits ->
+    [one] { $credits } picture
+   *[other] { $credits } pictures
+} for { $stars } ⭐
+invoice-title = { $credits ->
+    [one] { $credits } priority picture
+   *[other] { $credits } priority pictures
+}
+invoice-description = { $credits ->
+    [one] { $credits } credit
+   *[other] { $credits } credits
+}: each is one full-quality picture, drawn first. A credit comes back if its picture does not come. /terms, /paysupport
+invoice-label = { $credits ->
+    [one] { $credits } credit
+   *[other] { $credits } credits
+}
 pay-refused-banned = You are blocked from using this bot, so it cannot sell you anything. No Stars were taken.
 pay-refused-unknown_pack = This pack is not sold at this price any more. Send /buy to see the packs. No Stars were taken.
 pay-refused-off = This bot does not sell anything now. No Stars were taken.
-pay-thanks = ✅ Thank you! { $credits } credits added: you have { $balance }. Your next prompts are drawn first, at full quality.
+pay-refused-unavailable = The payment cannot be checked right now. No Stars were taken: please try again a little later.
+pay-thanks = ✅ Thank you! { $credits ->
+    [one] { $credits } credit
+   *[other] { $credits } credits
+} added: you have { $balance }. Your next prompts are drawn first, at full quality.
 pay-unknown = Your payment arrived, but I cannot tell which pack it was for. Send /paysupport: it will be put right or refunded.
 pay-off = This bot does not sell anything.
 credits-balance = ⭐ Credits: { $credits } (each is one full-quality picture, drawn first). /buy for more.
