@@ -20,6 +20,8 @@ CPU configurations (``--configs``):
 
 - ``auto``: as a default worker runs (``GENERATOR_DTYPE=auto``: bf16 on a CPU with native bf16);
 - ``fp32``: float32 named explicitly, on the same CPU;
+- ``torch``: the worker's dtype on the torch backend (``GENERATOR_BACKEND=torch``), where ``auto``
+  runs OpenVINO;
 - ``avx2``: an AVX2-only CPU imitated by capping the instruction sets: ``ATEN_CPU_CAPABILITY=avx2``
   (ATen's kernels), ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN, which also makes torch report no bf16
   support, so ``auto`` picks fp32) and ``MKL_ENABLE_INSTRUCTIONS=AVX2`` (MKL's fp32 matrix
@@ -64,7 +66,11 @@ CONFIGS: dict[str, tuple[dict[str, str], str]] = {
     "auto": ({}, "auto"),
     "fp32": ({}, "float32"),
     "avx2": (AVX2_CAP, "auto"),
+    "torch": ({}, "auto"),
 }
+# The backend each configuration is told (``auto``: the worker's GENERATOR_BACKEND=auto choice,
+# OpenVINO on a CPU where it is installed); the others name torch, as their rows say.
+BACKENDS = {"auto": "auto", "fp32": "torch", "avx2": "torch", "torch": "torch"}
 
 STEP_LINE = re.compile(r"^(prior|decoder) step (\d+)x(\d+) batch (\d+): ([0-9.]+) s")
 
@@ -176,11 +182,13 @@ def step_times(stdout: str) -> dict[str, float]:
     return found
 
 
-def common_args(shot: Shot, dtype: str, tiny: bool) -> list[str]:
+def common_args(shot: Shot, dtype: str, tiny: bool, backend: str = "auto") -> list[str]:
     if shot.width != shot.height:
         raise ValueError(f"the bench times square images only; {shot.name} is {shot.width}x{shot.height}")
     return [
         *(["--tiny"] if tiny else []),
+        "--backend",
+        backend,
         "--device",
         "cpu",
         "--dtype",
@@ -200,7 +208,7 @@ def common_args(shot: Shot, dtype: str, tiny: bool) -> list[str]:
 def measure_full(config: str, shot: Shot, batches: list[int], args: argparse.Namespace) -> list[Row]:
     env, dtype = CONFIGS[config]
     argv = [
-        *common_args(shot, dtype, args.tiny),
+        *common_args(shot, dtype, args.tiny, BACKENDS[config]),
         "--batches",
         ",".join(map(str, batches)),
         "--prior-steps",
@@ -233,13 +241,19 @@ def measure_full(config: str, shot: Shot, batches: list[int], args: argparse.Nam
 def measure_extrapolated(config: str, shots: list[Shot], args: argparse.Namespace) -> list[Row]:
     """``shots`` of one size: one probe (one step of each model) and one step of each model alone."""
     env, dtype = CONFIGS[config]
-    base = common_args(shots[0], dtype, args.tiny)
+    base = common_args(shots[0], dtype, args.tiny, BACKENDS[config])
     probe, _ = run_bench(
         [*base, "--batches", "1", "--prior-steps", "1", "--decoder-steps", "1", "--warmup", "1", "--repeats", "1"],
         env,
         args.lock,
         args.timeout,
     )
+    if probe["meta"].get("backend") != "torch":
+        # --step-only times torch's modules: steps of another backend are not extrapolated from them
+        raise RuntimeError(
+            f"the probe ran on {probe['meta'].get('backend')}; steps are timed on torch only "
+            "(bench/wuerstchen_stages.py --backend openvino times that backend's stages)"
+        )
     _, printed = run_bench([*base, "--step-only", "--warmup", "1", "--repeats", "1"], env, args.lock, args.timeout)
     steps = step_times(printed)
     row = next(r for r in probe["rows"] if "s_per_image" in r)

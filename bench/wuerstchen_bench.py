@@ -276,7 +276,9 @@ def measure(pipelines, pngs, mode: str, size: int, batch: int, args, device, flo
     first, pixels = time_call(pipelines, requests, device)
     for _ in range(max(0, args.warmup - 1)):
         time_call(pipelines, requests, device)
-    times = [time_call(pipelines, requests, device)[0] for _ in range(max(1, args.repeats))]
+    # --warmup 0: the first call is the first timed one (a slow CPU profile, minutes per call)
+    times = [] if args.warmup else [first]
+    times += [time_call(pipelines, requests, device)[0] for _ in range(max(1, args.repeats) - len(times))]
     seconds = statistics.median(times)
     png_started = time.perf_counter()
     pngs.encode_all(requests, pixels)  # the batch's PNGs on the PNG threads, as a worker makes them
@@ -453,7 +455,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--decoder-steps", type=int, default=12)
     parser.add_argument("--prior-guidance", type=float, default=4.0)
     parser.add_argument("--decoder-guidance", type=float, default=0.0)
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first included)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed calls before timing (the first included); 0: the first call is timed "
+        "(with its one-time costs: OpenVINO compiles a new shape then)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per configuration (median)")
     parser.add_argument("--max-seconds", type=float, default=0, help="start nothing new after this (0: no limit)")
     parser.add_argument("--json", default=None, help="write the results to this file as they come")

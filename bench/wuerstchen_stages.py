@@ -16,6 +16,11 @@ are compared on the same machine load:
 
 ``--ops`` prints torch.profiler's table of the slowest operators of one call of the first variant.
 
+``--backend openvino`` times the same stages on the OpenVINO backend (``bench/openvino_backend.py``:
+the models converted, or read from ``--ov-dir``, as ``bench/wuerstchen_bench.py --backend openvino``
+builds them; each stage timed around its OpenVINO call, a new shape's compilation included in the
+first call); only the ``base`` variant applies there (``--threads`` sets OpenVINO's threads too).
+
 Example (real size: about 13 GiB of memory; on the shared machine under the bench lock)::
 
     flock /work/notes/bench.lock python bench/wuerstchen_stages.py --size 512 --prior-steps 8 \
@@ -64,10 +69,46 @@ def instrument(models: dict[str, Any], times: dict[str, list[float]], cpu: dict[
             model.forward = timed(name, model.forward)
 
 
-def apply_variant(variant: str, pipelines: Any, threads: int) -> None:
+def instrument_openvino(pipelines: Any, times: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """``instrument`` for the OpenVINO backend: each stand-in's converted part (``OvPart``), the
+    stand-ins being what the diffusers pipelines call."""
+    prior_pipe, decoder_pipe = pipelines.prior_pipe, pipelines.decoder_pipe
+    stand_ins = {
+        "prior_text": prior_pipe.text_encoder,
+        "prior": prior_pipe.prior,
+        "decoder_text": decoder_pipe.text_encoder,
+        "decoder": decoder_pipe.decoder,
+        "vqgan": decoder_pipe.vqgan,
+    }
+    parts = {name: stand_in.part for name, stand_in in stand_ins.items()}
+    calls = {name: _TimedCall(part, name, times, cpu) for name, part in parts.items()}
+    for name, stand_in in stand_ins.items():
+        stand_in.part = calls[name]
+
+
+class _TimedCall:
+    """A callable that times another one under ``name`` (wall and process CPU seconds)."""
+
+    def __init__(self, fn: Any, name: str, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+        self.fn, self.name, self.wall, self.cpu = fn, name, wall, cpu
+
+    def __call__(self, *args: Any) -> Any:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        try:
+            return self.fn(*args)
+        finally:
+            self.wall[self.name].append(time.perf_counter() - started)
+            self.cpu[self.name].append(time.process_time() - cpu_started)
+
+
+def apply_variant(variant: str, pipelines: Any, threads: int, backend: str = "torch") -> None:
     import torch
 
     parts = set(variant.split("+"))
+    if backend == "openvino":  # OpenVINO's threads are fixed when its models compile
+        if parts != {"base"}:
+            raise SystemExit(f"variant {variant!r}: only base applies to the OpenVINO backend")
+        return
     torch.set_flush_denormal("denormal" in parts)
     pipelines.set_channels_last("cl" in parts)
     pipelines.set_vqgan_channels_last("vqnchw" not in parts)
@@ -94,6 +135,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="timed calls per variant after one untimed call (0: the first call is the timed one)",
     )
     parser.add_argument("--ops", action="store_true", help="torch.profiler's operator table of one call")
+    parser.add_argument("--backend", default="torch", choices=("torch", "openvino"))
+    parser.add_argument("--threads", type=int, default=0, help="threads of torch and OpenVINO (0: physical cores)")
+    parser.add_argument("--ov-dir", default="data/compile-cache/openvino-bench", help="openvino: IR and model cache")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for variant in variants:
@@ -107,18 +151,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     device = torch.device("cpu")
     dtype, reason = choose_dtype(args.dtype, device)
-    threads = default_threads()
+    threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     log(
         f"# stages: {cpu_description()}, torch {torch.__version__}, {dtype} ({reason}), {threads} threads, "
-        f"interop {torch.get_num_interop_threads()}, {args.size}px, {args.prior_steps}+{args.decoder_steps} steps"
+        f"interop {torch.get_num_interop_threads()}, {args.size}px, {args.prior_steps}+{args.decoder_steps} steps, "
+        f"backend {args.backend}"
     )
+    if args.backend == "openvino" and (args.ops or variants != ["base"]):
+        parser.error("the OpenVINO backend takes the base variant only, and no --ops")
     t0 = time.perf_counter()
-    pipelines, models = build_pipelines(TINY if args.tiny else REAL, device, dtype)
-    log(f"built in {time.perf_counter() - t0:.1f}s")
     times: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
-    instrument(models, times, cpu)
+    arch = TINY if args.tiny else REAL
+    if args.backend == "openvino":
+        from bench import openvino_backend
+
+        pipelines, ov_info = openvino_backend.build(arch, dtype, False, args.ov_dir, threads)
+        instrument_openvino(pipelines, times, cpu)
+    else:
+        pipelines, models = build_pipelines(arch, device, dtype)
+        instrument(models, times, cpu)
+    log(f"built in {time.perf_counter() - t0:.1f}s")
     pngs = PngEncoder()
     requests = requests_for(1, args.size, args)
 
@@ -145,7 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     results: list[dict[str, Any]] = []
     for index, variant in enumerate(variants):
-        apply_variant(variant, pipelines, threads)
+        apply_variant(variant, pipelines, threads, args.backend)
         first = time.perf_counter()
         rows = [one_call()]
         first_s = time.perf_counter() - first
@@ -171,6 +225,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
                 pipelines.denoise(requests)
             log(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=60))
+    if args.backend == "openvino":
+        log(openvino_backend.describe(ov_info))
     log(f"peak RSS {peak_rss_gib():.1f} GiB")
     return results
 

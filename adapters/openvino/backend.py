@@ -20,13 +20,18 @@ log = logging.getLogger(__name__)
 TORCH = "torch"
 OPENVINO = "openvino"
 
-# The winner per CPU capability (native bf16 or not), from docs/benchmarks.md's OpenVINO section,
-# all on an Intel Xeon with AMX-BF16 and AVX512-BF16 (2 cores), real architecture, random weights:
+# The winner per CPU capability (native bf16 or not), from docs/benchmarks.md's OpenVINO sections,
+# real architecture, random weights, on an Intel Xeon with AMX-BF16 and AVX512-BF16 (2 cores) unless
+# said otherwise:
 # - native bf16: the fast profile at 512, full pipeline, torch eager bf16 then OpenVINO bf16 in one
 #   run: 314.2 s against 56.9 s per image on the busy machine (mostly the load's doing), and issue
 #   27's quiet per-step figures, prior step 0.87-0.92 s (torch bf16) against 0.67-0.72 s (OpenVINO);
 #   at load average 2-3, one run: 20.9 s (torch) against 20.5 s (OpenVINO, restarted), 17.4 s alone;
 #   OpenVINO's cost: a first start that converts (minutes) and ~2 GiB more resident memory;
+# - native bf16 without AMX (AVX512-BF16 only: an AMD EPYC, Zen 4, 2 cores), the fast profile at 512
+#   on one thread, the process's CPU seconds (the shared machine's load changes them least): 45.4
+#   (OpenVINO bf16) against 53.7 (torch bf16); on two threads under load 7-13, 147.6 s against
+#   252.6 s per image. So the same winner as with AMX; the check needs no third kind;
 # - no native bf16 (f32 on both): issue 27's quiet prior step, 2.9-3.5 s (torch fp32) against
 #   2.3-2.5 s (OpenVINO f32); not confirmed on an AVX2-only CPU, none was at hand.
 AUTO_WINNER = {True: OPENVINO, False: OPENVINO}

@@ -40,6 +40,33 @@ def test_tiny_mode_runs_and_reports(bench, tmp_path, capsys):
     assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows, default=str))
 
 
+def test_warmup_zero_times_the_first_call_and_no_other(bench, monkeypatch):
+    """``--warmup 0`` (a slow CPU profile, minutes per call): one call in all, and it is the timed
+    one; ``--warmup 1`` calls once untimed, then times ``--repeats`` calls."""
+    calls: list[float] = []
+
+    def fake_time_call(pipelines, requests, device):
+        calls.append(float(len(calls) + 1))
+        return calls[-1], None
+
+    monkeypatch.setattr(bench, "time_call", fake_time_call)
+
+    class NoPngs:
+        threads = 1
+
+        def encode_all(self, requests, pixels):
+            pass
+
+    import torch
+
+    for warmup, repeats, expected_calls, expected_runs in ((0, 1, 1, [1.0]), (0, 2, 2, [1.0, 2.0]), (1, 1, 2, [2.0])):
+        calls.clear()
+        args = bench.parse_args(["--tiny", "--warmup", str(warmup), "--repeats", str(repeats)])
+        row = bench.measure(None, NoPngs(), "eager", 128, 1, args, torch.device("cpu"), {})
+        assert len(calls) == expected_calls and row["runs_s"] == expected_runs
+        assert row["first_call_s"] == 1.0
+
+
 def test_parse_ints(bench):
     assert bench.parse_ints("1-4,8,16") == [1, 2, 3, 4, 8, 16]
     assert bench.parse_ints("1024,512") == [1024, 512]
@@ -104,3 +131,22 @@ def test_the_stage_profile_accounts_for_every_model_call(tmp_path, capsys):
         assert parts == pytest.approx(row["total"], rel=1e-6)
         assert all(row[k] > 0 for k in ("prior", "decoder", "vqgan", "png", "cpu_prior_step", "cpu_decoder_step"))
     assert "per prior eval" in printed and "peak RSS" in printed
+
+
+def test_the_stage_profile_times_the_openvino_backend_too(tmp_path, capsys):
+    """``--backend openvino``: the same stages, timed around each converted model's call (the tiny
+    model converted into ``--ov-dir``); the stages plus the rest still add up to the call."""
+    spec = importlib.util.spec_from_file_location("wuerstchen_stages", BENCH.parent / "wuerstchen_stages.py")
+    stages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stages)
+    args = f"--tiny --backend openvino --ov-dir {tmp_path} --size 128 --prior-steps 3 --decoder-steps 2 --repeats 1"
+    [row] = stages.main(args.split())
+    printed = capsys.readouterr().out
+    assert row["variant"] == "base"
+    assert row["_counts"] == {"prior_text": 2, "prior": 3, "decoder_text": 1, "decoder": 2, "vqgan": 1}
+    parts = sum(row[k] for k in ("prior_text", "prior", "decoder_text", "decoder", "vqgan", "other", "png"))
+    assert parts == pytest.approx(row["total"], rel=1e-6)
+    assert all(row[k] > 0 for k in ("prior", "decoder", "vqgan", "cpu_prior_step", "cpu_decoder_step"))
+    assert "backend openvino" in printed and "OpenVINO" in printed and "converted" in printed
+    with pytest.raises(SystemExit):  # torch-only variants are refused, not silently ignored
+        stages.main([*args.split(), "--variants", "cl"])

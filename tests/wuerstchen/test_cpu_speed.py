@@ -164,3 +164,35 @@ async def test_a_second_start_reads_the_cached_calibration(tiny_model, tmp_path)
     assert set(second.sources.values()) == {CACHED}
     assert second.seconds_per_image == first.seconds_per_image == policy.seconds_per_image
     assert second.calibration_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "flags", "native", "reason"),
+    [
+        # Sapphire Rapids and later (this project's Xeon VM)
+        ("amx", {"amx_bf16", "amx_tile", "avx512_bf16", "avx512_f", "avx2"}, True, "cpu-amx_bf16+avx512_bf16"),
+        # AMD Zen 4 (EPYC 9004): bf16 dot products in AVX-512, no AMX tiles
+        ("zen4", {"avx512_bf16", "avx512_vnni", "avx512_f", "avx2"}, True, "cpu-avx512_bf16"),
+        # AVX-512 without BF16 (Skylake-SP, Ice Lake): bf16 emulated
+        ("avx512", {"avx512_f", "avx512_vnni", "avx2"}, False, "cpu-without-native-bf16"),
+        # AVX2 only (Zen 2/3, Haswell)
+        ("avx2", {"avx2", "fma3"}, False, "cpu-without-native-bf16"),
+    ],
+)
+def test_auto_picks_by_the_cpu_kind_with_the_detection_overridden(kind, flags, native, reason, monkeypatch):
+    """The flags torch reports decide, whatever the vendor: a CPU with AVX512-BF16 and no AMX
+    (Zen 4) gets bf16 on OpenVINO like an AMX Xeon (docs/benchmarks.md measured both kinds); one
+    without native bf16 gets fp32. The flags and oneDNN's answer are replaced here, so the test
+    says the same on any CPU."""
+    from adapters.openvino.backend import choose_backend
+
+    monkeypatch.delenv(CPU_BF16_ENV, raising=False)
+    monkeypatch.setattr("adapters.huggingface.torch_setup.cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr("adapters.openvino.backend.openvino_installed", lambda: True)
+    assert cpu_bf16() == (native, reason)
+    assert choose_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if native else torch.float32, reason)
+    assert choose_backend("auto", "cpu") == ("openvino", f"{reason}-openvino-measured-faster")
+    # oneDNN without bf16 kernels (e.g. its ISA capped) overrides the flags: fp32
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert cpu_bf16()[0] is False

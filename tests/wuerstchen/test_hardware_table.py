@@ -88,3 +88,27 @@ def test_the_footprint_writes_every_part_a_worker_downloads(tmp_path):
     assert files["translator"]["weights_bytes"] > 0
     assert result["downloaded_bytes"] == sum(f["bytes"] for f in files.values())
     assert result["nudenet_in_image_bytes"] and result["nudenet_in_image_bytes"] > 1_000_000
+
+
+def test_each_configuration_names_its_backend_and_openvino_steps_are_not_taken_from_torch(monkeypatch):
+    """``auto`` runs what a worker runs (OpenVINO where it is installed); the extrapolation times
+    one step of each model with torch's modules, so a probe that ran on OpenVINO is refused
+    instead of being completed with torch's step times."""
+    seen: list[list[str]] = []
+
+    def fake_run_bench(argv, env, lock, timeout_s):
+        seen.append(list(argv))
+        backend = argv[argv.index("--backend") + 1]
+        meta = {"backend": "openvino" if backend == "auto" else "torch"}
+        row = {"batch": 1, "s_per_call": 3.0, "s_per_image": 3.0, "peak_rss_gib": 1.0}
+        return {"meta": meta, "rows": [row]}, ""
+
+    monkeypatch.setattr(hardware_table, "run_bench", fake_run_bench)
+    shot = hardware_table.Shot("quality", 1024, 1024, 29, 12, 4.0, 0.0)
+    args = hardware_table.parse_args(["--configs", "auto"])
+    with pytest.raises(RuntimeError, match="ran on openvino; steps are timed on torch only"):
+        hardware_table.measure_extrapolated("auto", [shot], args)
+    assert seen[-1][seen[-1].index("--backend") + 1] == "auto"
+    for config in ("fp32", "torch", "avx2"):
+        hardware_table.measure_full(config, shot, [1], args)
+        assert seen[-1][seen[-1].index("--backend") + 1] == "torch"
