@@ -176,8 +176,11 @@ async def run_load(bootstrap: str, args: argparse.Namespace) -> Report:
                 telegram.send_text(user, f"a warm-up lighthouse number {i}")
                 await wait_photos(telegram, [user], args.timeout)
                 report.warmup_s.append(photos_of(telegram, user)[0].at - pushed)
-            if args.warmup_batch:  # and a batch at once: a second batch size, for the line
-                batch_users = list(range(5500, 5500 + args.warmup_batch))
+            for round_ in range(args.warmup_batches if args.warmup_batch else 0):
+                # and batches at once: a second batch size, for the line (more than one: the first
+                # batch of a size carries one-time costs that later ones do not)
+                first_user = 5500 + round_ * args.warmup_batch
+                batch_users = list(range(first_user, first_user + args.warmup_batch))
                 pushed = time.monotonic()
                 for user in batch_users:
                     telegram.send_text(user, f"a warm-up harbour for {user}")
@@ -208,6 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2, help="prompts sent one by one before the load")
     parser.add_argument("--warmup-batch", type=int, default=0, help="then this many at once (0: none)")
+    parser.add_argument("--warmup-batches", type=int, default=1, help="that many times, one after the other")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument(
         "--steps",
