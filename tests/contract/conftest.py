@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.contract.queue_harness import MemoryQueueHarness
+from tests.fixtures.postgres import postgres_db
 
 
 @pytest.fixture(
@@ -35,3 +36,22 @@ async def queue_harness(request):
         yield harness
     finally:
         await harness.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request, tmp_path):
+    """The user store under test (users, jobs, credits, lanes): each adapter of the port."""
+    from adapters.embedded.user_store import MemoryUserStore
+    from adapters.sqlite.user_store import SqliteUserStore
+
+    if request.param == "memory":
+        s = MemoryUserStore()
+    elif request.param == "sqlite":
+        s = SqliteUserStore(tmp_path / "users.db")
+    else:
+        from adapters.postgres import PostgresUserStore
+
+        s = PostgresUserStore(postgres_db(request.getfixturevalue("postgres_url")))
+    await s.start()
+    yield s
+    await s.stop()

@@ -9,28 +9,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import pytest
-
-from adapters.embedded.user_store import MemoryUserStore
 from adapters.sqlite.user_store import SqliteUserStore
 from domain.credits import LedgerKind, StarPayment
 from domain.users import JobState, Outcome, UserLimits
-from tests.contract.test_user_store_contract import NOW, postgres_db, record
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request, tmp_path):
-    if request.param == "memory":
-        s = MemoryUserStore()
-    elif request.param == "sqlite":
-        s = SqliteUserStore(tmp_path / "users.db")
-    else:
-        from adapters.postgres import PostgresUserStore
-
-        s = PostgresUserStore(postgres_db(request.getfixturevalue("postgres_url")))
-    await s.start()
-    yield s
-    await s.stop()
+from tests.contract.test_user_store_contract import NOW, record
 
 
 def paid(charge: str, user: int = 1, credits: int = 10, stars: int = 50) -> StarPayment:

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from adapters.embedded.delivery_log import MemoryDeliveryLog
-from adapters.embedded.user_store import MemoryUserStore
 from adapters.sqlite.delivery_log import SqliteDeliveryLog
 from adapters.sqlite.user_store import SCHEMA, SqliteUserStore, database
 from domain.errors import RateLimited, TooManyJobsInFlight
@@ -26,6 +25,7 @@ from domain.users import (
     UserLimits,
     UserPrefs,
 )
+from tests.fixtures.postgres import postgres_db
 
 NOW = 1_700_000_000.0
 
@@ -45,27 +45,6 @@ def record(job_id: str, user_id: int = 1, created_at: float = NOW, **extra) -> J
         created_at=created_at,
         **extra,
     )
-
-
-def postgres_db(url: str):
-    from adapters.postgres import PostgresDatabase
-
-    return PostgresDatabase(url, min_size=1, max_size=5)
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request, tmp_path):
-    if request.param == "memory":
-        s = MemoryUserStore()
-    elif request.param == "sqlite":
-        s = SqliteUserStore(tmp_path / "users.db")
-    else:
-        from adapters.postgres import PostgresUserStore
-
-        s = PostgresUserStore(postgres_db(request.getfixturevalue("postgres_url")))
-    await s.start()
-    yield s
-    await s.stop()
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -6,12 +6,12 @@ from __future__ import annotations
 from domain.lanes import LaneRules, Usage, usage_since
 from domain.models import Lane
 from domain.users import JobState, Outcome, UserLimits
-from tests.contract.test_user_store_contract import NOW, record, store  # noqa: F401  (the fixture)
+from tests.contract.test_user_store_contract import NOW, record
 
 NO_CAP = UserLimits(max_in_flight=0, per_minute=0)
 
 
-async def test_the_lane_is_kept_with_the_job(store):  # noqa: F811
+async def test_the_lane_is_kept_with_the_job(store):
     await store.admit([record("p1"), record("r1", created_at=NOW + 1, lane=Lane.RELAXED)], NO_CAP, NOW + 1)
     assert (await store.get_job("p1")).lane == Lane.PRIORITY
     relaxed = await store.get_job("r1")
@@ -22,7 +22,7 @@ async def test_the_lane_is_kept_with_the_job(store):  # noqa: F811
     assert finished.lane == Lane.RELAXED  # a finish keeps it
 
 
-async def test_usage_counts_pictures_in_the_window_and_priority_ones_since_the_day_began(store):  # noqa: F811
+async def test_usage_counts_pictures_in_the_window_and_priority_ones_since_the_day_began(store):
     day_start = NOW - 5000
     jobs = [
         record("before-day", created_at=day_start - 1),  # yesterday: counted nowhere
@@ -46,7 +46,7 @@ async def test_usage_counts_pictures_in_the_window_and_priority_ones_since_the_d
     assert await store.usage(3, recent_since=NOW - 3600, day_since=day_start) == Usage()
 
 
-async def test_usage_at_the_day_boundary(store):  # noqa: F811
+async def test_usage_at_the_day_boundary(store):
     rules = LaneRules(daily_allowance=2, renew_hour_utc=0)
     midnight = 1_700_006_400.0  # 2023-11-15 00:00 UTC
     assert midnight % 86_400 == 0
