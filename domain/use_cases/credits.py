@@ -3,8 +3,9 @@ crediting a payment exactly once, catching up on payments whose message was lost
 refund) and spending them (one credit on one job at admission, given back when that job ends
 without a picture).
 
-``SpendCredits`` is what admission and the outcomes call; the lanes (``domain.lanes``) read
-``has_credit``: a job paid with a credit goes to the priority lane at full quality.
+``SpendCredits`` is what admission and the outcomes call: admission gives ``available`` credits to
+the lanes (``domain.lanes.plan_lanes``), then ``spend_on`` each job a credit bought the priority
+lane for (full quality).
 """
 
 from __future__ import annotations
@@ -45,17 +46,12 @@ class SpendCredits:
             log.warning("credits of a user unknown: %s", type(exc).__name__)
             return 0
 
-    async def has_credit(self, user_id: int) -> bool:
-        """Whether the user has a credit to spend (the lanes' ``has_credit``)."""
-        return await self.store.credits(user_id) > 0
-
     async def spend_on(self, job: Job) -> Job:
         """After the job is recorded (``UserStore.admit``): spend a credit on it if its user has
-        one. The job as it goes on: paid (full quality) or as it was. A store that fails here
-        leaves the job unpaid: the user is not charged for a picture that is drawn anyway."""
+        one (admission calls it only for jobs ``available`` credits were planned for). The job as
+        it goes on: paid (full quality) or as it was. A store that fails here leaves the job
+        unpaid: the user is not charged for a picture that is drawn anyway."""
         try:
-            if not job.paid_credit and await self.store.credits(job.user_id) <= 0:
-                return job  # (most users: a read, not a write transaction per prompt)
             paid = await self.store.spend_credit(job.user_id, job.job_id, self.clock())
         except Exception as exc:  # the picture still comes; only the credit stays unspent
             log.warning("no credit spent on %s: %s", job.job_id, type(exc).__name__)
